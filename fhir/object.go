@@ -1,0 +1,193 @@
+package fhir
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Object is a JSON object whose members keep their order and their exact
+// bytes. It is how Signpost changes the elements the server owns (id, meta,
+// a slot's status…) without re-encoding anything else the client sent:
+// decimal precision, primitive extensions and unknown content all survive.
+type Object struct {
+	keys []string
+	vals map[string]json.RawMessage
+}
+
+// MaxDepth is the deepest nesting of arrays and objects accepted in a
+// resource. Real FHIR resources stay well under it.
+const MaxDepth = 64
+
+// ParseObject reads a JSON object, keeping each member's bytes (compacted).
+// It reports truncated or malformed JSON, duplicate member names and nesting
+// deeper than MaxDepth as Invalid errors.
+func ParseObject(data []byte) (*Object, error) {
+	if err := checkDepth(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, Errorf(Invalid, "structure", "", "the body must be a JSON object")
+	}
+	o := &Object{vals: map[string]json.RawMessage{}}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(err)
+		}
+		key := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxError(err)
+		}
+		if _, dup := o.vals[key]; dup {
+			return nil, Errorf(Invalid, "structure", key, "member %q appears more than once", key)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return nil, syntaxError(err)
+		}
+		o.keys = append(o.keys, key)
+		o.vals[key] = buf.Bytes()
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, syntaxError(err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, Errorf(Invalid, "structure", "", "unexpected content after the JSON object")
+	}
+	return o, nil
+}
+
+func syntaxError(err error) *Error {
+	return &Error{Kind: Invalid, Issues: []Issue{{Code: "structure",
+		Diagnostics: fmt.Sprintf("the body is not valid JSON: %v", err)}}}
+}
+
+// checkDepth rejects nesting deeper than MaxDepth before any decoder recurses.
+func checkDepth(data []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > MaxDepth {
+				return Errorf(Invalid, "too-costly", "", "JSON nesting is deeper than %d levels", MaxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Keys returns the member names in order.
+func (o *Object) Keys() []string { return o.keys }
+
+// Get returns the raw bytes of member key, or nil.
+func (o *Object) Get(key string) json.RawMessage { return o.vals[key] }
+
+// Has reports whether member key is present.
+func (o *Object) Has(key string) bool { _, ok := o.vals[key]; return ok }
+
+// String returns member key if it is a JSON string.
+func (o *Object) String(key string) (string, bool) {
+	raw, ok := o.vals[key]
+	if !ok || len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Set replaces member key in place, or appends it. value is marshalled
+// unless it is already a json.RawMessage.
+func (o *Object) Set(key string, value any) {
+	raw, ok := value.(json.RawMessage)
+	if !ok {
+		var err error
+		raw, err = json.Marshal(value)
+		if err != nil {
+			panic(fmt.Sprintf("fhir: Object.Set(%q): %v", key, err)) // a programming error
+		}
+	}
+	if _, exists := o.vals[key]; !exists {
+		o.keys = append(o.keys, key)
+	}
+	o.vals[key] = raw
+}
+
+// SetAfter sets member key, placing it just after member after when it is new
+// (so that "id" and "meta" come right after "resourceType").
+func (o *Object) SetAfter(after, key string, value any) {
+	_, exists := o.vals[key]
+	o.Set(key, value)
+	if exists {
+		return
+	}
+	o.keys = o.keys[:len(o.keys)-1]
+	pos := len(o.keys)
+	for i, k := range o.keys {
+		if k == after {
+			pos = i + 1
+			break
+		}
+	}
+	o.keys = append(o.keys, "")
+	copy(o.keys[pos+1:], o.keys[pos:])
+	o.keys[pos] = key
+}
+
+// Delete removes member key.
+func (o *Object) Delete(key string) {
+	if _, ok := o.vals[key]; !ok {
+		return
+	}
+	delete(o.vals, key)
+	for i, k := range o.keys {
+		if k == key {
+			o.keys = append(o.keys[:i], o.keys[i+1:]...)
+			break
+		}
+	}
+}
+
+// Bytes encodes the object compactly, members in order.
+func (o *Object) Bytes() []byte {
+	n := 2
+	for _, k := range o.keys {
+		n += len(k) + len(o.vals[k]) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, o.vals[k]...)
+	}
+	return append(b, '}')
+}
