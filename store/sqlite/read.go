@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// querier is what reads need: the read pool or the write transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// reader implements store.Reader over a querier.
+type reader struct {
+	s     *Store
+	q     querier
+	batch *batchState // inside a write: parameter ids not yet committed
+}
+
+// pid returns the id of parameter code on typ, if it has ever been indexed.
+func (r reader) pid(typ, code string) (int64, bool) {
+	if pid, ok := r.s.pids.get(typ + "." + code); ok {
+		return pid, true
+	}
+	if r.batch != nil {
+		pid, ok := r.batch.pids[typ+"."+code]
+		return pid, ok
+	}
+	return 0, false
+}
+
+// Read implements store.Reader.
+func (s *Store) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
+	return reader{s: s, q: s.rdb}.Read(ctx, typ, id)
+}
+
+// ReadVersion implements store.Reader.
+func (s *Store) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {
+	return reader{s: s, q: s.rdb}.ReadVersion(ctx, typ, id, version)
+}
+
+// History implements store.Reader.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return reader{s: s, q: s.rdb}.History(ctx, q)
+}
+
+// Search implements store.Reader.
+func (s *Store) Search(ctx context.Context, q *search.Query) (*store.Page, error) {
+	return reader{s: s, q: s.rdb}.Search(ctx, q)
+}
+
+func (r reader) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
+	row := r.q.QueryRowContext(ctx, `SELECT h.version, h.updated, h.deleted, h.body
+		FROM resources r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?`, typ, id)
+	return scanVersion(row, typ, id)
+}
+
+func (r reader) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {
+	row := r.q.QueryRowContext(ctx, `SELECT version, updated, deleted, body
+		FROM history WHERE type = ? AND id = ? AND version = ?`, typ, id, version)
+	return scanVersion(row, typ, id)
+}
+
+func scanVersion(row *sql.Row, typ, id string) (*fhir.Resource, error) {
+	res := &fhir.Resource{Type: typ, ID: id}
+	var updated int64
+	err := row.Scan(&res.Version, &updated, &res.Deleted, &res.JSON)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.LastUpdated = time.UnixMicro(updated).UTC()
+	if res.Deleted {
+		return res, fhir.Errorf(fhir.Gone, "deleted", "", "%s/%s was deleted", typ, id)
+	}
+	return res, nil
+}
+
+func (r reader) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	query := "SELECT seq, type, id, version, updated, deleted, body FROM history WHERE 1=1"
+	var args []any
+	if q.Type != "" {
+		query += " AND type = ?"
+		args = append(args, q.Type)
+	}
+	if q.ID != "" {
+		query += " AND id = ?"
+		args = append(args, q.ID)
+	}
+	if !q.Since.IsZero() {
+		query += " AND updated >= ?"
+		args = append(args, q.Since.UnixMicro())
+	}
+	if !q.Before.IsZero() {
+		query += " AND updated < ?"
+		args = append(args, q.Before.UnixMicro())
+	}
+	if q.Cursor != "" {
+		seq, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil {
+			return nil, fhir.Errorf(fhir.Invalid, "invalid", "_cursor", "the paging cursor is not valid")
+		}
+		query += " AND seq < ?"
+		args = append(args, seq)
+	}
+	count := q.Count
+	if count <= 0 {
+		count = 50
+	}
+	query += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, count+1)
+	rows, err := r.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := &store.HistoryPage{}
+	var lastSeq int64
+	for rows.Next() {
+		res := &fhir.Resource{}
+		var seq, updated int64
+		if err := rows.Scan(&seq, &res.Type, &res.ID, &res.Version, &updated, &res.Deleted, &res.JSON); err != nil {
+			return nil, err
+		}
+		if len(page.Versions) == count {
+			page.Next = strconv.FormatInt(lastSeq, 10)
+			break
+		}
+		res.LastUpdated = time.UnixMicro(updated).UTC()
+		page.Versions = append(page.Versions, res)
+		lastSeq = seq
+	}
+	return page, rows.Err()
+}

@@ -1,0 +1,246 @@
+// Package sqlite is Signpost's embedded store: one SQLite database file in
+// the data directory, in WAL mode, needing no installation.
+//
+// Writes go through one writer goroutine that groups the Update calls
+// waiting at the moment into one SQLite transaction, each in its own
+// savepoint, and commits them with a single fsync (synchronous=FULL) before
+// acknowledging any: an acknowledged write survives a crash or power loss,
+// and a failed Update rolls back only its own savepoint. Reads use a pool of
+// read-only connections that see the last committed state.
+//
+// The driver is modernc.org/sqlite (pure Go, so the binary stays static).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/signpost-fhir/signpost/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// FileName is the database file's name inside the data directory.
+const FileName = "signpost.db"
+
+// maxBatch bounds how many waiting Update calls share one commit.
+const maxBatch = 256
+
+// Store is a store.Store in a SQLite database.
+type Store struct {
+	wdb, rdb *sql.DB
+	reqs     chan *request
+	done     chan struct{}
+	closing  sync.Once
+	pids     pidCache
+}
+
+type request struct {
+	ctx  context.Context
+	fn   func(context.Context, store.Tx) error
+	errc chan error
+}
+
+// Open opens (creating if needed) the database in directory dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	dsn := func(extra string) string {
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "cache_size(-65536)")
+		if extra != "" {
+			q.Add("_pragma", extra)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	wdb, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	if _, err := wdb.Exec(schema); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
+	}
+	rdb, err := sql.Open("sqlite", dsn("query_only(1)"))
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	rdb.SetMaxOpenConns(16)
+	rdb.SetMaxIdleConns(16)
+	s := &Store{wdb: wdb, rdb: rdb, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
+	if err := s.pids.load(wdb); err != nil {
+		s.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer after the queued updates and closes the database.
+func (s *Store) Close() error {
+	s.closing.Do(func() {
+		close(s.reqs)
+		<-s.done
+	})
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) (err error) {
+	req := &request{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	defer func() {
+		if recover() != nil { // send on a closed channel: the store is closed
+			err = errors.New("sqlite: store is closed")
+		}
+	}()
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.errc
+}
+
+// writer runs queued updates in batches until Close.
+func (s *Store) writer() {
+	defer close(s.done)
+	for req := range s.reqs {
+		batch := []*request{req}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.run(batch)
+	}
+}
+
+// batchState is what the requests of one batch share.
+type batchState struct {
+	pids map[string]int64 // parameter ids created in this batch
+}
+
+// run executes a batch in one transaction, each request in a savepoint.
+func (s *Store) run(batch []*request) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, r := range batch {
+			r.errc <- err
+		}
+	}
+	ctx := context.Background()
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	bs := &batchState{pids: map[string]int64{}}
+	for i, r := range batch {
+		errs[i] = s.runOne(r, tx, bs)
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	s.pids.add(bs.pids)
+	for i, r := range batch {
+		r.errc <- errs[i]
+	}
+}
+
+func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(r.ctx, "SAVEPOINT req"); err != nil {
+		return err
+	}
+	t := &txn{reader: reader{s: s, q: tx, batch: bs}, tx: tx, batch: bs}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: update panicked: %v", p)
+		}
+		if err != nil {
+			for _, k := range t.newPids {
+				delete(bs.pids, k)
+			}
+			if _, rerr := tx.Exec("ROLLBACK TO req"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if _, rerr := tx.Exec("RELEASE req"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	return r.fn(r.ctx, t)
+}
+
+// pidCache maps "Type.code" to committed parameter ids.
+type pidCache struct {
+	mu sync.RWMutex
+	m  map[string]int64
+}
+
+func (c *pidCache) load(db *sql.DB) error {
+	rows, err := db.Query("SELECT pid, type, code FROM params")
+	if err != nil {
+		return fmt.Errorf("sqlite: loading params: %w", err)
+	}
+	defer rows.Close()
+	c.m = map[string]int64{}
+	for rows.Next() {
+		var pid int64
+		var typ, code string
+		if err := rows.Scan(&pid, &typ, &code); err != nil {
+			return err
+		}
+		c.m[typ+"."+code] = pid
+	}
+	return rows.Err()
+}
+
+func (c *pidCache) get(key string) (int64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	pid, ok := c.m[key]
+	return pid, ok
+}
+
+func (c *pidCache) add(m map[string]int64) {
+	if len(m) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range m {
+		c.m[k] = v
+	}
+}
