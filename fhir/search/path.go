@@ -205,34 +205,37 @@ func splitTop(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
+// walker holds the two buffers a program's evaluation swaps between.
+type walker struct{ a, b []item }
+
 // eval runs prog over d, appending the values reached to out.
-func (prog *program) eval(d *doc, out []item, scratch []item) ([]item, []item) {
+func (w *walker) eval(prog *program, d *doc, out []item) []item {
 	for _, p := range prog.paths {
-		cur := append(scratch[:0], item{n: 0})
+		cur := append(w.a[:0], item{n: 0})
+		next := w.b
 		for i := range p {
-			cur, scratch = p[i].apply(d, cur, scratch)
+			res := p[i].apply(d, cur, next[:0])
+			next, cur = cur, res
 			if len(cur) == 0 {
 				break
 			}
 		}
 		out = append(out, cur...)
-		scratch = cur
+		w.a, w.b = cur, next
 	}
-	return out, scratch
+	return out
 }
 
-// apply runs one step over in, returning the result and a reusable buffer.
-func (s *step) apply(d *doc, in, buf []item) ([]item, []item) {
-	out := buf[:0]
+// apply runs one step over in, appending the result to out (which must not
+// share memory with in).
+func (s *step) apply(d *doc, in, out []item) []item {
 	if s.name == "" {
-		out = out[:0]
 		for _, it := range in {
 			if s.keep(d, it) {
 				out = append(out, it)
 			}
 		}
-		// out aliases buf; in is free for reuse.
-		return out, in
+		return out
 	}
 	for _, it := range in {
 		n := it.n
@@ -273,7 +276,7 @@ func (s *step) apply(d *doc, in, buf []item) ([]item, []item) {
 			}
 		}
 	}
-	return out, in
+	return out
 }
 
 func (s *step) keep(d *doc, it item) bool {
