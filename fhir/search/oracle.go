@@ -1,0 +1,367 @@
+package search
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
+)
+
+// Oracle answers searches by scanning resources held in memory and applying
+// FHIR's semantics directly to their index entries. It is slow and simple on
+// purpose: differential tests compare every store against it (same matches,
+// same order, same includes).
+type Oracle struct {
+	r       *Registry
+	byType  map[string][]*fhir.Resource
+	byRef   map[string]*fhir.Resource // "Type/id"
+	entries map[*fhir.Resource][]Entry
+	// Now is the instant ap (approximately) is measured from, in unix
+	// microseconds; NewOracle sets it to the current time.
+	Now int64
+}
+
+// NewOracle indexes resources (current versions; tombstones are skipped)
+// with r.Extract.
+func NewOracle(r *Registry, resources []*fhir.Resource) (*Oracle, error) {
+	o := &Oracle{r: r, byType: map[string][]*fhir.Resource{}, byRef: map[string]*fhir.Resource{},
+		entries: map[*fhir.Resource][]Entry{}, Now: time.Now().UnixMicro()}
+	for _, res := range resources {
+		if res.Deleted {
+			continue
+		}
+		es, err := r.Extract(res.Type, res.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("oracle: %s: %w", res.Reference(), err)
+		}
+		o.entries[res] = es
+		o.byType[res.Type] = append(o.byType[res.Type], res)
+		o.byRef[res.Reference()] = res
+	}
+	return o, nil
+}
+
+// Search returns every resource matching q (all pages) in q's order.
+func (o *Oracle) Search(q *Query) []*fhir.Resource {
+	var cands []*fhir.Resource
+	if q.Type != "" {
+		cands = o.byType[q.Type]
+	} else {
+		for t, rs := range o.byType {
+			if len(q.Types) == 0 || contains(q.Types, t) {
+				cands = append(cands, rs...)
+			}
+		}
+	}
+	var out []*fhir.Resource
+	for _, res := range cands {
+		if o.Match(q, res) {
+			out = append(out, res)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return o.Less(q, out[i], out[j]) })
+	return out
+}
+
+// Match reports whether res satisfies every expression of q.Filter.
+func (o *Oracle) Match(q *Query, res *fhir.Resource) bool {
+	for _, e := range q.Filter {
+		if !o.eval(e, res) {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *Oracle) any(res *fhir.Resource, param string, fn func(e *Entry) bool) bool {
+	if param == "_lastUpdated" {
+		t := res.LastUpdated.UnixMicro()
+		return fn(&Entry{Param: param, Type: Date, Low: t, High: t + 1})
+	}
+	es := o.entries[res]
+	for i := range es {
+		if es[i].Param == param && fn(&es[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *Oracle) eval(x Expr, res *fhir.Resource) bool {
+	switch x := x.(type) {
+	case IDIn:
+		return contains(x.IDs, res.ID)
+	case TokenIn:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			return (!x.HasSystem || e.System == x.System) && contains(x.Codes, e.Value)
+		})
+	case TokenText:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			return strings.HasPrefix(e.Text, x.Text) || strings.Contains(e.Text, " "+x.Text)
+		})
+	case StringMatch:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			switch x.Mode {
+			case StringExact:
+				return e.Value == x.Value
+			case StringContains:
+				return strings.Contains(e.Text, x.Value)
+			}
+			return strings.HasPrefix(e.Text, x.Value)
+		})
+	case DateMatch:
+		return o.any(res, x.Param, func(e *Entry) bool { return DateMatches(x.Prefix, e.Low, e.High, x.Low, x.High, o.Now) })
+	case NumberMatch:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			if x.HasUnit && (e.Value != x.Unit || (x.System != "" && e.System != x.System)) {
+				return false
+			}
+			return NumberMatches(x.Prefix, e.NumLow, e.NumHigh, x.Low, x.High)
+		})
+	case RefIn:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			for _, ref := range x.Refs {
+				if refMatches(ref, e) {
+					return true
+				}
+			}
+			return false
+		})
+	case URIMatch:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			switch x.Mode {
+			case URIAbove:
+				return strings.HasPrefix(x.Value, e.Value)
+			case URIBelow:
+				return strings.HasPrefix(e.Value, x.Value)
+			}
+			return e.Value == x.Value
+		})
+	case Near:
+		return o.any(res, x.Param, func(e *Entry) bool { return Distance(x.Lat, x.Lon, e.NumLow, e.NumHigh) <= x.KM })
+	case Missing:
+		has := o.any(res, x.Param, func(*Entry) bool { return true })
+		return has != x.Missing
+	case Or:
+		for _, e := range x {
+			if o.eval(e, res) {
+				return true
+			}
+		}
+		return false
+	case Not:
+		return !o.eval(x.Expr, res)
+	case Chain:
+		return o.any(res, x.Param, func(e *Entry) bool {
+			if e.Value != "" || e.RefType != x.Target {
+				return false
+			}
+			t := o.byRef[e.RefType+"/"+e.RefID]
+			return t != nil && o.eval(x.Filter, t)
+		})
+	case Has:
+		for _, src := range o.byType[x.Type] {
+			points := o.any(src, x.Param, func(e *Entry) bool {
+				return e.Value == "" && e.RefType == res.Type && e.RefID == res.ID
+			})
+			if points && o.eval(x.Filter, src) {
+				return true
+			}
+		}
+		return false
+	}
+	panic(fmt.Sprintf("oracle: unknown expression %T", x))
+}
+
+func refMatches(ref Ref, e *Entry) bool {
+	if ref.URL != "" {
+		return e.Value == ref.URL
+	}
+	return e.Value == "" && e.RefID == ref.ID && (ref.Type == "" || e.RefType == ref.Type)
+}
+
+// Distance is the great-circle distance in km between two points given in
+// degrees.
+func Distance(lat1, lon1, lat2, lon2 float64) float64 {
+	const earth = 6371.0088
+	rad := math.Pi / 180
+	dlat, dlon := (lat2-lat1)*rad, (lon2-lon1)*rad
+	a := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * earth * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// sortValue is one resource's value for a sort key.
+type sortValue struct {
+	ok bool
+	s  string
+	n  float64
+}
+
+// SortValue returns res's value for key: for ascending keys the smallest of
+// its values, for descending the largest (dates by range start ascending and
+// range end descending; numbers likewise; strings by normalised text; tokens
+// by code; references by "Type/id" or URL). ok is false when res has none;
+// such resources sort after all others in both directions.
+func (o *Oracle) sortValue(res *fhir.Resource, k SortKey) sortValue {
+	switch k.Param {
+	case "_id":
+		return sortValue{ok: true, s: res.ID}
+	case "_lastUpdated":
+		return sortValue{ok: true, n: float64(res.LastUpdated.UnixMicro())}
+	}
+	var v sortValue
+	o.any(res, k.Param, func(e *Entry) bool {
+		var c sortValue
+		c.ok = true
+		switch e.Type {
+		case Date:
+			c.n = float64(e.Low)
+			if k.Desc {
+				c.n = float64(e.High)
+			}
+		case Number, Quantity:
+			c.n = e.NumLow
+			if k.Desc {
+				c.n = e.NumHigh
+			}
+		case String:
+			c.s = e.Text
+		case Reference:
+			c.s = e.Value
+			if c.s == "" {
+				c.s = e.RefType + "/" + e.RefID
+			}
+		default:
+			c.s = e.Value
+		}
+		if !v.ok || (cmpSort(c, v) < 0) != k.Desc {
+			v = c
+		}
+		return false
+	})
+	return v
+}
+
+func cmpSort(a, b sortValue) int {
+	switch {
+	case a.n < b.n:
+		return -1
+	case a.n > b.n:
+		return 1
+	}
+	return strings.Compare(a.s, b.s)
+}
+
+// Less orders two matches of q: by q.Sort, then _lastUpdated, id and type.
+func (o *Oracle) Less(q *Query, a, b *fhir.Resource) bool {
+	for _, k := range q.Sort {
+		va, vb := o.sortValue(a, k), o.sortValue(b, k)
+		switch {
+		case va.ok && !vb.ok:
+			return true
+		case !va.ok && vb.ok:
+			return false
+		case !va.ok:
+			continue
+		}
+		c := cmpSort(va, vb)
+		if k.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c < 0
+		}
+	}
+	if !a.LastUpdated.Equal(b.LastUpdated) {
+		return a.LastUpdated.Before(b.LastUpdated)
+	}
+	if a.ID != b.ID {
+		return a.ID < b.ID
+	}
+	return a.Type < b.Type
+}
+
+// Included returns the resources q's _include and _revinclude add to
+// matches (iterating where asked), without the matches themselves, ordered
+// by type then id.
+func (o *Oracle) Included(q *Query, matches []*fhir.Resource) []*fhir.Resource {
+	have := map[*fhir.Resource]bool{}
+	for _, m := range matches {
+		have[m] = true
+	}
+	var out []*fhir.Resource
+	frontier := matches
+	for round := 0; len(frontier) > 0; round++ {
+		var next []*fhir.Resource
+		add := func(r *fhir.Resource) {
+			if r != nil && !have[r] {
+				have[r] = true
+				out = append(out, r)
+				next = append(next, r)
+			}
+		}
+		for _, inc := range q.Include {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			for _, src := range frontier {
+				if inc.Source != src.Type {
+					continue
+				}
+				for _, e := range o.entries[src] {
+					if e.Type != Reference || e.Value != "" || !o.refParam(src.Type, e.Param, inc.Param) {
+						continue
+					}
+					if inc.Target != "" && e.RefType != inc.Target {
+						continue
+					}
+					add(o.byRef[e.RefType+"/"+e.RefID])
+				}
+			}
+		}
+		for _, inc := range q.RevInclude {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			targets := map[string]bool{}
+			for _, t := range frontier {
+				targets[t.Reference()] = true
+			}
+			for typ, rs := range o.byType {
+				if inc.Source != "*" && inc.Source != typ {
+					continue
+				}
+				for _, src := range rs {
+					for _, e := range o.entries[src] {
+						if e.Type == Reference && e.Value == "" && o.refParam(typ, e.Param, inc.Param) &&
+							targets[e.RefType+"/"+e.RefID] && (inc.Target == "" || inc.Target == e.RefType) {
+							add(src)
+							break
+						}
+					}
+				}
+			}
+		}
+		frontier = next
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// refParam reports whether entry parameter code of typ is selected by an
+// include's parameter (a code, or "*" for every reference parameter).
+func (o *Oracle) refParam(typ, code, want string) bool {
+	if want != "*" {
+		return code == want
+	}
+	p := o.r.Lookup(typ, code)
+	return p != nil && p.Type == Reference
+}
