@@ -247,7 +247,7 @@ func (w *walker) object(obj map[string]any, td *typeDef, at *loc, isResource boo
 			continue
 		}
 		name, ext := key, false
-		if key[0] == '_' {
+		if key != "" && key[0] == '_' {
 			name, ext = key[1:], true
 		}
 		n := td.children[name]
@@ -413,7 +413,9 @@ func (w *walker) item(n *node, v any, hasVal bool, x any, hasExt bool, at *loc) 
 			w.object(m, td, at, false)
 		}
 	case resourceType:
-		w.resource(v, at, false)
+		// Contained resources share their container's scope; any other
+		// resource (a Bundle entry) has its own.
+		w.resource(v, at, n.name != "contained")
 	default:
 		m, ok := v.(map[string]any)
 		if !ok {
