@@ -113,3 +113,18 @@ func mustJSON(name string, v any) {
 		panic(fmt.Sprintf("conformance: embedded %s: %v", name, err)) // the binary is broken
 	}
 }
+
+// All returns every definition Signpost serves read-only: its own first,
+// then the official ones (search parameters, structure definitions,
+// terminology).
+func All() []json.RawMessage {
+	var out []json.RawMessage
+	for _, t := range []string{"SearchParameter", "OperationDefinition", "StructureDefinition", "CodeSystem", "ValueSet"} {
+		out = append(out, Definitions(t)...)
+	}
+	out = append(out, bundleEntries("r4/search-parameters.json")...)
+	for _, sd := range StructureDefinitions() {
+		out = append(out, sd)
+	}
+	return append(out, bundleEntries("r4/terminology.json")...)
+}

@@ -23,7 +23,7 @@ const MaxDepth = 64
 // It reports truncated or malformed JSON, duplicate member names and nesting
 // deeper than MaxDepth as Invalid errors.
 func ParseObject(data []byte) (*Object, error) {
-	if err := checkDepth(data); err != nil {
+	if err := CheckDepth(data); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -70,8 +70,8 @@ func syntaxError(err error) *Error {
 		Diagnostics: fmt.Sprintf("the body is not valid JSON: %v", err)}}}
 }
 
-// checkDepth rejects nesting deeper than MaxDepth before any decoder recurses.
-func checkDepth(data []byte) error {
+// CheckDepth rejects nesting deeper than MaxDepth before any decoder recurses.
+func CheckDepth(data []byte) error {
 	depth, inString, escaped := 0, false, false
 	for _, c := range data {
 		switch {

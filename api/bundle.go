@@ -1,0 +1,447 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+)
+
+// Bundle encoding.
+
+type bundle struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id,omitempty"`
+	Meta         *bundleMeta   `json:"meta,omitempty"`
+	Type         string        `json:"type"`
+	Total        *int          `json:"total,omitempty"`
+	Link         []link        `json:"link,omitempty"`
+	Entry        []bundleEntry `json:"entry,omitempty"`
+}
+
+type bundleMeta struct {
+	LastUpdated string `json:"lastUpdated"`
+}
+
+type link struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundleEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *entrySearch    `json:"search,omitempty"`
+	Request  *entryRequest   `json:"request,omitempty"`
+	Response *entryResponse  `json:"response,omitempty"`
+}
+
+type entrySearch struct {
+	Mode string `json:"mode"`
+}
+
+type entryRequest struct {
+	Method      string `json:"method"`
+	URL         string `json:"url"`
+	IfNoneExist string `json:"ifNoneExist,omitempty"`
+	IfMatch     string `json:"ifMatch,omitempty"`
+}
+
+type entryResponse struct {
+	Status       string          `json:"status"`
+	Location     string          `json:"location,omitempty"`
+	Etag         string          `json:"etag,omitempty"`
+	LastModified string          `json:"lastModified,omitempty"`
+	Outcome      json.RawMessage `json:"outcome,omitempty"`
+}
+
+func (b *bundle) encode() []byte {
+	out, err := json.Marshal(b)
+	if err != nil {
+		panic(fmt.Sprintf("api: encoding a Bundle: %v", err)) // stored resources are valid JSON
+	}
+	return out
+}
+
+func (s *Server) fullURL(res *fhir.Resource) string {
+	return s.cfg.BaseURL + "/" + res.Type + "/" + res.ID
+}
+
+func (s *Server) newBundle(typ string) *bundle {
+	return &bundle{ResourceType: "Bundle", ID: newID(), Type: typ,
+		Meta: &bundleMeta{LastUpdated: s.now().UTC().Format(fhir.InstantFormat)}}
+}
+
+// Batch and transaction.
+
+// txEntry is one entry of a batch or transaction request.
+type txEntry struct {
+	index    int
+	fullURL  string
+	method   string
+	url      string // request.url as sent
+	typ, id  string // from url
+	query    string // from url, after "?"
+	version  int64  // GET …/_history/n
+	ifNone   string
+	ifMatch  int64
+	resource *fhir.Object
+	patch    []byte
+	invalid  error // a batch entry that could not be read
+}
+
+func (e *txEntry) where() string { return fmt.Sprintf("Bundle.entry[%d]", e.index) }
+
+// order is the processing order FHIR prescribes for a transaction.
+var order = map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodPatch: 2, http.MethodGet: 3, http.MethodHead: 3}
+
+// bundle serves POST /fhir with a batch or transaction Bundle.
+func (s *Server) bundle(c *gin.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	obj, err := fhir.ParseObject(body)
+	if err != nil {
+		return err
+	}
+	if rt, _ := obj.String("resourceType"); rt != "Bundle" {
+		return fhir.Errorf(fhir.Invalid, "invalid", "resourceType", "POST to the base takes a batch or transaction Bundle, not %q", rt)
+	}
+	kind, _ := obj.String("type")
+	if kind != "batch" && kind != "transaction" {
+		return fhir.Errorf(fhir.Invalid, "invalid", "Bundle.type", "Bundle.type must be batch or transaction, not %q", kind)
+	}
+	entries, err := s.parseEntries(obj.Get("entry"), kind == "transaction")
+	if err != nil {
+		return err
+	}
+	var out *bundle
+	if kind == "transaction" {
+		out, err = s.transaction(c.Request.Context(), entries)
+	} else {
+		out = s.batch(c.Request.Context(), entries)
+	}
+	if err != nil {
+		return err
+	}
+	s.writeJSON(c, http.StatusOK, out.encode())
+	return nil
+}
+
+// parseEntries reads and validates every entry, reporting every problem of
+// every entry at once.
+func (s *Server) parseEntries(raw json.RawMessage, strict bool) ([]*txEntry, error) {
+	var rawEntries []json.RawMessage
+	if raw != nil {
+		if err := json.Unmarshal(raw, &rawEntries); err != nil {
+			return nil, fhir.Errorf(fhir.Invalid, "structure", "Bundle.entry", "Bundle.entry must be an array")
+		}
+	}
+	var issues []fhir.Issue
+	var entries []*txEntry
+	for i, r := range rawEntries {
+		e, err := s.parseEntry(i, r)
+		if err != nil {
+			issues = append(issues, fhir.AsError(err).Issues...)
+			if !strict {
+				entries = append(entries, &txEntry{index: i, method: "INVALID", invalid: err})
+			}
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if strict && len(issues) > 0 {
+		return nil, &fhir.Error{Kind: fhir.Invalid, Issues: issues}
+	}
+	return entries, nil
+}
+
+func (s *Server) parseEntry(i int, raw json.RawMessage) (*txEntry, error) {
+	e := &txEntry{index: i}
+	var in struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+		Request  *struct {
+			Method      string `json:"method"`
+			URL         string `json:"url"`
+			IfNoneExist string `json:"ifNoneExist"`
+			IfMatch     string `json:"ifMatch"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "structure", e.where(), "the entry is malformed: %v", err)
+	}
+	if in.Request == nil || in.Request.Method == "" || in.Request.URL == "" {
+		return nil, fhir.Errorf(fhir.Invalid, "required", e.where()+".request", "every entry needs request.method and request.url")
+	}
+	e.fullURL, e.method, e.url, e.ifNone = in.FullURL, in.Request.Method, in.Request.URL, in.Request.IfNoneExist
+	if _, ok := order[e.method]; !ok {
+		return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.method", "request.method %q is not GET, POST, PUT, PATCH or DELETE", e.method)
+	}
+	if in.Request.IfMatch != "" {
+		v := strings.Trim(strings.TrimPrefix(in.Request.IfMatch, "W/"), `"`)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.ifMatch", "ifMatch %q is not a version ETag", in.Request.IfMatch)
+		}
+		e.ifMatch = n
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(e.url, s.cfg.BaseURL), "/")
+	path, e.query, _ = strings.Cut(path, "?")
+	parts := strings.Split(path, "/")
+	e.typ = parts[0]
+	if err := s.checkType(e.typ); err != nil {
+		return nil, relocate(err, e.where()+".request.url")
+	}
+	switch {
+	case len(parts) == 2:
+		e.id = parts[1]
+	case len(parts) == 4 && parts[2] == "_history" && e.method == http.MethodGet:
+		e.id = parts[1]
+		e.version, _ = strconv.ParseInt(parts[3], 10, 64)
+	case len(parts) != 1:
+		return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.url", "request.url %q is not Type, Type/id or Type?query", e.url)
+	}
+	switch e.method {
+	case http.MethodPost, http.MethodPut:
+		if e.method == http.MethodPost && e.id != "" {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.url", "a POST entry's url is the type, not %q", e.url)
+		}
+		if e.method == http.MethodPut && e.id == "" && e.query == "" {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.url", "a PUT entry's url needs an id or a condition")
+		}
+		if err := s.mustWrite(e.typ); err != nil {
+			return nil, relocate(err, e.where()+".request.url")
+		}
+		if in.Resource == nil {
+			return nil, fhir.Errorf(fhir.Invalid, "required", e.where()+".resource", "a %s entry needs a resource", e.method)
+		}
+		obj, err := s.checkResource(in.Resource, e.typ, e.where()+".resource")
+		if err != nil {
+			return nil, err
+		}
+		if e.id != "" {
+			if err := checkBodyID(obj, e.id, false); err != nil {
+				return nil, relocate(err, e.where()+".resource")
+			}
+		}
+		e.resource = obj
+	case http.MethodPatch:
+		var bin struct {
+			ResourceType, ContentType, Data string
+		}
+		if json.Unmarshal(in.Resource, &bin) != nil || bin.ResourceType != "Binary" {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".resource", "a PATCH entry carries its JSON Patch as a Binary resource")
+		}
+		doc, err := base64.StdEncoding.DecodeString(bin.Data)
+		if err != nil {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".resource.data", "the patch is not base64")
+		}
+		e.patch = doc
+		if e.id == "" {
+			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.url", "a PATCH entry's url needs an id")
+		}
+	}
+	return e, nil
+}
+
+// transaction processes entries all-or-nothing, in FHIR's order, resolving
+// urn:uuid references between them.
+func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, error) {
+	sorted := append([]*txEntry(nil), entries...)
+	sort.SliceStable(sorted, func(i, j int) bool { return order[sorted[i].method] < order[sorted[j].method] })
+	responses := make([]bundleEntry, len(entries))
+	err := s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+		// Give every created resource its id first, so references resolve.
+		ids := map[string]string{} // urn:uuid:… → Type/id
+		for _, e := range sorted {
+			if e.method == http.MethodPost && e.ifNone != "" {
+				match, err := s.conditionalMatch(ctx, tx, e.typ, e.ifNone)
+				if err != nil {
+					return relocate(err, e.where()+".request.ifNoneExist")
+				}
+				if match != nil {
+					e.id, e.method = match.ID, "EXISTING"
+				}
+			}
+			if e.method == http.MethodPost {
+				e.id = repo.NewID()
+			}
+			if strings.HasPrefix(e.fullURL, "urn:uuid:") || strings.HasPrefix(e.fullURL, "urn:oid:") {
+				if e.id != "" {
+					ids[e.fullURL] = e.typ + "/" + e.id
+				}
+			}
+		}
+		for _, e := range sorted {
+			if e.resource != nil && len(ids) > 0 {
+				if err := resolveURNs(e.resource, ids); err != nil {
+					return relocate(err, e.where()+".resource")
+				}
+			}
+			resp, err := s.runEntry(ctx, tx, e)
+			if err != nil {
+				return relocate(err, e.where())
+			}
+			responses[e.index] = resp
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := s.newBundle("transaction-response")
+	out.Entry = responses
+	return out, nil
+}
+
+// batch processes each entry on its own.
+func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
+	out := s.newBundle("batch-response")
+	for _, e := range entries {
+		var resp bundleEntry
+		var err error
+		switch e.method {
+		case "INVALID":
+			err = e.invalid
+		case http.MethodGet:
+			resp, err = s.runEntry(ctx, s.store, e)
+		default:
+			err = s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+				var err error
+				resp, err = s.runEntry(ctx, tx, e)
+				return err
+			})
+		}
+		if err != nil {
+			fe := fhir.AsError(relocate(err, e.where()))
+			resp = bundleEntry{Response: &entryResponse{Status: strconv.Itoa(statusOf[fe.Kind]), Outcome: fhir.OperationOutcome(fe.Issues...)}}
+		}
+		out.Entry = append(out.Entry, resp)
+	}
+	return out
+}
+
+// entryReader is what GET entries need: a transaction or the store.
+type entryReader interface {
+	Read(ctx context.Context, typ, id string) (*fhir.Resource, error)
+	ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error)
+}
+
+// runEntry performs one entry. rd is a *repo.Tx for writes.
+func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bundleEntry, error) {
+	tx, _ := rd.(*repo.Tx)
+	var res *fhir.Resource
+	var err error
+	status := http.StatusOK
+	switch e.method {
+	case "EXISTING":
+		res, err = rd.Read(ctx, e.typ, e.id)
+	case http.MethodGet:
+		switch {
+		case e.version > 0:
+			res, err = rd.ReadVersion(ctx, e.typ, e.id, e.version)
+		case e.id != "":
+			res, err = rd.Read(ctx, e.typ, e.id)
+		default:
+			return s.searchEntry(ctx, e)
+		}
+	case http.MethodPost:
+		if e.id == "" { // a batch entry: ids are given in transaction()
+			if e.ifNone != "" {
+				if res, err = s.conditionalMatch(ctx, tx, e.typ, e.ifNone); err != nil || res != nil {
+					break
+				}
+			}
+			e.id = repo.NewID()
+		}
+		status = http.StatusCreated
+		res, _, err = tx.Put(ctx, e.typ, e.id, e.resource, 0)
+	case http.MethodPut:
+		id := e.id
+		if id == "" {
+			match, merr := s.conditionalMatch(ctx, tx, e.typ, e.query)
+			if merr != nil {
+				return bundleEntry{}, merr
+			}
+			if match != nil {
+				id = match.ID
+			} else if id, _ = e.resource.String("id"); id == "" {
+				id = repo.NewID()
+			}
+		}
+		var created bool
+		res, created, err = tx.Put(ctx, e.typ, id, e.resource, e.ifMatch)
+		status = statusFor(created)
+	case http.MethodPatch:
+		p, perr := decodePatch(e.patch)
+		if perr != nil {
+			return bundleEntry{}, perr
+		}
+		res, err = s.patchInTx(ctx, tx, e.typ, e.id, p, e.ifMatch, e.where()+".resource")
+	case http.MethodDelete:
+		id := e.id
+		if id == "" {
+			match, merr := s.conditionalMatch(ctx, tx, e.typ, e.query)
+			if merr != nil || match == nil {
+				return bundleEntry{Response: &entryResponse{Status: "204 No Content"}}, merr
+			}
+			id = match.ID
+		}
+		_, err = tx.Delete(ctx, e.typ, id, e.ifMatch)
+		return bundleEntry{Response: &entryResponse{Status: "204 No Content"}}, err
+	}
+	if err != nil {
+		return bundleEntry{}, err
+	}
+	return bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Response: &entryResponse{
+		Status:       fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),
+		Etag:         res.ETag(),
+		LastModified: res.LastUpdated.Format(fhir.InstantFormat),
+	}}, nil
+}
+
+// searchEntry runs a GET Type?query entry as a search.
+func (s *Server) searchEntry(ctx context.Context, e *txEntry) (bundleEntry, error) {
+	params, err := url.ParseQuery(e.query)
+	if err != nil {
+		return bundleEntry{}, fhir.Errorf(fhir.Invalid, "invalid", "", "the query %q is malformed", e.query)
+	}
+	b, err := s.runSearch(ctx, e.typ, params, false)
+	if err != nil {
+		return bundleEntry{}, err
+	}
+	return bundleEntry{Resource: b.encode(), Response: &entryResponse{Status: "200 OK"}}, nil
+}
+
+// resolveURNs rewrites references to urn:uuid: fullUrls of the transaction
+// into the Type/id they were given. The resource's members are compact JSON,
+// so a reference is the exact byte sequence "reference":"urn:…".
+func resolveURNs(obj *fhir.Object, ids map[string]string) error {
+	for _, k := range obj.Keys() {
+		raw := obj.Get(k)
+		if !bytes.Contains(raw, []byte(`"urn:`)) {
+			continue
+		}
+		for urn, ref := range ids {
+			from, _ := json.Marshal(urn)
+			to, _ := json.Marshal(ref)
+			raw = bytes.ReplaceAll(raw, append([]byte(`"reference":`), from...), append([]byte(`"reference":`), to...))
+		}
+		obj.Set(k, json.RawMessage(raw))
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+func mimeType(ct string) (string, map[string]string, error) { return mime.ParseMediaType(ct) }
+
+func readRaw(c *gin.Context) ([]byte, error) {
+	b, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// conditionalMatch runs the search in query (a URL query string, with or
+// without "Type?") inside tx. It returns the one match, nil for none, and
+// fails with PreconditionFailed for several.
+func (s *Server) conditionalMatch(ctx context.Context, tx store.Reader, typ, query string) (*fhir.Resource, error) {
+	matches, err := s.conditionalSearch(ctx, tx, typ, query)
+	if err != nil {
+		return nil, err
+	}
+	switch len(matches) {
+	case 0:
+		return nil, nil
+	case 1:
+		return matches[0], nil
+	}
+	return nil, fhir.Errorf(fhir.PreconditionFailed, "multiple-matches", "", "the condition %q matches %d %s resources; it must match at most one", query, len(matches), typ)
+}
+
+func (s *Server) conditionalSearch(ctx context.Context, tx store.Reader, typ, query string) ([]*fhir.Resource, error) {
+	if i := strings.IndexByte(query, '?'); i >= 0 {
+		query = query[i+1:]
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil || len(params) == 0 {
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "the condition %q is not a search query", query)
+	}
+	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: true})
+	if err != nil {
+		return nil, err
+	}
+	q.Count = 2
+	page, err := tx.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return page.Resources, nil
+}
+
+// conditionalUpdate serves PUT /fhir/:type?search.
+func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
+	if err := s.mustWrite(typ); err != nil {
+		return err
+	}
+	if c.Request.URL.RawQuery == "" {
+		return fhir.Errorf(fhir.Invalid, "invalid", "", "PUT /%s needs an id in the URL or a search condition", typ)
+	}
+	obj, err := s.parseResource(c, typ)
+	if err != nil {
+		return err
+	}
+	var res *fhir.Resource
+	var created bool
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		id, _ := obj.String("id")
+		switch {
+		case match != nil:
+			if err := checkBodyID(obj, match.ID, false); err != nil {
+				return err
+			}
+			id = match.ID
+		case id == "":
+			id = repo.NewID()
+		}
+		res, created, err = tx.Put(ctx, typ, id, obj, 0)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.writeResource(c, statusFor(created), res)
+	return nil
+}
+
+// conditionalDelete serves DELETE /fhir/:type?search (one match at most).
+func (s *Server) conditionalDelete(c *gin.Context, typ string) error {
+	if err := s.mustWrite(typ); err != nil {
+		return err
+	}
+	if c.Request.URL.RawQuery == "" {
+		return fhir.Errorf(fhir.Invalid, "invalid", "", "DELETE /%s needs an id in the URL or a search condition", typ)
+	}
+	err := s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
+		if err != nil || match == nil {
+			return err
+		}
+		_, err = tx.Delete(ctx, typ, match.ID, 0)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// patch serves PATCH /fhir/:type/:id with a JSON Patch document.
+func (s *Server) patch(c *gin.Context, typ, id string) error {
+	return s.applyPatch(c, typ, func(ctx context.Context, tx *repo.Tx) (string, error) { return id, nil })
+}
+
+// conditionalPatch serves PATCH /fhir/:type?search.
+func (s *Server) conditionalPatch(c *gin.Context, typ string) error {
+	return s.applyPatch(c, typ, func(ctx context.Context, tx *repo.Tx) (string, error) {
+		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
+		if err == nil && match == nil {
+			err = fhir.Errorf(fhir.NotFound, "not-found", "", "no %s matches %q", typ, c.Request.URL.RawQuery)
+		}
+		if err != nil {
+			return "", err
+		}
+		return match.ID, nil
+	})
+}
+
+func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Context, *repo.Tx) (string, error)) error {
+	if err := s.mustWrite(typ); err != nil {
+		return err
+	}
+	mt, _, _ := mimeType(c.GetHeader("Content-Type"))
+	if mt != "application/json-patch+json" {
+		return fhir.Errorf(fhir.UnsupportedMedia, "not-supported", "", "PATCH takes a JSON Patch document (application/json-patch+json), not %q", c.GetHeader("Content-Type"))
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	doc, err := readRaw(c)
+	if err != nil {
+		return err
+	}
+	p, err := decodePatch(doc)
+	if err != nil {
+		return err
+	}
+	var res *fhir.Resource
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+		id, err := target(ctx, tx)
+		if err != nil {
+			return err
+		}
+		res, err = s.patchInTx(ctx, tx, typ, id, p, match, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.writeResource(c, http.StatusOK, res)
+	return nil
+}
+
+func decodePatch(doc []byte) (jsonpatch.Patch, error) {
+	if err := fhir.CheckDepth(doc); err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.DecodePatch(doc)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "", "the body is not a JSON Patch document: %v", err)
+	}
+	return p, nil
+}
+
+// patchInTx applies p to the current version of typ/id and writes the
+// result, validated like any update. where locates issues in a Bundle.
+func (s *Server) patchInTx(ctx context.Context, tx *repo.Tx, typ, id string, p jsonpatch.Patch, match int64, where string) (*fhir.Resource, error) {
+	cur, err := tx.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	patched, err := p.Apply(cur.JSON)
+	if err != nil {
+		return nil, relocate(fhir.Errorf(fhir.Unprocessable, "processing", "", "the patch cannot be applied to %s/%s: %v", typ, id, err), where)
+	}
+	obj, err := s.checkResource(patched, typ, where)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBodyID(obj, id, true); err != nil {
+		return nil, relocate(fmt.Errorf("the patch changed the id: %w", err), where)
+	}
+	if match == 0 {
+		match = cur.Version
+	}
+	res, _, err := tx.Put(ctx, typ, id, obj, match)
+	return res, err
+}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir/operation"
+)
+
+const capabilityID = "signpost"
+
+// metadata serves GET /fhir/metadata.
+func (s *Server) metadata(c *gin.Context) error {
+	s.writeJSON(c, http.StatusOK, s.capabilityStatement())
+	return nil
+}
+
+// SearchParamInfo describes a search parameter for the CapabilityStatement.
+type SearchParamInfo struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+// ParamLister lists the search parameters of a type; a Searcher that
+// implements it has them published in the CapabilityStatement.
+type ParamLister interface {
+	SearchParams(resourceType string) []SearchParamInfo
+}
+
+// capabilityStatement generates the CapabilityStatement from the registry
+// of types, search parameters and operations.
+func (s *Server) capabilityStatement() []byte {
+	type interaction struct {
+		Code string `json:"code"`
+	}
+	type op struct {
+		Name       string `json:"name"`
+		Definition string `json:"definition"`
+	}
+	type resource struct {
+		Type              string            `json:"type"`
+		Interaction       []interaction     `json:"interaction"`
+		Versioning        string            `json:"versioning,omitempty"`
+		ReadHistory       bool              `json:"readHistory"`
+		UpdateCreate      bool              `json:"updateCreate"`
+		ConditionalCreate bool              `json:"conditionalCreate"`
+		ConditionalUpdate bool              `json:"conditionalUpdate"`
+		ConditionalDelete string            `json:"conditionalDelete,omitempty"`
+		SearchInclude     []string          `json:"searchInclude,omitempty"`
+		SearchParam       []SearchParamInfo `json:"searchParam,omitempty"`
+		Operation         []op              `json:"operation,omitempty"`
+	}
+	ops := func(typ string) []op {
+		var out []op
+		for _, o := range s.sortedOps() {
+			if (typ == "" && len(o.Types) == 0) || slices.Contains(o.Types, typ) {
+				out = append(out, op{Name: o.Name, Definition: definitionURL(o)})
+			}
+		}
+		return out
+	}
+	var resources []resource
+	lister, _ := s.search.(ParamLister)
+	for _, typ := range s.cfg.Writable {
+		r := resource{Type: typ, Versioning: "versioned", ReadHistory: true, UpdateCreate: true,
+			ConditionalCreate: true, ConditionalUpdate: true, ConditionalDelete: "single", Operation: ops(typ)}
+		for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
+			r.Interaction = append(r.Interaction, interaction{code})
+		}
+		if lister != nil {
+			r.SearchParam = lister.SearchParams(typ)
+		}
+		resources = append(resources, r)
+	}
+	for _, typ := range s.cfg.ReadOnly {
+		resources = append(resources, resource{Type: typ, Interaction: []interaction{{"read"}, {"search-type"}}, Operation: ops(typ)})
+	}
+	cs := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"id":           capabilityID,
+		"url":          "https://signpost.example/fhir/CapabilityStatement/signpost",
+		"name":         "Signpost",
+		"title":        "Signpost FHIR R4 server for directory, referral and booking",
+		"status":       "active",
+		"date":         "2026-11-22",
+		"kind":         "instance",
+		"software":     map[string]string{"name": "Signpost"},
+		"implementation": map[string]string{
+			"description": "Signpost", "url": s.cfg.BaseURL,
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"application/fhir+json", "json"},
+		"patchFormat": []string{"application/json-patch+json"},
+		"rest": []map[string]any{{
+			"mode":        "server",
+			"resource":    resources,
+			"interaction": []interaction{{"transaction"}, {"batch"}, {"history-system"}, {"search-system"}},
+			"operation":   ops(""),
+		}},
+	}
+	b, _ := json.Marshal(cs)
+	return b
+}
+
+func definitionURL(o *operation.Operation) string {
+	var head struct {
+		URL string `json:"url"`
+	}
+	_ = json.Unmarshal(o.Definition, &head)
+	return head.URL
+}
+
+func (s *Server) sortedOps() []*operation.Operation {
+	var out []*operation.Operation
+	for _, o := range s.ops {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// addBuiltinOperations registers $validate on every writable type.
+func (s *Server) addBuiltinOperations() {
+	def, _ := json.Marshal(map[string]any{"resourceType": "OperationDefinition", "id": "Resource-validate",
+		"url": "http://hl7.org/fhir/OperationDefinition/Resource-validate", "name": "Validate", "status": "active",
+		"kind": "operation", "code": "validate", "resource": []string{"Resource"}, "system": false, "type": true, "instance": true})
+	s.AddOperation(&operation.Operation{Name: "validate", Types: s.cfg.Writable, TypeLevel: true, Instance: true,
+		Affects: true, Definition: def, Handle: s.validateOp})
+}

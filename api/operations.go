@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/operation"
+)
+
+// Operation is re-exported for callers wiring the server.
+type Operation = operation.Operation
+
+// AddOperation registers op. Call it before Handler.
+func (s *Server) AddOperation(op *Operation) {
+	s.ops[op.Name] = op
+}
+
+// operation serves /fhir/$name, /fhir/:type/$name and /fhir/:type/:id/$name.
+func (s *Server) operation(c *gin.Context, typ, id, name string) error {
+	op, ok := s.ops[name]
+	level := "system"
+	switch {
+	case id != "":
+		level = "instance"
+		ok = ok && op.Instance && slices.Contains(op.Types, typ)
+	case typ != "":
+		level = "type"
+		ok = ok && op.TypeLevel && slices.Contains(op.Types, typ)
+	default:
+		ok = ok && len(op.Types) == 0
+	}
+	if !ok {
+		return fhir.Errorf(fhir.NotFound, "not-supported", "", "operation $%s is not supported at %s level here", name, level)
+	}
+	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, BaseURL: s.cfg.BaseURL}
+	switch c.Request.Method {
+	case http.MethodGet:
+		if op.Affects {
+			return fhir.Errorf(fhir.NotSupported, "not-supported", "", "$%s changes data: invoke it with POST", name)
+		}
+		req.Params = operation.FromQuery(c.Request.URL.Query())
+	case http.MethodPost:
+		body, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			return err
+		}
+		req.Body = body
+		req.Params = &operation.Parameters{}
+		if len(body) > 0 {
+			if err := fhir.CheckDepth(body); err != nil {
+				return err
+			}
+			if p, err := operation.ParseBody(body); err == nil {
+				req.Params = p
+			} else if name != "validate" {
+				return err
+			}
+		}
+	default:
+		return notSupported(c)
+	}
+	res, err := op.Handle(c.Request.Context(), req)
+	if err != nil {
+		return err
+	}
+	for k, vs := range res.Header {
+		for _, v := range vs {
+			c.Writer.Header().Add(k, v)
+		}
+	}
+	status := res.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if res.ContentType != "" {
+		c.Data(status, res.ContentType, res.Body)
+		return nil
+	}
+	s.writeJSON(c, status, res.Body)
+	return nil
+}
+
+// validateOp is $validate: the resource in the body (or in a "resource"
+// parameter) is checked as a create or update would check it; the answer is
+// an OperationOutcome listing every problem, 200 either way.
+func (s *Server) validateOp(ctx context.Context, req *operation.Request) (*operation.Result, error) {
+	raw := req.Body
+	if p, ok := req.Params.Get("resource"); ok && p.Resource != nil {
+		raw = p.Resource
+	}
+	if len(raw) == 0 {
+		return nil, fhir.Errorf(fhir.Invalid, "required", "", "$validate needs a resource in the body or a resource parameter")
+	}
+	_, err := s.checkResource(raw, req.Type, "")
+	if err != nil {
+		e := fhir.AsError(err)
+		if e.Kind != fhir.Invalid {
+			return nil, err
+		}
+		return &operation.Result{Body: fhir.OperationOutcome(e.Issues...)}, nil
+	}
+	return &operation.Result{Body: fhir.OperationOutcome()}, nil
+}

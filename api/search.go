@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// searchParams returns the search parameters of a GET query or a POST
+// _search form body (both, merged).
+func searchParams(c *gin.Context) (url.Values, error) {
+	params := c.Request.URL.Query()
+	if c.Request.Method == http.MethodPost {
+		if err := c.Request.ParseForm(); err != nil {
+			return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "the _search form body is malformed: %v", err)
+		}
+		for k, vs := range c.Request.PostForm {
+			params[k] = append(params[k], vs...)
+		}
+	}
+	for _, k := range []string{"_format", "_pretty"} {
+		params.Del(k)
+	}
+	return params, nil
+}
+
+// searchType serves GET /fhir/:type and POST /fhir/:type/_search.
+func (s *Server) searchType(c *gin.Context, typ string) error {
+	if s.readOnly(typ) {
+		return s.searchDefinitions(c, typ)
+	}
+	params, err := searchParams(c)
+	if err != nil {
+		return err
+	}
+	b, err := s.runSearch(c.Request.Context(), typ, params, prefer(c, "handling") == "strict")
+	if err != nil {
+		return err
+	}
+	s.writeJSON(c, http.StatusOK, b.encode())
+	return nil
+}
+
+// systemSearch serves GET /fhir?…
+func (s *Server) systemSearch(c *gin.Context) error {
+	params, err := searchParams(c)
+	if err != nil {
+		return err
+	}
+	b, err := s.runSearch(c.Request.Context(), "", params, prefer(c, "handling") == "strict")
+	if err != nil {
+		return err
+	}
+	s.writeJSON(c, http.StatusOK, b.encode())
+	return nil
+}
+
+// runSearch parses and runs a search and assembles the searchset Bundle.
+func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, strict bool) (*bundle, error) {
+	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: strict})
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	b := s.newBundle("searchset")
+	if page.Total >= 0 {
+		b.Total = &page.Total
+	}
+	self := s.cfg.BaseURL + "/" + typ
+	if typ == "" {
+		self = s.cfg.BaseURL
+	}
+	b.Link = append(b.Link, link{Relation: "self", URL: self + "?" + params.Encode()})
+	if page.Next != "" {
+		next := cloneValues(params)
+		next.Set("_cursor", page.Next)
+		b.Link = append(b.Link, link{Relation: "next", URL: self + "?" + next.Encode()})
+	}
+	for _, res := range page.Resources {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Search: &entrySearch{Mode: "match"}})
+	}
+	return b, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// history serves /fhir/_history, /fhir/:type/_history and
+// /fhir/:type/:id/_history.
+func (s *Server) history(c *gin.Context) error {
+	typ, id := c.Param("type"), c.Param("id")
+	if id == "_history" {
+		id = ""
+	}
+	q := store.HistoryQuery{Type: typ, ID: id, Cursor: c.Query("_cursor"), Count: 50}
+	if v := c.Query("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fhir.Errorf(fhir.Invalid, "invalid", "_count", "_count %q is not a non-negative integer", v)
+		}
+		q.Count = min(max(n, 1), 1000)
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"_since", &q.Since}, {"_at", &q.Before}} {
+		if v := c.Query(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return fhir.Errorf(fhir.Invalid, "invalid", p.name, "%s %q is not an instant with a time zone (e.g. 2026-03-01T09:00:00Z; encode + as %%2B)", p.name, v)
+			}
+			*p.t = t
+		}
+	}
+	if id != "" && s.writable(typ) {
+		if _, err := s.store.Read(c.Request.Context(), typ, id); fhir.KindOf(err) == fhir.NotFound {
+			return err
+		}
+	}
+	page, err := s.store.History(c.Request.Context(), q)
+	if err != nil {
+		return err
+	}
+	b := s.newBundle("history")
+	self := c.Request.URL.Path
+	b.Link = append(b.Link, link{Relation: "self", URL: s.cfg.BaseURL + trimFHIR(self) + "?" + c.Request.URL.RawQuery})
+	if page.Next != "" {
+		next := c.Request.URL.Query()
+		next.Set("_cursor", page.Next)
+		b.Link = append(b.Link, link{Relation: "next", URL: s.cfg.BaseURL + trimFHIR(self) + "?" + next.Encode()})
+	}
+	for _, res := range page.Versions {
+		e := bundleEntry{FullURL: s.fullURL(res), Request: &entryRequest{Method: http.MethodPut, URL: res.Type + "/" + res.ID},
+			Response: &entryResponse{Status: "200 OK", Etag: res.ETag(), LastModified: res.LastUpdated.Format(fhir.InstantFormat)}}
+		switch {
+		case res.Deleted:
+			e.Request.Method, e.Response.Status = http.MethodDelete, "204 No Content"
+		case res.Version == 1:
+			e.Request.Method, e.Request.URL, e.Response.Status = http.MethodPost, res.Type, "201 Created"
+		}
+		if !res.Deleted {
+			e.Resource = res.JSON
+		}
+		b.Entry = append(b.Entry, e)
+	}
+	s.writeJSON(c, http.StatusOK, b.encode())
+	return nil
+}
+
+func trimFHIR(path string) string {
+	if len(path) >= 5 && path[:5] == "/fhir" {
+		return path[5:]
+	}
+	return path
+}

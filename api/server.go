@@ -1,0 +1,208 @@
+// Package api is Signpost's FHIR REST layer on gin: generic routes for every
+// served resource type (never a route per type), content negotiation,
+// request limits, Bundle assembly and paging links, and the one place where
+// errors become OperationOutcomes.
+//
+// Handlers parse the request and hand off: validation and index extraction
+// to fhir/validation and fhir/search, domain rules (booking, referrals) to
+// the Rules registered for a resource type, persistence to a store.Store.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// Validator checks a resource's JSON against the FHIR definitions.
+type Validator interface {
+	Validate(raw []byte) []fhir.Issue
+}
+
+// Searcher parses search parameters and extracts index values.
+type Searcher interface {
+	Extract(resourceType string, json []byte) ([]search.Entry, error)
+	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
+}
+
+// Config is what the API needs to know about its deployment.
+type Config struct {
+	BaseURL      string        // public FHIR base, e.g. https://signpost.example.org/fhir
+	MaxBodyBytes int64         // request body limit (default 10 MB)
+	Timeout      time.Duration // per-request deadline (default 30 s)
+	Writable     []string      // resource types with full REST interactions
+	ReadOnly     []string      // resource types served from Definitions
+	Logger       *slog.Logger
+}
+
+// Server serves the FHIR REST API.
+type Server struct {
+	cfg         Config
+	repo        *repo.Repo
+	store       store.Store
+	validator   Validator
+	search      Searcher
+	definitions *Definitions
+	ops         map[string]*Operation // by operation key, see opKey
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// New returns a Server writing through rp. Operations are added with
+// AddOperation before Handler is called.
+func New(cfg Config, rp *repo.Repo, v Validator, s Searcher, defs *Definitions) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	srv := &Server{cfg: cfg, repo: rp, store: rp.Store(), validator: v, search: s, definitions: defs,
+		ops: map[string]*Operation{}, log: cfg.Logger, now: time.Now}
+	srv.addBuiltinOperations()
+	return srv
+}
+
+func (s *Server) writable(typ string) bool { return slices.Contains(s.cfg.Writable, typ) }
+func (s *Server) readOnly(typ string) bool { return slices.Contains(s.cfg.ReadOnly, typ) }
+
+// Handler returns the HTTP handler: /fhir/… plus /healthz and /readyz.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = false
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.logRequests, s.recover, s.limits)
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	r.GET("/readyz", s.ready)
+
+	f := r.Group("/fhir")
+	f.GET("/metadata", s.handle(s.metadata))
+	f.GET("", s.handle(s.systemSearch))
+	f.POST("", s.handle(s.bundle))
+	f.GET("/_history", s.handle(s.history))
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		f.Handle(m, "/:type", s.handle(s.typeLevel))
+		f.Handle(m, "/:type/:id", s.handle(s.instanceLevel))
+		f.Handle(m, "/:type/:id/:op", s.handle(s.instanceOp))
+	}
+	f.GET("/:type/:id/_history/:vid", s.handle(s.vread))
+	r.NoRoute(s.handle(func(c *gin.Context) error {
+		return fhir.Errorf(fhir.NotFound, "not-found", "", "%s %s is not a FHIR endpoint of this server", c.Request.Method, c.Request.URL.Path)
+	}))
+	return r
+}
+
+// handle adapts a handler that returns an error; the error becomes an
+// OperationOutcome response.
+func (s *Server) handle(h func(*gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			s.fail(c, err)
+		}
+	}
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.store.History(ctx, store.HistoryQuery{Count: 1}); err != nil {
+		c.String(http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	c.String(http.StatusOK, "ready")
+}
+
+// typeLevel serves /fhir/:type: search, create, conditional update and
+// delete, type operations and _history, and /fhir/$op.
+func (s *Server) typeLevel(c *gin.Context) error {
+	typ := c.Param("type")
+	if strings.HasPrefix(typ, "$") {
+		return s.operation(c, "", "", typ[1:])
+	}
+	if err := s.checkType(typ); err != nil {
+		return err
+	}
+	switch c.Request.Method {
+	case http.MethodGet:
+		return s.searchType(c, typ)
+	case http.MethodPost:
+		return s.create(c, typ)
+	case http.MethodPut:
+		return s.conditionalUpdate(c, typ)
+	case http.MethodDelete:
+		return s.conditionalDelete(c, typ)
+	case http.MethodPatch:
+		return s.conditionalPatch(c, typ)
+	}
+	return notSupported(c)
+}
+
+// instanceLevel serves /fhir/:type/:id, where :id may also be _history,
+// _search or $op at type level.
+func (s *Server) instanceLevel(c *gin.Context) error {
+	typ, id := c.Param("type"), c.Param("id")
+	if err := s.checkType(typ); err != nil {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(id, "$"):
+		return s.operation(c, typ, "", id[1:])
+	case id == "_history" && c.Request.Method == http.MethodGet:
+		return s.history(c)
+	case id == "_search" && c.Request.Method == http.MethodPost:
+		return s.searchType(c, typ)
+	}
+	switch c.Request.Method {
+	case http.MethodGet:
+		return s.read(c, typ, id)
+	case http.MethodPut:
+		return s.update(c, typ, id)
+	case http.MethodDelete:
+		return s.delete(c, typ, id)
+	case http.MethodPatch:
+		return s.patch(c, typ, id)
+	}
+	return notSupported(c)
+}
+
+// instanceOp serves /fhir/:type/:id/_history and /fhir/:type/:id/$op.
+func (s *Server) instanceOp(c *gin.Context) error {
+	typ, id, op := c.Param("type"), c.Param("id"), c.Param("op")
+	if err := s.checkType(typ); err != nil {
+		return err
+	}
+	switch {
+	case op == "_history" && c.Request.Method == http.MethodGet:
+		return s.history(c)
+	case strings.HasPrefix(op, "$"):
+		return s.operation(c, typ, id, op[1:])
+	}
+	return notSupported(c)
+}
+
+func (s *Server) checkType(typ string) error {
+	if s.writable(typ) || s.readOnly(typ) {
+		return nil
+	}
+	return fhir.Errorf(fhir.NotFound, "not-supported", "", "resource type %q is not supported by this server", typ)
+}
+
+func notSupported(c *gin.Context) error {
+	return fhir.Errorf(fhir.NotSupported, "not-supported", "", "%s %s is not a supported interaction", c.Request.Method, c.Request.URL.Path)
+}

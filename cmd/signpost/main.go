@@ -1,0 +1,56 @@
+// Command signpost runs the Signpost FHIR R4 server and its tools.
+//
+//	signpost serve   run the server
+//
+// Every flag can also be set by an environment variable: --base-url is
+// SIGNPOST_BASE_URL, and so on.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+var commands = map[string]func(args []string) error{
+	"serve": serve,
+}
+
+func main() {
+	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: signpost <command> [flags]\n\ncommands:")
+		fmt.Fprintln(os.Stderr, "  serve    run the FHIR server")
+		os.Exit(2)
+	}
+	if err := commands[os.Args[1]](os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "signpost:", err)
+		os.Exit(1)
+	}
+}
+
+// newFlags returns a flag set whose defaults come from SIGNPOST_* variables
+// once parse is called.
+func newFlags(name string) *flag.FlagSet {
+	return flag.NewFlagSet(name, flag.ExitOnError)
+}
+
+// parse applies SIGNPOST_<FLAG> environment variables for flags not given
+// on the command line, then parses args.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "SIGNPOST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return err
+}

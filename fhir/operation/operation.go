@@ -1,0 +1,189 @@
+// Package operation is the contract between the API and the packages that
+// implement FHIR operations ($validate, $find, $book, $shortlist…): an
+// operation is a named handler over a Parameters input, registered with
+// its OperationDefinition, knowing nothing of HTTP frameworks.
+package operation
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/signpost-fhir/signpost/fhir"
+)
+
+// Operation is one FHIR operation.
+type Operation struct {
+	Name       string          // without the "$"
+	Types      []string        // resource types it is invoked on; none for a system-level operation
+	Instance   bool            // invoked on an instance: /Type/id/$name
+	TypeLevel  bool            // invoked on the type: /Type/$name
+	Affects    bool            // changes state: POST only (otherwise GET is allowed too)
+	Definition json.RawMessage // the OperationDefinition the server publishes
+	Handle     func(ctx context.Context, req *Request) (*Result, error)
+}
+
+// Request is an operation invocation.
+type Request struct {
+	Type, ID string      // the target: type and/or instance, when not system level
+	Params   *Parameters // the inputs, from a Parameters body or the query string
+	Body     []byte      // the raw body, for operations that take a resource
+	Header   http.Header // the request headers (Prefer, Idempotency-Key…)
+	BaseURL  string      // the server's public FHIR base
+}
+
+// Result is what an operation answers.
+type Result struct {
+	Status      int    // HTTP status; 200 when 0
+	Body        []byte // a FHIR resource (Bundle, Parameters, OperationOutcome…) or other content
+	ContentType string // "" means application/fhir+json
+	Header      http.Header
+}
+
+// Parameters is a FHIR Parameters resource's parameter list.
+type Parameters struct {
+	Parameter []Parameter `json:"parameter,omitempty"`
+}
+
+// Parameter is one named input or output. Value holds the value[x] member's
+// JSON and ValueType its suffix (e.g. "Reference", "dateTime").
+type Parameter struct {
+	Name      string
+	ValueType string
+	Value     json.RawMessage
+	Resource  json.RawMessage
+	Part      []Parameter
+}
+
+// UnmarshalJSON reads a parameter, finding its value[x].
+func (p *Parameter) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	for k, v := range m {
+		switch {
+		case k == "name":
+			if err := json.Unmarshal(v, &p.Name); err != nil {
+				return err
+			}
+		case k == "resource":
+			p.Resource = v
+		case k == "part":
+			if err := json.Unmarshal(v, &p.Part); err != nil {
+				return err
+			}
+		case strings.HasPrefix(k, "value"):
+			p.ValueType, p.Value = k[len("value"):], v
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes a parameter with its value[x].
+func (p Parameter) MarshalJSON() ([]byte, error) {
+	m := map[string]any{"name": p.Name}
+	if p.Value != nil {
+		m["value"+p.ValueType] = p.Value
+	}
+	if p.Resource != nil {
+		m["resource"] = p.Resource
+	}
+	if len(p.Part) > 0 {
+		m["part"] = p.Part
+	}
+	return json.Marshal(m)
+}
+
+// ParseBody reads a Parameters resource.
+func ParseBody(body []byte) (*Parameters, error) {
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "", "the body is not valid JSON: %v", err)
+	}
+	if head.ResourceType != "Parameters" {
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "resourceType", "an operation's body must be a Parameters resource, not %q", head.ResourceType)
+	}
+	var p Parameters
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "Parameters.parameter", "the parameters are malformed: %v", err)
+	}
+	return &p, nil
+}
+
+// FromQuery reads simple inputs from a query string (GET invocation).
+func FromQuery(q url.Values) *Parameters {
+	p := &Parameters{}
+	for name, vals := range q {
+		if strings.HasPrefix(name, "_") {
+			continue
+		}
+		for _, v := range vals {
+			raw, _ := json.Marshal(v)
+			p.Parameter = append(p.Parameter, Parameter{Name: name, ValueType: "String", Value: raw})
+		}
+	}
+	return p
+}
+
+// All returns the parameters named name.
+func (p *Parameters) All(name string) []Parameter {
+	var out []Parameter
+	for _, x := range p.Parameter {
+		if x.Name == name {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Get returns the first parameter named name.
+func (p *Parameters) Get(name string) (Parameter, bool) {
+	for _, x := range p.Parameter {
+		if x.Name == name {
+			return x, true
+		}
+	}
+	return Parameter{}, false
+}
+
+// String returns the first parameter named name as a string: a primitive
+// value, or a Reference's reference.
+func (p *Parameters) String(name string) (string, bool) {
+	x, ok := p.Get(name)
+	if !ok {
+		return "", false
+	}
+	return x.String()
+}
+
+// String returns a primitive value as a string, or a Reference's reference.
+func (x Parameter) String() (string, bool) {
+	var s string
+	if json.Unmarshal(x.Value, &s) == nil {
+		return s, true
+	}
+	var ref struct {
+		Reference string `json:"reference"`
+	}
+	if json.Unmarshal(x.Value, &ref) == nil && ref.Reference != "" {
+		return ref.Reference, true
+	}
+	if len(x.Value) > 0 && x.Value[0] != '{' && x.Value[0] != '[' {
+		return string(x.Value), true
+	}
+	return "", false
+}
+
+// Encode renders parameters as a Parameters resource.
+func (p *Parameters) Encode() []byte {
+	b, _ := json.Marshal(struct {
+		ResourceType string      `json:"resourceType"`
+		Parameter    []Parameter `json:"parameter,omitempty"`
+	}{"Parameters", p.Parameter})
+	return b
+}

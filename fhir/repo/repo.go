@@ -1,0 +1,162 @@
+// Package repo is the one path every resource write takes, whichever way it
+// arrives (POST, PUT, PATCH, DELETE, conditional, batch, transaction, an
+// operation): inside a store transaction it runs the domain Rules of the
+// resource type, writes id and meta into the client's JSON, extracts the
+// search index and stores the new version.
+//
+// Domain packages (booking, referral, directory) register Rules for the
+// types whose consistency they own, and use a *Tx to write the other
+// resources their rules touch, so those writes follow the same path.
+package repo
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// Indexer extracts search index entries from a resource's JSON.
+type Indexer interface {
+	Extract(resourceType string, json []byte) ([]search.Entry, error)
+}
+
+// Change is a proposed write as a Rule sees it.
+type Change struct {
+	Type, ID string
+	Old      *fhir.Resource // the current version; nil when there is none or it is deleted
+	New      *fhir.Object   // the proposed resource; nil for a delete. Rules may patch server-owned elements.
+}
+
+// Rule is domain logic that runs in the write transaction of every write of
+// a resource type. It may patch c.New, read and write other resources
+// through tx, or refuse the write by returning an error.
+type Rule func(ctx context.Context, tx *Tx, c *Change) error
+
+// Repo writes resources into a store.
+type Repo struct {
+	store   store.Store
+	indexer Indexer
+	rules   map[string][]Rule
+	now     func() time.Time
+}
+
+// New returns a Repo over st.
+func New(st store.Store, ix Indexer) *Repo {
+	return &Repo{store: st, indexer: ix, rules: map[string][]Rule{}, now: time.Now}
+}
+
+// AddRule registers rule for writes of resourceType. Rules run in the order
+// they were added. Call it during start-up only.
+func (r *Repo) AddRule(resourceType string, rule Rule) {
+	r.rules[resourceType] = append(r.rules[resourceType], rule)
+}
+
+// Store returns the underlying store, for reads.
+func (r *Repo) Store() store.Store { return r.store }
+
+// Update runs fn in one atomic store transaction.
+func (r *Repo) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
+		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond)})
+	})
+}
+
+// Tx is a write transaction: the store's, plus the write path.
+type Tx struct {
+	store.Tx
+	repo *Repo
+	now  time.Time // one lastUpdated for every write of the transaction
+}
+
+// Now returns the transaction's timestamp.
+func (t *Tx) Now() time.Time { return t.now }
+
+// NewID returns a new server-assigned logical id.
+func NewID() string { return uuid.NewString() }
+
+// Create writes obj as a new resource with a server-assigned id.
+func (t *Tx) Create(ctx context.Context, typ string, obj *fhir.Object) (*fhir.Resource, error) {
+	res, _, err := t.Put(ctx, typ, NewID(), obj, 0)
+	return res, err
+}
+
+// Put writes obj as the next version of typ/id, creating it when it does not
+// exist (or was deleted). ifMatch, when not 0, is the version the client
+// expects to replace: any other current version fails with
+// fhir.PreconditionFailed. It reports whether the resource was created.
+func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64) (*fhir.Resource, bool, error) {
+	cur, err := t.Read(ctx, typ, id)
+	var version int64
+	switch fhir.KindOf(err) {
+	case fhir.NotFound:
+		cur = nil
+	case fhir.Gone:
+		version, cur = cur.Version, nil
+	default:
+		if err != nil {
+			return nil, false, err
+		}
+		version = cur.Version
+	}
+	if ifMatch != 0 && ifMatch != version {
+		return nil, false, fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
+			"%s/%s is at version %d, not %d (If-Match)", typ, id, version, ifMatch)
+	}
+	c := &Change{Type: typ, ID: id, Old: cur, New: obj}
+	if err := t.runRules(ctx, c); err != nil {
+		return nil, false, err
+	}
+	body, err := fhir.Stamp(obj, id, version+1, t.now)
+	if err != nil {
+		return nil, false, err
+	}
+	index, err := t.repo.indexer.Extract(typ, body)
+	if err != nil {
+		return nil, false, err
+	}
+	res := &fhir.Resource{Type: typ, ID: id, Version: version + 1, LastUpdated: t.now, JSON: body}
+	if err := t.Tx.Put(ctx, &store.Write{Resource: res, Index: index}); err != nil {
+		return nil, false, err
+	}
+	return res, cur == nil, nil
+}
+
+// Delete records a delete of typ/id. Deleting what does not exist, or was
+// already deleted, succeeds and returns nil.
+func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.Resource, error) {
+	cur, err := t.Read(ctx, typ, id)
+	switch fhir.KindOf(err) {
+	case fhir.NotFound, fhir.Gone:
+		if ifMatch != 0 {
+			return nil, fhir.Errorf(fhir.PreconditionFailed, "conflict", "", "%s/%s does not exist (If-Match)", typ, id)
+		}
+		return nil, nil
+	default:
+		if err != nil {
+			return nil, err
+		}
+	}
+	if ifMatch != 0 && ifMatch != cur.Version {
+		return nil, fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
+			"%s/%s is at version %d, not %d (If-Match)", typ, id, cur.Version, ifMatch)
+	}
+	if err := t.runRules(ctx, &Change{Type: typ, ID: id, Old: cur}); err != nil {
+		return nil, err
+	}
+	res := &fhir.Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: t.now, Deleted: true}
+	return res, t.Tx.Put(ctx, &store.Write{Resource: res})
+}
+
+func (t *Tx) runRules(ctx context.Context, c *Change) error {
+	for _, rule := range t.repo.rules[c.Type] {
+		if err := rule(ctx, t, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
