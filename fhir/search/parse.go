@@ -600,9 +600,8 @@ func (p *parser) include(typ string, rev bool, mod, value string) (Include, erro
 	if p.r.types[inc.Source] == nil {
 		return inc, fmt.Errorf("unknown resource type %q", inc.Source)
 	}
-	if !rev && !inc.Iterate && typ != "" && inc.Source != typ {
-		return inc, fmt.Errorf("%q does not start with the searched type %s (use :iterate)", value, typ)
-	}
+	// A non-iterating _include of another type than the one searched is
+	// accepted and has no effect, as the specification describes.
 	if inc.Param == "*" {
 		return inc, nil
 	}
