@@ -118,7 +118,8 @@ func definitelyAfter(start, end any, orEqual bool) bool {
 		return false
 	}
 	if a.zoned != b.zoned {
-		// A value without a zone could be in any zone from -12:00 to +14:00.
+		// A value without a zone may be read in any zone, up to 14 hours
+		// either side of UTC.
 		widen := func(m *moment) {
 			if !m.zoned {
 				m.lo = m.lo.Add(-14 * time.Hour)

@@ -15,13 +15,6 @@ type valueSet struct {
 	list  []string        // sorted codes, for messages
 }
 
-func (vs *valueSet) hasCoding(system, code string) bool {
-	if system == "" {
-		return vs.codes[code]
-	}
-	return vs.pairs[system+"|"+code]
-}
-
 type codeSystemJSON struct {
 	ResourceType string        `json:"resourceType"`
 	URL          string        `json:"url"`

@@ -6,7 +6,9 @@
 // once and walks it against that tree, reporting every problem it finds, each
 // as one fhir.Issue whose Expression is the FHIRPath location with indexes
 // (Patient.name[0].given[1]). Nothing is hand-written per resource type except
-// a few invariants, keyed by their constraint key.
+// a few invariants, keyed by their constraint key. Issues come in a stable
+// order: within each object, by member name (descending into each member),
+// then missing required elements, then broken invariants.
 //
 // The IssueType codes used:
 //
