@@ -1,0 +1,102 @@
+// Package app assembles a Signpost server from its parts: the one place
+// that knows every package (store, search, validation, domain rules and
+// operations, authorisation) and wires them together. cmd/signpost calls
+// it to serve; tests call it to get the real server over a temporary data
+// directory.
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signpost-fhir/signpost/api"
+	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/fhir/validation"
+	"github.com/signpost-fhir/signpost/store"
+	"github.com/signpost-fhir/signpost/store/sqlite"
+)
+
+// Config is the deployment's configuration, as serve's flags set it.
+type Config struct {
+	Addr         string // listen address, used for the default base URL
+	Data         string // data directory
+	Store        string // "sqlite" (default)
+	BaseURL      string // public FHIR base including /fhir; default http://<Addr>/fhir
+	Timezone     string // default Europe/London
+	MaxBodyBytes int64  // default 10 MB
+	Logger       *slog.Logger
+}
+
+// App is an assembled server.
+type App struct {
+	Config   Config
+	Store    store.Store
+	Repo     *repo.Repo
+	Search   *search.Registry
+	API      *api.Server
+	Location *time.Location
+}
+
+// New opens the store in cfg.Data and assembles the server.
+func New(cfg Config) (*App, error) {
+	if cfg.Timezone == "" {
+		cfg.Timezone = "Europe/London"
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("timezone: %w", err)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	types := conformance.Types()
+	sds := conformance.StructureDefinitions()
+	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
+		StructureDefinitions: sds, Terminology: conformance.Terminology(),
+		ResourceTypes: types.Writable, Location: loc, Base: cfg.BaseURL})
+	if err != nil {
+		return nil, err
+	}
+	val, err := validation.New(sds, conformance.Terminology())
+	if err != nil {
+		return nil, err
+	}
+	defs, err := api.NewDefinitions(conformance.All())
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rp := repo.New(st, reg)
+	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
+		ReadOnly: types.ReadOnly, Logger: cfg.Logger}, rp, val, reg, defs)
+	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
+	// Domain packages register their rules and operations here.
+	return a, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (a *App) Handler() http.Handler { return a.API.Handler() }
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+func openStore(cfg Config) (store.Store, error) {
+	switch cfg.Store {
+	case "sqlite", "":
+		return sqlite.Open(cfg.Data)
+	}
+	return nil, fmt.Errorf("store %q: only sqlite is available", cfg.Store)
+}
