@@ -266,7 +266,9 @@ func (w *walker) object(obj map[string]any, td *typeDef, at *loc, isResource boo
 			extVal, hasExt = obj[key], true
 		} else {
 			val, hasVal = obj[name], true
-			extVal, hasExt = obj["_"+name]
+			if n.typ.kind == primitiveType {
+				extVal, hasExt = obj["_"+name]
+			}
 		}
 		if n.choice != "" {
 			for _, c := range choices {
