@@ -72,7 +72,7 @@ func (e *Error) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		if len(is.Expression) > 0 {
+		if len(is.Expression) > 0 && !strings.HasPrefix(is.Diagnostics, is.Expression[0]) {
 			b.WriteString(strings.Join(is.Expression, ","))
 			b.WriteString(": ")
 		}
