@@ -85,11 +85,11 @@ func (c VerifierConfig) validate() error {
 // the issuer's keys, iss, aud, exp and nbf with a small clock skew, and an
 // algorithm allow-list. It is safe for concurrent use.
 type Verifier struct {
-	cfg    VerifierConfig
-	keys   *keySet
-	oidc   *oidc.IDTokenVerifier
-	now    func() time.Time
-	logger func(error) // for tests; nil in production
+	cfg       VerifierConfig
+	keys      *keySet
+	oidc      *oidc.IDTokenVerifier
+	now       func() time.Time
+	endpoints SmartEndpoints // from discovery; only Issuer for a local verifier
 }
 
 // NewVerifier discovers the issuer's configuration (one HTTP GET of its
@@ -105,13 +105,30 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: discovering issuer %s: %w", cfg.Issuer, err)
 	}
 	var meta struct {
-		JWKSURI string `json:"jwks_uri"`
+		JWKSURI               string   `json:"jwks_uri"`
+		AuthorizationEndpoint string   `json:"authorization_endpoint"`
+		TokenEndpoint         string   `json:"token_endpoint"`
+		IntrospectionEndpoint string   `json:"introspection_endpoint"`
+		RevocationEndpoint    string   `json:"revocation_endpoint"`
+		UserinfoEndpoint      string   `json:"userinfo_endpoint"`
+		AssertionAlgorithms   []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	}
 	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
 		return nil, fmt.Errorf("auth: issuer %s: discovery document has no jwks_uri", cfg.Issuer)
 	}
 	ks := &keySet{jwksURL: meta.JWKSURI, client: cfg.HTTPClient}
-	return newVerifier(cfg, ks), nil
+	v := newVerifier(cfg, ks)
+	v.endpoints = SmartEndpoints{
+		Issuer:                cfg.Issuer,
+		JWKSURI:               meta.JWKSURI,
+		AuthorizationEndpoint: meta.AuthorizationEndpoint,
+		TokenEndpoint:         meta.TokenEndpoint,
+		IntrospectionEndpoint: meta.IntrospectionEndpoint,
+		RevocationEndpoint:    meta.RevocationEndpoint,
+		UserinfoEndpoint:      meta.UserinfoEndpoint,
+		AssertionAlgorithms:   meta.AssertionAlgorithms,
+	}
+	return v, nil
 }
 
 // NewLocalVerifier returns a Verifier that checks tokens against the given
@@ -137,7 +154,7 @@ func NewLocalVerifier(cfg VerifierConfig, keys []jose.JSONWebKey) (*Verifier, er
 }
 
 func newVerifier(cfg VerifierConfig, ks *keySet) *Verifier {
-	v := &Verifier{cfg: cfg, keys: ks, now: time.Now}
+	v := &Verifier{cfg: cfg, keys: ks, now: time.Now, endpoints: SmartEndpoints{Issuer: cfg.Issuer}}
 	ks.minInterval, ks.maxAge, ks.now = cfg.RefreshInterval, cfg.MaxKeyAge, v.clock
 	for _, a := range cfg.Algorithms {
 		ks.algs = append(ks.algs, jose.SignatureAlgorithm(a))
@@ -159,6 +176,11 @@ func (v *Verifier) Issuer() string { return v.cfg.Issuer }
 
 // Audience returns the audience tokens must name.
 func (v *Verifier) Audience() string { return v.cfg.Audience }
+
+// SmartEndpoints returns the issuer's endpoints as its discovery document
+// gave them, for SmartConfiguration. A local verifier knows only the issuer;
+// use DevServer.SmartEndpoints instead.
+func (v *Verifier) SmartEndpoints() SmartEndpoints { return v.endpoints }
 
 // Error codes Signpost puts in OperationOutcome.issue.details for token
 // problems (code system fhir.ErrorSystem).
