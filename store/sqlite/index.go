@@ -57,7 +57,7 @@ func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []s
 			_, err = t.exec(ctx, "INSERT INTO idx_token (pid, system, value, text, rid) VALUES (?, ?, ?, ?, ?)", pid, e.System, e.Value, e.Text, rid)
 		case search.Date:
 			_, err = t.exec(ctx, "INSERT INTO idx_date (pid, low, high, rid) VALUES (?, ?, ?, ?)", pid, e.Low, e.High, rid)
-		case search.Number, search.Quantity:
+		case search.Number, search.Quantity, search.Special: // near: latitude in low, longitude in high
 			_, err = t.exec(ctx, "INSERT INTO idx_number (pid, low, high, system, unit, rid) VALUES (?, ?, ?, ?, ?, ?)", pid, e.NumLow, e.NumHigh, e.System, e.Value, rid)
 		case search.Reference:
 			_, err = t.exec(ctx, "INSERT INTO idx_ref (pid, ref_type, ref_id, url, rid) VALUES (?, ?, ?, ?, ?)", pid, e.RefType, e.RefID, e.Value, rid)
