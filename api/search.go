@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -69,7 +72,14 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if err != nil {
 		return nil, err
 	}
+	if q.Summary == search.SummaryCount {
+		q.Count, q.Total = 0, search.TotalAccurate
+	}
 	page, err := s.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	included, err := store.Includes(ctx, s.store, s.search, q, page.Resources)
 	if err != nil {
 		return nil, err
 	}
@@ -81,16 +91,103 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if typ == "" {
 		self = s.cfg.BaseURL
 	}
-	b.Link = append(b.Link, link{Relation: "self", URL: self + "?" + params.Encode()})
-	if page.Next != "" {
-		next := cloneValues(params)
-		next.Set("_cursor", page.Next)
-		b.Link = append(b.Link, link{Relation: "next", URL: self + "?" + next.Encode()})
+	applied := q.SelfParams()
+	b.Link = append(b.Link, link{Relation: "self", URL: self + "?" + applied.Encode()})
+	if page.Next != "" || page.Prev != "" {
+		first := cloneValues(applied)
+		first.Del(search.CursorParam)
+		b.Link = append(b.Link, link{Relation: "first", URL: self + "?" + first.Encode()})
+	}
+	for rel, cursor := range map[string]string{"next": page.Next, "previous": page.Prev} {
+		if cursor != "" {
+			v := cloneValues(applied)
+			v.Set(search.CursorParam, cursor)
+			b.Link = append(b.Link, link{Relation: rel, URL: self + "?" + v.Encode()})
+		}
+	}
+	sort.SliceStable(b.Link, func(i, j int) bool { return linkOrder[b.Link[i].Relation] < linkOrder[b.Link[j].Relation] })
+	if q.Summary == search.SummaryCount {
+		return b, nil
 	}
 	for _, res := range page.Resources {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Search: &entrySearch{Mode: "match"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: s.shape(res, q), Search: &entrySearch{Mode: "match"}})
+	}
+	for _, res := range included {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: s.shape(res, q), Search: &entrySearch{Mode: "include"}})
 	}
 	return b, nil
+}
+
+var linkOrder = map[string]int{"self": 0, "first": 1, "previous": 2, "next": 3}
+
+// shape applies _summary and _elements to a resource: it keeps the
+// mandatory members, the summary elements or the listed ones, and marks
+// the result SUBSETTED.
+func (s *Server) shape(res *fhir.Resource, q *search.Query) []byte {
+	var keep map[string]bool
+	switch {
+	case len(q.Elements) > 0:
+		keep = map[string]bool{}
+		for _, e := range q.Elements {
+			keep[e] = true
+		}
+	case q.Summary == search.SummaryTrue:
+		keep = map[string]bool{}
+		for _, e := range s.cfg.SummaryElements[res.Type] {
+			keep[e] = true
+		}
+	case q.Summary == search.SummaryText:
+		keep = map[string]bool{"text": true}
+	case q.Summary == search.SummaryData:
+		obj, err := fhir.ParseObject(res.JSON)
+		if err != nil {
+			return res.JSON
+		}
+		obj.Delete("text")
+		return subsetted(obj)
+	default:
+		return res.JSON
+	}
+	obj, err := fhir.ParseObject(res.JSON)
+	if err != nil {
+		return res.JSON
+	}
+	for _, k := range append([]string(nil), obj.Keys()...) {
+		base := strings.TrimPrefix(k, "_")
+		if k == "resourceType" || k == "id" || k == "meta" || keep[base] || keep[choiceStem(base)] {
+			continue
+		}
+		obj.Delete(k)
+	}
+	return subsetted(obj)
+}
+
+// choiceStem returns the [x] stem of a choice element name such as
+// deceasedBoolean ("deceased"), or "".
+func choiceStem(name string) string {
+	for i := 1; i < len(name); i++ {
+		if name[i] >= 'A' && name[i] <= 'Z' {
+			return name[:i]
+		}
+	}
+	return ""
+}
+
+// subsetted adds the SUBSETTED security tag FHIR asks for on partial
+// resources and encodes obj.
+func subsetted(obj *fhir.Object) []byte {
+	meta := &fhir.Object{}
+	if raw := obj.Get("meta"); raw != nil {
+		if m, err := fhir.ParseObject(raw); err == nil {
+			meta = m
+		}
+	}
+	var tags []json.RawMessage
+	_ = json.Unmarshal(meta.Get("tag"), &tags)
+	tags = append(tags, json.RawMessage(`{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"}`))
+	meta.Set("tag", tags)
+	obj.SetAfter("id", "meta", json.RawMessage(meta.Bytes()))
+	return obj.Bytes()
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -43,7 +43,9 @@ type Config struct {
 	Timeout      time.Duration // per-request deadline (default 30 s)
 	Writable     []string      // resource types with full REST interactions
 	ReadOnly     []string      // resource types served from Definitions
-	Logger       *slog.Logger
+	// SummaryElements lists per type the elements _summary=true keeps.
+	SummaryElements map[string][]string
+	Logger          *slog.Logger
 }
 
 // Server serves the FHIR REST API.

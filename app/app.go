@@ -81,7 +81,7 @@ func New(cfg Config) (*App, error) {
 	}
 	rp := repo.New(st, reg)
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
-		ReadOnly: types.ReadOnly, Logger: cfg.Logger}, rp, val, reg, defs)
+		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
 	// Domain packages register their rules and operations here.
 	return a, nil

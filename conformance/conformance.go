@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 )
 
 // Canonical is the base of every canonical URL Signpost defines.
@@ -127,4 +128,33 @@ func All() []json.RawMessage {
 		out = append(out, sd)
 	}
 	return append(out, bundleEntries("r4/terminology.json")...)
+}
+
+// SummaryElements returns, per resource type, the top-level elements the
+// StructureDefinitions mark isSummary (what _summary=true keeps), with
+// choice elements given by their [x] stem (e.g. "deceased").
+func SummaryElements() map[string][]string {
+	out := map[string][]string{}
+	for typ, raw := range StructureDefinitions() {
+		var sd struct {
+			Kind     string `json:"kind"`
+			Snapshot struct {
+				Element []struct {
+					Path      string `json:"path"`
+					IsSummary bool   `json:"isSummary"`
+				} `json:"element"`
+			} `json:"snapshot"`
+		}
+		if json.Unmarshal(raw, &sd) != nil || sd.Kind != "resource" {
+			continue
+		}
+		for _, el := range sd.Snapshot.Element {
+			name, ok := strings.CutPrefix(el.Path, typ+".")
+			if !ok || strings.Contains(name, ".") || !el.IsSummary {
+				continue
+			}
+			out[typ] = append(out[typ], strings.TrimSuffix(name, "[x]"))
+		}
+	}
+	return out
 }
