@@ -67,11 +67,13 @@ type entryResponse struct {
 }
 
 func (b *bundle) encode() []byte {
-	out, err := json.Marshal(b)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // links keep their & and < as written
+	if err := enc.Encode(b); err != nil {
 		panic(fmt.Sprintf("api: encoding a Bundle: %v", err)) // stored resources are valid JSON
 	}
-	return out
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func (s *Server) fullURL(res *fhir.Resource) string {
