@@ -210,6 +210,9 @@ func (s *Server) update(c *gin.Context, typ, id string) error {
 	if err != nil {
 		return err
 	}
+	if typ == "Binary" && isNativeBinary(c) {
+		obj.SetAfter("resourceType", "id", id) // native content carries no id: the URL's is meant
+	}
 	if err := checkBodyID(obj, id, true); err != nil {
 		return err
 	}
