@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReadOwnWrites", testReadOwnWrites},
 		{"ConcurrentSameVersion", testConcurrentSameVersion},
 		{"SearchIDAndToken", testSearchIDAndToken},
+		{"Records", testRecords},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
