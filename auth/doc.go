@@ -1,0 +1,154 @@
+// Package auth is Signpost's SMART on FHIR authorisation: who the caller is
+// (Principal, from a verified access token), what their scopes let them do
+// (Scope, Principal.Decide), the verification of bearer JWTs with go-oidc
+// (Verifier), the embedded development authorisation server (DevServer,
+// built on zitadel/oidc's op package), token minting for the CLI (MintToken)
+// and the SMART discovery document (SmartConfiguration).
+//
+// # Claims Signpost reads
+//
+// Access tokens are JWTs. Besides the registered claims (iss, aud, exp, nbf,
+// iat, sub, jti), Signpost reads, by default:
+//
+//	scope       space-separated scopes (or an array): SMART v1 and v2 resource scopes
+//	client_id   the OAuth client (azp when client_id is absent)
+//	patient     FHIR id of the patient in context (SMART launch context)
+//	nhs_number  NHS login: the patient's NHS number, string or number
+//	fhirUser    the user's own FHIR resource URL
+//	org         the user's or client's organisation, an ODS code
+//	role        referrer | provider | call-centre | auditor | patient
+//
+// ClaimNames maps an issuer's own claims onto these: each is a claim name or
+// a dotted path into nested objects, a path crossing an array visits every
+// element, and RoleMap translates the issuer's role values. For example:
+//
+//	NHS CIS2:  Organization "nhsid_nrbac_roles.org_code", Role "nhsid_nrbac_roles.role_code",
+//	           RoleMap {"S8000:G8000:R8000": "referrer", ...}
+//	NHS login: NHSNumber "nhs_number" (the default); Role is then absent, so
+//	           map a fixed claim or give patient tokens the patient scopes only
+//	Keycloak:  Role "realm_access.roles", RoleMap {"signpost-booker": "call-centre"};
+//	           add the org and patient claims with protocol mappers
+//
+// # Scopes and decisions
+//
+// ParseScope reads SMART v2 (patient/Appointment.rs, user/*.cruds,
+// system/Slot.rs, granular patient/Observation.rs?category=... with the query
+// kept as data) and v1 (patient/*.read, user/Appointment.write,
+// user/*.*). Principal.Allows answers literally whether a scope of one
+// context grants an interaction; Principal.Decide applies Signpost's rules
+// and tells the API how to restrict the request:
+//
+//   - patient-level scopes grant nothing without a patient in context
+//     (patient or nhs_number claim); when only they grant an interaction,
+//     Decision.PatientOnly asks the API to confine it to that patient's
+//     compartment;
+//   - a principal with the patient role is confined to their compartment
+//     even through user-level scopes;
+//   - granular scopes come back as Grants with their query: a resource is
+//     reachable if it satisfies one grant;
+//   - AuditEvent: no scope lets a client create, update or delete one
+//     (*.cruds included); reading and searching need system/AuditEvent.rs, or
+//     user/AuditEvent.rs with the auditor role; wildcard types do not reach
+//     the audit trail.
+//
+// A bare "*.*" (no context) is not a SMART scope and is rejected.
+//
+// # Verifying tokens
+//
+// NewVerifier discovers the issuer (--issuer) and checks tokens with go-oidc:
+// signature, iss, aud (--audience, normally the FHIR base URL), exp and nbf
+// with one minute of clock skew (go-oidc's own nbf leeway of five minutes is
+// tightened), and an algorithm allow-list (RSA, RSA-PSS, ECDSA; never "none",
+// never HMAC). go-oidc's RemoteKeySet fetches the JWKS on every unknown kid,
+// so Verifier uses its own oidc.KeySet: an unknown kid fetches the keys again
+// at most once every 30 seconds (concurrent misses share one fetch), and keys
+// are fetched again after an hour so withdrawn keys stop verifying.
+// NewLocalVerifier checks tokens against keys in the same process (the
+// embedded server's), still through go-oidc.
+//
+// Every failure is a *fhir.Error of kind fhir.Unauthorized with one issue:
+// code login/expired/security, details TOKEN_MISSING, TOKEN_EXPIRED or
+// TOKEN_INVALID, and diagnostics saying which check failed without the
+// library's internals (the cause is kept in Err for logs).
+//
+// # Wiring into the API
+//
+//	// At start (cmd/signpost): either an external issuer...
+//	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: issuer, Audience: base + "/fhir"})
+//	endpoints := v.SmartEndpoints()
+//	// ...or, with no --issuer, the development server on the same listener:
+//	dev, err := auth.NewDevServer(auth.DevServerConfig{
+//		Issuer: base + "/auth", Audience: base + "/fhir", DataDir: dataDir, Patients: patients})
+//	log.Print(dev.Banner()) // the warning and the demo credentials, to the console
+//	v, err := dev.Verifier(auth.VerifierConfig{})
+//	endpoints := dev.SmartEndpoints()
+//	router.Any("/auth/*path", gin.WrapH(dev.Handler())) // the handler strips /auth itself
+//
+//	// Discovery: always JSON, whatever Accept says.
+//	smart := auth.SmartConfiguration(endpoints)
+//	router.GET("/fhir/.well-known/smart-configuration", func(c *gin.Context) {
+//		c.Data(http.StatusOK, "application/json", smart) })
+//
+//	// Middleware: 401 with WWW-Authenticate and the OperationOutcome.
+//	raw, err := auth.BearerToken(c.GetHeader("Authorization"))
+//	if err == nil { p, err = v.Verify(ctx, raw) }
+//	if err != nil { c.Header("WWW-Authenticate", auth.WWWAuthenticate("signpost", err)); ... }
+//	ctx = auth.NewContext(ctx, p)
+//
+//	// Per interaction and resource type (each Bundle entry, each _include
+//	// and _revinclude target, each chained or _has type, history, operations):
+//	d := p.Decide("Appointment", auth.Search)
+//	// !d.Allowed → 403; d.PatientOnly → patient compartment of p.Patient
+//	// (resolve p.NHSNumber to a Patient first); otherwise OR over d.Grants;
+//	// organisation and role rules (p.Organization, p.Role) apply on top.
+//
+// # The development server
+//
+// DevServer is a real OAuth 2 / OpenID Connect provider (zitadel/oidc op,
+// its LegacyServer extended where SMART needs more): discovery at
+// {issuer}/.well-known/openid-configuration, /authorize, /oauth/token,
+// /keys, /userinfo, /oauth/introspect, /revoke, and the patient picker at
+// /login. It keeps its state in DevDir(DataDir) = DATA/auth, created 0700
+// at first start: signing-key.pem (RSA 2048, PKCS#8, 0600; its kid is the
+// RFC 7638 thumbprint, so it is stable), clients.json (demo clients with
+// their random credentials, 0600), gp-system-key.pem (the GP system's
+// private key for its client assertions, 0600) and issuer.json (the issuer,
+// audience and kid of the last start, read by MintToken). Nothing of it is
+// committed; edit clients.json to change the demo clients.
+//
+// Demo clients (scopes are the most each may be granted; a request without
+// scopes gets them all):
+//
+//	gp-system    SMART Backend Services: client_credentials authenticated by a
+//	             private_key_jwt assertion (RS256/ES256/PS256; iss = sub =
+//	             client_id, aud = the token endpoint or the issuer, exp at most
+//	             five minutes ahead, jti never reused); system/*.cruds, role
+//	             referrer, org A99001
+//	call-centre  client_credentials with client_secret_basic; user/*.cruds,
+//	             role call-centre, org Y99001
+//	provider     client_credentials with client_secret_basic (a PAS interface
+//	             is a backend, so no user sign-in); system/*.cruds, role
+//	             provider, org R9901
+//	auditor      client_credentials with client_secret_basic; user/ and
+//	             system/AuditEvent.rs, role auditor
+//	patient-app  public client: authorization code with PKCE S256 (required;
+//	             plain is refused), redirect to a loopback /callback on any
+//	             port or DevServerConfig.RedirectURIs; the user chooses a
+//	             patient from the caller's PatientDirectory; openid fhirUser
+//	             launch/patient patient/*.cruds, role patient
+//
+// Its access tokens are JWTs (RS256, typ JWT, kid) carrying iss, sub, aud,
+// exp, iat, nbf, jti, client_id, scope, and where they apply patient,
+// fhirUser, org and role. Client-credentials tokens have sub = client_id and
+// aud = [audience]; patient-app tokens have sub = "Patient/<id>", fhirUser =
+// <audience>/Patient/<id> and aud = [audience, client_id] (zitadel gives the
+// ID token the same audience, which must name the client). The token response
+// of the code flow carries "patient", as SMART launch context. An "aud"
+// parameter on /authorize, when sent, must name the FHIR base URL. Refresh
+// tokens, the device flow, token exchange and the JWT bearer grant are not
+// offered. zitadel logs its routes at Info through slog's default logger.
+//
+// MintToken signs, with the same key and the same code path (zitadel's
+// claims type and signer), the token the endpoint would issue: like the
+// patient app's with a patient, like a client_credentials token without.
+package auth
