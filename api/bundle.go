@@ -125,7 +125,7 @@ func (s *Server) bundle(c *gin.Context) error {
 	if kind != "batch" && kind != "transaction" {
 		return fhir.Errorf(fhir.Invalid, "invalid", "Bundle.type", "Bundle.type must be batch or transaction, not %q", kind)
 	}
-	entries, err := s.parseEntries(obj.Get("entry"), kind == "transaction")
+	entries, err := s.parseEntries(c.Request.Context(), obj.Get("entry"), kind == "transaction")
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) bundle(c *gin.Context) error {
 
 // parseEntries reads and validates every entry, reporting every problem of
 // every entry at once.
-func (s *Server) parseEntries(raw json.RawMessage, strict bool) ([]*txEntry, error) {
+func (s *Server) parseEntries(ctx context.Context, raw json.RawMessage, strict bool) ([]*txEntry, error) {
 	var rawEntries []json.RawMessage
 	if raw != nil {
 		if err := json.Unmarshal(raw, &rawEntries); err != nil {
@@ -154,7 +154,7 @@ func (s *Server) parseEntries(raw json.RawMessage, strict bool) ([]*txEntry, err
 	var issues []fhir.Issue
 	var entries []*txEntry
 	for i, r := range rawEntries {
-		e, err := s.parseEntry(i, r)
+		e, err := s.parseEntry(ctx, i, r)
 		if err != nil {
 			issues = append(issues, fhir.AsError(err).Issues...)
 			if !strict {
@@ -170,7 +170,7 @@ func (s *Server) parseEntries(raw json.RawMessage, strict bool) ([]*txEntry, err
 	return entries, nil
 }
 
-func (s *Server) parseEntry(i int, raw json.RawMessage) (*txEntry, error) {
+func (s *Server) parseEntry(ctx context.Context, i int, raw json.RawMessage) (*txEntry, error) {
 	e := &txEntry{index: i}
 	var in struct {
 		FullURL  string          `json:"fullUrl"`
@@ -230,7 +230,7 @@ func (s *Server) parseEntry(i int, raw json.RawMessage) (*txEntry, error) {
 		if in.Resource == nil {
 			return nil, fhir.Errorf(fhir.Invalid, "required", e.where()+".resource", "a %s entry needs a resource", e.method)
 		}
-		obj, err := s.checkResource(in.Resource, e.typ, e.where()+".resource")
+		obj, err := s.checkResource(ctx, in.Resource, e.typ, e.where()+".resource")
 		if err != nil {
 			return nil, err
 		}

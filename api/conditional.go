@@ -204,7 +204,7 @@ func (s *Server) patchInTx(ctx context.Context, tx *repo.Tx, typ, id string, p j
 	if err != nil {
 		return nil, relocate(fhir.Errorf(fhir.Unprocessable, "processing", "", "the patch cannot be applied to %s/%s: %v", typ, id, err), where)
 	}
-	obj, err := s.checkResource(patched, typ, where)
+	obj, err := s.checkResource(ctx, patched, typ, where)
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (s *Server) validateOp(ctx context.Context, req *operation.Request) (*opera
 	if len(raw) == 0 {
 		return nil, fhir.Errorf(fhir.Invalid, "required", "", "$validate needs a resource in the body or a resource parameter")
 	}
-	_, err := s.checkResource(raw, req.Type, "")
+	_, err := s.checkResource(ctx, raw, req.Type, "")
 	if err != nil {
 		e := fhir.AsError(err)
 		if e.Kind != fhir.Invalid {

@@ -101,12 +101,13 @@ func (s *Server) parseResource(c *gin.Context, typ string) (*fhir.Object, error)
 	if err != nil {
 		return nil, err
 	}
-	return s.checkResource(body, typ, "")
+	return s.checkResource(c.Request.Context(), body, typ, "")
 }
 
-// checkResource parses and validates raw as a resource of typ. where
-// prefixes issue locations (e.g. "Bundle.entry[2].resource").
-func (s *Server) checkResource(raw []byte, typ, where string) (*fhir.Object, error) {
+// checkResource parses and validates raw as a resource of typ, after the
+// repo's Prepare steps have filled the server-owned elements validation
+// needs. where prefixes issue locations (e.g. "Bundle.entry[2].resource").
+func (s *Server) checkResource(ctx context.Context, raw []byte, typ, where string) (*fhir.Object, error) {
 	obj, err := fhir.ParseObject(raw)
 	if err != nil {
 		return nil, relocate(err, where)
@@ -117,6 +118,11 @@ func (s *Server) checkResource(raw []byte, typ, where string) (*fhir.Object, err
 			return nil, relocate(fhir.Errorf(fhir.Invalid, "required", "resourceType", "resourceType is missing; expected %q", typ), where)
 		}
 		return nil, relocate(fhir.Errorf(fhir.Invalid, "invalid", "resourceType", "resourceType %q does not match the endpoint's type %q", rt, typ), where)
+	}
+	if changed, err := s.repo.Prepare(ctx, rt, obj); err != nil {
+		return nil, relocate(err, where)
+	} else if changed {
+		raw = obj.Bytes()
 	}
 	if issues := s.validator.Validate(raw); hasErrors(issues) {
 		return nil, relocate(&fhir.Error{Kind: fhir.Invalid, Issues: issues}, where)

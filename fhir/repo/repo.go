@@ -42,18 +42,47 @@ type Repo struct {
 	store   store.Store
 	indexer Indexer
 	rules   map[string][]Rule
+	prepare map[string][]Prepare
 	now     func() time.Time
 }
 
+// Prepare fills server-owned elements of a proposed resource before it is
+// validated (e.g. an Appointment's start and end from its slots, which the
+// validator requires), reading the store's current state. It reports
+// whether it changed obj. The Rules re-check in the write transaction
+// whatever Prepare derived, since the state may change in between.
+type Prepare func(ctx context.Context, r store.Reader, obj *fhir.Object) (changed bool, err error)
+
 // New returns a Repo over st.
 func New(st store.Store, ix Indexer) *Repo {
-	return &Repo{store: st, indexer: ix, rules: map[string][]Rule{}, now: time.Now}
+	return &Repo{store: st, indexer: ix, rules: map[string][]Rule{}, prepare: map[string][]Prepare{}, now: time.Now}
 }
 
 // AddRule registers rule for writes of resourceType. Rules run in the order
 // they were added. Call it during start-up only.
 func (r *Repo) AddRule(resourceType string, rule Rule) {
 	r.rules[resourceType] = append(r.rules[resourceType], rule)
+}
+
+// AddPrepare registers p for resources of resourceType received from
+// clients. Call it during start-up only.
+func (r *Repo) AddPrepare(resourceType string, p Prepare) {
+	r.prepare[resourceType] = append(r.prepare[resourceType], p)
+}
+
+// Prepare runs the Prepare steps of resourceType over obj, in the order
+// they were added. The API calls it on every resource a client sends,
+// before validation. It reports whether obj changed.
+func (r *Repo) Prepare(ctx context.Context, resourceType string, obj *fhir.Object) (bool, error) {
+	changed := false
+	for _, p := range r.prepare[resourceType] {
+		c, err := p(ctx, r.store, obj)
+		if err != nil {
+			return changed, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
 }
 
 // Store returns the underlying store, for reads.
