@@ -43,8 +43,9 @@ func newServer(t testing.TB, cfg app.Config) *server {
 type request struct {
 	method string
 	path   string
-	body   string
-	header map[string]string
+	body    string
+	header  map[string]string
+	chunked bool // send the body without a Content-Length
 }
 
 // response is what the server answered.
@@ -57,6 +58,9 @@ type response struct {
 func (s *server) url(path string) string {
 	if strings.HasPrefix(path, "http://") {
 		return path
+	}
+	if path == "" {
+		return s.base
 	}
 	if strings.HasPrefix(path, "/") {
 		return s.ts.URL + path
@@ -71,6 +75,9 @@ func (s *server) do(r request) response {
 	var body io.Reader
 	if r.body != "" {
 		body = strings.NewReader(r.body)
+		if r.chunked {
+			body = io.MultiReader(body) // hides the length from net/http
+		}
 	}
 	req, err := http.NewRequest(r.method, s.url(r.path), body)
 	if err != nil {

@@ -110,6 +110,9 @@ func (s *Server) parseResource(c *gin.Context, typ string) (*fhir.Object, error)
 func (s *Server) checkResource(ctx context.Context, raw []byte, typ, where string) (*fhir.Object, error) {
 	obj, err := fhir.ParseObject(raw)
 	if err != nil {
+		if where == "" {
+			where = typ // locations in the body are relative to the resource
+		}
 		return nil, relocate(err, where)
 	}
 	rt, _ := obj.String("resourceType")
@@ -246,13 +249,15 @@ func statusFor(created bool) int {
 // body must carry one, as FHIR asks of an update).
 func checkBodyID(obj *fhir.Object, id string, required bool) error {
 	bodyID, ok := obj.String("id")
+	rt, _ := obj.String("resourceType")
+	at := rt + ".id" // the type has been checked by now
 	switch {
 	case !ok && obj.Has("id"):
-		return fhir.Errorf(fhir.Invalid, "invalid", "Resource.id", "id must be a string")
+		return fhir.Errorf(fhir.Invalid, "invalid", at, "id must be a string")
 	case !ok && required:
-		return fhir.Errorf(fhir.Invalid, "required", "Resource.id", "the resource has no id; an update must carry the id %q of its URL", id)
+		return fhir.Errorf(fhir.Invalid, "required", at, "the resource has no id; an update must carry the id %q of its URL", id)
 	case ok && bodyID != id:
-		return fhir.Errorf(fhir.Invalid, "invalid", "Resource.id", "the resource's id %q differs from the URL's id %q", bodyID, id)
+		return fhir.Errorf(fhir.Invalid, "invalid", at, "the resource's id %q differs from the URL's id %q", bodyID, id)
 	}
 	return nil
 }

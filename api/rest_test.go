@@ -444,7 +444,7 @@ func TestPatch(t *testing.T) {
 		{"truncated", "Patient/" + id, patchType, `[{"op":"replace",`, "", 400, nil},
 		{"result is invalid", "Patient/" + id, patchType, `[{"op":"replace","path":"/birthDate","value":"1980-13-45"}]`, "", 400, []string{"Patient.birthDate"}},
 		{"result has an unknown element", "Patient/" + id, patchType, `[{"op":"add","path":"/colour","value":"blue"}]`, "", 400, []string{"Patient.colour"}},
-		{"changes the id", "Patient/" + id, patchType, `[{"op":"replace","path":"/id","value":"other"}]`, "", 400, []string{"Resource.id"}},
+		{"changes the id", "Patient/" + id, patchType, `[{"op":"replace","path":"/id","value":"other"}]`, "", 400, []string{"Patient.id"}},
 		{"fhir+json content type", "Patient/" + id, "application/fhir+json", `[{"op":"add","path":"/gender","value":"male"}]`, "", 415, nil},
 		{"stale If-Match", "Patient/" + id, patchType, `[{"op":"add","path":"/gender","value":"male"}]`, `W/"1"`, 412, nil},
 		{"unknown resource", "Patient/nobody", patchType, `[{"op":"add","path":"/gender","value":"male"}]`, "", 404, nil},

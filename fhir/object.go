@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Object is a JSON object whose members keep their order and their exact
@@ -49,6 +51,11 @@ func ParseObject(data []byte) (*Object, error) {
 		if _, dup := o.vals[key]; dup {
 			return nil, Errorf(Invalid, "structure", key, "member %q appears more than once", key)
 		}
+		if len(raw) > 0 && (raw[0] == '{' || raw[0] == '[') {
+			if err := checkDuplicates(json.NewDecoder(bytes.NewReader(raw)), []string{key}); err != nil {
+				return nil, err
+			}
+		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
 			return nil, syntaxError(err)
@@ -68,6 +75,50 @@ func ParseObject(data []byte) (*Object, error) {
 func syntaxError(err error) *Error {
 	return &Error{Kind: Invalid, Issues: []Issue{{Code: "structure",
 		Diagnostics: fmt.Sprintf("the body is not valid JSON: %v", err)}}}
+}
+
+// checkDuplicates reports a member name that appears twice in one object
+// anywhere in the value dec reads, located by its path (at, the path so far,
+// is only joined when there is something to report).
+func checkDuplicates(dec *json.Decoder, at []string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		var seen map[string]bool
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return syntaxError(err)
+			}
+			key, _ := tok.(string)
+			if seen[key] {
+				where := strings.Join(append(at, "."+key), "")
+				return Errorf(Invalid, "structure", where, "member %q appears more than once", key)
+			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[key] = true
+			if err := checkDuplicates(dec, append(at, "."+key)); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := checkDuplicates(dec, append(at, "["+strconv.Itoa(i)+"]")); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return syntaxError(err)
+	}
+	return nil
 }
 
 // CheckDepth rejects nesting deeper than MaxDepth before any decoder recurses.
