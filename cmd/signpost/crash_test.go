@@ -341,7 +341,7 @@ func typeHistory(t *testing.T, base, typ string) map[string]map[int64][]byte {
 	next := base + "/fhir/" + typ + "/_history?_count=1000"
 	for next != "" {
 		var b struct {
-			Link []struct{ Relation, URL string }
+			Link  []struct{ Relation, URL string }
 			Entry []struct {
 				FullURL  string          `json:"fullUrl"`
 				Resource json.RawMessage `json:"resource"`
