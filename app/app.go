@@ -15,6 +15,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/fhir/referral"
 	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -41,6 +42,7 @@ type App struct {
 	Search   *search.Registry
 	API      *api.Server
 	Location *time.Location
+	Referral *referral.Service // referral rules and operations; tests may replace Referral.Tokens
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -84,6 +86,11 @@ func New(cfg Config) (*App, error) {
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
 	// Domain packages register their rules and operations here.
+	a.Referral = referral.New(rp, reg, referral.Config{})
+	a.Referral.Register()
+	for _, op := range a.Referral.Operations() {
+		srv.AddOperation(op)
+	}
 	return a, nil
 }
 

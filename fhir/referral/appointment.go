@@ -1,0 +1,112 @@
+package referral
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+)
+
+type appointmentView struct {
+	Status      string       `json:"status"`
+	BasedOn     []reference  `json:"basedOn"`
+	Identifier  []identifier `json:"identifier"`
+	Participant []struct {
+		Actor reference `json:"actor"`
+	} `json:"participant"`
+}
+
+// appointmentRule links appointments to their referral (Appointment.basedOn
+// a ServiceRequest): the appointment carries the referral's UBRN, and the
+// referral's state follows it: booked when an appointment is booked,
+// completed when it is fulfilled, back to awaiting booking when a booked
+// appointment is cancelled or missed.
+func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	if c.New == nil {
+		return nil
+	}
+	var a, old appointmentView
+	if err := decode(c.New.Bytes(), &a, "Appointment"); err != nil {
+		return err
+	}
+	if c.Old != nil {
+		_ = json.Unmarshal(c.Old.JSON, &old)
+	}
+	for _, b := range a.BasedOn {
+		typ, _, ok := splitRef(b.Reference)
+		if !ok || typ != "ServiceRequest" {
+			continue
+		}
+		sr, err := readRef(ctx, tx, b.Reference)
+		if err != nil {
+			return fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.basedOn", "%s does not exist", b.Reference)
+		}
+		var r requestView
+		if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
+			return err
+		}
+		if u := r.ubrn(); u != "" && !hasIdentifier(a.Identifier, UBRNSystem, u) {
+			if err := addIdentifier(c.New, identifier{System: UBRNSystem, Value: u}); err != nil {
+				return err
+			}
+		}
+		if a.Status == old.Status {
+			continue
+		}
+		task, err := s.referralTask(ctx, tx, sr.Reference())
+		if err != nil {
+			return err
+		}
+		var tv taskView
+		if err := decode(task.JSON, &tv, "Task"); err != nil {
+			return err
+		}
+		cur := tv.state()
+		var to State
+		why := ""
+		switch a.Status {
+		case "booked", "pending", "arrived", "checked-in":
+			if cur != Accepted && cur != Booked {
+				to, why = Booked, "appointment booked"
+			}
+		case "fulfilled":
+			to, why = Completed, "appointment fulfilled"
+		case "cancelled", "noshow":
+			if cur == Booked {
+				to, why = AwaitingBooking, "appointment "+a.Status
+			}
+		}
+		if to == "" || to == cur {
+			continue
+		}
+		if !CanMove(cur, to) {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.status",
+				"referral %s is %s: an appointment cannot make it %s", sr.Reference(), cur, to).WithDetails("ILLEGAL_TRANSITION")
+		}
+		owner := ""
+		for _, p := range a.Participant {
+			if t, _, ok := splitRef(p.Actor.Reference); ok && t == "HealthcareService" {
+				owner = p.Actor.Reference
+			}
+		}
+		if _, err := s.moveTask(ctx, tx, task, to, why, func(obj *fhir.Object) {
+			if owner != "" && to == Booked {
+				obj.Set("owner", reference{Reference: owner})
+			}
+		}); err != nil {
+			return fmt.Errorf("Appointment/%s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+func hasIdentifier(ids []identifier, system, value string) bool {
+	for _, id := range ids {
+		if id.System == system && id.Value == value {
+			return true
+		}
+	}
+	return false
+}

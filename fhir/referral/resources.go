@@ -1,0 +1,207 @@
+package referral
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// The typed views below read the few fields the rules need; resources are
+// always written back by patching their own JSON (fhir.Object), never by
+// re-encoding these structs.
+
+type coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+type concept struct {
+	Coding []coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+func (c concept) has(system, code string) bool {
+	for _, x := range c.Coding {
+		if x.System == system && x.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func (c concept) code(system string) string {
+	for _, x := range c.Coding {
+		if x.System == system {
+			return x.Code
+		}
+	}
+	return ""
+}
+
+type reference struct {
+	Reference string `json:"reference,omitempty"`
+	Display   string `json:"display,omitempty"`
+}
+
+type identifier struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value,omitempty"`
+}
+
+type extension struct {
+	URL            string          `json:"url"`
+	ValueReference *reference      `json:"valueReference,omitempty"`
+	ValueCoding    *coding         `json:"valueCoding,omitempty"`
+	ValueString    *string         `json:"valueString,omitempty"`
+	ValueCode      *string         `json:"valueCode,omitempty"`
+	ValueBoolean   *bool           `json:"valueBoolean,omitempty"`
+	ValueInteger   *int            `json:"valueInteger,omitempty"`
+	ValueDecimal   *float64        `json:"valueDecimal,omitempty"`
+	ValueDateTime  *string         `json:"valueDateTime,omitempty"`
+	ValueInstant   *string         `json:"valueInstant,omitempty"`
+	Extension      []extension     `json:"extension,omitempty"`
+	Value          json.RawMessage `json:"-"`
+}
+
+func findExt(exts []extension, url string) []extension {
+	var out []extension
+	for _, e := range exts {
+		if e.URL == url {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// decode reads raw JSON into v, reporting a malformed stored resource.
+func decode(raw []byte, v any, what string) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fhir.Errorf(fhir.Invalid, "structure", what, "%s cannot be read: %v", what, err)
+	}
+	return nil
+}
+
+// setExtension replaces every extension of url on obj with exts (none
+// removes them), keeping the others in place.
+func setExtension(obj *fhir.Object, url string, exts ...any) error {
+	var cur []json.RawMessage
+	if raw := obj.Get("extension"); raw != nil {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return fhir.Errorf(fhir.Invalid, "structure", "extension", "extension must be an array")
+		}
+	}
+	var out []json.RawMessage
+	for _, e := range cur {
+		var head struct {
+			URL string `json:"url"`
+		}
+		_ = json.Unmarshal(e, &head)
+		if head.URL != url {
+			out = append(out, e)
+		}
+	}
+	for _, e := range exts {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		obj.Delete("extension")
+		return nil
+	}
+	obj.Set("extension", out)
+	return nil
+}
+
+// copyExtension makes obj's extensions of url those of old (server-owned).
+func copyExtension(obj *fhir.Object, old []byte, url string) error {
+	var o struct {
+		Extension []json.RawMessage `json:"extension"`
+	}
+	if old != nil {
+		_ = json.Unmarshal(old, &o)
+	}
+	var keep []any
+	for _, e := range o.Extension {
+		var head struct {
+			URL string `json:"url"`
+		}
+		_ = json.Unmarshal(e, &head)
+		if head.URL == url {
+			keep = append(keep, json.RawMessage(e))
+		}
+	}
+	return setExtension(obj, url, keep...)
+}
+
+// find runs a search (a query string such as "identifier=s|v") inside tx
+// and returns every match, following pages.
+func find(ctx context.Context, tx store.Reader, reg *search.Registry, typ, query string) ([]*fhir.Resource, error) {
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, err
+	}
+	if v.Get("_count") == "" {
+		v.Set("_count", "1000")
+	}
+	q, err := reg.Parse(typ, v, search.ParseOptions{Strict: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []*fhir.Resource
+	for {
+		page, err := tx.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Resources...)
+		if page.Next == "" {
+			return out, nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// read reads typ/id, as "Type/id" (a literal reference), within tx.
+func readRef(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
+	typ, id, ok := splitRef(ref)
+	if !ok {
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "%q is not a Type/id reference", ref)
+	}
+	return tx.Read(ctx, typ, id)
+}
+
+// splitRef splits "Type/id" or "base/Type/id" into its type and id.
+func splitRef(ref string) (typ, id string, ok bool) {
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		ref = ref[:i]
+	}
+	parts := strings.Split(ref, "/")
+	if len(parts) < 2 {
+		return "", "", false
+	}
+	typ, id = parts[len(parts)-2], parts[len(parts)-1]
+	return typ, id, typ != "" && id != "" && typ[0] >= 'A' && typ[0] <= 'Z'
+}
+
+// putJSON writes a fresh resource built from v through tx.
+func create(ctx context.Context, tx *repo.Tx, typ string, v any) (*fhir.Resource, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := fhir.ParseObject(b)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Create(ctx, typ, obj)
+}

@@ -1,0 +1,295 @@
+package referral
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/repo"
+)
+
+// State is a referral's workflow state: its Task's businessStatus code in
+// https://signpost.example/fhir/CodeSystem/referral-state.
+type State string
+
+// The referral states.
+const (
+	AwaitingBooking State = "awaiting-booking" // referred; no appointment yet
+	Booked          State = "booked"           // an appointment is booked; for the provider's review
+	AwaitingTriage  State = "awaiting-triage"  // sent to the provider for triage without an appointment
+	Accepted        State = "accepted"         // the provider accepted the referral
+	Rejected        State = "rejected"         // the provider returned it to the referrer
+	Redirected      State = "redirected"       // the provider sent it on to another service
+	SlotIssue       State = "slot-issue"       // no slot could be found: deferred to the provider
+	Cancelled       State = "cancelled"        // withdrawn (terminal)
+	Completed       State = "completed"        // the appointment took place (terminal)
+)
+
+// transitions lists, for each state, the states it may move to. Anything
+// else is an illegal transition (422).
+var transitions = map[State][]State{
+	AwaitingBooking: {Booked, AwaitingTriage, SlotIssue, Cancelled},
+	Booked:          {Accepted, Rejected, Redirected, Cancelled, AwaitingBooking, Completed},
+	AwaitingTriage:  {Accepted, Rejected, Redirected, Cancelled, Booked},
+	Accepted:        {Completed, Cancelled},
+	Rejected:        {AwaitingBooking, Booked, Cancelled},
+	Redirected:      {Booked, AwaitingBooking, AwaitingTriage, SlotIssue, Cancelled},
+	SlotIssue:       {Booked, AwaitingTriage, Rejected, Redirected, Cancelled},
+	Cancelled:       nil,
+	Completed:       nil,
+}
+
+// CanMove reports whether a referral may move from one state to another.
+func CanMove(from, to State) bool { return slices.Contains(transitions[from], to) }
+
+// Worklist is a named list of referral Tasks someone must work.
+type Worklist string
+
+// The worklists. A Task carries its worklist in the extension
+// https://signpost.example/fhir/StructureDefinition/worklist, searchable as
+// Task?worklist=<code> (with owner= to narrow it to a service or referrer).
+const (
+	ForReview       Worklist = "for-review"       // provider: booked or awaiting triage
+	ToBook          Worklist = "awaiting-booking" // referrer / patient / call centre: no appointment yet
+	SlotIssues      Worklist = "slot-issues"      // provider: contact the patient and book
+	RejectedReturns Worklist = "rejected"         // referrer: rejected referrals to act on
+)
+
+// WorklistOf returns the worklist a referral in state st is on, or "".
+func WorklistOf(st State) Worklist {
+	switch st {
+	case Booked, AwaitingTriage:
+		return ForReview
+	case AwaitingBooking, Redirected:
+		return ToBook
+	case SlotIssue:
+		return SlotIssues
+	case Rejected:
+		return RejectedReturns
+	}
+	return ""
+}
+
+// taskView is what the Task rule reads.
+type taskView struct {
+	Code           concept     `json:"code"`
+	BusinessStatus concept     `json:"businessStatus"`
+	StatusReason   concept     `json:"statusReason"`
+	Focus          reference   `json:"focus"`
+	For            reference   `json:"for"`
+	Owner          reference   `json:"owner"`
+	Extension      []extension `json:"extension"`
+}
+
+func (t *taskView) isReferral() bool  { return t.Code.has(TaskCodeSystem, TaskCode) }
+func (t *taskView) state() State      { return State(t.BusinessStatus.code(StateSystem)) }
+func (t *taskView) reasonText() string {
+	if t.StatusReason.Text != "" {
+		return t.StatusReason.Text
+	}
+	for _, c := range t.StatusReason.Coding {
+		if c.Display != "" {
+			return c.Display
+		}
+		return c.Code
+	}
+	return ""
+}
+
+type internalKey struct{}
+
+// internal marks ctx as a write by this package, which may set the
+// elements the server owns (the Task's creation, the access-code hash, the
+// saved shortlist).
+func internal(ctx context.Context) context.Context { return context.WithValue(ctx, internalKey{}, true) }
+
+func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
+
+func stateConcept(st State) concept {
+	return concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}}
+}
+
+var stateDisplay = map[State]string{
+	AwaitingBooking: "Awaiting booking", Booked: "Booked", AwaitingTriage: "Awaiting triage",
+	Accepted: "Accepted", Rejected: "Rejected", Redirected: "Redirected", SlotIssue: "Appointment slot issue",
+	Cancelled: "Cancelled", Completed: "Completed",
+}
+
+// taskRule keeps referral Tasks honest on every write path: only the
+// server creates them (one per referral, with the ServiceRequest); their
+// focus never changes; businessStatus moves only along the transitions;
+// the worklist, Task.status and the access-code hash are server-owned; and
+// every move writes a Provenance and keeps ServiceRequest.status in step.
+func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	var oldT, newT taskView
+	if c.Old != nil {
+		if err := decode(c.Old.JSON, &oldT, "Task"); err != nil {
+			return err
+		}
+	}
+	if c.New == nil {
+		if oldT.isReferral() && !isInternal(ctx) {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task",
+				"Task/%s is the workflow of %s: cancel the referral instead of deleting it", c.ID, oldT.Focus.Reference)
+		}
+		return nil
+	}
+	if err := decode(c.New.Bytes(), &newT, "Task"); err != nil {
+		return err
+	}
+	if !oldT.isReferral() && !newT.isReferral() {
+		return nil
+	}
+	if c.Old == nil && !isInternal(ctx) {
+		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code",
+			"referral workflow Tasks are created by the server with their ServiceRequest").WithDetails("SERVER_OWNED")
+	}
+	if c.Old != nil {
+		if !newT.isReferral() {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code", "the code of referral Task/%s cannot change", c.ID)
+		}
+		if newT.Focus.Reference != oldT.Focus.Reference {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.focus",
+				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
+		}
+		if !isInternal(ctx) {
+			if err := copyExtension(c.New, c.Old.JSON, AccessExtension); err != nil {
+				return err
+			}
+		}
+	}
+	to := newT.state()
+	if _, known := transitions[to]; !known {
+		return fhir.Errorf(fhir.Unprocessable, "code-invalid", "Task.businessStatus",
+			"businessStatus must be a code from %s, not %q", StateSystem, to)
+	}
+	from := oldT.state()
+	if c.Old != nil && from != to && !CanMove(from, to) {
+		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
+			"referral %s cannot move from %s to %s", oldT.Focus.Reference, from, to).WithDetails("ILLEGAL_TRANSITION")
+	}
+	// Server-owned: the worklist and the FHIR status follow the state.
+	var wl []any
+	if w := WorklistOf(to); w != "" {
+		wl = append(wl, extension{URL: WorklistExtension, ValueCoding: &coding{System: WorklistSystem, Code: string(w)}})
+	}
+	if err := setExtension(c.New, WorklistExtension, wl...); err != nil {
+		return err
+	}
+	status := "in-progress"
+	switch to {
+	case Completed:
+		status = "completed"
+	case Cancelled:
+		status = "cancelled"
+	case AwaitingBooking:
+		status = "ready"
+	}
+	c.New.Set("status", status)
+	if c.Old != nil && from == to {
+		return nil
+	}
+	var version int64 = 1
+	if c.Old != nil {
+		version = c.Old.Version + 1
+	}
+	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), newT.Focus.Reference, to, newT.reasonText()); err != nil {
+		return err
+	}
+	if c.Old != nil {
+		return s.syncRequestStatus(ctx, tx, newT.Focus.Reference, to)
+	}
+	return nil
+}
+
+// writeProvenance records who moved a referral to state st, when, and why.
+func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, request string, st State, why string) error {
+	who := s.cfg.Agent(ctx)
+	agentWho := map[string]string{"display": "unknown"}
+	switch {
+	case who == "":
+	case strings.Contains(who, "/"):
+		agentWho = map[string]string{"reference": who}
+	default:
+		agentWho = map[string]string{"display": who}
+	}
+	prov := map[string]any{
+		"resourceType": "Provenance",
+		"target":       []reference{{Reference: task}, {Reference: request}},
+		"recorded":     tx.Now().Format(fhir.InstantFormat),
+		"activity":     concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}},
+		"agent":        []map[string]any{{"who": agentWho}},
+	}
+	if why != "" {
+		prov["reason"] = []concept{{Text: why}}
+	}
+	_, err := create(ctx, tx, "Provenance", prov)
+	return err
+}
+
+// syncRequestStatus keeps ServiceRequest.status at its R4 code: revoked
+// when cancelled, completed when completed, active otherwise.
+func (s *Service) syncRequestStatus(ctx context.Context, tx *repo.Tx, ref string, st State) error {
+	want := "active"
+	switch st {
+	case Cancelled:
+		want = "revoked"
+	case Completed:
+		want = "completed"
+	}
+	res, err := readRef(ctx, tx, ref)
+	if err != nil {
+		return err
+	}
+	obj, err := fhir.ParseObject(res.JSON)
+	if err != nil {
+		return err
+	}
+	if cur, _ := obj.String("status"); cur == want {
+		return nil
+	}
+	obj.Set("status", want)
+	_, _, err = tx.Put(internal(ctx), res.Type, res.ID, obj, 0)
+	return err
+}
+
+// referralTask returns the workflow Task of a referral ("ServiceRequest/id").
+func (s *Service) referralTask(ctx context.Context, tx *repo.Tx, ref string) (*fhir.Resource, error) {
+	tasks, err := find(ctx, tx, s.reg, "Task", "focus="+ref+"&code="+TaskCodeSystem+"|"+TaskCode)
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) == 0 {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s has no referral workflow Task", ref)
+	}
+	return tasks[0], nil
+}
+
+// moveTask moves a referral's Task to st with a reason, applying patch to
+// the Task's JSON too (owner and the like). The Task rule checks the move.
+func (s *Service) moveTask(ctx context.Context, tx *repo.Tx, task *fhir.Resource, st State, why string, patch func(*fhir.Object)) (*fhir.Resource, error) {
+	obj, err := fhir.ParseObject(task.JSON)
+	if err != nil {
+		return nil, err
+	}
+	obj.Set("businessStatus", stateConcept(st))
+	if why != "" {
+		obj.Set("statusReason", concept{Text: why})
+	} else {
+		obj.Delete("statusReason")
+	}
+	obj.Set("lastModified", tx.Now().Format(fhir.InstantFormat))
+	if patch != nil {
+		patch(obj)
+	}
+	res, _, err := tx.Put(internal(ctx), "Task", task.ID, obj, 0)
+	return res, err
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
