@@ -180,7 +180,14 @@ func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(r.ctx, "SAVEPOINT req"); err != nil {
+	// The request's cancellation must not reach SQLite: the driver
+	// interrupts a statement whose context ends, and SQLite answers an
+	// interrupted write by rolling back the whole batch transaction, not
+	// just this savepoint, after which the batch's later requests would
+	// commit on their own and still be reported as failed. A request is
+	// skipped if its context ended before its turn; once started, it runs.
+	ctx := context.WithoutCancel(r.ctx)
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 		return err
 	}
 	t := &txn{reader: reader{s: s, q: tx, batch: bs}, tx: tx, batch: bs}
@@ -200,7 +207,7 @@ func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
 			err = rerr
 		}
 	}()
-	return r.fn(r.ctx, t)
+	return r.fn(ctx, t)
 }
 
 // pidCache maps "Type.code" to committed parameter ids.
