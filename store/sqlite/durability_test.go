@@ -112,7 +112,7 @@ func TestCancelledUpdateLeavesBatchIntact(t *testing.T) {
 	}); err != nil {
 		t.Errorf("Update after the cancelled one: %v", err)
 	}
-	if errors.Is(ctx.Err(), context.Canceled) == false {
+	if !errors.Is(ctx.Err(), context.Canceled) {
 		t.Errorf("the cancel never fired")
 	}
 }
