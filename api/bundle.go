@@ -266,6 +266,17 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	sort.SliceStable(sorted, func(i, j int) bool { return order[sorted[i].method] < order[sorted[j].method] })
 	responses := make([]bundleEntry, len(entries))
 	err := s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+		// Deletes come first, so that conditions below see their effect.
+		for _, e := range sorted {
+			if e.method != http.MethodDelete {
+				continue
+			}
+			resp, err := s.runEntry(ctx, tx, e)
+			if err != nil {
+				return relocate(err, e.where())
+			}
+			responses[e.index] = resp
+		}
 		// Give every created resource its id first, so references resolve.
 		ids := map[string]string{} // urn:uuid:… → Type/id
 		for _, e := range sorted {
@@ -288,6 +299,9 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 			}
 		}
 		for _, e := range sorted {
+			if e.method == http.MethodDelete {
+				continue // done above
+			}
 			if e.resource != nil && len(ids) > 0 {
 				if err := resolveURNs(e.resource, ids); err != nil {
 					return relocate(err, e.where()+".resource")

@@ -271,3 +271,13 @@ func writableTypes(t testing.TB) []string {
 	t.Helper()
 	return conformance.Types().Writable
 }
+
+// mustJSON encodes v.
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
