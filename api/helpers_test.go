@@ -72,6 +72,15 @@ func (s *server) url(path string) string {
 // application/fhir+json.
 func (s *server) do(r request) response {
 	s.t.Helper()
+	resp, err := s.try(r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp
+}
+
+// try is do for goroutines: it returns the failure instead of ending the test.
+func (s *server) try(r request) (response, error) {
 	var body io.Reader
 	if r.body != "" {
 		body = strings.NewReader(r.body)
@@ -81,7 +90,7 @@ func (s *server) do(r request) response {
 	}
 	req, err := http.NewRequest(r.method, s.url(r.path), body)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", r.method, r.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", r.method, r.path, err)
 	}
 	if _, ok := r.header["Content-Type"]; !ok && r.body != "" {
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -93,14 +102,14 @@ func (s *server) do(r request) response {
 	}
 	resp, err := s.ts.Client().Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", r.method, r.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", r.method, r.path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		s.t.Fatalf("%s %s: reading the body: %v", r.method, r.path, err)
+		return response{}, fmt.Errorf("%s %s: reading the body: %v", r.method, r.path, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
 // must sends r and fails the test unless the status is want.
