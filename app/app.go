@@ -15,6 +15,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/referral"
 	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -36,13 +37,14 @@ type Config struct {
 
 // App is an assembled server.
 type App struct {
-	Config   Config
-	Store    store.Store
-	Repo     *repo.Repo
-	Search   *search.Registry
-	API      *api.Server
-	Location *time.Location
-	Referral *referral.Service // referral rules and operations; tests may replace Referral.Tokens
+	Config    Config
+	Store     store.Store
+	Repo      *repo.Repo
+	Search    *search.Registry
+	API       *api.Server
+	Location  *time.Location
+	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
+	Directory *directory.Directory // directory rules (waiting times)
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -86,6 +88,10 @@ func New(cfg Config) (*App, error) {
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
 	// Domain packages register their rules and operations here.
+	// The directory's Slot rule runs after the booking rules (it reads a
+	// slot's final status): keep it after them.
+	a.Directory = directory.New(rp, reg, directory.Config{})
+	a.Directory.Register()
 	a.Referral = referral.New(rp, reg, referral.Config{})
 	a.Referral.Register()
 	for _, op := range a.Referral.Operations() {

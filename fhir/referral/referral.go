@@ -102,6 +102,7 @@ func (s *Service) Register() {
 	s.repo.AddRule("DocumentReference", documentReferenceRule)
 	s.repo.AddRule("Binary", binaryRule)
 	s.repo.AddRule("QuestionnaireResponse", s.questionnaireResponseRule)
+	s.repo.AddRule("Communication", s.communicationRule)
 }
 
 // Operations returns the operations the package implements, for the API.

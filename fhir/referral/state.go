@@ -84,8 +84,8 @@ type taskView struct {
 	Extension      []extension `json:"extension"`
 }
 
-func (t *taskView) isReferral() bool  { return t.Code.has(TaskCodeSystem, TaskCode) }
-func (t *taskView) state() State      { return State(t.BusinessStatus.code(StateSystem)) }
+func (t *taskView) isReferral() bool { return t.Code.has(TaskCodeSystem, TaskCode) }
+func (t *taskView) state() State     { return State(t.BusinessStatus.code(StateSystem)) }
 func (t *taskView) reasonText() string {
 	if t.StatusReason.Text != "" {
 		return t.StatusReason.Text
@@ -104,7 +104,9 @@ type internalKey struct{}
 // internal marks ctx as a write by this package, which may set the
 // elements the server owns (the Task's creation, the access-code hash, the
 // saved shortlist).
-func internal(ctx context.Context) context.Context { return context.WithValue(ctx, internalKey{}, true) }
+func internal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, internalKey{}, true)
+}
 
 func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
 
@@ -196,7 +198,7 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 	if c.Old != nil {
 		version = c.Old.Version + 1
 	}
-	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), newT.Focus.Reference, to, newT.reasonText()); err != nil {
+	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), newT.Focus.Reference, newT.Owner.Reference, to, newT.reasonText()); err != nil {
 		return err
 	}
 	if c.Old != nil {
@@ -206,7 +208,9 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 }
 
 // writeProvenance records who moved a referral to state st, when, and why.
-func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, request string, st State, why string) error {
+// The Task's owner after the move is recorded as an entity (role source):
+// for a deferral, the service that had no slot.
+func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, request, owner string, st State, why string) error {
 	who := s.cfg.Agent(ctx)
 	agentWho := map[string]string{"display": "unknown"}
 	switch {
@@ -222,6 +226,9 @@ func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, reques
 		"recorded":     tx.Now().Format(fhir.InstantFormat),
 		"activity":     concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}},
 		"agent":        []map[string]any{{"who": agentWho}},
+	}
+	if owner != "" {
+		prov["entity"] = []map[string]any{{"role": "source", "what": reference{Reference: owner}}}
 	}
 	if why != "" {
 		prov["reason"] = []concept{{Text: why}}
