@@ -796,3 +796,43 @@ func TestOperationalEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepsClientJSON checks the served bytes: the client's JSON, compacted,
+// with only id and meta written by the server (id and meta right after
+// resourceType when the client sent none; in place when it did).
+func TestKeepsClientJSON(t *testing.T) {
+	s := newServer(t, app.Config{})
+	tests := []struct {
+		name, typ, sent string
+		want            string // with ID and META standing for the server's values
+	}{
+		{"decimal precision", "Location",
+			`{"resourceType":"Location","position":{"longitude":-0.12750,"latitude":51.50700,"altitude":1.0E2}}`,
+			`{"resourceType":"Location","id":ID,"meta":META,"position":{"longitude":-0.12750,"latitude":51.50700,"altitude":1.0E2}}`},
+		{"primitive extension and escapes", "Patient",
+			`{"resourceType":"Patient","birthDate":"1970","_birthDate":{"extension":[{"url":"https://signpost.example/x","valueString":"caf\u00e9 \"q\""}]}}`,
+			`{"resourceType":"Patient","id":ID,"meta":META,"birthDate":"1970","_birthDate":{"extension":[{"url":"https://signpost.example/x","valueString":"caf\u00e9 \"q\""}]}}`},
+		{"member order and whitespace", "Patient",
+			"{\n  \"gender\" : \"other\",\n  \"resourceType\": \"Patient\",\n  \"active\": true\n}",
+			`{"gender":"other","resourceType":"Patient","id":ID,"meta":META,"active":true}`},
+		{"client meta members kept, server members replaced", "Patient",
+			`{"resourceType":"Patient","meta":{"profile":["https://signpost.example/p"],"versionId":"99","lastUpdated":"2000-01-01T00:00:00Z","tag":[{"code":"t"}]},"active":false}`,
+			`{"resourceType":"Patient","id":ID,"meta":{"versionId":"1","lastUpdated":LU,"profile":["https://signpost.example/p"],"tag":[{"code":"t"}]},"active":false}`},
+		{"contained", "Patient",
+			`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","name":"GP"}],"managingOrganization":{"reference":"#o1"}}`,
+			`{"resourceType":"Patient","id":ID,"meta":META,"contained":[{"resourceType":"Organization","id":"o1","name":"GP"}],"managingOrganization":{"reference":"#o1"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			created := s.must(request{method: "POST", path: tt.typ, body: tt.sent}, http.StatusCreated)
+			read := s.must(request{method: "GET", path: created.header.Get("Location")}, http.StatusOK)
+			id, _, lu := meta(t, read.body)
+			want := strings.NewReplacer("ID", `"`+id+`"`, "META", `{"versionId":"1","lastUpdated":"`+lu+`"}`, "LU", `"`+lu+`"`).Replace(tt.want)
+			for what, got := range map[string][]byte{"create": created.body, "read": read.body} {
+				if string(got) != want {
+					t.Errorf("%s served\n%s\nwant\n%s", what, got, want)
+				}
+			}
+		})
+	}
+}
