@@ -6,6 +6,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/fhir/booking"
 	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/referral"
 	"github.com/signpost-fhir/signpost/fhir/repo"
@@ -26,12 +28,13 @@ import (
 
 // Config is the deployment's configuration, as serve's flags set it.
 type Config struct {
-	Addr         string // listen address, used for the default base URL
-	Data         string // data directory
-	Store        string // "sqlite" (default)
-	BaseURL      string // public FHIR base including /fhir; default http://<Addr>/fhir
-	Timezone     string // default Europe/London
-	MaxBodyBytes int64  // default 10 MB
+	Addr         string        // listen address, used for the default base URL
+	Data         string        // data directory
+	Store        string        // "sqlite" (default)
+	BaseURL      string        // public FHIR base including /fhir; default http://<Addr>/fhir
+	Timezone     string        // default Europe/London
+	MaxBodyBytes int64         // default 10 MB
+	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	Logger       *slog.Logger
 }
 
@@ -45,6 +48,8 @@ type App struct {
 	Location  *time.Location
 	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
 	Directory *directory.Directory // directory rules (waiting times)
+	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
+	stop      func()               // stops background work
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -88,6 +93,15 @@ func New(cfg Config) (*App, error) {
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
 	// Domain packages register their rules and operations here.
+	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
+		Logger: cfg.Logger, Validator: val}, rp, reg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, op := range a.Booking.Operations() {
+		srv.AddOperation(op)
+	}
 	// The directory's Slot rule runs after the booking rules (it reads a
 	// slot's final status): keep it after them.
 	a.Directory = directory.New(rp, reg, directory.Config{})
@@ -97,14 +111,30 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { // releases holds that expired, also while the server was down
+		defer close(done)
+		a.Booking.Run(ctx)
+	}()
+	a.stop = func() { cancel(); <-done }
 	return a, nil
 }
 
 // Handler returns the server's HTTP handler.
-func (a *App) Handler() http.Handler { return a.API.Handler() }
+func (a *App) Handler() http.Handler { return a.Booking.Idempotency(a.API.Handler()) }
 
-// Close releases the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close stops background work and releases the store.
+func (a *App) Close() error {
+	if a.stop != nil {
+		a.stop()
+	}
+	return a.Store.Close()
+}
+
+// OpenStore opens the store cfg names, without the rest of the server (for
+// tools such as signpost check).
+func OpenStore(cfg Config) (store.Store, error) { return openStore(cfg) }
 
 func openStore(cfg Config) (store.Store, error) {
 	switch cfg.Store {

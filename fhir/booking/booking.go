@@ -49,7 +49,7 @@ type Config struct {
 	// Client names the client a request comes from, the scope of its
 	// Idempotency-Keys. Default: ClientFromAuthorization. Once auth
 	// verifies tokens, pass a function returning the verified client id.
-	Client func(r *http.Request) string
+	Client    func(r *http.Request) string
 	Logger    *slog.Logger
 	Validator Validator // checks $book's appointment-resource; nil skips that
 }
