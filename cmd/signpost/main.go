@@ -15,12 +15,14 @@ import (
 
 var commands = map[string]func(args []string) error{
 	"serve": serve,
+	"check": check,
 }
 
 func main() {
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
 		fmt.Fprintln(os.Stderr, "usage: signpost <command> [flags]\n\ncommands:")
 		fmt.Fprintln(os.Stderr, "  serve    run the FHIR server")
+		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

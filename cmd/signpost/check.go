@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/fhir/booking"
+)
+
+// check runs the booking consistency checker over the data directory: it
+// prints each finding on stdout, a summary on stderr, and fails when
+// there is any finding. It reads one consistent snapshot, so it may run
+// beside a live server.
+func check(args []string) error {
+	fs := newFlags("check")
+	var cfg app.Config
+	addStoreFlags(fs, &cfg)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(cfg.Data); err != nil || !fi.IsDir() {
+		return fmt.Errorf("check: --data %q is not a data directory", cfg.Data)
+	}
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	findings, sum, err := booking.Check(ctx, st)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	for _, f := range findings {
+		fmt.Println(f)
+	}
+	fmt.Fprintf(os.Stderr, "checked %d slots (%d busy) and %d appointments (%d live): %d findings\n",
+		sum.Slots, sum.BusySlots, sum.Appointments, sum.LiveAppointments, len(findings))
+	if len(findings) > 0 {
+		return fmt.Errorf("check: %d inconsistencies between slots and appointments", len(findings))
+	}
+	return nil
+}
