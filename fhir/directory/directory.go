@@ -48,6 +48,9 @@ type Config struct {
 	// AverageOver is N, the number of next free slots the average wait
 	// covers; default 5.
 	AverageOver int
+	// Location is the time zone whose calendar days a wait counts; default
+	// UTC. A slot tomorrow morning is a 1-day wait whatever the hour now.
+	Location *time.Location
 }
 
 // Directory holds the directory's rules.
@@ -61,6 +64,9 @@ type Directory struct {
 func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Directory {
 	if cfg.AverageOver <= 0 {
 		cfg.AverageOver = 5
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
 	}
 	return &Directory{repo: rp, reg: reg, cfg: cfg}
 }
@@ -214,7 +220,7 @@ func (d *Directory) refresh(ctx context.Context, tx *repo.Tx, serviceID, slotID 
 			starts = append(starts, t)
 		}
 	}
-	w := ComputeWait(now, starts, d.cfg.AverageOver)
+	w := ComputeWait(now.In(d.cfg.Location), starts, d.cfg.AverageOver)
 	obj, err := fhir.ParseObject(res.JSON)
 	if err != nil {
 		return err
@@ -237,7 +243,8 @@ func (d *Directory) refresh(ctx context.Context, tx *repo.Tx, serviceID, slotID 
 }
 
 // ComputeWait derives a wait from the starts of the free slots (any order)
-// as seen at now, averaging over the next n.
+// as seen at now, averaging over the next n. Days are calendar days in
+// now's location.
 func ComputeWait(now time.Time, starts []time.Time, n int) Wait {
 	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 	var w Wait
@@ -255,7 +262,14 @@ func ComputeWait(now time.Time, starts []time.Time, n int) Wait {
 	return w
 }
 
-func days(from, to time.Time) int { return int(to.Sub(from).Hours() / 24) }
+// days counts the calendar days from one instant to another, in from's
+// location.
+func days(from, to time.Time) int {
+	to = to.In(from.Location())
+	a := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
+	b := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
+	return int(b.Sub(a).Hours() / 24)
+}
 
 // freeStarts returns the starts of the free slots from now on of every
 // schedule of the service, leaving out slot skip.
@@ -328,7 +342,8 @@ func sameWait(a, b waitExt) bool {
 }
 
 // ReadWait reads a service's waiting-time extension as of now: Days is
-// recomputed from the next free slot, so it is true whenever it is read.
+// recomputed from the next free slot (calendar days in now's location), so
+// it is true whenever it is read.
 func ReadWait(serviceJSON []byte, now time.Time) (Wait, bool) {
 	var v struct {
 		Extension []waitExt `json:"extension"`
@@ -361,7 +376,7 @@ func ReadWait(serviceJSON []byte, now time.Time) (Wait, bool) {
 		}
 		w.Days = max(0, days(now, w.NextSlot))
 		if !computed.IsZero() {
-			w.AverageDays = math.Max(0, w.AverageDays-now.Sub(computed).Hours()/24)
+			w.AverageDays = math.Max(0, w.AverageDays-float64(days(computed.In(now.Location()), now)))
 		}
 		return w, true
 	}

@@ -81,6 +81,14 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 				if err != nil {
 					return err
 				}
+				var tv taskView
+				if err := decode(task.JSON, &tv, "Task"); err != nil {
+					return err
+				}
+				if cur := tv.state(); cur == act.to || !CanMove(cur, act.to) {
+					return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
+						"referral %s is %s: it cannot be moved to %s", sr.Reference(), cur, act.to).WithDetails("ILLEGAL_TRANSITION")
+				}
 				out, err = s.moveTask(ctx, tx, task, act.to, reason, func(obj *fhir.Object) {
 					switch {
 					case act.ownerIsTarget:

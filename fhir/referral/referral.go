@@ -61,6 +61,8 @@ type Config struct {
 	Postcodes map[string]LatLon
 	// TokenTTL is the lifetime of a $ubrn-access token; default 15 minutes.
 	TokenTTL time.Duration
+	// Location is the time zone whose calendar days waits count; default UTC.
+	Location *time.Location
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -86,6 +88,9 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Service {
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = 15 * time.Minute
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

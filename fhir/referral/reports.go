@@ -185,7 +185,7 @@ func (s *Service) waitingTimes(ctx context.Context, st store.Reader, _ window) (
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Now().In(s.cfg.Location)
 	rep := &report{columns: []string{"service", "name", "specialty", "waiting-days", "average-days", "next-slot"}}
 	for _, res := range services {
 		var v serviceView

@@ -223,7 +223,7 @@ func (s *Service) Shortlist(ctx context.Context, tx store.Reader, sr *fhir.Resou
 	if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
 		return nil, patientContext{}, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Now().In(s.cfg.Location)
 	pc, err := s.patientContext(ctx, tx, r.Subject.Reference, now)
 	if err != nil {
 		return nil, pc, err
