@@ -104,9 +104,9 @@ func New(cfg Config) (*App, error) {
 	}
 	// The directory's Slot rule runs after the booking rules (it reads a
 	// slot's final status): keep it after them.
-	a.Directory = directory.New(rp, reg, directory.Config{})
+	a.Directory = directory.New(rp, reg, directory.Config{Location: loc})
 	a.Directory.Register()
-	a.Referral = referral.New(rp, reg, referral.Config{})
+	a.Referral = referral.New(rp, reg, referral.Config{Location: loc})
 	a.Referral.Register()
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)

@@ -44,8 +44,8 @@ func dermReferral(extra map[string]any) map[string]any {
 	sr := map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": ref("Patient/pat-1"), "requester": ref("Organization/gp-a"),
 		"performerType": map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394582007"}}},
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
-		"authoredOn": time.Now().UTC().Format("2006-01-02")}
+		"category":      []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
+		"authoredOn":    time.Now().UTC().Format("2006-01-02")}
 	for k, v := range extra {
 		sr[k] = v
 	}
