@@ -43,10 +43,12 @@ func (b *Service) prepareAppointment(ctx context.Context, r store.Reader, obj *f
 	}
 	var first, last *slot
 	var firstT, lastT time.Time
-	for _, id := range ids {
+	for i, id := range ids {
 		res, err := r.Read(ctx, "Slot", id)
-		if err != nil {
-			return false, nil // the rule reports it
+		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+			return false, fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.slot["+itoa(i)+"]", "Slot/%s does not exist", id)
+		} else if err != nil {
+			return false, err
 		}
 		s, err := decode[slot](res.JSON)
 		if err != nil {
