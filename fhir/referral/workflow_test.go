@@ -168,7 +168,7 @@ func TestAttachmentLimits(t *testing.T) {
 		{"over 5 MB", "application/pdf", 5<<20 + 1, false, 413},
 		{"zip", "application/zip", 10, true, 415},
 		{"executable", "application/x-msdownload", 10, true, 415},
-		{"no content type", "", 10, true, 422},
+		{"no content type", "", 10, false, 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if status, out := c.do("POST", "/DocumentReference", doc(tc.ct, tc.size, tc.inline)); status != tc.want {
