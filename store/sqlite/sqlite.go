@@ -41,6 +41,7 @@ type Store struct {
 	done     chan struct{}
 	closing  sync.Once
 	pids     pidCache
+	plan     planner // search statistics and date shapes (search.go)
 }
 
 type request struct {
@@ -61,6 +62,10 @@ func Open(dir string) (*Store, error) {
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "cache_size(-65536)")
+		// Each Update runs in a savepoint, so SQLite copies every page it
+		// first changes there into a sub-journal; in memory that is a
+		// memcpy, on disk (the default once it passes 64 KiB) a pwrite.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		if extra != "" {
 			q.Add("_pragma", extra)
 		}
