@@ -41,7 +41,6 @@ type Store struct {
 	done     chan struct{}
 	closing  sync.Once
 	pids     pidCache
-	plan     planner // search statistics and date shapes (search.go)
 }
 
 type request struct {
