@@ -170,6 +170,10 @@ func TestBadInput(t *testing.T) {
 		{"PATCH with an empty body", request{method: "PATCH", path: "Patient/p1", header: map[string]string{"Content-Type": patchCT}}, 400, nil},
 		{"create on a read-only type", request{method: "POST", path: "ValueSet", body: `{"resourceType":"ValueSet","status":"draft"}`}, 405, nil},
 		{"create of an unsupported type", request{method: "POST", path: "Observation", body: `{"resourceType":"Observation"}`}, 404, nil},
+		{"oversized native Binary, chunked", request{method: "POST", path: "Binary", body: huge, chunked: true, header: map[string]string{"Content-Type": "application/octet-stream"}}, 413, nil},
+		{"10,000-deep nesting in $validate", request{method: "POST", path: "Patient/$validate", body: nested(10000)}, 400, nil},
+		{"$validate without a resource", request{method: "POST", path: "Patient/$validate", header: map[string]string{"Content-Type": "application/fhir+json"}}, 400, nil},
+		{"unknown operation", request{method: "POST", path: "Patient/$frobnicate", body: `{"resourceType":"Parameters"}`}, 404, nil},
 		{"a method FHIR does not define", request{method: "OPTIONS", path: "Patient/p1"}, 404, nil},
 	}
 	if len(tests) < 40 {

@@ -292,7 +292,15 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 			if e.method == http.MethodPost {
 				e.id = repo.NewID()
 			}
-			if strings.HasPrefix(e.fullURL, "urn:uuid:") || strings.HasPrefix(e.fullURL, "urn:oid:") {
+			if e.method == http.MethodPut && e.id == "" && isURN(e.fullURL) {
+				// A conditional update others may refer to: its target now.
+				id, err := s.conditionalTarget(ctx, tx, e.typ, e.query, e.resource)
+				if err != nil {
+					return relocate(err, e.where())
+				}
+				e.id = id
+			}
+			if isURN(e.fullURL) {
 				if e.id != "" {
 					ids[e.fullURL] = e.typ + "/" + e.id
 				}
@@ -388,14 +396,8 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	case http.MethodPut:
 		id := e.id
 		if id == "" {
-			match, merr := s.conditionalMatch(ctx, tx, e.typ, e.query)
-			if merr != nil {
-				return bundleEntry{}, merr
-			}
-			if match != nil {
-				id = match.ID
-			} else if id, _ = e.resource.String("id"); id == "" {
-				id = repo.NewID()
+			if id, err = s.conditionalTarget(ctx, tx, e.typ, e.query, e.resource); err != nil {
+				return bundleEntry{}, err
 			}
 		}
 		var created bool
@@ -441,6 +443,11 @@ func (s *Server) searchEntry(ctx context.Context, e *txEntry) (bundleEntry, erro
 		return bundleEntry{}, err
 	}
 	return bundleEntry{Resource: b.encode(), Response: &entryResponse{Status: "200 OK"}}, nil
+}
+
+// isURN reports whether a fullUrl is a urn:uuid: or urn:oid: placeholder.
+func isURN(fullURL string) bool {
+	return strings.HasPrefix(fullURL, "urn:uuid:") || strings.HasPrefix(fullURL, "urn:oid:")
 }
 
 // resolveURNs rewrites references to urn:uuid: fullUrls of the transaction

@@ -196,3 +196,31 @@ func TestBatch(t *testing.T) {
 	}
 	s.must(request{method: "GET", path: "Patient/b3"}, http.StatusOK)
 }
+
+// TestTransactionResolvesURNOfConditionalUpdate refers to a conditional
+// update's urn:uuid fullUrl, with and without a match.
+func TestTransactionResolvesURNOfConditionalUpdate(t *testing.T) {
+	s := newServer(t, app.Config{})
+	existing := s.create("Patient", patient("there", "There"))
+	const (
+		matched = "urn:uuid:8a9f6f3e-4f77-4c1b-9a0e-0b1f0c6d2a11"
+		created = "urn:uuid:1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
+	)
+	b, _ := s.postBundle(t, bundle("transaction",
+		entry("POST", "Appointment", `{"resourceType":"Appointment","status":"proposed","participant":[`+
+			`{"actor":{"reference":"`+matched+`"},"status":"needs-action"},{"actor":{"reference":"`+created+`"},"status":"needs-action"}]}`),
+		fullURLEntry(matched, "PUT", "Patient?identifier="+nhs+"|there", patient("there", "Updated")),
+		fullURLEntry(created, "PUT", "Patient?identifier="+nhs+"|new", patient("new", "New")),
+	), http.StatusOK)
+	if diff := cmp.Diff([]string{"201", "200", "201"}, b.statuses()); diff != "" {
+		t.Fatalf("entry statuses (-want +got):\n%s", diff)
+	}
+	newRef := strings.Join(strings.Split(b.Entry[2].Response.Location, "/")[:2], "/")
+	var got []string
+	for _, p := range b.Entry[0].Resource["participant"].([]any) {
+		got = append(got, p.(map[string]any)["actor"].(map[string]any)["reference"].(string))
+	}
+	if diff := cmp.Diff([]string{"Patient/" + existing, newRef}, got); diff != "" {
+		t.Errorf("stored Appointment's references (-want +got):\n%s", diff)
+	}
+}

@@ -80,19 +80,9 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	var res *fhir.Resource
 	var created bool
 	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
-		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
+		id, err := s.conditionalTarget(ctx, tx, typ, c.Request.URL.RawQuery, obj)
 		if err != nil {
 			return err
-		}
-		id, _ := obj.String("id")
-		switch {
-		case match != nil:
-			if err := checkBodyID(obj, match.ID, false); err != nil {
-				return err
-			}
-			id = match.ID
-		case id == "":
-			id = repo.NewID()
 		}
 		res, created, err = tx.Put(ctx, typ, id, obj, 0)
 		return err
@@ -102,6 +92,32 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	}
 	s.writeResource(c, statusFor(created), res)
 	return nil
+}
+
+// conditionalTarget returns the id a conditional update of typ writes: the
+// one match's, else the body's id, else a new one. A body id naming a live
+// resource the condition did not select is a conflict (as R5 makes
+// explicit): the update must not replace what it was not aimed at.
+func (s *Server) conditionalTarget(ctx context.Context, tx *repo.Tx, typ, query string, obj *fhir.Object) (string, error) {
+	match, err := s.conditionalMatch(ctx, tx, typ, query)
+	if err != nil {
+		return "", err
+	}
+	if match != nil {
+		if err := checkBodyID(obj, match.ID, false); err != nil {
+			return "", err
+		}
+		return match.ID, nil
+	}
+	id, _ := obj.String("id")
+	if id == "" {
+		return repo.NewID(), nil
+	}
+	if _, err := tx.Read(ctx, typ, id); err == nil {
+		return "", fhir.Errorf(fhir.Conflict, "conflict", typ+".id",
+			"%s/%s exists but does not match the condition %q; a conditional update does not replace it", typ, id, query)
+	}
+	return id, nil
 }
 
 // conditionalDelete serves DELETE /fhir/:type?search (one match at most).

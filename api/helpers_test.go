@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -41,8 +41,8 @@ func newServer(t testing.TB, cfg app.Config) *server {
 // request is one HTTP request; path is relative to the server root when it
 // starts with "/" (e.g. "/fhir/Patient/1"), else to the FHIR base.
 type request struct {
-	method string
-	path   string
+	method  string
+	path    string
 	body    string
 	header  map[string]string
 	chunked bool // send the body without a Content-Length

@@ -230,6 +230,7 @@ func TestConditionalUpdateAndDelete(t *testing.T) {
 	}{
 		{"update with several matches", request{method: "PUT", path: "Patient?identifier=https://signpost.example/nhs|dup", body: patient("dup", "C")}, 412},
 		{"update whose body id differs from the match", request{method: "PUT", path: byIdent, body: patientWithID("other", "cu1", "C")}, 400},
+		{"update with no match whose body id names another resource", request{method: "PUT", path: "Patient?identifier=https://signpost.example/nhs|nomatch", body: patientWithID(id, "nomatch", "C")}, 409},
 		{"update without a condition", request{method: "PUT", path: "Patient", body: patient("cu1", "C")}, 400},
 		{"update with an unknown parameter", request{method: "PUT", path: "Patient?nonsense=1", body: patient("cu1", "C")}, 400},
 		{"delete with several matches", request{method: "DELETE", path: "Patient?identifier=https://signpost.example/nhs|dup"}, 412},
