@@ -2,75 +2,304 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
-// indexSchema holds the per-type index tables. Every table is keyed for
-// lookups by value (pid first) and for replacement by resource (rid).
+// indexSchema holds the index tables. Each is a WITHOUT ROWID table whose
+// primary key is the lookup order (pid and value first), so an index entry
+// costs one B-tree insert for lookups by value and one for the (rid, pid)
+// index that replaces a resource's entries and answers per-resource probes
+// (it carries the primary key columns, so probes never touch the table).
+// Identical entries of one resource are stored once (INSERT OR IGNORE):
+// duplicates cannot change which resources match.
+//
+// idx_pair holds the declared pairs (see pairs): one row per reference
+// value and date value of a resource, so "slots of these schedules in this
+// window" is one range scan per schedule.
+//
+// idx_date_shape records, per date parameter, the widest [low, high) range
+// ever indexed and whether any resource has several values: the planner
+// turns "high > x" into a range on low (low > x - width), and combines the
+// date conditions of a single-valued parameter into one range.
 const indexSchema = `
-CREATE TABLE IF NOT EXISTS idx_string (pid INTEGER NOT NULL, text TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_string_value ON idx_string (pid, text, rid);
-CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string (rid);
+CREATE TABLE IF NOT EXISTS idx_string (pid INTEGER NOT NULL, text TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, text, value, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string (rid, pid);
 
-CREATE TABLE IF NOT EXISTS idx_token (pid INTEGER NOT NULL, system TEXT NOT NULL, value TEXT NOT NULL, text TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_token_value ON idx_token (pid, value, system, rid);
-CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid, pid, value);
+CREATE TABLE IF NOT EXISTS idx_token (pid INTEGER NOT NULL, system TEXT NOT NULL, value TEXT NOT NULL, text TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, system, rid, text)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid, pid);
 
-CREATE TABLE IF NOT EXISTS idx_date (pid INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_date_low ON idx_date (pid, low, high, rid);
-CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date (rid, pid, low, high);
+CREATE TABLE IF NOT EXISTS idx_date (pid INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, low, high, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date (rid, pid);
 
-CREATE TABLE IF NOT EXISTS idx_number (pid INTEGER NOT NULL, low REAL NOT NULL, high REAL NOT NULL, system TEXT NOT NULL, unit TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_number_low ON idx_number (pid, low, rid);
-CREATE INDEX IF NOT EXISTS idx_number_rid ON idx_number (rid);
+CREATE TABLE IF NOT EXISTS idx_number (pid INTEGER NOT NULL, low REAL NOT NULL, high REAL NOT NULL, system TEXT NOT NULL, unit TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, low, high, system, unit, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_number_rid ON idx_number (rid, pid);
 
-CREATE TABLE IF NOT EXISTS idx_ref (pid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_ref_target ON idx_ref (pid, ref_id, ref_type, rid);
-CREATE INDEX IF NOT EXISTS idx_ref_url ON idx_ref (pid, url, rid);
+CREATE TABLE IF NOT EXISTS idx_ref (pid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, ref_id, ref_type, url, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref (rid, pid);
 
-CREATE TABLE IF NOT EXISTS idx_uri (pid INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_uri_value ON idx_uri (pid, value, rid);
-CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid);
+CREATE TABLE IF NOT EXISTS idx_uri (pid INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid, pid);
+
+CREATE TABLE IF NOT EXISTS idx_pair (cid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (cid, ref_id, ref_type, low, high, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
+
+CREATE TABLE IF NOT EXISTS idx_date_shape (pid INTEGER PRIMARY KEY, width INTEGER NOT NULL, multi INTEGER NOT NULL);
 `
 
+// An index table and its columns, in the order rows are built.
+type indexTable struct {
+	name string
+	cols string
+	n    int
+}
+
+// The index tables, by kind.
+const (
+	tString = iota
+	tToken
+	tDate
+	tNumber
+	tRef
+	tURI
+	tPair
+	numTables
+)
+
+var tables = [numTables]indexTable{
+	tString: {"idx_string", "pid, text, value, rid", 4},
+	tToken:  {"idx_token", "pid, system, value, text, rid", 5},
+	tDate:   {"idx_date", "pid, low, high, rid", 4},
+	tNumber: {"idx_number", "pid, low, high, system, unit, rid", 6},
+	tRef:    {"idx_ref", "pid, ref_type, ref_id, url, rid", 5},
+	tURI:    {"idx_uri", "pid, value, rid", 3},
+	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid", 6},
+}
+
+// indexTables names the tables that hold search.Entry values.
 var indexTables = []string{"idx_string", "idx_token", "idx_date", "idx_number", "idx_ref", "idx_uri"}
 
-// writeIndex replaces the index entries of resource row rid.
-func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []search.Entry) error {
-	for _, table := range indexTables {
-		if _, err := t.exec(ctx, "DELETE FROM "+table+" WHERE rid = ?", rid); err != nil {
-			return err
+// pair declares a compound index of one reference parameter and one date
+// parameter of a resource type: the hot "free slots of this service in the
+// next fortnight" search (Slot?schedule…&start=ge…&start=le…) becomes one
+// range scan per schedule instead of an intersection of two large sets.
+type pair struct {
+	Type, Ref, Date string
+}
+
+// pairs are the declared compound indexes.
+var pairs = []pair{
+	{Type: "Slot", Ref: "schedule", Date: "start"},
+	{Type: "Appointment", Ref: "patient", Date: "date"},
+}
+
+// pairCode is the params code under which a pair's rows are keyed.
+func (p pair) code() string { return p.Ref + "+" + p.Date }
+
+// pairsOf returns the pairs declared for typ.
+func pairsOf(typ string) []pair {
+	var out []pair
+	for _, p := range pairs {
+		if p.Type == typ {
+			out = append(out, p)
 		}
 	}
-	for _, e := range entries {
+	return out
+}
+
+// rowSet accumulates index rows to insert, per table, as flat argument
+// lists, plus the date shapes they widen.
+type rowSet struct {
+	args   [numTables][]any
+	shapes map[int64]dateShape // shapes to persist
+}
+
+// width is the saturated length of [low, high).
+func width(low, high int64) int64 {
+	if low == search.MinTime || high == search.MaxTime || high-low < 0 {
+		return math.MaxInt64
+	}
+	return high - low
+}
+
+// addRows appends the index rows of resource row rid to rs.
+func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []search.Entry, rs *rowSet) error {
+	var dates map[int64]int // date entries per pid, to spot multi-valued parameters
+	ps := pairsOf(typ)
+	for i := range entries {
+		e := &entries[i]
 		pid, err := t.pid(ctx, typ, e.Param)
 		if err != nil {
 			return err
 		}
+		t.s.plan.wrote(pid)
 		switch e.Type {
 		case search.String:
-			_, err = t.exec(ctx, "INSERT INTO idx_string (pid, text, value, rid) VALUES (?, ?, ?, ?)", pid, e.Text, e.Value, rid)
+			rs.args[tString] = append(rs.args[tString], pid, e.Text, e.Value, rid)
 		case search.Token:
-			_, err = t.exec(ctx, "INSERT INTO idx_token (pid, system, value, text, rid) VALUES (?, ?, ?, ?, ?)", pid, e.System, e.Value, e.Text, rid)
+			rs.args[tToken] = append(rs.args[tToken], pid, e.System, e.Value, e.Text, rid)
 		case search.Date:
-			_, err = t.exec(ctx, "INSERT INTO idx_date (pid, low, high, rid) VALUES (?, ?, ?, ?)", pid, e.Low, e.High, rid)
+			rs.args[tDate] = append(rs.args[tDate], pid, e.Low, e.High, rid)
+			if dates == nil {
+				dates = map[int64]int{}
+			}
+			dates[pid]++
+			if sh, changed := t.s.plan.widen(ctx, t.s.rdb, pid, width(e.Low, e.High), dates[pid] > 1); changed {
+				if rs.shapes == nil {
+					rs.shapes = map[int64]dateShape{}
+				}
+				rs.shapes[pid] = sh
+			}
 		case search.Number, search.Quantity, search.Special: // near: latitude in low, longitude in high
-			_, err = t.exec(ctx, "INSERT INTO idx_number (pid, low, high, system, unit, rid) VALUES (?, ?, ?, ?, ?, ?)", pid, e.NumLow, e.NumHigh, e.System, e.Value, rid)
+			rs.args[tNumber] = append(rs.args[tNumber], pid, e.NumLow, e.NumHigh, e.System, e.Value, rid)
 		case search.Reference:
-			_, err = t.exec(ctx, "INSERT INTO idx_ref (pid, ref_type, ref_id, url, rid) VALUES (?, ?, ?, ?, ?)", pid, e.RefType, e.RefID, e.Value, rid)
+			rs.args[tRef] = append(rs.args[tRef], pid, e.RefType, e.RefID, e.Value, rid)
 		case search.URI:
-			_, err = t.exec(ctx, "INSERT INTO idx_uri (pid, value, rid) VALUES (?, ?, ?)", pid, e.Value, rid)
+			rs.args[tURI] = append(rs.args[tURI], pid, e.Value, rid)
 		default:
-			err = fmt.Errorf("index entry %s of type %q cannot be stored", e.Param, e.Type)
+			return fmt.Errorf("index entry %s of type %q cannot be stored", e.Param, e.Type)
+		}
+	}
+	for _, p := range ps {
+		var cid int64
+		for i := range entries {
+			r := &entries[i]
+			if r.Param != p.Ref || r.Type != search.Reference || r.RefType == "" {
+				continue
+			}
+			for j := range entries {
+				d := &entries[j]
+				if d.Param != p.Date || d.Type != search.Date {
+					continue
+				}
+				if cid == 0 {
+					var err error
+					if cid, err = t.pid(ctx, typ, p.code()); err != nil {
+						return err
+					}
+				}
+				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid)
+			}
+		}
+	}
+	return nil
+}
+
+// inserter runs multi-row INSERTs, reusing a prepared statement for each
+// (table, row count) within one transaction.
+type inserter struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// rowsPerInsert bounds the rows of one INSERT (SQLite allows 32766
+// parameters per statement).
+const rowsPerInsert = 400
+
+func (in *inserter) close() {
+	for _, st := range in.stmts {
+		st.Close()
+	}
+}
+
+// insert writes rows (flattened, n columns each) into table, with INSERT
+// OR IGNORE for index tables and plain INSERT otherwise, in statements of at most rowsPerInsert rows, prepared once per
+// size when the inserter caches statements.
+func (in *inserter) insert(ctx context.Context, table, cols string, n int, args []any) error {
+	for len(args) > 0 {
+		rows := min(len(args)/n, rowsPerInsert)
+		chunk := args[:rows*n]
+		args = args[rows*n:]
+		var err error
+		if in.stmts == nil {
+			_, err = in.tx.ExecContext(ctx, insertSQL(table, cols, n, rows), chunk...)
+		} else {
+			key := table + "/" + strconv.Itoa(rows)
+			st := in.stmts[key]
+			if st == nil {
+				if st, err = in.tx.PrepareContext(ctx, insertSQL(table, cols, n, rows)); err != nil {
+					return fmt.Errorf("sqlite: prepare insert into %s: %w", table, err)
+				}
+				in.stmts[key] = st
+			}
+			_, err = st.ExecContext(ctx, chunk...)
 		}
 		if err != nil {
+			return fmt.Errorf("sqlite: insert into %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func insertSQL(table, cols string, n, rows int) string {
+	one := "(" + placeholders(n) + ")"
+	verb := "INSERT"
+	if strings.HasPrefix(table, "idx_") {
+		verb = "INSERT OR IGNORE"
+	}
+	return verb + " INTO " + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+// flush writes the rows of rs.
+func (t *txn) flush(ctx context.Context, in *inserter, rs *rowSet) error {
+	for i, tb := range tables {
+		if len(rs.args[i]) == 0 {
+			continue
+		}
+		if err := in.insert(ctx, tb.name, tb.cols, tb.n, rs.args[i]); err != nil {
+			return err
+		}
+		rs.args[i] = rs.args[i][:0]
+	}
+	for pid, sh := range rs.shapes {
+		if _, err := t.exec(ctx, `INSERT INTO idx_date_shape (pid, width, multi) VALUES (?, ?, ?)
+			ON CONFLICT (pid) DO UPDATE SET width = max(width, excluded.width), multi = max(multi, excluded.multi)`,
+			pid, sh.width, sh.multi); err != nil {
+			return err
+		}
+	}
+	rs.shapes = nil
+	return nil
+}
+
+// deleteIndex removes the index entries of resource row rid.
+func (t *txn) deleteIndex(ctx context.Context, rid int64) error {
+	for _, tb := range tables {
+		if _, err := t.exec(ctx, "DELETE FROM "+tb.name+" WHERE rid = ?", rid); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeIndex replaces the index entries of resource row rid (fresh: it
+// has none yet).
+func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []search.Entry, fresh bool) error {
+	if !fresh {
+		if err := t.deleteIndex(ctx, rid); err != nil {
+			return err
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	var rs rowSet
+	if err := t.addRows(ctx, typ, rid, entries, &rs); err != nil {
+		return err
+	}
+	return t.flush(ctx, &inserter{tx: t.tx}, &rs)
 }
 
 // pid returns the id of parameter code on typ, creating it if new. A new

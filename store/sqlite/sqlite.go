@@ -41,6 +41,7 @@ type Store struct {
 	done     chan struct{}
 	closing  sync.Once
 	pids     pidCache
+	plan     planner // search statistics and date shapes (search.go)
 }
 
 type request struct {
