@@ -14,8 +14,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // Bundle encoding.
@@ -374,6 +376,11 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	case "EXISTING":
 		res, err = rd.Read(ctx, e.typ, e.id)
 	case http.MethodGet:
+		if e.id != "" {
+			if err := s.authorizeInstance(ctx, rd.(store.Reader), e.typ, e.id, auth.Read); err != nil {
+				return bundleEntry{}, err
+			}
+		}
 		switch {
 		case e.version > 0:
 			res, err = rd.ReadVersion(ctx, e.typ, e.id, e.version)

@@ -57,6 +57,9 @@ func (s *Server) conditionalSearch(ctx context.Context, tx store.Reader, typ, qu
 	if err != nil {
 		return nil, err
 	}
+	if err := s.restrictQuery(ctx, q); err != nil {
+		return nil, err
+	}
 	q.Count = 2
 	page, err := tx.Search(ctx, q)
 	if err != nil {

@@ -104,6 +104,9 @@ func (s *Server) capabilityStatement() []byte {
 			"operation":   ops(""),
 		}},
 	}
+	if sec := s.capabilitySecurity(); sec != nil {
+		cs["rest"].([]map[string]any)[0]["security"] = sec
+	}
 	b, _ := json.Marshal(cs)
 	return b
 }

@@ -37,6 +37,10 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	if !ok {
 		return fhir.Errorf(fhir.NotFound, "not-supported", "", "operation $%s is not supported at %s level here", name, level)
 	}
+	ctx, err := s.authorizeOperation(c.Request.Context(), op, typ, id)
+	if err != nil {
+		return err
+	}
 	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, BaseURL: s.cfg.BaseURL}
 	switch c.Request.Method {
 	case http.MethodGet:
@@ -64,7 +68,7 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	default:
 		return notSupported(c)
 	}
-	res, err := op.Handle(c.Request.Context(), req)
+	res, err := op.Handle(ctx, req)
 	if err != nil {
 		return err
 	}

@@ -214,7 +214,7 @@ func (s *Server) limits(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	if err := negotiate(c); err != nil && !strings.HasPrefix(c.Request.URL.Path, "/fhir/Binary") {
+	if err := negotiate(c); err != nil && !s.exemptFromNegotiation(c.Request.URL.Path) {
 		s.fail(c, err)
 		c.Abort()
 		return

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
 )
@@ -26,6 +27,9 @@ func contextWithTimeout(c *gin.Context, d time.Duration) (context.Context, conte
 func (s *Server) read(c *gin.Context, typ, id string) error {
 	if s.readOnly(typ) {
 		return s.readDefinition(c, typ, id)
+	}
+	if err := s.authorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
+		return err
 	}
 	res, err := s.store.Read(c.Request.Context(), typ, id)
 	if fhir.KindOf(err) == fhir.Gone {
@@ -46,6 +50,9 @@ func (s *Server) vread(c *gin.Context) error {
 	v, err := strconv.ParseInt(c.Param("vid"), 10, 64)
 	if err != nil || v < 1 {
 		return fhir.Errorf(fhir.NotFound, "not-found", "", "%q is not a version of %s/%s", c.Param("vid"), typ, id)
+	}
+	if err := s.authorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
+		return err
 	}
 	res, err := s.store.ReadVersion(c.Request.Context(), typ, id, v)
 	if err != nil {

@@ -72,6 +72,9 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if err != nil {
 		return nil, err
 	}
+	if err := s.restrictQuery(ctx, q); err != nil {
+		return nil, err
+	}
 	if q.Summary == search.SummaryCount {
 		q.Count, q.Total = 0, search.TotalAccurate
 	}
@@ -83,6 +86,7 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if err != nil {
 		return nil, err
 	}
+	included = s.visibleOnly(ctx, included)
 	b := s.newBundle("searchset")
 	if page.Total >= 0 {
 		b.Total = &page.Total
@@ -205,6 +209,9 @@ func (s *Server) history(c *gin.Context) error {
 	if id == "_history" {
 		id = ""
 	}
+	if err := s.authorizeHistory(c.Request.Context(), typ, id); err != nil {
+		return err
+	}
 	q := store.HistoryQuery{Type: typ, ID: id, Cursor: c.Query("_cursor"), Count: 50}
 	if v := c.Query("_count"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -234,6 +241,7 @@ func (s *Server) history(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	page.Versions = s.visibleOnly(c.Request.Context(), page.Versions)
 	b := s.newBundle("history")
 	self := c.Request.URL.Path
 	b.Link = append(b.Link, link{Relation: "self", URL: s.cfg.BaseURL + trimFHIR(self) + "?" + c.Request.URL.RawQuery})

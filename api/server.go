@@ -46,6 +46,8 @@ type Config struct {
 	// SummaryElements lists per type the elements _summary=true keeps.
 	SummaryElements map[string][]string
 	Logger          *slog.Logger
+	// Security configures authorisation, audit and hardening (auth.go).
+	Security Security
 }
 
 // Server serves the FHIR REST API.
@@ -59,6 +61,10 @@ type Server struct {
 	ops         map[string]*Operation // by operation key, see opKey
 	log         *slog.Logger
 	now         func() time.Time
+
+	tokens  *tokenCache  // verified access tokens
+	audits  *auditor     // buffered audit records; nil when open
+	limiter *rateLimiter // nil without a rate limit
 }
 
 // New returns a Server writing through rp. Operations are added with
@@ -77,6 +83,7 @@ func New(cfg Config, rp *repo.Repo, v Validator, s Searcher, defs *Definitions) 
 	srv := &Server{cfg: cfg, repo: rp, store: rp.Store(), validator: v, search: s, definitions: defs,
 		ops: map[string]*Operation{}, log: cfg.Logger, now: time.Now}
 	srv.addBuiltinOperations()
+	srv.secure(rp)
 	return srv
 }
 
@@ -89,9 +96,10 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.logRequests, s.recover, s.limits)
+	r.Use(s.requestID, s.harden, s.logRequests, s.recover, s.limits, s.auditRequests, s.authenticate)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
 	r.GET("/readyz", s.ready)
+	s.securityRoutes(r)
 
 	f := r.Group("/fhir")
 	f.GET("/metadata", s.handle(s.metadata))

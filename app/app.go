@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/api"
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir/booking"
 	"github.com/signpost-fhir/signpost/fhir/directory"
@@ -36,6 +37,19 @@ type Config struct {
 	MaxBodyBytes int64         // default 10 MB
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	Logger       *slog.Logger
+
+	// Security. Without Issuer the embedded development authorisation
+	// server runs under /auth (never with real patient data).
+	Issuer      string    // external authorisation server (go-oidc discovery)
+	Audience    string    // the aud tokens must name; default BaseURL
+	CORSOrigins []string  // browser origins allowed to call the API
+	TLS         bool      // served over TLS: send HSTS
+	RateLimit   float64   // requests per second per client; 0: no limit
+	Console     io.Writer // where the development server's banner with demo credentials goes; nil: nowhere
+	// Open serves without authorisation or audit: tests and local
+	// experiments only (logged loudly). NewTest sets it unless Auth is set.
+	Open bool
+	Auth bool // NewTest only: keep authorisation on
 }
 
 // App is an assembled server.
@@ -49,6 +63,7 @@ type App struct {
 	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
 	Directory *directory.Directory // directory rules (waiting times)
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
+	Auth      *auth.DevServer      // the embedded development authorisation server; nil with an issuer or when open
 	stop      func()               // stops background work
 }
 
@@ -89,12 +104,17 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	rp := repo.New(st, reg)
+	sec, dev, err := security(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
-		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger}, rp, val, reg, defs)
-	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc}
+		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
+	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
-		Logger: cfg.Logger, Validator: val}, rp, reg)
+		Logger: cfg.Logger, Validator: val, Client: srv.ClientOf}, rp, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -129,6 +149,7 @@ func (a *App) Close() error {
 	if a.stop != nil {
 		a.stop()
 	}
+	a.API.Close() // stores the buffered audit records
 	return a.Store.Close()
 }
 

@@ -12,6 +12,7 @@ func NewTest(t testing.TB, cfg Config) (*App, *httptest.Server) {
 	if cfg.Data == "" {
 		cfg.Data = t.TempDir()
 	}
+	cfg.Open = cfg.Open || !cfg.Auth
 	ts := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + ts.Listener.Addr().String() + "/fhir"
 	a, err := New(cfg)

@@ -16,6 +16,7 @@ import (
 var commands = map[string]func(args []string) error{
 	"serve": serve,
 	"check": check,
+	"token": token,
 }
 
 func main() {
@@ -23,6 +24,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: signpost <command> [flags]\n\ncommands:")
 		fmt.Fprintln(os.Stderr, "  serve    run the FHIR server")
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
+		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

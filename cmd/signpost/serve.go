@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,16 +32,43 @@ func serve(args []string) error {
 	addStoreFlags(fs, &cfg)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 10<<20, "request body limit in bytes")
+	var origins, tlsCert, tlsKey string
+	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth2/OIDC issuer of access tokens (default: the embedded DEVELOPMENT authorisation server under /auth)")
+	fs.StringVar(&cfg.Audience, "audience", "", "audience access tokens must name (default the FHIR base URL)")
+	fs.StringVar(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API (* for any)")
+	fs.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
+	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
+	demo := addDemoFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	cfg.TLS = tlsCert != ""
+	if cfg.TLS && cfg.BaseURL == "" {
+		cfg.BaseURL = "https://" + cfg.Addr + "/fhir"
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg.Logger = log
+	cfg.Console = os.Stderr // the development server's banner: plain text, never in the JSON log
 	a, err := app.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if *demo {
+		if err := loadDemo(context.Background(), a, os.Stdout); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -52,7 +81,14 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if cfg.TLS {
+			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			errc <- hs.ServeTLS(ln, tlsCert, tlsKey)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -66,4 +102,3 @@ func serve(args []string) error {
 	}
 	return nil
 }
-

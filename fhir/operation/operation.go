@@ -23,6 +23,17 @@ type Operation struct {
 	Affects    bool            // changes state: POST only (otherwise GET is allowed too)
 	Definition json.RawMessage // the OperationDefinition the server publishes
 	Handle     func(ctx context.Context, req *Request) (*Result, error)
+
+	// Access is the REST interaction on its target type that a caller's
+	// scopes must grant to invoke it: "read", "search", "create", "update"
+	// or "delete". Empty means read for an instance invocation and search
+	// otherwise. Resources the operation writes are checked again against
+	// the caller's patient context.
+	Access string
+	// Public operations may be invoked without an access token: they
+	// authenticate the caller themselves (e.g. $ubrn-access with a UBRN and
+	// an access code) and must limit attempts themselves.
+	Public bool
 }
 
 // Request is an operation invocation.
