@@ -135,6 +135,21 @@ func TestWaitingTimeFollowsSlots(t *testing.T) {
 	if got := c.ids("/HealthcareService?waiting-time=le5"); !slices.Equal(got, []string{"hs-derm-city"}) {
 		t.Errorf("waiting-time=le5 = %v", got)
 	}
+	// _sort=waiting-time puts the shortest wait first.
+	_, sched2 := c.do("POST", "/Schedule", map[string]any{"resourceType": "Schedule",
+		"actor": []any{map[string]any{"reference": "HealthcareService/hs-derm-far"}}})
+	start := time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	c.do("POST", "/Slot", map[string]any{"resourceType": "Slot", "status": "free",
+		"schedule": map[string]any{"reference": "Schedule/" + sched2["id"].(string)},
+		"start":    start.Format(time.RFC3339), "end": start.Add(15 * time.Minute).Format(time.RFC3339)})
+	_, sorted := c.do("GET", "/HealthcareService?_sort=waiting-time&waiting-time:missing=false", nil)
+	var order []string
+	for _, e := range sorted["entry"].([]any) {
+		order = append(order, e.(map[string]any)["resource"].(map[string]any)["id"].(string))
+	}
+	if want := []string{"hs-derm-far", "hs-derm-city"}; !slices.Equal(order, want) {
+		t.Errorf("_sort=waiting-time = %v, want %v", order, want)
+	}
 	// A client's PUT cannot change the waiting time.
 	_, hs := c.do("GET", "/HealthcareService/hs-derm-city", nil)
 	delete(hs, "extension")

@@ -48,6 +48,14 @@ type TokenMinter interface {
 	MintReferralToken(ctx context.Context, patientID, referralID string, ttl time.Duration) (string, error)
 }
 
+// MinterFunc adapts a function to TokenMinter.
+type MinterFunc func(ctx context.Context, patientID, referralID string, ttl time.Duration) (string, error)
+
+// MintReferralToken calls f.
+func (f MinterFunc) MintReferralToken(ctx context.Context, patientID, referralID string, ttl time.Duration) (string, error) {
+	return f(ctx, patientID, referralID, ttl)
+}
+
 // Config configures the referral service. The zero value of every field
 // has a working default.
 type Config struct {
