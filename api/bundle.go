@@ -353,7 +353,7 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 		}
 		if err != nil {
 			fe := fhir.AsError(relocate(err, e.where()))
-			resp = bundleEntry{Response: &entryResponse{Status: strconv.Itoa(statusOf[fe.Kind]), Outcome: fhir.OperationOutcome(fe.Issues...)}}
+			resp = bundleEntry{Response: &entryResponse{Status: statusLine(statusOf[fe.Kind]), Outcome: fhir.OperationOutcome(fe.Issues...)}}
 		}
 		out.Entry = append(out.Entry, resp)
 	}
@@ -432,7 +432,7 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 		return bundleEntry{}, err
 	}
 	return bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Response: &entryResponse{
-		Status:       fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Status:       statusLine(status),
 		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),
 		Etag:         res.ETag(),
 		LastModified: res.LastUpdated.Format(fhir.InstantFormat),
@@ -475,3 +475,6 @@ func resolveURNs(obj *fhir.Object, ids map[string]string) error {
 	}
 	return nil
 }
+
+// statusLine renders an entry's response status as "201 Created".
+func statusLine(status int) string { return strconv.Itoa(status) + " " + http.StatusText(status) }

@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = false
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.harden, s.logRequests, s.recover, s.limits, s.auditRequests, s.authenticate)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
@@ -105,6 +106,7 @@ func (s *Server) Handler() http.Handler {
 	f.GET("/metadata", s.handle(s.metadata))
 	f.GET("", s.handle(s.systemSearch))
 	f.POST("", s.handle(s.bundle))
+	f.POST("/", s.handle(s.bundle))
 	f.GET("/_history", s.handle(s.history))
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		f.Handle(m, "/:type", s.handle(s.typeLevel))
@@ -112,6 +114,8 @@ func (s *Server) Handler() http.Handler {
 		f.Handle(m, "/:type/:id/:op", s.handle(s.instanceOp))
 	}
 	f.GET("/:type/:id/_history/:vid", s.handle(s.vread))
+	f.HEAD("/:type/:id", s.handle(s.instanceLevel)) // a read whose body net/http discards
+	f.HEAD("/:type/:id/_history/:vid", s.handle(s.vread))
 	r.NoRoute(s.handle(func(c *gin.Context) error {
 		return fhir.Errorf(fhir.NotFound, "not-found", "", "%s %s is not a FHIR endpoint of this server", c.Request.Method, c.Request.URL.Path)
 	}))
@@ -179,7 +183,7 @@ func (s *Server) instanceLevel(c *gin.Context) error {
 		return s.searchType(c, typ)
 	}
 	switch c.Request.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodHead:
 		return s.read(c, typ, id)
 	case http.MethodPut:
 		return s.update(c, typ, id)
