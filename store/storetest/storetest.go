@@ -30,6 +30,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReadOwnWrites", testReadOwnWrites},
 		{"ConcurrentSameVersion", testConcurrentSameVersion},
 		{"SearchIDAndToken", testSearchIDAndToken},
+		{"SearchPagingWhileChanging", testSearchPagingWhileChanging},
+		{"SearchPrevPages", testSearchPrevPages},
+		{"SearchTotal", testSearchTotal},
+		{"SearchDifferential", testSearchDifferential},
 		{"Records", testRecords},
 	}
 	for _, tt := range tests {
