@@ -2,8 +2,8 @@ package search
 
 import (
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 )
 

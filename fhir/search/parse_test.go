@@ -101,7 +101,7 @@ func TestParseErrors(t *testing.T) {
 		strict     bool
 		wantExpr   []string // the parameters named, in order
 	}{
-		{"Slot", "status:exact=free", false, []string{"status:exact"}},      // unsupported modifier: always 400
+		{"Slot", "status:exact=free", false, []string{"status:exact"}}, // unsupported modifier: always 400
 		{"Slot", "status:nonsense=free", false, []string{"status:nonsense"}},
 		{"Slot", "start=2026-02-30", false, []string{"start"}},
 		{"Slot", "start=xx2026-02-01", false, []string{"start"}}, // unknown prefix

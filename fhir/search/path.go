@@ -27,9 +27,9 @@ const (
 
 // step is one member selection, optionally followed by a filter.
 type step struct {
-	name    string     // JSON member name, "" for a pure filter step
-	choice  bool       // name is a choice element: match name+TypeSuffix
-	typ     string     // the element's type when not a choice
+	name    string      // JSON member name, "" for a pure filter step
+	choice  bool        // name is a choice element: match name+TypeSuffix
+	typ     string      // the element's type when not a choice
 	choices [][2]string // for a choice: {JSON suffix, type}
 	filter  filterKind
 	arg     string

@@ -15,10 +15,10 @@ func TestDateRange(t *testing.T) {
 		return tm.UnixMicro()
 	}
 	tests := []struct {
-		in       string
+		in        string
 		low, high string
 	}{
-		{"2026", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"},       // winter: London is UTC
+		{"2026", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"},         // winter: London is UTC
 		{"2026-03", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00+01:00"}, // ends in summer time
 		{"2026-07-01", "2026-07-01T00:00:00+01:00", "2026-07-02T00:00:00+01:00"},
 		// Clock changes: the last Sunday of March has 23 hours, of October 25.
@@ -50,7 +50,7 @@ func TestDateRange(t *testing.T) {
 
 func TestNumberRange(t *testing.T) {
 	tests := []struct {
-		in       string
+		in        string
 		low, high float64
 	}{
 		{"100", 99.5, 100.5},

@@ -233,20 +233,28 @@ func (g *queryGen) templates() []template {
 	}
 	return []template{
 		{typ: "Slot", filters: []func() string{
-			func() string { return "status=" + g.pick("free", "busy", "free,busy-tentative", "|free", "busy-unavailable") },
+			func() string {
+				return "status=" + g.pick("free", "busy", "free,busy-tentative", "|free", "busy-unavailable")
+			},
 			func() string { return "status:not=" + g.pick("busy", "free") },
 			func() string { return "start=" + g.prefix() + g.date() },
 			func() string { return "end=" + g.prefix() + g.date() },
 			func() string { return g.window("start") },
 			func() string { return "schedule=Schedule/" + sch() + "&" + g.window("start") },
-			func() string { return "schedule=" + g.pick("Schedule/"+sch(), sch(), Base+"/Schedule/"+sch(), "Schedule/"+sch()+",Schedule/"+sch()) },
-			func() string { return "schedule.actor:HealthcareService=HealthcareService/" + hs() + "&" + g.window("start") },
+			func() string {
+				return "schedule=" + g.pick("Schedule/"+sch(), sch(), Base+"/Schedule/"+sch(), "Schedule/"+sch()+",Schedule/"+sch())
+			},
+			func() string {
+				return "schedule.actor:HealthcareService=HealthcareService/" + hs() + "&" + g.window("start")
+			},
 			func() string { return "schedule.actor:HealthcareService=HealthcareService/" + hs() },
 			func() string {
 				return "schedule.actor:HealthcareService.specialty=" + url.QueryEscape(synth.SNOMEDSystem+"|"+g.spec())
 			},
 			func() string { return "schedule.actor:Practitioner.family=" + url.QueryEscape(family()) },
-			func() string { return "specialty=" + g.pick(g.spec(), url.QueryEscape(synth.SNOMEDSystem+"|"+g.spec())) },
+			func() string {
+				return "specialty=" + g.pick(g.spec(), url.QueryEscape(synth.SNOMEDSystem+"|"+g.spec()))
+			},
 			func() string { return "specialty:text=" + g.pick("cardio", "neuro", "general", "trauma") },
 			func() string { return "appointment-type=" + g.pick("ROUTINE", "WALKIN") },
 			func() string { return "service-type:missing=" + g.pick("true", "false") },
@@ -257,11 +265,15 @@ func (g *queryGen) templates() []template {
 			incs: []string{"Slot:schedule", "Slot:schedule&_include:iterate=Schedule:actor"}},
 		{typ: "Patient", filters: []func() string{
 			func() string { return "family=" + url.QueryEscape(family()) },
-			func() string { return "family:exact=" + url.QueryEscape(g.pick("Müller", "Muller", "O'Brien", "Zoël", "Smith")) },
+			func() string {
+				return "family:exact=" + url.QueryEscape(g.pick("Müller", "Muller", "O'Brien", "Zoël", "Smith"))
+			},
 			func() string { return "family:contains=" + g.pick("ll", "an", "ka", "é", "e") },
 			func() string { return "given=" + url.QueryEscape(g.pick("zo", "sian", "jose", "Björn", "ada", "TOM")) },
 			func() string { return "name=" + url.QueryEscape(g.pick("zoe", "smith", "priya")) },
-			func() string { return "identifier=" + g.pick(url.QueryEscape(synth.NHSNumberSystem+"|"+nhs()), nhs(), "%7C"+nhs()) },
+			func() string {
+				return "identifier=" + g.pick(url.QueryEscape(synth.NHSNumberSystem+"|"+nhs()), nhs(), "%7C"+nhs())
+			},
 			func() string { return "birthdate=" + g.prefix() + g.birth() },
 			func() string { return "gender=" + g.pick("female", "other,unknown", "male") },
 			func() string { return "active=" + g.pick("true", "false") },
@@ -282,7 +294,9 @@ func (g *queryGen) templates() []template {
 			func() string { return "_has:Schedule:actor:specialty=" + g.spec() },
 		}, sorts: []string{"name", "-specialty,_id", "organization"}, incs: []string{"HealthcareService:organization"}},
 		{typ: "Location", filters: []func() string{
-			func() string { return "near=" + g.pick("53.8|-1.55|10|km", "53.96|-1.08|5|km", "53.7|-1.6|20|km", "54.5|-1.0|1|km") },
+			func() string {
+				return "near=" + g.pick("53.8|-1.55|10|km", "53.96|-1.08|5|km", "53.7|-1.6|20|km", "54.5|-1.0|1|km")
+			},
 			func() string { return "address-city=" + g.pick("york", "leeds", "harro") },
 			func() string { return "organization=Organization/" + org() },
 			func() string { return "name:contains=" + g.pick("site 1", "leeds") },
