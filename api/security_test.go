@@ -252,7 +252,11 @@ func TestAdversarial(t *testing.T) {
 	patAAppt := s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.rs", Patient: "pat-a"})
 	patASlot := s.mint(t, auth.TokenOptions{Scope: "patient/Slot.rs", Patient: "pat-a"})
 	openID := s.mint(t, auth.TokenOptions{Scope: "openid fhirUser", Patient: "pat-a"})
-	nhsLogin := s.craft(t, func(c map[string]any) { delete(c, "patient"); c["nhs_number"] = "9434765919"; c["scope"] = "patient/*.rs" })
+	nhsLogin := s.craft(t, func(c map[string]any) {
+		delete(c, "patient")
+		c["nhs_number"] = "9434765919"
+		c["scope"] = "patient/*.rs"
+	})
 	provider := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider})
 	otherReferrer := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem, Org: "A99002"})
 	callCentreAudit := s.mint(t, auth.TokenOptions{Scope: "user/AuditEvent.rs", Client: auth.ClientCallCentre})
