@@ -60,7 +60,9 @@ func (s *Server) corsAllowed(origin string) bool {
 // whatever Accept says: the SMART configuration (always JSON) and the
 // development authorisation server.
 func (s *Server) exemptFromNegotiation(path string) bool {
-	if path == smartPath || strings.HasPrefix(path, "/fhir/Binary") {
+	// Binary serves its native content; operations may answer other formats
+	// (a report as CSV) and check _format themselves.
+	if path == smartPath || strings.HasPrefix(path, "/fhir/Binary") || strings.Contains(path, "/$") {
 		return true
 	}
 	a := s.cfg.Security.AuthPath

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -41,7 +42,12 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	if err != nil {
 		return err
 	}
-	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, BaseURL: s.cfg.BaseURL}
+	// Operations are exempt from the middleware's negotiation so that a
+	// report can answer CSV; anything else must accept FHIR JSON.
+	if err := negotiate(c); err != nil && c.Query("_format") != "text/csv" && !strings.Contains(c.GetHeader("Accept"), "text/csv") {
+		return err
+	}
+	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, Format: c.Query("_format"), BaseURL: s.cfg.BaseURL}
 	switch c.Request.Method {
 	case http.MethodGet:
 		if op.Affects {

@@ -42,6 +42,7 @@ type Request struct {
 	Params   *Parameters // the inputs, from a Parameters body or the query string
 	Body     []byte      // the raw body, for operations that take a resource
 	Header   http.Header // the request headers (Prefer, Idempotency-Key…)
+	Format   string      // the _format parameter, if any (e.g. "text/csv")
 	BaseURL  string      // the server's public FHIR base
 }
 

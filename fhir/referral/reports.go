@@ -54,7 +54,7 @@ func (s *Service) reportOp(name string, build func(ctx context.Context, st store
 				return nil, err
 			}
 			format, _ := req.Params.String("format")
-			if format == "text/csv" || format == "csv" || strings.Contains(req.Header.Get("Accept"), "text/csv") {
+			if format == "text/csv" || format == "csv" || req.Format == "text/csv" || req.Format == "csv" || strings.Contains(req.Header.Get("Accept"), "text/csv") {
 				var buf bytes.Buffer
 				cw := csv.NewWriter(&buf)
 				_ = cw.Write(rep.columns)
