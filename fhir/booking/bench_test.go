@@ -1,0 +1,76 @@
+package booking_test
+
+import (
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/app"
+)
+
+// BenchmarkBookContended: 64 clients POST bookings at once through the
+// HTTP API, each for a random one of 2,000 slots in 40 schedules (so
+// successes and 409s mix). It reports bookings/s (201s) and the p50/p99
+// latency of all attempts.
+func BenchmarkBookContended(b *testing.B) {
+	s := newServer(b, app.Config{})
+	s.basic()
+	const slots = 2000
+	seedSlots(s, slots, 40)
+	var next atomic.Int64
+	var created atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			i := int(next.Add(1)*7919) % slots
+			t := time.Now()
+			r := s.do("POST", "/Appointment", booked("p1", slotID(i)))
+			mine = append(mine, time.Since(t))
+			switch r.status {
+			case http.StatusCreated:
+				created.Add(1)
+			case http.StatusConflict:
+			default:
+				b.Errorf("book: %d %s", r.status, r.body)
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	el := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/el.Seconds(), "attempts/s")
+		b.ReportMetric(float64(created.Load())/el.Seconds(), "bookings/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+// BenchmarkFind: one client's Appointment/$find for one service over a
+// day, with 2,000 slots in 40 schedules loaded.
+func BenchmarkFind(b *testing.B) {
+	s := newServer(b, app.Config{})
+	s.basic()
+	seedSlots(s, 2000, 40)
+	day := tomorrow9().Format("2006-01-02")
+	path := "/Appointment/$find?healthcare-service=HealthcareService/hs7&start=" + day + "&end=" + day
+	must(b, "$find", s.do("GET", path, nil), 200)
+	b.ResetTimer()
+	for b.Loop() {
+		if r := s.do("GET", path, nil); r.status != 200 {
+			b.Fatalf("$find: %d %s", r.status, r.body)
+		}
+	}
+}
