@@ -51,7 +51,7 @@ func startSignpost(t *testing.T, bin, data string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	p := &process{base: "http://" + addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data)
+	p.cmd = exec.Command(bin, "serve", "--open", "--addr", addr, "--data", data)
 	// Flags win over the environment; clear it so a developer's
 	// SIGNPOST_* settings cannot leak in.
 	p.cmd.Env = withoutSignpostEnv(os.Environ())
