@@ -14,6 +14,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // The audit trail: an AuditEvent for every read, search, write, operation
@@ -255,11 +256,7 @@ func (s *Server) auditWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		ents = append(ents, auditEntity{query: "$" + op.Name})
 	}
 	ev := s.auditEvent(p, subtype, action, http.StatusOK, ents)
-	obj, err := eventObject(ev)
-	if err != nil {
-		return err
-	}
-	if _, _, err := tx.Put(serverContext(ctx), auditType, repo.NewID(), obj, 0); err != nil {
+	if err := s.putAudit(ctx, tx, ev); err != nil {
 		return err
 	}
 	if info := infoOf(ctx); info != nil {
@@ -268,6 +265,26 @@ func (s *Server) auditWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		info.mu.Unlock()
 	}
 	return nil
+}
+
+// putAudit stores a new AuditEvent in tx. Its id is fresh, so it goes
+// straight to the store: there is no current version to read and no
+// domain rule owns the audit trail.
+func (s *Server) putAudit(ctx context.Context, tx *repo.Tx, ev map[string]any) error {
+	obj, err := eventObject(ev)
+	if err != nil {
+		return err
+	}
+	id := repo.NewID()
+	body, err := fhir.Stamp(obj, id, 1, tx.Now())
+	if err != nil {
+		return err
+	}
+	index, err := s.search.Extract(auditType, body)
+	if err != nil {
+		return err
+	}
+	return tx.Tx.Put(ctx, &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: tx.Now(), JSON: body}, Index: index})
 }
 
 func eventObject(ev map[string]any) (*fhir.Object, error) {
@@ -354,11 +371,7 @@ func (a *auditor) store(batch []map[string]any) {
 	defer cancel()
 	err := a.s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
 		for _, ev := range batch {
-			obj, err := eventObject(ev)
-			if err != nil {
-				return err
-			}
-			if _, _, err := tx.Put(ctx, auditType, repo.NewID(), obj, 0); err != nil {
+			if err := a.s.putAudit(ctx, tx, ev); err != nil {
 				return err
 			}
 		}

@@ -160,6 +160,9 @@ type restriction struct {
 	filter     search.Expr
 	patient    string
 	onlyGrants bool // reach only through granular (query) grants
+	// compartmentOnly: filter is exactly the patient compartment, which
+	// can be checked on a resource in memory.
+	compartmentOnly bool
 }
 
 // restrict works out the principal's restriction for in on typ, or a
@@ -205,6 +208,7 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 			return nil, forbidden("the access token's patient context does not reach %s resources", typ)
 		case len(alts) == 1:
 			r.filter = alts[0]
+			r.compartmentOnly = len(d.Grants) == 1 && d.Grants[0].Query == nil && d.Grants[0].Level == auth.LevelPatient
 		default:
 			r.filter = alts
 		}
@@ -212,6 +216,7 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 	}
 	if org := s.orgFilter(p, typ); org != nil {
 		r.filter = and(nonNil(r.filter, org)...)
+		r.compartmentOnly = false
 	}
 	return r, nil
 }
@@ -327,6 +332,16 @@ func (s *Server) authorizeInstance(ctx context.Context, rd store.Reader, typ, id
 	}
 	if r.filter == nil {
 		return nil
+	}
+	if r.compartmentOnly {
+		res, err := rd.Read(ctx, typ, id)
+		if err == nil && s.inCompartment(typ, id, res.JSON, r.patient) {
+			return nil
+		}
+		if k := fhir.KindOf(err); err != nil && k != fhir.NotFound && k != fhir.Gone {
+			return err
+		}
+		return s.denied(ctx, hidden(typ, id))
 	}
 	page, err := rd.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: []string{id}}}, Count: 1})
 	if err != nil {
