@@ -685,3 +685,59 @@ func BenchmarkSecurityOverhead(b *testing.B) {
 		}
 	}
 }
+
+// TestUBRNBruteForce guesses access codes for one UBRN without a token:
+// $ubrn-access is public (the UBRN, code and birth date are the
+// credentials), answers every wrong guess alike, and locks the UBRN after
+// five failures. Every attempt is audited and changes nothing.
+func TestUBRNBruteForce(t *testing.T) {
+	s := newSecureServer(t, app.Config{})
+	before := storeState(t, s.app)
+	auditsBefore := len(audits(t, s.app))
+	var statuses []int
+	for i := range 7 {
+		body := fmt.Sprintf(`{"resourceType":"Parameters","parameter":[{"name":"ubrn","valueString":"123456789012"},`+
+			`{"name":"access-code","valueString":"GUESS%d"},{"name":"birthdate","valueString":"1980-01-01"}]}`, i)
+		got := s.do(request{method: "POST", path: "ServiceRequest/$ubrn-access", body: body})
+		statuses = append(statuses, got.status)
+		if decode(t, got.body)["resourceType"] != "OperationOutcome" {
+			t.Errorf("attempt %d: not an OperationOutcome: %s", i, got.body)
+		}
+	}
+	want := []int{404, 404, 404, 404, 404, 429, 429}
+	if !slices.Equal(statuses, want) {
+		t.Errorf("statuses %v, want %v", statuses, want)
+	}
+	if after := storeState(t, s.app); !slices.Equal(before, after) {
+		t.Errorf("the store changed: %v → %v", before, after)
+	}
+	if n := len(audits(t, s.app)) - auditsBefore; n < len(want) {
+		t.Errorf("%d AuditEvents for %d attempts", n, len(want))
+	}
+}
+
+// TestReferralToken checks the token $ubrn-access hands out: patient A's
+// context, reaching her one referral and the directory, nothing else.
+func TestReferralToken(t *testing.T) {
+	s := newSecureServer(t, app.Config{})
+	tok, err := s.app.Auth.MintReferralToken(context.Background(), "pat-a", "sr-a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		path   string
+		status int
+	}{
+		{"ServiceRequest/sr-a", 200},
+		{"ServiceRequest/sr-b", 404},
+		{"Task/task-a", 403}, // not in the Patient compartment
+		{"Appointment/appt-a", 200},
+		{"Slot/slot-2", 200},
+		{"DocumentReference/doc-b", 403},
+		{"AuditEvent", 403},
+	} {
+		if got := s.do(request{path: r.path, header: bearer(tok)}); got.status != r.status || bytes.Contains(got.body, []byte(secret)) {
+			t.Errorf("GET %s: status %d, want %d: %s", r.path, got.status, r.status, got.body)
+		}
+	}
+}

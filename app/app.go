@@ -128,6 +128,9 @@ func New(cfg Config) (*App, error) {
 	a.Directory.Register()
 	a.Referral = referral.New(rp, reg, referral.Config{Location: loc})
 	a.Referral.Register()
+	if dev != nil {
+		a.Referral.Tokens = dev // $ubrn-access tokens; with --issuer there is none yet
+	}
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}

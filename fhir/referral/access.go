@@ -136,6 +136,7 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "ubrn-access", Types: []string{"ServiceRequest"}, TypeLevel: true, Affects: true,
 		Definition: definition("ServiceRequest-ubrn-access"),
+		Public:     true, // the UBRN, access code and birth date are the credentials
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			ubrn, _ := req.Params.String("ubrn")
 			code, _ := req.Params.String("access-code")
