@@ -7,6 +7,7 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.6
 	github.com/go-playground/validator/v10 v10.30.6
 	github.com/google/uuid v1.6.0
+	github.com/mattn/go-sqlite3 v1.14.28
 	golang.org/x/text v0.43.0
 	modernc.org/sqlite v1.61.1
 )

@@ -50,28 +50,36 @@ type request struct {
 	errc chan error
 }
 
+// driver is the database/sql driver Open uses: its name, and the data
+// source name of a database file with the given pragmas ("name(value)").
+// A benchmark swaps it to compare drivers (bench_test.go).
+var driver = struct {
+	name string
+	dsn  func(path string, pragmas []string) string
+}{"sqlite", moderncDSN}
+
+// moderncDSN is a modernc.org/sqlite data source name: the driver runs
+// each _pragma on every new connection.
+func moderncDSN(path string, pragmas []string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
 // Open opens (creating if needed) the database in directory dir.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	dsn := func(extra string) string {
-		q := url.Values{}
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "cache_size(-65536)")
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", "cache_size(-65536)",
 		// Each Update runs in a savepoint, so SQLite copies every page it
 		// first changes there into a sub-journal; in memory that is a
 		// memcpy, on disk (the default once it passes 64 KiB) a pwrite.
-		q.Add("_pragma", "temp_store(MEMORY)")
-		if extra != "" {
-			q.Add("_pragma", extra)
-		}
-		return "file:" + path + "?" + q.Encode()
-	}
-	wdb, err := sql.Open("sqlite", dsn(""))
+		"temp_store(MEMORY)"}
+	wdb, err := sql.Open(driver.name, driver.dsn(path, pragmas))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -80,7 +88,7 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
-	rdb, err := sql.Open("sqlite", dsn("query_only(1)"))
+	rdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "query_only(1)")))
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
