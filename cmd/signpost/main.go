@@ -1,6 +1,8 @@
 // Command signpost runs the Signpost FHIR R4 server and its tools.
 //
-//	signpost serve   run the server
+//	signpost serve      run the server
+//	signpost generate   write a synthetic region as NDJSON
+//	signpost import     bulk-load NDJSON files into the store
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -14,15 +16,19 @@ import (
 )
 
 var commands = map[string]func(args []string) error{
-	"serve": serve,
-	"check": check,
-	"token": token,
+	"serve":    serve,
+	"generate": generate,
+	"import":   importCmd,
+	"check":    check,
+	"token":    token,
 }
 
 func main() {
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
 		fmt.Fprintln(os.Stderr, "usage: signpost <command> [flags]\n\ncommands:")
 		fmt.Fprintln(os.Stderr, "  serve    run the FHIR server")
+		fmt.Fprintln(os.Stderr, "  generate write a synthetic region (organisations … slots, patients) as NDJSON")
+		fmt.Fprintln(os.Stderr, "  import   bulk-load NDJSON files into the store in --data")
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
 		os.Exit(2)
