@@ -96,8 +96,11 @@ func (s *Server) auditRequests(c *gin.Context) {
 	status := c.Writer.Status()
 	info.mu.Lock()
 	defer info.mu.Unlock()
-	if status < 400 && info.writes > 0 {
-		return
+	if status < 400 && info.writes > 0 && !info.denied {
+		return // every write was recorded in its transaction
+	}
+	if status < 400 && info.denied {
+		status = http.StatusForbidden // a batch with entries refused
 	}
 	subtype, action := interactionOf(c)
 	ev := s.auditEvent(info.principal, subtype, action, status, info.entities)
