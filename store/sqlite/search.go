@@ -80,6 +80,35 @@ func (r reader) Search(ctx context.Context, q *search.Query) (*store.Page, error
 	return page, nil
 }
 
+// explain returns SQLite's query plan for the first page of q, one line
+// per step, indented by depth.
+func (r reader) explain(ctx context.Context, q *search.Query) ([]string, error) {
+	b := &builder{r: r, ctx: ctx}
+	count := max(q.Count, 1)
+	p, err := b.plan(q, count)
+	if err != nil {
+		return nil, err
+	}
+	f := b.rowsSQL(q, p, nil, count)
+	rows, err := r.q.QueryContext(ctx, "EXPLAIN QUERY PLAN "+f.sql, f.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	depth := map[int]int{}
+	var out []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return nil, err
+		}
+		depth[id] = depth[parent] + 1
+		out = append(out, strings.Repeat("  ", depth[id]-1)+detail)
+	}
+	return out, rows.Err()
+}
+
 // frag is a piece of SQL and its arguments.
 type frag struct {
 	sql  string
@@ -224,8 +253,8 @@ func (b *builder) count(ctx context.Context, p *queryPlan) (int, error) {
 	return n, err
 }
 
-// rows reads one page.
-func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *cursor, count int, page *store.Page) error {
+// rowsSQL renders the query for one page.
+func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
 	cols := make([]string, 0, nk+3)
@@ -267,6 +296,14 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 	query.add(" ORDER BY " + orderBy(cols, desc, nk, back) + " LIMIT ?")
 	query.args = append(query.args, count+1)
 
+	return query
+}
+
+// rows reads one page.
+func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *cursor, count int, page *store.Page) error {
+	back := cur != nil && cur.back
+	nk := len(q.Sort)
+	query := b.rowsSQL(q, p, cur, count)
 	rows, err := b.r.q.QueryContext(ctx, query.sql, query.args...)
 	if err != nil {
 		return err
@@ -440,7 +477,9 @@ func (b *builder) set(e search.Expr, typ string) (f frag, est float64, ok bool) 
 	pidOf := func(param string) (int64, bool) { return b.r.pid(typ, param) }
 	switch e := e.(type) {
 	case search.IDIn:
-		return frag{"SELECT rid FROM resources WHERE type = ? AND id IN (" + placeholders(len(e.IDs)) + ") AND deleted = 0",
+		// Not "deleted = 0": SQLite would then prefer the (type, deleted)
+		// index over the (type, id) key; the join to resources checks it.
+		return frag{"SELECT rid FROM resources WHERE type = ? AND id IN (" + placeholders(len(e.IDs)) + ")",
 			append([]any{typ}, anys(e.IDs)...)}, float64(len(e.IDs)), true
 	case search.TokenIn:
 		pid, ok := pidOf(e.Param)
