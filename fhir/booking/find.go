@@ -36,7 +36,7 @@ func definition(id string) json.RawMessage {
 
 func (b *Service) findOp() *operation.Operation {
 	return &operation.Operation{Name: "find", Types: []string{"Appointment"}, TypeLevel: true,
-		Definition: definition("Appointment-find"), Handle: b.find}
+		Access: "search", Definition: definition("Appointment-find"), Handle: b.find}
 }
 
 // findRequest is $find's input, read from its Parameters.

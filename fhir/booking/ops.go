@@ -20,17 +20,17 @@ type Validator interface {
 
 func (b *Service) holdOp() *operation.Operation {
 	return &operation.Operation{Name: "hold", Types: []string{"Appointment"}, TypeLevel: true, Affects: true,
-		Definition: definition("Appointment-hold"), Handle: b.hold}
+		Access: "create", Definition: definition("Appointment-hold"), Handle: b.hold}
 }
 
 func (b *Service) bookOp() *operation.Operation {
 	return &operation.Operation{Name: "book", Types: []string{"Appointment"}, TypeLevel: true, Affects: true,
-		Definition: definition("Appointment-book"), Handle: b.book}
+		Access: "create", Definition: definition("Appointment-book"), Handle: b.book}
 }
 
 func (b *Service) rescheduleOp() *operation.Operation {
 	return &operation.Operation{Name: "reschedule", Types: []string{"Appointment"}, Instance: true, Affects: true,
-		Definition: definition("Appointment-reschedule"), Handle: b.reschedule}
+		Access: "update", Definition: definition("Appointment-reschedule"), Handle: b.reschedule}
 }
 
 // hold is Appointment/$hold: the proposal's slots become busy-tentative

@@ -71,7 +71,7 @@ func codeMatches(stored, code string) bool {
 // referral's Task), and a new code replaces the old.
 func (s *Service) accessCodeOp() *operation.Operation {
 	return &operation.Operation{
-		Name: "access-code", Types: []string{"ServiceRequest"}, Instance: true, Affects: true,
+		Name: "access-code", Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
 		Definition: definition("ServiceRequest-access-code"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			code, stored, err := newAccessCode()

@@ -27,7 +27,7 @@ type commRequestView struct {
 // convertOp is CommunicationRequest/{id}/$convert.
 func (s *Service) convertOp() *operation.Operation {
 	return &operation.Operation{
-		Name: "convert", Types: []string{"CommunicationRequest"}, Instance: true, Affects: true,
+		Name: "convert", Types: []string{"CommunicationRequest"}, Instance: true, Affects: true, Access: "update",
 		Definition: definition("CommunicationRequest-convert"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			priority, _ := req.Params.String("priority")

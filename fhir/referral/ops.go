@@ -46,7 +46,7 @@ var actions = map[string]action{
 func (s *Service) transitionOp(name string) *operation.Operation {
 	act := actions[name]
 	return &operation.Operation{
-		Name: name, Types: []string{"ServiceRequest"}, Instance: true, Affects: true,
+		Name: name, Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
 		Definition: definition("ServiceRequest-" + name),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			reason, _ := req.Params.String("reason")
