@@ -58,7 +58,7 @@ func serve(args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg.Logger = log
-	cfg.Console = os.Stderr // the development server's banner: plain text, never in the JSON log
+	cfg.Console = os.Stdout // the development server's banner with demo credentials: for the operator, never in the JSON log on stderr
 	a, err := app.New(cfg)
 	if err != nil {
 		return err
