@@ -85,6 +85,12 @@ func TestDirectorySearch(t *testing.T) {
 		{"max-age=le16", []string{"hs-derm-kids"}},
 		{"eligible-gender=male", []string{"hs-derm-men"}},
 		{"location.near=52.5|-0.12|5|km", []string{"hs-derm-far"}},
+		// Signpost's own near: the same search through the service's locations.
+		{"near=52.5|-0.12|5|km", []string{"hs-derm-far"}},
+		{"near=51.52|-0.12|3|km&specialty=http://snomed.info/sct|394582007&commissioner=Organization/icb-north",
+			[]string{"hs-derm-city", "hs-derm-closed", "hs-derm-gpwsi", "hs-derm-kids", "hs-derm-men", "hs-derm-old"}},
+		{"near=51.52|-0.12|1|mi", []string{"hs-derm-gpwsi"}},
+		{"near=0|0|1|km", nil},
 		{"active=false", []string{"hs-derm-old"}},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
@@ -92,6 +98,9 @@ func TestDirectorySearch(t *testing.T) {
 				t.Errorf("HealthcareService?%s = %v, want %v", tc.query, got, tc.want)
 			}
 		})
+	}
+	if status, oo := c.do("GET", "/HealthcareService?near=north", nil); status != 400 {
+		t.Errorf("HealthcareService?near=north: %d %v, want 400", status, oo)
 	}
 	if status, _ := c.do("PUT", "/HealthcareService/hs-bad", map[string]any{"resourceType": "HealthcareService", "id": "hs-bad",
 		"characteristic": []any{map[string]any{"coding": []any{map[string]any{"system": directory.BookabilitySystem, "code": "sometimes"}}}}}); status != 422 {

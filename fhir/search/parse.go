@@ -182,6 +182,13 @@ func (p *parser) filter(typ, name, value string) (Expr, bool, error) {
 	if par == nil || par.Unsupported != "" {
 		return nil, false, nil
 	}
+	if par.Chain != "" { // a named chain: search it as the chain it names
+		head, rest, _ := strings.Cut(par.Chain, ".")
+		if mod != "" {
+			rest += ":" + mod
+		}
+		return p.chain(typ, head, rest, value)
+	}
 	e, err := p.value(par, mod, value)
 	if err != nil {
 		return nil, true, err

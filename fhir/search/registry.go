@@ -47,12 +47,23 @@ type Param struct {
 	Expression  string // the part of the definition's expression for Resource
 	Targets     []string
 	Components  []Component // composite parameters
+	// Chain, when not empty, makes the parameter a named chain
+	// ("location.near"): it is searched as that chained search, through
+	// the reference parameter before the dot, so every store handles it
+	// with its chain translation; it has no index entries of its own. A
+	// definition says so with the extension ChainExtension.
+	Chain string
 	// Unsupported, when not empty, says why the parameter can be neither
 	// indexed nor searched; such parameters are listed but never applied.
 	Unsupported string
 
 	prog *program
 }
+
+// ChainExtension on a SearchParameter definition (valueString, e.g.
+// "location.near") defines the parameter as that chained search: Signpost's
+// HealthcareService near searches through the service's locations.
+const ChainExtension = "https://signpost.example/fhir/StructureDefinition/searchparameter-chain"
 
 // Component is one part of a composite parameter.
 type Component struct {
@@ -108,6 +119,10 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 			Definition string `json:"definition"`
 			Expression string `json:"expression"`
 		} `json:"component"`
+		Extension []struct {
+			URL         string `json:"url"`
+			ValueString string `json:"valueString"`
+		} `json:"extension"`
 	}
 	defsParsed := make([]def, 0, len(defs))
 	served := map[string]bool{}
@@ -151,7 +166,16 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 			for _, c := range d.Component {
 				p.Components = append(p.Components, Component{c.Definition, c.Expression})
 			}
-			r.bind(p, d.Expression)
+			for _, e := range d.Extension {
+				if e.URL == ChainExtension {
+					p.Chain = e.ValueString
+				}
+			}
+			if p.Chain != "" {
+				p.Expression = d.Expression
+			} else {
+				r.bind(p, d.Expression)
+			}
 			if r.types[rt] == nil {
 				r.types[rt] = map[string]*Param{}
 			}
@@ -160,6 +184,10 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 	}
 	for rt, ps := range r.types {
 		for _, p := range ps {
+			if p.Chain != "" {
+				r.checkChain(p)
+				continue // searched through the chain; nothing to index
+			}
 			if p.Unsupported == "" {
 				r.ordered[rt] = append(r.ordered[rt], p)
 			}
@@ -167,6 +195,24 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 		sort.Slice(r.ordered[rt], func(i, j int) bool { return r.ordered[rt][i].Code < r.ordered[rt][j].Code })
 	}
 	return r, nil
+}
+
+// checkChain marks a named chain Unsupported unless its head is a
+// reference parameter of the type and its tail a parameter of a target.
+func (r *Registry) checkChain(p *Param) {
+	head, rest, ok := strings.Cut(p.Chain, ".")
+	ref := r.types[p.Resource][head]
+	if !ok || ref == nil || ref.Type != Reference || ref.Chain != "" {
+		p.Unsupported = fmt.Sprintf("chain %q does not start with a reference parameter of %s", p.Chain, p.Resource)
+		return
+	}
+	tail, _, _ := strings.Cut(rest, ".")
+	for _, t := range ref.Targets {
+		if r.types[t][tail] != nil {
+			return
+		}
+	}
+	p.Unsupported = fmt.Sprintf("chain %q: no target of %s has a parameter %q", p.Chain, head, tail)
 }
 
 // bind compiles the part of expr that applies to p.Resource.
