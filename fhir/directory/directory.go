@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -129,6 +130,7 @@ func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change
 	return copyExtension(c.New, old, WaitingTime)
 }
 
+// slotView is the part of a Slot the waiting times read.
 type slotView struct {
 	Schedule struct {
 		Reference string `json:"reference"`
@@ -137,38 +139,76 @@ type slotView struct {
 	Start  string `json:"start"`
 }
 
-// slotRule recomputes the waiting time of the services whose schedule the
-// slot belongs to (before and after the write).
+// readSlot reads the members of a Slot the waiting times depend on, from
+// its members' bytes (without encoding the whole object again).
+func readSlot(obj *fhir.Object) (*slotView, error) {
+	var s slotView
+	s.Status, _ = obj.String("status")
+	s.Start, _ = obj.String("start")
+	if raw := obj.Get("schedule"); raw != nil {
+		if err := json.Unmarshal(raw, &s.Schedule); err != nil {
+			return nil, fhir.Errorf(fhir.Invalid, "structure", "Slot.schedule", "Slot.schedule cannot be read: %v", err)
+		}
+	}
+	return &s, nil
+}
+
+// freeAt returns the start of the slot when it is free and starts at or
+// after now: a slot that counts towards a wait.
+func (s *slotView) freeAt(now time.Time) (time.Time, bool) {
+	if s == nil || s.Status != "free" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, s.Start)
+	if err != nil || t.Before(now) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// slotRule keeps the waiting times of the services whose schedules hold the
+// slot (before and after the write) true. Only a free slot from now on
+// counts towards a wait, so a write in which neither version is one (a slot
+// going from busy to busy-tentative, a past slot) changes no wait, and one
+// that moves a free slot further out than the slots a service's wait
+// samples changes nothing either (see update).
 func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if v, _ := ctx.Value(deferKey{}).(bool); v {
 		return nil
 	}
-	var scheds []string
-	var override *slotView
+	var nw, old *slotView
 	if c.New != nil {
-		var s slotView
-		if err := json.Unmarshal(c.New.Bytes(), &s); err != nil {
-			return fhir.Errorf(fhir.Invalid, "structure", "Slot", "Slot cannot be read: %v", err)
+		var err error
+		if nw, err = readSlot(c.New); err != nil {
+			return err
 		}
-		override = &s
-		scheds = append(scheds, s.Schedule.Reference)
 	}
 	if c.Old != nil {
 		var s slotView
 		_ = json.Unmarshal(c.Old.JSON, &s)
-		if !slices.Contains(scheds, s.Schedule.Reference) {
-			scheds = append(scheds, s.Schedule.Reference)
-		}
+		old = &s
 	}
-	var services []string
-	for _, ref := range scheds {
+	now := tx.Now()
+	oldT, oldFree := old.freeAt(now)
+	newT, newFree := nw.freeAt(now)
+	switch {
+	case !oldFree && !newFree:
+		return nil
+	case oldFree && newFree && oldT.Equal(newT) && old.Schedule.Reference == nw.Schedule.Reference:
+		return nil // still free at the same time: no wait changes
+	}
+	// The services of the schedules of the free versions, and what the
+	// write does to each: the slot leaves its free slots at oldT, joins
+	// them at newT, or both.
+	var changes []slotChange
+	note := func(ref string, t time.Time, joins bool) {
 		typ, id, ok := splitRef(ref)
 		if !ok || typ != "Schedule" {
-			continue
+			return
 		}
 		sc, err := tx.Read(ctx, "Schedule", id)
 		if err != nil {
-			continue // a dangling schedule reference is not this rule's to judge
+			return // a dangling schedule reference is not this rule's to judge
 		}
 		var v struct {
 			Actor []struct {
@@ -177,22 +217,50 @@ func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) e
 		}
 		_ = json.Unmarshal(sc.JSON, &v)
 		for _, a := range v.Actor {
-			if t, sid, ok := splitRef(a.Reference); ok && t == "HealthcareService" && !slices.Contains(services, sid) {
-				services = append(services, sid)
+			t2, sid, ok := splitRef(a.Reference)
+			if !ok || t2 != "HealthcareService" {
+				continue
+			}
+			i := slices.IndexFunc(changes, func(ch slotChange) bool { return ch.service == sid })
+			if i < 0 {
+				changes = append(changes, slotChange{service: sid})
+				i = len(changes) - 1
+			}
+			if joins {
+				changes[i].joins = &t
+			} else {
+				changes[i].leaves = &t
 			}
 		}
 	}
-	for _, id := range services {
-		if err := d.refresh(ctx, tx, id, c.ID, override); err != nil {
+	if oldFree {
+		note(old.Schedule.Reference, oldT, false)
+	}
+	if newFree {
+		note(nw.Schedule.Reference, newT, true)
+	}
+	for _, ch := range changes {
+		if err := d.update(ctx, tx, ch, c.ID); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// slotChange is what one slot write does to one service's free slots.
+type slotChange struct {
+	service string
+	leaves  *time.Time // the start of a free slot that stops being free (or moves)
+	joins   *time.Time // the start of a free slot that becomes free (or moves there)
+}
+
 // Refresh recomputes one service's waiting time in tx.
 func (d *Directory) Refresh(ctx context.Context, tx *repo.Tx, serviceID string) error {
-	return d.refresh(ctx, tx, serviceID, "", nil)
+	res, err := tx.Read(ctx, "HealthcareService", serviceID)
+	if err != nil {
+		return nil // the service is gone or not yet written
+	}
+	return d.recompute(ctx, tx, res, "", nil)
 }
 
 // Wait is a service's waiting time at one moment.
@@ -201,30 +269,143 @@ type Wait struct {
 	Days        int       // whole days from the computation to NextSlot
 	AverageDays float64   // mean over the next Sample free slots
 	Sample      int
+	SampleEnd   time.Time // the start of the last of those Sample slots
 }
 
-// refresh recomputes serviceID's wait; slot slotID's stored version is
-// replaced by override (its proposed version) when not "".
-func (d *Directory) refresh(ctx context.Context, tx *repo.Tx, serviceID, slotID string, override *slotView) error {
-	res, err := tx.Read(ctx, "HealthcareService", serviceID)
+// update brings one service's wait up to date with a slot write (the slot
+// slotID, whose stored version is still the old one). The wait depends
+// only on the service's first N free slots from now on; when the stored
+// wait is fresh (computed today, its next slot not yet past) and the slot
+// leaves and joins the free slots only on days after the last sampled one,
+// the wait stays as it is, and no search is made. Otherwise the first N+1
+// free slots are read through the Slot schedule+start index and the wait
+// is recomputed.
+func (d *Directory) update(ctx context.Context, tx *repo.Tx, ch slotChange, slotID string) error {
+	res, err := tx.Read(ctx, "HealthcareService", ch.service)
 	if err != nil {
 		return nil // the service is gone or not yet written
 	}
 	now := tx.Now()
-	starts, err := d.freeStarts(ctx, tx, serviceID, now, slotID)
-	if err != nil {
-		return err
+	if w, computed, ok := storedWait(res.JSON); ok && d.fresh(w, computed, now) && !d.affects(w, now, ch) {
+		return nil
 	}
-	if override != nil && override.Status == "free" {
-		if t, err := time.Parse(time.RFC3339, override.Start); err == nil && !t.Before(now) {
-			starts = append(starts, t)
+	return d.recompute(ctx, tx, res, slotID, ch.joins)
+}
+
+// fresh reports whether a wait computed at computed still describes now:
+// the same calendar day (so its day counts hold) and no sampled slot past.
+func (d *Directory) fresh(w Wait, computed, now time.Time) bool {
+	a, b := computed.In(d.cfg.Location), now.In(d.cfg.Location)
+	if a.Year() != b.Year() || a.YearDay() != b.YearDay() {
+		return false
+	}
+	return w.NextSlot.IsZero() || !w.NextSlot.Before(now)
+}
+
+// affects reports whether ch may change the fresh wait w. When w samples
+// fewer than N slots, every free slot is in it; otherwise a slot that
+// starts after the last sampled one (SampleEnd) cannot enter or leave the
+// sample. A wait written before SampleEnd was kept falls back to days: a
+// slot on a day after the last sampled day cannot matter either, and that
+// day is bounded from the rest of the extension (the days of the sample
+// sum to at most the largest sum whose rounded mean is AverageDays, and
+// every sampled slot but the last is at least Days away).
+func (d *Directory) affects(w Wait, now time.Time, ch slotChange) bool {
+	if w.NextSlot.IsZero() || w.Sample < d.cfg.AverageOver {
+		return true
+	}
+	if !w.SampleEnd.IsZero() {
+		for _, t := range []*time.Time{ch.leaves, ch.joins} {
+			if t != nil && !t.After(w.SampleEnd) {
+				return true
+			}
+		}
+		return false
+	}
+	last, ok := lastSampledDay(w)
+	if !ok {
+		return true
+	}
+	from := now.In(d.cfg.Location)
+	for _, t := range []*time.Time{ch.leaves, ch.joins} {
+		if t != nil && days(from, *t) <= last {
+			return true
 		}
 	}
-	w := ComputeWait(now.In(d.cfg.Location), starts, d.cfg.AverageOver)
-	obj, err := fhir.ParseObject(res.JSON)
+	return false
+}
+
+// lastSampledDay bounds the day count of the last slot w samples.
+func lastSampledDay(w Wait) (int, bool) {
+	n := w.Sample
+	if n <= 0 || w.AverageDays < 0 {
+		return 0, false
+	}
+	mean := func(sum int) float64 { return math.Round(float64(sum)/float64(n)*10) / 10 }
+	for sum := int(math.Floor((w.AverageDays+0.05)*float64(n))) + 1; sum >= 0; sum-- {
+		if mean(sum) == w.AverageDays {
+			return sum - (n-1)*w.Days, true
+		}
+		if mean(sum) < w.AverageDays {
+			break
+		}
+	}
+	return 0, false
+}
+
+// storedWait reads the waiting-time extension of a service as written, with
+// when it was computed.
+func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
+	var v struct {
+		Extension []waitExt `json:"extension"`
+	}
+	_ = json.Unmarshal(serviceJSON, &v)
+	for _, e := range v.Extension {
+		if e.URL != WaitingTime {
+			continue
+		}
+		var w Wait
+		var computed time.Time
+		for _, s := range e.Extension {
+			switch s.URL {
+			case "days":
+				if s.ValueInteger != nil {
+					w.Days = *s.ValueInteger
+				}
+			case "next-slot":
+				w.NextSlot, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+			case "average-days":
+				if s.ValueDecimal != nil {
+					w.AverageDays = *s.ValueDecimal
+				}
+			case "sample":
+				if s.ValueInteger != nil {
+					w.Sample = *s.ValueInteger
+				}
+			case "sample-end":
+				w.SampleEnd, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+			case "computed":
+				computed, _ = time.Parse(time.RFC3339, s.ValueInstant)
+			}
+		}
+		return w, computed, !computed.IsZero()
+	}
+	return Wait{}, time.Time{}, false
+}
+
+// recompute computes the wait of service res from its first free slots,
+// slot slotID's stored version replaced by a free one at joins (when not
+// nil), and writes it when it changed.
+func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resource, slotID string, joins *time.Time) error {
+	now := tx.Now()
+	starts, err := d.nextFree(ctx, tx, res.ID, now, slotID)
 	if err != nil {
 		return err
 	}
+	if joins != nil {
+		starts = append(starts, *joins)
+	}
+	w := ComputeWait(now.In(d.cfg.Location), starts, d.cfg.AverageOver)
 	var cur struct {
 		Extension []waitExt `json:"extension"`
 	}
@@ -235,10 +416,14 @@ func (d *Directory) refresh(ctx context.Context, tx *repo.Tx, serviceID, slotID 
 			return nil // unchanged: no new version
 		}
 	}
+	obj, err := fhir.ParseObject(res.JSON)
+	if err != nil {
+		return err
+	}
 	if err := setExtension(obj, WaitingTime, newExt); err != nil {
 		return err
 	}
-	_, _, err = tx.Put(context.WithValue(ctx, ownKey{}, true), "HealthcareService", serviceID, obj, 0)
+	_, _, err = tx.Put(context.WithValue(ctx, ownKey{}, true), "HealthcareService", res.ID, obj, 0)
 	return err
 }
 
@@ -257,6 +442,7 @@ func ComputeWait(now time.Time, starts []time.Time, n int) Wait {
 	for _, s := range starts[:min(n, len(starts))] {
 		sum += days(now, s)
 		w.Sample++
+		w.SampleEnd = s
 	}
 	w.AverageDays = math.Round(float64(sum)/float64(w.Sample)*10) / 10
 	return w
@@ -271,31 +457,44 @@ func days(from, to time.Time) int {
 	return int(b.Sub(a).Hours() / 24)
 }
 
-// freeStarts returns the starts of the free slots from now on of every
-// schedule of the service, leaving out slot skip.
-func (d *Directory) freeStarts(ctx context.Context, tx store.Reader, serviceID string, now time.Time, skip string) ([]time.Time, error) {
-	scheds, err := find(ctx, tx, d.reg, "Schedule", "actor=HealthcareService/"+serviceID)
+// nextFree returns the starts of at least the service's first N free slots
+// from now on (all of them when there are fewer), over all its schedules,
+// leaving out slot skip. It is one search, driven by the Slot schedule+start
+// index and cut at N+1 rows; a further page is read only when rows were left
+// out (skip, or a slot starting within the second before now).
+func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID string, now time.Time, skip string) ([]time.Time, error) {
+	q := url.Values{
+		"schedule.actor": {"HealthcareService/" + serviceID},
+		"status":         {"free"},
+		"start":          {"ge" + now.UTC().Format(time.RFC3339)},
+		"_sort":          {"start"},
+		"_count":         {strconv.Itoa(d.cfg.AverageOver + 1)},
+	}
+	sq, err := d.reg.Parse("Slot", q, search.ParseOptions{Strict: true})
 	if err != nil {
 		return nil, err
 	}
 	var starts []time.Time
-	for _, sc := range scheds {
-		slots, err := find(ctx, tx, d.reg, "Slot", "schedule=Schedule/"+sc.ID+"&status=free&start=ge"+url.QueryEscape(now.UTC().Format(time.RFC3339)))
+	for {
+		page, err := tx.Search(ctx, sq)
 		if err != nil {
 			return nil, err
 		}
-		for _, sl := range slots {
+		for _, sl := range page.Resources {
 			if sl.ID == skip {
 				continue
 			}
 			var v slotView
 			_ = json.Unmarshal(sl.JSON, &v)
-			if t, err := time.Parse(time.RFC3339, v.Start); err == nil && !t.Before(now) && v.Status == "free" {
+			if t, ok := v.freeAt(now); ok {
 				starts = append(starts, t)
 			}
 		}
+		if len(starts) >= d.cfg.AverageOver || page.Next == "" {
+			return starts, nil
+		}
+		sq.Cursor = page.Next
 	}
-	return starts, nil
 }
 
 // waitExt is the waiting-time extension as written.
@@ -320,7 +519,8 @@ func waitExtension(w Wait, now time.Time) waitExt {
 			subExt{URL: "days", ValueInteger: &days},
 			subExt{URL: "next-slot", ValueDateTime: w.NextSlot.UTC().Format(time.RFC3339)},
 			subExt{URL: "average-days", ValueDecimal: &avg},
-			subExt{URL: "sample", ValueInteger: &n})
+			subExt{URL: "sample", ValueInteger: &n},
+			subExt{URL: "sample-end", ValueDateTime: w.SampleEnd.UTC().Format(time.RFC3339)})
 	}
 	e.Extension = append(e.Extension, subExt{URL: "computed", ValueInstant: now.UTC().Format(fhir.InstantFormat)})
 	return e

@@ -1,14 +1,10 @@
 package directory
 
 import (
-	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/search"
-	"github.com/signpost-fhir/signpost/store"
 )
 
 // setExtension replaces every extension of url on obj with exts.
@@ -63,33 +59,6 @@ func copyExtension(obj *fhir.Object, old []byte, url string) error {
 		}
 	}
 	return setExtension(obj, url, keep...)
-}
-
-// find runs a search inside tx and returns every match, following pages.
-func find(ctx context.Context, tx store.Reader, reg *search.Registry, typ, query string) ([]*fhir.Resource, error) {
-	v, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, err
-	}
-	if v.Get("_count") == "" {
-		v.Set("_count", "1000")
-	}
-	q, err := reg.Parse(typ, v, search.ParseOptions{Strict: true})
-	if err != nil {
-		return nil, err
-	}
-	var out []*fhir.Resource
-	for {
-		page, err := tx.Search(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Resources...)
-		if page.Next == "" {
-			return out, nil
-		}
-		q.Cursor = page.Next
-	}
 }
 
 // splitRef splits "Type/id" or "base/Type/id" into its type and id.

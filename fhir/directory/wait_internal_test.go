@@ -1,0 +1,38 @@
+package directory
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLastSampledDay: the bound on the last sampled slot's day is never
+// below the true day (else a relevant slot write would be skipped), and is
+// exact when every sampled slot but the last shares the first one's day.
+func TestLastSampledDay(t *testing.T) {
+	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		days  []int
+		exact bool
+	}{
+		{[]int{0, 0, 0, 0, 0}, true},
+		{[]int{1, 1, 1, 1, 9}, true},
+		{[]int{2, 2, 2, 2, 3}, true},
+		{[]int{0, 1, 2, 3, 4}, false},
+		{[]int{3, 3, 4, 4, 4}, false},
+		{[]int{0, 0, 0, 0, 1}, true},
+		{[]int{5, 6, 7}, false},
+		{[]int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, true}, // a sample of 12: the mean no longer pins the sum
+		{[]int{10, 40, 41, 77, 100, 100, 100}, false},
+	} {
+		var starts []time.Time
+		for _, d := range tc.days {
+			starts = append(starts, now.AddDate(0, 0, d))
+		}
+		w := ComputeWait(now, starts, len(tc.days))
+		got, ok := lastSampledDay(w)
+		want := tc.days[len(tc.days)-1]
+		if !ok || got < want || (tc.exact && got != want) {
+			t.Errorf("days %v (mean %v): lastSampledDay = %d, %v; want %d or more (exactly, %v)", tc.days, w.AverageDays, got, ok, want, tc.exact)
+		}
+	}
+}
