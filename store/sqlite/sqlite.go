@@ -37,6 +37,7 @@ const maxBatch = 256
 // Store is a store.Store in a SQLite database.
 type Store struct {
 	wdb, rdb *sql.DB
+	readStmt *sql.Stmt // readSQL, prepared on rdb
 	reqs     chan *request
 	done     chan struct{}
 	closing  sync.Once
@@ -95,7 +96,13 @@ func Open(dir string) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
-	s := &Store{wdb: wdb, rdb: rdb, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
+	readStmt, err := rdb.Prepare(readSQL)
+	if err != nil {
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: preparing the read: %w", err)
+	}
+	s := &Store{wdb: wdb, rdb: rdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
 	if err := s.pids.load(wdb); err != nil {
 		s.Close()
 		return nil, err
@@ -110,7 +117,7 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		<-s.done
 	})
-	return errors.Join(s.rdb.Close(), s.wdb.Close())
+	return errors.Join(s.readStmt.Close(), s.rdb.Close(), s.wdb.Close())
 }
 
 // Update implements store.Store.
