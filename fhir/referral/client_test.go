@@ -13,15 +13,23 @@ import (
 
 // client talks to a real test server.
 type client struct {
-	t    *testing.T
-	base string
-	a    *app.App
+	t     *testing.T
+	base  string
+	a     *app.App
+	token string // bearer token sent with every request, when not empty
 }
 
 func newClient(t *testing.T) *client {
 	t.Helper()
 	a, ts := app.NewTest(t, app.Config{})
 	return &client{t: t, base: ts.URL + "/fhir", a: a}
+}
+
+// as returns a copy of c that sends token.
+func (c *client) as(token string) *client {
+	d := *c
+	d.token = token
+	return &d
 }
 
 // do sends a request and returns the status and decoded JSON body.
@@ -59,6 +67,9 @@ func (c *client) raw(method, path string, body any) (int, []byte) {
 	}
 	if r != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -59,9 +59,6 @@ func (f MinterFunc) MintReferralToken(ctx context.Context, patientID, referralID
 // Config configures the referral service. The zero value of every field
 // has a working default.
 type Config struct {
-	// Agent names who is acting in ctx, as a reference ("Practitioner/1")
-	// or a display; Provenance records it. Default "unknown".
-	Agent func(ctx context.Context) string
 	// Score weights $shortlist's ranking; default DefaultScore.
 	Score Score
 	// Postcodes locates patients by postcode when their address has no
@@ -88,9 +85,6 @@ type Service struct {
 
 // New returns the referral service over rp, searching with reg.
 func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Service {
-	if cfg.Agent == nil {
-		cfg.Agent = func(context.Context) string { return "" }
-	}
 	if cfg.Score == (Score{}) {
 		cfg.Score = DefaultScore
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"strings"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
 )
@@ -211,21 +211,12 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 // The Task's owner after the move is recorded as an entity (role source):
 // for a deferral, the service that had no slot.
 func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, request, owner string, st State, why string) error {
-	who := s.cfg.Agent(ctx)
-	agentWho := map[string]string{"display": "unknown"}
-	switch {
-	case who == "":
-	case strings.Contains(who, "/"):
-		agentWho = map[string]string{"reference": who}
-	default:
-		agentWho = map[string]string{"display": who}
-	}
 	prov := map[string]any{
 		"resourceType": "Provenance",
 		"target":       []reference{{Reference: task}, {Reference: request}},
 		"recorded":     tx.Now().Format(fhir.InstantFormat),
 		"activity":     concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}},
-		"agent":        []map[string]any{{"who": agentWho}},
+		"agent":        provenanceAgents(ctx),
 	}
 	if owner != "" {
 		prov["entity"] = []map[string]any{{"role": "source", "what": reference{Reference: owner}}}
@@ -233,8 +224,82 @@ func (s *Service) writeProvenance(ctx context.Context, tx *repo.Tx, task, reques
 	if why != "" {
 		prov["reason"] = []concept{{Text: why}}
 	}
-	_, err := create(ctx, tx, "Provenance", prov)
+	_, err := create(recordKeeper(ctx), tx, "Provenance", prov)
 	return err
+}
+
+// recordKeeper returns ctx acting as the server's record keeper, for the
+// records the referral rules write on their own account (Provenance): the
+// caller who moved the referral is named inside the record, but need not
+// be able to write it, nor be its patient's compartment (a Provenance
+// targets the Task and the referral, not the Patient). Audited as written
+// by ClientRecordKeeper.
+func recordKeeper(ctx context.Context) context.Context {
+	return auth.NewContext(ctx, &auth.Principal{Subject: ClientRecordKeeper, ClientID: ClientRecordKeeper, Scopes: recordKeeperScopes})
+}
+
+// ClientRecordKeeper names the server's referral rules in the audit trail
+// of the Provenance records they write.
+const ClientRecordKeeper = "signpost-referral"
+
+var recordKeeperScopes, _ = auth.ParseScopes("system/Provenance.c")
+
+// Identifier systems of Provenance agents: the token's subject and client
+// (as the audit trail names them) and the organisation's ODS code.
+const (
+	SubjectSystem = Base + "/Id/oauth-subject"
+	ClientSystem  = Base + "/Id/oauth-client"
+	ODSSystem     = "https://fhir.nhs.uk/Id/ods-organization-code"
+)
+
+const participantSystem = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+// provenanceAgents names who acts in ctx, from the signed-in principal:
+// the author (the token's fhirUser, else its patient, and always its
+// subject), on behalf of its organisation (ODS code), and the client
+// application that entered the change when it is not the subject itself.
+// Without a principal (an open server, or the server's own background
+// work) the author is "unauthenticated".
+func provenanceAgents(ctx context.Context) []map[string]any {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return []map[string]any{{"type": participant("author", "Author"), "who": map[string]any{"display": "unauthenticated"}}}
+	}
+	who := map[string]any{}
+	switch {
+	case p.FHIRUser != "":
+		if typ, id, ok := splitRef(p.FHIRUser); ok {
+			who["reference"] = typ + "/" + id
+		}
+	case p.Patient != "":
+		who["reference"] = "Patient/" + p.Patient
+	}
+	if p.Subject != "" {
+		who["identifier"] = identifier{System: SubjectSystem, Value: p.Subject}
+		who["display"] = p.Subject
+	}
+	if len(who) == 0 {
+		who["display"] = "unknown subject"
+	}
+	author := map[string]any{"type": participant("author", "Author"), "who": who}
+	if p.Role != "" {
+		author["role"] = []concept{{Text: string(p.Role)}}
+	}
+	if p.Organization != "" {
+		author["onBehalfOf"] = map[string]any{"type": "Organization",
+			"identifier": identifier{System: ODSSystem, Value: p.Organization}}
+	}
+	agents := []map[string]any{author}
+	if p.ClientID != "" && p.ClientID != p.Subject {
+		agents = append(agents, map[string]any{"type": participant("enterer", "Enterer"),
+			"who": map[string]any{"type": "Device", "identifier": identifier{System: ClientSystem, Value: p.ClientID},
+				"display": "client " + p.ClientID}})
+	}
+	return agents
+}
+
+func participant(code, display string) concept {
+	return concept{Coding: []coding{{System: participantSystem, Code: code, Display: display}}}
 }
 
 // syncRequestStatus keeps ServiceRequest.status at its R4 code: revoked
