@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // accessAlphabet leaves out look-alikes (0/O, 1/I/L) for codes read out on
@@ -66,15 +69,43 @@ func codeMatches(stored, code string) bool {
 	return subtle.ConstantTimeCompare([]byte(hashCode(salt, code)), []byte(stored)) == 1
 }
 
+// AccessCodeRecord is the store.Records kind of access-code records: the
+// salted hash of a referral's current access code, kept outside every FHIR
+// resource so that no one who can read the referral or its Task can read
+// it (or try codes against it offline). The Task's extension
+// AccessExtension holds only the record's key, a random id; a new code gets
+// a new record and key, so the old code stops working at once, and its
+// record is left to expire.
+const AccessCodeRecord = "access-code"
+
+// accessRecord is the value of an access-code record.
+type accessRecord struct {
+	Referral string `json:"referral"` // "ServiceRequest/id"
+	Hash     string `json:"hash"`     // sha256$salt$hash
+}
+
+// newRecordID returns a random record key.
+func newRecordID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
 // accessCodeOp is ServiceRequest/{id}/$access-code: a new access code for
-// the patient, returned once; only its salted hash is kept (on the
-// referral's Task), and a new code replaces the old.
+// the patient, returned once; only its salted hash is kept (in a store
+// record, see AccessCodeRecord), and a new code replaces the old.
 func (s *Service) accessCodeOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "access-code", Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
 		Definition: definition("ServiceRequest-access-code"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			code, stored, err := newAccessCode()
+			if err != nil {
+				return nil, err
+			}
+			key, err := newRecordID()
 			if err != nil {
 				return nil, err
 			}
@@ -100,12 +131,22 @@ func (s *Service) accessCodeOp() *operation.Operation {
 				if st := tv.state(); st == Cancelled || st == Completed {
 					return fhir.Errorf(fhir.Unprocessable, "business-rule", "", "referral %s is %s: no access code can be issued", sr.Reference(), st)
 				}
+				rtx, ok := tx.Tx.(store.RecordTx)
+				if !ok {
+					return fhir.Errorf(fhir.NotSupported, "not-supported", "", "this store keeps no records: access codes cannot be issued")
+				}
+				rec, err := json.Marshal(accessRecord{Referral: sr.Reference(), Hash: stored})
+				if err != nil {
+					return err
+				}
+				if err := rtx.PutRecord(ctx, AccessCodeRecord, key, rec, tx.Now().Add(s.cfg.AccessCodeTTL)); err != nil {
+					return err
+				}
 				obj, err := fhir.ParseObject(task.JSON)
 				if err != nil {
 					return err
 				}
-				v := stored
-				if err := setExtension(obj, AccessExtension, extension{URL: AccessExtension, ValueString: &v}); err != nil {
+				if err := setExtension(obj, AccessExtension, extension{URL: AccessExtension, ValueString: &key}); err != nil {
 					return err
 				}
 				_, _, err = tx.Put(internal(ctx), "Task", task.ID, obj, 0)
@@ -197,8 +238,23 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 	if err := decode(tasks[0].JSON, &tv, "Task"); err != nil {
 		return "", "", false, err
 	}
-	hashes := findExt(tv.Extension, AccessExtension)
-	if len(hashes) == 0 || hashes[0].ValueString == nil || !codeMatches(*hashes[0].ValueString, code) {
+	keys := findExt(tv.Extension, AccessExtension)
+	rs, isRecords := st.(store.Records)
+	if len(keys) == 0 || keys[0].ValueString == nil || !isRecords {
+		return "", "", false, nil
+	}
+	raw, err := rs.GetRecord(ctx, AccessCodeRecord, *keys[0].ValueString)
+	if fhir.KindOf(err) == fhir.NotFound { // expired
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	var rec accessRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return "", "", false, fmt.Errorf("access-code record of %s: %w", sr.Reference(), err)
+	}
+	if rec.Referral != sr.Reference() || !codeMatches(rec.Hash, code) {
 		return "", "", false, nil
 	}
 	if st := tv.state(); st == Cancelled || st == Completed {

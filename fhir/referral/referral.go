@@ -31,7 +31,7 @@ const (
 	WorklistExtension  = Base + "/StructureDefinition/worklist"
 	WorklistSystem     = Base + "/CodeSystem/worklist"
 	ShortlistExtension = Base + "/StructureDefinition/shortlist"
-	AccessExtension    = Base + "/StructureDefinition/access-code-hash"
+	AccessExtension    = Base + "/StructureDefinition/access-code"
 	PriorityExtension  = Base + "/StructureDefinition/nhs-priority"
 	PrioritySystem     = Base + "/CodeSystem/nhs-priority"
 	CommissionedBy     = Base + "/StructureDefinition/commissioned-by"
@@ -66,6 +66,9 @@ type Config struct {
 	Postcodes map[string]LatLon
 	// TokenTTL is the lifetime of a $ubrn-access token; default 15 minutes.
 	TokenTTL time.Duration
+	// AccessCodeTTL is how long an access code from $access-code works;
+	// default 180 days.
+	AccessCodeTTL time.Duration
 	// Location is the time zone whose calendar days waits count; default UTC.
 	Location *time.Location
 	// Now is the clock; default time.Now.
@@ -90,6 +93,9 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Service {
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = 15 * time.Minute
+	}
+	if cfg.AccessCodeTTL == 0 {
+		cfg.AccessCodeTTL = 180 * 24 * time.Hour
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC

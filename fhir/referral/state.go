@@ -120,6 +120,10 @@ var stateDisplay = map[State]string{
 	Cancelled: "Cancelled", Completed: "Completed",
 }
 
+// legacyAccessHash is the extension that once held the access-code hash on
+// the Task. It is never written now, and removed when found.
+const legacyAccessHash = Base + "/StructureDefinition/access-code-hash"
+
 // taskRule keeps referral Tasks honest on every write path: only the
 // server creates them (one per referral, with the ServiceRequest); their
 // focus never changes; businessStatus moves only along the transitions;
@@ -161,6 +165,11 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 			if err := copyExtension(c.New, c.Old.JSON, AccessExtension); err != nil {
 				return err
 			}
+		}
+		// Before access codes moved to store records, their hashes were
+		// kept on the Task: drop any such left-over at the next write.
+		if err := setExtension(c.New, legacyAccessHash); err != nil {
+			return err
 		}
 	}
 	to := newT.state()
