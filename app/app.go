@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ type Config struct {
 	Timezone     string        // default Europe/London
 	MaxBodyBytes int64         // default 10 MB
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
+	Postcodes    string        // CSV file of postcode,latitude,longitude placing patients for $shortlist; "" for none
 	Logger       *slog.Logger
 
 	// Security. Without Issuer the embedded development authorisation
@@ -83,6 +85,10 @@ func New(cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
+	postcodes, err := readPostcodes(cfg.Postcodes)
+	if err != nil {
+		return nil, err
+	}
 	types := conformance.Types()
 	sds := conformance.StructureDefinitions()
 	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
@@ -126,7 +132,7 @@ func New(cfg Config) (*App, error) {
 	// slot's final status): keep it after them.
 	a.Directory = directory.New(rp, reg, directory.Config{Location: loc})
 	a.Directory.Register()
-	a.Referral = referral.New(rp, reg, referral.Config{Location: loc})
+	a.Referral = referral.New(rp, reg, referral.Config{Location: loc, Postcodes: postcodes})
 	a.Referral.Register()
 	if dev != nil {
 		a.Referral.Tokens = dev // $ubrn-access tokens; with --issuer there is none yet
@@ -154,6 +160,23 @@ func (a *App) Close() error {
 	}
 	a.API.Close() // stores the buffered audit records
 	return a.Store.Close()
+}
+
+// readPostcodes reads the deployment's postcode table, if it names one.
+func readPostcodes(path string) (map[string]referral.LatLon, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pcs, err := referral.ReadPostcodes(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pcs, nil
 }
 
 // OpenStore opens the store cfg names, without the rest of the server (for

@@ -21,7 +21,13 @@ type client struct {
 
 func newClient(t *testing.T) *client {
 	t.Helper()
-	a, ts := app.NewTest(t, app.Config{})
+	return newClientWith(t, app.Config{})
+}
+
+// newClientWith starts the real server with cfg.
+func newClientWith(t *testing.T, cfg app.Config) *client {
+	t.Helper()
+	a, ts := app.NewTest(t, cfg)
 	return &client{t: t, base: ts.URL + "/fhir", a: a}
 }
 

@@ -62,7 +62,7 @@ type Config struct {
 	// Score weights $shortlist's ranking; default DefaultScore.
 	Score Score
 	// Postcodes locates patients by postcode when their address has no
-	// geolocation (upper case, no spaces → position).
+	// geolocation (NormalisePostcode form → position; see ReadPostcodes).
 	Postcodes map[string]LatLon
 	// TokenTTL is the lifetime of a $ubrn-access token; default 15 minutes.
 	TokenTTL time.Duration

@@ -449,7 +449,7 @@ func (s *Service) patientContext(ctx context.Context, tx store.Reader, ref strin
 	}
 	if pc.where == nil {
 		for _, a := range p.Address {
-			if ll, ok := s.cfg.Postcodes[strings.ToUpper(strings.ReplaceAll(a.PostalCode, " ", ""))]; ok {
+			if ll, ok := s.cfg.Postcodes[NormalisePostcode(a.PostalCode)]; ok {
 				pc.where, pc.whereFrom = &ll, "postcode"
 				break
 			}
