@@ -110,3 +110,31 @@ func hasIdentifier(ids []identifier, system, value string) bool {
 	}
 	return false
 }
+
+// liveAppointment lists the statuses of an appointment that still holds
+// its slots.
+var liveAppointment = "proposed,pending,booked,arrived,checked-in,waitlist"
+
+// cancelAppointments cancels, inside tx, every appointment of the referral
+// ref that still holds slots, with reason; the booking rules free their
+// slots in the same transaction. It returns the appointments cancelled.
+func (s *Service) cancelAppointments(ctx context.Context, tx *repo.Tx, ref, reason string) ([]string, error) {
+	appts, err := find(ctx, tx, s.reg, "Appointment", "based-on="+ref+"&status="+liveAppointment)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range appts {
+		obj, err := fhir.ParseObject(a.JSON)
+		if err != nil {
+			return nil, err
+		}
+		obj.Set("status", "cancelled")
+		obj.Set("cancelationReason", concept{Text: reason})
+		if _, _, err := tx.Put(ctx, "Appointment", a.ID, obj, a.Version); err != nil {
+			return nil, fmt.Errorf("cancelling %s: %w", a.Reference(), err)
+		}
+		out = append(out, a.Reference())
+	}
+	return out, nil
+}

@@ -30,14 +30,18 @@ type action struct {
 	needService   bool
 	ownerIsTarget bool // the Task's owner becomes the service named
 	ownerIsSender bool // the Task goes back to the referrer
+	// cancelsBooking: the referral leaves the service it is booked with,
+	// so its appointments are cancelled (their slots freed) in the same
+	// transaction.
+	cancelsBooking bool
 }
 
 var actions = map[string]action{
 	"accept":   {to: Accepted},
-	"reject":   {to: Rejected, needReason: true, ownerIsSender: true},
-	"redirect": {to: Redirected, needService: true, ownerIsTarget: true},
+	"reject":   {to: Rejected, needReason: true, ownerIsSender: true, cancelsBooking: true},
+	"redirect": {to: Redirected, needService: true, ownerIsTarget: true, cancelsBooking: true},
 	"defer":    {to: SlotIssue, needReason: true, needService: true, ownerIsTarget: true},
-	"cancel":   {to: Cancelled},
+	"cancel":   {to: Cancelled, cancelsBooking: true},
 }
 
 // transitionOp is ServiceRequest/{id}/$<name>: it moves the referral's
@@ -99,6 +103,18 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 				})
 				if err != nil {
 					return err
+				}
+				if act.cancelsBooking {
+					why := "referral " + string(act.to)
+					if service != "" {
+						why += " to " + service
+					}
+					if reason != "" {
+						why += ": " + reason
+					}
+					if _, err := s.cancelAppointments(ctx, tx, sr.Reference(), why); err != nil {
+						return err
+					}
 				}
 				if name == "redirect" {
 					obj, err := fhir.ParseObject(sr.JSON)
