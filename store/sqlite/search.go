@@ -304,7 +304,21 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
 	query := b.rowsSQL(q, p, cur, count)
-	rows, err := b.r.q.QueryContext(ctx, query.sql, query.args...)
+	var rows *sql.Rows
+	var err error
+	if db, ok := b.r.q.(*sql.DB); ok {
+		// Searches repeat their shapes: reuse the prepared statement.
+		var st *sql.Stmt
+		var cached bool
+		if st, cached, err = b.r.s.plan.prepared(ctx, db, query.sql); err == nil {
+			if !cached {
+				defer st.Close()
+			}
+			rows, err = st.QueryContext(ctx, query.args...)
+		}
+	} else {
+		rows, err = b.r.q.QueryContext(ctx, query.sql, query.args...)
+	}
 	if err != nil {
 		return err
 	}
@@ -1132,6 +1146,42 @@ type planner struct {
 	shapes map[int64]dateShape
 	writes map[int64]int64 // index entries written per pid since start
 	stats  map[statKey]*stat
+	stmts  map[string]*sql.Stmt // prepared search statements on the read pool
+}
+
+// maxStmts bounds the prepared statements kept. Search shapes are few;
+// once that many are cached, other shapes are prepared per search, as
+// without a cache. (Nothing is evicted: closing a statement another search
+// is about to use would fail that search.)
+const maxStmts = 512
+
+// prepared returns a statement for query on the read pool, prepared once.
+// When it is not cached (the cache is full) the caller must close it.
+func (p *planner) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, bool, error) {
+	p.mu.Lock()
+	st := p.stmts[query]
+	p.mu.Unlock()
+	if st != nil {
+		return st, true, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, false, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old := p.stmts[query]; old != nil {
+		st.Close()
+		return old, true, nil
+	}
+	if p.stmts == nil {
+		p.stmts = map[string]*sql.Stmt{}
+	}
+	if len(p.stmts) >= maxStmts {
+		return st, false, nil
+	}
+	p.stmts[query] = st
+	return st, true, nil
 }
 
 // dateShape is the widest range of a date parameter and whether any
