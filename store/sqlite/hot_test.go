@@ -2,10 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/search/synth"
 	"github.com/signpost-fhir/signpost/store"
@@ -52,6 +55,39 @@ func BenchmarkHotSearch(b *testing.B) {
 			for range b.N {
 				if _, err := s.Search(ctx, q); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHotSearchHTTP measures the free-slot search through the whole
+// server (routing, parsing, store, _include, Bundle encoding) over a region
+// of 10,000 slots, without the network.
+func BenchmarkHotSearchHTTP(b *testing.B) {
+	a, _ := app.NewTest(b, app.Config{})
+	ws := slotWrites(b, 10000)
+	ctx := context.Background()
+	for len(ws) > 0 {
+		n := min(len(ws), 5000)
+		batch := ws[:n]
+		ws = ws[n:]
+		if err := a.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(bulkPutter).PutAll(ctx, batch) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h := a.Handler()
+	for _, name := range []string{"FreeSlots", "NHSNumber"} {
+		target := "/fhir/" + hotQueries[name]
+		if name == "FreeSlots" {
+			target += "&_include=Slot:schedule"
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%d %s", rec.Code, rec.Body)
 				}
 			}
 		})
