@@ -160,7 +160,8 @@ func (s *Service) communicationRule(ctx context.Context, tx *repo.Tx, c *repo.Ch
 // questionnaireResponseRule links booking-guidance answers and
 // patient-experience feedback to their referral: a QuestionnaireResponse
 // basedOn a ServiceRequest must name one that exists and answer an existing
-// Questionnaire when it names one by id.
+// Questionnaire when it names one by id; patient-experience feedback is
+// taken only after an appointment of the referral has taken place.
 func (s *Service) questionnaireResponseRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if c.New == nil {
 		return nil
@@ -173,9 +174,11 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *repo.Tx, c 
 		return err
 	}
 	linked := false
+	var referrals []string
 	for i, b := range v.BasedOn {
 		if t, _, ok := splitRef(b.Reference); ok && t == "ServiceRequest" {
 			linked = true
+			referrals = append(referrals, b.Reference)
 			if _, err := readRef(ctx, tx, b.Reference); err != nil {
 				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("QuestionnaireResponse.basedOn[%d]", i), "referral %s does not exist", b.Reference)
 			}
@@ -190,6 +193,9 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *repo.Tx, c 
 				}
 			}
 		}
+	}
+	if c.Old == nil {
+		return s.experienceCheck(ctx, tx, v.Questionnaire, referrals)
 	}
 	return nil
 }

@@ -111,6 +111,7 @@ func (s *Service) Register() {
 	s.repo.AddRule("Patient", s.patientRule)
 	s.repo.AddRule("ServiceRequest", s.serviceRequestRule)
 	s.repo.AddRule("Task", s.taskRule)
+	s.repo.AddRule("Appointment", s.guidanceRule)
 	s.repo.AddRule("Appointment", s.appointmentRule)
 	s.repo.AddRule("DocumentReference", documentReferenceRule)
 	s.repo.AddRule("Binary", binaryRule)
@@ -126,5 +127,6 @@ func (s *Service) Operations() []*operation.Operation {
 		s.shortlistOp(), s.accessCodeOp(), s.ubrnAccessOp(), s.convertOp(),
 		s.reportOp("referral-trends", s.referralTrends), s.reportOp("capacity-gaps", s.capacityGaps),
 		s.reportOp("waiting-times", s.waitingTimes), s.reportOp("booking-outcomes", s.bookingOutcomes),
+		s.reportOp("patient-experience", s.patientExperience),
 	}
 }
