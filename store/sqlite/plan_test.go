@@ -87,3 +87,30 @@ func TestHotQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorBoundToSort: a cursor made for one _sort is refused by a search
+// with another, and a cursor that is not one is refused.
+func TestCursorBoundToSort(t *testing.T) {
+	start := []search.SortKey{{Param: "start", Type: search.Date}}
+	c := (&cursor{sort: sortSig(start), keys: []any{int64(5)}, updated: 7, id: "a", typ: "Slot"}).encode()
+	tests := []struct {
+		cursor string
+		keys   []search.SortKey
+		ok     bool
+	}{
+		{c, start, true},
+		{c, []search.SortKey{{Param: "start", Type: search.Date, Desc: true}}, false},
+		{c, []search.SortKey{{Param: "end", Type: search.Date}}, false},
+		{c, nil, false},
+		{"not-a-cursor", start, false},
+	}
+	for _, tt := range tests {
+		got, err := decodeCursor(tt.cursor, tt.keys)
+		if (err == nil) != tt.ok {
+			t.Errorf("decodeCursor(%q, %s) = %v, %v; want ok %v", tt.cursor, sortSig(tt.keys), got, err, tt.ok)
+		}
+		if err != nil && fhir.KindOf(err) != fhir.Invalid {
+			t.Errorf("decodeCursor(%q): error kind %v, want Invalid", tt.cursor, fhir.KindOf(err))
+		}
+	}
+}

@@ -352,7 +352,7 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 	}
 	at := func(i int, back bool) string {
 		res := page.Resources[i]
-		return (&cursor{back: back, keys: keys[i], updated: res.LastUpdated.UnixMicro(), id: res.ID, typ: res.Type}).encode()
+		return (&cursor{back: back, sort: sortSig(q.Sort), keys: keys[i], updated: res.LastUpdated.UnixMicro(), id: res.ID, typ: res.Type}).encode()
 	}
 	n := len(page.Resources)
 	switch {
@@ -1056,9 +1056,25 @@ func anys(ss []string) []any {
 // id and type of one row, and whether the page wanted lies before it.
 type cursor struct {
 	back    bool
-	keys    []any // per sort key: nil, int64, float64 or string
+	sort    string // the _sort it was made for
+	keys    []any  // per sort key: nil, int64, float64 or string
 	updated int64
 	id, typ string
+}
+
+// sortSig renders sort keys as _sort writes them.
+func sortSig(keys []search.SortKey) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if k.Desc {
+			b.WriteByte('-')
+		}
+		b.WriteString(k.Param)
+	}
+	return b.String()
 }
 
 func (c *cursor) values() []any {
@@ -1070,7 +1086,7 @@ func (c *cursor) encode() string {
 	if c.back {
 		dir = "p"
 	}
-	v := append([]any{dir, c.updated, c.id, c.typ}, c.keys...)
+	v := append([]any{dir, c.updated, c.id, c.typ, c.sort}, c.keys...)
 	for i, k := range v {
 		if b, ok := k.([]byte); ok {
 			v[i] = string(b)
@@ -1094,7 +1110,7 @@ func decodeCursor(s string, keys []search.SortKey) (*cursor, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var v []any
-	if err := d.Decode(&v); err != nil || len(v) != 4+len(keys) {
+	if err := d.Decode(&v); err != nil || len(v) != 5+len(keys) || v[4] != sortSig(keys) {
 		return nil, bad
 	}
 	c := &cursor{}
@@ -1105,12 +1121,12 @@ func decodeCursor(s string, keys []search.SortKey) (*cursor, error) {
 	if !ok1 || !ok2 || !ok3 || !ok4 || (dir != "n" && dir != "p") {
 		return nil, bad
 	}
-	c.back, c.id, c.typ = dir == "p", id, typ
+	c.back, c.id, c.typ, c.sort = dir == "p", id, typ, sortSig(keys)
 	if c.updated, err = upd.Int64(); err != nil {
 		return nil, bad
 	}
 	for i, k := range keys {
-		switch x := v[4+i].(type) {
+		switch x := v[5+i].(type) {
 		case nil:
 			c.keys = append(c.keys, nil)
 		case string:
