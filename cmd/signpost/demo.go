@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/referral"
@@ -52,14 +53,20 @@ type demoPlace struct {
 var (
 	demoICBs   = []demoPlace{{"demo-icb-north", "NHS North Wessex Vale ICB", "QWN", 0, 0}, {"demo-icb-south", "NHS South Wessex Vale ICB", "QWS", 0, 0}}
 	demoTrusts = []demoPlace{
-		{"demo-trust-kingsbridge", "Kingsbridge University Hospitals NHS Trust", "RK9", 51.07, -1.79},
+		{"demo-trust-kingsbridge", "Kingsbridge University Hospitals NHS Trust", auth.DemoProvider, 51.07, -1.79}, // the provider demo client's
 		{"demo-trust-harbour", "Harbour General Hospital NHS Foundation Trust", "RH8", 50.82, -1.60},
 	}
 	demoCommunity = demoPlace{"demo-community", "Wessex Vale Community Health NHS Trust", "RWV", 50.95, -1.70}
 )
 
+// demoLoader is the principal the demo county is written as (and audited
+// under) when authorisation is on.
+const demoLoader = "signpost-demo"
+
 // loadDemo loads the demo county into a, once, and tops up its slots.
 func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
+	scopes, _ := auth.ParseScopes("system/*.cruds")
+	ctx = auth.NewContext(ctx, &auth.Principal{Subject: demoLoader, ClientID: demoLoader, Scopes: scopes})
 	rnd := rand.New(rand.NewPCG(7, 7)) // the same county every time
 	loaded := false
 	if _, err := a.Store.Read(ctx, "Organization", demoICBs[0].id); err == nil {
@@ -118,6 +125,9 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 			icb := demoICBs[i%2]
 			p := demoPlace{fmt.Sprintf("demo-gp-%02d", i+1), demoPracticeName(i), fmt.Sprintf("J%05d", 82001+i),
 				50.80 + 0.03*float64(i%10) + 0.1*float64(i%2), -1.90 + 0.035*float64(i)}
+			if i == 0 {
+				p.ods = auth.DemoGPPractice // the GP system demo client's practice
+			}
 			w.put("Organization", p.id, org(p, "prov", icb.id))
 			for k := range 4 {
 				n++
@@ -175,8 +185,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "demo county %s: %d services with schedules, %d GP practices, 80 patients; %d free slots added for the next %d weeks\n",
 		verb, len(services), 20, added, demoWeeks)
-	fmt.Fprintf(out, "  try: GET %s/HealthcareService?specialty=%s|394582007\n", a.Config.BaseURL, sct)
-	fmt.Fprintf(out, "       a patient: Patient/demo-patient-001 (NHS number %s, registered at demo-gp-01)\n", demoNHSNumber(1))
+	printDemoSignIns(out, a)
 	return nil
 }
 
