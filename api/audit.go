@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -26,12 +29,13 @@ const auditType = "AuditEvent"
 
 // Code systems of the AuditEvents Signpost records.
 const (
-	auditTypeSystem    = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-	interactionSystem  = "http://hl7.org/fhir/restful-interaction"
-	sourceTypeSystem   = "http://terminology.hl7.org/CodeSystem/security-source-type"
-	objectRoleSystem   = "http://terminology.hl7.org/CodeSystem/object-role"
-	resourceTypeSystem = "http://hl7.org/fhir/resource-types"
-	clientIDSystem     = "https://signpost.example/fhir/Id/oauth-client"
+	auditTypeSystem     = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+	interactionSystem   = "http://hl7.org/fhir/restful-interaction"
+	sourceTypeSystem    = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	objectRoleSystem    = "http://terminology.hl7.org/CodeSystem/object-role"
+	resourceTypeSystem  = "http://hl7.org/fhir/resource-types"
+	clientIDSystem      = "https://signpost.example/fhir/Id/oauth-client"
+	participationSystem = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 )
 
 // requestInfo collects, during one request, what the audit record needs.
@@ -91,6 +95,12 @@ func (s *Server) auditRequests(c *gin.Context) {
 	if rest, ok := strings.CutPrefix(path, "/fhir/"); ok {
 		info.target, _, _ = strings.Cut(rest, "/")
 	}
+	// A large response reaches the client before the handler returns: the
+	// request counts as in flight until its record is buffered, so that a
+	// Flush after the response still finds it.
+	s.audits.begin()
+	var ev *auditEvent
+	defer func() { s.audits.end(ev) }()
 	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), infoKey{}, info))
 	c.Next()
 	status := c.Writer.Status()
@@ -103,17 +113,16 @@ func (s *Server) auditRequests(c *gin.Context) {
 		status = http.StatusForbidden // a batch with entries refused
 	}
 	subtype, action := interactionOf(c)
-	ev := s.auditEvent(info.principal, subtype, action, status, info.entities)
-	ev["agent"] = append(ev["agent"].([]map[string]any), map[string]any{
-		"type":      concept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "DEV", "device"),
-		"who":       map[string]any{"display": "network client"},
-		"requestor": false,
-		"network":   map[string]any{"address": c.ClientIP(), "type": "2"},
+	ev = s.newAuditEvent(info.principal, subtype, action, status, info.entities)
+	ev.Agent = append(ev.Agent, auditAgent{
+		Type:      &codeableConcept{Coding: []coding{{System: participationSystem, Code: "DEV", Display: "device"}}},
+		Who:       reference{Display: "network client"},
+		Requestor: false,
+		Network:   &auditNetwork{Address: c.ClientIP(), Type: "2"},
 	})
 	if id := c.GetString(ctxRequestID); id != "" {
-		ev["source"].(map[string]any)["site"] = "request " + id
+		ev.Source.Site = "request " + id
 	}
-	s.audits.add(ev)
 }
 
 // interactionOf names the FHIR interaction of a request for the record.
@@ -158,89 +167,136 @@ func interactionOf(c *gin.Context) (subtype, action string) {
 	return "search-system", "E"
 }
 
-func concept(system, code, display string) map[string]any {
-	return map[string]any{"coding": []map[string]string{{"system": system, "code": code, "display": display}}}
-}
-
-// auditEvent builds an AuditEvent's members.
-func (s *Server) auditEvent(p *auth.Principal, subtype, action string, status int, entities []auditEntity) map[string]any {
-	outcome, desc := "0", ""
-	switch {
-	case status >= 500:
-		outcome, desc = "8", http.StatusText(status)
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		outcome, desc = "4", "access refused: "+http.StatusText(status)
-	case status >= 400:
-		outcome, desc = "4", http.StatusText(status)
+// The AuditEvent as Signpost writes it, members in the order of the R4
+// definition; marshalled straight into the stored bytes.
+type (
+	auditEvent struct {
+		ResourceType string        `json:"resourceType"`
+		ID           string        `json:"id,omitempty"`
+		Meta         *auditMeta    `json:"meta,omitempty"`
+		Type         coding        `json:"type"`
+		Subtype      []coding      `json:"subtype"`
+		Action       string        `json:"action"`
+		Recorded     string        `json:"recorded"`
+		Outcome      string        `json:"outcome"`
+		OutcomeDesc  string        `json:"outcomeDesc,omitempty"`
+		Agent        []auditAgent  `json:"agent"`
+		Source       auditSource   `json:"source"`
+		Entity       []auditObject `json:"entity,omitempty"`
 	}
-	ev := map[string]any{
-		"resourceType": auditType,
-		"type":         concept(auditTypeSystem, "rest", "RESTful Operation"),
-		"subtype":      []map[string]string{{"system": interactionSystem, "code": subtype}},
-		"action":       action,
-		"recorded":     s.now().UTC().Format(fhir.InstantFormat),
-		"outcome":      outcome,
-		"source": map[string]any{
-			"observer": map[string]any{"display": "Signpost " + s.cfg.BaseURL},
-			"type":     []map[string]string{{"system": sourceTypeSystem, "code": "4", "display": "Application Server"}},
+	auditMeta struct {
+		VersionID   string `json:"versionId"`
+		LastUpdated string `json:"lastUpdated"`
+	}
+	coding struct {
+		System  string `json:"system,omitempty"`
+		Code    string `json:"code,omitempty"`
+		Display string `json:"display,omitempty"`
+	}
+	codeableConcept struct {
+		Coding []coding `json:"coding,omitempty"`
+		Text   string   `json:"text,omitempty"`
+	}
+	identifier struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	}
+	reference struct {
+		Reference  string      `json:"reference,omitempty"`
+		Identifier *identifier `json:"identifier,omitempty"`
+		Display    string      `json:"display,omitempty"`
+	}
+	auditAgent struct {
+		Type      *codeableConcept  `json:"type,omitempty"`
+		Role      []codeableConcept `json:"role,omitempty"`
+		Who       reference         `json:"who"`
+		AltID     string            `json:"altId,omitempty"`
+		Name      string            `json:"name,omitempty"`
+		Requestor bool              `json:"requestor"`
+		Network   *auditNetwork     `json:"network,omitempty"`
+	}
+	auditNetwork struct {
+		Address string `json:"address"`
+		Type    string `json:"type"`
+	}
+	auditSource struct {
+		Site     string    `json:"site,omitempty"`
+		Observer reference `json:"observer"`
+		Type     []coding  `json:"type"`
+	}
+	auditObject struct {
+		What        *reference `json:"what,omitempty"`
+		Type        *coding    `json:"type,omitempty"`
+		Role        *coding    `json:"role,omitempty"`
+		Description string     `json:"description,omitempty"`
+		Query       string     `json:"query,omitempty"`
+	}
+)
+
+// newAuditEvent builds the record of one interaction.
+func (s *Server) newAuditEvent(p *auth.Principal, subtype, action string, status int, entities []auditEntity) *auditEvent {
+	ev := &auditEvent{
+		ResourceType: auditType,
+		Type:         coding{System: auditTypeSystem, Code: "rest", Display: "RESTful Operation"},
+		Subtype:      []coding{{System: interactionSystem, Code: subtype}},
+		Action:       action,
+		Recorded:     s.now().UTC().Format(fhir.InstantFormat),
+		Outcome:      "0",
+		Source: auditSource{
+			Observer: reference{Display: "Signpost " + s.cfg.BaseURL},
+			Type:     []coding{{System: sourceTypeSystem, Code: "4", Display: "Application Server"}},
 		},
 	}
-	if desc != "" {
-		ev["outcomeDesc"] = desc
+	switch {
+	case status >= 500:
+		ev.Outcome, ev.OutcomeDesc = "8", http.StatusText(status)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		ev.Outcome, ev.OutcomeDesc = "4", "access refused: "+http.StatusText(status)
+	case status >= 400:
+		ev.Outcome, ev.OutcomeDesc = "4", http.StatusText(status)
 	}
-	agents := []map[string]any{}
 	if p != nil {
-		user := map[string]any{
-			"who":       map[string]any{"identifier": map[string]string{"system": clientIDSystem, "value": p.ClientID}, "display": p.Subject},
-			"altId":     p.Subject,
-			"requestor": true,
+		user := auditAgent{
+			Who:       reference{Identifier: &identifier{System: clientIDSystem, Value: p.ClientID}, Display: p.Subject},
+			AltID:     p.Subject,
+			Name:      p.FHIRUser,
+			Requestor: true,
 		}
 		if p.Role != "" {
-			user["role"] = []map[string]any{{"text": string(p.Role)}}
+			user.Role = []codeableConcept{{Text: string(p.Role)}}
 		}
-		if p.FHIRUser != "" {
-			user["name"] = p.FHIRUser
-		}
-		agents = append(agents, user)
+		ev.Agent = append(ev.Agent, user)
 		if p.Organization != "" {
-			agents = append(agents, map[string]any{
-				"type":      map[string]any{"text": "organisation"},
-				"who":       map[string]any{"identifier": map[string]string{"system": odsSystem, "value": p.Organization}},
-				"requestor": false,
+			ev.Agent = append(ev.Agent, auditAgent{
+				Type: &codeableConcept{Text: "organisation"},
+				Who:  reference{Identifier: &identifier{System: odsSystem, Value: p.Organization}},
 			})
 		}
 	} else {
-		agents = append(agents, map[string]any{"who": map[string]any{"display": "unauthenticated"}, "requestor": true})
+		ev.Agent = append(ev.Agent, auditAgent{Who: reference{Display: "unauthenticated"}, Requestor: true})
 	}
-	ev["agent"] = agents
-	var ents []map[string]any
 	for _, e := range entities {
-		ent := map[string]any{}
+		var ent auditObject
 		switch {
 		case e.id != "" && e.typ != "":
-			ent["what"] = map[string]string{"reference": e.typ + "/" + e.id}
+			ent.What = &reference{Reference: e.typ + "/" + e.id}
 		case e.typ != "":
-			ent["type"] = map[string]string{"system": resourceTypeSystem, "code": e.typ}
+			ent.Type = &coding{System: resourceTypeSystem, Code: e.typ}
 		}
-		if e.query != "" {
-			if strings.HasPrefix(e.query, "$") {
-				ent["description"] = e.query
-			} else {
-				ent["query"] = base64.StdEncoding.EncodeToString([]byte(e.query))
-			}
+		if strings.HasPrefix(e.query, "$") {
+			ent.Description = e.query
+		} else if e.query != "" {
+			ent.Query = base64.StdEncoding.EncodeToString([]byte(e.query))
 		}
-		if len(ent) > 0 {
-			ents = append(ents, ent)
+		if ent != (auditObject{}) {
+			ev.Entity = append(ev.Entity, ent)
 		}
 	}
 	if p != nil && p.Patient != "" && p.Patient != unresolvedPatient {
-		ents = append(ents, map[string]any{
-			"what": map[string]string{"reference": "Patient/" + p.Patient},
-			"role": map[string]string{"system": objectRoleSystem, "code": "1", "display": "Patient"},
+		ev.Entity = append(ev.Entity, auditObject{
+			What: &reference{Reference: "Patient/" + p.Patient},
+			Role: &coding{System: objectRoleSystem, Code: "1", Display: "Patient"},
 		})
-	}
-	if len(ents) > 0 {
-		ev["entity"] = ents
 	}
 	return ev
 }
@@ -258,8 +314,11 @@ func (s *Server) auditWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 	if op := operationOf(ctx); op != nil {
 		ents = append(ents, auditEntity{query: "$" + op.Name})
 	}
-	ev := s.auditEvent(p, subtype, action, http.StatusOK, ents)
-	if err := s.putAudit(ctx, tx, ev); err != nil {
+	w, err := s.auditWriteOf(s.newAuditEvent(p, subtype, action, http.StatusOK, ents), tx.Now())
+	if err != nil {
+		return err
+	}
+	if err := tx.Tx.Put(ctx, w); err != nil {
 		return err
 	}
 	if info := infoOf(ctx); info != nil {
@@ -270,32 +329,136 @@ func (s *Server) auditWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 	return nil
 }
 
-// putAudit stores a new AuditEvent in tx. Its id is fresh, so it goes
-// straight to the store: there is no current version to read and no
-// domain rule owns the audit trail.
-func (s *Server) putAudit(ctx context.Context, tx *repo.Tx, ev map[string]any) error {
-	obj, err := eventObject(ev)
-	if err != nil {
-		return err
-	}
-	id := repo.NewID()
-	body, err := fhir.Stamp(obj, id, 1, tx.Now())
-	if err != nil {
-		return err
-	}
-	index, err := s.search.Extract(auditType, body)
-	if err != nil {
-		return err
-	}
-	return tx.Tx.Put(ctx, &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: tx.Now(), JSON: body}, Index: index})
+// auditIndexed are the AuditEvent search parameters the audit trail is
+// indexed for: what auditors search by (when, who, what, which
+// interaction, how it ended, whose data). The others (address,
+// agent-name, agent-role, entity-name, entity-role, policy, site, and the
+// meta parameters) are not indexed, to keep the cost of recording every
+// request low; searching by them is refused (auditSearchable).
+var auditIndexed = map[string]bool{
+	"_id": true, "_lastUpdated": true,
+	"action": true, "agent": true, "altid": true, "date": true, "entity": true, "entity-type": true,
+	"outcome": true, "patient": true, "source": true, "subtype": true, "type": true,
 }
 
-func eventObject(ev map[string]any) (*fhir.Object, error) {
-	b, err := json.Marshal(ev)
+// auditWriteOf turns ev into a store write of a new AuditEvent: its id is
+// fresh, so it goes straight to the store; there is no current version to
+// read and no domain rule owns the audit trail. The bytes are marshalled
+// once, id and meta included, and indexed for auditIndexed only.
+func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, error) {
+	id := repo.NewID()
+	ev.ID = id
+	ev.Meta = &auditMeta{VersionID: "1", LastUpdated: now.UTC().Format(fhir.InstantFormat)}
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, err
 	}
-	return fhir.ParseObject(b)
+	entries, err := s.search.Extract(auditType, body)
+	if err != nil {
+		return nil, err
+	}
+	index := entries[:0]
+	for _, e := range entries {
+		param, _, _ := strings.Cut(e.Param, ":") // agent:identifier
+		if auditIndexed[param] {
+			index = append(index, e)
+		}
+	}
+	return &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, Index: index}, nil
+}
+
+// auditSearchable refuses a search that tests, sorts by or includes
+// through an AuditEvent parameter the audit trail is not indexed for: it
+// would silently find nothing.
+func auditSearchable(q *search.Query) error {
+	check := func(param string) error {
+		name, _, _ := strings.Cut(param, ":")
+		if auditIndexed[name] {
+			return nil
+		}
+		return fhir.Errorf(fhir.Invalid, "not-supported", "", "the audit trail is not indexed for the AuditEvent search parameter %q; "+
+			"it is searchable by %s", name, strings.Join(slices.Sorted(maps.Keys(auditIndexed)), ", ")).WithDetails("UNSUPPORTED_PARAMETER")
+	}
+	var walk func(typ string, x search.Expr) error
+	walk = func(typ string, x search.Expr) error {
+		switch e := x.(type) {
+		case search.Or:
+			for _, y := range e {
+				if err := walk(typ, y); err != nil {
+					return err
+				}
+			}
+			return nil
+		case search.Not:
+			return walk(typ, e.Expr)
+		case search.Chain:
+			if typ == auditType {
+				if err := check(e.Param); err != nil {
+					return err
+				}
+			}
+			return walk(e.Target, e.Filter)
+		case search.Has:
+			if e.Type == auditType {
+				if err := check(e.Param); err != nil {
+					return err
+				}
+			}
+			return walk(e.Type, e.Filter)
+		}
+		if typ != auditType {
+			return nil
+		}
+		if param := exprParam(x); param != "" {
+			return check(param)
+		}
+		return nil
+	}
+	for _, x := range q.Filter {
+		if err := walk(q.Type, x); err != nil {
+			return err
+		}
+	}
+	if q.Type == auditType {
+		for _, k := range q.Sort {
+			if err := check(k.Param); err != nil {
+				return err
+			}
+		}
+	}
+	for _, in := range append(slices.Clip(q.Include), q.RevInclude...) {
+		if in.Source == auditType && in.Param != "*" {
+			if err := check(in.Param); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// exprParam is the parameter a leaf of a search expression tests.
+func exprParam(x search.Expr) string {
+	switch e := x.(type) {
+	case search.TokenIn:
+		return e.Param
+	case search.TokenText:
+		return e.Param
+	case search.StringMatch:
+		return e.Param
+	case search.DateMatch:
+		return e.Param
+	case search.NumberMatch:
+		return e.Param
+	case search.RefIn:
+		return e.Param
+	case search.URIMatch:
+		return e.Param
+	case search.Near:
+		return e.Param
+	case search.Missing:
+		return e.Param
+	}
+	return ""
 }
 
 // auditor buffers audit records and stores them in batches.
@@ -303,9 +466,16 @@ type auditor struct {
 	s     *Server
 	every time.Duration
 
-	mu      sync.Mutex
-	pending []map[string]any
-	closed  bool
+	mu       sync.Mutex
+	pending  []*auditEvent
+	closed   bool
+	inflight int        // requests whose record is not yet buffered
+	idle     *sync.Cond // on mu: inflight fell to 0
+
+	// storing is held while a batch is taken and stored, so that a Flush
+	// returns only once every record buffered before it is in the store,
+	// including a batch the flusher was storing at the time.
+	storing sync.Mutex
 
 	kick chan struct{}
 	stop chan struct{}
@@ -317,20 +487,32 @@ const maxPendingAudits = 2000
 
 func newAuditor(s *Server, every time.Duration) *auditor {
 	a := &auditor{s: s, every: every, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	a.idle = sync.NewCond(&a.mu)
 	go a.run()
 	return a
 }
 
-func (a *auditor) add(ev map[string]any) {
+// begin counts a request in flight; end buffers its record (nil: none).
+func (a *auditor) begin() {
 	a.mu.Lock()
+	a.inflight++
+	a.mu.Unlock()
+}
+
+func (a *auditor) end(ev *auditEvent) {
+	a.mu.Lock()
+	a.inflight--
+	if a.inflight == 0 {
+		a.idle.Broadcast()
+	}
 	closed := a.closed
-	if !closed {
+	if !closed && ev != nil {
 		a.pending = append(a.pending, ev)
 	}
 	full := len(a.pending) >= maxPendingAudits
 	a.mu.Unlock()
-	if closed {
-		a.store([]map[string]any{ev}) // after Close: store it at once
+	if closed && ev != nil {
+		a.store([]*auditEvent{ev}) // after Close: store it at once
 		return
 	}
 	if full {
@@ -359,6 +541,8 @@ func (a *auditor) run() {
 
 // flush stores the pending records in one transaction.
 func (a *auditor) flush() {
+	a.storing.Lock()
+	defer a.storing.Unlock()
 	a.mu.Lock()
 	batch := a.pending
 	a.pending = nil
@@ -366,15 +550,32 @@ func (a *auditor) flush() {
 	a.store(batch)
 }
 
-func (a *auditor) store(batch []map[string]any) {
+// bulkPutter is the optional store capability of writing many new
+// resources at once (store/sqlite's multi-row inserts).
+type bulkPutter interface {
+	PutAll(ctx context.Context, ws []*store.Write) error
+}
+
+func (a *auditor) store(batch []*auditEvent) {
 	if len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(serverContext(context.Background()), 30*time.Second)
 	defer cancel()
 	err := a.s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
-		for _, ev := range batch {
-			if err := a.s.putAudit(ctx, tx, ev); err != nil {
+		ws := make([]*store.Write, len(batch))
+		for i, ev := range batch {
+			w, err := a.s.auditWriteOf(ev, tx.Now())
+			if err != nil {
+				return err
+			}
+			ws[i] = w
+		}
+		if b, ok := tx.Tx.(bulkPutter); ok {
+			return b.PutAll(ctx, ws)
+		}
+		for _, w := range ws {
+			if err := tx.Tx.Put(ctx, w); err != nil {
 				return err
 			}
 		}
@@ -398,10 +599,16 @@ func (a *auditor) Close() {
 	<-a.done
 }
 
-// Flush stores the audit records buffered so far (reads, searches,
-// refusals); tests and shutdown call it.
+// Flush stores the audit records of every request answered so far
+// (reads, searches, refusals), waiting for those still in flight; tests
+// and shutdown call it.
 func (s *Server) Flush() {
 	if s.audits != nil {
+		s.audits.mu.Lock()
+		for s.audits.inflight > 0 {
+			s.audits.idle.Wait()
+		}
+		s.audits.mu.Unlock()
 		s.audits.flush()
 	}
 }

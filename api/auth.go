@@ -381,6 +381,9 @@ func (s *Server) denied(ctx context.Context, err error) error {
 // into types the caller cannot search are refused and confined likewise.
 // _include and _revinclude are filtered afterwards (visibleOnly).
 func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
+	if err := auditSearchable(q); err != nil {
+		return err
+	}
 	p := s.principal(ctx)
 	if p == nil {
 		return nil
@@ -598,6 +601,9 @@ func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		if r.patient != "" && r.filter != nil {
 			patient = r.patient
 		}
+		if err := s.checkOrgWrite(ctx, tx, p, c); err != nil {
+			return err
+		}
 		if org := s.orgFilter(p, c.Type); org != nil && c.Old != nil {
 			page, err := tx.Search(ctx, &search.Query{Type: c.Type, Filter: []search.Expr{org, search.IDIn{IDs: []string{c.ID}}}, Count: 1})
 			if err != nil {
@@ -618,6 +624,160 @@ func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		return forbidden("the %s does not belong to the patient in context (Patient/%s)", c.Type, patient)
 	}
 	return nil
+}
+
+// Organisations own what they publish.
+//
+// orgLinks says, per resource type, which search parameter leads from a
+// resource to the organisation it belongs to; an Organization is its own
+// (through its ODS identifiers). The chain ends at an Organization: a Slot
+// belongs to its Schedule's, a Schedule to its actors' (HealthcareService
+// providedBy, PractitionerRole organization, Location managingOrganization).
+var orgLinks = map[string]string{
+	"HealthcareService": "organization",
+	"PractitionerRole":  "organization",
+	"Location":          "organization",
+	"Schedule":          "actor",
+	"Slot":              "schedule",
+}
+
+// maxOrgHops bounds the chain from a resource to its organisation (Slot →
+// Schedule → HealthcareService → Organization is three).
+const maxOrgHops = 4
+
+// orgWriteParam names the parameter that must lead to the caller's own
+// organisation for a write of typ by a professional with role; ok is false
+// when the organisation does not govern such writes.
+//
+//   - The directory an organisation publishes (Organization,
+//     HealthcareService, PractitionerRole, Location, Schedule, Slot) is
+//     written only by that organisation: any caller with a role (provider,
+//     referrer, call centre) must own the resource before and after the
+//     write. Callers without a role (system integrations) are not governed.
+//   - A referrer's referrals (ServiceRequest, Task) name its own
+//     organisation as requester.
+func orgWriteParam(role auth.Role, typ string) (param string, ok bool) {
+	if role == "" || role == auth.RolePatient {
+		return "", false
+	}
+	if typ == "Organization" {
+		return "", true
+	}
+	if p, ok := orgLinks[typ]; ok {
+		return p, true
+	}
+	if r, ok := referralTypes[typ]; ok && role == auth.RoleReferrer {
+		return r.sender, true
+	}
+	return "", false
+}
+
+// checkOrgWrite applies the organisation rules of orgWriteParam to one
+// direct write: the current version (update, delete) and the proposed one
+// (create, update) must both belong to the caller's organisation.
+func (s *Server) checkOrgWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change) error {
+	param, ok := orgWriteParam(p.Role, c.Type)
+	if !ok {
+		return nil
+	}
+	if p.Organization == "" {
+		return forbidden("a %s token without an organisation (org claim) cannot write %s resources", p.Role, c.Type)
+	}
+	what := "belong to"
+	if _, referral := referralTypes[c.Type]; referral {
+		what = "name as requester"
+	}
+	if c.Old != nil {
+		owned, err := s.ownedBy(ctx, tx, c.Type, c.Old.JSON, param, p.Organization)
+		if err != nil {
+			return err
+		}
+		if !owned {
+			return forbidden("%s/%s does not %s organisation %s", c.Type, c.ID, what, p.Organization)
+		}
+	}
+	if c.New != nil {
+		owned, err := s.ownedBy(ctx, tx, c.Type, c.New.Bytes(), param, p.Organization)
+		if err != nil {
+			return err
+		}
+		if !owned {
+			return forbidden("the %s written does not %s organisation %s (%s)", c.Type, what, p.Organization, ownershipPath(c.Type, param))
+		}
+	}
+	return nil
+}
+
+// ownershipPath says in words how a resource of typ is tied to its
+// organisation, for error messages.
+func ownershipPath(typ, param string) string {
+	if typ == "Organization" {
+		return "Organization.identifier with system " + odsSystem
+	}
+	return typ + " " + param + " → … → Organization.identifier"
+}
+
+// ownedBy reports whether the resource typ with body raw belongs to
+// organisation ods only: following param (and orgLinks beyond it) reaches
+// at least one Organization, and every Organization reached carries ods
+// as an ODS identifier. A link to anything without an organisation (a
+// Practitioner, a missing resource) leads nowhere and counts for nothing.
+func (s *Server) ownedBy(ctx context.Context, rd store.Reader, typ string, raw []byte, param, ods string) (bool, error) {
+	orgs, err := s.orgsOf(ctx, rd, typ, raw, param, 0)
+	if err != nil || len(orgs) == 0 {
+		return false, err
+	}
+	for _, codes := range orgs {
+		if !slices.Contains(codes, ods) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// orgsOf returns the ODS codes of each Organization the resource reaches
+// through param: its own when typ is Organization.
+func (s *Server) orgsOf(ctx context.Context, rd store.Reader, typ string, raw []byte, param string, hops int) ([][]string, error) {
+	entries, err := s.search.Extract(typ, raw)
+	if err != nil {
+		return nil, err
+	}
+	if typ == "Organization" {
+		var codes []string
+		for _, e := range entries {
+			if e.Param == "identifier" && e.Type == search.Token && e.System == odsSystem {
+				codes = append(codes, e.Value)
+			}
+		}
+		return [][]string{codes}, nil
+	}
+	if hops >= maxOrgHops {
+		return nil, nil
+	}
+	var out [][]string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Param != param || e.Type != search.Reference || e.RefType == "" || seen[e.RefType+"/"+e.RefID] {
+			continue
+		}
+		seen[e.RefType+"/"+e.RefID] = true
+		next, ok := orgLinks[e.RefType]
+		if !ok && e.RefType != "Organization" {
+			continue // a Practitioner, a Device…: no organisation
+		}
+		res, err := rd.Read(ctx, e.RefType, e.RefID)
+		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		orgs, err := s.orgsOf(ctx, rd, e.RefType, res.JSON, next, hops+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, orgs...)
+	}
+	return out, nil
 }
 
 // inCompartment reports whether the resource typ/id with body raw is in
