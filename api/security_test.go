@@ -274,6 +274,45 @@ func TestAdversarial(t *testing.T) {
 	smuggle := `{"resourceType":"Bundle","type":"transaction","entry":[` +
 		`{"fullUrl":"urn:uuid:6f1c1f1e-0000-4000-8000-000000000001","resource":` + appt("pat-a", "proposed") + `,"request":{"method":"POST","url":"Appointment"}},` +
 		`{"resource":{"resourceType":"Patient","id":"pat-b","name":[{"family":"Hijacked"}]},"request":{"method":"PUT","url":"Patient/pat-b"}}]}`
+	// The second provider's directory: a provider may write only its own.
+	providerUser := s.mint(t, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientProvider})
+	providerNoOrg := s.craft(t, func(c map[string]any) {
+		delete(c, "patient")
+		c["sub"], c["client_id"], c["aud"] = auth.ClientProvider, auth.ClientProvider, []string{s.base}
+		c["scope"], c["role"] = "system/*.cruds", "provider"
+	})
+	referrer := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem})
+	slot := func(id, schedule, status string) string {
+		idMember := ""
+		if id != "" {
+			idMember = `"id":"` + id + `",`
+		}
+		return `{"resourceType":"Slot",` + idMember + `"schedule":{"reference":"Schedule/` + schedule + `"},"status":"` + status + `",` +
+			`"start":"2030-01-08T09:00:00Z","end":"2030-01-08T09:30:00Z"}`
+	}
+	schedule := func(id string, actors ...string) string {
+		idMember := ""
+		if id != "" {
+			idMember = `"id":"` + id + `",`
+		}
+		var refs []string
+		for _, a := range actors {
+			refs = append(refs, `{"reference":"`+a+`"}`)
+		}
+		return `{"resourceType":"Schedule",` + idMember + `"actor":[` + strings.Join(refs, ",") + `]}`
+	}
+	referral := func(requester string) string {
+		req := ""
+		if requester != "" {
+			req = `"requester":{"reference":"` + requester + `"},`
+		}
+		return `{"resourceType":"ServiceRequest","status":"active","intent":"order",` + req +
+			`"subject":{"reference":"Patient/pat-a"},"performer":[{"reference":"HealthcareService/hs-prov"}]}`
+	}
+	slotSmuggle := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+		`{"fullUrl":"urn:uuid:6f1c1f1e-0000-4000-8000-000000000002","resource":` + slot("", "sched-1", "free") + `,"request":{"method":"POST","url":"Slot"}},` +
+		`{"resource":` + slot("slot-3", "sched-2", "free") + `,"request":{"method":"PUT","url":"Slot/slot-3"}}]}`
+
 	batchRead := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Appointment/appt-b"}},{"request":{"method":"GET","url":"Appointment?patient=Patient/pat-b"}}]}`
 
 	rows := []struct {
@@ -357,6 +396,34 @@ func TestAdversarial(t *testing.T) {
 		{name: "provider searches tasks", auth: bearer(provider), path: "Task?_total=accurate", status: 200, present: []string{`"total":1`, "task-a"}},
 		{name: "provider changes another provider's referral", auth: bearer(provider), method: "PUT", path: "ServiceRequest/sr-b",
 			body: `{"resourceType":"ServiceRequest","id":"sr-b","status":"revoked","intent":"order","subject":{"reference":"Patient/pat-b"}}`, status: 403},
+		{name: "provider creates a slot in another provider's schedule", auth: bearer(provider), method: "POST", path: "Slot", body: slot("", "sched-2", "free"), status: 403},
+		{name: "provider updates another provider's slot", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "busy-tentative"), status: 403},
+		{name: "provider sets another provider's slot free", auth: bearer(provider), method: "PATCH", path: "Slot/slot-3", body: `[{"op":"replace","path":"/status","value":"free"}]`, ctype: "application/json-patch+json", status: 403},
+		{name: "provider sets another provider's slot free with PUT", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
+		{name: "provider moves another provider's slot into its own schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-1", "free"), status: 403},
+		{name: "provider moves its own slot into another provider's schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-2", body: slot("slot-2", "sched-2", "busy"), status: 403},
+		{name: "provider deletes another provider's slot", auth: bearer(provider), method: "DELETE", path: "Slot/slot-3", status: 403},
+		{name: "provider user token sets another provider's slot free", auth: bearer(providerUser), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
+		{name: "provider token without an organisation writes a slot", auth: bearer(providerNoOrg), method: "POST", path: "Slot", body: slot("", "sched-1", "free"), status: 403},
+		{name: "provider smuggles another provider's slot into a transaction", auth: bearer(provider), method: "POST", path: "", body: slotSmuggle, status: 403},
+		{name: "provider creates a schedule for another provider's service", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov2"), status: 403},
+		{name: "provider creates a schedule for another provider's practitioner role", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "PractitionerRole/role-prov2"), status: 403},
+		{name: "provider creates a schedule at another provider's location", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Location/loc-prov2"), status: 403},
+		{name: "provider creates a schedule shared with another provider", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov", "HealthcareService/hs-prov2"), status: 403},
+		{name: "provider creates a schedule of no organisation", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Practitioner/prac-1"), status: 403},
+		{name: "provider takes over another provider's schedule", auth: bearer(provider), method: "PUT", path: "Schedule/sched-2", body: schedule("sched-2", "HealthcareService/hs-prov"), status: 403},
+		{name: "provider deletes another provider's schedule", auth: bearer(provider), method: "DELETE", path: "Schedule/sched-2", status: 403},
+		{name: "provider takes over another provider's service", auth: bearer(provider), method: "PUT", path: "HealthcareService/hs-prov2",
+			body: `{"resourceType":"HealthcareService","id":"hs-prov2","providedBy":{"reference":"Organization/org-prov"},"name":"Dermatology"}`, status: 403},
+		{name: "provider renames another provider's organisation code", auth: bearer(provider), method: "PUT", path: "Organization/org-prov2",
+			body: `{"resourceType":"Organization","id":"org-prov2","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"R9901"}]}`, status: 403},
+		{name: "referrer writes a provider's slot", auth: bearer(referrer), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
+		{name: "referrer creates a referral for another practice", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("Organization/org-gp"), status: 403},
+		{name: "referrer creates a referral from another practice's practitioner role", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("PractitionerRole/role-gp"), status: 403},
+		{name: "referrer creates a referral without a requester", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral(""), status: 403},
+		{name: "referrer creates a referral from a practitioner of no organisation", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral("Practitioner/prac-1"), status: 403},
+		{name: "referrer hands its referral to another organisation", auth: bearer(referrer), method: "PUT", path: "ServiceRequest/sr-a",
+			body: `{"resourceType":"ServiceRequest","id":"sr-a","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-prov2"}}`, status: 403},
 		{name: "referrer of another practice searches referrals", auth: bearer(otherReferrer), path: "ServiceRequest?_total=accurate", status: 200, present: []string{`"total":0`}},
 
 		// The audit trail.
@@ -453,12 +520,17 @@ func TestPositiveControls(t *testing.T) {
 		{"A reads her appointment", patA, "GET", "Appointment/appt-a", "", 200, "appt-a"},
 		{"A reads herself", patA, "GET", "Patient/pat-a", "", 200, "Able"},
 		{"A searches the directory", patA, "GET", "HealthcareService?_total=accurate", "", 200, `"total":2`},
-		{"A searches free slots", patA, "GET", "Slot?_total=accurate", "", 200, `"total":2`},
+		{"A searches free slots", patA, "GET", "Slot?_total=accurate", "", 200, `"total":3`},
 		{"A proposes an appointment for herself", patA, "POST", "Appointment", `{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/pat-a"},"status":"needs-action"}]}`, 201, "pat-a"},
 		{"provider reads its referral", provider, "GET", "ServiceRequest/sr-a", "", 200, "sr-a"},
 		{"referrer reads the referrals it made", referrer, "GET", "ServiceRequest?_total=accurate", "", 200, `"total":2`},
 		{"call centre reads B's appointment", callCentre, "GET", "Appointment/appt-b", "", 200, "appt-b"},
 		{"call centre proposes an appointment for B", callCentre, "POST", "Appointment", `{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/pat-b"},"status":"needs-action"}]}`, 201, "pat-b"},
+		{"provider creates a slot in its own schedule", provider, "POST", "Slot", `{"resourceType":"Slot","schedule":{"reference":"Schedule/sched-1"},"status":"free","start":"2030-01-09T09:00:00Z","end":"2030-01-09T09:30:00Z"}`, 201, "sched-1"},
+		{"provider creates a schedule for its service and practitioner", provider, "POST", "Schedule", `{"resourceType":"Schedule","actor":[{"reference":"HealthcareService/hs-prov"},{"reference":"Practitioner/prac-1"}]}`, 201, "hs-prov"},
+		{"provider updates its own schedule", provider, "PUT", "Schedule/sched-1", `{"resourceType":"Schedule","id":"sched-1","active":true,"actor":[{"reference":"HealthcareService/hs-prov"}]}`, 200, `"active":true`},
+		{"referrer creates a referral from its practice", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-gp"}}`, 201, "org-gp"},
+		{"referrer creates a referral from its practitioner role", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"PractitionerRole/role-gp"}}`, 201, "role-gp"},
 		{"auditor searches the audit trail", auditor, "GET", "AuditEvent?_total=accurate", "", 200, "AuditEvent"},
 	} {
 		t.Run(r.name, func(t *testing.T) {
