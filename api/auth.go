@@ -157,9 +157,13 @@ func hidden(typ, id string) *fhir.Error {
 // resources matching filter. patient is the compartment's patient when the
 // reach is through patient-level scopes.
 type restriction struct {
-	filter     search.Expr
-	patient    string
-	onlyGrants bool // reach only through granular (query) grants
+	filter  search.Expr
+	patient string
+	// granted is the part of filter the scopes make (compartment and
+	// granular queries, without the organisation rule); queried says a
+	// granular query is part of it.
+	granted search.Expr
+	queried bool
 	// compartmentOnly: filter is exactly the patient compartment, which
 	// can be checked on a resource in memory.
 	compartmentOnly bool
@@ -212,7 +216,8 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 		default:
 			r.filter = alts
 		}
-		r.onlyGrants = !slices.ContainsFunc(d.Grants, func(g auth.Grant) bool { return g.Query == nil })
+		r.queried = slices.ContainsFunc(d.Grants, func(g auth.Grant) bool { return g.Query != nil })
+		r.granted = r.filter
 	}
 	if org := s.orgFilter(p, typ); org != nil {
 		r.filter = and(nonNil(r.filter, org)...)
@@ -595,10 +600,14 @@ func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		if err != nil {
 			return err
 		}
-		if r.onlyGrants {
-			return forbidden("granular (query) scopes grant reads and searches only; %s needs a scope without a query", in)
-		}
-		if r.patient != "" && r.filter != nil {
+		switch {
+		case r.queried && r.granted != nil:
+			// Granular scopes (SMART v2 "patient/Appointment.cu?status=proposed"):
+			// the resource must match a grant before and after the write.
+			if err := s.checkGranularWrite(c, r.granted); err != nil {
+				return err
+			}
+		case r.patient != "" && r.filter != nil:
 			patient = r.patient
 		}
 		if err := s.checkOrgWrite(ctx, tx, p, c); err != nil {
@@ -622,6 +631,47 @@ func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 	}
 	if c.New != nil && !s.inCompartment(c.Type, c.ID, c.New.Bytes(), patient) {
 		return forbidden("the %s does not belong to the patient in context (Patient/%s)", c.Type, patient)
+	}
+	return nil
+}
+
+// checkGranularWrite checks a write under granular scopes: the current
+// version (update, delete) and the proposed one (create, update) must each
+// be reachable through the scopes' grants (granted: an Or over the grants
+// of the patient compartment and each scope's query), evaluated on the
+// resource in memory. A query that needs other resources (a chain, _has)
+// cannot be decided on one resource and grants no write.
+func (s *Server) checkGranularWrite(c *repo.Change, granted search.Expr) error {
+	reg, ok := s.search.(*search.Registry)
+	if !ok {
+		return forbidden("this server cannot check granular (query) scopes on writes; writing %s needs a scope without a query", c.Type)
+	}
+	q := &search.Query{Type: c.Type, Filter: []search.Expr{granted}}
+	match := func(raw []byte) (bool, error) {
+		res := &fhir.Resource{Type: c.Type, ID: c.ID, Version: 1, JSON: raw}
+		o, err := search.NewOracle(reg, []*fhir.Resource{res})
+		if err != nil {
+			return false, err
+		}
+		return o.Match(q, res), nil
+	}
+	if c.Old != nil {
+		ok, err := match(c.Old.JSON)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return forbidden("%s/%s does not match the access token's granular scopes for %s", c.Type, c.ID, c.Type)
+		}
+	}
+	if c.New != nil {
+		ok, err := match(c.New.Bytes())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return forbidden("the %s written does not match the access token's granular scopes for %s (e.g. patient/%s.cu?status=…: the resource must match the query, and belong to the patient in context)", c.Type, c.Type, c.Type)
+		}
 	}
 	return nil
 }

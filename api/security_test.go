@@ -313,6 +313,15 @@ func TestAdversarial(t *testing.T) {
 		`{"fullUrl":"urn:uuid:6f1c1f1e-0000-4000-8000-000000000002","resource":` + slot("", "sched-1", "free") + `,"request":{"method":"POST","url":"Slot"}},` +
 		`{"resource":` + slot("slot-3", "sched-2", "free") + `,"request":{"method":"PUT","url":"Slot/slot-3"}}]}`
 
+	// Granular scopes on writes: the resource must match the query before
+	// and after, and stay in the patient's compartment.
+	proposeOnly := s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"})
+	lettersOnly := s.mint(t, auth.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"})
+	document := func(patient, category string) string {
+		return `{"resourceType":"DocumentReference","status":"current","category":[{"coding":[{"system":"http://loinc.org","code":"` + category + `"}]}],` +
+			`"subject":{"reference":"Patient/` + patient + `"},"content":[{"attachment":{"contentType":"text/plain","data":"aGk="}}]}`
+	}
+
 	batchRead := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Appointment/appt-b"}},{"request":{"method":"GET","url":"Appointment?patient=Patient/pat-b"}}]}`
 
 	rows := []struct {
@@ -389,6 +398,18 @@ func TestAdversarial(t *testing.T) {
 		{name: "A writes the directory", auth: bearer(patA), method: "PUT", path: "Slot/slot-2", body: `{"resourceType":"Slot","id":"slot-2","schedule":{"reference":"Schedule/sched-1"},"status":"free","start":"2030-01-07T10:00:00Z","end":"2030-01-07T10:30:00Z"}`, status: 403},
 		{name: "A smuggles B's Patient into a transaction", auth: bearer(patA), method: "POST", path: "", body: smuggle, status: 403},
 
+		// Granular scopes on writes.
+		{name: "propose-only scope books an appointment", auth: bearer(proposeOnly), method: "POST", path: "Appointment", body: appt("pat-a", "booked"), status: 403, present: []string{"granular"}},
+		{name: "propose-only scope cancels a booked appointment", auth: bearer(proposeOnly), method: "PUT", path: "Appointment/appt-a",
+			body: `{"resourceType":"Appointment","id":"appt-a","status":"cancelled","participant":[{"actor":{"reference":"Patient/pat-a"},"status":"accepted"}]}`, status: 403, present: []string{"granular"}},
+		{name: "propose-only scope turns a proposal into a booking", auth: bearer(proposeOnly), method: "PATCH", path: "Appointment/appt-ab",
+			body:  `[{"op":"replace","path":"/status","value":"booked"},{"op":"add","path":"/start","value":"2030-03-01T09:00:00Z"},{"op":"add","path":"/end","value":"2030-03-01T09:30:00Z"}]`,
+			ctype: "application/json-patch+json", status: 403, present: []string{"granular"}},
+		{name: "propose-only scope deletes a booked appointment", auth: bearer(proposeOnly), method: "DELETE", path: "Appointment/appt-a", status: 403},
+		{name: "propose-only scope proposes for B", auth: bearer(proposeOnly), method: "POST", path: "Appointment", body: appt("pat-b", "proposed"), status: 403},
+		{name: "letters-only scope writes another category", auth: bearer(lettersOnly), method: "POST", path: "DocumentReference", body: document("pat-a", "18842-5"), status: 403, present: []string{"granular"}},
+		{name: "letters-only scope writes a letter for B", auth: bearer(lettersOnly), method: "POST", path: "DocumentReference", body: document("pat-b", "11488-4"), status: 403},
+
 		// Organisations.
 		{name: "provider reads another provider's referral", auth: bearer(provider), path: "ServiceRequest/sr-b", status: 404},
 		{name: "provider reads another provider's task", auth: bearer(provider), path: "Task/task-b", status: 404},
@@ -396,34 +417,34 @@ func TestAdversarial(t *testing.T) {
 		{name: "provider searches tasks", auth: bearer(provider), path: "Task?_total=accurate", status: 200, present: []string{`"total":1`, "task-a"}},
 		{name: "provider changes another provider's referral", auth: bearer(provider), method: "PUT", path: "ServiceRequest/sr-b",
 			body: `{"resourceType":"ServiceRequest","id":"sr-b","status":"revoked","intent":"order","subject":{"reference":"Patient/pat-b"}}`, status: 403},
-		{name: "provider creates a slot in another provider's schedule", auth: bearer(provider), method: "POST", path: "Slot", body: slot("", "sched-2", "free"), status: 403},
-		{name: "provider updates another provider's slot", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "busy-tentative"), status: 403},
-		{name: "provider sets another provider's slot free", auth: bearer(provider), method: "PATCH", path: "Slot/slot-3", body: `[{"op":"replace","path":"/status","value":"free"}]`, ctype: "application/json-patch+json", status: 403},
-		{name: "provider sets another provider's slot free with PUT", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
-		{name: "provider moves another provider's slot into its own schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-1", "free"), status: 403},
-		{name: "provider moves its own slot into another provider's schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-2", body: slot("slot-2", "sched-2", "busy"), status: 403},
-		{name: "provider deletes another provider's slot", auth: bearer(provider), method: "DELETE", path: "Slot/slot-3", status: 403},
-		{name: "provider user token sets another provider's slot free", auth: bearer(providerUser), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
-		{name: "provider token without an organisation writes a slot", auth: bearer(providerNoOrg), method: "POST", path: "Slot", body: slot("", "sched-1", "free"), status: 403},
-		{name: "provider smuggles another provider's slot into a transaction", auth: bearer(provider), method: "POST", path: "", body: slotSmuggle, status: 403},
-		{name: "provider creates a schedule for another provider's service", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov2"), status: 403},
-		{name: "provider creates a schedule for another provider's practitioner role", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "PractitionerRole/role-prov2"), status: 403},
-		{name: "provider creates a schedule at another provider's location", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Location/loc-prov2"), status: 403},
-		{name: "provider creates a schedule shared with another provider", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov", "HealthcareService/hs-prov2"), status: 403},
-		{name: "provider creates a schedule of no organisation", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Practitioner/prac-1"), status: 403},
-		{name: "provider takes over another provider's schedule", auth: bearer(provider), method: "PUT", path: "Schedule/sched-2", body: schedule("sched-2", "HealthcareService/hs-prov"), status: 403},
-		{name: "provider deletes another provider's schedule", auth: bearer(provider), method: "DELETE", path: "Schedule/sched-2", status: 403},
+		{name: "provider creates a slot in another provider's schedule", auth: bearer(provider), method: "POST", path: "Slot", body: slot("", "sched-2", "free"), status: 403, present: []string{"organisation"}},
+		{name: "provider updates another provider's slot", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "busy-tentative"), status: 403, present: []string{"organisation"}},
+		{name: "provider sets another provider's slot free", auth: bearer(provider), method: "PATCH", path: "Slot/slot-3", body: `[{"op":"replace","path":"/status","value":"free"}]`, ctype: "application/json-patch+json", status: 403, present: []string{"organisation"}},
+		{name: "provider sets another provider's slot free with PUT", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403, present: []string{"organisation"}},
+		{name: "provider moves another provider's slot into its own schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-1", "free"), status: 403, present: []string{"organisation"}},
+		{name: "provider moves its own slot into another provider's schedule", auth: bearer(provider), method: "PUT", path: "Slot/slot-2", body: slot("slot-2", "sched-2", "busy"), status: 403, present: []string{"organisation"}},
+		{name: "provider deletes another provider's slot", auth: bearer(provider), method: "DELETE", path: "Slot/slot-3", status: 403, present: []string{"organisation"}},
+		{name: "provider user token sets another provider's slot free", auth: bearer(providerUser), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403, present: []string{"organisation"}},
+		{name: "provider token without an organisation writes a slot", auth: bearer(providerNoOrg), method: "POST", path: "Slot", body: slot("", "sched-1", "free"), status: 403, present: []string{"organisation"}},
+		{name: "provider smuggles another provider's slot into a transaction", auth: bearer(provider), method: "POST", path: "", body: slotSmuggle, status: 403, present: []string{"organisation"}},
+		{name: "provider creates a schedule for another provider's service", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov2"), status: 403, present: []string{"organisation"}},
+		{name: "provider creates a schedule for another provider's practitioner role", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "PractitionerRole/role-prov2"), status: 403, present: []string{"organisation"}},
+		{name: "provider creates a schedule at another provider's location", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Location/loc-prov2"), status: 403, present: []string{"organisation"}},
+		{name: "provider creates a schedule shared with another provider", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "HealthcareService/hs-prov", "HealthcareService/hs-prov2"), status: 403, present: []string{"organisation"}},
+		{name: "provider creates a schedule of no organisation", auth: bearer(provider), method: "POST", path: "Schedule", body: schedule("", "Practitioner/prac-1"), status: 403, present: []string{"organisation"}},
+		{name: "provider takes over another provider's schedule", auth: bearer(provider), method: "PUT", path: "Schedule/sched-2", body: schedule("sched-2", "HealthcareService/hs-prov"), status: 403, present: []string{"organisation"}},
+		{name: "provider deletes another provider's schedule", auth: bearer(provider), method: "DELETE", path: "Schedule/sched-2", status: 403, present: []string{"organisation"}},
 		{name: "provider takes over another provider's service", auth: bearer(provider), method: "PUT", path: "HealthcareService/hs-prov2",
-			body: `{"resourceType":"HealthcareService","id":"hs-prov2","providedBy":{"reference":"Organization/org-prov"},"name":"Dermatology"}`, status: 403},
+			body: `{"resourceType":"HealthcareService","id":"hs-prov2","providedBy":{"reference":"Organization/org-prov"},"name":"Dermatology"}`, status: 403, present: []string{"organisation"}},
 		{name: "provider renames another provider's organisation code", auth: bearer(provider), method: "PUT", path: "Organization/org-prov2",
-			body: `{"resourceType":"Organization","id":"org-prov2","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"R9901"}]}`, status: 403},
-		{name: "referrer writes a provider's slot", auth: bearer(referrer), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403},
-		{name: "referrer creates a referral for another practice", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("Organization/org-gp"), status: 403},
-		{name: "referrer creates a referral from another practice's practitioner role", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("PractitionerRole/role-gp"), status: 403},
-		{name: "referrer creates a referral without a requester", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral(""), status: 403},
-		{name: "referrer creates a referral from a practitioner of no organisation", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral("Practitioner/prac-1"), status: 403},
+			body: `{"resourceType":"Organization","id":"org-prov2","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"R9901"}]}`, status: 403, present: []string{"organisation"}},
+		{name: "referrer writes a provider's slot", auth: bearer(referrer), method: "PUT", path: "Slot/slot-3", body: slot("slot-3", "sched-2", "free"), status: 403, present: []string{"organisation"}},
+		{name: "referrer creates a referral for another practice", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("Organization/org-gp"), status: 403, present: []string{"organisation"}},
+		{name: "referrer creates a referral from another practice's practitioner role", auth: bearer(otherReferrer), method: "POST", path: "ServiceRequest", body: referral("PractitionerRole/role-gp"), status: 403, present: []string{"organisation"}},
+		{name: "referrer creates a referral without a requester", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral(""), status: 403, present: []string{"organisation"}},
+		{name: "referrer creates a referral from a practitioner of no organisation", auth: bearer(referrer), method: "POST", path: "ServiceRequest", body: referral("Practitioner/prac-1"), status: 403, present: []string{"organisation"}},
 		{name: "referrer hands its referral to another organisation", auth: bearer(referrer), method: "PUT", path: "ServiceRequest/sr-a",
-			body: `{"resourceType":"ServiceRequest","id":"sr-a","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-prov2"}}`, status: 403},
+			body: `{"resourceType":"ServiceRequest","id":"sr-a","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-prov2"}}`, status: 403, present: []string{"organisation"}},
 		{name: "referrer of another practice searches referrals", auth: bearer(otherReferrer), path: "ServiceRequest?_total=accurate", status: 200, present: []string{`"total":0`}},
 
 		// The audit trail.
@@ -531,6 +552,10 @@ func TestPositiveControls(t *testing.T) {
 		{"provider updates its own schedule", provider, "PUT", "Schedule/sched-1", `{"resourceType":"Schedule","id":"sched-1","active":true,"actor":[{"reference":"HealthcareService/hs-prov"}]}`, 200, `"active":true`},
 		{"referrer creates a referral from its practice", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-gp"}}`, 201, "org-gp"},
 		{"referrer creates a referral from its practitioner role", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"PractitionerRole/role-gp"}}`, 201, "role-gp"},
+		{"propose-only scope proposes for A", s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"}), "POST", "Appointment",
+			`{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/pat-a"},"status":"needs-action"}]}`, 201, "proposed"},
+		{"letters-only scope writes A's letter", s.mint(t, auth.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"}), "POST", "DocumentReference",
+			`{"resourceType":"DocumentReference","status":"current","category":[{"coding":[{"system":"http://loinc.org","code":"11488-4"}]}],"subject":{"reference":"Patient/pat-a"},"content":[{"attachment":{"contentType":"text/plain","data":"aGk="}}]}`, 201, "11488-4"},
 		{"auditor searches the audit trail", auditor, "GET", "AuditEvent?_total=accurate", "", 200, "AuditEvent"},
 	} {
 		t.Run(r.name, func(t *testing.T) {
