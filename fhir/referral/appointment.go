@@ -20,7 +20,9 @@ type appointmentView struct {
 
 // appointmentRule links appointments to their referral (Appointment.basedOn
 // a ServiceRequest): the appointment carries the referral's UBRN, and the
-// referral's state follows it: booked when an appointment is booked,
+// referral's state follows it: booked when an appointment is booked (the
+// service booked becomes the referral's performer and its Task's owner, so
+// its provider can act on it),
 // completed when it is fulfilled, back to awaiting booking when a booked
 // appointment is cancelled or missed.
 func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
@@ -98,6 +100,11 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		}); err != nil {
 			return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 		}
+		if owner != "" && to == Booked {
+			if err := s.setPerformer(ctx, tx, sr, owner); err != nil {
+				return fmt.Errorf("Appointment/%s: %w", c.ID, err)
+			}
+		}
 	}
 	return nil
 }
@@ -137,4 +144,27 @@ func (s *Service) cancelAppointments(ctx context.Context, tx *repo.Tx, ref, reas
 		out = append(out, a.Reference())
 	}
 	return out, nil
+}
+
+// setPerformer makes service the referral's performer, unless it is
+// already its only one.
+func (s *Service) setPerformer(ctx context.Context, tx *repo.Tx, sr *fhir.Resource, service string) error {
+	cur, err := tx.Read(ctx, sr.Type, sr.ID) // the Task's move may have changed it
+	if err != nil {
+		return err
+	}
+	var r requestView
+	if err := decode(cur.JSON, &r, "ServiceRequest"); err != nil {
+		return err
+	}
+	if len(r.Performer) == 1 && sameRef(r.Performer[0].Reference, service) {
+		return nil
+	}
+	obj, err := fhir.ParseObject(cur.JSON)
+	if err != nil {
+		return err
+	}
+	obj.Set("performer", []reference{{Reference: service}})
+	_, _, err = tx.Put(internal(ctx), cur.Type, cur.ID, obj, 0)
+	return err
 }

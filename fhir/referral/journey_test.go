@@ -199,6 +199,9 @@ func TestWholeJourney(t *testing.T) {
 	if got := state(task(c, srRef)); got != "booked" {
 		t.Errorf("after booking, state = %q, want booked", got)
 	}
+	if got := get(c.must(200, "GET", "/"+srRef, nil), "performer", 0, "reference"); got != "HealthcareService/hs-derm-city" {
+		t.Errorf("after booking, ServiceRequest.performer = %v, want the service booked", got)
+	}
 	review := c.search("/Task?worklist=for-review&owner=HealthcareService/hs-derm-city")
 	if len(review) != 1 {
 		t.Errorf("for-review worklist of City has %d Tasks, want 1", len(review))
