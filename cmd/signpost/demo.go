@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -58,6 +60,9 @@ var (
 	}
 	demoCommunity = demoPlace{"demo-community", "Wessex Vale Community Health NHS Trust", "RWV", 50.95, -1.70}
 )
+
+// demoNamespace names the demo's UUIDs (uuid.NewSHA1).
+var demoNamespace = uuid.MustParse("5e1d9a3c-7c1b-4d2a-9f0e-0d3e5a6b7c8d")
 
 // demoLoader is the principal the demo county is written as (and audited
 // under) when authorisation is on.
@@ -161,8 +166,16 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 				}
 				for k := range perDay {
 					start := time.Date(day.Year(), day.Month(), day.Day(), 9, 0, 0, 0, a.Location).Add(time.Duration(k) * 30 * time.Minute)
-					sid := fmt.Sprintf("%s-%s", sched, start.Format("20060102-1504"))
+					name := fmt.Sprintf("%s-%s", sched, start.Format("20060102-1504"))
+					// Slot ids are UUIDs named after schedule and start, so
+					// $find's proposal tokens (which pack UUIDs in 16
+					// bytes) stay valid FHIR ids. Data directories loaded
+					// before carry the name itself as the id.
+					sid := uuid.NewSHA1(demoNamespace, []byte(name)).String()
 					if _, err := tx.Read(ctx, "Slot", sid); err == nil {
+						continue
+					}
+					if _, err := tx.Read(ctx, "Slot", name); err == nil {
 						continue
 					}
 					w.put("Slot", sid, map[string]any{"resourceType": "Slot", "schedule": map[string]any{"reference": "Schedule/" + sched},
