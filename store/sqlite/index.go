@@ -24,9 +24,11 @@ import (
 // window" is one range scan per schedule.
 //
 // idx_date_shape records, per date parameter, the widest [low, high) range
-// ever indexed and whether any resource has several values: the planner
-// turns "high > x" into a range on low (low > x - width), and combines the
-// date conditions of a single-valued parameter into one range.
+// ever indexed, and per date or reference parameter whether any resource
+// has several values: the planner turns "high > x" into a range on low
+// (low > x - width), combines the date conditions of a single-valued
+// parameter into one range, and knows when a pair scan cannot return a
+// resource twice.
 const indexSchema = `
 CREATE TABLE IF NOT EXISTS idx_string (pid INTEGER NOT NULL, text TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
 	PRIMARY KEY (pid, text, value, rid)) WITHOUT ROWID;
@@ -137,6 +139,7 @@ func width(low, high int64) int64 {
 // addRows appends the index rows of resource row rid to rs.
 func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []search.Entry, rs *rowSet) error {
 	var dates map[int64]int // date entries per pid, to spot multi-valued parameters
+	var refs map[int64]int  // likewise for references
 	ps := pairsOf(typ)
 	for i := range entries {
 		e := &entries[i]
@@ -166,6 +169,17 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 			rs.args[tNumber] = append(rs.args[tNumber], pid, e.NumLow, e.NumHigh, e.System, e.Value, rid)
 		case search.Reference:
 			rs.args[tRef] = append(rs.args[tRef], pid, e.RefType, e.RefID, e.Value, rid)
+			if refs == nil {
+				refs = map[int64]int{}
+			}
+			if refs[pid]++; refs[pid] == 2 {
+				if sh, changed := t.s.plan.widen(ctx, t.s.rdb, pid, 0, true); changed {
+					if rs.shapes == nil {
+						rs.shapes = map[int64]dateShape{}
+					}
+					rs.shapes[pid] = sh
+				}
+			}
 		case search.URI:
 			rs.args[tURI] = append(rs.args[tURI], pid, e.Value, rid)
 		default:

@@ -127,6 +127,7 @@ type candidate struct {
 	set    frag
 	est    float64
 	covers []int
+	unique bool // set never yields a rid twice
 }
 
 // queryPlan is the chosen driver and the probes for the rest.
@@ -237,7 +238,11 @@ func (b *builder) plan(q *search.Query, count int) (*queryPlan, error) {
 // resources, or resources itself.
 func (p *queryPlan) from(ordered bool) frag {
 	if p.driver != nil {
-		return frag{"(SELECT DISTINCT rid FROM (" + p.driver.set.sql + ")) d CROSS JOIN resources r ON r.rid = d.rid", p.driver.set.args}
+		distinct := "DISTINCT "
+		if p.driver.unique {
+			distinct = ""
+		}
+		return frag{"(SELECT " + distinct + "rid FROM (" + p.driver.set.sql + ")) d CROSS JOIN resources r ON r.rid = d.rid", p.driver.set.args}
 	}
 	if ordered && p.typ != "" {
 		return frag{sql: "resources r INDEXED BY resources_type_updated"}
@@ -253,49 +258,61 @@ func (b *builder) count(ctx context.Context, p *queryPlan) (int, error) {
 	return n, err
 }
 
-// rowsSQL renders the query for one page.
+// rowsSQL renders the query for one page. The page is chosen and ordered
+// on narrow rows (ids, times, sort keys) first; only its rows then read
+// their bodies from history, so candidates that do not make the page are
+// never loaded or sorted with their JSON.
 func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
-	cols := make([]string, 0, nk+3)
+	var names []string // the page's order, as column names
 	desc := make([]bool, 0, nk+3)
 	var inner frag
 	inner.add("SELECT r.rid, r.type, r.id, r.version, r.updated, r.seq")
 	for i, k := range q.Sort {
 		e := b.sortExpr(k, q.Type, "r")
 		inner.add(", "+e.sql+" AS k"+strconv.Itoa(i), e.args...)
-		cols = append(cols, "m.k"+strconv.Itoa(i))
+		names = append(names, "k"+strconv.Itoa(i))
 		desc = append(desc, k.Desc)
 	}
-	cols = append(cols, "m.updated", "m.id", "m.type")
+	names = append(names, "updated", "id", "type")
 	desc = append(desc, false, false, false)
 	from := p.from(nk == 0)
 	inner.add(" FROM "+from.sql, from.args...)
 	inner.add(" WHERE "+p.where.sql, p.where.args...)
-
-	var query frag
-	var keyCols string
-	for i := range nk {
-		keyCols += ", m.k" + strconv.Itoa(i)
-	}
-	if nk == 0 {
-		// Flat, so that walking resources in order can stop after a page.
-		for i := range cols {
-			cols[i] = "r." + strings.TrimPrefix(cols[i], "m.")
+	prefixed := func(alias string) []string {
+		out := make([]string, len(names))
+		for i, n := range names {
+			out[i] = alias + "." + n
 		}
-		query.add("SELECT r.type, r.id, r.version, r.updated, h.body FROM "+from.sql+" JOIN history h ON h.seq = r.seq WHERE ", from.args...)
-		query.add(p.where.sql, p.where.args...)
+		return out
+	}
+
+	// The page: flat over r when there are no sort keys, so that walking
+	// resources in order stops after a page.
+	var page frag
+	cols := prefixed("m")
+	if nk == 0 {
+		cols = prefixed("r")
+		page = inner
 	} else {
-		query.add("SELECT m.type, m.id, m.version, m.updated, h.body"+keyCols+" FROM ("+inner.sql+") m JOIN history h ON h.seq = m.seq WHERE 1", inner.args...)
+		page.add("SELECT * FROM ("+inner.sql+") m WHERE 1", inner.args...)
 	}
 	if cur != nil {
 		c := cursorCond(cols, desc, nk, cur.values(), back)
-		query.add(" AND ")
-		query.add(c.sql, c.args...)
+		page.add(" AND ")
+		page.add(c.sql, c.args...)
 	}
-	query.add(" ORDER BY " + orderBy(cols, desc, nk, back) + " LIMIT ?")
-	query.args = append(query.args, count+1)
+	page.add(" ORDER BY " + orderBy(cols, desc, nk, back) + " LIMIT ?")
+	page.args = append(page.args, count+1)
 
+	var keyCols string
+	for i := range nk {
+		keyCols += ", g.k" + strconv.Itoa(i)
+	}
+	var query frag
+	query.add("SELECT g.type, g.id, g.version, g.updated, h.body"+keyCols+" FROM ("+page.sql+") g JOIN history h ON h.seq = g.seq ORDER BY "+
+		orderBy(prefixed("g"), desc, nk, back), page.args...)
 	return query
 }
 
@@ -809,12 +826,24 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 		frac = min(1, dEst/n)
 	}
 	fan := b.avg(tPair, cid)
+	// With a single-valued reference and date, a resource has one pair row
+	// per distinct target.
+	rpid, _ := b.r.pid(q.Type, pr.Ref)
+	unique := !b.r.s.plan.shape(b.ctx, b.r.s.rdb, rpid).multi
 	var f frag
 	var est float64
 	switch e := q.Filter[refAt].(type) {
 	case search.RefIn:
 		var parts []string
+		seen := map[search.Ref]bool{}
 		for _, ref := range e.Refs {
+			if seen[ref] {
+				continue
+			}
+			seen[ref] = true
+			if ref.Type == "" {
+				unique = false // a bare id may match targets of several types
+			}
 			head := "SELECT rid FROM idx_pair WHERE cid = ? AND ref_id = ?"
 			args := []any{cid, ref.ID}
 			if ref.Type != "" {
@@ -830,12 +859,12 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 	case search.Chain:
 		inner, innerEst := b.matchSet(e.Filter, e.Target)
 		t := b.next()
-		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid FROM ("+inner.sql+") x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
+		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
 			t+".id AND p.ref_type = "+t+".type AND "+t+".type = ? AND "+t+".deleted = 0", append(inner.args, cid, e.Target)...)
 		f = s
 		est = innerEst * fan * frac
 	}
-	return &candidate{set: f, est: est, covers: covers}
+	return &candidate{set: f, est: est, covers: covers, unique: unique}
 }
 
 // probe renders e as a condition on resource alias a of type typ, checked
