@@ -260,7 +260,7 @@ func (d *Directory) Refresh(ctx context.Context, tx *repo.Tx, serviceID string) 
 	if err != nil {
 		return nil // the service is gone or not yet written
 	}
-	return d.recompute(ctx, tx, res, "", nil)
+	return d.recompute(ctx, tx, res, "", nil, scan{from: tx.Now()})
 }
 
 // Wait is a service's waiting time at one moment.
@@ -273,23 +273,65 @@ type Wait struct {
 }
 
 // update brings one service's wait up to date with a slot write (the slot
-// slotID, whose stored version is still the old one). The wait depends
-// only on the service's first N free slots from now on; when the stored
-// wait is fresh (computed today, its next slot not yet past) and the slot
-// leaves and joins the free slots only on days after the last sampled one,
-// the wait stays as it is, and no search is made. Otherwise the first N+1
-// free slots are read through the Slot schedule+start index and the wait
-// is recomputed.
+// slotID, whose stored version is still the old one).
+//
+// The wait depends only on the service's first N free slots from now on.
+// When the stored wait is fresh (computed today, its next slot not yet
+// past) it describes them: no free slot lies before NextSlot, and the
+// sample ends at SampleEnd. Then a write that leaves and joins the free
+// slots only after SampleEnd changes nothing, and no search is made; a
+// write that does is recomputed from the free slots from NextSlot up to a
+// little past SampleEnd, usually one indexed search of a few rows. A wait
+// that is not fresh (or missing) is recomputed from the free slots from
+// now on.
 func (d *Directory) update(ctx context.Context, tx *repo.Tx, ch slotChange, slotID string) error {
 	res, err := tx.Read(ctx, "HealthcareService", ch.service)
 	if err != nil {
 		return nil // the service is gone or not yet written
 	}
 	now := tx.Now()
-	if w, computed, ok := storedWait(res.JSON); ok && d.fresh(w, computed, now) && !d.affects(w, now, ch) {
-		return nil
+	sc := scan{from: now}
+	if w, computed, ok := storedWait(res.JSON); ok && d.fresh(w, computed, now) {
+		if !d.affects(w, now, ch) {
+			return nil
+		}
+		sc = d.reach(w, ch, now)
 	}
-	return d.recompute(ctx, tx, res, slotID, ch.joins)
+	return d.recompute(ctx, tx, res, slotID, ch.joins, sc)
+}
+
+// scan says where to look for a service's first free slots: from from, a
+// first window up to until (zero: a day), which holds every free slot
+// there is when complete.
+type scan struct {
+	from, until time.Time
+	complete    bool
+}
+
+// reach plans the scan for a change ch to the fresh wait w. The stored
+// slot that joins is left out of the search and added by the caller, so
+// the old sample is what the scan must find again, less the slot that
+// leaves; when one leaves, its place goes to the first free slot after
+// SampleEnd, looked for within a couple of the sample's slot gaps first.
+// A wrong guess costs more searches, not a wrong wait.
+func (d *Directory) reach(w Wait, ch slotChange, now time.Time) scan {
+	switch {
+	case w.NextSlot.IsZero():
+		return scan{from: now, until: now, complete: true} // no free slot but the one that joins
+	case w.SampleEnd.IsZero():
+		return scan{from: w.NextSlot} // written before sample-end was kept
+	}
+	end := w.SampleEnd.Add(time.Second)
+	if w.Sample < d.cfg.AverageOver || ch.leaves == nil {
+		// Every free slot lies in [NextSlot, SampleEnd], or the old sample
+		// is there whole.
+		return scan{from: w.NextSlot, until: end, complete: w.Sample < d.cfg.AverageOver}
+	}
+	gap := time.Minute
+	if w.Sample > 1 {
+		gap = max(gap, w.SampleEnd.Sub(w.NextSlot)/time.Duration(w.Sample-1))
+	}
+	return scan{from: w.NextSlot, until: end.Add(2 * gap)}
 }
 
 // fresh reports whether a wait computed at computed still describes now:
@@ -395,10 +437,11 @@ func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
 
 // recompute computes the wait of service res from its first free slots,
 // slot slotID's stored version replaced by a free one at joins (when not
-// nil), and writes it when it changed.
-func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resource, slotID string, joins *time.Time) error {
+// nil), and writes it when it changed. sc says where to look for the free
+// slots.
+func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resource, slotID string, joins *time.Time, sc scan) error {
 	now := tx.Now()
-	starts, err := d.nextFree(ctx, tx, res.ID, now, slotID)
+	starts, err := d.nextFree(ctx, tx, res.ID, now, slotID, sc)
 	if err != nil {
 		return err
 	}
@@ -458,17 +501,59 @@ func days(from, to time.Time) int {
 }
 
 // nextFree returns the starts of at least the service's first N free slots
-// from now on (all of them when there are fewer), over all its schedules,
-// leaving out slot skip. It is one search, driven by the Slot schedule+start
-// index and cut at N+1 rows; a further page is read only when rows were left
-// out (skip, or a slot starting within the second before now).
-func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID string, now time.Time, skip string) ([]time.Time, error) {
+// from sc.from on (all of them when there are fewer), over all its
+// schedules, leaving out slot skip.
+//
+// It reads the free slots window by window in time, each window one search
+// driven by the Slot schedule+start index and sorted here: asking the
+// store for the first N by start (_sort=start&_count=N) makes it sort
+// every future free slot of the service, which costs milliseconds once a
+// schedule holds thousands. The first window ends at sc.until (or a day
+// on); while fewer than N are found, up to three more windows follow, each
+// twice as long, and then one sorted search for the rest.
+func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID string, now time.Time, skip string, sc scan) ([]time.Time, error) {
+	need := d.cfg.AverageOver
+	lo, hi := sc.from, sc.until
+	if hi.IsZero() {
+		hi = lo.Add(24 * time.Hour)
+	}
+	var starts []time.Time
+	for i := 0; ; i++ {
+		if hi.After(lo) {
+			got, err := d.freeIn(ctx, tx, serviceID, now, lo, hi, skip, 0)
+			if err != nil {
+				return nil, err
+			}
+			starts = append(starts, got...)
+		}
+		if len(starts) >= need || sc.complete {
+			return starts, nil
+		}
+		if i == 3 {
+			rest, err := d.freeIn(ctx, tx, serviceID, now, hi, time.Time{}, skip, need-len(starts))
+			return append(starts, rest...), err
+		}
+		lo, hi = hi, hi.Add(max(time.Hour, 2*hi.Sub(lo)))
+	}
+}
+
+// freeIn returns the starts of the service's free slots in [lo, hi) that
+// start at or after now, leaving out slot skip. With hi zero it has no end
+// and returns the first limit of them by start (one search sorted by the
+// store). The search window is a second wider on each side, since the index
+// compares whole seconds; the bounds are applied exactly here.
+func (d *Directory) freeIn(ctx context.Context, tx store.Reader, serviceID string, now, lo, hi time.Time, skip string, limit int) ([]time.Time, error) {
 	q := url.Values{
 		"schedule.actor": {"HealthcareService/" + serviceID},
 		"status":         {"free"},
-		"start":          {"ge" + now.UTC().Format(time.RFC3339)},
-		"_sort":          {"start"},
-		"_count":         {strconv.Itoa(d.cfg.AverageOver + 1)},
+		"start":          {"ge" + lo.Add(-time.Second).UTC().Format(time.RFC3339)},
+		"_count":         {"200"},
+	}
+	if hi.IsZero() {
+		q.Set("_sort", "start")
+		q.Set("_count", strconv.Itoa(limit+2))
+	} else {
+		q.Add("start", "lt"+hi.Add(time.Second).UTC().Format(time.RFC3339))
 	}
 	sq, err := d.reg.Parse("Slot", q, search.ParseOptions{Strict: true})
 	if err != nil {
@@ -486,11 +571,16 @@ func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID str
 			}
 			var v slotView
 			_ = json.Unmarshal(sl.JSON, &v)
-			if t, ok := v.freeAt(now); ok {
-				starts = append(starts, t)
+			t, ok := v.freeAt(now)
+			if !ok || t.Before(lo) || (!hi.IsZero() && !t.Before(hi)) {
+				continue
+			}
+			starts = append(starts, t)
+			if hi.IsZero() && len(starts) >= limit {
+				return starts, nil
 			}
 		}
-		if len(starts) >= d.cfg.AverageOver || page.Next == "" {
+		if page.Next == "" {
 			return starts, nil
 		}
 		sq.Cursor = page.Next

@@ -210,3 +210,46 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestWaitFindsFarSlot: when a sampled slot is taken and the next free slot
+// lies months after the sample, the wait still finds it (past the windows
+// that the usual case needs).
+func TestWaitFindsFarSlot(t *testing.T) {
+	c := setup(t)
+	_, sched := c.do("POST", "/Schedule", map[string]any{"resourceType": "Schedule",
+		"actor": []any{map[string]any{"reference": "HealthcareService/hs-derm-city"}}})
+	loc, _ := time.LoadLocation("Europe/London")
+	today := time.Now().In(loc)
+	var first map[string]any
+	for _, at := range []struct{ day, hour int }{{2, 9}, {2, 10}, {2, 11}, {2, 12}, {2, 13}, {200, 9}} {
+		start := time.Date(today.Year(), today.Month(), today.Day(), at.hour, 0, 0, 0, loc).AddDate(0, 0, at.day)
+		status, s := c.do("POST", "/Slot", map[string]any{"resourceType": "Slot", "status": "free",
+			"schedule": map[string]any{"reference": "Schedule/" + sched["id"].(string)},
+			"start":    start.Format(time.RFC3339), "end": start.Add(15 * time.Minute).Format(time.RFC3339)})
+		if status != 201 {
+			t.Fatalf("POST Slot: %d %v", status, s)
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	wait := func() string {
+		t.Helper()
+		_, hs := c.do("GET", "/HealthcareService/hs-derm-city", nil)
+		w, ok := directory.ReadWait(mustJSON(hs), time.Now().In(loc))
+		if !ok {
+			return "none"
+		}
+		return itoa(w.Days) + "/" + ftoa(w.AverageDays) + "/" + itoa(w.Sample)
+	}
+	if got := wait(); got != "2/2/5" {
+		t.Fatalf("wait = %s, want 2/2/5", got)
+	}
+	first["status"] = "busy"
+	if status, out := c.do("PUT", "/Slot/"+first["id"].(string), first); status != 200 {
+		t.Fatalf("PUT Slot: %d %v", status, out)
+	}
+	if got := wait(); got != "2/41.6/5" {
+		t.Errorf("after the first slot is taken, wait = %s, want 2/41.6/5 (the day-200 slot joins the sample)", got)
+	}
+}
