@@ -103,19 +103,14 @@ func inCompartmentType(typ string) bool {
 	return typ == "Patient" || len(compartmentParams()[typ]) > 0
 }
 
-// request-scoped markers in the context.
-type (
-	serverWriteKey struct{}
-	operationKey   struct{}
-)
+// operationKey marks a request context as inside an authorised operation.
+type operationKey struct{}
 
 // serverContext marks writes the server makes on its own account (audit
 // records): the authorisation rule lets them through.
-func serverContext(ctx context.Context) context.Context {
-	return context.WithValue(ctx, serverWriteKey{}, true)
-}
+func serverContext(ctx context.Context) context.Context { return repo.AsServer(ctx) }
 
-func isServerWrite(ctx context.Context) bool { v, _ := ctx.Value(serverWriteKey{}).(bool); return v }
+func isServerWrite(ctx context.Context) bool { return repo.IsServer(ctx) }
 
 // withOperation marks ctx as inside an authorised operation.
 func withOperation(ctx context.Context, op *operation.Operation) context.Context {

@@ -140,7 +140,7 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(repo.AsServer(context.Background()))
 	done := make(chan struct{})
 	go func() { // releases holds that expired, also while the server was down
 		defer close(done)

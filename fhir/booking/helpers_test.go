@@ -20,9 +20,10 @@ import (
 
 // server is the real Signpost over a temporary data directory.
 type server struct {
-	t    testing.TB
-	app  *app.App
-	base string // .../fhir
+	t     testing.TB
+	app   *app.App
+	base  string // .../fhir
+	token string // bearer token sent with every request, when authorisation is on
 }
 
 func newServer(t testing.TB, cfg app.Config) *server {
@@ -103,6 +104,9 @@ func (s *server) do(method, path string, body any, headers ...string) *response 
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -189,3 +189,16 @@ func (t *Tx) runRules(ctx context.Context, c *Change) error {
 	}
 	return nil
 }
+
+type serverKey struct{}
+
+// AsServer marks ctx as the server's own work rather than a client's:
+// background jobs (releasing expired holds), record keeping (audit,
+// provenance) and loading demo data. Authorisation rules let such writes
+// through; they are still audited as the server's.
+func AsServer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverKey{}, true)
+}
+
+// IsServer reports whether ctx carries the server's own work.
+func IsServer(ctx context.Context) bool { v, _ := ctx.Value(serverKey{}).(bool); return v }
