@@ -208,6 +208,13 @@ type proposed struct {
 
 // propose finds the free, bookable slots matching fr and turns the first
 // fr.count into proposals.
+//
+// It reads the free slots window by window in start time, a day first and
+// each next window twice as long, and stops as soon as it has fr.count
+// proposals: a search over the whole request window (28 days by default)
+// would read, decode and sort every free slot in it, while the earliest few
+// are what is wanted. Each window is one search through the Slot
+// schedule+start index; its slots are ordered here by start, then id.
 func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) ([]proposed, error) {
 	schedules, restricted, err := b.matchingSchedules(ctx, r, fr)
 	if err != nil {
@@ -218,7 +225,6 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	}
 	params := url.Values{
 		"status": {"free"},
-		"start":  {"ge" + time.UnixMicro(fr.low).UTC().Format(time.RFC3339Nano)},
 		"end":    {"le" + time.UnixMicro(fr.high).UTC().Format(time.RFC3339Nano)},
 	}
 	if restricted {
@@ -235,55 +241,76 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	if len(fr.visitType) > 0 {
 		params.Set("service-type", strings.Join(fr.visitType, ","))
 	}
-	found, err := b.searchAll(ctx, r, "Slot", params, 0)
-	if err != nil {
-		return nil, err
-	}
 	type cand struct {
 		res        *fhir.Resource
-		slot       *slot
+		slot       *findSlot
 		start, end time.Time
 	}
-	var cands []cand
-	for _, res := range found {
-		s, err := decode[slot](res.JSON)
-		if err != nil {
-			continue
-		}
-		st, ok1 := parseInstant(s.Start)
-		en, ok2 := parseInstant(s.End)
-		if !ok1 || !ok2 || st.UnixMicro() < fr.low || en.UnixMicro() > fr.high || s.Status != "free" {
-			continue
-		}
-		if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
-			continue
-		}
-		cands = append(cands, cand{res, s, st, en})
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		if !cands[i].start.Equal(cands[j].start) {
-			return cands[i].start.Before(cands[j].start)
-		}
-		return cands[i].res.ID < cands[j].res.ID
-	})
 	cache := map[string]*bookable{}
 	expires := b.now().Add(b.cfg.ProposalFor).Truncate(time.Second)
 	var out []proposed
-	for _, c := range cands {
-		if len(out) >= fr.count {
-			break
+	span := 24 * time.Hour
+	for lo := fr.low; lo < fr.high && len(out) < fr.count; {
+		hi := min(fr.high, time.UnixMicro(lo).Add(span).UnixMicro())
+		// A second wider than [lo, hi): the index compares whole seconds;
+		// the bounds are applied exactly below.
+		params["start"] = []string{
+			"ge" + time.UnixMicro(lo).Add(-time.Second).UTC().Format(time.RFC3339Nano),
+			"lt" + time.UnixMicro(hi).Add(time.Second).UTC().Format(time.RFC3339Nano),
 		}
-		bk, err := b.bookableSchedule(ctx, r, c.slot.Schedule.Reference, cache)
+		found, err := b.searchAll(ctx, r, "Slot", params, 0)
 		if err != nil {
 			return nil, err
 		}
-		if bk == nil || !b.inHorizon(bk.schedule, c.start, c.end) {
-			continue
+		var cands []cand
+		for _, res := range found {
+			s, err := decode[findSlot](res.JSON)
+			if err != nil {
+				continue
+			}
+			st, ok1 := parseInstant(s.Start)
+			en, ok2 := parseInstant(s.End)
+			if !ok1 || !ok2 || st.UnixMicro() < lo || st.UnixMicro() >= hi || en.UnixMicro() > fr.high || s.Status != "free" {
+				continue
+			}
+			if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
+				continue
+			}
+			cands = append(cands, cand{res, s, st, en})
 		}
-		id := b.sign(proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Expires: expires})
-		out = append(out, proposed{id: id, start: c.start, json: proposalJSON(id, c.res, c.slot, bk.schedule, fr)})
+		sort.Slice(cands, func(i, j int) bool {
+			if !cands[i].start.Equal(cands[j].start) {
+				return cands[i].start.Before(cands[j].start)
+			}
+			return cands[i].res.ID < cands[j].res.ID
+		})
+		for _, c := range cands {
+			if len(out) >= fr.count {
+				break
+			}
+			bk, err := b.bookableSchedule(ctx, r, c.slot.Schedule.Reference, cache)
+			if err != nil {
+				return nil, err
+			}
+			if bk == nil || !b.inHorizon(bk.schedule, c.start, c.end) {
+				continue
+			}
+			id := b.sign(proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Expires: expires})
+			out = append(out, proposed{id: id, start: c.start, json: proposalJSON(id, c.res, c.slot, bk.schedule, fr)})
+		}
+		lo, span = hi, 2*span
 	}
 	return out, nil
+}
+
+// findSlot is the part of a Slot $find reads: what booking checks, and the
+// coded members a proposal copies.
+type findSlot struct {
+	slot
+	ServiceCategory json.RawMessage `json:"serviceCategory"`
+	ServiceType     json.RawMessage `json:"serviceType"`
+	Specialty       json.RawMessage `json:"specialty"`
+	AppointmentType json.RawMessage `json:"appointmentType"`
 }
 
 // matchingSchedules returns the ids of the schedules whose actors match
@@ -378,21 +405,16 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 }
 
 // proposalJSON renders a proposed Appointment for one slot.
-func proposalJSON(id string, res *fhir.Resource, s *slot, sc *schedule, fr *findRequest) []byte {
-	var raw struct {
-		ServiceCategory json.RawMessage `json:"serviceCategory"`
-		ServiceType     json.RawMessage `json:"serviceType"`
-		Specialty       json.RawMessage `json:"specialty"`
-		AppointmentType json.RawMessage `json:"appointmentType"`
-	}
-	json.Unmarshal(res.JSON, &raw)
+func proposalJSON(id string, res *fhir.Resource, s *findSlot, sc *schedule, fr *findRequest) []byte {
 	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
 	obj.Set("id", id)
 	obj.Set("status", "proposed")
-	for k, v := range map[string]json.RawMessage{"serviceCategory": raw.ServiceCategory, "serviceType": raw.ServiceType,
-		"specialty": raw.Specialty, "appointmentType": raw.AppointmentType} {
-		if v != nil {
-			obj.Set(k, v)
+	for _, m := range []struct {
+		key string
+		v   json.RawMessage
+	}{{"serviceCategory", s.ServiceCategory}, {"serviceType", s.ServiceType}, {"specialty", s.Specialty}, {"appointmentType", s.AppointmentType}} {
+		if m.v != nil {
+			obj.Set(m.key, m.v)
 		}
 	}
 	obj.Set("start", s.Start)
