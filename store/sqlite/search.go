@@ -130,6 +130,17 @@ type candidate struct {
 	unique bool // set never yields a rid twice
 }
 
+// planMode overrides the planner's choice, for tests that check every way
+// of answering gives the same result. It is set before any search runs.
+var planMode = costBased
+
+// The plan modes.
+const (
+	costBased   = iota
+	walkAlways  // walk resources in order whenever the query allows
+	driveAlways // drive from the cheapest candidate whenever there is one
+)
+
 // queryPlan is the chosen driver and the probes for the rest.
 type queryPlan struct {
 	typ    string
@@ -209,6 +220,14 @@ func (b *builder) plan(q *search.Query, count int) (*queryPlan, error) {
 			walk = min(p.n, float64(count+1)*p.n/p.result)
 		}
 		if len(q.Sort) > 0 || q.Type == "" || best.est <= walk {
+			p.driver = best
+		}
+		switch planMode {
+		case walkAlways:
+			if len(q.Sort) == 0 && q.Type != "" {
+				p.driver = nil
+			}
+		case driveAlways:
 			p.driver = best
 		}
 	}
