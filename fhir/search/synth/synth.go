@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -44,6 +45,10 @@ type Specialty struct{ Code, Display string }
 
 // SNOMEDSystem is the code system of Specialties.
 const SNOMEDSystem = "http://snomed.info/sct"
+
+// SignpostBase is the canonical base of Signpost's own definitions, whose
+// extensions (waiting time, eligibility) the services carry.
+const SignpostBase = "https://signpost.example/fhir"
 
 // NHSNumberSystem and ODSSystem are the identifier systems used.
 const (
@@ -267,7 +272,23 @@ func (g *gen) services() error {
 		if i%17 == 16 {
 			active = "false"
 		}
-		g.buf = fmt.Appendf(g.buf[:0], `{"resourceType":"HealthcareService","id":%q,"active":%s,"providedBy":{"reference":"Organization/%s"},`+
+		// Waiting times (days) for most services; age limits for some.
+		var ext []string
+		if i%10 != 9 {
+			ext = append(ext, fmt.Sprintf(`{"url":"%s/StructureDefinition/waiting-time","extension":[{"url":"days","valueInteger":%d}]}`,
+				SignpostBase, 3+g.rnd.IntN(120)))
+		}
+		switch {
+		case spec.Code == "394537008": // paediatrics
+			ext = append(ext, fmt.Sprintf(`{"url":"%s/StructureDefinition/eligibility","extension":[{"url":"max-age","valueInteger":17}]}`, SignpostBase))
+		case i%5 == 0:
+			ext = append(ext, fmt.Sprintf(`{"url":"%s/StructureDefinition/eligibility","extension":[{"url":"min-age","valueInteger":%d}]}`, SignpostBase, 16+i%3))
+		}
+		extJSON := ""
+		if len(ext) > 0 {
+			extJSON = `"extension":[` + strings.Join(ext, ",") + `],`
+		}
+		g.buf = fmt.Appendf(g.buf[:0], `{"resourceType":"HealthcareService","id":%q,`+extJSON+`"active":%s,"providedBy":{"reference":"Organization/%s"},`+
 			`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/service-category","code":"35","display":"Hospital"}]}],`+
 			`"specialty":[{"coding":[{"system":%q,"code":%q,"display":%q}]}],"location":[{"reference":"Location/%s"}],`+
 			`"name":"%s clinic %d","appointmentRequired":true}`,
