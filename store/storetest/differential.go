@@ -293,7 +293,9 @@ func (g *queryGen) templates() []template {
 			func() string { return "organization.identifier=" + url.QueryEscape(synth.ODSSystem+"|RAA0") },
 			func() string { return "_has:Schedule:actor:specialty=" + g.spec() },
 			func() string { return "waiting-time=" + g.prefix() + fmt.Sprint(g.r.IntN(130)) },
-			func() string { return "waiting-time=ge" + fmt.Sprint(g.r.IntN(60)) + "&waiting-time=le" + fmt.Sprint(40+g.r.IntN(80)) },
+			func() string {
+				return "waiting-time=ge" + fmt.Sprint(g.r.IntN(60)) + "&waiting-time=le" + fmt.Sprint(40+g.r.IntN(80))
+			},
 			func() string { return "min-age:missing=" + g.pick("true", "false") },
 			func() string { return "max-age=" + g.pick("17", "ge17", "lt18") },
 		}, sorts: []string{"name", "-specialty,_id", "organization", "waiting-time", "-waiting-time,name", "min-age,-_id"}, incs: []string{"HealthcareService:organization"}},
