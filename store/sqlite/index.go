@@ -61,6 +61,61 @@ CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
 CREATE TABLE IF NOT EXISTS idx_date_shape (pid INTEGER PRIMARY KEY, width INTEGER NOT NULL, multi INTEGER NOT NULL);
 `
 
+// shapesSince is the idx_date_shape row (pid 0 is never a parameter) that
+// marks a database whose shapes and pair rows have been kept since it was
+// created or migrated.
+const shapesSince = 0
+
+// migrateIndex brings a database written before the planner's metadata
+// existed up to date, once: every date and reference parameter gets the
+// most general shape (widest range seen, possibly several values), and the
+// pair index is filled from the reference and date entries. A new database
+// only gets the marker.
+func migrateIndex(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM idx_date_shape WHERE pid = ?", shapesSince).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	steps := []string{
+		`INSERT OR REPLACE INTO idx_date_shape (pid, width, multi)
+			SELECT pid, max(CASE WHEN low = -9223372036854775808 OR high = 9223372036854775807 OR high < low
+				THEN 9223372036854775807 ELSE high - low END), 1 FROM idx_date GROUP BY pid`,
+		`INSERT OR IGNORE INTO idx_date_shape (pid, width, multi) SELECT DISTINCT pid, 0, 1 FROM idx_ref`,
+	}
+	for _, q := range steps {
+		if _, err := tx.Exec(q); err != nil {
+			return fmt.Errorf("sqlite: migrating index metadata: %w", err)
+		}
+	}
+	for _, p := range pairs {
+		var ref, date int64
+		err1 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.Ref).Scan(&ref)
+		err2 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.Date).Scan(&date)
+		if err1 != nil || err2 != nil {
+			continue // no entries for one of them: no pair rows to make
+		}
+		var cid int64
+		if err := tx.QueryRow(`INSERT INTO params (type, code) VALUES (?, ?)
+			ON CONFLICT (type, code) DO UPDATE SET code = excluded.code RETURNING pid`, p.Type, p.code()).Scan(&cid); err != nil {
+			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid)
+			SELECT ?, r.ref_type, r.ref_id, d.low, d.high, r.rid FROM idx_ref r JOIN idx_date d ON d.rid = r.rid AND d.pid = ?
+			WHERE r.pid = ? AND r.ref_type != ''`, cid, date, ref); err != nil {
+			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+		}
+	}
+	if _, err := tx.Exec("INSERT INTO idx_date_shape (pid, width, multi) VALUES (?, 0, 0)", shapesSince); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // An index table and its columns, in the order rows are built.
 type indexTable struct {
 	name string

@@ -89,6 +89,10 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
+	if err := migrateIndex(wdb); err != nil {
+		wdb.Close()
+		return nil, err
+	}
 	rdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "query_only(1)")))
 	if err != nil {
 		wdb.Close()
