@@ -68,12 +68,56 @@ type entryResponse struct {
 	Outcome      json.RawMessage `json:"outcome,omitempty"`
 }
 
+// encode writes the Bundle. Entry resources are spliced in as the stored
+// bytes (compact JSON the server wrote), not re-encoded: encoding/json would
+// re-validate and re-compact every resource of every page.
 func (b *bundle) encode() []byte {
+	entries := b.Entry
+	b.Entry = nil
+	head := marshal(b)
+	b.Entry = entries
+	if len(entries) == 0 {
+		return head
+	}
+	size := len(head) + 16
+	for _, e := range entries {
+		size += len(e.Resource) + len(e.FullURL) + 128
+	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:len(head)-1]...) // without its closing brace
+	out = append(out, `,"entry":[`...)
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '{')
+		if e.FullURL != "" {
+			out = append(out, `"fullUrl":`...)
+			out = append(out, marshal(e.FullURL)...)
+			out = append(out, ',')
+		}
+		if e.Resource != nil {
+			out = append(out, `"resource":`...)
+			out = append(out, e.Resource...)
+			out = append(out, ',')
+		}
+		e.FullURL, e.Resource = "", nil
+		rest := marshal(e) // search, request, response
+		out = append(out, rest[1:]...)
+		if len(rest) == 2 && out[len(out)-2] == ',' { // {}: drop the comma before the brace
+			out = append(out[:len(out)-2], '}')
+		}
+	}
+	return append(out, "]}"...)
+}
+
+// marshal encodes v as JSON, leaving &, < and > as they are (links).
+func marshal(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // links keep their & and < as written
-	if err := enc.Encode(b); err != nil {
-		panic(fmt.Sprintf("api: encoding a Bundle: %v", err)) // stored resources are valid JSON
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("api: encoding %T: %v", v, err)) // our own types always encode
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -33,6 +33,7 @@ type Validator interface {
 // Searcher parses search parameters and extracts index values.
 type Searcher interface {
 	Extract(resourceType string, json []byte) ([]search.Entry, error)
+	References(resourceType string, json []byte, param string) ([]search.Entry, error)
 	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
 }
 

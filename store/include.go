@@ -7,11 +7,11 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
-// Extractor gives the index entries of a resource; the include resolver
-// reads reference values through it, so includes follow exactly the
-// references search would match.
+// Extractor gives the reference index entries of a resource for one
+// parameter ("*": all); the include resolver reads references through it,
+// so includes follow exactly the references search would match.
 type Extractor interface {
-	Extract(resourceType string, json []byte) ([]search.Entry, error)
+	References(resourceType string, json []byte, param string) ([]search.Entry, error)
 }
 
 // maxIncluded bounds how many resources one page may include.
@@ -75,7 +75,7 @@ func forward(ctx context.Context, r Reader, ex Extractor, inc search.Include, fr
 		if res.Type != inc.Source {
 			continue
 		}
-		entries, err := ex.Extract(res.Type, res.JSON)
+		entries, err := ex.References(res.Type, res.JSON, inc.Param)
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,21 @@ var extractions = sync.Pool{New: func() any { return new(extraction) }}
 // under Param+":identifier" (Type Token), and Identifier types under
 // Param+":of-type" (Type Token, Value "typecode|value").
 func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
+	return r.extract(resourceType, body, nil)
+}
+
+// References returns the reference entries of one reference parameter of a
+// resource ("*": of every reference parameter), evaluating only those
+// expressions: what _include needs from each match.
+func (r *Registry) References(resourceType string, body []byte, param string) ([]Entry, error) {
+	return r.extract(resourceType, body, func(p *Param) bool {
+		return p.Type == Reference && (param == "*" || p.Code == param)
+	})
+}
+
+// extract evaluates the parameters of resourceType that keep accepts (all
+// when keep is nil).
+func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool) ([]Entry, error) {
 	params := r.ordered[resourceType]
 	if params == nil {
 		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
@@ -40,7 +55,7 @@ func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
 	}
 	out := make([]Entry, 0, len(params)+4)
 	for _, p := range params {
-		if p.prog == nil {
+		if p.prog == nil || (keep != nil && !keep(p)) {
 			continue
 		}
 		x.items = x.w.eval(p.prog, &x.d, x.items[:0])
