@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
@@ -266,53 +266,50 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 	return nil
 }
 
-// inserter runs multi-row INSERTs, reusing a prepared statement for each
-// (table, row count) within one transaction.
+// inserter runs multi-row INSERTs through the batch's prepared statements
+// (one per table and row count).
 type inserter struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	q querier
 }
 
 // rowsPerInsert bounds the rows of one INSERT (SQLite allows 32766
 // parameters per statement).
 const rowsPerInsert = 400
 
-func (in *inserter) close() {
-	for _, st := range in.stmts {
-		st.Close()
-	}
-}
-
 // insert writes rows (flattened, n columns each) into table, with INSERT
-// OR IGNORE for index tables and plain INSERT otherwise, in statements of at most rowsPerInsert rows, prepared once per
-// size when the inserter caches statements.
+// OR IGNORE for index tables and plain INSERT otherwise, in statements of
+// at most rowsPerInsert rows.
 func (in *inserter) insert(ctx context.Context, table, cols string, n int, args []any) error {
 	for len(args) > 0 {
 		rows := min(len(args)/n, rowsPerInsert)
 		chunk := args[:rows*n]
 		args = args[rows*n:]
-		var err error
-		if in.stmts == nil {
-			_, err = in.tx.ExecContext(ctx, insertSQL(table, cols, n, rows), chunk...)
-		} else {
-			key := table + "/" + strconv.Itoa(rows)
-			st := in.stmts[key]
-			if st == nil {
-				if st, err = in.tx.PrepareContext(ctx, insertSQL(table, cols, n, rows)); err != nil {
-					return fmt.Errorf("sqlite: prepare insert into %s: %w", table, err)
-				}
-				in.stmts[key] = st
-			}
-			_, err = st.ExecContext(ctx, chunk...)
-		}
-		if err != nil {
+		if _, err := in.q.ExecContext(ctx, insertSQL(table, cols, n, rows), chunk...); err != nil {
 			return fmt.Errorf("sqlite: insert into %s: %w", table, err)
 		}
 	}
 	return nil
 }
 
+// insertSQLs memoizes insertSQL by table and row count.
+var insertSQLs sync.Map
+
+type insertKey struct {
+	table string
+	rows  int
+}
+
 func insertSQL(table, cols string, n, rows int) string {
+	k := insertKey{table, rows}
+	if q, ok := insertSQLs.Load(k); ok {
+		return q.(string)
+	}
+	q := buildInsertSQL(table, cols, n, rows)
+	insertSQLs.Store(k, q)
+	return q
+}
+
+func buildInsertSQL(table, cols string, n, rows int) string {
 	one := "(" + placeholders(n) + ")"
 	verb := "INSERT"
 	if strings.HasPrefix(table, "idx_") {
@@ -368,7 +365,7 @@ func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []s
 	if err := t.addRows(ctx, typ, rid, entries, &rs); err != nil {
 		return err
 	}
-	return t.flush(ctx, &inserter{tx: t.tx}, &rs)
+	return t.flush(ctx, &inserter{q: t.batch}, &rs)
 }
 
 // pid returns the id of parameter code on typ, creating it if new. A new
@@ -383,7 +380,7 @@ func (t *txn) pid(ctx context.Context, typ, code string) (int64, error) {
 		return pid, nil
 	}
 	var pid int64
-	err := t.tx.QueryRowContext(ctx, "INSERT INTO params (type, code) VALUES (?, ?) RETURNING pid", typ, code).Scan(&pid)
+	err := t.batch.QueryRowContext(ctx, "INSERT INTO params (type, code) VALUES (?, ?) RETURNING pid", typ, code).Scan(&pid)
 	if err != nil {
 		return 0, err
 	}

@@ -43,6 +43,11 @@ type Store struct {
 	closing  sync.Once
 	pids     pidCache
 	plan     planner // search statistics and date shapes (search.go)
+
+	// wstmts are the write path's statements, prepared on the writer's
+	// connection and bound to each batch's transaction (batchState.stmt).
+	// Only the writer goroutine uses it.
+	wstmts map[string]*sql.Stmt
 }
 
 type request struct {
@@ -106,7 +111,8 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: preparing the read: %w", err)
 	}
-	s := &Store{wdb: wdb, rdb: rdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
+	s := &Store{wdb: wdb, rdb: rdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
+		wstmts: map[string]*sql.Stmt{}}
 	if err := s.pids.load(wdb); err != nil {
 		s.Close()
 		return nil, err
@@ -121,7 +127,12 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		<-s.done
 	})
-	return errors.Join(s.readStmt.Close(), s.rdb.Close(), s.wdb.Close())
+	var errs []error
+	for _, st := range s.wstmts {
+		errs = append(errs, st.Close())
+	}
+	s.wstmts = nil
+	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.wdb.Close())...)
 }
 
 // Update implements store.Store.
@@ -161,13 +172,107 @@ func (s *Store) writer() {
 	}
 }
 
-// batchState is what the requests of one batch share.
+// batchState is what the requests of one batch share: the transaction,
+// the statements bound to it, and the parameter ids created in it. It is
+// the querier of the batch's reads and writes.
 type batchState struct {
-	pids map[string]int64 // parameter ids created in this batch
+	s     *Store
+	tx    *sql.Tx
+	pids  map[string]int64     // parameter ids created in this batch
+	stmts map[string]*sql.Stmt // statements bound to tx, by query
+	fresh []string             // queries prepared on tx only, to prepare on the connection after the batch
 }
 
-// run executes a batch in one transaction, each request in a savepoint.
+// maxWriteStmts bounds the statements kept prepared on the writer's
+// connection. The write path's shapes are few (multi-row inserts by row
+// count, the searches domain rules run); past the bound a query is
+// prepared once per batch instead.
+const maxWriteStmts = 1024
+
+// stmt returns query prepared and bound to the batch transaction. Parsing
+// and planning a statement cost more than running it for most of the
+// write path's statements, so each is prepared once on the writer's
+// connection (which the batch transaction holds, so a statement met for
+// the first time is prepared on the transaction and, after the batch, on
+// the connection for the batches to come) and bound per batch.
+func (bs *batchState) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := bs.stmts[query]; st != nil {
+		return st, nil
+	}
+	var st *sql.Stmt
+	if p := bs.s.wstmts[query]; p != nil {
+		st = bs.tx.StmtContext(ctx, p)
+	} else {
+		var err error
+		if st, err = bs.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		if len(bs.s.wstmts)+len(bs.fresh) < maxWriteStmts {
+			bs.fresh = append(bs.fresh, query)
+		}
+	}
+	if bs.stmts == nil {
+		bs.stmts = map[string]*sql.Stmt{}
+	}
+	bs.stmts[query] = st
+	return st, nil
+}
+
+// ExecContext implements querier with the batch's statements.
+func (bs *batchState) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := bs.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryContext implements querier with the batch's statements.
+func (bs *batchState) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := bs.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext implements querier with the batch's statements.
+func (bs *batchState) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := bs.stmt(ctx, query)
+	if err != nil {
+		return bs.tx.QueryRowContext(ctx, query, args...) // reports the same error through Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// Statements that run once or twice per request.
+const (
+	savepointSQL = "SAVEPOINT req"
+	rollbackSQL  = "ROLLBACK TO req"
+	releaseSQL   = "RELEASE req"
+)
+
+// run executes a batch in one transaction, each request in a savepoint,
+// then prepares on the writer's connection the statements the batch met
+// for the first time.
 func (s *Store) run(batch []*request) {
+	bs := s.runBatch(batch)
+	if bs == nil {
+		return
+	}
+	for _, q := range bs.fresh {
+		if s.wstmts[q] != nil {
+			continue
+		}
+		// The connection is free again: prepare on it, so that later
+		// batches bind the statement instead of parsing it.
+		if st, err := s.wdb.Prepare(q); err == nil {
+			s.wstmts[q] = st
+		}
+	}
+}
+
+func (s *Store) runBatch(batch []*request) *batchState {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
 		for _, r := range batch {
@@ -178,29 +283,30 @@ func (s *Store) run(batch []*request) {
 	conn, err := s.wdb.Conn(ctx)
 	if err != nil {
 		fail(err)
-		return
+		return nil
 	}
 	defer conn.Close()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
-		return
+		return nil
 	}
-	bs := &batchState{pids: map[string]int64{}}
+	bs := &batchState{s: s, tx: tx, pids: map[string]int64{}}
 	for i, r := range batch {
-		errs[i] = s.runOne(r, tx, bs)
+		errs[i] = s.runOne(r, bs)
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("sqlite: commit: %w", err))
-		return
+		return bs
 	}
 	s.pids.add(bs.pids)
 	for i, r := range batch {
 		r.errc <- errs[i]
 	}
+	return bs
 }
 
-func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
+func (s *Store) runOne(r *request, bs *batchState) (err error) {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
@@ -211,10 +317,10 @@ func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
 	// commit on their own and still be reported as failed. A request is
 	// skipped if its context ended before its turn; once started, it runs.
 	ctx := context.WithoutCancel(r.ctx)
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+	if _, err := bs.ExecContext(ctx, savepointSQL); err != nil {
 		return err
 	}
-	t := &txn{reader: reader{s: s, q: tx, batch: bs}, tx: tx, batch: bs}
+	t := &txn{reader: reader{s: s, q: bs, batch: bs}, batch: bs}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("sqlite: update panicked: %v", p)
@@ -223,11 +329,11 @@ func (s *Store) runOne(r *request, tx *sql.Tx, bs *batchState) (err error) {
 			for _, k := range t.newPids {
 				delete(bs.pids, k)
 			}
-			if _, rerr := tx.Exec("ROLLBACK TO req"); rerr != nil {
+			if _, rerr := bs.ExecContext(ctx, rollbackSQL); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
-		if _, rerr := tx.Exec("RELEASE req"); rerr != nil && err == nil {
+		if _, rerr := bs.ExecContext(ctx, releaseSQL); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()

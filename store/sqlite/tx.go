@@ -12,20 +12,19 @@ import (
 // txn is one Update's view of the batch transaction.
 type txn struct {
 	reader
-	tx      *sql.Tx
-	batch   *batchState
-	newPids []string // parameter ids this request created
+	batch   *batchState // the batch transaction and its prepared statements
+	newPids []string    // parameter ids this request created
 }
 
 func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, query, args...)
+	return t.batch.ExecContext(ctx, query, args...)
 }
 
 // Put implements store.Tx.
 func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	res := w.Resource
 	var rid, cur int64
-	err := t.tx.QueryRowContext(ctx, "SELECT rid, version FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur)
+	err := t.batch.QueryRowContext(ctx, "SELECT rid, version FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		cur = 0
@@ -41,13 +40,13 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	}
 	updated := res.LastUpdated.UnixMicro()
 	var seq int64
-	err = t.tx.QueryRowContext(ctx, `INSERT INTO history (type, id, version, updated, deleted, body)
+	err = t.batch.QueryRowContext(ctx, `INSERT INTO history (type, id, version, updated, deleted, body)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, res.Type, res.ID, res.Version, updated, res.Deleted, body).Scan(&seq)
 	if err != nil {
 		return err
 	}
 	if cur == 0 {
-		err = t.tx.QueryRowContext(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq)
+		err = t.batch.QueryRowContext(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq)
 			VALUES (?, ?, ?, ?, ?, ?) RETURNING rid`, res.Type, res.ID, res.Version, updated, res.Deleted, seq).Scan(&rid)
 	} else {
 		_, err = t.exec(ctx, `UPDATE resources SET version = ?, updated = ?, deleted = ?, seq = ? WHERE rid = ?`,
@@ -77,8 +76,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 	if _, err := t.exec(ctx, "PRAGMA wal_autocheckpoint = 10000"); err != nil {
 		return err
 	}
-	in := &inserter{tx: t.tx, stmts: map[string]*sql.Stmt{}}
-	defer in.close()
+	in := &inserter{q: t.batch}
 	exists := map[string]bool{}
 	ids := map[string][]any{}
 	for _, w := range ws {
@@ -87,7 +85,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 	for typ, list := range ids {
 		for len(list) > 0 {
 			n := min(len(list), 500)
-			rows, err := t.tx.QueryContext(ctx, "SELECT id FROM resources WHERE type = ? AND id IN ("+placeholders(n)+")",
+			rows, err := t.batch.QueryContext(ctx, "SELECT id FROM resources WHERE type = ? AND id IN ("+placeholders(n)+")",
 				append([]any{typ}, list[:n]...)...)
 			if err != nil {
 				return err
@@ -109,10 +107,10 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 	}
 	var seq, rid int64
 	next := func() error {
-		if err := t.tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM history").Scan(&seq); err != nil {
+		if err := t.batch.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM history").Scan(&seq); err != nil {
 			return err
 		}
-		return t.tx.QueryRowContext(ctx, "SELECT coalesce(max(rid), 0) FROM resources").Scan(&rid)
+		return t.batch.QueryRowContext(ctx, "SELECT coalesce(max(rid), 0) FROM resources").Scan(&rid)
 	}
 	if err := next(); err != nil {
 		return err
