@@ -210,8 +210,8 @@ type proposed struct {
 // fr.count into proposals.
 //
 // It reads the free slots window by window in start time, a day first and
-// each next window twice as long, and stops as soon as it has fr.count
-// proposals: a search over the whole request window (28 days by default)
+// each next window sized from the free slots found so far, and stops as
+// soon as it has fr.count proposals: a search over the whole request window (28 days by default)
 // would read, decode and sort every free slot in it, while the earliest few
 // are what is wanted. Each window is one search through the Slot
 // schedule+start index; its slots are ordered here by start, then id.
@@ -250,6 +250,7 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	expires := b.now().Add(b.cfg.ProposalFor).Truncate(time.Second)
 	var out []proposed
 	span := 24 * time.Hour
+	seen, covered := 0, time.Duration(0) // free slots found, and the time searched
 	for lo := fr.low; lo < fr.high && len(out) < fr.count; {
 		hi := min(fr.high, time.UnixMicro(lo).Add(span).UnixMicro())
 		// A second wider than [lo, hi): the index compares whole seconds;
@@ -298,7 +299,18 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 			id := b.sign(proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Expires: expires})
 			out = append(out, proposed{id: id, start: c.start, json: proposalJSON(id, c.res, c.slot, bk.schedule, fr)})
 		}
-		lo, span = hi, 2*span
+		// Size the next window from the density of free slots seen so far,
+		// so that it likely holds what is still missing: a sparse service
+		// takes two searches, a dense one one, an empty stretch (a weekend)
+		// grows the window fourfold.
+		seen += len(cands)
+		covered += time.UnixMicro(hi).Sub(time.UnixMicro(lo))
+		if missing := fr.count - len(out); seen == 0 {
+			span *= 4
+		} else {
+			span = max(span, time.Duration(float64(covered)*float64(missing)/float64(seen)*1.25))
+		}
+		lo = hi
 	}
 	return out, nil
 }
