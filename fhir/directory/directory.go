@@ -7,9 +7,13 @@
 //
 // The waiting time is the extension
 // https://signpost.example/fhir/StructureDefinition/waiting-time, owned by
-// the server: a Slot rule recomputes it, in the same transaction, for every
+// the server: a Slot rule keeps it true, in the same transaction, for every
 // service whose schedule a slot write touches, so it is right as soon as a
-// slot is booked or freed.
+// slot is booked or freed. The rule is incremental: a write that cannot
+// change a service's first N free slots (the slot is not free before or
+// after, or lies beyond the stored sample-end) costs two point reads; one
+// that can is recomputed from a short time window of the Slot
+// schedule+start index (see Directory.update).
 package directory
 
 import (
