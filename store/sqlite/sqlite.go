@@ -19,7 +19,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -48,6 +51,15 @@ type Store struct {
 	// connection and bound to each batch's transaction (batchState.stmt).
 	// Only the writer goroutine uses it.
 	wstmts map[string]*sql.Stmt
+	failed bool // a request of the last batch failed (run)
+
+	// Checkpoints (copying committed pages from the WAL into the database
+	// file) run on their own connection, off the writer (checkpointer).
+	cdb      *sql.DB
+	ckptKick chan struct{}
+	ckptStop chan struct{}
+	ckptDone chan struct{}
+	walBig   atomic.Bool // the WAL has outgrown walRestartFrames: the writer checkpoints once itself
 }
 
 type request struct {
@@ -85,7 +97,9 @@ func Open(dir string) (*Store, error) {
 		// first changes there into a sub-journal; in memory that is a
 		// memcpy, on disk (the default once it passes 64 KiB) a pwrite.
 		"temp_store(MEMORY)"}
-	wdb, err := sql.Open(driver.name, driver.dsn(path, pragmas))
+	// The writer never checkpoints on commit (wal_autocheckpoint 0): the
+	// checkpointer does, on its own connection.
+	wdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "wal_autocheckpoint(0)")))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -111,8 +125,17 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: preparing the read: %w", err)
 	}
-	s := &Store{wdb: wdb, rdb: rdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
-		wstmts: map[string]*sql.Stmt{}}
+	cdb, err := sql.Open(driver.name, driver.dsn(path, pragmas))
+	if err != nil {
+		readStmt.Close()
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	cdb.SetMaxOpenConns(1)
+	s := &Store{wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
+		wstmts: map[string]*sql.Stmt{}, ckptKick: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
+	go s.checkpointer()
 	if err := s.pids.load(wdb); err != nil {
 		s.Close()
 		return nil, err
@@ -126,13 +149,15 @@ func (s *Store) Close() error {
 	s.closing.Do(func() {
 		close(s.reqs)
 		<-s.done
+		close(s.ckptStop)
+		<-s.ckptDone
 	})
 	var errs []error
 	for _, st := range s.wstmts {
 		errs = append(errs, st.Close())
 	}
 	s.wstmts = nil
-	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.wdb.Close())...)
+	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.cdb.Close(), s.wdb.Close())...)
 }
 
 // Update implements store.Store.
@@ -252,14 +277,28 @@ const (
 	releaseSQL   = "RELEASE req"
 )
 
-// run executes a batch in one transaction, each request in a savepoint,
-// then prepares on the writer's connection the statements the batch met
-// for the first time.
+// run executes a batch in one transaction and answers its requests once
+// it is committed, then prepares on the writer's connection the
+// statements the batch met for the first time.
+//
+// A failed request must leave no trace while the others commit. The batch
+// first runs without savepoints (each costs two statements, and SQLite
+// copies every page a request first changes into the savepoint's
+// sub-journal); when a request of a batch of several fails, that attempt
+// is rolled back and the batch runs again with a savepoint per request,
+// so that only the failed request's own savepoint is rolled back (as the
+// store.Store contract allows, an Update's function may run more than
+// once). After a batch with a failure, the next one starts with
+// savepoints, so a stream of failing writes costs one attempt per batch.
 func (s *Store) run(batch []*request) {
-	bs := s.runBatch(batch)
+	bs, errs, retry := s.attempt(batch, s.failed && len(batch) > 1)
+	if retry {
+		bs, errs, _ = s.attempt(batch, true)
+	}
 	if bs == nil {
 		return
 	}
+	s.failed = slices.ContainsFunc(errs, func(err error) bool { return err != nil })
 	for _, q := range bs.fresh {
 		if s.wstmts[q] != nil {
 			continue
@@ -272,8 +311,13 @@ func (s *Store) run(batch []*request) {
 	}
 }
 
-func (s *Store) runBatch(batch []*request) *batchState {
-	errs := make([]error, len(batch))
+// attempt runs batch in one transaction, each request in a savepoint when
+// savepoints is set. Without savepoints, a request's failure in a batch of
+// several rolls everything back and reports retry, answering no request;
+// otherwise every request is answered. bs is nil when the transaction
+// could not start.
+func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs []error, retry bool) {
+	errs = make([]error, len(batch))
 	fail := func(err error) {
 		for _, r := range batch {
 			r.errc <- err
@@ -283,27 +327,101 @@ func (s *Store) runBatch(batch []*request) *batchState {
 	conn, err := s.wdb.Conn(ctx)
 	if err != nil {
 		fail(err)
-		return nil
+		return nil, nil, false
 	}
 	defer conn.Close()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
-		return nil
+		return nil, nil, false
 	}
-	bs := &batchState{s: s, tx: tx, pids: map[string]int64{}}
+	bs = &batchState{s: s, tx: tx, pids: map[string]int64{}}
 	for i, r := range batch {
-		errs[i] = s.runOne(r, bs)
+		if savepoints {
+			errs[i] = s.runOne(r, bs)
+			continue
+		}
+		if errs[i] = s.runBare(r, bs); errs[i] != nil {
+			if err := tx.Rollback(); err != nil && len(batch) == 1 {
+				errs[i] = errors.Join(errs[i], err)
+			}
+			if len(batch) > 1 {
+				return bs, nil, true
+			}
+			// A batch of one: rolling back the transaction is rolling
+			// back the request.
+			batch[0].errc <- errs[0]
+			return bs, errs, false
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("sqlite: commit: %w", err))
-		return bs
+		return bs, errs, false
 	}
 	s.pids.add(bs.pids)
 	for i, r := range batch {
 		r.errc <- errs[i]
 	}
-	return bs
+	if s.walBig.Swap(false) {
+		// The checkpointer keeps up with the WAL but, under a steady
+		// stream of commits, rarely finds it wholly copied when a
+		// transaction starts, which is when SQLite rewinds the WAL. A
+		// checkpoint here, between commits, lets the next batch rewind it.
+		conn.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // best effort: the next big WAL tries again
+	}
+	select {
+	case s.ckptKick <- struct{}{}:
+	default:
+	}
+	return bs, errs, false
+}
+
+// Checkpoint pacing: the checkpointer copies the WAL into the database
+// at most every checkpointEvery (a page rewritten by many commits in
+// between is copied once), and asks the writer to let the WAL rewind once
+// it holds walRestartFrames pages.
+const (
+	checkpointEvery  = 100 * time.Millisecond
+	walRestartFrames = 4000
+)
+
+// checkpointer copies committed pages from the WAL into the database file
+// after commits, on its own connection, so that the writer (the store's
+// serial path) spends no time on it; SQLite's automatic checkpoint ran in
+// the writer's commit.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	for {
+		select {
+		case <-s.ckptKick:
+		case <-s.ckptStop:
+			return
+		}
+		var busy, frames, copied int
+		err := s.cdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+		if err == nil && frames >= walRestartFrames {
+			s.walBig.Store(true)
+		}
+		select {
+		case <-time.After(checkpointEvery):
+		case <-s.ckptStop:
+			return
+		}
+	}
+}
+
+// runBare runs one request in the batch transaction without a savepoint.
+func (s *Store) runBare(r *request, bs *batchState) (err error) {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	ctx := context.WithoutCancel(r.ctx) // see runOne
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: update panicked: %v", p)
+		}
+	}()
+	return r.fn(ctx, &txn{reader: reader{s: s, q: bs, batch: bs}, batch: bs})
 }
 
 func (s *Store) runOne(r *request, bs *batchState) (err error) {
