@@ -131,7 +131,7 @@ func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change
 	if c.Old != nil {
 		old = c.Old.JSON
 	}
-	return copyExtension(c.New, old, WaitingTime)
+	return c.New.KeepExtensions(old, WaitingTime)
 }
 
 // slotView is the part of a Slot the waiting times read.
@@ -206,7 +206,7 @@ func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) e
 	// them at newT, or both.
 	var changes []slotChange
 	note := func(ref string, t time.Time, joins bool) {
-		typ, id, ok := splitRef(ref)
+		typ, id, ok := fhir.SplitReference(ref)
 		if !ok || typ != "Schedule" {
 			return
 		}
@@ -221,7 +221,7 @@ func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) e
 		}
 		_ = json.Unmarshal(sc.JSON, &v)
 		for _, a := range v.Actor {
-			t2, sid, ok := splitRef(a.Reference)
+			t2, sid, ok := fhir.SplitReference(a.Reference)
 			if !ok || t2 != "HealthcareService" {
 				continue
 			}
@@ -467,7 +467,7 @@ func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resour
 	if err != nil {
 		return err
 	}
-	if err := setExtension(obj, WaitingTime, newExt); err != nil {
+	if err := obj.SetExtensions(WaitingTime, newExt); err != nil {
 		return err
 	}
 	_, _, err = tx.Put(context.WithValue(ctx, ownKey{}, true), "HealthcareService", res.ID, obj, 0)

@@ -146,7 +146,7 @@ func (s *Service) accessCodeOp() *operation.Operation {
 				if err != nil {
 					return err
 				}
-				if err := setExtension(obj, AccessExtension, extension{URL: AccessExtension, ValueString: &key}); err != nil {
+				if err := obj.SetExtensions(AccessExtension, extension{URL: AccessExtension, ValueString: &key}); err != nil {
 					return err
 				}
 				_, _, err = tx.Put(internal(ctx), "Task", task.ID, obj, 0)
@@ -264,7 +264,7 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 	if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
 		return "", "", false, err
 	}
-	typ, pid, okRef := splitRef(r.Subject.Reference)
+	typ, pid, okRef := fhir.SplitReference(r.Subject.Reference)
 	if !okRef || typ != "Patient" {
 		return "", "", false, nil
 	}

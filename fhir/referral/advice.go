@@ -53,7 +53,7 @@ func (s *Service) convertOp() *operation.Operation {
 				}
 				service := ""
 				for _, r := range v.Recipient {
-					if t, _, ok := splitRef(r.Reference); ok && t == "HealthcareService" {
+					if t, _, ok := fhir.SplitReference(r.Reference); ok && t == "HealthcareService" {
 						service = r.Reference
 					}
 				}
@@ -125,7 +125,7 @@ func (s *Service) communicationRule(ctx context.Context, tx *repo.Tx, c *repo.Ch
 	}
 	var thread []string
 	for i, b := range v.BasedOn {
-		if t, _, ok := splitRef(b.Reference); !ok || t != "CommunicationRequest" {
+		if t, _, ok := fhir.SplitReference(b.Reference); !ok || t != "CommunicationRequest" {
 			continue
 		}
 		res, err := readRef(ctx, tx, b.Reference)
@@ -176,7 +176,7 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *repo.Tx, c 
 	linked := false
 	var referrals []string
 	for i, b := range v.BasedOn {
-		if t, _, ok := splitRef(b.Reference); ok && t == "ServiceRequest" {
+		if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
 			linked = true
 			referrals = append(referrals, b.Reference)
 			if _, err := readRef(ctx, tx, b.Reference); err != nil {
@@ -185,7 +185,7 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *repo.Tx, c 
 		}
 	}
 	if linked && v.Questionnaire != "" {
-		if t, _, ok := splitRef(v.Questionnaire); ok && t == "Questionnaire" {
+		if t, _, ok := fhir.SplitReference(v.Questionnaire); ok && t == "Questionnaire" {
 			if _, err := readRef(ctx, tx, v.Questionnaire); err != nil {
 				found, ferr := find(ctx, tx, s.reg, "Questionnaire", "url="+v.Questionnaire)
 				if ferr != nil || len(found) == 0 {

@@ -37,7 +37,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		_ = json.Unmarshal(c.Old.JSON, &old)
 	}
 	for _, b := range a.BasedOn {
-		typ, _, ok := splitRef(b.Reference)
+		typ, _, ok := fhir.SplitReference(b.Reference)
 		if !ok || typ != "ServiceRequest" {
 			continue
 		}
@@ -89,7 +89,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		}
 		owner := ""
 		for _, p := range a.Participant {
-			if t, _, ok := splitRef(p.Actor.Reference); ok && t == "HealthcareService" {
+			if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
 				owner = p.Actor.Reference
 			}
 		}

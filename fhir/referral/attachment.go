@@ -72,7 +72,7 @@ func documentReferenceRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 	}
 	linked := false
 	for i, r := range d.Context.Related {
-		if typ, _, ok := splitRef(r.Reference); ok && typ == "ServiceRequest" {
+		if typ, _, ok := fhir.SplitReference(r.Reference); ok && typ == "ServiceRequest" {
 			linked = true
 			if _, err := readRef(ctx, tx, r.Reference); err != nil {
 				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("DocumentReference.context.related[%d]", i),
@@ -112,7 +112,7 @@ func binaryRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if err := json.Unmarshal(c.New.Bytes(), &b); err != nil {
 		return fhir.Errorf(fhir.Invalid, "structure", "Binary", "Binary cannot be read: %v", err)
 	}
-	typ, _, ok := splitRef(b.SecurityContext.Reference)
+	typ, _, ok := fhir.SplitReference(b.SecurityContext.Reference)
 	if !ok || (typ != "ServiceRequest" && typ != "DocumentReference") {
 		return nil
 	}

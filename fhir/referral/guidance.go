@@ -62,7 +62,7 @@ func (s *Service) guidanceRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 	}
 	var referrals []string
 	for _, b := range a.BasedOn {
-		if t, _, ok := splitRef(b.Reference); ok && t == "ServiceRequest" {
+		if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
 			referrals = append(referrals, b.Reference)
 		}
 	}
@@ -73,7 +73,7 @@ func (s *Service) guidanceRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 	// schedules.
 	services := map[string]bool{}
 	for _, p := range a.Participant {
-		if t, _, ok := splitRef(p.Actor.Reference); ok && t == "HealthcareService" {
+		if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
 			services[p.Actor.Reference] = true
 		}
 	}
@@ -95,7 +95,7 @@ func (s *Service) guidanceRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 		}
 		_ = json.Unmarshal(sched.JSON, &sc)
 		for _, act := range sc.Actor {
-			if t, _, ok := splitRef(act.Reference); ok && t == "HealthcareService" {
+			if t, _, ok := fhir.SplitReference(act.Reference); ok && t == "HealthcareService" {
 				services[act.Reference] = true
 			}
 		}
@@ -171,7 +171,7 @@ func (s *Service) hasAnswers(ctx context.Context, tx store.Reader, ref, canonica
 		if got == want {
 			return true, nil
 		}
-		if t, _, ok := splitRef(got); ok && t == "Questionnaire" && !strings.Contains(got, "://") {
+		if t, _, ok := fhir.SplitReference(got); ok && t == "Questionnaire" && !strings.Contains(got, "://") {
 			if q, err := readRef(ctx, tx, got); err == nil && questionnaireURL(q.JSON) == want {
 				return true, nil
 			}
@@ -193,7 +193,7 @@ func questionnaireURL(raw []byte) string {
 // ("Questionnaire/x") or by canonical url.
 func (s *Service) questionnaire(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
 	u, version, _ := strings.Cut(ref, "|")
-	if t, _, ok := splitRef(u); ok && t == "Questionnaire" && !strings.Contains(u, "://") {
+	if t, _, ok := fhir.SplitReference(u); ok && t == "Questionnaire" && !strings.Contains(u, "://") {
 		return readRef(ctx, tx, u)
 	}
 	q := "url=" + u
@@ -234,7 +234,7 @@ func (s *Service) fulfilledAppointment(ctx context.Context, tx store.Reader, ref
 	var a appointmentView
 	_ = json.Unmarshal(appts[0].JSON, &a)
 	for _, p := range a.Participant {
-		if t, _, ok := splitRef(p.Actor.Reference); ok && t == "HealthcareService" {
+		if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
 			return p.Actor.Reference, true, nil
 		}
 	}
@@ -280,7 +280,7 @@ func (s *Service) patientExperience(ctx context.Context, st store.Reader, w wind
 		texts := itemTexts(q.JSON)
 		service := ""
 		for _, b := range qr.BasedOn {
-			if t, _, ok := splitRef(b.Reference); ok && t == "ServiceRequest" {
+			if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
 				service, _, _ = s.fulfilledAppointment(ctx, st, b.Reference)
 			}
 		}

@@ -72,7 +72,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					return err
 				}
 				if service != "" {
-					if typ, _, ok := splitRef(service); !ok || typ != "HealthcareService" {
+					if typ, _, ok := fhir.SplitReference(service); !ok || typ != "HealthcareService" {
 						return fhir.Errorf(fhir.Invalid, "value", "service", "service must reference a HealthcareService, not %q", service)
 					}
 					hs, err := readRef(ctx, tx, service)

@@ -107,7 +107,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *repo.Tx, c *repo.C
 			}
 		}
 		if !isInternal(ctx) {
-			return copyExtension(c.New, c.Old.JSON, ShortlistExtension)
+			return c.New.KeepExtensions(c.Old.JSON, ShortlistExtension)
 		}
 		return nil
 	}
@@ -145,7 +145,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *repo.Tx, c *repo.C
 		}
 	}
 	if !isInternal(ctx) {
-		if err := setExtension(c.New, ShortlistExtension); err != nil {
+		if err := c.New.SetExtensions(ShortlistExtension); err != nil {
 			return err
 		}
 	}

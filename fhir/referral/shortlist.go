@@ -149,7 +149,7 @@ func (s *Service) shortlistOp() *operation.Operation {
 					for _, c := range list {
 						exts = append(exts, extension{URL: ShortlistExtension, ValueReference: &reference{Reference: c.Service, Display: c.Name}})
 					}
-					if err := setExtension(obj, ShortlistExtension, exts...); err != nil {
+					if err := obj.SetExtensions(ShortlistExtension, exts...); err != nil {
 						return err
 					}
 					_, _, err = tx.Put(internal(ctx), "ServiceRequest", sr.ID, obj, 0)
@@ -380,8 +380,8 @@ func label(c coding) string {
 }
 
 func sameRef(a, b string) bool {
-	ta, ia, ok1 := splitRef(a)
-	tb, ib, ok2 := splitRef(b)
+	ta, ia, ok1 := fhir.SplitReference(a)
+	tb, ib, ok2 := fhir.SplitReference(b)
 	return ok1 && ok2 && ta == tb && ia == ib
 }
 
@@ -417,7 +417,7 @@ func (s *Service) patientContext(ctx context.Context, tx store.Reader, ref strin
 		}
 	}
 	for _, gp := range p.GeneralPractitioner {
-		if t, _, ok := splitRef(gp.Reference); ok && t == "Organization" {
+		if t, _, ok := fhir.SplitReference(gp.Reference); ok && t == "Organization" {
 			if org, err := readRef(ctx, tx, gp.Reference); err == nil {
 				var o struct {
 					PartOf reference `json:"partOf"`

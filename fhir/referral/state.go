@@ -162,13 +162,13 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
 		}
 		if !isInternal(ctx) {
-			if err := copyExtension(c.New, c.Old.JSON, AccessExtension); err != nil {
+			if err := c.New.KeepExtensions(c.Old.JSON, AccessExtension); err != nil {
 				return err
 			}
 		}
 		// Before access codes moved to store records, their hashes were
 		// kept on the Task: drop any such left-over at the next write.
-		if err := setExtension(c.New, legacyAccessHash); err != nil {
+		if err := c.New.SetExtensions(legacyAccessHash); err != nil {
 			return err
 		}
 	}
@@ -187,7 +187,7 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 	if w := WorklistOf(to); w != "" {
 		wl = append(wl, extension{URL: WorklistExtension, ValueCoding: &coding{System: WorklistSystem, Code: string(w)}})
 	}
-	if err := setExtension(c.New, WorklistExtension, wl...); err != nil {
+	if err := c.New.SetExtensions(WorklistExtension, wl...); err != nil {
 		return err
 	}
 	status := "in-progress"
@@ -277,7 +277,7 @@ func provenanceAgents(ctx context.Context) []map[string]any {
 	who := map[string]any{}
 	switch {
 	case p.FHIRUser != "":
-		if typ, id, ok := splitRef(p.FHIRUser); ok {
+		if typ, id, ok := fhir.SplitReference(p.FHIRUser); ok {
 			who["reference"] = typ + "/" + id
 		}
 	case p.Patient != "":

@@ -1,0 +1,78 @@
+package fhir
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// SetExtensions replaces every extension of url on the object with exts
+// (none removes them), keeping the other extensions in place. It is how
+// server-owned extensions (waiting time, worklist…) are written.
+func (o *Object) SetExtensions(url string, exts ...any) error {
+	var cur []json.RawMessage
+	if raw := o.Get("extension"); raw != nil {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return Errorf(Invalid, "structure", "extension", "extension must be an array")
+		}
+	}
+	var out []json.RawMessage
+	for _, e := range cur {
+		if extensionURL(e) != url {
+			out = append(out, e)
+		}
+	}
+	for _, e := range exts {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		o.Delete("extension")
+		return nil
+	}
+	o.Set("extension", out)
+	return nil
+}
+
+// KeepExtensions makes the object's extensions of url those of old (the
+// stored version's JSON, or nil): a client cannot set or change a
+// server-owned extension.
+func (o *Object) KeepExtensions(old []byte, url string) error {
+	var prev struct {
+		Extension []json.RawMessage `json:"extension"`
+	}
+	if old != nil {
+		_ = json.Unmarshal(old, &prev)
+	}
+	var keep []any
+	for _, e := range prev.Extension {
+		if extensionURL(e) == url {
+			keep = append(keep, e)
+		}
+	}
+	return o.SetExtensions(url, keep...)
+}
+
+func extensionURL(ext json.RawMessage) string {
+	var head struct {
+		URL string `json:"url"`
+	}
+	_ = json.Unmarshal(ext, &head)
+	return head.URL
+}
+
+// SplitReference splits a literal reference ("Type/id", "Type/id/_history/n"
+// or an absolute URL ending so) into its type and id.
+func SplitReference(ref string) (typ, id string, ok bool) {
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		ref = ref[:i]
+	}
+	parts := strings.Split(ref, "/")
+	if len(parts) < 2 {
+		return "", "", false
+	}
+	typ, id = parts[len(parts)-2], parts[len(parts)-1]
+	return typ, id, typ != "" && id != "" && typ[0] >= 'A' && typ[0] <= 'Z'
+}
