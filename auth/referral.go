@@ -3,12 +3,19 @@ package auth
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
 )
 
 // ClientUBRNAccess is the client_id of the tokens $ubrn-access hands out.
 const ClientUBRNAccess = "ubrn-access"
+
+// referralScopePrefix starts the one scope of a $ubrn-access token that
+// names its referral.
+const referralScopePrefix = "patient/ServiceRequest.rs?_id="
 
 // referralScopes are what a patient who proved a UBRN and access code may
 // do: see the directory, their own Patient and this one referral, and
@@ -17,7 +24,7 @@ const ClientUBRNAccess = "ubrn-access"
 func referralScopes(referralID string) []string {
 	s := []string{
 		"patient/Patient.rs",
-		"patient/ServiceRequest.rs?_id=" + referralID,
+		referralScopePrefix + referralID,
 		"patient/Appointment.cruds",
 		"patient/QuestionnaireResponse.cru",
 	}
@@ -27,17 +34,68 @@ func referralScopes(referralID string) []string {
 	return s
 }
 
+// referralGrant is the grant of a $ubrn-access token: patientID's context,
+// the referral's scopes, client ClientUBRNAccess with the patient role. Both
+// ids must be plain FHIR ids, so that neither can smuggle another query
+// parameter into the ServiceRequest scope.
+func referralGrant(audience, patientID, referralID string) (grant, error) {
+	if !fhir.ValidID(patientID) || !fhir.ValidID(referralID) {
+		return grant{}, fmt.Errorf("auth: referral token: bad patient %q or referral %q", patientID, referralID)
+	}
+	return patientGrant(audience, &DemoClient{ID: ClientUBRNAccess, Role: RolePatient}, patientID, referralScopes(referralID)), nil
+}
+
 // MintReferralToken issues the short-lived access token of
 // ServiceRequest/$ubrn-access: in patientID's context, limited to one
 // referral (granular scopes) and the booking of appointments, signed like
 // every other token of the server. It implements referral.TokenMinter.
 func (s *DevServer) MintReferralToken(_ context.Context, patientID, referralID string, ttl time.Duration) (string, error) {
-	if patientID == "" || referralID == "" || strings.ContainsAny(patientID+referralID, "&?= ") {
-		return "", fmt.Errorf("auth: referral token: bad patient %q or referral %q", patientID, referralID)
+	g, err := referralGrant(s.cfg.Audience, patientID, referralID)
+	if err != nil {
+		return "", err
 	}
 	if ttl <= 0 || ttl > s.cfg.TokenTTL {
 		ttl = s.cfg.TokenTTL
 	}
-	g := patientGrant(s.cfg.Audience, &DemoClient{ID: ClientUBRNAccess, Role: RolePatient}, patientID, referralScopes(referralID))
 	return signAccessToken(s.cfg.Issuer, s.storage.key, g, time.Now().Add(ttl), tokenID())
+}
+
+// checkReferralPrincipal rejects a verified token that claims more than a
+// $ubrn-access token ever does: exactly the scopes of one referral, in one
+// patient's context, for client ClientUBRNAccess with the patient role, and
+// nothing else Signpost reads (no organisation, no NHS number).
+func checkReferralPrincipal(p *Principal, audience string) error {
+	bad := func(format string, args ...any) error {
+		return unauthorized(DetailTokenInvalid, "security",
+			"access token of the UBRN access issuer "+fmt.Sprintf(format, args...), nil)
+	}
+	if p.ClientID != ClientUBRNAccess {
+		return bad("names client %q, not %q", p.ClientID, ClientUBRNAccess)
+	}
+	if p.Role != RolePatient || p.Organization != "" || p.NHSNumber != "" {
+		return bad("carries a role, organisation or NHS number that $ubrn-access never issues")
+	}
+	if !fhir.ValidID(p.Patient) || p.Subject != "Patient/"+p.Patient ||
+		p.FHIRUser != "" && p.FHIRUser != strings.TrimSuffix(audience, "/")+"/Patient/"+p.Patient {
+		return bad("does not name one patient (patient, sub and fhirUser disagree)")
+	}
+	var referral string
+	for _, s := range p.RawScopes {
+		if id, ok := strings.CutPrefix(s, referralScopePrefix); ok {
+			if referral != "" {
+				return bad("names more than one referral")
+			}
+			referral = id
+		}
+	}
+	if !fhir.ValidID(referral) {
+		return bad("names no referral")
+	}
+	got, want := slices.Clone(p.RawScopes), referralScopes(referral)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return bad("carries scopes that $ubrn-access does not issue")
+	}
+	return nil
 }
