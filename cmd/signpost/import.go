@@ -30,6 +30,13 @@ type bulkPutter interface {
 	PutAll(ctx context.Context, ws []*store.Write) error
 }
 
+// bulkLoader is the optional store setting for bulk loads
+// (store/sqlite: rarer checkpoints). The import process ends with the
+// load, so it is never turned off.
+type bulkLoader interface {
+	SetBulkLoad(on bool)
+}
+
 // importUsage documents the import command.
 const importUsage = `usage: signpost import [flags] FILE...
 
@@ -89,6 +96,9 @@ func importCmd(args []string) error {
 		return err
 	}
 	defer a.Close()
+	if b, ok := a.Store.(bulkLoader); ok {
+		b.SetBulkLoad(true)
+	}
 	var val *validation.Validator
 	if *validate {
 		if val, err = validation.New(conformance.StructureDefinitions(), conformance.Terminology()); err != nil {

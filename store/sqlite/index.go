@@ -23,6 +23,9 @@ import (
 // value and date value of a resource, so "slots of these schedules in this
 // window" is one range scan per schedule.
 //
+// idx_stats keeps the planner's statistics (see planner.stat), so that the
+// first searches after a start do not wait for them.
+//
 // idx_date_shape records, per date parameter, the widest [low, high) range
 // ever indexed, and per date or reference parameter whether any resource
 // has several values: the planner turns "high > x" into a range on low
@@ -59,6 +62,9 @@ CREATE TABLE IF NOT EXISTS idx_pair (cid INTEGER NOT NULL, ref_type TEXT NOT NUL
 CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
 
 CREATE TABLE IF NOT EXISTS idx_date_shape (pid INTEGER PRIMARY KEY, width INTEGER NOT NULL, multi INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS idx_stats (tbl INTEGER NOT NULL, pid INTEGER NOT NULL, typ TEXT NOT NULL,
+	v0 REAL NOT NULL, v1 REAL NOT NULL, v2 REAL NOT NULL, PRIMARY KEY (tbl, pid, typ)) WITHOUT ROWID;
 `
 
 // shapesSince is the idx_date_shape row (pid 0 is never a parameter) that

@@ -1211,6 +1211,10 @@ type planner struct {
 	writes map[int64]int64 // index entries written per pid since start
 	stats  map[statKey]*stat
 	stmts  map[string]*sql.Stmt // prepared search statements on the read pool
+
+	// save persists a statistic once computed (Open sets it), so that
+	// the first searches after a restart need not compute it again.
+	save func(k statKey, v [3]float64)
 }
 
 // maxStmts bounds the prepared statements kept. Search shapes are few;
@@ -1289,7 +1293,23 @@ func (p *planner) load(ctx context.Context, db querier) {
 			p.shapes[pid] = sh
 		}
 	}
-	p.loaded = rows.Err() == nil
+	if p.loaded = rows.Err() == nil; !p.loaded {
+		return
+	}
+	// Statistics saved before: estimates, refreshed like the others once
+	// the writes since this start exceed a quarter of them.
+	srows, err := db.QueryContext(ctx, "SELECT tbl, pid, typ, v0, v1, v2 FROM idx_stats")
+	if err != nil {
+		return
+	}
+	defer srows.Close()
+	for srows.Next() {
+		var k statKey
+		var v [3]float64
+		if srows.Scan(&k.table, &k.pid, &k.typ, &v[0], &v[1], &v[2]) == nil {
+			p.stats[k] = &stat{v: v}
+		}
+	}
 }
 
 // shape returns the shape of date parameter pid. While the shapes cannot
@@ -1338,6 +1358,7 @@ func (p *planner) wrote(pid int64) {
 // again, in the background, once the writes since exceed a quarter of it.
 func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]float64 {
 	p.mu.Lock()
+	p.load(context.Background(), db)
 	if p.stats == nil {
 		p.stats = map[statKey]*stat{}
 	}
@@ -1354,7 +1375,11 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 				v := compute(db, query, args...)
 				p.mu.Lock()
 				s.v, s.writes, s.refreshing = v, w, false
+				save := p.save
 				p.mu.Unlock()
+				if save != nil {
+					save(k, v)
+				}
 			}()
 		}
 		v := s.v
@@ -1365,7 +1390,11 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 	v := compute(db, query, args...)
 	p.mu.Lock()
 	p.stats[k] = &stat{v: v, writes: w}
+	save := p.save
 	p.mu.Unlock()
+	if save != nil {
+		go save(k, v)
+	}
 	return v
 }
 

@@ -59,7 +59,8 @@ type Store struct {
 	ckptKick chan struct{}
 	ckptStop chan struct{}
 	ckptDone chan struct{}
-	walBig   atomic.Bool // the WAL has outgrown walRestartFrames: the writer checkpoints once itself
+	walBig   atomic.Bool // the WAL has outgrown its limit: the writer checkpoints once itself
+	bulk     atomic.Bool // SetBulkLoad: checkpoint less often
 }
 
 type request struct {
@@ -92,7 +93,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", "cache_size(-65536)",
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB),
 		// Each Update runs in a savepoint, so SQLite copies every page it
 		// first changes there into a sub-journal; in memory that is a
 		// memcpy, on disk (the default once it passes 64 KiB) a pwrite.
@@ -135,6 +136,7 @@ func Open(dir string) (*Store, error) {
 	cdb.SetMaxOpenConns(1)
 	s := &Store{wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
 		wstmts: map[string]*sql.Stmt{}, ckptKick: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
+	s.plan.save = s.saveStat
 	go s.checkpointer()
 	if err := s.pids.load(wdb); err != nil {
 		s.Close()
@@ -379,11 +381,24 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 // Checkpoint pacing: the checkpointer copies the WAL into the database
 // at most every checkpointEvery (a page rewritten by many commits in
 // between is copied once), and asks the writer to let the WAL rewind once
-// it holds walRestartFrames pages.
+// it holds walRestartFrames pages. A bulk load (SetBulkLoad) rewrites the
+// same index pages batch after batch: it checkpoints ten times less often.
 const (
 	checkpointEvery  = 100 * time.Millisecond
 	walRestartFrames = 4000
+	bulkFactor       = 10
 )
+
+// cacheKiB is each connection's page cache.
+const cacheKiB = 64 << 10
+
+// SetBulkLoad tunes the store for loading many resources at once (signpost
+// import) or back for serving: while on, checkpoints are ten times rarer
+// (the WAL may grow to about 160 MB between them). It changes speed only,
+// never results, and only for this Store: nothing is left on the database.
+func (s *Store) SetBulkLoad(on bool) {
+	s.bulk.Store(on)
+}
 
 // checkpointer copies committed pages from the WAL into the database file
 // after commits, on its own connection, so that the writer (the store's
@@ -399,11 +414,15 @@ func (s *Store) checkpointer() {
 		}
 		var busy, frames, copied int
 		err := s.cdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-		if err == nil && frames >= walRestartFrames {
+		limit, every := walRestartFrames, checkpointEvery
+		if s.bulk.Load() {
+			limit, every = limit*bulkFactor, every*bulkFactor
+		}
+		if err == nil && frames >= limit {
 			s.walBig.Store(true)
 		}
 		select {
-		case <-time.After(checkpointEvery):
+		case <-time.After(every):
 		case <-s.ckptStop:
 			return
 		}
@@ -456,6 +475,18 @@ func (s *Store) runOne(r *request, bs *batchState) (err error) {
 		}
 	}()
 	return r.fn(ctx, t)
+}
+
+// saveStat persists a planner statistic, best effort: a statistic not
+// saved is computed again after the next start.
+func (s *Store) saveStat(k statKey, v [3]float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.(*txn).exec(ctx, "INSERT OR REPLACE INTO idx_stats (tbl, pid, typ, v0, v1, v2) VALUES (?, ?, ?, ?, ?, ?)",
+			k.table, k.pid, k.typ, v[0], v[1], v[2])
+		return err
+	})
 }
 
 // pidCache maps "Type.code" to committed parameter ids.
