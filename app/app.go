@@ -41,7 +41,9 @@ type Config struct {
 	Logger       *slog.Logger
 
 	// Security. Without Issuer the embedded development authorisation
-	// server runs under /auth (never with real patient data).
+	// server runs under /auth (never with real patient data). With it,
+	// Signpost still signs the tokens of $ubrn-access itself, as issuer
+	// <root>/auth/ubrn (see auth.UBRNIssuer).
 	Issuer      string    // external authorisation server (go-oidc discovery)
 	Audience    string    // the aud tokens must name; default BaseURL
 	CORSOrigins []string  // browser origins allowed to call the API
@@ -66,6 +68,7 @@ type App struct {
 	Directory *directory.Directory // directory rules (waiting times)
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
 	Auth      *auth.DevServer      // the embedded development authorisation server; nil with an issuer or when open
+	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	stop      func()               // stops background work
 }
 
@@ -110,14 +113,14 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	rp := repo.New(st, reg)
-	sec, dev, err := security(cfg, st)
+	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
-	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev}
+	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
 		Logger: cfg.Logger, Validator: val, Client: srv.ClientOf}, rp, reg)
@@ -134,8 +137,11 @@ func New(cfg Config) (*App, error) {
 	a.Directory.Register()
 	a.Referral = referral.New(rp, reg, referral.Config{Location: loc, Postcodes: postcodes})
 	a.Referral.Register()
-	if dev != nil {
-		a.Referral.Tokens = dev // $ubrn-access tokens; with --issuer there is none yet
+	switch { // who signs $ubrn-access tokens
+	case ubrn != nil:
+		a.Referral.Tokens = ubrn
+	case dev != nil:
+		a.Referral.Tokens = dev
 	}
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)

@@ -12,38 +12,56 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-// security assembles the API's security configuration: with cfg.Issuer,
-// a go-oidc verifier for that issuer; without, the embedded development
-// authorisation server under /auth on the same listener, announced loudly
-// in the log and, with its demo credentials, on cfg.Console.
-func security(cfg Config, st store.Store) (api.Security, *auth.DevServer, error) {
-	sec := api.Security{Open: cfg.Open, CORSOrigins: cfg.CORSOrigins, HSTS: cfg.TLS,
+// ubrnIssuerPath is where Signpost's own issuer of $ubrn-access tokens is
+// served when professionals sign in through an external issuer.
+const ubrnIssuerPath = "/auth/ubrn"
+
+// security assembles the API's security configuration. With cfg.Issuer:
+// a go-oidc verifier for that issuer, and Signpost's own issuer of
+// $ubrn-access tokens (auth.UBRNIssuer, its discovery document and keys
+// under /auth/ubrn), each token verified by the issuer its iss names.
+// Without: the embedded development authorisation server under /auth on
+// the same listener, announced loudly in the log and, with its demo
+// credentials, on cfg.Console, which also issues the $ubrn-access tokens.
+// Open, there is neither.
+func security(cfg Config, st store.Store) (sec api.Security, dev *auth.DevServer, ubrn *auth.UBRNIssuer, err error) {
+	sec = api.Security{Open: cfg.Open, CORSOrigins: cfg.CORSOrigins, HSTS: cfg.TLS,
 		RateLimit: cfg.RateLimit, AuthPath: "/auth"}
 	if cfg.Open {
-		return sec, nil, nil
+		return sec, nil, nil, nil
 	}
 	audience := cfg.Audience
 	if audience == "" {
 		audience = cfg.BaseURL
 	}
+	root := strings.TrimSuffix(cfg.BaseURL, "/fhir")
 	if cfg.Issuer != "" {
-		v, err := auth.NewVerifier(context.Background(), auth.VerifierConfig{Issuer: cfg.Issuer, Audience: audience})
+		ext, err := auth.NewVerifier(context.Background(), auth.VerifierConfig{Issuer: cfg.Issuer, Audience: audience})
 		if err != nil {
-			return sec, nil, err
+			return sec, nil, nil, err
 		}
-		sec.Verifier = v
-		sec.SmartConfiguration = auth.SmartConfiguration(v.SmartEndpoints())
-		return sec, nil, nil
+		ubrn, err := auth.NewUBRNIssuer(auth.UBRNIssuerConfig{Issuer: root + ubrnIssuerPath, Audience: audience, DataDir: cfg.Data})
+		if err != nil {
+			return sec, nil, nil, err
+		}
+		vs, err := auth.NewVerifiers(ext, ubrn)
+		if err != nil {
+			return sec, nil, nil, err
+		}
+		sec.Verifier = vs
+		sec.SmartConfiguration = auth.SmartConfiguration(ext.SmartEndpoints())
+		sec.AuthServer, sec.AuthPath = ubrn.Handler(), ubrnIssuerPath
+		return sec, nil, ubrn, nil
 	}
-	issuer := strings.TrimSuffix(cfg.BaseURL, "/fhir") + "/auth"
-	dev, err := auth.NewDevServer(auth.DevServerConfig{Issuer: issuer, Audience: audience, DataDir: cfg.Data,
+	issuer := root + "/auth"
+	dev, err = auth.NewDevServer(auth.DevServerConfig{Issuer: issuer, Audience: audience, DataDir: cfg.Data,
 		Patients: patientDirectory{st}})
 	if err != nil {
-		return sec, nil, err
+		return sec, nil, nil, err
 	}
 	v, err := dev.Verifier(auth.VerifierConfig{})
 	if err != nil {
-		return sec, nil, err
+		return sec, nil, nil, err
 	}
 	sec.Verifier = v
 	sec.SmartConfiguration = auth.SmartConfiguration(dev.SmartEndpoints())
@@ -52,7 +70,7 @@ func security(cfg Config, st store.Store) (api.Security, *auth.DevServer, error)
 	if cfg.Console != nil {
 		fmt.Fprint(cfg.Console, dev.Banner())
 	}
-	return sec, dev, nil
+	return sec, dev, nil, nil
 }
 
 // patientDirectory lists the store's patients for the development server's
