@@ -51,6 +51,8 @@ func security(cfg Config, st store.Store) (sec api.Security, dev *auth.DevServer
 		sec.Verifier = vs
 		sec.SmartConfiguration = auth.SmartConfiguration(ext.SmartEndpoints())
 		sec.AuthServer, sec.AuthPath = ubrn.Handler(), ubrnIssuerPath
+		cfg.Logger.Info("external issuer for professionals; Signpost's own issuer for $ubrn-access tokens only",
+			"issuer", cfg.Issuer, "ubrn_issuer", ubrn.Issuer())
 		return sec, nil, ubrn, nil
 	}
 	issuer := root + "/auth"

@@ -1,9 +1,11 @@
 // Package auth is Signpost's SMART on FHIR authorisation: who the caller is
 // (Principal, from a verified access token), what their scopes let them do
 // (Scope, Principal.Decide), the verification of bearer JWTs with go-oidc
-// (Verifier), the embedded development authorisation server (DevServer,
-// built on zitadel/oidc's op package), token minting for the CLI (MintToken)
-// and the SMART discovery document (SmartConfiguration).
+// (Verifier, and Verifiers for several issuers), the embedded development
+// authorisation server (DevServer, built on zitadel/oidc's op package),
+// Signpost's own issuer of $ubrn-access tokens beside an external issuer
+// (UBRNIssuer), token minting for the CLI (MintToken) and the SMART
+// discovery document (SmartConfiguration).
 //
 // # Claims Signpost reads
 //
@@ -66,6 +68,32 @@
 // NewLocalVerifier checks tokens against keys in the same process (the
 // embedded server's), still through go-oidc.
 //
+// # Tokens of $ubrn-access, and more than one issuer
+//
+// ServiceRequest/$ubrn-access exchanges a UBRN, access code and birth date
+// for a short-lived token limited to one referral and its patient
+// (client_id ubrn-access, role patient, the referral's granular
+// ServiceRequest scope, the patient's compartment for bookings, the
+// directory). Without --issuer the development server signs it
+// (DevServer.MintReferralToken). With --issuer the patient has no account
+// at that issuer, so Signpost signs it itself with a UBRNIssuer: its own
+// issuer URL ({root}/auth/ubrn), its own RSA key (ubrn-signing-key.pem in
+// DevDir(DataDir), created 0600 at first start, never the development
+// server's key), an OpenID discovery document and a JWKS so that anyone
+// can verify its tokens by standard means, and nothing else (no clients,
+// grants or token endpoint). UBRNIssuer.Verify accepts only tokens limited
+// exactly as $ubrn-access limits them: the scopes of one referral and no
+// others, one patient (patient, sub and fhirUser agreeing), client
+// ubrn-access, the patient role, no organisation or NHS number, a lifetime
+// within its TokenTTL (default 15 minutes), RS256.
+//
+// Verifiers puts several issuers behind the API: each token goes to the
+// verifier of the issuer its iss names (read unverified, only to choose),
+// and to no other, so one issuer's keys never verify another's tokens and
+// a token cannot escape the UBRN issuer's limits by naming another issuer.
+// A token naming an issuer nobody trusts is refused before any key is
+// tried.
+//
 // Every failure is a *fhir.Error of kind fhir.Unauthorized with one issue:
 // code login/expired/security, details TOKEN_MISSING, TOKEN_EXPIRED or
 // TOKEN_INVALID, and diagnostics saying which check failed without the
@@ -73,9 +101,15 @@
 //
 // # Wiring into the API
 //
-//	// At start (cmd/signpost): either an external issuer...
-//	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: issuer, Audience: base + "/fhir"})
-//	endpoints := v.SmartEndpoints()
+//	// At start (cmd/signpost): either an external issuer, with Signpost's
+//	// own issuer for $ubrn-access tokens beside it...
+//	ext, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: issuer, Audience: base + "/fhir"})
+//	ubrn, err := auth.NewUBRNIssuer(auth.UBRNIssuerConfig{
+//		Issuer: base + "/auth/ubrn", Audience: base + "/fhir", DataDir: dataDir})
+//	v, err := auth.NewVerifiers(ext, ubrn) // by the token's iss
+//	router.Any("/auth/ubrn/*path", gin.WrapH(ubrn.Handler())) // discovery and JWKS
+//	referrals.Tokens = ubrn
+//	endpoints := ext.SmartEndpoints()
 //	// ...or, with no --issuer, the development server on the same listener:
 //	dev, err := auth.NewDevServer(auth.DevServerConfig{
 //		Issuer: base + "/auth", Audience: base + "/fhir", DataDir: dataDir, Patients: patients})
