@@ -34,8 +34,10 @@ type Security struct {
 	Verifier TokenVerifier
 	// SmartConfiguration is served at /fhir/.well-known/smart-configuration.
 	SmartConfiguration []byte
-	// AuthServer, when not nil, is the embedded development authorisation
-	// server, mounted at AuthPath (e.g. "/auth") without authentication.
+	// AuthServer, when not nil, is Signpost's own token issuer, mounted at
+	// AuthPath without authentication: the embedded development
+	// authorisation server ("/auth"), or, with an external issuer, the
+	// issuer of UBRN patients' tokens ("/auth/ubrn").
 	AuthServer http.Handler
 	AuthPath   string
 	// CORSOrigins are the browser origins allowed to call the API ("*" for
@@ -894,7 +896,13 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.failNow(c, err)
 		return
 	}
-	if !s.allow(c, "client:"+p.ClientID) {
+	// Public clients (a patient app, UBRN patients) are shared by many
+	// people: each of them gets a bucket of their own.
+	rateKey := "client:" + p.ClientID
+	if p.HasPatientContext() {
+		rateKey += " " + p.Subject
+	}
+	if !s.allow(c, rateKey) {
 		return
 	}
 	if info := infoOf(c.Request.Context()); info != nil {
