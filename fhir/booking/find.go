@@ -3,6 +3,7 @@ package booking
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -46,8 +47,9 @@ type findRequest struct {
 	locStrings []string
 	specialty  []string
 	visitType  []string
-	patient    string // Patient id
-	basedOn    string // ServiceRequest reference from referral-identifier
+	patient    string  // Patient id, of a patient on this server
+	referral   string  // ServiceRequest id, from referral-identifier
+	from       *latLon // where the patient is, when known: nearest first among equal times
 	days       map[string]bool
 	count      int
 }
@@ -61,12 +63,21 @@ func (b *Service) find(ctx context.Context, req *operation.Request) (*operation.
 		return nil, err
 	}
 	props, err := b.propose(ctx, r, fr)
+	if err != nil || len(props) == 0 {
+		return &operation.Result{Body: searchset(nil)}, err
+	}
+	ps := make([]proposal, len(props))
+	for i, p := range props {
+		ps[i] = p.proposal
+	}
+	tokens, err := b.sign(ctx, ps)
 	if err != nil {
 		return nil, err
 	}
 	var entries []bundleEntry
-	for _, p := range props {
-		entries = append(entries, bundleEntry{FullURL: req.BaseURL + "/Appointment/" + p.id, Resource: p.json, Mode: "match"})
+	for i, p := range props {
+		entries = append(entries, bundleEntry{FullURL: req.BaseURL + "/Appointment/" + tokens[i],
+			Resource: proposalJSON(tokens[i], p, fr), Mode: "match"})
 	}
 	return &operation.Result{Body: searchset(entries)}, nil
 }
@@ -106,6 +117,13 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 			fr.actors[name] = append(fr.actors[name], want+"/"+id)
 		}
 	}
+	if fr.from == nil { // the place asked for stands in for the patient's
+		for _, ref := range fr.actors["location-reference"] {
+			if fr.from = locationPosition(ctx, r, strings.TrimPrefix(ref, "Location/")); fr.from != nil {
+				break
+			}
+		}
+	}
 	for _, x := range p.All("location-string") {
 		if s, ok := x.String(); ok && s != "" {
 			fr.locStrings = append(fr.locStrings, s)
@@ -123,14 +141,26 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 	}
 	if s, ok := p.String("patient-reference"); ok {
 		id, ok := refID(s, "Patient")
-		if !ok {
+		res, err := r.Read(ctx, "Patient", id)
+		switch k := fhir.KindOf(err); {
+		case !ok:
 			bad("patient-reference", "%q is not a reference to a Patient of this server", s)
+		case k == fhir.NotFound || k == fhir.Gone:
+			bad("patient-reference", "Patient/%s does not exist", id)
+		case err != nil:
+			return nil, err
+		default:
+			fr.patient, fr.from = id, patientPosition(res.JSON)
 		}
-		fr.patient = id
 	} else if x, ok := p.Get("patient-resource"); ok && x.Resource != nil {
+		// The patient may not be registered yet (IHE): its id is carried
+		// only when it names a patient here; its address places it.
+		fr.from = patientPosition(x.Resource)
 		var pt struct{ ID string }
 		if json.Unmarshal(x.Resource, &pt) == nil && fhir.ValidID(pt.ID) {
-			fr.patient = pt.ID
+			if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {
+				fr.patient = pt.ID
+			}
 		}
 	}
 	if x, ok := p.Get("referral-identifier"); ok {
@@ -145,7 +175,7 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 			if sr == nil {
 				bad("referral-identifier", "no referral has the identifier %s", joinToken(sys, val))
 			} else {
-				fr.basedOn = "ServiceRequest/" + sr.ID
+				fr.referral = sr.ID
 			}
 		}
 	}
@@ -199,11 +229,13 @@ func joinToken(system, value string) string {
 	return system + "|" + value
 }
 
-// proposed is one proposal: its token id and Appointment JSON.
+// proposed is one proposal, before it is signed: what its token names,
+// and what its Appointment shows.
 type proposed struct {
-	id    string
-	start time.Time
-	json  []byte
+	proposal
+	slotID   string
+	slot     *findSlot
+	schedule *schedule
 }
 
 // propose finds the free, bookable slots matching fr and turns the first
@@ -244,7 +276,9 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	type cand struct {
 		res        *fhir.Resource
 		slot       *findSlot
+		bk         *bookable
 		start, end time.Time
+		km         float64 // from the patient; +Inf when unknown
 	}
 	cache := map[string]*bookable{}
 	expires := b.now().Add(b.cfg.ProposalFor).Truncate(time.Second)
@@ -277,33 +311,44 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 			if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
 				continue
 			}
-			cands = append(cands, cand{res, s, st, en})
-		}
-		sort.Slice(cands, func(i, j int) bool {
-			if !cands[i].start.Equal(cands[j].start) {
-				return cands[i].start.Before(cands[j].start)
+			seen++
+			bk, err := b.bookableSchedule(ctx, r, s.Schedule.Reference, fr.from != nil, cache)
+			if err != nil {
+				return nil, err
 			}
-			return cands[i].res.ID < cands[j].res.ID
+			if bk == nil || !b.inHorizon(bk.schedule, st, en) {
+				continue
+			}
+			km := math.Inf(1)
+			if fr.from != nil && bk.at != nil {
+				km = distanceKM(*fr.from, *bk.at)
+			}
+			cands = append(cands, cand{res, s, bk, st, en, km})
+		}
+		// Earliest first; among equal times nearest first (when the
+		// patient's position is known), then by id.
+		sort.Slice(cands, func(i, j int) bool {
+			a, c := cands[i], cands[j]
+			switch {
+			case !a.start.Equal(c.start):
+				return a.start.Before(c.start)
+			case a.km != c.km:
+				return a.km < c.km
+			}
+			return a.res.ID < c.res.ID
 		})
 		for _, c := range cands {
 			if len(out) >= fr.count {
 				break
 			}
-			bk, err := b.bookableSchedule(ctx, r, c.slot.Schedule.Reference, cache)
-			if err != nil {
-				return nil, err
-			}
-			if bk == nil || !b.inHorizon(bk.schedule, c.start, c.end) {
-				continue
-			}
-			id := b.sign(proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Expires: expires})
-			out = append(out, proposed{id: id, start: c.start, json: proposalJSON(id, c.res, c.slot, bk.schedule, fr)})
+			out = append(out, proposed{
+				proposal: proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Referral: fr.referral, Expires: expires},
+				slotID:   c.res.ID, slot: c.slot, schedule: c.bk.schedule})
 		}
 		// Size the next window from the density of free slots seen so far,
 		// so that it likely holds what is still missing: a sparse service
 		// takes two searches, a dense one one, an empty stretch (a weekend)
 		// grows the window fourfold.
-		seen += len(cands)
 		covered += time.UnixMicro(hi).Sub(time.UnixMicro(lo))
 		if missing := fr.count - len(out); seen == 0 {
 			span *= 4
@@ -349,6 +394,9 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 		groups["location-string"] = []string{}
 		for _, l := range locs {
 			groups["location-string"] = append(groups["location-string"], "Location/"+l.ID)
+			if fr.from == nil {
+				fr.from = positionOf(l.JSON) // the place asked for stands in for the patient's
+			}
 		}
 	}
 	if len(groups) == 0 {
@@ -376,12 +424,14 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 // bookable is a schedule that may be offered.
 type bookable struct {
 	schedule *schedule
+	at       *latLon // where its appointments take place, when known and asked for
 }
 
 // bookableSchedule returns the schedule if it is active and not for an
-// indirectly bookable service; nil otherwise. Results are cached per
-// request.
-func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref string, cache map[string]*bookable) (*bookable, error) {
+// indirectly bookable service; nil otherwise. With where, it also finds
+// where the schedule's appointments take place (see schedulePosition).
+// Results are cached per request.
+func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref string, where bool, cache map[string]*bookable) (*bookable, error) {
 	if bk, ok := cache[ref]; ok {
 		return bk, nil
 	}
@@ -401,23 +451,156 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 	if err != nil || (sc.Active != nil && !*sc.Active) {
 		return nil, nil
 	}
+	var services []*healthcareService
 	for _, a := range sc.Actor {
 		if hid, ok := refID(a.Reference, "HealthcareService"); ok {
 			hres, err := r.Read(ctx, "HealthcareService", hid)
 			if err != nil {
 				continue
 			}
-			if hs, err := decode[healthcareService](hres.JSON); err == nil && hs.indirectlyBookable() {
+			hs, err := decode[healthcareService](hres.JSON)
+			if err != nil {
+				continue
+			}
+			if hs.indirectlyBookable() {
 				return nil, nil
+			}
+			services = append(services, hs)
+		}
+	}
+	bk := &bookable{schedule: sc}
+	if where {
+		bk.at = schedulePosition(ctx, r, sc, services)
+	}
+	cache[ref] = bk
+	return bk, nil
+}
+
+// schedulePosition returns where a schedule's appointments take place: the
+// position of its Location actor, else of the first location with a
+// position of its HealthcareService or PractitionerRole actors; nil when
+// none has one.
+func schedulePosition(ctx context.Context, r store.Reader, sc *schedule, services []*healthcareService) *latLon {
+	var locs []string
+	for _, a := range sc.Actor {
+		if id, ok := refID(a.Reference, "Location"); ok {
+			locs = append(locs, id)
+		}
+	}
+	for _, hs := range services {
+		for _, l := range hs.Location {
+			if id, ok := refID(l.Reference, "Location"); ok {
+				locs = append(locs, id)
 			}
 		}
 	}
-	cache[ref] = &bookable{schedule: sc}
-	return cache[ref], nil
+	for _, a := range sc.Actor {
+		id, ok := refID(a.Reference, "PractitionerRole")
+		if !ok {
+			continue
+		}
+		res, err := r.Read(ctx, "PractitionerRole", id)
+		if err != nil {
+			continue
+		}
+		var pr struct {
+			Location []reference `json:"location"`
+		}
+		_ = json.Unmarshal(res.JSON, &pr)
+		for _, l := range pr.Location {
+			if id, ok := refID(l.Reference, "Location"); ok {
+				locs = append(locs, id)
+			}
+		}
+	}
+	for _, id := range locs {
+		if at := locationPosition(ctx, r, id); at != nil {
+			return at
+		}
+	}
+	return nil
+}
+
+// locationPosition returns Location/id's position, or nil.
+func locationPosition(ctx context.Context, r store.Reader, id string) *latLon {
+	res, err := r.Read(ctx, "Location", id)
+	if err != nil {
+		return nil
+	}
+	return positionOf(res.JSON)
+}
+
+// positionOf returns a Location's position, or nil.
+func positionOf(raw []byte) *latLon {
+	var l struct {
+		Position *struct {
+			Latitude  *float64 `json:"latitude"`
+			Longitude *float64 `json:"longitude"`
+		} `json:"position"`
+	}
+	if json.Unmarshal(raw, &l) != nil || l.Position == nil || l.Position.Latitude == nil || l.Position.Longitude == nil {
+		return nil
+	}
+	return &latLon{*l.Position.Latitude, *l.Position.Longitude}
+}
+
+// ExtGeolocation is the core extension that places an Address.
+const ExtGeolocation = "http://hl7.org/fhir/StructureDefinition/geolocation"
+
+// patientPosition returns the position of the first address of a Patient
+// that carries the geolocation extension, or nil.
+func patientPosition(raw []byte) *latLon {
+	var p struct {
+		Address []struct {
+			Extension []struct {
+				URL       string `json:"url"`
+				Extension []struct {
+					URL          string   `json:"url"`
+					ValueDecimal *float64 `json:"valueDecimal"`
+				} `json:"extension"`
+			} `json:"extension"`
+		} `json:"address"`
+	}
+	if json.Unmarshal(raw, &p) != nil {
+		return nil
+	}
+	for _, a := range p.Address {
+		for _, e := range a.Extension {
+			if e.URL != ExtGeolocation {
+				continue
+			}
+			var lat, lon *float64
+			for _, sub := range e.Extension {
+				switch sub.URL {
+				case "latitude":
+					lat = sub.ValueDecimal
+				case "longitude":
+					lon = sub.ValueDecimal
+				}
+			}
+			if lat != nil && lon != nil {
+				return &latLon{*lat, *lon}
+			}
+		}
+	}
+	return nil
+}
+
+// latLon is a position in decimal degrees (WGS84).
+type latLon struct{ lat, lon float64 }
+
+// distanceKM is the great-circle distance between two positions.
+func distanceKM(a, b latLon) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dlat, dlon := (b.lat-a.lat)*rad, (b.lon-a.lon)*rad
+	h := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(a.lat*rad)*math.Cos(b.lat*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * r * math.Asin(math.Sqrt(h))
 }
 
 // proposalJSON renders a proposed Appointment for one slot.
-func proposalJSON(id string, res *fhir.Resource, s *findSlot, sc *schedule, fr *findRequest) []byte {
+func proposalJSON(id string, p proposed, fr *findRequest) []byte {
+	s, sc := p.slot, p.schedule
 	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
 	obj.Set("id", id)
 	obj.Set("status", "proposed")
@@ -431,9 +614,9 @@ func proposalJSON(id string, res *fhir.Resource, s *findSlot, sc *schedule, fr *
 	}
 	obj.Set("start", s.Start)
 	obj.Set("end", s.End)
-	obj.Set("slot", []reference{{Reference: "Slot/" + res.ID}})
-	if fr.basedOn != "" {
-		obj.Set("basedOn", []reference{{Reference: fr.basedOn}})
+	obj.Set("slot", []reference{{Reference: "Slot/" + p.slotID}})
+	if fr.referral != "" {
+		obj.Set("basedOn", []reference{{Reference: "ServiceRequest/" + fr.referral}})
 	}
 	parts := []participant{}
 	if fr.patient != "" {

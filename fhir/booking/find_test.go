@@ -1,10 +1,15 @@
 package booking_test
 
 import (
-	"github.com/signpost-fhir/signpost/app"
+	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/fhir/booking"
 )
 
 // TestFindAcrossWindows: $find reads free slots window by window in time;
@@ -36,8 +41,8 @@ func TestFindAcrossWindows(t *testing.T) {
 	find := func(query string) []string {
 		t.Helper()
 		r := s.do("GET", "/Appointment/$find?healthcare-service=HealthcareService/hs"+query, nil)
-		if query == "&_count=5" { // by POST: a GET query's _count is the API's
-			r = s.do("POST", "/Appointment/$find", params("healthcare-service", ref("HealthcareService/hs"), "_count", "5"))
+		if query == "&_count=4" { // the same by POST
+			r = s.do("POST", "/Appointment/$find", params("healthcare-service", ref("HealthcareService/hs"), "_count", "4"))
 		}
 		var got []string
 		for _, a := range entries(t, must(t, "$find", r, 200)) {
@@ -52,6 +57,8 @@ func TestFindAcrossWindows(t *testing.T) {
 	}{
 		{"", []string{"a1", "a2", "a3", "b0", "c1", "c2", "d1"}},
 		{"&_count=5", []string{"a1", "a2", "a3", "b0", "c1"}},
+		{"&_count=4", []string{"a1", "a2", "a3", "b0"}},
+		{"&_count=3", []string{"a1", "a2", "a3"}},
 		{"&start=" + day(1) + "&end=" + day(12), []string{"b0", "c1", "c2"}},
 		{"&start=" + day(12) + "&end=" + day(45), []string{"c1", "c2", "d1", "z1"}},
 		{"&start=" + day(4) + "&end=" + day(11), nil},
@@ -60,4 +67,117 @@ func TestFindAcrossWindows(t *testing.T) {
 			t.Errorf("$find%s = %v, want %v", tc.query, got, tc.want)
 		}
 	}
+}
+
+// located seeds a service at a Location with a position, its schedule, and
+// one free slot at start; ids are prefixed with id.
+func (s *server) located(id string, lat, lon float64, start time.Time) {
+	s.t.Helper()
+	pos := ""
+	if lat != 0 || lon != 0 {
+		pos = fmt.Sprintf(`,"position":{"latitude":%g,"longitude":%g}`, lat, lon)
+	}
+	s.put(`{"resourceType":"Location","id":"loc-`+id+`","status":"active","name":"Site `+id+`"`+pos+`}`,
+		`{"resourceType":"HealthcareService","id":"hs-`+id+`","name":"Clinic `+id+`","location":[{"reference":"Location/loc-`+id+`"}]}`,
+		schedule("sc-"+id, "hs-"+id),
+		slotAt("slot-"+id, "sc-"+id, start, 20*time.Minute))
+}
+
+// TestFindNearestFirst: among proposals at equal times, the nearest to the
+// patient (address geolocation, or else the location asked for) comes
+// first; earlier still beats nearer, and slots whose place is unknown come
+// after placed ones.
+func TestFindNearestFirst(t *testing.T) {
+	s := newServer(t, app.Config{})
+	t0 := tomorrow9()
+	// Around London (51.5, -0.12): near is 2 km away, mid 40 km, far 250 km.
+	s.located("a-far", 53.4, -2.2, t0)
+	s.located("b-mid", 51.75, 0.3, t0)
+	s.located("c-near", 51.51, -0.1, t0)
+	s.located("d-nowhere", 0, 0, t0)
+	s.located("e-early-far", 55.9, -3.2, t0.Add(-time.Hour))
+	s.put(`{"resourceType":"Patient","id":"placed","address":[{"city":"London","extension":[{"url":"`+booking.ExtGeolocation+
+		`","extension":[{"url":"latitude","valueDecimal":51.5},{"url":"longitude","valueDecimal":-0.12}]}]}]}`,
+		patient("unplaced"))
+	placedInline := map[string]any{"resourceType": "Patient", "address": []any{map[string]any{"extension": []any{map[string]any{
+		"url": booking.ExtGeolocation, "extension": []any{
+			map[string]any{"url": "latitude", "valueDecimal": 51.75}, map[string]any{"url": "longitude", "valueDecimal": 0.3}}}}}}}
+	for _, tc := range []struct {
+		name string
+		r    func() *response
+		want []string
+	}{
+		{"patient-reference with a geolocation", func() *response {
+			return s.do("GET", "/Appointment/$find?patient-reference=Patient/placed", nil)
+		}, []string{"slot-e-early-far", "slot-c-near", "slot-b-mid", "slot-a-far", "slot-d-nowhere"}},
+		{"patient-resource not registered, placed at mid", func() *response {
+			return s.do("POST", "/Appointment/$find", params("patient-resource", placedInline))
+		}, []string{"slot-e-early-far", "slot-b-mid", "slot-c-near", "slot-a-far", "slot-d-nowhere"}},
+		{"patient not placed: by id", func() *response {
+			return s.do("GET", "/Appointment/$find?patient-reference=Patient/unplaced", nil)
+		}, []string{"slot-e-early-far", "slot-a-far", "slot-b-mid", "slot-c-near", "slot-d-nowhere"}},
+		{"location-reference stands in for the patient", func() *response {
+			return s.do("GET", "/Appointment/$find?patient-reference=Patient/unplaced&location-reference=Location/loc-b-mid", nil)
+		}, nil}, // location-reference also restricts to schedules whose actor is the location: none here
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, a := range entries(t, must(t, tc.name, tc.r(), 200)) {
+				got = append(got, slotOf(a))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("$find = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// A schedule whose actor is the Location: location-reference places
+	// the patient there.
+	s.put(`{"resourceType":"Schedule","id":"sc-at-mid","active":true,"actor":[{"reference":"Location/loc-b-mid"}]}`,
+		`{"resourceType":"Schedule","id":"sc-at-near","active":true,"actor":[{"reference":"Location/loc-c-near"}]}`,
+		slotAt("x-mid", "sc-at-mid", t0, 20*time.Minute), slotAt("w-near", "sc-at-near", t0, 20*time.Minute))
+	var got []string
+	r := s.do("GET", "/Appointment/$find?location-reference=Location/loc-b-mid&location-reference=Location/loc-c-near", nil)
+	for _, a := range entries(t, must(t, "$find by location", r, 200)) {
+		got = append(got, slotOf(a))
+	}
+	if want := []string{"x-mid", "w-near"}; !slices.Equal(got, want) { // by id alone, w-near would come first
+		t.Errorf("$find from Location/loc-b-mid = %v, want %v", got, want)
+	}
+}
+
+// TestLongIDs: proposals are valid FHIR ids whatever the slot, patient and
+// referral ids (64-character, not UUIDs), and $hold and $book accept them.
+func TestLongIDs(t *testing.T) {
+	s := newServer(t, app.Config{})
+	long := func(prefix string) string { return prefix + strings.Repeat("x", 64-len(prefix)) }
+	svc, sched, pat := long("hs-"), long("sc-"), long("pat-")
+	s.put(service(svc), schedule(sched, svc), patient(pat))
+	t0 := tomorrow9()
+	var slots []string
+	for i := range 3 {
+		id := long(fmt.Sprintf("slot-%d-", i))
+		slots = append(slots, id)
+		s.put(slotAt(id, sched, t0.Add(time.Duration(i)*time.Hour), 30*time.Minute))
+	}
+	found := entries(t, must(t, "$find", s.do("GET", "/Appointment/$find?healthcare-service=HealthcareService/"+svc+"&patient-reference=Patient/"+pat, nil), 200))
+	if len(found) != 3 {
+		t.Fatalf("$find gave %d proposals, want 3", len(found))
+	}
+	for _, a := range found {
+		if id := a["id"].(string); !regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`).MatchString(id) {
+			t.Errorf("proposal id %q (%d characters) is not a valid FHIR id", id, len(id))
+		}
+	}
+	held := entries(t, must(t, "$hold", s.do("POST", "/Appointment/$hold", params("appointment-reference", ref("Appointment/"+found[1]["id"].(string)))), 200))[0]
+	if slotOf(held) != slots[1] || s.slotStatus(slots[1]) != "busy-tentative" {
+		t.Errorf("$hold held %s (%s), want %s busy-tentative", slotOf(held), s.slotStatus(slots[1]), slots[1])
+	}
+	bk := entries(t, must(t, "$book", s.do("POST", "/Appointment/$book", params("appointment-reference", ref("Appointment/"+found[2]["id"].(string)))), 200))[0]
+	if slotOf(bk) != slots[2] || s.slotStatus(slots[2]) != "busy" {
+		t.Errorf("$book booked %s (%s), want %s busy", slotOf(bk), s.slotStatus(slots[2]), slots[2])
+	}
+	if got := bk["participant"].([]any)[0].(map[string]any)["actor"].(map[string]any)["reference"]; got != "Patient/"+pat {
+		t.Errorf("booked for %v, want Patient/%s", got, pat)
+	}
+	s.check()
 }

@@ -27,6 +27,9 @@ const (
 	BookabilitySystem  = "https://signpost.example/fhir/CodeSystem/bookability"
 	IndirectlyBookable = "indirectly-bookable"
 
+	// NHSNumberSystem is the identifier system of NHS numbers.
+	NHSNumberSystem = "https://fhir.nhs.uk/Id/nhs-number"
+
 	// TagSystem codes booking's meta.tag values. TagExternallyBusy marks a
 	// Slot an external system publishes as busy: no appointment here holds
 	// it, and the consistency checker accepts that.
@@ -170,6 +173,7 @@ type schedule struct {
 // healthcareService is the part of a HealthcareService booking reads.
 type healthcareService struct {
 	Characteristic []codeableConcept `json:"characteristic,omitempty"`
+	Location       []reference       `json:"location,omitempty"`
 }
 
 func (h *healthcareService) indirectlyBookable() bool {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -44,7 +46,7 @@ func (b *Service) hold(ctx context.Context, req *operation.Request) (*operation.
 	if !ok {
 		return nil, fhir.Errorf(fhir.Invalid, "invalid", "appointment-reference", "%q is not an Appointment reference", ref)
 	}
-	p, err := b.verify(id, b.now())
+	p, err := b.verify(ctx, id, b.now())
 	if err != nil {
 		return nil, err
 	}
@@ -63,13 +65,14 @@ func (b *Service) hold(ctx context.Context, req *operation.Request) (*operation.
 // $find result) or books appointment-resource, with patient-resource
 // naming the patient and comment added.
 func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.Result, error) {
-	patientRef, err := b.patientParam(ctx, req.Params)
+	pt, err := b.patientParam(ctx, req.Params)
 	if err != nil {
 		return nil, err
 	}
+	patientRef := pt.ref
 	comment, _ := req.Params.String("comment")
 	if x, ok := req.Params.Get("appointment-resource"); ok {
-		return b.bookResource(ctx, req, x.Resource, patientRef, comment)
+		return b.bookResource(ctx, req, x.Resource, pt, comment)
 	}
 	ref, ok := req.Params.String("appointment-reference")
 	if !ok {
@@ -81,11 +84,15 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 		return nil, fhir.Errorf(fhir.Invalid, "invalid", "appointment-reference", "%q is not an Appointment reference", ref)
 	}
 	if _, err := b.repo.Store().Read(ctx, "Appointment", id); fhir.KindOf(err) == fhir.NotFound {
-		p, err := b.verify(id, b.now())
+		p, err := b.verify(ctx, id, b.now())
 		if err != nil {
 			return nil, err
 		}
 		return b.write(ctx, req, func(ctx context.Context, tx *repo.Tx) ([]*fhir.Resource, error) {
+			created, err := pt.register(ctx, tx)
+			if err != nil {
+				return nil, err
+			}
 			obj, err := b.fromProposal(ctx, tx, p, "booked")
 			if err != nil {
 				return nil, err
@@ -94,10 +101,14 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 				return nil, err
 			}
 			res, err := tx.Create(ctx, "Appointment", obj)
-			return []*fhir.Resource{res}, err
+			return append([]*fhir.Resource{res}, created...), err
 		})
 	}
 	return b.write(ctx, req, func(ctx context.Context, tx *repo.Tx) ([]*fhir.Resource, error) {
+		created, err := pt.register(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
 		cur, err := tx.Read(ctx, "Appointment", id)
 		if err != nil {
 			return nil, err
@@ -119,11 +130,12 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 			return nil, err
 		}
 		res, _, err := tx.Put(ctx, "Appointment", id, obj, cur.Version)
-		return []*fhir.Resource{res}, err
+		return append([]*fhir.Resource{res}, created...), err
 	})
 }
 
-func (b *Service) bookResource(ctx context.Context, req *operation.Request, raw json.RawMessage, patientRef, comment string) (*operation.Result, error) {
+func (b *Service) bookResource(ctx context.Context, req *operation.Request, raw json.RawMessage, pt *patientInput, comment string) (*operation.Result, error) {
+	patientRef := pt.ref
 	obj, err := fhir.ParseObject(raw)
 	if err != nil || raw == nil {
 		return nil, fhir.Errorf(fhir.Invalid, "structure", "appointment-resource", "appointment-resource must be an Appointment resource")
@@ -156,33 +168,103 @@ func (b *Service) bookResource(ctx context.Context, req *operation.Request, raw 
 		}
 	}
 	return b.write(ctx, req, func(ctx context.Context, tx *repo.Tx) ([]*fhir.Resource, error) {
+		created, err := pt.register(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
 		res, err := tx.Create(ctx, "Appointment", obj)
-		return []*fhir.Resource{res}, err
+		return append([]*fhir.Resource{res}, created...), err
 	})
 }
 
-// patientParam reads patient-resource: a Patient of this server, named by
-// its id. It returns "" when the parameter is absent.
-func (b *Service) patientParam(ctx context.Context, p *operation.Parameters) (string, error) {
+// patientInput is the patient $book books for.
+type patientInput struct {
+	ref string       // "Patient/id"; "" when $book names no patient
+	new *fhir.Object // a Patient to register under ref in the booking's transaction
+}
+
+// register writes the new patient, if any, in tx: the Patient rules run
+// (NHS number check digit, one Patient per NHS number). It returns the
+// Patient written.
+func (pt *patientInput) register(ctx context.Context, tx *repo.Tx) ([]*fhir.Resource, error) {
+	if pt.new == nil {
+		return nil, nil
+	}
+	_, id, _ := strings.Cut(pt.ref, "/")
+	res, created, err := tx.Put(ctx, "Patient", id, pt.new, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return nil, fhir.Errorf(fhir.Conflict, "conflict", "patient-resource", "Patient/%s appeared while it was registered; retry", id)
+	}
+	return []*fhir.Resource{res}, nil
+}
+
+// patientParam reads patient-reference (a Patient of this server) or
+// patient-resource. A patient-resource names a Patient of this server by its
+// id, or else by its NHS number; a patient known by neither is new, and is
+// registered in the booking's transaction, validated like any Patient: IHE
+// ITI Scheduling lets $find and $book carry a patient not yet on the server
+// and says its record is created just before booking. The result's ref is
+// "" when neither parameter is present.
+func (b *Service) patientParam(ctx context.Context, p *operation.Parameters) (*patientInput, error) {
 	x, ok := p.Get("patient-resource")
 	if !ok {
 		if ref, ok := p.String("patient-reference"); ok {
 			if id, ok := refID(ref, "Patient"); ok {
-				return "Patient/" + id, nil
+				return &patientInput{ref: "Patient/" + id}, nil
 			}
-			return "", fhir.Errorf(fhir.Invalid, "invalid", "patient-reference", "%q is not a Patient reference", ref)
+			return nil, fhir.Errorf(fhir.Invalid, "invalid", "patient-reference", "%q is not a Patient reference", ref)
 		}
-		return "", nil
+		return &patientInput{}, nil
 	}
-	var pt struct{ ResourceType, ID string }
+	var pt struct {
+		ResourceType, ID string
+		Identifier       []struct{ System, Value string }
+	}
 	if x.Resource == nil || json.Unmarshal(x.Resource, &pt) != nil || pt.ResourceType != "Patient" {
-		return "", fhir.Errorf(fhir.Invalid, "invalid", "patient-resource", "patient-resource must be a Patient resource")
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "patient-resource", "patient-resource must be a Patient resource")
 	}
-	if _, err := b.repo.Store().Read(ctx, "Patient", pt.ID); !fhir.ValidID(pt.ID) || err != nil {
-		return "", fhir.Errorf(fhir.Unprocessable, "not-found", "patient-resource",
-			"patient-resource must carry the id of a Patient on this server (%q is not one); register the patient first", pt.ID)
+	r := b.repo.Store()
+	if fhir.ValidID(pt.ID) {
+		if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {
+			return &patientInput{ref: "Patient/" + pt.ID}, nil
+		} else if k := fhir.KindOf(err); k != fhir.NotFound && k != fhir.Gone {
+			return nil, err
+		}
 	}
-	return "Patient/" + pt.ID, nil
+	for _, id := range pt.Identifier {
+		if id.System != NHSNumberSystem || id.Value == "" {
+			continue
+		}
+		found, err := b.search1(ctx, r, "Patient", url.Values{"identifier": {NHSNumberSystem + "|" + id.Value}})
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			return &patientInput{ref: "Patient/" + found.ID}, nil
+		}
+	}
+	obj, err := fhir.ParseObject(x.Resource)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "structure", "patient-resource", "patient-resource cannot be read: %v", err)
+	}
+	obj.Delete("id")
+	obj.Delete("meta")
+	if b.cfg.Validator != nil {
+		var issues []fhir.Issue
+		for _, is := range b.cfg.Validator.Validate(obj.Bytes()) {
+			if is.Severity == "" || is.Severity == "error" || is.Severity == "fatal" {
+				is.Expression = append([]string{"patient-resource"}, is.Expression...)
+				issues = append(issues, is)
+			}
+		}
+		if len(issues) > 0 {
+			return nil, &fhir.Error{Kind: fhir.Invalid, Op: "$book", Issues: issues}
+		}
+	}
+	return &patientInput{ref: "Patient/" + repo.NewID(), new: obj}, nil
 }
 
 // withPatient makes patientRef a participant (when not one already) and
@@ -259,6 +341,9 @@ func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal,
 	obj.Set("start", first.Start)
 	obj.Set("end", last.End)
 	obj.Set("slot", refs)
+	if p.Referral != "" {
+		obj.Set("basedOn", []reference{{Reference: "ServiceRequest/" + p.Referral}})
+	}
 	var parts []participant
 	if p.Patient != "" {
 		parts = append(parts, participant{Actor: &reference{Reference: "Patient/" + p.Patient}, Status: "accepted"})

@@ -371,6 +371,16 @@ var statusMoves = map[string][]string{
 
 // checkAmend applies the amendment rules to a change of an existing
 // appointment, listing every member that may not change.
+//
+// GP Connect's amendment rules protect a booking of slots: what was booked
+// (the slots, times, participants, service) stays as booked, and a move
+// is a reschedule. An appointment recorded without slots (status booked,
+// the record of a booking made elsewhere) holds nothing here, and R4 puts
+// no limit on updating an Appointment, so it may be amended freely, except
+// that its status moves as any appointment's do, it cannot gain slots by
+// amendment while it is live (slots are claimed when an appointment
+// becomes live: $reschedule it, or book a new appointment), and once
+// cancelled it is final.
 func checkAmend(ctx context.Context, oldObj, newObj *fhir.Object, old, nw *appointment) error {
 	var issues []fhir.Issue
 	bad := func(key, format string, args ...any) {
@@ -378,6 +388,19 @@ func checkAmend(ctx context.Context, oldObj, newObj *fhir.Object, old, nw *appoi
 			Diagnostics: "Appointment." + key + ": " + sprintf(format, args...), Expression: []string{"Appointment." + key}})
 	}
 	keys := unionKeys(oldObj, newObj)
+	switch {
+	case len(old.Slot) == 0 && old.Status != "cancelled" && old.Status != "entered-in-error":
+		if moves, ok := statusMoves[old.Status]; ok && !slices.Contains(moves, nw.Status) {
+			bad("status", "an appointment that is %s cannot become %s", old.Status, nw.Status)
+		}
+		if old.live() && len(nw.Slot) > 0 { // a live appointment's slots were claimed when it became live
+			bad("slot", "an appointment recorded without slots cannot gain them by amendment; use Appointment/$reschedule or book a new appointment")
+		}
+		if len(issues) > 0 {
+			return &fhir.Error{Kind: fhir.Unprocessable, Issues: issues}
+		}
+		return nil
+	}
 	switch old.Status {
 	case "cancelled", "entered-in-error":
 		for _, k := range keys {

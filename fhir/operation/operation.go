@@ -128,10 +128,13 @@ func ParseBody(body []byte) (*Parameters, error) {
 }
 
 // FromQuery reads simple inputs from a query string (GET invocation).
+// Parameters whose names start with "_" are the API's (_format, _pretty…)
+// and left out, except _count: operations that return a searchset, such as
+// IHE's Appointment/$find, take the standard _count as an input.
 func FromQuery(q url.Values) *Parameters {
 	p := &Parameters{}
 	for name, vals := range q {
-		if strings.HasPrefix(name, "_") {
+		if strings.HasPrefix(name, "_") && name != "_count" {
 			continue
 		}
 		for _, v := range vals {
