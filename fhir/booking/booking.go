@@ -10,9 +10,10 @@
 // write with 409 and SLOT_NOT_AVAILABLE; cancelling frees them; a booked
 // appointment can only be amended in the ways GP Connect allows.
 //
-// A proposal from $find is not stored: its id is a token signed with a key
-// kept in the data directory, naming the slots and patient, valid for a
-// short time. A hold is a pending Appointment whose slots are
+// A proposal from $find is not an Appointment: its id is an opaque token,
+// a valid FHIR id signed with a key kept in the data directory, naming the
+// slots, the patient and the referral, valid for a short time (the ids
+// themselves when they fit, else a store record that expires with it). A hold is a pending Appointment whose slots are
 // busy-tentative until the hold-expires extension's instant; Sweep
 // releases expired holds, and Run sweeps periodically.
 //

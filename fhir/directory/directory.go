@@ -13,7 +13,8 @@
 // change a service's first N free slots (the slot is not free before or
 // after, or lies beyond the stored sample-end) costs two point reads; one
 // that can is recomputed from a short time window of the Slot
-// schedule+start index (see Directory.update).
+// schedule+start index (see Directory.update). A Schedule rule does the
+// same for the services a schedule leaves or joins when its actors change.
 package directory
 
 import (
@@ -24,6 +25,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -81,6 +83,7 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Directory {
 func (d *Directory) Register() {
 	d.repo.AddRule("HealthcareService", d.serviceRule)
 	d.repo.AddRule("Slot", d.slotRule)
+	d.repo.AddRule("Schedule", d.scheduleRule)
 }
 
 type deferKey struct{}
@@ -306,10 +309,131 @@ func (d *Directory) update(ctx context.Context, tx *repo.Tx, ch slotChange, slot
 
 // scan says where to look for a service's first free slots: from from, a
 // first window up to until (zero: a day), which holds every free slot
-// there is when complete.
+// there is when complete. With schedules not nil, the service's slots are
+// those of these schedules (references), not of the schedules whose actor
+// it is in the store.
 type scan struct {
 	from, until time.Time
 	complete    bool
+	schedules   []string
+}
+
+// scheduleRule keeps waiting times true when a schedule's actors change:
+// the Slot rule sees only slot writes, so without this a service that
+// gains or loses a schedule with free slots would keep its old wait. Every
+// service that is an actor before the write and not after, or after and
+// not before, is recomputed in the same transaction from the schedules it
+// will have. A schedule without a free slot from now on changes no wait,
+// so creating a schedule before its slots (the usual order) costs one
+// search.
+func (d *Directory) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	if v, _ := ctx.Value(deferKey{}).(bool); v {
+		return nil
+	}
+	var before, after []string
+	if c.Old != nil {
+		before = serviceActors(c.Old.JSON)
+	}
+	if c.New != nil {
+		after = serviceActors(c.New.Bytes())
+	}
+	var affected []string
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			affected = append(affected, id)
+		}
+	}
+	for _, id := range after {
+		if !slices.Contains(before, id) {
+			affected = append(affected, id)
+		}
+	}
+	if len(affected) == 0 {
+		return nil
+	}
+	now := tx.Now()
+	self := "Schedule/" + c.ID
+	if free, err := d.anyFree(ctx, tx, self, now); err != nil || !free {
+		return err
+	}
+	for _, sid := range affected {
+		res, err := tx.Read(ctx, "HealthcareService", sid)
+		if err != nil {
+			continue // the service is gone or not yet written
+		}
+		q, err := d.reg.Parse("Schedule", url.Values{"actor": {"HealthcareService/" + sid}, "_count": {"1000"}}, search.ParseOptions{Strict: true})
+		if err != nil {
+			return err
+		}
+		schedules := []string{}
+		for {
+			page, err := tx.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, r := range page.Resources {
+				if r.ID != c.ID {
+					schedules = append(schedules, "Schedule/"+r.ID)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+		if slices.Contains(after, sid) {
+			schedules = append(schedules, self)
+		}
+		if err := d.recompute(ctx, tx, res, "", nil, scan{from: now, schedules: schedules}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serviceActors returns the ids of the HealthcareServices among a
+// Schedule's actors.
+func serviceActors(raw []byte) []string {
+	var v struct {
+		Actor []struct {
+			Reference string `json:"reference"`
+		} `json:"actor"`
+	}
+	_ = json.Unmarshal(raw, &v)
+	var ids []string
+	for _, a := range v.Actor {
+		if typ, id, ok := fhir.SplitReference(a.Reference); ok && typ == "HealthcareService" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// anyFree reports whether the schedule ref has a free slot starting at or
+// after now.
+func (d *Directory) anyFree(ctx context.Context, tx store.Reader, ref string, now time.Time) (bool, error) {
+	q, err := d.reg.Parse("Slot", url.Values{"schedule": {ref}, "status": {"free"},
+		"start": {"ge" + now.Add(-time.Second).UTC().Format(time.RFC3339)}, "_count": {"20"}}, search.ParseOptions{Strict: true})
+	if err != nil {
+		return false, err
+	}
+	for {
+		page, err := tx.Search(ctx, q)
+		if err != nil {
+			return false, err
+		}
+		for _, sl := range page.Resources {
+			var v slotView
+			_ = json.Unmarshal(sl.JSON, &v)
+			if _, ok := v.freeAt(now); ok {
+				return true, nil
+			}
+		}
+		if page.Next == "" {
+			return false, nil
+		}
+		q.Cursor = page.Next
+	}
 }
 
 // reach plans the scan for a change ch to the fresh wait w. The stored
@@ -524,7 +648,7 @@ func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID str
 	var starts []time.Time
 	for i := 0; ; i++ {
 		if hi.After(lo) {
-			got, err := d.freeIn(ctx, tx, serviceID, now, lo, hi, skip, 0)
+			got, err := d.freeIn(ctx, tx, serviceID, sc.schedules, now, lo, hi, skip, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -534,7 +658,7 @@ func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID str
 			return starts, nil
 		}
 		if i == 3 {
-			rest, err := d.freeIn(ctx, tx, serviceID, now, hi, time.Time{}, skip, need-len(starts))
+			rest, err := d.freeIn(ctx, tx, serviceID, sc.schedules, now, hi, time.Time{}, skip, need-len(starts))
 			return append(starts, rest...), err
 		}
 		lo, hi = hi, hi.Add(max(time.Hour, 2*hi.Sub(lo)))
@@ -542,16 +666,24 @@ func (d *Directory) nextFree(ctx context.Context, tx store.Reader, serviceID str
 }
 
 // freeIn returns the starts of the service's free slots in [lo, hi) that
-// start at or after now, leaving out slot skip. With hi zero it has no end
+// start at or after now, leaving out slot skip; the service's slots are
+// those of schedules when not nil (see scan). With hi zero it has no end
 // and returns the first limit of them by start (one search sorted by the
 // store). The search window is a second wider on each side, since the index
 // compares whole seconds; the bounds are applied exactly here.
-func (d *Directory) freeIn(ctx context.Context, tx store.Reader, serviceID string, now, lo, hi time.Time, skip string, limit int) ([]time.Time, error) {
+func (d *Directory) freeIn(ctx context.Context, tx store.Reader, serviceID string, schedules []string, now, lo, hi time.Time, skip string, limit int) ([]time.Time, error) {
 	q := url.Values{
 		"schedule.actor": {"HealthcareService/" + serviceID},
 		"status":         {"free"},
 		"start":          {"ge" + lo.Add(-time.Second).UTC().Format(time.RFC3339)},
 		"_count":         {"200"},
+	}
+	if schedules != nil {
+		if len(schedules) == 0 {
+			return nil, nil
+		}
+		q.Del("schedule.actor")
+		q.Set("schedule", strings.Join(schedules, ","))
 	}
 	if hi.IsZero() {
 		q.Set("_sort", "start")
