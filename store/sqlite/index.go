@@ -21,7 +21,12 @@ import (
 //
 // idx_pair holds the declared pairs (see pairs): one row per reference
 // value and date value of a resource, so "slots of these schedules in this
-// window" is one range scan per schedule.
+// window" is one range scan per schedule. Its code column carries the
+// resource's value of the pair's token parameter (Slot status) so that the
+// scan tests it in the row it reads: "" when the resource has none, the
+// code when it has one, and pairCodeProbe when it has several (or the row
+// predates the column): the search then probes idx_token as it would
+// without the column.
 //
 // idx_stats keeps the planner's statistics (see planner.stat), so that the
 // first searches after a start do not wait for them.
@@ -58,6 +63,7 @@ CREATE TABLE IF NOT EXISTS idx_uri (pid INTEGER NOT NULL, value TEXT NOT NULL, r
 CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid, pid);
 
 CREATE TABLE IF NOT EXISTS idx_pair (cid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
+	code TEXT NOT NULL DEFAULT ' ',
 	PRIMARY KEY (cid, ref_id, ref_type, low, high, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
 
@@ -148,7 +154,7 @@ var tables = [numTables]indexTable{
 	tNumber: {"idx_number", "pid, low, high, system, unit, rid", 6},
 	tRef:    {"idx_ref", "pid, ref_type, ref_id, url, rid", 5},
 	tURI:    {"idx_uri", "pid, value, rid", 3},
-	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid", 6},
+	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code", 7},
 }
 
 // indexTables names the tables that hold search.Entry values.
@@ -160,11 +166,17 @@ var indexTables = []string{"idx_string", "idx_token", "idx_date", "idx_number", 
 // range scan per schedule instead of an intersection of two large sets.
 type pair struct {
 	Type, Ref, Date string
+	Code            string // a token parameter carried in the pair rows, or ""
 }
+
+// pairCodeProbe is the code of a pair row whose resource has several
+// values of the pair's token parameter: the value is checked in idx_token.
+// (No code starts with a space.)
+const pairCodeProbe = " "
 
 // pairs are the declared compound indexes.
 var pairs = []pair{
-	{Type: "Slot", Ref: "schedule", Date: "start"},
+	{Type: "Slot", Ref: "schedule", Date: "start", Code: "status"},
 	{Type: "Appointment", Ref: "patient", Date: "date"},
 }
 
@@ -249,6 +261,10 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 	}
 	for _, p := range ps {
 		var cid int64
+		code := pairCodeProbe
+		if p.Code != "" {
+			code = pairCode(entries, p.Code)
+		}
 		for i := range entries {
 			r := &entries[i]
 			if r.Param != p.Ref || r.Type != search.Reference || r.RefType == "" {
@@ -265,11 +281,59 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 						return err
 					}
 				}
-				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid)
+				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid, code)
 			}
 		}
 	}
 	return nil
+}
+
+// pairCode is the code column of a pair row for token parameter param of a
+// resource with entries: its one value, "" for none, pairCodeProbe for
+// several.
+func pairCode(entries []search.Entry, param string) string {
+	code, n := "", 0
+	for i := range entries {
+		e := &entries[i]
+		if e.Param != param || e.Type != search.Token {
+			continue
+		}
+		if n > 0 && e.Value != code {
+			return pairCodeProbe
+		}
+		code, n = e.Value, n+1
+	}
+	return code
+}
+
+// migratePairCode adds the code column to a pair index made before it,
+// and fills it for the pairs that carry a code, once.
+func migratePairCode(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('idx_pair') WHERE name = 'code'").Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("ALTER TABLE idx_pair ADD COLUMN code TEXT NOT NULL DEFAULT ' '"); err != nil {
+		return fmt.Errorf("sqlite: migrating pair index: %w", err)
+	}
+	for _, p := range pairs {
+		var cid, tok int64
+		err1 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.code()).Scan(&cid)
+		err2 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.Code).Scan(&tok)
+		if p.Code == "" || err1 != nil || err2 != nil {
+			continue // no pair rows, or no token entries: the default stays correct
+		}
+		if _, err := tx.Exec(`UPDATE idx_pair SET code = (SELECT CASE count(DISTINCT value) WHEN 0 THEN '' WHEN 1 THEN min(value) ELSE ' ' END
+			FROM idx_token t WHERE t.rid = idx_pair.rid AND t.pid = ?) WHERE cid = ?`, tok, cid); err != nil {
+			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // inserter runs multi-row INSERTs through the batch's prepared statements

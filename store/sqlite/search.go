@@ -805,11 +805,16 @@ func (b *builder) dateCandidates(q *search.Query, param string, idx []int) []*ca
 // condition (or a chain) on pr.Ref and conditions on pr.Date, a
 // single-valued date parameter.
 func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
-	refAt := -1
+	refAt, codeAt := -1, -1
 	var dateIdx []int
 	var ms []search.DateMatch
 	for i, e := range q.Filter {
 		switch e := e.(type) {
+		case search.TokenIn:
+			// Codes without a system: the pair rows carry the code alone.
+			if pr.Code != "" && e.Param == pr.Code && !e.HasSystem && len(e.Codes) > 0 && codeAt < 0 {
+				codeAt = i
+			}
 		case search.RefIn:
 			if e.Param == pr.Ref && refAt < 0 && !slices.ContainsFunc(e.Refs, func(r search.Ref) bool { return r.URL != "" }) {
 				refAt = i
@@ -833,6 +838,9 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 		return nil
 	}
 	covers := append([]int{refAt}, dateIdx...)
+	if codeAt >= 0 {
+		covers = append(covers, codeAt)
+	}
 	cid, ok := b.r.pid(q.Type, pr.code())
 	if !ok {
 		return &candidate{set: none, est: 0, covers: covers}
@@ -870,6 +878,10 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 				args = append(args, ref.Type)
 			}
 			s, _ := b.dateSet(dpid, ms, "", head, args...)
+			if codeAt >= 0 {
+				c := b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "idx_pair")
+				s.add(c.sql, c.args...)
+			}
 			parts = append(parts, s.sql)
 			f.args = append(f.args, s.args...)
 		}
@@ -880,10 +892,28 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 		t := b.next()
 		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
 			t+".id AND p.ref_type = "+t+".type AND "+t+".type = ? AND "+t+".deleted = 0", append(inner.args, cid, e.Target)...)
+		if codeAt >= 0 {
+			c := b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "p")
+			s.add(c.sql, c.args...)
+		}
 		f = s
 		est = innerEst * fan * frac
 	}
 	return &candidate{set: f, est: est, covers: covers, unique: unique}
+}
+
+// pairCodeCond renders the token condition e on the code column of pair
+// rows (table or alias a): the row's code, or for a row marked
+// pairCodeProbe, the resource's token entries.
+func (b *builder) pairCodeCond(typ string, e search.TokenIn, a string) frag {
+	in := placeholders(len(e.Codes))
+	f := frag{" AND (" + a + ".code IN (" + in + ")", anys(e.Codes)}
+	if pid, ok := b.r.pid(typ, e.Param); ok {
+		f.add(" OR ("+a+".code = ? AND EXISTS (SELECT 1 FROM idx_token tk WHERE tk.rid = "+a+".rid AND tk.pid = ? AND tk.value IN ("+in+")))",
+			append([]any{pairCodeProbe, pid}, anys(e.Codes)...)...)
+	}
+	f.add(")")
+	return f
 }
 
 // probe renders e as a condition on resource alias a of type typ, checked

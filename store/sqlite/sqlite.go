@@ -109,6 +109,10 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
+	if err := migratePairCode(wdb); err != nil {
+		wdb.Close()
+		return nil, err
+	}
 	if err := migrateIndex(wdb); err != nil {
 		wdb.Close()
 		return nil, err
