@@ -39,15 +39,22 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 		body = res.JSON
 	}
 	updated := res.LastUpdated.UnixMicro()
-	var seq int64
-	err = t.batch.QueryRowContext(ctx, `INSERT INTO history (type, id, version, updated, deleted, body)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, res.Type, res.ID, res.Version, updated, res.Deleted, body).Scan(&seq)
+	// Exec and LastInsertId rather than RETURNING: no rows to allocate.
+	hr, err := t.exec(ctx, `INSERT INTO history (type, id, version, updated, deleted, body)
+		VALUES (?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, updated, res.Deleted, body)
+	if err != nil {
+		return err
+	}
+	seq, err := hr.LastInsertId()
 	if err != nil {
 		return err
 	}
 	if cur == 0 {
-		err = t.batch.QueryRowContext(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING rid`, res.Type, res.ID, res.Version, updated, res.Deleted, seq).Scan(&rid)
+		var rr sql.Result
+		if rr, err = t.exec(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq)
+			VALUES (?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, updated, res.Deleted, seq); err == nil {
+			rid, err = rr.LastInsertId()
+		}
 	} else {
 		_, err = t.exec(ctx, `UPDATE resources SET version = ?, updated = ?, deleted = ?, seq = ? WHERE rid = ?`,
 			res.Version, updated, res.Deleted, seq, rid)
