@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
@@ -14,6 +15,61 @@ type txn struct {
 	reader
 	batch   *batchState // the batch transaction and its prepared statements
 	newPids []string    // parameter ids this request created
+	// memo holds the current version of each resource this request read
+	// or wrote, by "Type/id": rules often read what another rule read
+	// (a booking's Slot, Schedule, HealthcareService), and Put needs the
+	// row id and version that the read before it found. Every write of a
+	// resource goes through Put or PutAll, which keep it exact.
+	memo map[string]memoEntry
+}
+
+// memoEntry is a resource's current row as the transaction sees it.
+type memoEntry struct {
+	exists  bool
+	rid     int64
+	version int64
+	updated int64
+	deleted bool
+	body    []byte
+}
+
+// txReadSQL is readSQL with the resource's row id.
+const txReadSQL = `SELECT r.rid, h.version, h.updated, h.deleted, h.body
+	FROM resources r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?`
+
+// Read implements store.Reader inside the transaction, through the memo.
+// The caller gets its own copy of the body.
+func (t *txn) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
+	key := typ + "/" + id
+	m, ok := t.memo[key]
+	if !ok {
+		var body []byte
+		err := t.batch.QueryRowContext(ctx, txReadSQL, typ, id).Scan(&m.rid, &m.version, &m.updated, &m.deleted, &body)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, err
+		default:
+			m.exists, m.body = true, body
+		}
+		t.remember(key, m)
+	}
+	if !m.exists {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s/%s is not known", typ, id)
+	}
+	res := &fhir.Resource{Type: typ, ID: id, Version: m.version, LastUpdated: time.UnixMicro(m.updated).UTC(), Deleted: m.deleted}
+	if m.deleted {
+		return res, fhir.Errorf(fhir.Gone, "deleted", "", "%s/%s was deleted", typ, id)
+	}
+	res.JSON = append([]byte(nil), m.body...)
+	return res, nil
+}
+
+func (t *txn) remember(key string, m memoEntry) {
+	if t.memo == nil {
+		t.memo = map[string]memoEntry{}
+	}
+	t.memo[key] = m
 }
 
 func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -23,13 +79,18 @@ func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 // Put implements store.Tx.
 func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	res := w.Resource
+	key := res.Type + "/" + res.ID
 	var rid, cur int64
-	err := t.batch.QueryRowContext(ctx, "SELECT rid, version FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		cur = 0
-	case err != nil:
-		return err
+	if m, ok := t.memo[key]; ok {
+		rid, cur = m.rid, m.version // 0, 0 when it does not exist
+	} else {
+		err := t.batch.QueryRowContext(ctx, "SELECT rid, version FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			cur = 0
+		case err != nil:
+			return err
+		}
 	}
 	if res.Version != cur+1 {
 		return fhir.Errorf(fhir.Conflict, "conflict", "", "%s/%s is at version %d, not %d", res.Type, res.ID, cur, res.Version-1)
@@ -62,6 +123,7 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	if err != nil {
 		return err
 	}
+	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted, body: append([]byte(nil), res.JSON...)})
 	if res.Deleted {
 		return t.writeIndex(ctx, res.Type, rid, nil, cur == 0)
 	}
@@ -76,6 +138,8 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 // fhir.Conflict when a version is not the next one; the caller's Update
 // then rolls everything back.
 func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
+	t.memo = nil // the bulk path writes rows without it
+	defer func() { t.memo = nil }()
 	in := &inserter{q: t.batch}
 	exists := map[string]bool{}
 	ids := map[string][]any{}
