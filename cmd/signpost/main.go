@@ -1,6 +1,8 @@
 // Command signpost runs the Signpost FHIR R4 server and its tools.
 //
 //	signpost serve      run the server
+//	signpost token      print an access token from the development authorisation server
+//	signpost check      check that slots and appointments agree
 //	signpost generate   write a synthetic region as NDJSON
 //	signpost import     bulk-load NDJSON files into the store
 //
