@@ -244,7 +244,11 @@ func (s *Server) history(c *gin.Context) error {
 	page.Versions = s.visibleOnly(c.Request.Context(), page.Versions)
 	b := s.newBundle("history")
 	self := c.Request.URL.Path
-	b.Link = append(b.Link, link{Relation: "self", URL: s.cfg.BaseURL + trimFHIR(self) + "?" + c.Request.URL.RawQuery})
+	selfURL := s.cfg.BaseURL + trimFHIR(self)
+	if c.Request.URL.RawQuery != "" {
+		selfURL += "?" + c.Request.URL.RawQuery
+	}
+	b.Link = append(b.Link, link{Relation: "self", URL: selfURL})
 	if page.Next != "" {
 		next := c.Request.URL.Query()
 		next.Set("_cursor", page.Next)
