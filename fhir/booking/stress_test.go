@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,18 +77,12 @@ func TestClockChangeWindows(t *testing.T) {
 // and rescheduling some of what they book. Afterwards the checker finds
 // nothing and every live appointment has exactly one busy slot.
 //
-// The size is 20,000 attempts (SIGNPOST_STRESS_FULL=1); the default
-// is 6,000 (2,000 with -short) because each slot write also runs the
-// directory's Slot rule, which rescans the service's free slots and takes
-// two thirds of the writer's time, so 20,000 attempts take over a minute
-// on 2 cores.
+// It runs the size, 20,000 attempts (a few seconds on 2 cores);
+// -short runs 2,000.
 func TestStress(t *testing.T) {
 	const clients, slots = 64, 2000
-	attempts := 6000
-	switch {
-	case os.Getenv("SIGNPOST_STRESS_FULL") != "":
-		attempts = 20000 // the size; see the note on TestStress
-	case testing.Short():
+	attempts := 20000
+	if testing.Short() {
 		attempts = 2000
 	}
 	s := newServer(t, app.Config{})
