@@ -68,44 +68,11 @@ func Includes(ctx context.Context, r Reader, ex Extractor, q *search.Query, matc
 }
 
 // forward reads the resources that inc's reference parameter points at.
-// When r has a RefIndex, the references of each match whose indexed
-// version is the one matched come from the index; the others (and all of
-// them for a backend without one) are extracted from the match's JSON.
 func forward(ctx context.Context, r Reader, ex Extractor, inc search.Include, from []*fhir.Resource) ([]*fhir.Resource, error) {
 	ids := map[string][]string{} // type → ids, in first-seen order
 	dup := map[string]bool{}
-	add := func(refType, refID string) {
-		if refType == "" || refID == "" || (inc.Target != "" && refType != inc.Target) {
-			return
-		}
-		if key := refType + "/" + refID; !dup[key] {
-			dup[key] = true
-			ids[refType] = append(ids[refType], refID)
-		}
-	}
-	var indexed map[string]IndexedRefs
-	if ri, ok := r.(RefIndex); ok {
-		var src []string
-		for _, res := range from {
-			if res.Type == inc.Source {
-				src = append(src, res.ID)
-			}
-		}
-		if len(src) > 0 {
-			var err error
-			if indexed, err = ri.IndexedRefs(ctx, inc.Source, src, inc.Param); err != nil {
-				return nil, err
-			}
-		}
-	}
 	for _, res := range from {
 		if res.Type != inc.Source {
-			continue
-		}
-		if got, ok := indexed[res.ID]; ok && got.Version == res.Version {
-			for _, ref := range got.Refs {
-				add(ref.Type, ref.ID)
-			}
 			continue
 		}
 		entries, err := ex.References(res.Type, res.JSON, inc.Param)
@@ -113,10 +80,16 @@ func forward(ctx context.Context, r Reader, ex Extractor, inc search.Include, fr
 			return nil, err
 		}
 		for _, e := range entries {
-			if e.Type != search.Reference || (inc.Param != "*" && e.Param != inc.Param) {
+			if e.Type != search.Reference || e.RefType == "" || e.RefID == "" {
 				continue
 			}
-			add(e.RefType, e.RefID)
+			if (inc.Param != "*" && e.Param != inc.Param) || (inc.Target != "" && e.RefType != inc.Target) {
+				continue
+			}
+			if key := e.RefType + "/" + e.RefID; !dup[key] {
+				dup[key] = true
+				ids[e.RefType] = append(ids[e.RefType], e.RefID)
+			}
 		}
 	}
 	var out []*fhir.Resource

@@ -51,24 +51,6 @@ type Tx interface {
 	Put(ctx context.Context, w *Write) error
 }
 
-// RefIndex is an optional capability of a Reader, found by type assertion:
-// the references its reference index holds for stored resources, so that
-// store.Includes need not extract them again from each match's JSON.
-type RefIndex interface {
-	// IndexedRefs returns, for each of ids (resources of type typ), its
-	// current version and the targets of its reference index entries for
-	// parameter param ("*": every reference parameter). Entries without a
-	// target type and id (canonical or external URLs) are left out; ids
-	// not stored are absent from the map.
-	IndexedRefs(ctx context.Context, typ string, ids []string, param string) (map[string]IndexedRefs, error)
-}
-
-// IndexedRefs are the indexed reference targets of one resource version.
-type IndexedRefs struct {
-	Version int64
-	Refs    []search.Ref
-}
-
 // Write is one new resource version and the index entries that describe it.
 type Write struct {
 	Resource *fhir.Resource
