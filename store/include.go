@@ -14,6 +14,12 @@ type Extractor interface {
 	References(resourceType string, json []byte, param string) ([]search.Entry, error)
 }
 
+// maxPointReads is how many included resources of one type are read by
+// id, one Read each, rather than with one _id search: at 1M slots an _id
+// search for one Schedule took 0.4 ms through HTTP against 0.1 ms for the
+// read, and the free-slot page includes 1 to 3 schedules.
+const maxPointReads = 4
+
 // maxIncluded bounds how many resources one page may include.
 const maxIncluded = 1000
 
@@ -94,6 +100,20 @@ func forward(ctx context.Context, r Reader, ex Extractor, inc search.Include, fr
 	}
 	var out []*fhir.Resource
 	for typ, list := range ids {
+		if len(list) <= maxPointReads {
+			for _, id := range list {
+				res, err := r.Read(ctx, typ, id)
+				switch k := fhir.KindOf(err); {
+				case err == nil:
+					out = append(out, res)
+				case k == fhir.NotFound || k == fhir.Gone:
+					// Not there: an _id search would not match it either.
+				default:
+					return nil, err
+				}
+			}
+			continue
+		}
 		page, err := r.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{search.IDIn{IDs: list}}, Count: len(list)})
 		if err != nil {
 			return nil, err
