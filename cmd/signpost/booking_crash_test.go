@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -21,7 +20,7 @@ import (
 func TestBookingSurvivesSIGKILL(t *testing.T) {
 	bin := buildSignpost(t)
 	data := t.TempDir()
-	p := startOpenSignpost(t, bin, data)
+	p := startSignpost(t, bin, data, "--open")
 	send := func(base, method, path string, body any) (int, []byte, error) {
 		raw, _ := json.Marshal(body)
 		req, _ := http.NewRequest(method, base+"/fhir"+path, bytes.NewReader(raw))
@@ -99,7 +98,7 @@ func TestBookingSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("no booking was acknowledged before the kill")
 	}
 
-	p = startOpenSignpost(t, bin, data)
+	p = startSignpost(t, bin, data, "--open")
 	for _, id := range acked {
 		if st, b, err := send(p.base, "GET", "/Appointment/"+id, nil); err != nil || st != 200 {
 			t.Errorf("acknowledged Appointment/%s after restart: %d %v %s", id, st, err, b)
@@ -110,47 +109,4 @@ func TestBookingSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("signpost check after the crash: %v\n%s", err, out)
 	}
 	t.Logf("%d bookings acknowledged before SIGKILL; check: %s", len(acked), bytes.TrimSpace(out))
-}
-
-// startOpenSignpost is startSignpost with --open (no authorisation), so
-// the test needs no tokens.
-func startOpenSignpost(t *testing.T, bin, data string) *process {
-	t.Helper()
-	addr := freeAddr(t)
-	p := &process{base: "http://" + addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--open", "--addr", addr, "--data", data)
-	p.cmd.Env = withoutSignpostEnv(os.Environ())
-	p.cmd.Stdout = p.log
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting signpost: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("signpost log (%s):\n%s", addr, tail(p.log.String(), 4000))
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(p.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("signpost exited before serving: %v\n%s", p.err, p.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("signpost did not answer /healthz within 30s")
-		}
-	}
 }

@@ -46,7 +46,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	)
 	st := newCrashState(workers)
 	for round := 1; round <= rounds; round++ {
-		p := startSignpost(t, bin, data)
+		p := startSignpost(t, bin, data, "--open")
 		st.verify(t, p.base, round)
 		acked := st.stream(t, p, round)
 		if acked == 0 {
@@ -56,7 +56,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("round %d: signpost exited with %d after SIGKILL, want to be killed", round, code)
 		}
 	}
-	p := startSignpost(t, bin, data)
+	p := startSignpost(t, bin, data, "--open")
 	st.verify(t, p.base, rounds+1)
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 30*time.Second); code != 0 {

@@ -16,48 +16,6 @@ import (
 	"time"
 )
 
-// startDemo runs `signpost serve --demo` (authorisation on, the development
-// server) over data and waits until /healthz answers.
-func startDemo(t *testing.T, bin, data string) *process {
-	t.Helper()
-	addr := freeAddr(t)
-	p := &process{base: "http://" + addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--demo", "--addr", addr, "--data", data)
-	p.cmd.Env = withoutSignpostEnv(os.Environ())
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting signpost: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("signpost output (%s):\n%s", addr, tail(p.log.String(), 6000))
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if resp, err := http.Get(p.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("signpost exited before serving: %v\n%s", p.err, p.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("signpost did not answer /healthz within 60s\n%s", tail(p.log.String(), 4000))
-		}
-	}
-}
-
 // tokenLine matches a printed sign-in's token command.
 var tokenLine = regexp.MustCompile(`(?m)^\s+([A-Z_]+)=\$\(signpost (token [^)]*)\)$`)
 
@@ -198,7 +156,7 @@ func reference(r string) map[string]any { return map[string]any{"reference": r} 
 func TestWalkthrough(t *testing.T) {
 	bin := buildSignpost(t)
 	data := t.TempDir()
-	first := startDemo(t, bin, data)
+	first := startSignpost(t, bin, data, "--demo")
 	if out := first.log.String(); !strings.Contains(out, "demo county loaded") {
 		t.Fatalf("first start did not load the county:\n%s", tail(out, 2000))
 	}
@@ -206,7 +164,7 @@ func TestWalkthrough(t *testing.T) {
 	if code := first.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("first serve exited %d", code)
 	}
-	p := startDemo(t, bin, data)
+	p := startSignpost(t, bin, data, "--demo")
 	out := p.log.String()
 	if !strings.Contains(out, "demo county already loaded") || !strings.Contains(out, " 0 free slots added") {
 		t.Fatalf("second start is not idempotent:\n%s", tail(out, 2000))

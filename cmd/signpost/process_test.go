@@ -45,13 +45,14 @@ type process struct {
 	err    error         // Wait's result, once exited is closed
 }
 
-// startSignpost runs `signpost serve` over data and waits until /healthz
-// answers. The process is killed when the test ends if still running.
-func startSignpost(t *testing.T, bin, data string) *process {
+// startSignpost runs `signpost serve` over data with flags (e.g. "--open",
+// "--demo") and waits until /healthz answers. The process is killed when
+// the test ends if still running.
+func startSignpost(t *testing.T, bin, data string, flags ...string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	p := &process{base: "http://" + addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--open", "--addr", addr, "--data", data)
+	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, flags...)...)
 	// Flags win over the environment; clear it so a developer's
 	// SIGNPOST_* settings cannot leak in.
 	p.cmd.Env = withoutSignpostEnv(os.Environ())
@@ -68,10 +69,10 @@ func startSignpost(t *testing.T, bin, data string) *process {
 		p.cmd.Process.Kill()
 		<-p.exited
 		if t.Failed() {
-			t.Logf("signpost log (%s):\n%s", addr, tail(p.log.String(), 4000))
+			t.Logf("signpost output (%s):\n%s", addr, tail(p.log.String(), 6000))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // --demo loads a county first
 	for {
 		resp, err := http.Get(p.base + "/healthz")
 		if err == nil {

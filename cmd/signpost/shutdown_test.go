@@ -20,7 +20,7 @@ import (
 func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	bin := buildSignpost(t)
 	data := t.TempDir()
-	p := startSignpost(t, bin, data)
+	p := startSignpost(t, bin, data, "--open")
 	addr := strings.TrimPrefix(p.base, "http://")
 
 	const slow = 3
@@ -87,7 +87,7 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 		t.Fatalf("signpost exited with %d after SIGTERM, want 0", code)
 	}
 
-	p = startSignpost(t, bin, data)
+	p = startSignpost(t, bin, data, "--open")
 	for _, id := range ids {
 		c := readCurrent(t, p.base, id)
 		if c.version != 1 || !strings.Contains(string(c.body), `"Slow`) {
