@@ -95,18 +95,24 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if typ == "" {
 		self = s.cfg.BaseURL
 	}
+	withQuery := func(v url.Values) string {
+		if len(v) == 0 {
+			return self
+		}
+		return self + "?" + v.Encode()
+	}
 	applied := q.SelfParams()
-	b.Link = append(b.Link, link{Relation: "self", URL: self + "?" + applied.Encode()})
+	b.Link = append(b.Link, link{Relation: "self", URL: withQuery(applied)})
 	if page.Next != "" || page.Prev != "" {
 		first := cloneValues(applied)
 		first.Del(search.CursorParam)
-		b.Link = append(b.Link, link{Relation: "first", URL: self + "?" + first.Encode()})
+		b.Link = append(b.Link, link{Relation: "first", URL: withQuery(first)})
 	}
 	for rel, cursor := range map[string]string{"next": page.Next, "previous": page.Prev} {
 		if cursor != "" {
 			v := cloneValues(applied)
 			v.Set(search.CursorParam, cursor)
-			b.Link = append(b.Link, link{Relation: rel, URL: self + "?" + v.Encode()})
+			b.Link = append(b.Link, link{Relation: rel, URL: withQuery(v)})
 		}
 	}
 	sort.SliceStable(b.Link, func(i, j int) bool { return linkOrder[b.Link[i].Relation] < linkOrder[b.Link[j].Relation] })
