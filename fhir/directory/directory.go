@@ -771,40 +771,13 @@ func sameWait(a, b waitExt) bool {
 // recomputed from the next free slot (calendar days in now's location), so
 // it is true whenever it is read.
 func ReadWait(serviceJSON []byte, now time.Time) (Wait, bool) {
-	var v struct {
-		Extension []waitExt `json:"extension"`
+	w, computed, _ := storedWait(serviceJSON)
+	if w.NextSlot.IsZero() {
+		return w, false
 	}
-	_ = json.Unmarshal(serviceJSON, &v)
-	for _, e := range v.Extension {
-		if e.URL != WaitingTime {
-			continue
-		}
-		var w Wait
-		var computed time.Time
-		for _, s := range e.Extension {
-			switch s.URL {
-			case "next-slot":
-				w.NextSlot, _ = time.Parse(time.RFC3339, s.ValueDateTime)
-			case "average-days":
-				if s.ValueDecimal != nil {
-					w.AverageDays = *s.ValueDecimal
-				}
-			case "sample":
-				if s.ValueInteger != nil {
-					w.Sample = *s.ValueInteger
-				}
-			case "computed":
-				computed, _ = time.Parse(time.RFC3339, s.ValueInstant)
-			}
-		}
-		if w.NextSlot.IsZero() {
-			return w, false
-		}
-		w.Days = max(0, days(now, w.NextSlot))
-		if !computed.IsZero() {
-			w.AverageDays = math.Max(0, w.AverageDays-float64(days(computed.In(now.Location()), now)))
-		}
-		return w, true
+	w.Days = max(0, days(now, w.NextSlot))
+	if !computed.IsZero() {
+		w.AverageDays = math.Max(0, w.AverageDays-float64(days(computed.In(now.Location()), now)))
 	}
-	return Wait{}, false
+	return w, true
 }

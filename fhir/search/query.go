@@ -1,6 +1,7 @@
 package search
 
 import (
+	"math"
 	"net/url"
 	"sort"
 	"strings"
@@ -287,64 +288,42 @@ func (Has) isExpr()         {}
 // (ap widens the search range by 10% of its distance from now, at least a
 // day; now is in unix microseconds).
 func DateMatches(p Prefix, vl, vh, ql, qh, now int64) bool {
-	switch p {
-	case Eq, "":
-		return vl >= ql && vh <= qh
-	case Ne:
-		return !(vl >= ql && vh <= qh)
-	case Gt:
-		return vh > qh
-	case Lt:
-		return vl < ql
-	case Ge:
-		return vh > qh || (vl >= ql && vh <= qh)
-	case Le:
-		return vl < ql || (vl >= ql && vh <= qh)
-	case Sa:
-		return vl >= qh
-	case Eb:
-		return vh <= ql
-	case Ap:
-		d := now - ql
-		if d < 0 {
-			d = -d
-		}
-		d /= 10
-		if d < 86400e6 {
-			d = 86400e6
-		}
-		return vl < qh+d && vh > ql-d
+	d := now - ql
+	if d < 0 {
+		d = -d
 	}
-	return false
+	return rangeMatches(p, vl, vh, ql, qh, max(d/10, 86400e6))
 }
 
 // NumberMatches is DateMatches for number and quantity ranges; ap means
 // within 10% of the value.
 func NumberMatches(p Prefix, vl, vh, ql, qh float64) bool {
+	return rangeMatches(p, vl, vh, ql, qh, math.Abs((ql+qh)/2/10))
+}
+
+// rangeMatches compares a value range with a search range under prefix p;
+// ap widens the search range by apWidth on each side.
+func rangeMatches[T int64 | float64](p Prefix, vl, vh, ql, qh, apWidth T) bool {
+	inside := vl >= ql && vh <= qh
 	switch p {
 	case Eq, "":
-		return vl >= ql && vh <= qh
+		return inside
 	case Ne:
-		return !(vl >= ql && vh <= qh)
+		return !inside
 	case Gt:
 		return vh > qh
 	case Lt:
 		return vl < ql
 	case Ge:
-		return vh > qh || (vl >= ql && vh <= qh)
+		return vh > qh || inside
 	case Le:
-		return vl < ql || (vl >= ql && vh <= qh)
+		return vl < ql || inside
 	case Sa:
 		return vl >= qh
 	case Eb:
 		return vh <= ql
 	case Ap:
-		mid := (ql + qh) / 2
-		d := mid / 10
-		if d < 0 {
-			d = -d
-		}
-		return vl < qh+d && vh > ql-d
+		return vl < qh+apWidth && vh > ql-apWidth
 	}
 	return false
 }
