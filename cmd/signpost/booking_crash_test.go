@@ -2,111 +2,77 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
+	"context"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signpost-fhir/signpost/fhir/booking/bookingtest"
 )
 
-// TestBookingSurvivesSIGKILL books (and cancels half of what it books)
-// from 32 clients, kills the server with SIGKILL mid-stream, restarts it, and checks that every booking
-// acknowledged with 201 is there and that `signpost check` finds nothing.
+// TestBookingSurvivesSIGKILL runs issue 4's stress workload (the one
+// fhir/booking's TestStress runs in process: 64 clients booking 2,000 slots
+// over 40 services, cancelling and rescheduling some of what they book)
+// against `signpost serve`, kills the server with SIGKILL in the middle of
+// the run, once bookings, cancels and reschedules have all been
+// acknowledged and while slots are still being taken, and restarts it on
+// the same data. Then every acknowledged outcome is there (each 201's
+// appointment; each cancel; each reschedule's old appointment cancelled
+// and new one booked), `signpost check` finds nothing, and the live
+// appointments are as many as the busy slots, within what the
+// acknowledgements allow.
 func TestBookingSurvivesSIGKILL(t *testing.T) {
 	bin := buildSignpost(t)
 	data := t.TempDir()
 	p := startSignpost(t, bin, data, "--open")
-	send := func(base, method, path string, body any) (int, []byte, error) {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, base+"/fhir"+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/fhir+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b, nil
-	}
-	seed := func(path string, body any) {
-		if st, b, err := send(p.base, "PUT", path, body); err != nil || st >= 300 {
-			t.Fatalf("PUT %s: %d %v %s", path, st, err, b)
-		}
-	}
-	const slots = 300
-	seed("/HealthcareService/hs", map[string]any{"resourceType": "HealthcareService", "id": "hs"})
-	seed("/Schedule/sc", map[string]any{"resourceType": "Schedule", "id": "sc", "actor": []any{map[string]string{"reference": "HealthcareService/hs"}}})
-	seed("/Patient/p1", map[string]any{"resourceType": "Patient", "id": "p1"})
-	t0 := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
-	for i := range slots {
-		st := t0.Add(time.Duration(i) * 10 * time.Minute)
-		seed(fmt.Sprintf("/Slot/s%d", i), map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("s%d", i), "schedule": map[string]string{"reference": "Schedule/sc"},
-			"status": "free", "start": st.Format(time.RFC3339), "end": st.Add(10 * time.Minute).Format(time.RFC3339)})
+	w := bookingtest.Issue4()
+	w.Attempts = 0 // until the server is gone
+	w.ServerMayVanish = true
+	if err := w.Seed(t.Context(), p.base+"/fhir"); err != nil {
+		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var acked []string
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for c := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), 1))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := map[string]any{"resourceType": "Appointment", "status": "booked",
-					"slot":        []any{map[string]string{"reference": fmt.Sprintf("Slot/s%d", rng.IntN(slots))}},
-					"participant": []any{map[string]any{"actor": map[string]string{"reference": "Patient/p1"}, "status": "accepted"}}}
-				st, b, err := send(p.base, "POST", "/Appointment", body)
-				if err != nil {
-					return // the server is gone
-				}
-				if st == http.StatusCreated {
-					var a struct{ ID string }
-					json.Unmarshal(b, &a)
-					mu.Lock()
-					acked = append(acked, a.ID)
-					mu.Unlock()
-					if rng.IntN(2) == 0 { // cancel half, so the stream goes on until the kill
-						req, _ := http.NewRequest("PATCH", p.base+"/fhir/Appointment/"+a.ID, bytes.NewReader([]byte(
-							`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/cancelationReason","value":{"text":"crash test"}}]`)))
-						req.Header.Set("Content-Type", "application/json-patch+json")
-						if resp, err := http.DefaultClient.Do(req); err == nil {
-							resp.Body.Close()
-						}
-					}
-				}
-			}
-		}()
+	run := w.Start(t.Context(), p.base+"/fhir")
+	// A quarter of the slots booked: the run is in full flow, most slots
+	// still free.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	err := waitFor(ctx, func() bool {
+		c := run.Progress()
+		return c.Booked >= w.Slots/4 && c.Cancelled > 0 && c.Rescheduled > 0
+	})
+	cancel()
+	if err != nil {
+		t.Errorf("before the kill: %v: %v", err, run.Progress())
 	}
-	time.Sleep(1500 * time.Millisecond)
 	p.signal(t, syscall.SIGKILL)
-	close(stop)
-	wg.Wait()
+	res := run.Wait()
 	p.wait(t, 10*time.Second)
-	if len(acked) == 0 {
-		t.Fatal("no booking was acknowledged before the kill")
+	t.Logf("acknowledged before SIGKILL, in %v: %v", res.Elapsed.Round(time.Millisecond), res.Counts)
+	for _, err := range res.Errors {
+		t.Error(err)
+	}
+	if res.Booked == 0 || res.Cancelled == 0 || res.Rescheduled == 0 {
+		t.Fatalf("bookings, cancels and reschedules were not all acknowledged before the kill: %v", res.Counts)
 	}
 
 	p = startSignpost(t, bin, data, "--open")
-	for _, id := range acked {
-		if st, b, err := send(p.base, "GET", "/Appointment/"+id, nil); err != nil || st != 200 {
-			t.Errorf("acknowledged Appointment/%s after restart: %d %v %s", id, st, err, b)
-		}
+	for _, err := range w.Verify(t.Context(), p.base+"/fhir", res) {
+		t.Error(err)
 	}
 	out, err := exec.Command(bin, "check", "--data", data).CombinedOutput()
 	if err != nil {
 		t.Errorf("signpost check after the crash: %v\n%s", err, out)
 	}
-	t.Logf("%d bookings acknowledged before SIGKILL; check: %s", len(acked), bytes.TrimSpace(out))
+	live, busy, err := w.Census(t.Context(), p.base+"/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live != busy {
+		t.Errorf("after the restart: %d live appointments but %d busy slots", live, busy)
+	}
+	if lo, hi := res.LiveBounds(); live < lo || live > hi {
+		t.Errorf("after the restart: %d live appointments, want between %d (acknowledged) and %d (with every unanswered request applied)", live, lo, hi)
+	}
+	t.Logf("after the restart: %d live appointments, %d busy slots; check: %s", live, busy, bytes.TrimSpace(out))
 }

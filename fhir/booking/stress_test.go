@@ -2,14 +2,11 @@ package booking_test
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/fhir/booking/bookingtest"
 )
 
 // lastSunday returns the last Sunday of month in year, as a date.
@@ -73,93 +70,71 @@ func TestClockChangeWindows(t *testing.T) {
 	}
 }
 
-// TestStress: 64 clients make booking attempts on 2,000 slots, cancelling
-// and rescheduling some of what they book. Afterwards the checker finds
-// nothing and every live appointment has exactly one busy slot.
+// TestStress runs issue 4's stress workload (bookingtest.Issue4: 64
+// clients making 20,000 booking attempts on 2,000 slots over 40 services,
+// cancelling and rescheduling some of what they book) against the
+// in-process server. Afterwards the checker finds nothing, every live
+// appointment has exactly one busy slot, the live appointments are those
+// booked less those cancelled (a reschedule cancels one and books one),
+// and every acknowledged outcome reads back.
 //
-// It runs the issue's size, 20,000 attempts (a few seconds on 2 cores);
-// -short runs 2,000.
+// It runs the issue's size (a few seconds on 2 cores); -short runs 2,000
+// attempts.
 func TestStress(t *testing.T) {
-	const clients, slots = 64, 2000
-	attempts := 20000
+	w := bookingtest.Issue4()
 	if testing.Short() {
-		attempts = 2000
+		w.Attempts = 2000
 	}
 	s := newServer(t, app.Config{})
-	s.basic()
-	seedSlots(s, slots, 40)
-	var next, created, conflicts, cancels, reschedules atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			for next.Add(1) <= int64(attempts) {
-				r := s.do("POST", "/Appointment", booked("p1", slotID(rng.IntN(slots))))
-				switch r.status {
-				case http.StatusConflict:
-					conflicts.Add(1)
-					continue
-				case http.StatusCreated:
-					created.Add(1)
-				default:
-					t.Errorf("book: %d %s", r.status, r.body)
-					return
-				}
-				id := r.json()["id"].(string)
-				switch x := rng.IntN(10); {
-				case x < 2:
-					p := s.do("PATCH", "/Appointment/"+id, `[{"op":"replace","path":"/status","value":"cancelled"},`+
-						`{"op":"add","path":"/cancelationReason","value":{"text":"stress"}}]`, "Content-Type", "application/json-patch+json")
-					if p.status != 200 {
-						t.Errorf("cancel: %d %s", p.status, p.body)
-					}
-					cancels.Add(1)
-				case x < 4:
-					p := s.do("POST", "/Appointment/"+id+"/$reschedule", params("slot", ref("Slot/"+slotID(rng.IntN(slots)))))
-					if p.status != 200 && p.status != 409 {
-						t.Errorf("reschedule: %d %s", p.status, p.body)
-					}
-					if p.status == 200 {
-						reschedules.Add(1)
-					}
-				}
-			}
-		}()
+	ctx := t.Context()
+	if err := w.Seed(ctx, s.base); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	d := time.Since(start)
-	t.Logf("%d attempts by %d clients in %v: %d booked, %d conflicts, %d cancelled, %d rescheduled",
-		attempts, clients, d.Round(time.Millisecond), created.Load(), conflicts.Load(), cancels.Load(), reschedules.Load())
+	res := w.Start(ctx, s.base).Wait()
+	t.Logf("%d clients in %v: %v", w.Clients, res.Elapsed.Round(time.Millisecond), res.Counts)
+	for _, err := range res.Errors {
+		t.Error(err)
+	}
+	if res.Attempts != w.Attempts || res.Booked+res.Conflicts != w.Attempts {
+		t.Errorf("%d attempts answered (%d booked + %d conflicts), want %d", res.Attempts, res.Booked, res.Conflicts, w.Attempts)
+	}
+	if res.Booked == 0 || res.Cancelled == 0 || res.Rescheduled == 0 {
+		t.Errorf("the run did not book, cancel and reschedule: %v", res.Counts)
+	}
 	sum := s.check()
 	if sum.LiveAppointments != sum.BusySlots {
 		t.Errorf("%d live appointments but %d busy slots", sum.LiveAppointments, sum.BusySlots)
 	}
-	if want := created.Load() - cancels.Load(); int64(sum.LiveAppointments) != want {
-		t.Errorf("%d live appointments, want %d booked − %d cancelled = %d", sum.LiveAppointments, created.Load(), cancels.Load(), want)
+	if want := res.Booked - res.Cancelled; sum.LiveAppointments != want {
+		t.Errorf("%d live appointments, want %d booked − %d cancelled = %d", sum.LiveAppointments, res.Booked, res.Cancelled, want)
+	}
+	if want := res.Booked + res.Rescheduled; sum.Appointments != want {
+		t.Errorf("%d appointments, want %d booked + %d rescheduled (each books a new one) = %d", sum.Appointments, res.Booked, res.Rescheduled, want)
+	}
+	for _, err := range w.Verify(ctx, s.base, res) {
+		t.Error(err)
+	}
+	live, busy, err := w.Census(ctx, s.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live != sum.LiveAppointments || busy != sum.BusySlots {
+		t.Errorf("search counts %d live appointments and %d busy slots, the checker %d and %d", live, busy, sum.LiveAppointments, sum.BusySlots)
 	}
 }
 
-func slotID(i int) string { return fmt.Sprintf("x%d", i) }
+func slotID(i int) string { return bookingtest.SlotID(i) }
 
-// seedSlots creates n ten-minute slots, from tomorrow 09:00 UTC, spread
-// over services schedules (service hs<k>, schedule sc<k>), slot i in
-// schedule i mod services.
+// seedSlots creates the stress workload's fixtures with n slots over
+// services services (bookingtest.Workload.Resources: service hs<k>,
+// schedule sc<k>, slot i in schedule i mod services), through the repo.
 func seedSlots(s *server, n, services int) {
-	t0 := tomorrow9()
-	var seed []string
-	for k := range services {
-		seed = append(seed, service(fmt.Sprintf("hs%d", k)), schedule(fmt.Sprintf("sc%d", k), fmt.Sprintf("hs%d", k)))
-	}
-	s.put(seed...)
-	for from := 0; from < n; from += 500 {
-		seed = seed[:0]
-		for i := from; i < min(n, from+500); i++ {
-			k := i % services
-			seed = append(seed, slotAt(slotID(i), fmt.Sprintf("sc%d", k), t0.Add(time.Duration(i/services)*10*time.Minute), 10*time.Minute))
+	all := bookingtest.Workload{Slots: n, Services: services}.Resources(tomorrow9())
+	for from := 0; from < len(all); from += 500 {
+		var batch []string
+		for _, raw := range all[from:min(len(all), from+500)] {
+			batch = append(batch, string(raw))
 		}
-		s.put(seed...)
+		s.put(batch...)
 	}
 }
