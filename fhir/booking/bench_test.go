@@ -86,6 +86,37 @@ func BenchmarkFind(b *testing.B) {
 	}
 }
 
+// BenchmarkFindAtLocation is BenchmarkFind asking by location-reference
+// for the Location the service is provided at (HealthcareService.location),
+// which costs a HealthcareService and a PractitionerRole search more.
+func BenchmarkFindAtLocation(b *testing.B) {
+	s := newServer(b, app.Config{})
+	s.basic()
+	seedSlots(s, 2000, 40)
+	s.put(`{"resourceType":"Location","id":"site","status":"active","name":"Site"}`,
+		`{"resourceType":"HealthcareService","id":"hs7","name":"Clinic hs7","location":[{"reference":"Location/site"}]}`)
+	day := tomorrow9().Format("2006-01-02")
+	path := "/Appointment/$find?location-reference=Location/site&start=" + day + "&end=" + day
+	if n := len(entries(b, must(b, "$find", s.do("GET", path, nil), 200))); n != 20 {
+		b.Fatalf("$find at the location gave %d proposals, want 20", n)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t := time.Now()
+		if r := s.do("GET", path, nil); r.status != 200 {
+			b.Fatalf("$find: %d %s", r.status, r.body)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
 // BenchmarkFindDefaultWindow: one client's Appointment/$find for a service
 // with no window given (the default 28 days), the service having 2,000
 // free slots spread over those days (about 70 a day), of which $find

@@ -386,6 +386,20 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 			groups["organization"] = append(groups["organization"], "HealthcareService/"+s.ID)
 		}
 	}
+	if locs := fr.actors["location-reference"]; len(locs) > 0 {
+		// Slots at a location are also those of the services and roles
+		// provided there (HealthcareService.location,
+		// PractitionerRole.location), as directories model it.
+		for _, typ := range []string{"HealthcareService", "PractitionerRole"} {
+			found, err := b.searchAll(ctx, r, typ, url.Values{"location": {strings.Join(locs, ",")}}, 0)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, res := range found {
+				groups["location-reference"] = append(groups["location-reference"], typ+"/"+res.ID)
+			}
+		}
+	}
 	if len(fr.locStrings) > 0 {
 		locs, err := b.searchAll(ctx, r, "Location", url.Values{"address": {strings.Join(fr.locStrings, ",")}}, 0)
 		if err != nil {

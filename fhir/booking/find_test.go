@@ -116,9 +116,9 @@ func TestFindNearestFirst(t *testing.T) {
 		{"patient not placed: by id", func() *response {
 			return s.do("GET", "/Appointment/$find?patient-reference=Patient/unplaced", nil)
 		}, []string{"slot-e-early-far", "slot-a-far", "slot-b-mid", "slot-c-near", "slot-d-nowhere"}},
-		{"location-reference stands in for the patient", func() *response {
+		{"location-reference restricts to the services there", func() *response {
 			return s.do("GET", "/Appointment/$find?patient-reference=Patient/unplaced&location-reference=Location/loc-b-mid", nil)
-		}, nil}, // location-reference also restricts to schedules whose actor is the location: none here
+		}, []string{"slot-b-mid"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -130,8 +130,8 @@ func TestFindNearestFirst(t *testing.T) {
 			}
 		})
 	}
-	// A schedule whose actor is the Location: location-reference places
-	// the patient there.
+	// Schedules whose actor is the Location, beside those of the services
+	// there: location-reference places the patient at the first.
 	s.put(`{"resourceType":"Schedule","id":"sc-at-mid","active":true,"actor":[{"reference":"Location/loc-b-mid"}]}`,
 		`{"resourceType":"Schedule","id":"sc-at-near","active":true,"actor":[{"reference":"Location/loc-c-near"}]}`,
 		slotAt("x-mid", "sc-at-mid", t0, 20*time.Minute), slotAt("w-near", "sc-at-near", t0, 20*time.Minute))
@@ -140,8 +140,86 @@ func TestFindNearestFirst(t *testing.T) {
 	for _, a := range entries(t, must(t, "$find by location", r, 200)) {
 		got = append(got, slotOf(a))
 	}
-	if want := []string{"x-mid", "w-near"}; !slices.Equal(got, want) { // by id alone, w-near would come first
+	// By id alone, slot-c-near and w-near would come before x-mid.
+	if want := []string{"slot-b-mid", "x-mid", "slot-c-near", "w-near"}; !slices.Equal(got, want) {
 		t.Errorf("$find from Location/loc-b-mid = %v, want %v", got, want)
+	}
+}
+
+// TestFindAtLocation: $find's location-reference matches the schedules
+// of the Location itself, of the HealthcareServices provided there
+// (HealthcareService.location) and of the PractitionerRoles there
+// (PractitionerRole.location); several locations are alternatives, and
+// another actor parameter narrows the match.
+func TestFindAtLocation(t *testing.T) {
+	s := newServer(t, app.Config{})
+	t0 := tomorrow9()
+	loc := func(id string) string {
+		return `{"resourceType":"Location","id":"` + id + `","status":"active","name":"Site ` + id + `"}`
+	}
+	at := func(typ, id string, locs ...string) string {
+		var refs []string
+		for _, l := range locs {
+			refs = append(refs, `{"reference":"Location/`+l+`"}`)
+		}
+		where := ""
+		if len(refs) > 0 {
+			where = `,"location":[` + strings.Join(refs, ",") + `]`
+		}
+		return `{"resourceType":"` + typ + `","id":"` + id + `","active":true` + where + `}`
+	}
+	sched := func(id string, actors ...string) string {
+		var refs []string
+		for _, a := range actors {
+			refs = append(refs, `{"reference":"`+a+`"}`)
+		}
+		return `{"resourceType":"Schedule","id":"` + id + `","active":true,"actor":[` + strings.Join(refs, ",") + `]}`
+	}
+	s.put(loc("loc-a"), loc("loc-b"), loc("loc-empty"),
+		at("HealthcareService", "hs-a", "loc-a"),
+		at("HealthcareService", "hs-ab", "loc-b", "loc-a"),
+		at("HealthcareService", "hs-b", "loc-b"),
+		at("HealthcareService", "hs-nowhere"),
+		`{"resourceType":"HealthcareService","id":"hs-a-indirect","location":[{"reference":"Location/loc-a"}],`+
+			`"characteristic":[{"coding":[{"system":"`+booking.BookabilitySystem+`","code":"`+booking.IndirectlyBookable+`"}]}]}`,
+		at("PractitionerRole", "pr-a", "loc-a"),
+		at("PractitionerRole", "pr-b", "loc-b"),
+		`{"resourceType":"Practitioner","id":"dr"}`,
+		sched("sc-loc-a", "Location/loc-a"),
+		sched("sc-hs-a", "HealthcareService/hs-a"),
+		sched("sc-hs-ab", "HealthcareService/hs-ab"),
+		sched("sc-hs-b", "HealthcareService/hs-b"),
+		sched("sc-hs-nowhere", "HealthcareService/hs-nowhere"),
+		sched("sc-hs-a-indirect", "HealthcareService/hs-a-indirect"),
+		sched("sc-pr-a", "Practitioner/dr", "PractitionerRole/pr-a"),
+		sched("sc-pr-b", "PractitionerRole/pr-b"),
+	)
+	for _, id := range []string{"loc-a", "hs-a", "hs-ab", "hs-b", "hs-nowhere", "hs-a-indirect", "pr-a", "pr-b"} {
+		s.put(slotAt("s-"+id, "sc-"+id, t0, 20*time.Minute))
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"location-reference=Location/loc-a", []string{"s-hs-a", "s-hs-ab", "s-loc-a", "s-pr-a"}},
+		{"location-reference=Location/loc-b", []string{"s-hs-ab", "s-hs-b", "s-pr-b"}},
+		{"location-reference=Location/loc-a&location-reference=Location/loc-b",
+			[]string{"s-hs-a", "s-hs-ab", "s-hs-b", "s-loc-a", "s-pr-a", "s-pr-b"}},
+		{"location-reference=Location/loc-a&healthcare-service=HealthcareService/hs-ab", []string{"s-hs-ab"}},
+		{"location-reference=Location/loc-a&healthcare-service=HealthcareService/hs-b", nil},
+		{"location-reference=Location/loc-a&practitioner=Practitioner/dr", []string{"s-pr-a"}},
+		{"location-reference=Location/loc-empty", nil},
+		{"location-reference=Location/no-such-location", nil},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			var got []string
+			for _, a := range entries(t, must(t, "$find", s.do("GET", "/Appointment/$find?"+tc.query, nil), 200)) {
+				got = append(got, slotOf(a))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("$find?%s = %v, want %v", tc.query, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // entries returns the resources of a Bundle answer.
-func entries(t *testing.T, r *response) []map[string]any {
+func entries(t testing.TB, r *response) []map[string]any {
 	t.Helper()
 	var b struct {
 		Entry []struct {
