@@ -12,6 +12,7 @@ type extraction struct {
 	d     doc
 	w     walker
 	items []item
+	sub   []item // a composite component's values under one base element
 }
 
 var extractions = sync.Pool{New: func() any { return new(extraction) }}
@@ -55,6 +56,10 @@ func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) b
 	}
 	out := make([]Entry, 0, len(params)+4)
 	for _, p := range params {
+		if p.comp != nil && keep == nil {
+			out = r.indexComposite(out, p, x)
+			continue
+		}
 		if p.prog == nil || (keep != nil && !keep(p)) {
 			continue
 		}

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -65,7 +66,7 @@ func TestExtractExamples(t *testing.T) {
 			continue
 		}
 		for i := range got {
-			if got[i] != tt.want[i] {
+			if !reflect.DeepEqual(got[i], tt.want[i]) {
 				t.Errorf("%s %s[%d]:\n got %+v\nwant %+v", tt.file, tt.param, i, got[i], tt.want[i])
 			}
 		}

@@ -30,6 +30,16 @@ const (
 //	date:      Low, High: unix microseconds, the half-open range [Low, High)
 //	number:    NumLow, NumHigh: the range the value's precision implies
 //	quantity:  NumLow, NumHigh, System, Value (the unit code)
+//	composite: Components: one tuple of values found under one element the
+//	           parameter's base expression reaches (one Observation
+//	           component, one useContext), one entry per component in the
+//	           definition's order, each typed and filled as above with
+//	           Param the component's own parameter code. A base element
+//	           whose components have several values gives one composite
+//	           entry per combination; one lacking a component gives none.
+//
+// Composite entries are the only ones with Components; stores that predate
+// them see an unknown Type and may refuse the write, never misread it.
 type Entry struct {
 	Param   string // the parameter code, e.g. "start"
 	Type    ParamType
@@ -42,4 +52,6 @@ type Entry struct {
 	High    int64
 	NumLow  float64
 	NumHigh float64
+	// Components are a composite entry's component values (see above).
+	Components []Entry
 }

@@ -94,54 +94,20 @@ func (o *Oracle) eval(x Expr, res *fhir.Resource) bool {
 	switch x := x.(type) {
 	case IDIn:
 		return contains(x.IDs, res.ID)
-	case TokenIn:
+	case TokenIn, TokenText, StringMatch, DateMatch, NumberMatch, RefIn, URIMatch, Near:
+		return o.any(res, leafParam(x), func(e *Entry) bool { return o.entryMatches(x, e) })
+	case CompositeMatch:
 		return o.any(res, x.Param, func(e *Entry) bool {
-			return (!x.HasSystem || e.System == x.System) && contains(x.Codes, e.Value)
-		})
-	case TokenText:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			return strings.HasPrefix(e.Text, x.Text) || strings.Contains(e.Text, " "+x.Text)
-		})
-	case StringMatch:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			switch x.Mode {
-			case StringExact:
-				return e.Value == x.Value
-			case StringContains:
-				return strings.Contains(e.Text, x.Value)
-			}
-			return strings.HasPrefix(e.Text, x.Value)
-		})
-	case DateMatch:
-		return o.any(res, x.Param, func(e *Entry) bool { return DateMatches(x.Prefix, e.Low, e.High, x.Low, x.High, o.Now) })
-	case NumberMatch:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			if x.HasUnit && (e.Value != x.Unit || (x.System != "" && e.System != x.System)) {
+			if e.Type != Composite || len(e.Components) != len(x.Components) {
 				return false
 			}
-			return NumberMatches(x.Prefix, e.NumLow, e.NumHigh, x.Low, x.High)
-		})
-	case RefIn:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			for _, ref := range x.Refs {
-				if refMatches(ref, e) {
-					return true
+			for i, c := range x.Components {
+				if !o.entryMatches(c, &e.Components[i]) {
+					return false
 				}
 			}
-			return false
+			return true
 		})
-	case URIMatch:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			switch x.Mode {
-			case URIAbove:
-				return strings.HasPrefix(x.Value, e.Value)
-			case URIBelow:
-				return strings.HasPrefix(e.Value, x.Value)
-			}
-			return e.Value == x.Value
-		})
-	case Near:
-		return o.any(res, x.Param, func(e *Entry) bool { return Distance(x.Lat, x.Lon, e.NumLow, e.NumHigh) <= x.KM })
 	case Missing:
 		has := o.any(res, x.Param, func(*Entry) bool { return true })
 		return has != x.Missing
@@ -174,6 +140,73 @@ func (o *Oracle) eval(x Expr, res *fhir.Resource) bool {
 		return false
 	}
 	panic(fmt.Sprintf("oracle: unknown expression %T", x))
+}
+
+// leafParam is the parameter a leaf expression tests.
+func leafParam(x Expr) string {
+	switch x := x.(type) {
+	case TokenIn:
+		return x.Param
+	case TokenText:
+		return x.Param
+	case StringMatch:
+		return x.Param
+	case DateMatch:
+		return x.Param
+	case NumberMatch:
+		return x.Param
+	case RefIn:
+		return x.Param
+	case URIMatch:
+		return x.Param
+	case Near:
+		return x.Param
+	}
+	panic(fmt.Sprintf("oracle: %T is not a leaf", x))
+}
+
+// entryMatches reports whether the leaf x matches one entry e (of x's
+// parameter, or a composite's component).
+func (o *Oracle) entryMatches(x Expr, e *Entry) bool {
+	switch x := x.(type) {
+	case TokenIn:
+		return (!x.HasSystem || e.System == x.System) && contains(x.Codes, e.Value)
+	case TokenText:
+		return strings.HasPrefix(e.Text, x.Text) || strings.Contains(e.Text, " "+x.Text)
+	case StringMatch:
+		switch x.Mode {
+		case StringExact:
+			return e.Value == x.Value
+		case StringContains:
+			return strings.Contains(e.Text, x.Value)
+		}
+		return strings.HasPrefix(e.Text, x.Value)
+	case DateMatch:
+		return DateMatches(x.Prefix, e.Low, e.High, x.Low, x.High, o.Now)
+	case NumberMatch:
+		if x.HasUnit && (e.Value != x.Unit || (x.System != "" && e.System != x.System)) {
+			return false
+		}
+		return NumberMatches(x.Prefix, e.NumLow, e.NumHigh, x.Low, x.High)
+	case RefIn:
+		for _, ref := range x.Refs {
+			if refMatches(ref, e) {
+				return true
+			}
+		}
+		return false
+	case URIMatch:
+		switch x.Mode {
+		case URIAbove:
+			return strings.HasPrefix(x.Value, e.Value)
+		case URIBelow:
+			return strings.HasPrefix(e.Value, x.Value)
+		}
+		return e.Value == x.Value
+	case Near:
+		return Distance(x.Lat, x.Lon, e.NumLow, e.NumHigh) <= x.KM
+	}
+	panic(fmt.Sprintf("oracle: %T is not a leaf", x))
 }
 
 func refMatches(ref Ref, e *Entry) bool {

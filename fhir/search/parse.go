@@ -295,6 +295,8 @@ func (p *parser) value(par *Param, mod, value string) (Expr, error) {
 			e, err = p.uri(par, mod, v)
 		case Special:
 			e, err = p.near(par, mod, v)
+		case Composite:
+			e, err = p.composite(par, mod, v)
 		default:
 			err = fmt.Errorf("%s parameters are not supported", par.Type)
 		}

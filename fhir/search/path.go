@@ -40,6 +40,11 @@ type step struct {
 type program struct {
 	paths  [][]step
 	truthy bool // the "x.exists() and x != false" form: yields one boolean
+	// ctx is where the last path ends, as compilePath tracks it (a type
+	// name or, for inline elements, an element path; "" after an
+	// unnarrowed choice): the context a composite's component
+	// expressions are compiled in.
+	ctx string
 }
 
 // item is a value reached by a program: a node and its FHIR type.
@@ -80,7 +85,7 @@ func (m model) compile(resourceType, expr string) (*program, error) {
 		case head != "" && head[0] >= 'A' && head[0] <= 'Z':
 			continue // another resource type's alternative
 		}
-		steps, err := m.compilePath(resourceType, segs)
+		steps, ctx, err := m.compilePath(resourceType, segs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", alt, err)
 		}
@@ -89,13 +94,17 @@ func (m model) compile(resourceType, expr string) (*program, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", alt, err)
 			}
+			ctx = asType
 		}
 		prog.paths = append(prog.paths, steps)
+		prog.ctx = ctx
 	}
 	return prog, nil
 }
 
-func (m model) compilePath(ctx string, segs []string) ([]step, error) {
+// compilePath compiles the member steps segs from ctx and returns them
+// with the context where they end.
+func (m model) compilePath(ctx string, segs []string) ([]step, string, error) {
 	var steps []step
 	var cur element // the element reached, for type narrowing
 	for _, seg := range segs {
@@ -112,7 +121,7 @@ func (m model) compilePath(ctx string, segs []string) ([]step, error) {
 				default:
 					f, lit, ok := strings.Cut(arg, "=")
 					if !ok || !strings.HasPrefix(strings.TrimSpace(lit), "'") {
-						return nil, fmt.Errorf("unsupported where(%s)", arg)
+						return nil, "", fmt.Errorf("unsupported where(%s)", arg)
 					}
 					s.filter, s.arg, s.arg2 = fFieldEq, strings.TrimSpace(f), unquote(strings.TrimSpace(lit))
 				}
@@ -120,20 +129,20 @@ func (m model) compilePath(ctx string, segs []string) ([]step, error) {
 			case "as", "ofType":
 				var err error
 				if steps, err = narrow(steps, arg); err != nil {
-					return nil, err
+					return nil, "", err
 				}
 				ctx = arg
 			case "extension":
 				steps = append(steps, step{name: "extension", typ: "Extension", filter: fExtURL, arg: unquote(arg)})
 				ctx = "Extension"
 			default:
-				return nil, fmt.Errorf("unsupported function %s()", fn)
+				return nil, "", fmt.Errorf("unsupported function %s()", fn)
 			}
 			continue
 		}
 		el, p, ok := m.lookup(ctx, seg)
 		if !ok {
-			return nil, fmt.Errorf("no element %s.%s", ctx, seg)
+			return nil, "", fmt.Errorf("no element %s.%s", ctx, seg)
 		}
 		cur = el
 		s := step{name: seg, choice: el.choice}
@@ -151,7 +160,7 @@ func (m model) compilePath(ctx string, segs []string) ([]step, error) {
 		steps = append(steps, s)
 	}
 	_ = cur
-	return steps, nil
+	return steps, ctx, nil
 }
 
 // narrow restricts the last member step (a choice) to type t.
@@ -170,6 +179,14 @@ func narrow(steps []step, t string) ([]step, error) {
 		}
 		for _, c := range s.choices {
 			if c[1] == t {
+				s.choices = [][2]string{c}
+				return steps, nil
+			}
+		}
+		// FHIRPath's own type names (as(DateTime), R4's code-value-date)
+		// stand for the FHIR primitive of the same name.
+		for _, c := range s.choices {
+			if strings.EqualFold(c[1], t) {
 				s.choices = [][2]string{c}
 				return steps, nil
 			}
@@ -210,8 +227,14 @@ type walker struct{ a, b []item }
 
 // eval runs prog over d, appending the values reached to out.
 func (w *walker) eval(prog *program, d *doc, out []item) []item {
+	return w.evalFrom(prog, d, item{n: 0}, out)
+}
+
+// evalFrom runs prog from the value start (a composite's base element)
+// instead of the root.
+func (w *walker) evalFrom(prog *program, d *doc, start item, out []item) []item {
 	for _, p := range prog.paths {
-		cur := append(w.a[:0], item{n: 0})
+		cur := append(w.a[:0], start)
 		next := w.b
 		for i := range p {
 			res := p[i].apply(d, cur, next[:0])

@@ -244,6 +244,17 @@ type Missing struct {
 	Missing bool
 }
 
+// CompositeMatch matches a composite entry for Param (one tuple: the values
+// found under one element of the parameter's base, such as one Observation
+// component) whose components all match: Components[i] is tested against
+// the entry's i-th component alone. Each is a leaf of the component's type
+// (TokenIn, StringMatch, DateMatch, NumberMatch, RefIn or URIMatch) whose
+// Param is the component's own parameter code.
+type CompositeMatch struct {
+	Param      string
+	Components []Expr
+}
+
 // Or matches when any of its expressions does.
 type Or []Expr
 
@@ -268,20 +279,21 @@ type Has struct {
 	Filter Expr
 }
 
-func (IDIn) isExpr()        {}
-func (TokenIn) isExpr()     {}
-func (TokenText) isExpr()   {}
-func (StringMatch) isExpr() {}
-func (DateMatch) isExpr()   {}
-func (NumberMatch) isExpr() {}
-func (RefIn) isExpr()       {}
-func (URIMatch) isExpr()    {}
-func (Near) isExpr()        {}
-func (Missing) isExpr()     {}
-func (Or) isExpr()          {}
-func (Not) isExpr()         {}
-func (Chain) isExpr()       {}
-func (Has) isExpr()         {}
+func (IDIn) isExpr()           {}
+func (TokenIn) isExpr()        {}
+func (TokenText) isExpr()      {}
+func (StringMatch) isExpr()    {}
+func (DateMatch) isExpr()      {}
+func (NumberMatch) isExpr()    {}
+func (RefIn) isExpr()          {}
+func (URIMatch) isExpr()       {}
+func (Near) isExpr()           {}
+func (Missing) isExpr()        {}
+func (CompositeMatch) isExpr() {}
+func (Or) isExpr()             {}
+func (Not) isExpr()            {}
+func (Chain) isExpr()          {}
+func (Has) isExpr()            {}
 
 // DateMatches reports whether a value range [vl, vh) matches the search
 // range [ql, qh) under prefix p, as FHIR defines the prefixes on ranges

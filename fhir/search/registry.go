@@ -58,6 +58,11 @@ type Param struct {
 	Unsupported string
 
 	prog *program
+	// For a composite: one compiled form per alternative of the base
+	// expression, and the pseudo-parameters its components are indexed
+	// and parsed as (Code and Type of each component's definition).
+	comp       []compositeAlt
+	compParams []*Param
 }
 
 // ChainExtension on a SearchParameter definition (valueString, e.g.
@@ -65,10 +70,39 @@ type Param struct {
 // HealthcareService near searches through the service's locations.
 const ChainExtension = "https://signpost.example/fhir/StructureDefinition/searchparameter-chain"
 
-// Component is one part of a composite parameter.
+// Component is one part of a composite parameter: the SearchParameter that
+// defines how its values are indexed and searched (Definition, resolved to
+// its Code, Type and Targets), and the expression that finds them relative
+// to each element the composite's base expression reaches.
 type Component struct {
 	Definition string
 	Expression string
+	Code       string    // the component definition's code, e.g. "context-type"
+	Type       ParamType // the component definition's type
+	Targets    []string  // for a reference component
+}
+
+// MaxComponents is the most components a supported composite parameter may
+// have (R4's largest composites, MolecularSequence's coordinates, have 3).
+const MaxComponents = 3
+
+// definition is the part of a SearchParameter resource the registry reads.
+type definition struct {
+	URL         string   `json:"url"`
+	Code        string   `json:"code"`
+	Base        []string `json:"base"`
+	Type        string   `json:"type"`
+	Description string   `json:"description"`
+	Expression  string   `json:"expression"`
+	Target      []string `json:"target"`
+	Component   []struct {
+		Definition string `json:"definition"`
+		Expression string `json:"expression"`
+	} `json:"component"`
+	Extension []struct {
+		URL         string `json:"url"`
+		ValueString string `json:"valueString"`
+	} `json:"extension"`
 }
 
 // Registry is the set of search parameters of every served type. It is
@@ -107,30 +141,14 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 	if r.terms, err = newTerminology(opts.Terminology); err != nil {
 		return nil, fmt.Errorf("search registry: %w", err)
 	}
-	type def struct {
-		URL         string   `json:"url"`
-		Code        string   `json:"code"`
-		Base        []string `json:"base"`
-		Type        string   `json:"type"`
-		Description string   `json:"description"`
-		Expression  string   `json:"expression"`
-		Target      []string `json:"target"`
-		Component   []struct {
-			Definition string `json:"definition"`
-			Expression string `json:"expression"`
-		} `json:"component"`
-		Extension []struct {
-			URL         string `json:"url"`
-			ValueString string `json:"valueString"`
-		} `json:"extension"`
-	}
-	defsParsed := make([]def, 0, len(defs))
+	defsParsed := make([]definition, 0, len(defs))
+	byURL := map[string]*definition{}
 	served := map[string]bool{}
 	for _, t := range opts.ResourceTypes {
 		served[t] = true
 	}
 	for i, raw := range defs {
-		var d def
+		var d definition
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, fmt.Errorf("search registry: SearchParameter %d: %w", i, err)
 		}
@@ -144,6 +162,11 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 					served[b] = true
 				}
 			}
+		}
+	}
+	for i := range defsParsed {
+		if d := &defsParsed[i]; byURL[d.URL] == nil {
+			byURL[d.URL] = d
 		}
 	}
 	for _, d := range defsParsed {
@@ -164,16 +187,19 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 			p := &Param{Resource: rt, Code: d.Code, Type: ParamType(d.Type), URL: d.URL,
 				Description: d.Description, Targets: d.Target}
 			for _, c := range d.Component {
-				p.Components = append(p.Components, Component{c.Definition, c.Expression})
+				p.Components = append(p.Components, Component{Definition: c.Definition, Expression: c.Expression})
 			}
 			for _, e := range d.Extension {
 				if e.URL == ChainExtension {
 					p.Chain = e.ValueString
 				}
 			}
-			if p.Chain != "" {
+			switch {
+			case p.Chain != "":
 				p.Expression = d.Expression
-			} else {
+			case p.Type == Composite:
+				r.bindComposite(p, d.Expression, byURL)
+			default:
 				r.bind(p, d.Expression)
 			}
 			if r.types[rt] == nil {
@@ -218,10 +244,6 @@ func (r *Registry) checkChain(p *Param) {
 // bind compiles the part of expr that applies to p.Resource.
 func (r *Registry) bind(p *Param, expr string) {
 	switch {
-	case p.Type == Composite:
-		p.Expression = expr
-		p.Unsupported = "composite parameters are not supported"
-		return
 	case p.Code == "_text" || p.Code == "_content":
 		p.Unsupported = "full-text search is not supported"
 		return

@@ -144,6 +144,7 @@ const (
 	tRef
 	tURI
 	tPair
+	tComposite // composite tuples: see composite.go
 	numTables
 )
 
@@ -155,10 +156,12 @@ var tables = [numTables]indexTable{
 	tRef:    {"idx_ref", "pid, ref_type, ref_id, url, rid", 5},
 	tURI:    {"idx_uri", "pid, value, rid", 3},
 	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code", 7},
+
+	tComposite: compositeTable,
 }
 
 // indexTables names the tables that hold search.Entry values.
-var indexTables = []string{"idx_string", "idx_token", "idx_date", "idx_number", "idx_ref", "idx_uri"}
+var indexTables = []string{"idx_string", "idx_token", "idx_date", "idx_number", "idx_ref", "idx_uri", "idx_composite"}
 
 // pair declares a compound index of one reference parameter and one date
 // parameter of a resource type: the hot "free slots of this service in the
@@ -255,6 +258,10 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 			}
 		case search.URI:
 			rs.args[tURI] = append(rs.args[tURI], pid, e.Value, rid)
+		case search.Composite:
+			if rs.args[tComposite], err = appendComposite(rs.args[tComposite], pid, e, rid); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("index entry %s of type %q cannot be stored", e.Param, e.Type)
 		}

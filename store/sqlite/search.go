@@ -526,6 +526,8 @@ var none = frag{sql: "SELECT NULL AS rid WHERE 0"}
 func (b *builder) set(e search.Expr, typ string) (f frag, est float64, ok bool) {
 	pidOf := func(param string) (int64, bool) { return b.r.pid(typ, param) }
 	switch e := e.(type) {
+	case search.CompositeMatch:
+		return b.compositeSet(e, typ)
 	case search.IDIn:
 		// Not "deleted = 0": SQLite would then prefer the (type, deleted)
 		// index over the (type, id) key; the join to resources checks it.
@@ -933,6 +935,8 @@ func (b *builder) probe(e search.Expr, typ, a string) (frag, error) {
 		return frag{"EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + a + ".rid AND pid = ? AND " + where + ")", append([]any{pid}, args...)}, nil
 	}
 	switch e := e.(type) {
+	case search.CompositeMatch:
+		return b.compositeProbe(e, typ, a)
 	case search.IDIn:
 		return frag{a + ".id IN (" + placeholders(len(e.IDs)) + ")", anys(e.IDs)}, nil
 	case search.TokenIn:
@@ -1434,7 +1438,7 @@ func compute(db *sql.DB, query string, args ...any) [3]float64 {
 	return [3]float64{v[0].Float64, v[1].Float64, v[2].Float64}
 }
 
-var distinctCol = [numTables]string{tString: "text", tToken: "value", tNumber: "low", tRef: "ref_id", tURI: "value", tPair: "ref_id", tDate: "low"}
+var distinctCol = [numTables]string{tString: "text", tToken: "value", tNumber: "low", tRef: "ref_id", tURI: "value", tPair: "ref_id", tDate: "low", tComposite: "v1"}
 
 // entries estimates the index entries of pid in table t.
 func (b *builder) entries(t int, pid int64) float64 {

@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchPrevPages", testSearchPrevPages},
 		{"SearchTotal", testSearchTotal},
 		{"SearchDifferential", testSearchDifferential},
+		{"SearchComposite", testSearchComposite},
+		{"SearchCompositeDifferential", testSearchCompositeDifferential},
 		{"Records", testRecords},
 	}
 	for _, tt := range tests {
