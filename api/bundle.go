@@ -93,13 +93,19 @@ func (b *bundle) encode() []byte {
 		out = append(out, '{')
 		if e.FullURL != "" {
 			out = append(out, `"fullUrl":`...)
-			out = append(out, marshal(e.FullURL)...)
+			out = appendJSONString(out, e.FullURL)
 			out = append(out, ',')
 		}
 		if e.Resource != nil {
 			out = append(out, `"resource":`...)
 			out = append(out, e.Resource...)
 			out = append(out, ',')
+		}
+		if e.Search != nil && e.Request == nil && e.Response == nil { // a searchset entry: no encoder needed
+			out = append(out, `"search":{"mode":`...)
+			out = appendJSONString(out, e.Search.Mode)
+			out = append(out, "}}"...)
+			continue
 		}
 		e.FullURL, e.Resource = "", nil
 		rest := marshal(e) // search, request, response
@@ -120,6 +126,20 @@ func marshal(v any) []byte {
 		panic(fmt.Sprintf("api: encoding %T: %v", v, err)) // our own types always encode
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// appendJSONString appends str as a JSON string as marshal would write it:
+// printable ASCII without quotes or backslashes (every URL and code this
+// server writes) is copied as it is; anything else goes through marshal.
+func appendJSONString(out []byte, str string) []byte {
+	for i := 0; i < len(str); i++ {
+		if c := str[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return append(out, marshal(str)...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, str...)
+	return append(out, '"')
 }
 
 func (s *Server) fullURL(res *fhir.Resource) string {

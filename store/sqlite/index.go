@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -26,7 +27,10 @@ import (
 // scan tests it in the row it reads: "" when the resource has none, the
 // code when it has one, and pairCodeProbe when it has several (or the row
 // predates the column): the search then probes idx_token as it would
-// without the column.
+// without the column. Its updated and id columns repeat the resource's
+// (they change with every version, as every index row is rewritten), so a
+// search answered by the pair scan alone orders and cuts its page on the
+// pair rows, reading resources only for the page.
 //
 // idx_stats keeps the planner's statistics (see planner.stat), so that the
 // first searches after a start do not wait for them.
@@ -63,7 +67,7 @@ CREATE TABLE IF NOT EXISTS idx_uri (pid INTEGER NOT NULL, value TEXT NOT NULL, r
 CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid, pid);
 
 CREATE TABLE IF NOT EXISTS idx_pair (cid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
-	code TEXT NOT NULL DEFAULT ' ',
+	code TEXT NOT NULL DEFAULT ' ', updated INTEGER NOT NULL DEFAULT 0, id TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (cid, ref_id, ref_type, low, high, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
 
@@ -116,9 +120,9 @@ func migrateIndex(db *sql.DB) error {
 			ON CONFLICT (type, code) DO UPDATE SET code = excluded.code RETURNING pid`, p.Type, p.code()).Scan(&cid); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid)
-			SELECT ?, r.ref_type, r.ref_id, d.low, d.high, r.rid FROM idx_ref r JOIN idx_date d ON d.rid = r.rid AND d.pid = ?
-			WHERE r.pid = ? AND r.ref_type != ''`, cid, date, ref); err != nil {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid, updated, id)
+			SELECT ?, r.ref_type, r.ref_id, d.low, d.high, r.rid, x.updated, x.id FROM idx_ref r JOIN idx_date d ON d.rid = r.rid AND d.pid = ?
+			JOIN resources x ON x.rid = r.rid WHERE r.pid = ? AND r.ref_type != ''`, cid, date, ref); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
 	}
@@ -155,7 +159,7 @@ var tables = [numTables]indexTable{
 	tNumber: {"idx_number", "pid, low, high, system, unit, rid", 6},
 	tRef:    {"idx_ref", "pid, ref_type, ref_id, url, rid", 5},
 	tURI:    {"idx_uri", "pid, value, rid", 3},
-	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code", 7},
+	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code, updated, id", 9},
 
 	tComposite: compositeTable,
 }
@@ -212,8 +216,9 @@ func width(low, high int64) int64 {
 	return high - low
 }
 
-// addRows appends the index rows of resource row rid to rs.
-func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []search.Entry, rs *rowSet) error {
+// addRows appends the index rows of res, stored as resource row rid, to rs.
+func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, rs *rowSet) error {
+	typ := res.Type
 	var dates map[int64]int // date entries per pid, to spot multi-valued parameters
 	var refs map[int64]int  // likewise for references
 	ps := pairsOf(typ)
@@ -288,7 +293,7 @@ func (t *txn) addRows(ctx context.Context, typ string, rid int64, entries []sear
 						return err
 					}
 				}
-				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid, code)
+				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid, code, res.LastUpdated.UnixMicro(), res.ID)
 			}
 		}
 	}
@@ -337,6 +342,30 @@ func migratePairCode(db *sql.DB) error {
 		}
 		if _, err := tx.Exec(`UPDATE idx_pair SET code = (SELECT CASE count(DISTINCT value) WHEN 0 THEN '' WHEN 1 THEN min(value) ELSE ' ' END
 			FROM idx_token t WHERE t.rid = idx_pair.rid AND t.pid = ?) WHERE cid = ?`, tok, cid); err != nil {
+			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// migratePairOrder adds the updated and id columns to a pair index made
+// before them, and fills them from the resources, once.
+func migratePairOrder(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('idx_pair') WHERE name = 'updated'").Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		"ALTER TABLE idx_pair ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE idx_pair ADD COLUMN id TEXT NOT NULL DEFAULT ''",
+		"UPDATE idx_pair SET updated = r.updated, id = r.id FROM resources r WHERE r.rid = idx_pair.rid",
+	} {
+		if _, err := tx.Exec(q); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
 	}
@@ -427,9 +456,9 @@ func (t *txn) deleteIndex(ctx context.Context, rid int64) error {
 	return nil
 }
 
-// writeIndex replaces the index entries of resource row rid (fresh: it
-// has none yet).
-func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []search.Entry, fresh bool) error {
+// writeIndex replaces the index entries of res, stored as resource row
+// rid (fresh: it has none yet).
+func (t *txn) writeIndex(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, fresh bool) error {
 	if !fresh {
 		if err := t.deleteIndex(ctx, rid); err != nil {
 			return err
@@ -439,7 +468,7 @@ func (t *txn) writeIndex(ctx context.Context, typ string, rid int64, entries []s
 		return nil
 	}
 	var rs rowSet
-	if err := t.addRows(ctx, typ, rid, entries, &rs); err != nil {
+	if err := t.addRows(ctx, res, rid, entries, &rs); err != nil {
 		return err
 	}
 	return t.flush(ctx, &inserter{q: t.batch}, &rs)

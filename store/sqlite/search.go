@@ -128,6 +128,7 @@ type candidate struct {
 	est    float64
 	covers []int
 	unique bool // set never yields a rid twice
+	keyed  bool // set's rows also carry the resource's updated and id
 }
 
 // planMode overrides the planner's choice, for tests that check every way
@@ -335,11 +336,41 @@ func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int)
 	return query
 }
 
+// keyedPage reports whether q's page can be chosen on the driver's own
+// rows: the driver answers every condition exactly, never repeats a
+// resource and carries the default order's keys (updated, id), and q has
+// no _sort. Then only the page's rows read resources.
+func (p *queryPlan) keyedPage(q *search.Query) bool {
+	d := p.driver
+	return d != nil && d.keyed && d.unique && len(q.Sort) == 0 && q.Type != "" && len(d.covers) == len(q.Filter)
+}
+
+// keyedRowsSQL is rowsSQL for a keyed page.
+func keyedRowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
+	back := cur != nil && cur.back
+	cols := []string{"m.updated", "m.id", "m.type"}
+	desc := []bool{false, false, false}
+	page := frag{"SELECT * FROM (SELECT rid, updated, id, ? AS type FROM (" + p.driver.set.sql + ")) m WHERE 1", append([]any{q.Type}, p.driver.set.args...)}
+	if cur != nil {
+		c := cursorCond(cols, desc, 0, cur.values(), back)
+		page.add(" AND ")
+		page.add(c.sql, c.args...)
+	}
+	page.add(" ORDER BY "+orderBy(cols, desc, 0, back)+" LIMIT ?", count+1)
+	var query frag
+	query.add("SELECT r.type, r.id, r.version, r.updated, h.body FROM ("+page.sql+") g CROSS JOIN resources r ON r.rid = g.rid JOIN history h ON h.seq = r.seq"+
+		" WHERE r.deleted = 0 ORDER BY "+orderBy([]string{"g.updated", "g.id", "g.type"}, desc, 0, back), page.args...)
+	return query
+}
+
 // rows reads one page.
 func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *cursor, count int, page *store.Page) error {
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
 	query := b.rowsSQL(q, p, cur, count)
+	if p.keyedPage(q) {
+		query = keyedRowsSQL(q, p, cur, count)
+	}
 	var rows *sql.Rows
 	var err error
 	if db, ok := b.r.q.(*sql.DB); ok {
@@ -873,7 +904,7 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 			if ref.Type == "" {
 				unique = false // a bare id may match targets of several types
 			}
-			head := "SELECT rid FROM idx_pair WHERE cid = ? AND ref_id = ?"
+			head := "SELECT rid, updated, id FROM idx_pair WHERE cid = ? AND ref_id = ?"
 			args := []any{cid, ref.ID}
 			if ref.Type != "" {
 				head += " AND ref_type = ?"
@@ -892,7 +923,7 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 	case search.Chain:
 		inner, innerEst := b.matchSet(e.Filter, e.Target)
 		t := b.next()
-		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
+		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid, p.updated, p.id FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
 			t+".id AND p.ref_type = "+t+".type AND "+t+".type = ? AND "+t+".deleted = 0", append(inner.args, cid, e.Target)...)
 		if codeAt >= 0 {
 			c := b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "p")
@@ -901,7 +932,7 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 		f = s
 		est = innerEst * fan * frac
 	}
-	return &candidate{set: f, est: est, covers: covers, unique: unique}
+	return &candidate{set: f, est: est, covers: covers, unique: unique, keyed: true}
 }
 
 // pairCodeCond renders the token condition e on the code column of pair

@@ -113,6 +113,10 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
+	if err := migratePairOrder(wdb); err != nil {
+		wdb.Close()
+		return nil, err
+	}
 	if err := migrateIndex(wdb); err != nil {
 		wdb.Close()
 		return nil, err

@@ -125,9 +125,9 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	}
 	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted, body: append([]byte(nil), res.JSON...)})
 	if res.Deleted {
-		return t.writeIndex(ctx, res.Type, rid, nil, cur == 0)
+		return t.writeIndex(ctx, res, rid, nil, cur == 0)
 	}
-	return t.writeIndex(ctx, res.Type, rid, w.Index, cur == 0)
+	return t.writeIndex(ctx, res, rid, w.Index, cur == 0)
 }
 
 // PutAll stores ws in order with the effect of one Put each, for bulk
@@ -212,7 +212,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 		updated := res.LastUpdated.UnixMicro()
 		hist = append(hist, seq, res.Type, res.ID, res.Version, updated, false, res.JSON)
 		cur = append(cur, rid, res.Type, res.ID, res.Version, updated, false, seq)
-		if err := t.addRows(ctx, res.Type, rid, w.Index, &rs); err != nil {
+		if err := t.addRows(ctx, res, rid, w.Index, &rs); err != nil {
 			return err
 		}
 		exists[key] = true
