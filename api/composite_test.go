@@ -57,6 +57,31 @@ func TestCompositeSearch(t *testing.T) {
 		}
 	}
 
+	// The CapabilityStatement lists them with type composite.
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Type        string `json:"type"`
+				SearchParam []struct{ Name, Type string }
+			}
+		}
+	}
+	if err := jsonUnmarshal(s.must(request{method: "GET", path: "metadata"}, http.StatusOK).body, &cs); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]string{}
+	for _, res := range cs.Rest[0].Resource {
+		for _, p := range res.SearchParam {
+			listed[res.Type+"."+p.Name] = p.Type
+		}
+	}
+	for name, want := range map[string]string{"Questionnaire.context-type-quantity": "composite", "Questionnaire.context-type-value": "composite",
+		"DocumentReference.relationship": "composite", "Questionnaire.status": "token", "Questionnaire._text": ""} {
+		if got := listed[name]; got != want {
+			t.Errorf("CapabilityStatement: %s has type %q, want %q", name, got, want)
+		}
+	}
+
 	bad := []struct{ path, name string }{
 		{"Questionnaire?context-type-quantity=age", "context-type-quantity"},
 		{"Questionnaire?context-type-quantity=age$1$2", "context-type-quantity"},

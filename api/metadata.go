@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/fhir/operation"
+	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 const capabilityID = "signpost"
@@ -31,6 +32,21 @@ type SearchParamInfo struct {
 // implements it has them published in the CapabilityStatement.
 type ParamLister interface {
 	SearchParams(resourceType string) []SearchParamInfo
+}
+
+// registryParams lists the supported parameters of a search registry.
+type registryParams struct{ r *search.Registry }
+
+// SearchParams implements ParamLister: every parameter of resourceType the
+// registry can search (composite ones with type composite), in code order.
+func (p registryParams) SearchParams(resourceType string) []SearchParamInfo {
+	var out []SearchParamInfo
+	for _, par := range p.r.Params(resourceType) {
+		if par.Unsupported == "" {
+			out = append(out, SearchParamInfo{Name: par.Code, Definition: par.URL, Type: string(par.Type), Documentation: par.Description})
+		}
+	}
+	return out
 }
 
 // capabilityStatement generates the CapabilityStatement from the registry
@@ -67,6 +83,9 @@ func (s *Server) capabilityStatement() []byte {
 	}
 	var resources []resource
 	lister, _ := s.search.(ParamLister)
+	if reg, ok := s.search.(*search.Registry); ok && lister == nil {
+		lister = registryParams{reg}
+	}
 	for _, typ := range s.cfg.Writable {
 		r := resource{Type: typ, Versioning: "versioned", ReadHistory: true, UpdateCreate: true,
 			ConditionalCreate: true, ConditionalUpdate: true, ConditionalDelete: "single", Operation: ops(typ)}
