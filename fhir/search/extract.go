@@ -24,21 +24,48 @@ var extractions = sync.Pool{New: func() any { return new(extraction) }}
 // under Param+":identifier" (Type Token), and Identifier types under
 // Param+":of-type" (Type Token, Value "typecode|value").
 func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
-	return r.extract(resourceType, body, nil)
+	return r.extract(resourceType, body, nil, nil)
 }
 
 // References returns the reference entries of one reference parameter of a
 // resource ("*": of every reference parameter), evaluating only those
 // expressions: what _include needs from each match.
+// Only the root members those expressions start from are parsed.
 func (r *Registry) References(resourceType string, body []byte, param string) ([]Entry, error) {
-	return r.extract(resourceType, body, func(p *Param) bool {
+	keep := func(p *Param) bool {
 		return p.Type == Reference && (param == "*" || p.Code == param)
-	})
+	}
+	key := resourceType + "." + param
+	heads, ok := r.refHeads.Load(key)
+	if !ok {
+		heads, _ = r.refHeads.LoadOrStore(key, rootSteps(r.ordered[resourceType], keep))
+	}
+	return r.extract(resourceType, body, keep, heads.([]step))
+}
+
+// rootSteps returns the first steps of the kept parameters' paths: the
+// root members their evaluation reads. It returns nil (parse everything)
+// when a path starts with a filter rather than a member.
+func rootSteps(params []*Param, keep func(*Param) bool) []step {
+	heads := []step{}
+	for _, p := range params {
+		if p.prog == nil || !keep(p) {
+			continue
+		}
+		for _, path := range p.prog.paths {
+			if len(path) == 0 || path[0].name == "" {
+				return nil
+			}
+			heads = append(heads, path[0])
+		}
+	}
+	return heads
 }
 
 // extract evaluates the parameters of resourceType that keep accepts (all
-// when keep is nil).
-func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool) ([]Entry, error) {
+// when keep is nil). When only is not nil, only those root members are
+// parsed: keep must accept no parameter whose paths start elsewhere.
+func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool, only []step) ([]Entry, error) {
 	params := r.ordered[resourceType]
 	if params == nil {
 		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
@@ -48,7 +75,10 @@ func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) b
 	// The entries' strings share body's memory through src. Copy once so
 	// that entries stay valid whatever the caller does with body.
 	src := string(body)
-	if err := x.d.parse(src); err != nil {
+	x.d.only = only
+	err := x.d.parse(src)
+	x.d.only = nil
+	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", resourceType, err)
 	}
 	if x.d.nodes[0].kind != kObject {

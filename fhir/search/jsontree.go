@@ -3,6 +3,7 @@ package search
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -36,6 +37,9 @@ type doc struct {
 	nodes []node
 	src   string
 	pos   int
+	// only, when not nil, lists the members of the root object to parse;
+	// the others are skipped without making nodes (see Registry.References).
+	only []step
 }
 
 // parse parses src, which must be one JSON value, into d. The root is node 0.
@@ -145,16 +149,22 @@ func (d *doc) object(key string) (int32, error) {
 			return 0, d.errorf("expected ':'")
 		}
 		d.pos++
-		child, err := d.value(k)
-		if err != nil {
-			return 0, err
-		}
-		if last < 0 {
-			d.nodes[self].first = child
+		if self == 0 && d.only != nil && !d.wanted(k) {
+			if err := d.skip(); err != nil {
+				return 0, err
+			}
 		} else {
-			d.nodes[last].next = child
+			child, err := d.value(k)
+			if err != nil {
+				return 0, err
+			}
+			if last < 0 {
+				d.nodes[self].first = child
+			} else {
+				d.nodes[last].next = child
+			}
+			last = child
 		}
-		last = child
 		d.space()
 		if d.pos >= len(d.src) {
 			return 0, d.errorf("unterminated object")
@@ -205,6 +215,52 @@ func (d *doc) array(key string) (int32, error) {
 			return 0, d.errorf("expected ',' or ']'")
 		}
 	}
+}
+
+// wanted reports whether root member k is one of d.only (a choice element
+// by its name's prefix).
+func (d *doc) wanted(k string) bool {
+	for i := range d.only {
+		if s := &d.only[i]; k == s.name || (s.choice && strings.HasPrefix(k, s.name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// skip passes over one JSON value without making nodes, checking only that
+// its strings and brackets are closed.
+func (d *doc) skip() error {
+	d.space()
+	depth := 0
+	for d.pos < len(d.src) {
+		switch c := d.src[d.pos]; c {
+		case '"':
+			if _, err := d.str(); err != nil {
+				return err
+			}
+		case '{', '[':
+			depth++
+			d.pos++
+		case '}', ']':
+			if depth == 0 {
+				return nil // the end of the enclosing object
+			}
+			depth--
+			d.pos++
+		case ',':
+			if depth == 0 {
+				return nil
+			}
+			d.pos++
+		default:
+			d.pos++
+		}
+		if depth == 0 && (d.src[d.pos-1] == '"' || d.src[d.pos-1] == '}' || d.src[d.pos-1] == ']') {
+			return nil
+		}
+	}
+	return d.errorf("unexpected end of input")
 }
 
 // str reads a string starting at the opening quote.

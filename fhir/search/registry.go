@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -114,6 +115,9 @@ type Registry struct {
 	loc     *time.Location
 	base    string
 	terms   *terminology
+	// refHeads memoizes, per "type.param" asked of References, the root
+	// members its expressions start from ([]step).
+	refHeads sync.Map
 }
 
 // NewRegistry builds a registry from SearchParameter resources (as from
