@@ -84,7 +84,11 @@ func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) b
 	if x.d.nodes[0].kind != kObject {
 		return nil, fmt.Errorf("extract %s: the resource is not a JSON object", resourceType)
 	}
-	out := make([]Entry, 0, len(params)+4)
+	size := len(params) + 4
+	if keep != nil {
+		size = 4 // References: a parameter or two
+	}
+	out := make([]Entry, 0, size)
 	for _, p := range params {
 		if p.comp != nil && keep == nil {
 			out = r.indexComposite(out, p, x)

@@ -104,3 +104,19 @@ func TestReferencesSkippedMembers(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReferences is _include's cost per match: a Slot's schedule
+// reference.
+func BenchmarkReferences(b *testing.B) {
+	r := testRegistry(b)
+	body, err := os.ReadFile(filepath.Join("testdata", "Slot-1.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.References("Slot", body, "schedule"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
