@@ -54,15 +54,18 @@ func TestHotQueryPlans(t *testing.T) {
 	tests := []struct {
 		query string
 		uses  string // the index search the plan must contain
+		// pageOnPairs: the page is ordered and cut on the pair rows, and
+		// resources are read only for it (after the sort).
+		pageOnPairs bool
 	}{
-		{"Slot?schedule.actor:HealthcareService=HealthcareService/hs-00003&status=free&start=ge2026-03-09&start=le2026-03-23", "(cid=? AND ref_id=? AND ref_type=? AND low>? AND low<?)"},
-		{"Slot?schedule=Schedule/sch-00007&start=ge2026-03-09&start=le2026-03-23&status=free", "idx_pair USING PRIMARY KEY (cid=? AND ref_id=? AND ref_type=? AND low>? AND low<?)"},
-		{"Patient?identifier=" + url.QueryEscape(synth.NHSNumberSystem+"|"+synth.NHSNumber(1234)), "idx_token"},
-		{"HealthcareService?specialty=" + url.QueryEscape(synth.SNOMEDSystem+"|394579002"), "idx_token"},
-		{"Schedule?_id=sch-00001,sch-00002", "sqlite_autoindex_resources_1 (type=? AND id=?)"},
-		{"Slot?status=free", "resources_type_updated"},
-		{"Slot?schedule=Schedule/sch-00007&_sort=-start,status", "idx_ref"},
-		{"Slot?start=ge2026-05-20T10:00:00Z&start=lt2026-05-20T11:00:00Z", "idx_date"},
+		{"Slot?schedule.actor:HealthcareService=HealthcareService/hs-00003&status=free&start=ge2026-03-09&start=le2026-03-23", "(cid=? AND ref_id=? AND ref_type=? AND low>? AND low<?)", true},
+		{"Slot?schedule=Schedule/sch-00007&start=ge2026-03-09&start=le2026-03-23&status=free", "idx_pair USING PRIMARY KEY (cid=? AND ref_id=? AND ref_type=? AND low>? AND low<?)", true},
+		{"Patient?identifier=" + url.QueryEscape(synth.NHSNumberSystem+"|"+synth.NHSNumber(1234)), "idx_token", false},
+		{"HealthcareService?specialty=" + url.QueryEscape(synth.SNOMEDSystem+"|394579002"), "idx_token", false},
+		{"Schedule?_id=sch-00001,sch-00002", "sqlite_autoindex_resources_1 (type=? AND id=?)", false},
+		{"Slot?status=free", "resources_type_updated", false},
+		{"Slot?schedule=Schedule/sch-00007&_sort=-start,status", "idx_ref", false},
+		{"Slot?start=ge2026-05-20T10:00:00Z&start=lt2026-05-20T11:00:00Z", "idx_date", false},
 	}
 	for _, tt := range tests {
 		typ, raw, _ := strings.Cut(tt.query, "?")
@@ -84,6 +87,9 @@ func TestHotQueryPlans(t *testing.T) {
 		}
 		if !strings.Contains(plan, tt.uses) {
 			t.Errorf("%s: plan does not use %s\n%s", tt.query, tt.uses, plan)
+		}
+		if sorted, read := strings.Index(plan, "USE TEMP B-TREE FOR ORDER BY"), strings.Index(plan, "SEARCH r "); tt.pageOnPairs && (sorted < 0 || read < sorted) {
+			t.Errorf("%s: resources are read before the page is cut\n%s", tt.query, plan)
 		}
 	}
 }

@@ -90,6 +90,9 @@ func (r reader) explain(ctx context.Context, q *search.Query) ([]string, error) 
 		return nil, err
 	}
 	f := b.rowsSQL(q, p, nil, count)
+	if p.keyedPage(q) {
+		f = keyedRowsSQL(q, p, nil, count)
+	}
 	rows, err := r.q.QueryContext(ctx, "EXPLAIN QUERY PLAN "+f.sql, f.args...)
 	if err != nil {
 		return nil, err
@@ -367,9 +370,11 @@ func keyedRowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *cursor, count int, page *store.Page) error {
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
-	query := b.rowsSQL(q, p, cur, count)
+	var query frag
 	if p.keyedPage(q) {
 		query = keyedRowsSQL(q, p, cur, count)
+	} else {
+		query = b.rowsSQL(q, p, cur, count)
 	}
 	var rows *sql.Rows
 	var err error
