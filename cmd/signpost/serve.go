@@ -69,6 +69,7 @@ func serve(args []string) error {
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	slog.SetDefault(log) // libraries that log through slog's default (zitadel's routes) log as JSON too
 	cfg.Logger = log
 	cfg.Console = os.Stdout // the development server's banner with demo credentials: for the operator, never in the JSON log on stderr
 	a, err := app.New(cfg)
