@@ -46,7 +46,7 @@ CREATE INDEX IF NOT EXISTS idx_composite_rid ON idx_composite (rid, pid);
 `
 
 // compositeTable describes idx_composite's rows for the inserter.
-var compositeTable = indexTable{"idx_composite", "pid, s1, v1, lo1, hi1, s2, v2, lo2, hi2, s3, v3, lo3, hi3, rid", 14}
+var compositeTable = indexTable{"idx_composite", "pid, s1, v1, lo1, hi1, s2, v2, lo2, hi2, s3, v3, lo3, hi3, rid", 14, 14}
 
 // appendComposite appends the row of composite entry e for parameter pid
 // of resource row rid to args.

@@ -1,0 +1,268 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// TestIndexUpdateMatchesFreshWrite: a new version of a resource updates
+// its index rows in place (writeIndex keeps, turns, deletes and inserts
+// rows); after every write of random sequences of versions, the rows of
+// every table are exactly those that writing the current version from
+// scratch leaves. Versions draw their entries from small pools, so that
+// they keep, drop, add, change and repeat rows of every table (pair rows
+// included), and mix deletes, re-creations and the bulk path (PutAll).
+func TestIndexUpdateMatchesFreshWrite(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 2))
+	ids := []string{"Slot/a", "Slot/b", "Appointment/c", "Observation/d", "Observation/e"}
+	current := map[string]*store.Write{}
+	clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	next := func(ref string) *store.Write {
+		typ, id, _ := strings.Cut(ref, "/")
+		version := int64(1)
+		if cur := current[ref]; cur != nil {
+			version = cur.Resource.Version + 1
+		}
+		clock = clock.Add(time.Duration(1+rng.IntN(3)) * time.Millisecond)
+		res := &fhir.Resource{Type: typ, ID: id, Version: version, LastUpdated: clock}
+		w := &store.Write{Resource: res}
+		if version > 1 && rng.IntN(8) == 0 {
+			res.Deleted = true
+			return w
+		}
+		res.JSON = []byte(`{"resourceType":"` + typ + `","id":"` + id + `"}`)
+		w.Index = randomEntries(rng, typ, clock)
+		return w
+	}
+	for step := range 400 {
+		var ws []*store.Write
+		bulk := rng.IntN(5) == 0
+		for range 1 + rng.IntN(3) {
+			ref := ids[rng.IntN(len(ids))]
+			if !bulk && slices.ContainsFunc(ws, func(w *store.Write) bool { return w.Resource.Reference() == ref }) {
+				continue
+			}
+			w := next(ref)
+			current[ref] = w
+			ws = append(ws, w)
+		}
+		if bulk {
+			// New ids take the bulk path's multi-row inserts.
+			ref := fmt.Sprintf("Observation/n%d", step)
+			ids = append(ids, ref)
+			w := next(ref)
+			current[ref] = w
+			ws = append(ws, w)
+		}
+		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			if bulk {
+				return tx.(*txn).PutAll(ctx, ws)
+			}
+			for _, w := range ws {
+				if err := tx.Put(ctx, w); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("step %d: writing: %v", step, err)
+		}
+		for _, w := range ws {
+			if current[w.Resource.Reference()] != w {
+				continue // written again in the same step
+			}
+			got, want := indexRowsAndFresh(t, s, w)
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s version %d: index rows\n got  %q\n want %q", step, w.Resource.Reference(), w.Resource.Version, got, want)
+			}
+		}
+	}
+}
+
+// errRollback undoes indexRowsAndFresh's transaction.
+var errRollback = errors.New("rolled back on purpose")
+
+// indexRowsAndFresh returns the index rows of w's resource as stored, and
+// as writing w from scratch leaves them (in a transaction rolled back).
+func indexRowsAndFresh(t *testing.T, s *Store, w *store.Write) (got, want []string) {
+	t.Helper()
+	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		tt := tx.(*txn)
+		var rid int64
+		res := w.Resource
+		if err := tt.batch.QueryRowContext(ctx, "SELECT rid FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid); err != nil {
+			return err
+		}
+		var err error
+		if got, err = allIndexRows(ctx, tt, rid); err != nil {
+			return err
+		}
+		if err := tt.deleteIndex(ctx, rid); err != nil {
+			return err
+		}
+		if !res.Deleted {
+			if err := tt.writeIndex(ctx, res, rid, w.Index, true); err != nil {
+				return err
+			}
+		}
+		if want, err = allIndexRows(ctx, tt, rid); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("reading the index rows of %s: %v", w.Resource.Reference(), err)
+	}
+	return got, want
+}
+
+// allIndexRows renders every column of every index row of rid, with its
+// type, sorted.
+func allIndexRows(ctx context.Context, tt *txn, rid int64) ([]string, error) {
+	var out []string
+	for _, tb := range tables {
+		rows, err := tt.batch.QueryContext(ctx, "SELECT "+tb.cols+" FROM "+tb.name+" WHERE rid = ?", rid)
+		if err != nil {
+			return nil, err
+		}
+		vals := make([]any, tb.n)
+		dest := make([]any, tb.n)
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			row := tb.name
+			for _, v := range vals {
+				row += fmt.Sprintf(" %T:%v", v, v)
+			}
+			out = append(out, row)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// randomEntries draws index entries of a resource of typ from small pools
+// of values of every kind (including the parameters of typ's pair, and a
+// _lastUpdated that changes with every version), repeats included.
+func randomEntries(rng *rand.Rand, typ string, now time.Time) []search.Entry {
+	pick := func(vals ...string) string { return vals[rng.IntN(len(vals))] }
+	date := func(param string) search.Entry {
+		low := int64(1000 * (1 + rng.IntN(3)))
+		high := low + int64(1+rng.IntN(2)*999)
+		switch rng.IntN(6) {
+		case 0:
+			low = search.MinTime
+		case 1:
+			high = search.MaxTime
+		}
+		return search.Entry{Param: param, Type: search.Date, Low: low, High: high}
+	}
+	number := func(param string, typ search.ParamType) search.Entry {
+		v := []float64{1.5, 2, 0, math0(), -3}[rng.IntN(5)]
+		e := search.Entry{Param: param, Type: typ, NumLow: v, NumHigh: v + 0.5}
+		if typ == search.Quantity {
+			e.System, e.Value = pick("", "http://unitsofmeasure.org"), pick("mg", "kg")
+		}
+		return e
+	}
+	lu := now.UnixMicro()
+	entries := []search.Entry{{Param: "_lastUpdated", Type: search.Date, Low: lu, High: lu + 1000}}
+	// Slots and Appointments mostly have one value of each parameter of
+	// their pair, so that pair rows often stay from version to version.
+	switch typ {
+	case "Slot":
+		if rng.IntN(8) > 0 {
+			id := pick("s1", "s2")
+			entries = append(entries, search.Entry{Param: "schedule", Type: search.Reference, RefType: "Schedule", RefID: id, Value: "Schedule/" + id})
+		}
+		if rng.IntN(8) > 0 {
+			entries = append(entries, search.Entry{Param: "start", Type: search.Date, Low: 1000, High: 2000})
+		}
+		if rng.IntN(8) > 0 {
+			entries = append(entries, search.Entry{Param: "status", Type: search.Token, Value: pick("free", "busy")})
+		}
+	case "Appointment":
+		entries = append(entries, search.Entry{Param: "patient", Type: search.Reference, RefType: "Patient", RefID: "p1", Value: "Patient/p1"},
+			search.Entry{Param: "date", Type: search.Date, Low: 1000, High: 2000})
+	}
+	for range rng.IntN(9) {
+		var e search.Entry
+		switch rng.IntN(9) {
+		case 0:
+			v := pick("ann", "bob", "cy")
+			e = search.Entry{Param: "name", Type: search.String, Value: strings.ToUpper(v), Text: v}
+		case 1:
+			e = search.Entry{Param: "code", Type: search.Token, System: pick("", "s1"), Value: pick("a", "b", "c"), Text: pick("", "A")}
+		case 2:
+			e = date("date")
+		case 3:
+			e = number("value", []search.ParamType{search.Number, search.Quantity}[rng.IntN(2)])
+		case 4:
+			id := pick("p1", "p2")
+			e = search.Entry{Param: "subject", Type: search.Reference, RefType: pick("Patient", ""), RefID: id, Value: "Patient/" + id}
+		case 5:
+			e = search.Entry{Param: "url", Type: search.URI, Value: pick("urn:x", "urn:y")}
+		case 6:
+			e = search.Entry{Param: "combo", Type: search.Composite, Components: []search.Entry{
+				{Param: "code", Type: search.Token, System: "s1", Value: pick("a", "b")},
+				[]search.Entry{date("date"), number("value", search.Quantity)}[rng.IntN(2)],
+			}}
+		case 7: // the pair's reference
+			switch typ {
+			case "Slot":
+				id := pick("s1", "s2")
+				e = search.Entry{Param: "schedule", Type: search.Reference, RefType: "Schedule", RefID: id, Value: "Schedule/" + id}
+			case "Appointment":
+				id := pick("p1", "p2")
+				e = search.Entry{Param: "patient", Type: search.Reference, RefType: "Patient", RefID: id, Value: "Patient/" + id}
+			default:
+				continue
+			}
+		case 8: // the pair's date and code
+			switch typ {
+			case "Slot":
+				if rng.IntN(2) == 0 {
+					e = date("start")
+				} else {
+					e = search.Entry{Param: "status", Type: search.Token, Value: pick("free", "busy", "busy-tentative")}
+				}
+			case "Appointment":
+				e = date("date")
+			default:
+				continue
+			}
+		}
+		entries = append(entries, e)
+	}
+	rng.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
+	return entries
+}
+
+// math0 is negative zero.
+func math0() float64 { z := 0.0; return -z }
