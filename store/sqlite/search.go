@@ -1283,8 +1283,9 @@ type planner struct {
 	stmts  map[string]*sql.Stmt // prepared search statements on the read pool
 
 	// save persists a statistic once computed (Open sets it), so that
-	// the first searches after a restart need not compute it again.
-	save func(k statKey, v [3]float64)
+	// the first searches after a restart need not compute it again. seq
+	// is the last history row when it was computed.
+	save func(k statKey, v [3]float64, seq int64)
 }
 
 // maxStmts bounds the prepared statements kept. Search shapes are few;
@@ -1367,8 +1368,15 @@ func (p *planner) load(ctx context.Context, db querier) {
 		return
 	}
 	// Statistics saved before: estimates, refreshed like the others once
-	// the writes since this start exceed a quarter of them.
-	srows, err := db.QueryContext(ctx, "SELECT tbl, pid, typ, v0, v1, v2 FROM idx_stats")
+	// the writes since this start exceed a quarter of them. A statistic
+	// computed more versions ago than that (by history seq: versions
+	// written by another process, such as a bulk import, or before a
+	// crash) is left out, to be computed afresh when first needed.
+	var last int64
+	if err := db.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM history").Scan(&last); err != nil {
+		return
+	}
+	srows, err := db.QueryContext(ctx, "SELECT tbl, pid, typ, v0, v1, v2, seq FROM idx_stats")
 	if err != nil {
 		return
 	}
@@ -1376,10 +1384,37 @@ func (p *planner) load(ctx context.Context, db querier) {
 	for srows.Next() {
 		var k statKey
 		var v [3]float64
-		if srows.Scan(&k.table, &k.pid, &k.typ, &v[0], &v[1], &v[2]) == nil {
+		var seq int64
+		if srows.Scan(&k.table, &k.pid, &k.typ, &v[0], &v[1], &v[2], &seq) == nil && !staleAfter(last-seq, v[0]) {
 			p.stats[k] = &stat{v: v}
 		}
 	}
+}
+
+// staleAfter reports whether a statistic counting n entries is out of date
+// after writes more writes.
+func staleAfter(writes int64, n float64) bool {
+	return writes > max(500, int64(n/4))
+}
+
+// lastSeq is the history row of the latest version, for saved statistics.
+func lastSeq(db *sql.DB) int64 {
+	var seq int64
+	_ = db.QueryRowContext(context.Background(), "SELECT coalesce(max(seq), 0) FROM history").Scan(&seq)
+	return seq
+}
+
+// migrateStatSeq adds the seq column to the saved statistics of a database
+// made before it; rows saved without it count as computed at seq 0.
+func migrateStatSeq(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('idx_stats') WHERE name = 'seq'").Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	if _, err := db.Exec("ALTER TABLE idx_stats ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"); err != nil {
+		return fmt.Errorf("sqlite: adding seq to idx_stats: %w", err)
+	}
+	return nil
 }
 
 // shape returns the shape of date parameter pid. While the shapes cannot
@@ -1438,17 +1473,17 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 	s := p.stats[k]
 	w := p.writes[k.pid]
 	if s != nil {
-		stale := w-s.writes > max(500, int64(s.v[0]/4))
-		if stale && !s.refreshing {
+		if staleAfter(w-s.writes, s.v[0]) && !s.refreshing {
 			s.refreshing = true
 			go func() {
+				seq := lastSeq(db)
 				v := compute(db, query, args...)
 				p.mu.Lock()
 				s.v, s.writes, s.refreshing = v, w, false
 				save := p.save
 				p.mu.Unlock()
 				if save != nil {
-					save(k, v)
+					save(k, v, seq)
 				}
 			}()
 		}
@@ -1457,13 +1492,14 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 		return v
 	}
 	p.mu.Unlock()
+	seq := lastSeq(db)
 	v := compute(db, query, args...)
 	p.mu.Lock()
 	p.stats[k] = &stat{v: v, writes: w}
 	save := p.save
 	p.mu.Unlock()
 	if save != nil {
-		go save(k, v)
+		go save(k, v, seq)
 	}
 	return v
 }

@@ -113,6 +113,10 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
+	if err := migrateStatSeq(wdb); err != nil {
+		wdb.Close()
+		return nil, err
+	}
 	if err := migratePairOrder(wdb); err != nil {
 		wdb.Close()
 		return nil, err
@@ -487,12 +491,12 @@ func (s *Store) runOne(r *request, bs *batchState) (err error) {
 
 // saveStat persists a planner statistic, best effort: a statistic not
 // saved is computed again after the next start.
-func (s *Store) saveStat(k statKey, v [3]float64) {
+func (s *Store) saveStat(k statKey, v [3]float64, seq int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := tx.(*txn).exec(ctx, "INSERT OR REPLACE INTO idx_stats (tbl, pid, typ, v0, v1, v2) VALUES (?, ?, ?, ?, ?, ?)",
-			k.table, k.pid, k.typ, v[0], v[1], v[2])
+		_, err := tx.(*txn).exec(ctx, "INSERT OR REPLACE INTO idx_stats (tbl, pid, typ, v0, v1, v2, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			k.table, k.pid, k.typ, v[0], v[1], v[2], seq)
 		return err
 	})
 }
