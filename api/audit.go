@@ -353,9 +353,20 @@ func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, erro
 	if err != nil {
 		return nil, err
 	}
-	entries, err := s.search.Extract(auditType, body)
+	index, err := s.Index(auditType, body)
 	if err != nil {
 		return nil, err
+	}
+	return &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, Index: index}, nil
+}
+
+// Index returns the index entries the server stores for a resource of
+// type typ: the registry's, except that the audit trail keeps only those
+// of auditIndexed. A reindex (app) uses it to store what the writes did.
+func (s *Server) Index(typ string, body []byte) ([]search.Entry, error) {
+	entries, err := s.search.Extract(typ, body)
+	if err != nil || typ != auditType {
+		return entries, err
 	}
 	index := entries[:0]
 	for _, e := range entries {
@@ -364,7 +375,7 @@ func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, erro
 			index = append(index, e)
 		}
 	}
-	return &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, Index: index}, nil
+	return index, nil
 }
 
 // auditSearchable refuses a search that tests, sorts by or includes

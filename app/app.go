@@ -54,6 +54,10 @@ type Config struct {
 	// experiments only (logged loudly). NewTest sets it unless Auth is set.
 	Open bool
 	Auth bool // NewTest only: keep authorisation on
+	// NoReindex opens the store without bringing its index up to date
+	// when the search parameters changed (see App.Reindex): for signpost
+	// reindex, which does it itself with progress.
+	NoReindex bool
 }
 
 // App is an assembled server.
@@ -121,6 +125,12 @@ func New(cfg Config) (*App, error) {
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
+	if !cfg.NoReindex {
+		if err := a.updateIndex(context.Background()); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
 		Logger: cfg.Logger, Validator: val, Client: srv.ClientOf}, rp, reg)

@@ -5,6 +5,7 @@
 //	signpost check      check that slots and appointments agree
 //	signpost generate   write a synthetic region as NDJSON
 //	signpost import     bulk-load NDJSON files into the store
+//	signpost reindex    rebuild the search index with this release's search parameters
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -21,6 +22,7 @@ var commands = map[string]func(args []string) error{
 	"serve":    serve,
 	"generate": generate,
 	"import":   importCmd,
+	"reindex":  reindexCmd,
 	"check":    check,
 	"token":    token,
 }
@@ -31,6 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  serve    run the FHIR server")
 		fmt.Fprintln(os.Stderr, "  generate write a synthetic region (organisations … slots, patients) as NDJSON")
 		fmt.Fprintln(os.Stderr, "  import   bulk-load NDJSON files into the store in --data")
+		fmt.Fprintln(os.Stderr, "  reindex  rebuild the search index of the store in --data with this release's search parameters")
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
 		os.Exit(2)
