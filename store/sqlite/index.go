@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
@@ -88,8 +90,12 @@ const shapesSince = 0
 // existed up to date, once: every date and reference parameter gets the
 // most general shape (widest range seen, possibly several values), and the
 // pair index is filled from the reference and date entries. A new database
-// only gets the marker.
+// only gets the marker. It first adds the index digest (migrateDigest),
+// so that the resources whose pair rows it fills have none.
 func migrateIndex(db *sql.DB) error {
+	if err := migrateDigest(db); err != nil {
+		return err
+	}
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM idx_date_shape WHERE pid = ?", shapesSince).Scan(&n); err != nil || n > 0 {
 		return err
@@ -461,193 +467,207 @@ func (t *txn) deleteIndex(ctx context.Context, rid int64) error {
 	return nil
 }
 
-// writeIndex makes the index rows of res, stored as resource row rid,
-// those of entries. A fresh resource (it has no rows yet) gets them
-// inserted. Otherwise the rows there are are read and compared with the
-// wanted ones, table by table: a new version usually changes few of them
-// (a Slot's status: one token row), so only the rows no longer wanted are
-// deleted and only the missing ones inserted, and the pair rows that stay
-// get their code, updated and id columns rewritten in place (they change
-// with every version). Deleting and inserting every row, as a fresh write
-// does, cost the writer a third of a booking's time.
+// writeIndex replaces the index entries of res, stored as resource row
+// rid (fresh: it has none yet), whatever rows it has, and records their
+// digest. A reindex rewrites a resource's rows this way; a new version
+// takes Put's path (updateIndex), which rewrites only what changed.
 func (t *txn) writeIndex(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, fresh bool) error {
-	if !fresh && len(entries) == 0 {
-		return t.deleteIndex(ctx, rid)
+	if !fresh {
+		if err := t.deleteIndex(ctx, rid); err != nil {
+			return err
+		}
 	}
 	var rs rowSet
 	if err := t.addRows(ctx, res, rid, entries, &rs); err != nil {
 		return err
 	}
-	if !fresh {
-		old, err := t.indexRows(ctx, rid)
-		if err != nil {
+	d := rs.digest()
+	if err := t.flush(ctx, &inserter{q: t.batch}, &rs); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, "UPDATE resources SET digest = ? WHERE rid = ?", d, rid); err != nil {
+		return err
+	}
+	if m, ok := t.memo[res.Type+"/"+res.ID]; ok && m.rid == rid {
+		m.digest = d
+		t.memo[res.Type+"/"+res.ID] = m
+	}
+	return nil
+}
+
+// The index digest of a resource (resources.digest) describes the index
+// rows written for its current version, so that the next version rewrites
+// only the tables whose rows change without reading any: a booking changes
+// a Slot's status token and its _lastUpdated date, and its pair row's
+// code and updated columns, and nothing else. It is digestVersion, then,
+// for each table in which the resource has rows, the table's number and
+// digestHash bytes of SHA-256 over its rows (their primary key columns
+// but rid, encoded by appendKey, sorted, repeats once). NULL, or a digest
+// of another version, says nothing: the rows are all rewritten. The rows of
+// a table sharing their first column (the parameter) must share their
+// columns past the key (idx_pair's code, updated and id): those are set
+// on every version. Whatever changes index rows other than through
+// writeIndex and updateIndex must clear the digests of the resources
+// whose rows it changes.
+const (
+	digestVersion = 1
+	digestHash    = 16
+)
+
+// migrateDigest adds the digest column to a resources table made before
+// it. Rows written before have none, and are rewritten whole once.
+func migrateDigest(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'digest'").Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	if _, err := db.Exec("ALTER TABLE resources ADD COLUMN digest BLOB"); err != nil {
+		return fmt.Errorf("sqlite: adding the index digest: %w", err)
+	}
+	return nil
+}
+
+// ridCol is the position of the rid column in each table's rows.
+var ridCol = func() (c [numTables]int) {
+	for i, tb := range tables {
+		c[i] = slices.Index(strings.Split(tb.cols, ", "), "rid")
+	}
+	return c
+}()
+
+// digest returns the index digest of the rows of rs (one resource's).
+func (rs *rowSet) digest() []byte {
+	return digestOf(&rs.args)
+}
+
+// digestOf returns the index digest of rows, one resource's rows by table.
+func digestOf(rows *[numTables][]any) []byte {
+	d := []byte{digestVersion}
+	var keys [][]byte
+	for i, tb := range tables {
+		args := rows[i]
+		if len(args) == 0 {
+			continue
+		}
+		keys = keys[:0]
+		for j := 0; j < len(args); j += tb.n {
+			var k []byte
+			for c := range tb.key {
+				if c != ridCol[i] {
+					k = appendKey(k, args[j+c])
+				}
+			}
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, bytes.Compare)
+		keys = slices.CompactFunc(keys, bytes.Equal)
+		h := sha256.New()
+		for _, k := range keys {
+			h.Write(k)
+		}
+		d = append(d, byte(i))
+		d = append(d, h.Sum(nil)[:digestHash]...)
+	}
+	return d
+}
+
+// digestTables splits an index digest by table: nil where the resource
+// has no rows. ok is false when d says nothing of the rows.
+func digestTables(d []byte) (hs [numTables][]byte, ok bool) {
+	if len(d) == 0 || d[0] != digestVersion || (len(d)-1)%(1+digestHash) != 0 {
+		return hs, false
+	}
+	for p := 1; p < len(d); p += 1 + digestHash {
+		i := int(d[p])
+		if i >= numTables {
+			return hs, false
+		}
+		hs[i] = d[p+1 : p+1+digestHash]
+	}
+	return hs, true
+}
+
+// setRowSQL sets, for the index tables with columns past the key, those
+// columns in the rows of a resource row and parameter.
+var setRowSQL = func() (set [numTables]string) {
+	for i, tb := range tables {
+		if tb.key < tb.n {
+			cols := strings.Split(tb.cols, ", ")
+			set[i] = "UPDATE " + tb.name + " SET " + strings.Join(cols[tb.key:], " = ?, ") + " = ? WHERE rid = ? AND " + cols[0] + " = ?"
+		}
+	}
+	return set
+}()
+
+// updateIndex brings the index rows of resource row rid from those that
+// index digest old describes to rs (built for rid, with digest d): a fresh
+// resource (no rows yet) gets rs inserted; otherwise a table whose rows
+// keep their digest is left as it is (but for the columns past the key,
+// which are set), and one whose rows change has them deleted and rs's
+// inserted. When old says nothing of the rows, they are all rewritten.
+func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []byte, fresh bool) error {
+	in := &inserter{q: t.batch}
+	if fresh {
+		return t.flush(ctx, in, rs)
+	}
+	was, ok := digestTables(old)
+	if !ok {
+		if err := t.deleteIndex(ctx, rid); err != nil {
 			return err
 		}
-		for i := range tables {
-			if rs.args[i], err = t.reconcile(ctx, i, old[i], rs.args[i], rid); err != nil {
-				return err
-			}
-		}
+		return t.flush(ctx, in, rs)
 	}
-	return t.flush(ctx, &inserter{q: t.batch}, &rs)
-}
-
-// maxKey is the most primary key columns of an index table (idx_composite).
-const maxKey = 14
-
-// indexRowsSQL reads the primary key columns of every index row of a
-// resource row (?1), each row tagged with its table and padded with NULLs
-// to maxKey columns, through the tables' (rid, …) indexes alone.
-var indexRowsSQL = func() string {
-	var parts []string
+	now, _ := digestTables(d)
 	for i, tb := range tables {
-		cols := strings.Split(tb.cols, ", ")[:tb.key]
-		for len(cols) < maxKey {
-			cols = append(cols, "NULL")
+		switch {
+		case !bytes.Equal(was[i], now[i]):
+			if was[i] != nil {
+				if _, err := t.exec(ctx, "DELETE FROM "+tb.name+" WHERE rid = ?", rid); err != nil {
+					return err
+				}
+			}
+		case was[i] != nil && tb.key < tb.n:
+			args := rs.args[i]
+			for j := 0; j < len(args); j += tb.n {
+				if j > 0 && args[j] == args[j-tb.n] {
+					continue // the parameter's rows share these columns
+				}
+				set := append(slices.Clone(args[j+tb.key:j+tb.n]), rid, args[j])
+				if _, err := t.exec(ctx, setRowSQL[i], set...); err != nil {
+					return fmt.Errorf("sqlite: update %s: %w", tb.name, err)
+				}
+			}
+			rs.args[i] = args[:0]
+		default:
+			rs.args[i] = rs.args[i][:0]
 		}
-		parts = append(parts, fmt.Sprintf("SELECT %d, %s FROM %s WHERE rid = ?1", i, strings.Join(cols, ", "), tb.name))
 	}
-	return strings.Join(parts, " UNION ALL ")
-}()
-
-// indexRows returns the primary keys of the index rows of resource row
-// rid, by table.
-func (t *txn) indexRows(ctx context.Context, rid int64) ([numTables][][]any, error) {
-	var out [numTables][][]any
-	rows, err := t.batch.QueryContext(ctx, indexRowsSQL, rid)
-	if err != nil {
-		return out, err
-	}
-	defer rows.Close()
-	var tbl int
-	var vals [maxKey]any
-	dest := make([]any, 1+maxKey)
-	dest[0] = &tbl
-	for i := range vals {
-		dest[1+i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return out, err
-		}
-		if tbl < 0 || tbl >= numTables {
-			return out, fmt.Errorf("sqlite: reading index rows of %d: table %d", rid, tbl)
-		}
-		out[tbl] = append(out[tbl], slices.Clone(vals[:tables[tbl].key]))
-	}
-	return out, rows.Err()
+	return t.flush(ctx, in, rs)
 }
 
-// Statements of reconcile, by table: deleting a row by its primary key,
-// setting every column of a row found by its key, and setting a row's
-// columns past its key.
-var deleteRowSQL, replaceRowSQL, setRowSQL = func() (del, repl, set [numTables]string) {
+// setRid makes the rows of rs those of resource row rid.
+func (rs *rowSet) setRid(rid int64) {
 	for i, tb := range tables {
-		cols := strings.Split(tb.cols, ", ")
-		where := " WHERE " + strings.Join(cols[:tb.key], " = ? AND ") + " = ?"
-		del[i] = "DELETE FROM " + tb.name + where
-		repl[i] = "UPDATE " + tb.name + " SET " + strings.Join(cols, " = ?, ") + " = ?" + where
-		if tb.key < tb.n {
-			set[i] = "UPDATE " + tb.name + " SET " + strings.Join(cols[tb.key:], " = ?, ") + " = ?" + where
+		for j := ridCol[i]; j < len(rs.args[i]); j += tb.n {
+			rs.args[i][j] = rid
 		}
 	}
-	return del, repl, set
-}()
-
-// reconcile brings the rows of index table i for resource row rid from
-// old (their primary keys, as stored) to want (rows as addRows builds
-// them, flattened), in as few statements as it can, and returns the
-// wanted rows left to insert. A wanted row whose key an old row has stays
-// (the columns past the key are set, when the table has such columns);
-// the other old rows are each turned into one of the other wanted rows
-// with one UPDATE (a Slot's status row from free to busy), and deleted
-// when there are more of them. When no old row stays, it deletes them
-// all at once and returns every wanted row.
-//
-// The keys of the rows a resource's rows are turned into cannot be taken:
-// every key holds rid, and the other rows of rid are the old ones.
-func (t *txn) reconcile(ctx context.Context, i int, old [][]any, want []any, rid int64) ([]any, error) {
-	if len(old) == 0 {
-		return want, nil
-	}
-	tb := tables[i]
-	n := len(want) / tb.n
-	// The first wanted row of each key.
-	byKey := make(map[string]int, n)
-	var buf []byte
-	for j := range n {
-		buf = appendKey(buf[:0], want[j*tb.n:j*tb.n+tb.key])
-		if _, ok := byKey[string(buf)]; !ok {
-			byKey[string(buf)] = j
-		}
-	}
-	var removed [][]any
-	kept := 0
-	for _, o := range old {
-		buf = appendKey(buf[:0], o)
-		j, ok := byKey[string(buf)]
-		if !ok {
-			removed = append(removed, o)
-			continue
-		}
-		delete(byKey, string(buf)) // kept: no insert
-		kept++
-		if tb.key < tb.n {
-			args := append(slices.Clone(want[j*tb.n+tb.key:(j+1)*tb.n]), o...)
-			if _, err := t.exec(ctx, setRowSQL[i], args...); err != nil {
-				return nil, fmt.Errorf("sqlite: update %s: %w", tb.name, err)
-			}
-		}
-	}
-	if kept == 0 && len(old) > 1 {
-		_, err := t.exec(ctx, "DELETE FROM "+tb.name+" WHERE rid = ?", rid)
-		return want, err
-	}
-	// The first rows of the keys left are added, in order.
-	out := want[:0]
-	for j := range n {
-		buf = appendKey(buf[:0], want[j*tb.n:j*tb.n+tb.key])
-		if k, ok := byKey[string(buf)]; ok && k == j {
-			out = append(out, want[j*tb.n:(j+1)*tb.n]...)
-		}
-	}
-	for _, o := range removed {
-		if len(out) > 0 {
-			args := append(slices.Clone(out[:tb.n]), o...)
-			if _, err := t.exec(ctx, replaceRowSQL[i], args...); err != nil {
-				return nil, fmt.Errorf("sqlite: update %s: %w", tb.name, err)
-			}
-			out = out[tb.n:]
-			continue
-		}
-		if _, err := t.exec(ctx, deleteRowSQL[i], o...); err != nil {
-			return nil, fmt.Errorf("sqlite: delete from %s: %w", tb.name, err)
-		}
-	}
-	return out, nil
 }
 
-// appendKey appends to b an encoding of vals in which two lists encode
-// alike only if they hold the same values of the same types, so that a
-// row read back from SQLite and a row built from entries compare equal
-// only when inserting the second would change nothing.
-func appendKey(b []byte, vals []any) []byte {
-	for _, v := range vals {
-		switch v := v.(type) {
-		case int64:
-			b = binary.AppendVarint(append(b, 'i'), v)
-		case float64:
-			b = binary.LittleEndian.AppendUint64(append(b, 'f'), math.Float64bits(v))
-		case string:
-			b = append(binary.AppendUvarint(append(b, 's'), uint64(len(v))), v...)
-		case nil:
-			b = append(b, 'n')
-		default: // not built by addRows: a value no stored one equals
-			s := fmt.Sprintf("%T %v", v, v)
-			b = append(binary.AppendUvarint(append(b, '?'), uint64(len(s))), s...)
-		}
+// appendKey appends to b a self-delimiting encoding of v, in which two
+// values encode alike only if they are equal and of the same type.
+func appendKey(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case int64:
+		return binary.AppendVarint(append(b, 'i'), v)
+	case float64:
+		return binary.LittleEndian.AppendUint64(append(b, 'f'), math.Float64bits(v))
+	case string:
+		return append(binary.AppendUvarint(append(b, 's'), uint64(len(v))), v...)
+	default: // not built by addRows
+		s := fmt.Sprintf("%T %v", v, v)
+		return append(binary.AppendUvarint(append(b, '?'), uint64(len(s))), s...)
 	}
-	return b
 }
 
 // pid returns the id of parameter code on typ, creating it if new. A new

@@ -31,10 +31,11 @@ type memoEntry struct {
 	updated int64
 	deleted bool
 	body    []byte
+	digest  []byte // the index digest (see digestVersion)
 }
 
 // txReadSQL is readSQL with the resource's row id.
-const txReadSQL = `SELECT r.rid, h.version, h.updated, h.deleted, h.body
+const txReadSQL = `SELECT r.rid, h.version, h.updated, h.deleted, h.body, r.digest
 	FROM resources r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?`
 
 // Read implements store.Reader inside the transaction, through the memo.
@@ -44,7 +45,7 @@ func (t *txn) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) 
 	m, ok := t.memo[key]
 	if !ok {
 		var body []byte
-		err := t.batch.QueryRowContext(ctx, txReadSQL, typ, id).Scan(&m.rid, &m.version, &m.updated, &m.deleted, &body)
+		err := t.batch.QueryRowContext(ctx, txReadSQL, typ, id).Scan(&m.rid, &m.version, &m.updated, &m.deleted, &body, &m.digest)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -81,10 +82,11 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	res := w.Resource
 	key := res.Type + "/" + res.ID
 	var rid, cur int64
+	var digest []byte
 	if m, ok := t.memo[key]; ok {
-		rid, cur = m.rid, m.version // 0, 0 when it does not exist
+		rid, cur, digest = m.rid, m.version, m.digest // 0, 0, nil when it does not exist
 	} else {
-		err := t.batch.QueryRowContext(ctx, "SELECT rid, version FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur)
+		err := t.batch.QueryRowContext(ctx, "SELECT rid, version, digest FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &cur, &digest)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			cur = 0
@@ -95,6 +97,14 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	if res.Version != cur+1 {
 		return fhir.Errorf(fhir.Conflict, "conflict", "", "%s/%s is at version %d, not %d", res.Type, res.ID, cur, res.Version-1)
 	}
+	// The index rows, for the row id it has or will have, and their digest.
+	var rs rowSet
+	if !res.Deleted {
+		if err := t.addRows(ctx, res, rid, w.Index, &rs); err != nil {
+			return err
+		}
+	}
+	d := rs.digest()
 	var body any
 	if !res.Deleted {
 		body = res.JSON
@@ -112,22 +122,21 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	}
 	if cur == 0 {
 		var rr sql.Result
-		if rr, err = t.exec(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq)
-			VALUES (?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, updated, res.Deleted, seq); err == nil {
+		if rr, err = t.exec(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq, digest)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, updated, res.Deleted, seq, d); err == nil {
 			rid, err = rr.LastInsertId()
+			rs.setRid(rid)
 		}
 	} else {
-		_, err = t.exec(ctx, `UPDATE resources SET version = ?, updated = ?, deleted = ?, seq = ? WHERE rid = ?`,
-			res.Version, updated, res.Deleted, seq, rid)
+		_, err = t.exec(ctx, `UPDATE resources SET version = ?, updated = ?, deleted = ?, seq = ?, digest = ? WHERE rid = ?`,
+			res.Version, updated, res.Deleted, seq, d, rid)
 	}
 	if err != nil {
 		return err
 	}
-	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted, body: append([]byte(nil), res.JSON...)})
-	if res.Deleted {
-		return t.writeIndex(ctx, res, rid, nil, cur == 0)
-	}
-	return t.writeIndex(ctx, res, rid, w.Index, cur == 0)
+	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted,
+		body: append([]byte(nil), res.JSON...), digest: d})
+	return t.updateIndex(ctx, rid, &rs, d, digest, cur == 0)
 }
 
 // PutAll stores ws in order with the effect of one Put each, for bulk
@@ -185,7 +194,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 		if err := in.insert(ctx, "history", "seq, type, id, version, updated, deleted, body", 7, hist); err != nil {
 			return err
 		}
-		if err := in.insert(ctx, "resources", "rid, type, id, version, updated, deleted, seq", 7, cur); err != nil {
+		if err := in.insert(ctx, "resources", "rid, type, id, version, updated, deleted, seq, digest", 8, cur); err != nil {
 			return err
 		}
 		hist, cur = hist[:0], cur[:0]
@@ -210,11 +219,19 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 		seq++
 		rid++
 		updated := res.LastUpdated.UnixMicro()
-		hist = append(hist, seq, res.Type, res.ID, res.Version, updated, false, res.JSON)
-		cur = append(cur, rid, res.Type, res.ID, res.Version, updated, false, seq)
+		var before [numTables]int
+		for i := range before {
+			before[i] = len(rs.args[i])
+		}
 		if err := t.addRows(ctx, res, rid, w.Index, &rs); err != nil {
 			return err
 		}
+		var mine [numTables][]any
+		for i := range mine {
+			mine[i] = rs.args[i][before[i]:]
+		}
+		hist = append(hist, seq, res.Type, res.ID, res.Version, updated, false, res.JSON)
+		cur = append(cur, rid, res.Type, res.ID, res.Version, updated, false, seq, digestOf(&mine))
 		exists[key] = true
 	}
 	return flush()
