@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
@@ -33,6 +34,7 @@ func reindexCmd(args []string) error {
 	addStoreFlags(fs, &cfg)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "serve's listen address, for the default base URL")
 	quiet := fs.Bool("quiet", false, "no progress line")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the reindex to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), reindexUsage)
 		fs.PrintDefaults()
@@ -42,6 +44,17 @@ func reindexCmd(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("reindex: unexpected arguments %q", fs.Args())
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	// Like import, the reindex never serves HTTP; it brings the index up
 	// to date itself, with progress.

@@ -17,11 +17,12 @@ import (
 // entries, composite tuples, a new kind of entry, the walker's reading of
 // an expression (extract.go, composite.go, values.go, path.go, jsontree.go).
 // A bump makes every store reindex on its next start (Fingerprint), which
-// costs about a minute per million resources (docs/PERFORMANCE.md), so do
-// not bump it for changes that only make extraction faster, or only change
-// parsing or searching. Changes to the registry's data (parameters,
-// expressions, targets, components, StructureDefinitions, time zone, base
-// URL) need no bump: Fingerprint covers them.
+// costs about a minute and a half per million resources
+// (docs/PERFORMANCE.md), so do not bump it for changes that only make
+// extraction faster, or only change parsing or searching. Changes to the
+// registry's data (parameters, expressions, targets, components,
+// StructureDefinitions, time zone, base URL) need no bump: Fingerprint
+// covers them.
 const ExtractionVersion = 1
 
 // Fingerprint returns a stable digest (32 hexadecimal digits) of everything
