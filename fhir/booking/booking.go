@@ -62,6 +62,11 @@ type Service struct {
 	search Searcher
 	key    []byte // HMAC key for proposal tokens
 	now    func() time.Time
+
+	// The schedules and services the rules and $find read, decoded once
+	// per content (they are read by every booking of a service).
+	schedules *repo.Views[schedule]
+	services  *repo.Views[healthcareService]
 }
 
 // New returns the booking service over rp and registers its Rules and
@@ -98,7 +103,8 @@ func New(cfg Config, rp *repo.Repo, s Searcher) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now}
+	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
+		schedules: repo.NewViews(decode[schedule]), services: repo.NewViews(decode[healthcareService])}
 	rp.AddPrepare("Appointment", b.prepareAppointment)
 	rp.AddRule("Appointment", b.appointmentRule)
 	rp.AddRule("Slot", b.slotRule)

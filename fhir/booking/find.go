@@ -461,7 +461,7 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 		}
 		return nil, err
 	}
-	sc, err := decode[schedule](res.JSON)
+	sc, err := b.schedules.Get(res.JSON)
 	if err != nil || (sc.Active != nil && !*sc.Active) {
 		return nil, nil
 	}
@@ -472,7 +472,7 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 			if err != nil {
 				continue
 			}
-			hs, err := decode[healthcareService](hres.JSON)
+			hs, err := b.services.Get(hres.JSON)
 			if err != nil {
 				continue
 			}

@@ -233,7 +233,7 @@ func (b *Service) checkSchedule(ctx context.Context, tx store.Reader, ref string
 		}
 		return err
 	}
-	sc, err := decode[schedule](res.JSON)
+	sc, err := b.schedules.Get(res.JSON)
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (b *Service) checkSchedule(ctx context.Context, tx store.Reader, ref string
 		if err != nil {
 			continue // an unknown service carries no marking
 		}
-		if hs, err := decode[healthcareService](hres.JSON); err == nil && hs.indirectlyBookable() {
+		if hs, err := b.services.Get(hres.JSON); err == nil && hs.indirectlyBookable() {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.slot",
 				"HealthcareService/%s is indirectly bookable: the provider books its appointments", hid).WithDetails(ErrNotBookable)
 		}

@@ -65,6 +65,12 @@ type Directory struct {
 	repo *repo.Repo
 	reg  *search.Registry
 	cfg  Config
+
+	// What the Slot rule reads of the schedules and services it meets,
+	// decoded once per content: every slot write of a service reads the
+	// same ones.
+	actors *repo.Views[[]string]
+	waits  *repo.Views[serviceWait]
 }
 
 // New returns the directory over rp, searching with reg.
@@ -75,7 +81,9 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Directory {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	return &Directory{repo: rp, reg: reg, cfg: cfg}
+	return &Directory{repo: rp, reg: reg, cfg: cfg,
+		actors: repo.NewViews(func(raw []byte) (*[]string, error) { ids := serviceActors(raw); return &ids, nil }),
+		waits:  repo.NewViews(decodeServiceWait)}
 }
 
 // Register adds the directory's rules to the repo. Register it after the
@@ -217,17 +225,8 @@ func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) e
 		if err != nil {
 			return // a dangling schedule reference is not this rule's to judge
 		}
-		var v struct {
-			Actor []struct {
-				Reference string `json:"reference"`
-			} `json:"actor"`
-		}
-		_ = json.Unmarshal(sc.JSON, &v)
-		for _, a := range v.Actor {
-			t2, sid, ok := fhir.SplitReference(a.Reference)
-			if !ok || t2 != "HealthcareService" {
-				continue
-			}
+		services, _ := d.actors.Get(sc.JSON)
+		for _, sid := range *services {
 			i := slices.IndexFunc(changes, func(ch slotChange) bool { return ch.service == sid })
 			if i < 0 {
 				changes = append(changes, slotChange{service: sid})
@@ -298,11 +297,11 @@ func (d *Directory) update(ctx context.Context, tx *repo.Tx, ch slotChange, slot
 	}
 	now := tx.Now()
 	sc := scan{from: now}
-	if w, computed, ok := storedWait(res.JSON); ok && d.fresh(w, computed, now) {
-		if !d.affects(w, now, ch) {
+	if sw, _ := d.waits.Get(res.JSON); sw.ok && d.fresh(sw.wait, sw.computed, now) {
+		if !d.affects(sw.wait, now, ch) {
 			return nil
 		}
-		sc = d.reach(w, ch, now)
+		sc = d.reach(sw.wait, ch, now)
 	}
 	return d.recompute(ctx, tx, res, slotID, ch.joins, sc)
 }
@@ -523,44 +522,70 @@ func lastSampledDay(w Wait) (int, bool) {
 	return 0, false
 }
 
-// storedWait reads the waiting-time extension of a service as written, with
-// when it was computed.
-func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
+// serviceWait is what the waiting-time upkeep reads of a
+// HealthcareService: its waiting-time extensions as written, and the wait
+// the first one holds with when it was computed (ok when it says).
+type serviceWait struct {
+	exts     []waitExt
+	wait     Wait
+	computed time.Time
+	ok       bool
+}
+
+// decodeServiceWait reads the serviceWait of a service's JSON. What cannot
+// be read is left out: the wait is then recomputed and rewritten.
+func decodeServiceWait(serviceJSON []byte) (*serviceWait, error) {
 	var v struct {
 		Extension []waitExt `json:"extension"`
 	}
 	_ = json.Unmarshal(serviceJSON, &v)
+	sw := &serviceWait{}
 	for _, e := range v.Extension {
-		if e.URL != WaitingTime {
-			continue
+		if e.URL == WaitingTime {
+			sw.exts = append(sw.exts, e)
 		}
-		var w Wait
-		var computed time.Time
-		for _, s := range e.Extension {
-			switch s.URL {
-			case "days":
-				if s.ValueInteger != nil {
-					w.Days = *s.ValueInteger
-				}
-			case "next-slot":
-				w.NextSlot, _ = time.Parse(time.RFC3339, s.ValueDateTime)
-			case "average-days":
-				if s.ValueDecimal != nil {
-					w.AverageDays = *s.ValueDecimal
-				}
-			case "sample":
-				if s.ValueInteger != nil {
-					w.Sample = *s.ValueInteger
-				}
-			case "sample-end":
-				w.SampleEnd, _ = time.Parse(time.RFC3339, s.ValueDateTime)
-			case "computed":
-				computed, _ = time.Parse(time.RFC3339, s.ValueInstant)
-			}
-		}
-		return w, computed, !computed.IsZero()
 	}
-	return Wait{}, time.Time{}, false
+	if len(sw.exts) > 0 {
+		sw.wait, sw.computed = waitOf(sw.exts[0])
+		sw.ok = !sw.computed.IsZero()
+	}
+	return sw, nil
+}
+
+// storedWait reads the waiting-time extension of a service as written, with
+// when it was computed.
+func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
+	sw, _ := decodeServiceWait(serviceJSON)
+	return sw.wait, sw.computed, sw.ok
+}
+
+// waitOf reads a waiting-time extension, with when it was computed.
+func waitOf(e waitExt) (Wait, time.Time) {
+	var w Wait
+	var computed time.Time
+	for _, s := range e.Extension {
+		switch s.URL {
+		case "days":
+			if s.ValueInteger != nil {
+				w.Days = *s.ValueInteger
+			}
+		case "next-slot":
+			w.NextSlot, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+		case "average-days":
+			if s.ValueDecimal != nil {
+				w.AverageDays = *s.ValueDecimal
+			}
+		case "sample":
+			if s.ValueInteger != nil {
+				w.Sample = *s.ValueInteger
+			}
+		case "sample-end":
+			w.SampleEnd, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+		case "computed":
+			computed, _ = time.Parse(time.RFC3339, s.ValueInstant)
+		}
+	}
+	return w, computed
 }
 
 // recompute computes the wait of service res from its first free slots,
@@ -577,13 +602,10 @@ func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resour
 		starts = append(starts, *joins)
 	}
 	w := ComputeWait(now.In(d.cfg.Location), starts, d.cfg.AverageOver)
-	var cur struct {
-		Extension []waitExt `json:"extension"`
-	}
-	_ = json.Unmarshal(res.JSON, &cur)
+	cur, _ := d.waits.Get(res.JSON)
 	newExt := waitExtension(w, now)
-	for _, e := range cur.Extension {
-		if e.URL == WaitingTime && sameWait(e, newExt) {
+	for _, e := range cur.exts {
+		if sameWait(e, newExt) {
 			return nil // unchanged: no new version
 		}
 	}
