@@ -105,10 +105,14 @@ func WithoutWaitingTimes(ctx context.Context) context.Context {
 type ownKey struct{}
 
 // serviceRule keeps the waiting-time extension server-owned and checks the
-// bookability characteristic.
+// bookability characteristic (not on the directory's own wait updates,
+// which change nothing else).
 func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if c.New == nil {
 		return nil
+	}
+	if v, _ := ctx.Value(ownKey{}).(bool); v {
+		return nil // the directory's own wait update: it changed nothing else
 	}
 	var hs struct {
 		Characteristic []struct {
@@ -134,9 +138,6 @@ func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change
 	if n > 1 {
 		return fhir.Errorf(fhir.Unprocessable, "business-rule", "HealthcareService.characteristic",
 			"a service is either directly or indirectly bookable: %d bookability codings", n)
-	}
-	if v, _ := ctx.Value(ownKey{}).(bool); v {
-		return nil
 	}
 	var old []byte
 	if c.Old != nil {
@@ -776,17 +777,30 @@ func waitExtension(w Wait, now time.Time) waitExt {
 
 // sameWait compares two waits, ignoring when they were computed.
 func sameWait(a, b waitExt) bool {
-	strip := func(e waitExt) string {
-		var keep []subExt
-		for _, s := range e.Extension {
-			if s.URL != "computed" {
-				keep = append(keep, s)
-			}
+	x, y := a.Extension, b.Extension
+	for {
+		for len(x) > 0 && x[0].URL == "computed" {
+			x = x[1:]
 		}
-		j, _ := json.Marshal(keep)
-		return string(j)
+		for len(y) > 0 && y[0].URL == "computed" {
+			y = y[1:]
+		}
+		if len(x) == 0 || len(y) == 0 {
+			return len(x) == len(y)
+		}
+		if !sameSub(x[0], y[0]) {
+			return false
+		}
+		x, y = x[1:], y[1:]
 	}
-	return strip(a) == strip(b)
+}
+
+// sameSub reports whether two sub-extensions say the same.
+func sameSub(a, b subExt) bool {
+	same := func(p, q *int) bool { return p == q || (p != nil && q != nil && *p == *q) }
+	return a.URL == b.URL && a.ValueDateTime == b.ValueDateTime && a.ValueInstant == b.ValueInstant &&
+		same(a.ValueInteger, b.ValueInteger) &&
+		(a.ValueDecimal == b.ValueDecimal || (a.ValueDecimal != nil && b.ValueDecimal != nil && *a.ValueDecimal == *b.ValueDecimal))
 }
 
 // ReadWait reads a service's waiting-time extension as of now: Days is

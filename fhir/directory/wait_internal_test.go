@@ -36,3 +36,43 @@ func TestLastSampledDay(t *testing.T) {
 		}
 	}
 }
+
+// TestSameWait: two waiting-time extensions are the same wait when they
+// differ only in when they were computed.
+func TestSameWait(t *testing.T) {
+	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	w := ComputeWait(now, []time.Time{now.AddDate(0, 0, 1), now.AddDate(0, 0, 3)}, 5)
+	base := waitExtension(w, now)
+	later := waitExtension(w, now.Add(time.Hour))
+	other := w
+	other.AverageDays += 0.1
+	noComputed := waitExt{URL: WaitingTime, Extension: base.Extension[:len(base.Extension)-1]}
+	computedFirst := waitExt{URL: WaitingTime, Extension: append([]subExt{base.Extension[len(base.Extension)-1]}, noComputed.Extension...)}
+	noAverage := waitExt{URL: WaitingTime}
+	for _, s := range base.Extension {
+		if s.URL == "average-days" {
+			s.ValueDecimal = nil
+		}
+		noAverage.Extension = append(noAverage.Extension, s)
+	}
+	for _, tc := range []struct {
+		name string
+		a, b waitExt
+		want bool
+	}{
+		{"computed later", base, later, true},
+		{"without computed", base, noComputed, true},
+		{"computed first", base, computedFirst, true},
+		{"another average", base, waitExtension(other, now), false},
+		{"no average", base, noAverage, false},
+		{"no slot", base, waitExtension(Wait{}, now), false},
+		{"both without slots", waitExtension(Wait{}, now), waitExtension(Wait{}, now.Add(time.Hour)), true},
+	} {
+		if got := sameWait(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: sameWait = %v, want %v", tc.name, got, tc.want)
+		}
+		if got := sameWait(tc.b, tc.a); got != tc.want {
+			t.Errorf("%s, swapped: sameWait = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
