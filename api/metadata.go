@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/fhir/operation"
-	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 const capabilityID = "signpost"
@@ -20,33 +19,32 @@ func (s *Server) metadata(c *gin.Context) error {
 	return nil
 }
 
-// SearchParamInfo describes a search parameter for the CapabilityStatement.
-type SearchParamInfo struct {
+// searchParam describes a search parameter in the CapabilityStatement.
+type searchParam struct {
 	Name          string `json:"name"`
 	Definition    string `json:"definition,omitempty"`
 	Type          string `json:"type"`
 	Documentation string `json:"documentation,omitempty"`
 }
 
-// ParamLister lists the search parameters of a type; a Searcher that
-// implements it has them published in the CapabilityStatement.
-type ParamLister interface {
-	SearchParams(resourceType string) []SearchParamInfo
-}
-
-// registryParams lists the supported parameters of a search registry.
-type registryParams struct{ r *search.Registry }
-
-// SearchParams implements ParamLister: every parameter of resourceType the
-// registry can search (composite ones with type composite), in code order.
-func (p registryParams) SearchParams(resourceType string) []SearchParamInfo {
-	var out []SearchParamInfo
-	for _, par := range p.r.Params(resourceType) {
+// searchParams lists every parameter of resourceType the registry can
+// search (composite ones with type composite), in code order.
+func (s *Server) searchParams(resourceType string) []searchParam {
+	var out []searchParam
+	for _, par := range s.search.Params(resourceType) {
 		if par.Unsupported == "" {
-			out = append(out, SearchParamInfo{Name: par.Code, Definition: par.URL, Type: string(par.Type), Documentation: par.Description})
+			out = append(out, searchParam{Name: par.Code, Definition: par.URL, Type: string(par.Type), Documentation: par.Description})
 		}
 	}
 	return out
+}
+
+// systemSearchParams are the parameters of a search across all types
+// (GET /fhir?…).
+var systemSearchParams = []searchParam{
+	{Name: "_id", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id", Type: "token", Documentation: "Logical id of the resource"},
+	{Name: "_lastUpdated", Definition: "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", Type: "date", Documentation: "When the resource version last changed"},
+	{Name: "_type", Type: "token", Documentation: "The resource types to search, comma-separated"},
 }
 
 // capabilityStatement generates the CapabilityStatement from the registry
@@ -60,17 +58,17 @@ func (s *Server) capabilityStatement() []byte {
 		Definition string `json:"definition"`
 	}
 	type resource struct {
-		Type              string            `json:"type"`
-		Interaction       []interaction     `json:"interaction"`
-		Versioning        string            `json:"versioning,omitempty"`
-		ReadHistory       bool              `json:"readHistory"`
-		UpdateCreate      bool              `json:"updateCreate"`
-		ConditionalCreate bool              `json:"conditionalCreate"`
-		ConditionalUpdate bool              `json:"conditionalUpdate"`
-		ConditionalDelete string            `json:"conditionalDelete,omitempty"`
-		SearchInclude     []string          `json:"searchInclude,omitempty"`
-		SearchParam       []SearchParamInfo `json:"searchParam,omitempty"`
-		Operation         []op              `json:"operation,omitempty"`
+		Type              string        `json:"type"`
+		Interaction       []interaction `json:"interaction"`
+		Versioning        string        `json:"versioning,omitempty"`
+		ReadHistory       bool          `json:"readHistory"`
+		UpdateCreate      bool          `json:"updateCreate"`
+		ConditionalCreate bool          `json:"conditionalCreate"`
+		ConditionalUpdate bool          `json:"conditionalUpdate"`
+		ConditionalDelete string        `json:"conditionalDelete,omitempty"`
+		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchParam       []searchParam `json:"searchParam,omitempty"`
+		Operation         []op          `json:"operation,omitempty"`
 	}
 	ops := func(typ string) []op {
 		var out []op
@@ -82,19 +80,13 @@ func (s *Server) capabilityStatement() []byte {
 		return out
 	}
 	var resources []resource
-	lister, _ := s.search.(ParamLister)
-	if reg, ok := s.search.(*search.Registry); ok && lister == nil {
-		lister = registryParams{reg}
-	}
 	for _, typ := range s.cfg.Writable {
 		r := resource{Type: typ, Versioning: "versioned", ReadHistory: true, UpdateCreate: true,
 			ConditionalCreate: true, ConditionalUpdate: true, ConditionalDelete: "single", Operation: ops(typ)}
 		for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
 			r.Interaction = append(r.Interaction, interaction{code})
 		}
-		if lister != nil {
-			r.SearchParam = lister.SearchParams(typ)
-		}
+		r.SearchParam = s.searchParams(typ)
 		resources = append(resources, r)
 	}
 	for _, typ := range s.cfg.ReadOnly {
@@ -120,6 +112,7 @@ func (s *Server) capabilityStatement() []byte {
 			"mode":        "server",
 			"resource":    resources,
 			"interaction": []interaction{{"transaction"}, {"batch"}, {"history-system"}, {"search-system"}},
+			"searchParam": systemSearchParams,
 			"operation":   ops(""),
 		}},
 	}

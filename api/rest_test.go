@@ -692,7 +692,9 @@ func TestMetadata(t *testing.T) {
 				Interaction []struct {
 					Code string `json:"code"`
 				} `json:"interaction"`
+				SearchParam []struct{ Name, Type, Documentation string } `json:"searchParam"`
 			} `json:"resource"`
+			SearchParam []struct{ Name, Type string } `json:"searchParam"`
 		} `json:"rest"`
 	}
 	if err := jsonUnmarshal(r.body, &cs); err != nil || cs.ResourceType != "CapabilityStatement" || len(cs.Rest) != 1 {
@@ -717,6 +719,26 @@ func TestMetadata(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("CapabilityStatement interactions (-want +got):\n%s", diff)
+	}
+	// Search parameters: every type's, with type and documentation, and
+	// those of a search across all types.
+	params := map[string]string{}
+	for _, res := range cs.Rest[0].Resource {
+		for _, p := range res.SearchParam {
+			params[res.Type+"?"+p.Name] = p.Type
+			if p.Documentation == "" {
+				t.Errorf("CapabilityStatement: %s?%s has no documentation", res.Type, p.Name)
+			}
+		}
+	}
+	for _, p := range cs.Rest[0].SearchParam {
+		params["?"+p.Name] = p.Type
+	}
+	for name, typ := range map[string]string{"Slot?start": "date", "Slot?end": "date", "Slot?schedule": "reference", "Patient?identifier": "token",
+		"HealthcareService?near": "special", "Appointment?end": "date", "?_id": "token", "?_lastUpdated": "date", "?_type": "token"} {
+		if params[name] != typ {
+			t.Errorf("CapabilityStatement lists %s with type %q, want %q", name, params[name], typ)
+		}
 	}
 }
 

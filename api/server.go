@@ -30,11 +30,14 @@ type Validator interface {
 	Validate(raw []byte) []fhir.Issue
 }
 
-// Searcher parses search parameters and extracts index values.
+// Searcher parses search parameters and extracts index values
+// (search.Registry).
 type Searcher interface {
 	Extract(resourceType string, json []byte) ([]search.Entry, error)
 	References(resourceType string, json []byte, param string) ([]search.Entry, error)
 	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
+	// Params lists the parameters of a type, for the CapabilityStatement.
+	Params(resourceType string) []*search.Param
 }
 
 // Config is what the API needs to know about its deployment.
