@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
@@ -45,17 +44,11 @@ func reindexCmd(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("reindex: unexpected arguments %q", fs.Args())
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	// Like import, the reindex never serves HTTP; it brings the index up
 	// to date itself, with progress.
 	cfg.Open, cfg.NoReindex = true, true

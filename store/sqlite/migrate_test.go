@@ -16,27 +16,29 @@ import (
 	"github.com/signpost-fhir/signpost/store/storetest"
 )
 
-// TestMigrateIndex: a database written before the planner's metadata
-// (no date shapes, no pair rows) answers the hot slot search correctly
-// after it is opened again.
-func TestMigrateIndex(t *testing.T) {
-	reg := storetest.Registry(t)
-	dir := t.TempDir()
+// slotWrite is a new Slot of schedule Schedule/<schedule>, with its index
+// entries.
+func slotWrite(t *testing.T, id, schedule, status, start string, updated time.Time) *store.Write {
+	t.Helper()
+	body := `{"resourceType":"Slot","id":"` + id + `","schedule":{"reference":"Schedule/` + schedule + `"},"status":"` + status +
+		`","start":"` + start + `","end":"` + start + `"}`
+	idx, err := storetest.Registry(t).Extract("Slot", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &store.Write{Resource: &fhir.Resource{Type: "Slot", ID: id, Version: 1, LastUpdated: updated, JSON: []byte(body)}, Index: idx}
+}
+
+// olderDatabase writes ws into a new store in dir, then runs stmts on the
+// file directly to make it look like a database made by an older release.
+func olderDatabase(t *testing.T, dir string, ws []*store.Write, stmts ...string) {
+	t.Helper()
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	slot := func(id, schedule, start string) *store.Write {
-		body := `{"resourceType":"Slot","id":"` + id + `","schedule":{"reference":"Schedule/` + schedule + `"},"status":"free","start":"` + start + `","end":"` + start + `"}`
-		idx, err := reg.Extract("Slot", []byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &store.Write{Resource: &fhir.Resource{Type: "Slot", ID: id, Version: 1, LastUpdated: time.Now(), JSON: []byte(body)}, Index: idx}
-	}
-	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		for _, w := range []*store.Write{slot("a", "s1", "2026-03-10T09:00:00Z"), slot("b", "s1", "2026-03-11T09:00:00Z"), slot("c", "s2", "2026-03-10T09:00:00Z")} {
+	if err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		for _, w := range ws {
 			if err := tx.Put(ctx, w); err != nil {
 				return err
 			}
@@ -46,18 +48,32 @@ func TestMigrateIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	// Make it look like a database from before: no shapes, no pair rows.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DELETE FROM idx_date_shape", "DELETE FROM idx_pair", "DELETE FROM params WHERE code LIKE '%+%'"} {
+	defer db.Close()
+	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
-	if s, err = Open(dir); err != nil {
+}
+
+// TestMigrateIndex: a database written before the planner's metadata
+// (no date shapes, no pair rows) answers the hot slot search correctly
+// after it is opened again.
+func TestMigrateIndex(t *testing.T) {
+	reg := storetest.Registry(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	now := time.Now()
+	// Make it look like a database from before: no shapes, no pair rows.
+	olderDatabase(t, dir, []*store.Write{slotWrite(t, "a", "s1", "free", "2026-03-10T09:00:00Z", now),
+		slotWrite(t, "b", "s1", "free", "2026-03-11T09:00:00Z", now), slotWrite(t, "c", "s2", "free", "2026-03-10T09:00:00Z", now)},
+		"DELETE FROM idx_date_shape", "DELETE FROM idx_pair", "DELETE FROM params WHERE code LIKE '%+%'")
+	s, err := Open(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -98,57 +114,24 @@ func mustPid(t *testing.T, s *Store, typ, code string) int64 {
 func TestMigratePairOrder(t *testing.T) {
 	reg := storetest.Registry(t)
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	const start = "2026-03-10T09:00:00Z"
 	// Written in this order, with these times: the expected order is by
 	// time (e before d), then id (b before c at the same time).
-	writes := []struct {
-		id, schedule, status string
-		at                   time.Duration
-	}{
-		{"a", "s1", "free", 0}, {"c", "s2", "free", time.Minute}, {"b", "s1", "free", time.Minute},
-		{"x", "s1", "busy", 2 * time.Minute}, {"e", "s2", "free", 3 * time.Minute}, {"d", "s1", "free", 4 * time.Minute},
+	ws := []*store.Write{
+		slotWrite(t, "a", "s1", "free", start, t0), slotWrite(t, "c", "s2", "free", start, t0.Add(time.Minute)),
+		slotWrite(t, "b", "s1", "free", start, t0.Add(time.Minute)), slotWrite(t, "x", "s1", "busy", start, t0.Add(2*time.Minute)),
+		slotWrite(t, "e", "s2", "free", start, t0.Add(3*time.Minute)), slotWrite(t, "d", "s1", "free", start, t0.Add(4*time.Minute)),
 	}
 	// Busy slots in other schedules, so that the statistics make the pair
 	// scan the cheapest way in.
 	for i := range 10 {
-		writes = append(writes, struct {
-			id, schedule, status string
-			at                   time.Duration
-		}{fmt.Sprintf("y%d", i), fmt.Sprintf("t%d", i), "busy", time.Hour})
+		ws = append(ws, slotWrite(t, fmt.Sprintf("y%d", i), fmt.Sprintf("t%d", i), "busy", start, t0.Add(time.Hour)))
 	}
-	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		for _, w := range writes {
-			body := `{"resourceType":"Slot","id":"` + w.id + `","schedule":{"reference":"Schedule/` + w.schedule + `"},"status":"` + w.status +
-				`","start":"2026-03-10T09:00:00Z","end":"2026-03-10T09:10:00Z"}`
-			idx, err := reg.Extract("Slot", []byte(body))
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(ctx, &store.Write{Resource: &fhir.Resource{Type: "Slot", ID: w.id, Version: 1, LastUpdated: t0.Add(w.at), JSON: []byte(body)}, Index: idx}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	olderDatabase(t, dir, ws, "ALTER TABLE idx_pair DROP COLUMN updated", "ALTER TABLE idx_pair DROP COLUMN id")
+	s, err := Open(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{"ALTER TABLE idx_pair DROP COLUMN updated", "ALTER TABLE idx_pair DROP COLUMN id"} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	if s, err = Open(dir); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
