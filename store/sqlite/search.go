@@ -1404,19 +1404,6 @@ func lastSeq(db *sql.DB) int64 {
 	return seq
 }
 
-// migrateStatSeq adds the seq column to the saved statistics of a database
-// made before it; rows saved without it count as computed at seq 0.
-func migrateStatSeq(db *sql.DB) error {
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('idx_stats') WHERE name = 'seq'").Scan(&n); err != nil || n > 0 {
-		return err
-	}
-	if _, err := db.Exec("ALTER TABLE idx_stats ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"); err != nil {
-		return fmt.Errorf("sqlite: adding seq to idx_stats: %w", err)
-	}
-	return nil
-}
-
 // shape returns the shape of date parameter pid. While the shapes cannot
 // be read it answers the most general shape, which is always correct.
 func (p *planner) shape(ctx context.Context, db querier, pid int64) dateShape {

@@ -109,19 +109,7 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
-	if err := migratePairCode(wdb); err != nil {
-		wdb.Close()
-		return nil, err
-	}
-	if err := migrateStatSeq(wdb); err != nil {
-		wdb.Close()
-		return nil, err
-	}
-	if err := migratePairOrder(wdb); err != nil {
-		wdb.Close()
-		return nil, err
-	}
-	if err := migrateIndex(wdb); err != nil {
+	if err := migrate(wdb); err != nil {
 		wdb.Close()
 		return nil, err
 	}
