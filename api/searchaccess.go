@@ -1,0 +1,143 @@
+package api
+
+// Confining searches: restrictQuery adds the caller's restriction to a
+// search and to every chain and _has inside it; visibleOnly drops the
+// _include, _revinclude and history entries the caller may not read.
+
+import (
+	"context"
+	"slices"
+
+	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+)
+
+// restrictQuery confines a parsed search to what the caller may see: the
+// type's restriction is added to the filter, chained and _has searches
+// into types the caller cannot search are refused and confined likewise.
+// _include and _revinclude are filtered afterwards (visibleOnly).
+func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
+	if err := auditSearchable(q); err != nil {
+		return err
+	}
+	p := s.principal(ctx)
+	if p == nil {
+		return nil
+	}
+	noteAccess(ctx, q.Type, "", q.Canonical())
+	types := []string{q.Type}
+	if q.Type == "" {
+		types = q.Types
+		if len(types) == 0 {
+			types = s.cfg.Writable
+		}
+	}
+	for _, typ := range types {
+		r, err := s.restrict(ctx, p, typ, auth.Search)
+		if err != nil {
+			return s.denied(ctx, err)
+		}
+		if r.filter != nil {
+			if q.Type == "" {
+				return s.denied(ctx, forbidden("a search across types needs unrestricted access to every type searched; search %s on its own", typ))
+			}
+			q.Filter = append(q.Filter, r.filter)
+		}
+	}
+	for i, x := range q.Filter {
+		y, err := s.confine(ctx, p, x)
+		if err != nil {
+			return s.denied(ctx, err)
+		}
+		q.Filter[i] = y
+	}
+	return nil
+}
+
+// confine rewrites chains and _has inside x so that they only look at
+// resources the caller may search.
+func (s *Server) confine(ctx context.Context, p *auth.Principal, x search.Expr) (search.Expr, error) {
+	switch e := x.(type) {
+	case search.Or:
+		out := make(search.Or, len(e))
+		for i, y := range e {
+			z, err := s.confine(ctx, p, y)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = z
+		}
+		return out, nil
+	case search.Not:
+		y, err := s.confine(ctx, p, e.Expr)
+		return search.Not{Expr: y}, err
+	case search.Chain:
+		inner, err := s.confineInto(ctx, p, e.Target, e.Filter)
+		e.Filter = inner
+		return e, err
+	case search.Has:
+		inner, err := s.confineInto(ctx, p, e.Type, e.Filter)
+		e.Filter = inner
+		return e, err
+	}
+	return x, nil
+}
+
+func (s *Server) confineInto(ctx context.Context, p *auth.Principal, typ string, filter search.Expr) (search.Expr, error) {
+	r, err := s.restrict(ctx, p, typ, auth.Search)
+	if err != nil {
+		return nil, forbidden("the search reaches into %s, which the access token does not allow searching", typ)
+	}
+	inner, err := s.confine(ctx, p, filter)
+	if err != nil {
+		return nil, err
+	}
+	if r.filter == nil {
+		return inner, nil
+	}
+	return and(inner, r.filter), nil
+}
+
+// visibleOnly keeps the resources (current versions or history entries)
+// whose current version the caller may read; the others are dropped
+// silently, as if they did not exist.
+func (s *Server) visibleOnly(ctx context.Context, rs []*fhir.Resource) []*fhir.Resource {
+	p := s.principal(ctx)
+	if p == nil || len(rs) == 0 {
+		return rs
+	}
+	byType := map[string][]string{}
+	for _, r := range rs {
+		byType[r.Type] = append(byType[r.Type], r.ID)
+	}
+	visible := map[string]bool{}
+	for typ, ids := range byType {
+		r, err := s.restrict(ctx, p, typ, auth.Read)
+		if err != nil {
+			continue
+		}
+		if r.filter == nil {
+			for _, id := range ids {
+				visible[typ+"/"+id] = true
+			}
+			continue
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		page, err := s.store.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: ids}}, Count: len(ids)})
+		if err != nil {
+			continue
+		}
+		for _, res := range page.Resources {
+			visible[typ+"/"+res.ID] = true
+		}
+	}
+	out := rs[:0:0]
+	for _, r := range rs {
+		if visible[r.Type+"/"+r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
