@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -676,7 +677,12 @@ func TestSmartStandaloneLaunch(t *testing.T) {
 	if !bytes.Contains(page, []byte(`value="pat-a"`)) || !bytes.Contains(page, []byte("Alice Able")) {
 		t.Fatalf("the patient picker does not offer patient A: %s", page)
 	}
-	callback := next(browser.PostForm(login.String(), url.Values{"authRequestID": {login.Query().Get("authRequestID")}, "patient": {"pat-a"}}))
+	// Submit the form as a browser does, with its CSRF token.
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("the patient picker's form has no CSRF token: %s", page)
+	}
+	callback := next(browser.PostForm(login.String(), url.Values{"authRequestID": {login.Query().Get("authRequestID")}, "csrf": {string(csrf[1])}, "patient": {"pat-a"}}))
 	back := next(browser.Get(callback.String()))
 	if back.Query().Get("state") != "state-1" || back.Query().Get("code") == "" {
 		t.Fatalf("redirect back to the app = %s", back)

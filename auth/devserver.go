@@ -141,7 +141,10 @@ func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
 
 	mux := http.NewServeMux()
 	callback := s.AuthorizationEndpoint() + "/callback?id=" // registered by RegisterLegacyServer
-	mux.Handle("/login", &pickerHandler{storage: s.storage, patients: cfg.Patients, callback: callback})
+	// Browsers' cross-origin POSTs to the picker are refused outright; the
+	// form's CSRF token covers the rest (pickerHandler).
+	picker := &pickerHandler{storage: s.storage, patients: cfg.Patients, callback: callback}
+	mux.Handle("/login", http.NewCrossOriginProtection().Handler(picker))
 	mux.Handle("/", opHandler)
 	s.handler = mux
 	if s.prefix != "" {

@@ -353,7 +353,14 @@ func TestDevServerAuthorizationCodePKCE(t *testing.T) {
 	}
 	// Picking a patient not offered is refused.
 	id := login.Query().Get("authRequestID")
-	resp, err = browser.PostForm(login.String(), url.Values{"authRequestID": {id}, "patient": {"pat-99"}})
+	// The browser submits the form's hidden fields: the request id and the
+	// CSRF token (TestPickerCSRF covers submissions without it).
+	hidden := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		hidden.Set(m[1], m[2])
+	}
+	csrf := hidden.Get(csrfField)
+	resp, err = browser.PostForm(login.String(), url.Values{"authRequestID": {id}, csrfField: {csrf}, "patient": {"pat-99"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +369,7 @@ func TestDevServerAuthorizationCodePKCE(t *testing.T) {
 		t.Errorf("picking an unlisted patient: status %d, want 400", resp.StatusCode)
 	}
 	// The user picks pat-2; the callback redirects to the app with a code.
-	resp, err = browser.PostForm(login.String(), url.Values{"authRequestID": {id}, "patient": {"pat-2"}})
+	resp, err = browser.PostForm(login.String(), url.Values{"authRequestID": {id}, csrfField: {csrf}, "patient": {"pat-2"}})
 	if err != nil {
 		t.Fatal(err)
 	}

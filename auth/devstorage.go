@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,6 +51,10 @@ type authRequest struct {
 	id      string
 	created time.Time
 	req     oidc.AuthRequest
+	// csrf is the random token the patient picker embeds in its form and
+	// requires back on POST, so that no other site can submit the form in
+	// the user's browser. Set at creation, never changed.
+	csrf string
 	// Set when the user has picked a patient.
 	done     bool
 	authTime time.Time
@@ -160,7 +165,7 @@ func (s *devStorage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked()
-	r := &authRequest{id: randomString(16), created: s.now(), req: *req}
+	r := &authRequest{id: randomString(16), created: s.now(), req: *req, csrf: randomString(16)}
 	s.requests[r.id] = r
 	return r, nil
 }
@@ -207,6 +212,19 @@ func (s *devStorage) DeleteAuthRequest(_ context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// csrfTokenMatches reports whether token is the CSRF token of the auth
+// request id (false when there is no such request), comparing in constant
+// time.
+func (s *devStorage) csrfTokenMatches(id, token string) bool {
+	s.mu.Lock()
+	r, ok := s.requests[id]
+	s.mu.Unlock()
+	if !ok || token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(token), []byte(r.csrf)) == 1
 }
 
 // completeAuthRequest records the patient the user picked.

@@ -142,7 +142,8 @@
 // its LegacyServer extended where SMART needs more): discovery at
 // {issuer}/.well-known/openid-configuration, /authorize, /oauth/token,
 // /keys, /userinfo, /oauth/introspect, /revoke, and the patient picker at
-// /login. It keeps its state in DevDir(DataDir) = DATA/auth, created 0700
+// /login (its form carries a per-request CSRF token; cross-origin POSTs and
+// framing are refused). It keeps its state in DevDir(DataDir) = DATA/auth, created 0700
 // at first start: signing-key.pem (RSA 2048, PKCS#8, 0600; its kid is the
 // RFC 7638 thumbprint, so it is stable), clients.json (demo clients with
 // their random credentials, 0600), gp-system-key.pem (the GP system's
