@@ -121,13 +121,13 @@ func TestReindexOnUpgrade(t *testing.T) {
 	check(a, "written", true)
 	a.Close()
 
-	// An older release: written before composite tuples existed, with
-	// another index version.
+	// An older release: written before composite tuples existed (and so
+	// before index digests), with another index version.
 	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DELETE FROM idx_composite", "UPDATE index_meta SET value = 'older-release' WHERE key = 'version'"} {
+	for _, q := range []string{"DELETE FROM idx_composite", "UPDATE resources SET digest = NULL", "UPDATE index_meta SET value = 'older-release' WHERE key = 'version'"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -17,8 +17,8 @@ import (
 )
 
 // TestReindexCommand imports DocumentReferences, makes the database look
-// as an older release left it (no composite tuples, another index
-// version), runs signpost reindex, and checks that composite searches
+// as an older release left it (no composite tuples, no index digests,
+// another index version), runs signpost reindex, and checks that composite searches
 // find them and that the index version is the registry's fingerprint
 // (so serve will not reindex again).
 func TestReindexCommand(t *testing.T) {
@@ -40,7 +40,7 @@ func TestReindexCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DELETE FROM idx_composite", "UPDATE index_meta SET value = 'older-release' WHERE key = 'version'"} {
+	for _, q := range []string{"DELETE FROM idx_composite", "UPDATE resources SET digest = NULL", "UPDATE index_meta SET value = 'older-release' WHERE key = 'version'"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -358,23 +358,23 @@ func (t *txn) deleteIndex(ctx context.Context, rid int64) error {
 	return nil
 }
 
-// writeIndex replaces the index entries of res, stored as resource row
-// rid (fresh: it has none yet), whatever rows it has, and records their
-// digest. A reindex rewrites a resource's rows this way; a new version
-// takes Put's path (updateIndex), which rewrites only what changed.
-func (t *txn) writeIndex(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, fresh bool) error {
-	if !fresh {
-		if err := t.deleteIndex(ctx, rid); err != nil {
-			return err
-		}
-	}
+// reindexIndex brings the index rows of res, the current version of
+// resource row rid, to those of entries, where index digest old describes
+// the rows it has: the rows are built and their digest computed as for a
+// new version (Put), and updateIndex rewrites only the tables whose digest
+// changes, nothing at all when none does. The digest is recorded when it
+// changes. A reindex rewrites a resource's rows this way.
+func (t *txn) reindexIndex(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, old []byte) error {
 	var rs rowSet
 	if err := t.addRows(ctx, res, rid, entries, &rs); err != nil {
 		return err
 	}
 	d := rs.digest()
-	if err := t.flush(ctx, &inserter{q: t.batch}, &rs); err != nil {
+	if err := t.updateIndex(ctx, rid, &rs, d, old, false, false /* the same version */); err != nil {
 		return err
+	}
+	if bytes.Equal(d, old) {
+		return nil
 	}
 	if _, err := t.exec(ctx, "UPDATE resources SET digest = ? WHERE rid = ?", d, rid); err != nil {
 		return err
@@ -397,9 +397,9 @@ func (t *txn) writeIndex(ctx context.Context, res *fhir.Resource, rid int64, ent
 // of another version, says nothing: the rows are all rewritten. The rows of
 // a table sharing their first column (the parameter) must share their
 // columns past the key (idx_pair's code, updated and id): those are set
-// on every version. Whatever changes index rows other than through
-// writeIndex and updateIndex must clear the digests of the resources
-// whose rows it changes.
+// on every version, and again when a reindex changes the entries of a
+// version. Whatever changes index rows other than through updateIndex
+// must clear the digests of the resources whose rows it changes.
 const (
 	digestVersion = 1
 	digestHash    = 16
@@ -480,10 +480,14 @@ var setRowSQL = func() (set [numTables]string) {
 // updateIndex brings the index rows of resource row rid from those that
 // index digest old describes to rs (built for rid, with digest d): a fresh
 // resource (no rows yet) gets rs inserted; otherwise a table whose rows
-// keep their digest is left as it is (but for the columns past the key,
-// which are set), and one whose rows change has them deleted and rs's
-// inserted. When old says nothing of the rows, they are all rewritten.
-func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []byte, fresh bool) error {
+// keep their digest is left as it is, and one whose rows change has them
+// deleted and rs's inserted. When old says nothing of the rows, they are
+// all rewritten. The columns past the key of rows kept (idx_pair's code,
+// updated and id) follow the resource's version and its entries: they are
+// set when rs is for a new version (newVersion) or when d is not old; so
+// rs for the same version and the same digest (a reindex that changes
+// nothing) writes nothing.
+func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []byte, fresh, newVersion bool) error {
 	in := &inserter{q: t.batch}
 	if fresh {
 		return t.flush(ctx, in, rs)
@@ -496,6 +500,7 @@ func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []b
 		return t.flush(ctx, in, rs)
 	}
 	now, _ := digestTables(d)
+	same := !newVersion && bytes.Equal(d, old)
 	for i, tb := range tables {
 		switch {
 		case !bytes.Equal(was[i], now[i]):
@@ -504,7 +509,7 @@ func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []b
 					return err
 				}
 			}
-		case was[i] != nil && tb.key < tb.n:
+		case was[i] != nil && tb.key < tb.n && !same:
 			args := rs.args[i]
 			for j := 0; j < len(args); j += tb.n {
 				if j > 0 && args[j] == args[j-tb.n] {

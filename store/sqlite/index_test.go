@@ -19,7 +19,8 @@ import (
 
 // TestIndexUpdateMatchesFreshWrite: a new version of a resource rewrites
 // only the index tables whose rows change, as the resource's index digest
-// tells (updateIndex); after every write of random sequences of versions,
+// tells (updateIndex), and so does a reindex of a version (reindexIndex);
+// after every write of random sequences of versions and reindexes,
 // the rows of every table are exactly those that writing the current
 // version from scratch leaves. Versions draw their entries from small
 // pools, so that they keep, drop, add, change and repeat rows of every
@@ -101,11 +102,17 @@ func TestIndexUpdateMatchesFreshWrite(t *testing.T) {
 			}
 		}
 		if ref := ids[rng.IntN(len(ids))]; rng.IntN(10) == 0 && current[ref] != nil && !current[ref].Resource.Deleted {
-			// A reindex rewrites the rows of the current version (with
-			// other entries when the extraction changed), in a
-			// transaction that then writes the resource again.
+			// A reindex brings the rows of the current version to its
+			// entries by the extraction of the time (the same ones, in
+			// another order, or others), in a transaction that then
+			// writes the resource again.
 			w := current[ref]
-			w.Index = randomEntries(rng, w.Resource.Type, w.Resource.LastUpdated)
+			if rng.IntN(3) == 0 {
+				w.Index = slices.Clone(w.Index)
+				rng.Shuffle(len(w.Index), func(i, j int) { w.Index[i], w.Index[j] = w.Index[j], w.Index[i] })
+			} else {
+				w.Index = randomEntries(rng, w.Resource.Type, w.Resource.LastUpdated)
+			}
 			again := next(ref)
 			err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 				tt := tx.(*txn)
@@ -113,10 +120,12 @@ func TestIndexUpdateMatchesFreshWrite(t *testing.T) {
 					return err
 				}
 				var rid int64
-				if err := tt.batch.QueryRowContext(ctx, "SELECT rid FROM resources WHERE type = ? AND id = ?", w.Resource.Type, w.Resource.ID).Scan(&rid); err != nil {
+				var digest []byte
+				if err := tt.batch.QueryRowContext(ctx, "SELECT rid, digest FROM resources WHERE type = ? AND id = ?",
+					w.Resource.Type, w.Resource.ID).Scan(&rid, &digest); err != nil {
 					return err
 				}
-				if err := tt.writeIndex(ctx, w.Resource, rid, w.Index, false); err != nil {
+				if err := tt.reindexIndex(ctx, w.Resource, rid, w.Index, digest); err != nil {
 					return err
 				}
 				if rng.IntN(2) == 0 {
@@ -158,7 +167,7 @@ func indexRowsAndFresh(t *testing.T, s *Store, w *store.Write) (got, want []stri
 			return err
 		}
 		if !res.Deleted {
-			if err := tt.writeIndex(ctx, res, rid, w.Index, true); err != nil {
+			if err := tt.reindexIndex(ctx, res, rid, w.Index, nil); err != nil {
 				return err
 			}
 		}

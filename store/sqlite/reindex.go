@@ -73,14 +73,16 @@ type reindexChunk struct {
 
 // Reindex implements store.Reindexer. The walk goes through the resource
 // rows in order: a reader reads and indexes (on every core) the next batch
-// from the read pool while the writer rewrites the current one, through
-// writeIndex as a write of the resource would, in one Update per batch
-// that also records how far it got. A resource written or deleted since
-// its batch was read is left to what that write did, after indexing its
-// newest version again. Once every resource is done, a last transaction
-// rebuilds the planner's date shapes from the index rows and drops its
-// statistics, as after a fresh load (see finishReindex), and records
-// version.
+// from the read pool while the writer brings the current one's rows to
+// their new entries, in one Update per batch that also records how far it
+// got. As for a new version, only the index tables whose rows change are
+// rewritten, as the resource's index digest tells: none when the
+// extraction gives it the same entries (reindexIndex). A resource written
+// or deleted since its batch was read is left to what that write did,
+// after indexing its newest version again. Once every resource is done, a
+// last transaction rebuilds the planner's date shapes from the index rows
+// and drops its statistics, as after a fresh load (see finishReindex), and
+// records version.
 func (s *Store) Reindex(ctx context.Context, version string, extract func(*fhir.Resource) ([]search.Entry, error),
 	progress func(done, total int)) error {
 	if progress == nil {
@@ -218,26 +220,32 @@ func extractAll(items []reindexItem, extract func(*fhir.Resource) ([]search.Entr
 	return errors.Join(errs...)
 }
 
-// writeReindexed rewrites the index rows of the resources of c in one
-// Update, and records c.last as done.
+// writeReindexed brings the index rows of the resources of c to their new
+// entries in one Update (reindexIndex: only the tables whose rows change
+// are rewritten), and records c.last as done.
 func (s *Store) writeReindexed(ctx context.Context, c reindexChunk, extract func(*fhir.Resource) ([]search.Entry, error)) error {
 	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		t := tx.(*txn)
-		// The history row of each resource's current version, for those
-		// not deleted.
-		cur := make(map[int64]int64, len(c.items))
-		rows, err := t.batch.QueryContext(ctx, "SELECT rid, seq FROM resources WHERE rid >= ? AND rid <= ? AND deleted = 0",
+		// The history row and index digest of each resource's current
+		// version, for those not deleted.
+		type current struct {
+			seq    int64
+			digest []byte
+		}
+		cur := make(map[int64]current, len(c.items))
+		rows, err := t.batch.QueryContext(ctx, "SELECT rid, seq, digest FROM resources WHERE rid >= ? AND rid <= ? AND deleted = 0",
 			c.items[0].rid, c.last)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var rid, seq int64
-			if err := rows.Scan(&rid, &seq); err != nil {
+			var rid int64
+			var r current
+			if err := rows.Scan(&rid, &r.seq, &r.digest); err != nil {
 				rows.Close()
 				return err
 			}
-			cur[rid] = seq
+			cur[rid] = r
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -245,17 +253,17 @@ func (s *Store) writeReindexed(ctx context.Context, c reindexChunk, extract func
 		}
 		for i := range c.items {
 			it := &c.items[i]
-			seq, ok := cur[it.rid]
+			r, ok := cur[it.rid]
 			if !ok {
 				continue // deleted since it was read: the delete removed its rows
 			}
 			res, entries := &it.res, it.entries
-			if seq != it.seq { // written since it was read: index its current version
+			if r.seq != it.seq { // written since it was read: index its current version
 				if res, entries, err = reread(ctx, t, it.rid, extract); err != nil {
 					return err
 				}
 			}
-			if err := t.writeIndex(ctx, res, it.rid, entries, false); err != nil {
+			if err := t.reindexIndex(ctx, res, it.rid, entries, r.digest); err != nil {
 				return fmt.Errorf("reindexing %s: %w", res.Reference(), err)
 			}
 		}

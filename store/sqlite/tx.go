@@ -136,7 +136,7 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	}
 	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted,
 		body: append([]byte(nil), res.JSON...), digest: d})
-	return t.updateIndex(ctx, rid, &rs, d, digest, cur == 0)
+	return t.updateIndex(ctx, rid, &rs, d, digest, cur == 0, true /* a new version */)
 }
 
 // PutAll stores ws in order with the effect of one Put each, for bulk
