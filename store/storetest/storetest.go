@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchDifferential", testSearchDifferential},
 		{"SearchComposite", testSearchComposite},
 		{"SearchCompositeDifferential", testSearchCompositeDifferential},
+		{"SearchByDate", testSearchByDate},
 		{"Records", testRecords},
 	}
 	for _, tt := range tests {
