@@ -22,6 +22,7 @@ const (
 	findDefaultCount  = 20
 	findMaxCount      = 200
 	findDefaultWindow = 28 * 24 * time.Hour
+	findMaxPage       = 1000 // the largest page of slots $find reads at once
 )
 
 // definition returns Signpost's OperationDefinition with id.
@@ -241,12 +242,14 @@ type proposed struct {
 // propose finds the free, bookable slots matching fr and turns the first
 // fr.count into proposals.
 //
-// It reads the free slots window by window in start time, a day first and
-// each next window sized from the free slots found so far, and stops as
-// soon as it has fr.count proposals: a search over the whole request window (28 days by default)
-// would read, decode and sort every free slot in it, while the earliest few
-// are what is wanted. Each window is one search through the Slot
-// schedule+start index; its slots are ordered here by start, then id.
+// It reads the free slots of the request window (28 days by default) in
+// start order, page by page (store.SearchByDate: in SQLite one range scan
+// of the Slot schedule+start index per schedule, merged), and stops at the
+// first slot that starts after the fr.count-th candidate: a search of the
+// whole window in the store's default order would read, decode and sort
+// every free slot in it, while the earliest few are what is wanted.
+// Candidates that start together are then ordered nearest first (when the
+// patient's position is known), then by id.
 func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) ([]proposed, error) {
 	schedules, restricted, err := b.matchingSchedules(ctx, r, fr)
 	if err != nil {
@@ -257,7 +260,11 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	}
 	params := url.Values{
 		"status": {"free"},
-		"end":    {"le" + time.UnixMicro(fr.high).UTC().Format(time.RFC3339Nano)},
+		// A second wider than [fr.low, fr.high): the bounds are applied
+		// exactly below.
+		"start": {"ge" + time.UnixMicro(fr.low).Add(-time.Second).UTC().Format(time.RFC3339Nano),
+			"lt" + time.UnixMicro(fr.high).Add(time.Second).UTC().Format(time.RFC3339Nano)},
+		"end": {"le" + time.UnixMicro(fr.high).UTC().Format(time.RFC3339Nano)},
 	}
 	if restricted {
 		var refs []string
@@ -273,46 +280,51 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 	if len(fr.visitType) > 0 {
 		params.Set("service-type", strings.Join(fr.visitType, ","))
 	}
+	q, err := b.search.Parse("Slot", params, search.ParseOptions{Strict: true, MaxCount: findMaxPage})
+	if err != nil {
+		return nil, err
+	}
+	// A page of what is wanted and a few more (slots starting together
+	// with the last one may sort before it); each next page twice the
+	// last, when slots are skipped (not bookable, outside the days asked).
+	q.Count = fr.count + fr.count/4 + 2
 	type cand struct {
-		res        *fhir.Resource
+		id         string
 		slot       *findSlot
 		bk         *bookable
 		start, end time.Time
 		km         float64 // from the patient; +Inf when unknown
 	}
-	cache := map[string]*bookable{}
-	expires := b.now().Add(b.cfg.ProposalFor).Truncate(time.Second)
-	var out []proposed
-	span := 24 * time.Hour
-	seen, covered := 0, time.Duration(0) // free slots found, and the time searched
-	for lo := fr.low; lo < fr.high && len(out) < fr.count; {
-		hi := min(fr.high, time.UnixMicro(lo).Add(span).UnixMicro())
-		// A second wider than [lo, hi): the index compares whole seconds;
-		// the bounds are applied exactly below.
-		params["start"] = []string{
-			"ge" + time.UnixMicro(lo).Add(-time.Second).UTC().Format(time.RFC3339Nano),
-			"lt" + time.UnixMicro(hi).Add(time.Second).UTC().Format(time.RFC3339Nano),
-		}
-		found, err := b.searchAll(ctx, r, "Slot", params, 0)
+	reads := &findReads{schedules: schedules, bookable: map[string]*bookable{}, services: map[string]*healthcareService{}}
+	var cands []cand
+	for done := false; !done; {
+		page, err := store.SearchByDate(ctx, r, q, "start")
 		if err != nil {
 			return nil, err
 		}
-		var cands []cand
-		for _, res := range found {
+		for _, res := range page.Resources {
 			s, err := decode[findSlot](res.JSON)
 			if err != nil {
 				continue
 			}
 			st, ok1 := parseInstant(s.Start)
 			en, ok2 := parseInstant(s.End)
-			if !ok1 || !ok2 || st.UnixMicro() < lo || st.UnixMicro() >= hi || en.UnixMicro() > fr.high || s.Status != "free" {
+			if !ok1 || !ok2 {
+				continue
+			}
+			// Slots come in order of start (to the microsecond, as
+			// indexed): none after this one can make the first fr.count.
+			if len(cands) >= fr.count && st.UnixMicro() > cands[fr.count-1].start.UnixMicro() {
+				done = true
+				break
+			}
+			if st.UnixMicro() < fr.low || st.UnixMicro() >= fr.high || en.UnixMicro() > fr.high || s.Status != "free" {
 				continue
 			}
 			if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
 				continue
 			}
-			seen++
-			bk, err := b.bookableSchedule(ctx, r, s.Schedule.Reference, fr.from != nil, cache)
+			bk, err := b.bookableSchedule(ctx, r, s.Schedule.Reference, fr.from != nil, reads)
 			if err != nil {
 				return nil, err
 			}
@@ -323,39 +335,32 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 			if fr.from != nil && bk.at != nil {
 				km = distanceKM(*fr.from, *bk.at)
 			}
-			cands = append(cands, cand{res, s, bk, st, en, km})
+			cands = append(cands, cand{res.ID, s, bk, st, en, km})
 		}
-		// Earliest first; among equal times nearest first (when the
-		// patient's position is known), then by id.
-		sort.Slice(cands, func(i, j int) bool {
-			a, c := cands[i], cands[j]
-			switch {
-			case !a.start.Equal(c.start):
-				return a.start.Before(c.start)
-			case a.km != c.km:
-				return a.km < c.km
-			}
-			return a.res.ID < c.res.ID
-		})
-		for _, c := range cands {
-			if len(out) >= fr.count {
-				break
-			}
-			out = append(out, proposed{
-				proposal: proposal{Slots: []string{c.res.ID}, Patient: fr.patient, Referral: fr.referral, Expires: expires},
-				slotID:   c.res.ID, slot: c.slot, schedule: c.bk.schedule})
+		if page.Next == "" {
+			break
 		}
-		// Size the next window from the density of free slots seen so far,
-		// so that it likely holds what is still missing: a sparse service
-		// takes two searches, a dense one one, an empty stretch (a weekend)
-		// grows the window fourfold.
-		covered += time.UnixMicro(hi).Sub(time.UnixMicro(lo))
-		if missing := fr.count - len(out); seen == 0 {
-			span *= 4
-		} else {
-			span = max(span, time.Duration(float64(covered)*float64(missing)/float64(seen)*1.25))
+		q.Cursor = page.Next
+		q.Count = min(2*q.Count, findMaxPage)
+	}
+	// Earliest first; among equal times nearest first (when the patient's
+	// position is known), then by id.
+	sort.Slice(cands, func(i, j int) bool {
+		a, c := cands[i], cands[j]
+		switch {
+		case !a.start.Equal(c.start):
+			return a.start.Before(c.start)
+		case a.km != c.km:
+			return a.km < c.km
 		}
-		lo = hi
+		return a.id < c.id
+	})
+	expires := b.now().Add(b.cfg.ProposalFor).Truncate(time.Second)
+	out := make([]proposed, 0, min(len(cands), fr.count))
+	for _, c := range cands[:min(len(cands), fr.count)] {
+		out = append(out, proposed{
+			proposal: proposal{Slots: []string{c.id}, Patient: fr.patient, Referral: fr.referral, Expires: expires},
+			slotID:   c.id, slot: c.slot, schedule: c.bk.schedule})
 	}
 	return out, nil
 }
@@ -370,9 +375,9 @@ type findSlot struct {
 	AppointmentType json.RawMessage `json:"appointmentType"`
 }
 
-// matchingSchedules returns the ids of the schedules whose actors match
-// every actor parameter given; restricted is false when none was.
-func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *findRequest) (map[string]bool, bool, error) {
+// matchingSchedules returns the schedules whose actors match every actor
+// parameter given, by id; restricted is false when none was.
+func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *findRequest) (map[string]*fhir.Resource, bool, error) {
 	groups := map[string][]string{}
 	for name, refs := range fr.actors {
 		groups[name] = append(groups[name], refs...)
@@ -416,17 +421,17 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 	if len(groups) == 0 {
 		return nil, false, nil
 	}
-	var result map[string]bool
+	var result map[string]*fhir.Resource
 	for _, refs := range groups {
-		set := map[string]bool{}
+		set := map[string]*fhir.Resource{}
 		if len(refs) > 0 {
 			found, err := b.searchAll(ctx, r, "Schedule", url.Values{"actor": {strings.Join(refs, ",")}}, 0)
 			if err != nil {
 				return nil, false, err
 			}
 			for _, s := range found {
-				if result == nil || result[s.ID] {
-					set[s.ID] = true
+				if result == nil || result[s.ID] != nil {
+					set[s.ID] = s
 				}
 			}
 		}
@@ -441,25 +446,36 @@ type bookable struct {
 	at       *latLon // where its appointments take place, when known and asked for
 }
 
+// findReads holds what one $find has read of schedules and services, so
+// that each is read and decoded once.
+type findReads struct {
+	schedules map[string]*fhir.Resource     // Schedule id → resource, from matchingSchedules
+	bookable  map[string]*bookable          // Schedule reference → bookableSchedule's answer
+	services  map[string]*healthcareService // HealthcareService id → service; nil when unreadable
+}
+
 // bookableSchedule returns the schedule if it is active and not for an
 // indirectly bookable service; nil otherwise. With where, it also finds
 // where the schedule's appointments take place (see schedulePosition).
-// Results are cached per request.
-func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref string, where bool, cache map[string]*bookable) (*bookable, error) {
-	if bk, ok := cache[ref]; ok {
+// Answers are kept in reads.
+func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref string, where bool, reads *findReads) (*bookable, error) {
+	if bk, ok := reads.bookable[ref]; ok {
 		return bk, nil
 	}
-	cache[ref] = nil
+	reads.bookable[ref] = nil
 	id, ok := refID(ref, "Schedule")
 	if !ok {
 		return nil, nil
 	}
-	res, err := r.Read(ctx, "Schedule", id)
-	if err != nil {
-		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
-			return nil, nil
+	res := reads.schedules[id]
+	if res == nil {
+		var err error
+		if res, err = r.Read(ctx, "Schedule", id); err != nil {
+			if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+				return nil, nil
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	sc, err := b.schedules.Get(res.JSON)
 	if err != nil || (sc.Active != nil && !*sc.Active) {
@@ -467,26 +483,30 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 	}
 	var services []*healthcareService
 	for _, a := range sc.Actor {
-		if hid, ok := refID(a.Reference, "HealthcareService"); ok {
-			hres, err := r.Read(ctx, "HealthcareService", hid)
-			if err != nil {
-				continue
-			}
-			hs, err := b.services.Get(hres.JSON)
-			if err != nil {
-				continue
-			}
-			if hs.indirectlyBookable() {
-				return nil, nil
-			}
-			services = append(services, hs)
+		hid, ok := refID(a.Reference, "HealthcareService")
+		if !ok {
+			continue
 		}
+		hs, seen := reads.services[hid]
+		if !seen {
+			if hres, err := r.Read(ctx, "HealthcareService", hid); err == nil {
+				hs, _ = b.services.Get(hres.JSON)
+			}
+			reads.services[hid] = hs
+		}
+		if hs == nil {
+			continue
+		}
+		if hs.indirectlyBookable() {
+			return nil, nil
+		}
+		services = append(services, hs)
 	}
 	bk := &bookable{schedule: sc}
 	if where {
 		bk.at = schedulePosition(ctx, r, sc, services)
 	}
-	cache[ref] = bk
+	reads.bookable[ref] = bk
 	return bk, nil
 }
 

@@ -51,6 +51,7 @@ func testSearchByDate(t *testing.T, s store.Store) {
 		"Slot?schedule=Schedule/sch-00001,Schedule/sch-00011,Schedule/sch-00021&status=free&start=ge2026-03-03&start=lt2026-03-12&end=le2026-03-12",
 		"Slot?schedule=Schedule/sch-00002,Schedule/sch-00002&status=busy,busy-tentative&start=ge2026-03-02",
 		"Slot?schedule=Schedule/sch-00003&start=ge2026-03-05T10:00:00Z",
+		"Slot?status=free&start=ge2026-03-02&schedule=" + schedules(1, 15),
 		"Slot?schedule=sch-00004,Schedule/sch-00005&start=ge2026-03-02&start=le2026-03-20",
 		"Slot?status=free&start=ge2026-03-04T10:00:00Z&start=lt2026-03-10",
 		"Slot?specialty=" + synth.SNOMEDSystem + "|394579002&start=gt2026-03-02&end=le2026-03-31",
@@ -122,6 +123,15 @@ func testSearchByDate(t *testing.T, s store.Store) {
 	if _, err := store.SearchByDate(ctx, s, q, "start"); err == nil {
 		t.Errorf("SearchByDate with _sort: no error")
 	}
+}
+
+// schedules lists Schedule references sch-0000from to sch-0000to.
+func schedules(from, to int) string {
+	var refs []string
+	for i := from; i <= to; i++ {
+		refs = append(refs, fmt.Sprintf("Schedule/sch-%05d", i))
+	}
+	return strings.Join(refs, ",")
 }
 
 // dateParam is the date parameter a test query of testSearchByDate is
