@@ -1,6 +1,7 @@
 package booking
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -75,12 +76,7 @@ func (b *Service) find(ctx context.Context, req *operation.Request) (*operation.
 	if err != nil {
 		return nil, err
 	}
-	var entries []bundleEntry
-	for i, p := range props {
-		entries = append(entries, bundleEntry{FullURL: req.BaseURL + "/Appointment/" + tokens[i],
-			Resource: proposalJSON(tokens[i], p, fr), Mode: "match"})
-	}
-	return &operation.Result{Body: searchset(entries)}, nil
+	return &operation.Result{Body: proposalBundle(req.BaseURL, tokens, props, fr)}, nil
 }
 
 func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Parameters) (*findRequest, error) {
@@ -632,34 +628,116 @@ func distanceKM(a, b latLon) float64 {
 	return 2 * r * math.Asin(math.Sqrt(h))
 }
 
-// proposalJSON renders a proposed Appointment for one slot.
-func proposalJSON(id string, p proposed, fr *findRequest) []byte {
+// proposalBundle renders $find's searchset of proposed Appointments, one
+// for each of props with its token as id: the bytes searchset gives for
+// the entries, written directly (the slot's coded members compacted and
+// HTML-escaped, as encoding/json writes a json.RawMessage).
+func proposalBundle(base string, tokens []string, props []proposed, fr *findRequest) []byte {
+	if len(props) == 0 {
+		return searchset(nil)
+	}
+	b := make([]byte, 0, 1024*len(props))
+	b = append(b, `{"resourceType":"Bundle","type":"searchset","total":`...)
+	b = strconv.AppendInt(b, int64(len(props)), 10)
+	b = append(b, `,"entry":[`...)
+	for i, p := range props {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"fullUrl":`...)
+		b = appendString(b, base+"/Appointment/"+tokens[i])
+		b = append(b, `,"resource":`...)
+		b = appendProposal(b, tokens[i], p, fr)
+		b = append(b, `,"search":{"mode":"match"}}`...)
+	}
+	return append(b, "]}"...)
+}
+
+// appendProposal appends the proposed Appointment for one slot.
+func appendProposal(b []byte, id string, p proposed, fr *findRequest) []byte {
 	s, sc := p.slot, p.schedule
-	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
-	obj.Set("id", id)
-	obj.Set("status", "proposed")
+	b = append(b, `{"resourceType":"Appointment","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"status":"proposed"`...)
 	for _, m := range []struct {
 		key string
 		v   json.RawMessage
 	}{{"serviceCategory", s.ServiceCategory}, {"serviceType", s.ServiceType}, {"specialty", s.Specialty}, {"appointmentType", s.AppointmentType}} {
 		if m.v != nil {
-			obj.Set(m.key, m.v)
+			b = append(b, `,"`+m.key+`":`...)
+			b = appendRaw(b, m.v)
 		}
 	}
-	obj.Set("start", s.Start)
-	obj.Set("end", s.End)
-	obj.Set("slot", []reference{{Reference: "Slot/" + p.slotID}})
+	b = append(b, `,"start":`...)
+	b = appendString(b, s.Start)
+	b = append(b, `,"end":`...)
+	b = appendString(b, s.End)
+	b = append(b, `,"slot":[`...)
+	b = appendReference(b, "Slot/"+p.slotID)
+	b = append(b, ']')
 	if fr.referral != "" {
-		obj.Set("basedOn", []reference{{Reference: "ServiceRequest/" + fr.referral}})
+		b = append(b, `,"basedOn":[`...)
+		b = appendReference(b, "ServiceRequest/"+fr.referral)
+		b = append(b, ']')
 	}
-	parts := []participant{}
+	b = append(b, `,"participant":[`...)
+	first := true
+	part := func(ref, status string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"actor":`...)
+		b = appendReference(b, ref)
+		b = append(b, `,"status":`...)
+		b = appendString(b, status)
+		b = append(b, '}')
+	}
 	if fr.patient != "" {
-		parts = append(parts, participant{Actor: &reference{Reference: "Patient/" + fr.patient}, Status: "needs-action"})
+		part("Patient/"+fr.patient, "needs-action")
 	}
 	for _, a := range sc.Actor {
-		ref := a
-		parts = append(parts, participant{Actor: &ref, Status: "accepted"})
+		part(a.Reference, "accepted")
 	}
-	obj.Set("participant", parts)
-	return obj.Bytes()
+	return append(b, "]}"...)
+}
+
+// appendReference appends a Reference holding ref ({} when ref is "").
+func appendReference(b []byte, ref string) []byte {
+	if ref == "" {
+		return append(b, "{}"...)
+	}
+	b = append(b, `{"reference":`...)
+	b = appendString(b, ref)
+	return append(b, '}')
+}
+
+// appendString appends s as encoding/json writes it (HTML characters
+// escaped).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendRaw appends raw JSON as encoding/json writes a json.RawMessage:
+// compacted, HTML characters escaped.
+func appendRaw(b []byte, raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return append(b, "null"...) // not JSON: the stored resource passed validation, so never
+	}
+	out := buf.Bytes()
+	if bytes.ContainsAny(out, "<>&\u2028\u2029") {
+		var esc bytes.Buffer
+		json.HTMLEscape(&esc, out)
+		out = esc.Bytes()
+	}
+	return append(b, out...)
 }
