@@ -33,9 +33,9 @@ const (
 )
 
 // reindexBatch is how many resources one reindex transaction rewrites.
-// Each transaction holds the single writer while it runs (about 0.15 s in
-// a region of a million slots), so writes that arrive meanwhile wait at
-// most that long.
+// Each transaction holds the single writer while it runs (in a region of
+// a million slots, about 0.15 s when every row is rewritten, 15 ms when
+// none changes), so writes that arrive meanwhile wait at most that long.
 const reindexBatch = 2000
 
 // IndexVersion implements store.Reindexer.
