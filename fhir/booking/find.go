@@ -376,28 +376,29 @@ type findSlot struct {
 func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *findRequest) (map[string]*fhir.Resource, bool, error) {
 	groups := map[string][]string{}
 	for name, refs := range fr.actors {
-		groups[name] = append(groups[name], refs...)
-	}
-	if orgs := fr.actors["organization"]; len(orgs) > 0 {
-		services, err := b.searchAll(ctx, r, "HealthcareService", url.Values{"organization": {strings.Join(orgs, ",")}}, 0)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, s := range services {
-			groups["organization"] = append(groups["organization"], "HealthcareService/"+s.ID)
+		if name != "organization" { // an Organization is never a Schedule's actor; its services and roles are
+			groups[name] = append(groups[name], refs...)
 		}
 	}
-	if locs := fr.actors["location-reference"]; len(locs) > 0 {
-		// Slots at a location are also those of the services and roles
-		// provided there (HealthcareService.location,
-		// PractitionerRole.location), as directories model it.
+	// Slots of an organisation or at a location are also those of the
+	// services and roles it provides or that are provided there
+	// (HealthcareService and PractitionerRole organization and location),
+	// as directories model it.
+	for name, param := range map[string]string{"organization": "organization", "location-reference": "location"} {
+		refs := fr.actors[name]
+		if len(refs) == 0 {
+			continue
+		}
+		if groups[name] == nil {
+			groups[name] = []string{} // present even when nothing is there: then no schedule matches
+		}
 		for _, typ := range []string{"HealthcareService", "PractitionerRole"} {
-			found, err := b.searchAll(ctx, r, typ, url.Values{"location": {strings.Join(locs, ",")}}, 0)
+			found, err := b.searchAll(ctx, r, typ, url.Values{param: {strings.Join(refs, ",")}}, 0)
 			if err != nil {
 				return nil, false, err
 			}
 			for _, res := range found {
-				groups["location-reference"] = append(groups["location-reference"], typ+"/"+res.ID)
+				groups[name] = append(groups[name], typ+"/"+res.ID)
 			}
 		}
 	}

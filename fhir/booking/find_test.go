@@ -146,12 +146,14 @@ func TestFindNearestFirst(t *testing.T) {
 	}
 }
 
-// TestFindAtLocation: $find's location-reference matches the schedules
-// of the Location itself, of the HealthcareServices provided there
-// (HealthcareService.location) and of the PractitionerRoles there
-// (PractitionerRole.location); several locations are alternatives, and
-// another actor parameter narrows the match.
-func TestFindAtLocation(t *testing.T) {
+// TestFindAtLocationOrOrganization: $find's location-reference matches the
+// schedules of the Location itself, of the HealthcareServices provided
+// there (HealthcareService.location) and of the PractitionerRoles there
+// (PractitionerRole.location); organization matches those of the
+// organisation's services (providedBy) and roles (an Organization is never
+// a Schedule's actor itself). Several values are alternatives, and another
+// actor parameter narrows the match.
+func TestFindAtLocationOrOrganization(t *testing.T) {
 	s := newServer(t, app.Config{})
 	t0 := tomorrow9()
 	loc := func(id string) string {
@@ -166,7 +168,10 @@ func TestFindAtLocation(t *testing.T) {
 		if len(refs) > 0 {
 			where = `,"location":[` + strings.Join(refs, ",") + `]`
 		}
-		return `{"resourceType":"` + typ + `","id":"` + id + `","active":true` + where + `}`
+		// Organisations: hs-a and pr-b belong to org-1, hs-b to org-2.
+		org := map[string]string{"hs-a": `,"providedBy":{"reference":"Organization/org-1"}`, "hs-b": `,"providedBy":{"reference":"Organization/org-2"}`,
+			"pr-b": `,"organization":{"reference":"Organization/org-1"}`}[id]
+		return `{"resourceType":"` + typ + `","id":"` + id + `","active":true` + where + org + `}`
 	}
 	sched := func(id string, actors ...string) string {
 		var refs []string
@@ -176,6 +181,7 @@ func TestFindAtLocation(t *testing.T) {
 		return `{"resourceType":"Schedule","id":"` + id + `","active":true,"actor":[` + strings.Join(refs, ",") + `]}`
 	}
 	s.put(loc("loc-a"), loc("loc-b"), loc("loc-empty"),
+		`{"resourceType":"Organization","id":"org-1"}`, `{"resourceType":"Organization","id":"org-2"}`, `{"resourceType":"Organization","id":"org-none"}`,
 		at("HealthcareService", "hs-a", "loc-a"),
 		at("HealthcareService", "hs-ab", "loc-b", "loc-a"),
 		at("HealthcareService", "hs-b", "loc-b"),
@@ -210,6 +216,11 @@ func TestFindAtLocation(t *testing.T) {
 		{"location-reference=Location/loc-a&practitioner=Practitioner/dr", []string{"s-pr-a"}},
 		{"location-reference=Location/loc-empty", nil},
 		{"location-reference=Location/no-such-location", nil},
+		{"organization=Organization/org-1", []string{"s-hs-a", "s-pr-b"}},
+		{"organization=Organization/org-2", []string{"s-hs-b"}},
+		{"organization=Organization/org-1&organization=Organization/org-2", []string{"s-hs-a", "s-hs-b", "s-pr-b"}},
+		{"organization=Organization/org-1&location-reference=Location/loc-a", []string{"s-hs-a"}},
+		{"organization=Organization/org-none", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			var got []string
