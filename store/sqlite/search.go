@@ -123,6 +123,46 @@ func (f *frag) add(sql string, args ...any) {
 	f.args = append(f.args, args...)
 }
 
+// numbered gives f's parameters numbers (?1, ?2…), one per distinct
+// value, so that the arms of a query share theirs. SQLite marks some of a
+// statement's parameters as able to change its plan, and prepares it
+// again whenever one of them is bound; all parameters past the 31st share
+// one mark. A three-schedule query had 44 parameters and was prepared
+// again on every run (0.38 ms against 0.09 ms with 15 numbered ones).
+func numbered(f frag) frag {
+	var b strings.Builder
+	var args []any
+	num := map[any]int{}
+	a, quoted := 0, false
+	for i := 0; i < len(f.sql); i++ {
+		c := f.sql[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case c == '?' && !quoted:
+			v := f.args[a]
+			a++
+			n, ok := 0, false
+			switch v.(type) {
+			case int64, int, float64, string:
+				n, ok = num[v]
+			}
+			if !ok {
+				args = append(args, v)
+				n = len(args)
+				switch v.(type) {
+				case int64, int, float64, string:
+					num[v] = n
+				}
+			}
+			b.WriteString("?" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return frag{b.String(), args}
+}
+
 // candidate is a way to drive a query: a set of rids (possibly with
 // duplicates) that contains every match, its estimated size, and the
 // conjuncts it answers exactly.
@@ -274,10 +314,13 @@ func (p *queryPlan) from(ordered bool) frag {
 }
 
 func (b *builder) count(ctx context.Context, p *queryPlan) (int, error) {
-	f := p.from(false)
+	f := frag{sql: "SELECT count(*) FROM "}
+	from := p.from(false)
+	f.add(from.sql, from.args...)
 	f.add(" WHERE "+p.where.sql, p.where.args...)
+	f = numbered(f)
 	var n int
-	err := b.r.q.QueryRowContext(ctx, "SELECT count(*) FROM "+f.sql, f.args...).Scan(&n)
+	err := b.r.q.QueryRowContext(ctx, f.sql, f.args...).Scan(&n)
 	return n, err
 }
 
@@ -376,6 +419,7 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 	} else {
 		query = b.rowsSQL(q, p, cur, count)
 	}
+	query = numbered(query)
 	var rows *sql.Rows
 	var err error
 	if db, ok := b.r.q.(*sql.DB); ok {
