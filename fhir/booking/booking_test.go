@@ -63,7 +63,10 @@ func TestBookingRules(t *testing.T) {
 		slotAt("a", "sc", t0, 15*time.Minute), slotAt("b", "sc", t0.Add(15*time.Minute), 15*time.Minute),
 		slotAt("gap", "sc", t0.Add(45*time.Minute), 15*time.Minute), slotAt("other", "sc2", t0.Add(15*time.Minute), 15*time.Minute),
 		slotAt("old", "sc", past, 15*time.Minute), slotAt("ind", "sc-indirect", t0, 15*time.Minute),
-		slotAt("late", "sc-horizon", t0.Add(2*time.Hour), 15*time.Minute), slotAt("taken", "sc", t0.Add(3*time.Hour), 15*time.Minute))
+		slotAt("taken", "sc", t0.Add(3*time.Hour), 15*time.Minute))
+	// The write path refuses a free slot outside its schedule's horizon
+	// (TestPlanningHorizon); an imported one must still not be bookable.
+	s.putStored(slotAt("late", "sc-horizon", t0.Add(2*time.Hour), 15*time.Minute))
 	must(t, "booking taken", s.do("POST", "/Appointment", booked("p2", "taken")), 201)
 
 	noPatient := booked("p1", "a")

@@ -16,6 +16,7 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/booking"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // server is the real Signpost over a temporary data directory.
@@ -149,6 +150,35 @@ func (s *server) put(resources ...string) {
 	})
 	if err != nil {
 		s.t.Fatalf("seeding: %v", err)
+	}
+}
+
+// putStored writes resources straight to the store, with their index
+// entries but without the write path's rules, as `signpost import` loads
+// data: for data the rules would refuse.
+func (s *server) putStored(resources ...string) {
+	s.t.Helper()
+	err := s.app.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		for _, raw := range resources {
+			obj, err := fhir.ParseObject([]byte(raw))
+			if err != nil {
+				return err
+			}
+			typ, _ := obj.String("resourceType")
+			id, _ := obj.String("id")
+			idx, err := s.app.Search.Extract(typ, []byte(raw))
+			if err != nil {
+				return err
+			}
+			res := &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: time.Now().UTC(), JSON: []byte(raw)}
+			if err := tx.Put(ctx, &store.Write{Resource: res, Index: idx}); err != nil {
+				return fmt.Errorf("%s/%s: %w", typ, id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatalf("storing: %v", err)
 	}
 }
 

@@ -523,9 +523,16 @@ func removeExtension(obj *fhir.Object, url string) {
 }
 
 // slotRule guards slots that appointments hold: clients may not free,
-// move or delete them while a live appointment uses them.
+// move or delete them while a live appointment uses them. It also keeps
+// free slots within their schedule's planning horizon (slotInHorizon).
 func (b *Service) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
-	if isInternal(ctx) || c.Old == nil {
+	if isInternal(ctx) {
+		return nil
+	}
+	if err := b.slotInHorizon(ctx, tx, c); err != nil {
+		return err
+	}
+	if c.Old == nil {
 		return nil
 	}
 	old, err := decode[slot](c.Old.JSON)
@@ -556,10 +563,51 @@ func (b *Service) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 		c.ID, what, holders[0].ID).WithDetails(ErrSlotInUse)
 }
 
+// slotInHorizon refuses a free slot, new, moved or newly freed by a
+// client, that ends in the future outside its schedule's planning horizon:
+// the horizon is the period the schedule's slots cover, a slot outside it
+// can never be booked, and so it must never be offered, by a Slot search
+// any more than by $find. (Slots freed by a cancellation are the server's
+// own writes and were inside the horizon when booked.)
+func (b *Service) slotInHorizon(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	if c.New == nil {
+		return nil
+	}
+	nw, err := decode[slot](c.New.Bytes())
+	if err != nil || nw.Status != "free" {
+		return err
+	}
+	if c.Old != nil {
+		if old, err := decode[slot](c.Old.JSON); err == nil && old.Status == "free" && old.Start == nw.Start && old.End == nw.End && old.Schedule == nw.Schedule {
+			return nil
+		}
+	}
+	start, err1 := time.Parse(time.RFC3339, nw.Start)
+	end, err2 := time.Parse(time.RFC3339, nw.End)
+	id, ok := refID(nw.Schedule.Reference, "Schedule")
+	if err1 != nil || err2 != nil || !ok || !end.After(tx.Now()) {
+		return nil // validation reports bad instants; past slots are never offered
+	}
+	res, err := tx.Read(ctx, "Schedule", id)
+	if err != nil {
+		return nil // a missing schedule has no horizon
+	}
+	sc, err := b.schedules.Get(res.JSON)
+	if err != nil || b.inHorizon(sc, start, end) {
+		return err
+	}
+	return fhir.Errorf(fhir.Unprocessable, "business-rule", "Slot.start",
+		"free Slot/%s (%s to %s) lies outside the planning horizon of Schedule/%s, so it could never be booked: widen the horizon first",
+		c.ID, nw.Start, nw.End, id)
+}
+
 // scheduleRule refuses to delete a schedule whose slots live appointments
-// hold.
+// hold, and to narrow a planning horizon past future free slots.
 func (b *Service) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
-	if c.New != nil || c.Old == nil {
+	if c.New != nil {
+		return b.horizonCoversFreeSlots(ctx, tx, c)
+	}
+	if c.Old == nil {
 		return nil
 	}
 	found, err := b.search1(ctx, tx, "Appointment", url.Values{"slot.schedule": {"Schedule/" + c.ID}, "status": {liveStatuses}})
@@ -568,6 +616,41 @@ func (b *Service) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 	}
 	return fhir.Errorf(fhir.Conflict, "conflict", "Schedule", "Schedule/%s cannot be deleted: Appointment/%s uses its slots",
 		c.ID, found.ID).WithDetails(ErrSlotInUse)
+}
+
+// horizonCoversFreeSlots refuses a schedule's new planning horizon when
+// one of its free slots that has not ended would fall outside it (see
+// slotInHorizon): the provider marks those busy-unavailable or deletes
+// them first. Past slots do not count, so a rolling horizon can move on.
+func (b *Service) horizonCoversFreeSlots(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	nw, err := decode[schedule](c.New.Bytes())
+	if err != nil || nw.PlanningHorizon == nil || c.Old == nil {
+		return err // a new schedule has no slots yet
+	}
+	if old, err := decode[schedule](c.Old.JSON); err == nil && old.PlanningHorizon != nil && *old.PlanningHorizon == *nw.PlanningHorizon {
+		return nil
+	}
+	now := tx.Now().UTC().Format(time.RFC3339)
+	var outside []url.Values
+	if h := nw.PlanningHorizon.Start; h != "" {
+		outside = append(outside, url.Values{"start": {"lt" + h}, "end": {"gt" + now}})
+	}
+	if h := nw.PlanningHorizon.End; h != "" {
+		outside = append(outside, url.Values{"end": {"gt" + h}})
+	}
+	for _, q := range outside {
+		q.Set("schedule", "Schedule/"+c.ID)
+		q.Set("status", "free")
+		found, err := b.search1(ctx, tx, "Slot", q)
+		if err != nil {
+			return err
+		}
+		if found != nil {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Schedule.planningHorizon",
+				"free Slot/%s of Schedule/%s lies outside the new planning horizon; mark such slots busy-unavailable or delete them first", found.ID, c.ID)
+		}
+	}
+	return nil
 }
 
 // responseRule applies an AppointmentResponse to the appointment: the
