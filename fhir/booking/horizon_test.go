@@ -58,3 +58,49 @@ func TestPlanningHorizon(t *testing.T) {
 		t.Errorf("%d future free slots of sc-h, want 2 (in, late)", got)
 	}
 }
+
+// TestPlanningHorizonEdges: a horizon change is judged as a slot write is.
+// A free slot ending exactly where a day-precision horizon ends is inside
+// it, so the horizon may change around it; and a schedule created again
+// under an id whose free slots outlived it (deleting a schedule leaves its
+// slots) may not leave them outside its horizon.
+func TestPlanningHorizonEdges(t *testing.T) {
+	s := newServer(t, app.Config{}) // the server's time zone is Europe/London
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().In(london).AddDate(0, 0, 2)
+	midnight := time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, london)
+	horizon := func(start, end string) string {
+		return `,"planningHorizon":{"start":"` + start + `","end":"` + end + `"}`
+	}
+	endDay := day.Format(time.DateOnly)
+	s.put(service("hs"), schedule("sc", "hs", horizon("2020-01-01", endDay)))
+	steps := []struct {
+		name         string
+		method, path string
+		body         string
+		status       int
+	}{
+		{"the day's last slot, ending at midnight", "PUT", "/Slot/last", slotAt("last", "sc", midnight.Add(-15*time.Minute), 15*time.Minute), 201},
+		{"moving the horizon's start, its end kept", "PUT", "/Schedule/sc", schedule("sc", "hs", horizon("2021-01-01", endDay)), 200},
+		{"ending the horizon a day earlier", "PUT", "/Schedule/sc", schedule("sc", "hs", horizon("2021-01-01", day.AddDate(0, 0, -1).Format(time.DateOnly))), 422},
+		{"deleting the schedule", "DELETE", "/Schedule/sc", "", 204},
+		{"creating it again with a horizon that leaves the slot out", "PUT", "/Schedule/sc", schedule("sc", "hs", horizon("2020-01-01", "2020-02-01")), 422},
+		{"creating it again with a horizon that covers the slot", "PUT", "/Schedule/sc", schedule("sc", "hs", horizon("2020-01-01", endDay)), 201},
+	}
+	for _, st := range steps {
+		var body any
+		if st.body != "" {
+			body = st.body
+		}
+		r := s.do(st.method, st.path, body)
+		if r.status != st.status {
+			t.Fatalf("%s: status %d, want %d\n%s", st.name, r.status, st.status, r.body)
+		}
+		if st.status == 422 && !slices.Contains(r.expressions(), "Schedule.planningHorizon") {
+			t.Errorf("%s: expressions %v, want Schedule.planningHorizon", st.name, r.expressions())
+		}
+	}
+}

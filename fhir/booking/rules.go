@@ -618,36 +618,61 @@ func (b *Service) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 		c.ID, found.ID).WithDetails(ErrSlotInUse)
 }
 
-// horizonCoversFreeSlots refuses a schedule's new planning horizon when
-// one of its free slots that has not ended would fall outside it (see
+// horizonCoversFreeSlots refuses a schedule's planning horizon when one
+// of its free slots that has not ended would fall outside it (see
 // slotInHorizon): the provider marks those busy-unavailable or deletes
 // them first. Past slots do not count, so a rolling horizon can move on.
+// A schedule created with an id may already have slots (they outlive a
+// deleted schedule), so creations are checked too.
 func (b *Service) horizonCoversFreeSlots(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	nw, err := decode[schedule](c.New.Bytes())
-	if err != nil || nw.PlanningHorizon == nil || c.Old == nil {
-		return err // a new schedule has no slots yet
+	if err != nil || nw.PlanningHorizon == nil {
+		return err
 	}
-	if old, err := decode[schedule](c.Old.JSON); err == nil && old.PlanningHorizon != nil && *old.PlanningHorizon == *nw.PlanningHorizon {
-		return nil
+	if c.Old != nil {
+		if old, err := decode[schedule](c.Old.JSON); err == nil && old.PlanningHorizon != nil && *old.PlanningHorizon == *nw.PlanningHorizon {
+			return nil
+		}
 	}
-	now := tx.Now().UTC().Format(time.RFC3339)
+	now := tx.Now()
+	// The searches find a superset of the slots outside (a slot ending
+	// exactly at the horizon's end matches end=gt at the end's precision);
+	// each candidate is then judged as slotInHorizon judges it.
 	var outside []url.Values
 	if h := nw.PlanningHorizon.Start; h != "" {
-		outside = append(outside, url.Values{"start": {"lt" + h}, "end": {"gt" + now}})
+		outside = append(outside, url.Values{"start": {"lt" + h}, "end": {"gt" + now.UTC().Format(time.RFC3339)}})
 	}
 	if h := nw.PlanningHorizon.End; h != "" {
 		outside = append(outside, url.Values{"end": {"gt" + h}})
 	}
-	for _, q := range outside {
-		q.Set("schedule", "Schedule/"+c.ID)
-		q.Set("status", "free")
-		found, err := b.search1(ctx, tx, "Slot", q)
+	for _, params := range outside {
+		params.Set("schedule", "Schedule/"+c.ID)
+		params.Set("status", "free")
+		q, err := b.search.Parse("Slot", params, search.ParseOptions{Strict: true, DefaultCount: 100, MaxCount: 100})
 		if err != nil {
 			return err
 		}
-		if found != nil {
-			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Schedule.planningHorizon",
-				"free Slot/%s of Schedule/%s lies outside the new planning horizon; mark such slots busy-unavailable or delete them first", found.ID, c.ID)
+		for {
+			page, err := tx.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, res := range page.Resources {
+				s, err := decode[slot](res.JSON)
+				if err != nil || s.Status != "free" {
+					continue
+				}
+				start, ok1 := parseInstant(s.Start)
+				end, ok2 := parseInstant(s.End)
+				if ok1 && ok2 && end.After(now) && !b.inHorizon(nw, start, end) {
+					return fhir.Errorf(fhir.Unprocessable, "business-rule", "Schedule.planningHorizon",
+						"free Slot/%s of Schedule/%s lies outside the new planning horizon; mark such slots busy-unavailable or delete them first", res.ID, c.ID)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
 		}
 	}
 	return nil
