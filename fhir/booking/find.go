@@ -147,12 +147,17 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 		case err != nil:
 			return nil, err
 		default:
-			fr.patient, fr.from = id, patientPosition(res.JSON)
+			fr.patient = id
+			if at := patientPosition(res.JSON); at != nil {
+				fr.from = at // else the place asked for stands in
+			}
 		}
 	} else if x, ok := p.Get("patient-resource"); ok && x.Resource != nil {
 		// The patient may not be registered yet (IHE): its id is carried
 		// only when it names a patient here; its address places it.
-		fr.from = patientPosition(x.Resource)
+		if at := patientPosition(x.Resource); at != nil {
+			fr.from = at // else the place asked for stands in
+		}
 		var pt struct{ ID string }
 		if json.Unmarshal(x.Resource, &pt) == nil && fhir.ValidID(pt.ID) {
 			if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {

@@ -135,14 +135,25 @@ func TestFindNearestFirst(t *testing.T) {
 	s.put(`{"resourceType":"Schedule","id":"sc-at-mid","active":true,"actor":[{"reference":"Location/loc-b-mid"}]}`,
 		`{"resourceType":"Schedule","id":"sc-at-near","active":true,"actor":[{"reference":"Location/loc-c-near"}]}`,
 		slotAt("x-mid", "sc-at-mid", t0, 20*time.Minute), slotAt("w-near", "sc-at-near", t0, 20*time.Minute))
-	var got []string
-	r := s.do("GET", "/Appointment/$find?location-reference=Location/loc-b-mid&location-reference=Location/loc-c-near", nil)
-	for _, a := range entries(t, must(t, "$find by location", r, 200)) {
-		got = append(got, slotOf(a))
-	}
-	// By id alone, slot-c-near and w-near would come before x-mid.
-	if want := []string{"slot-b-mid", "x-mid", "slot-c-near", "w-near"}; !slices.Equal(got, want) {
-		t.Errorf("$find from Location/loc-b-mid = %v, want %v", got, want)
+	// By id alone, slot-c-near and w-near would come before x-mid. A
+	// patient who is not placed leaves the location standing in; a placed
+	// one is what counts.
+	for _, tc := range []struct {
+		name, query string
+		want        []string
+	}{
+		{"no patient", "", []string{"slot-b-mid", "x-mid", "slot-c-near", "w-near"}},
+		{"patient not placed", "&patient-reference=Patient/unplaced", []string{"slot-b-mid", "x-mid", "slot-c-near", "w-near"}},
+		{"patient placed in London", "&patient-reference=Patient/placed", []string{"slot-c-near", "w-near", "slot-b-mid", "x-mid"}},
+	} {
+		var got []string
+		r := s.do("GET", "/Appointment/$find?location-reference=Location/loc-b-mid&location-reference=Location/loc-c-near"+tc.query, nil)
+		for _, a := range entries(t, must(t, "$find by location, "+tc.name, r, 200)) {
+			got = append(got, slotOf(a))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("$find from Location/loc-b-mid, %s = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
