@@ -14,7 +14,8 @@ import (
 // remembering under which version the index was last built.
 type Reindexer interface {
 	// IndexVersion returns the version recorded by the last Reindex that
-	// completed, or "" when none has.
+	// completed, or "" when none has or when a Reindex to another version
+	// has started since (its batches left the index between the two).
 	IndexVersion(ctx context.Context) (string, error)
 	// Reindex replaces the index entries of every current (non-deleted)
 	// resource with those extract gives, in batches of one transaction

@@ -23,6 +23,7 @@ var _ store.Reindexer = (*Store)(nil)
 // metaReindexAfter, its version and the last resource row it has
 // committed, from which a reindex of the same version resumes. It is
 // created by the first reindex: a database without it has no version.
+// A reindex to another version removes metaVersion as it starts.
 const indexMetaSchema = `CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`
 
 // Keys of index_meta.
@@ -110,6 +111,11 @@ func (s *Store) Reindex(ctx context.Context, version string, extract func(*fhir.
 		}
 		if err := t.batch.QueryRowContext(ctx, "SELECT count(*), count(*) FILTER (WHERE rid <= ?) FROM resources WHERE deleted = 0", after).
 			Scan(&total, &done); err != nil {
+			return err
+		}
+		// From its first batch on, a reindex to another version leaves rows
+		// of both: the recorded version no longer describes the index.
+		if _, err := t.exec(ctx, "DELETE FROM index_meta WHERE key = ? AND value != ?", metaVersion, version); err != nil {
 			return err
 		}
 		return setMeta(ctx, t, metaReindexVersion, version, metaReindexAfter, strconv.FormatInt(after, 10))

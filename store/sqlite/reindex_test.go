@@ -353,6 +353,75 @@ func TestReindexResumes(t *testing.T) {
 	}
 }
 
+// TestReindexInterruptedVersion: once a reindex to another version has
+// committed a batch, the index is no longer the recorded version's, so
+// IndexVersion no longer reports it (else a server started again with the
+// recorded version, as after a --timezone tried and given up, would skip
+// the reindex and search half-converted rows); an interrupted reindex to
+// the recorded version itself keeps it. A reindex to the recorded version
+// after an interrupted one to another starts again and leaves the rows of
+// a fresh load.
+func TestReindexInterruptedVersion(t *testing.T) {
+	reg := storetest.Registry(t)
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ws []*store.Write
+	for _, res := range reindexResources(t, 4500) {
+		ws = append(ws, &store.Write{Resource: res, Index: olderEntries(t, reg, res)})
+	}
+	writeAll(t, s, ws)
+	older := func(res *fhir.Resource) ([]search.Entry, error) { return olderEntries(t, reg, res), nil }
+	current := func(res *fhir.Resource) ([]search.Entry, error) { return reg.Extract(res.Type, res.JSON) }
+	tests := []struct {
+		name      string
+		version   string
+		extract   func(*fhir.Resource) ([]search.Entry, error)
+		interrupt bool
+		wantFirst int    // done at the first progress call
+		want      string // IndexVersion afterwards
+	}{
+		{"complete", "old", older, false, 0, "old"},
+		{"same version interrupted", "old", older, true, 0, "old"},
+		{"other version interrupted", "new", current, true, 0, ""},
+		{"back to the recorded version", "old", older, false, 0, "old"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithCancel(context.Background())
+		var calls []int
+		err := s.Reindex(ctx, tt.version, tt.extract, func(done, total int) {
+			calls = append(calls, done)
+			if tt.interrupt && len(calls) == 2 {
+				cancel()
+			}
+		})
+		cancel()
+		if tt.interrupt != errors.Is(err, context.Canceled) || (!tt.interrupt && err != nil) {
+			t.Fatalf("%s: Reindex: %v", tt.name, err)
+		}
+		if len(calls) == 0 || calls[0] != tt.wantFirst {
+			t.Errorf("%s: progress %v, want it to start at %d", tt.name, calls, tt.wantFirst)
+		}
+		if got, err := s.IndexVersion(context.Background()); err != nil || got != tt.want {
+			t.Errorf("%s: IndexVersion = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	fresh, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	writeAll(t, fresh, ws)
+	got, want := indexRowSets(t, s), indexRowSets(t, fresh)
+	for _, tb := range tables {
+		if g, w := got[tb.name], want[tb.name]; !slices.Equal(g, w) {
+			t.Errorf("%s: %d rows, fresh load %d; differences:\n%s", tb.name, len(g), len(w), rowDiff(g, w))
+		}
+	}
+}
+
 // TestReindexExtractError: a resource extract refuses stops the reindex
 // with the resource named, and no version is recorded.
 func TestReindexExtractError(t *testing.T) {
