@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -385,28 +386,6 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 			groups[name] = append(groups[name], refs...)
 		}
 	}
-	// Slots of an organisation or at a location are also those of the
-	// services and roles it provides or that are provided there
-	// (HealthcareService and PractitionerRole organization and location),
-	// as directories model it.
-	for name, param := range map[string]string{"organization": "organization", "location-reference": "location"} {
-		refs := fr.actors[name]
-		if len(refs) == 0 {
-			continue
-		}
-		if groups[name] == nil {
-			groups[name] = []string{} // present even when nothing is there: then no schedule matches
-		}
-		for _, typ := range []string{"HealthcareService", "PractitionerRole"} {
-			found, err := b.searchAll(ctx, r, typ, url.Values{param: {strings.Join(refs, ",")}}, 0)
-			if err != nil {
-				return nil, false, err
-			}
-			for _, res := range found {
-				groups[name] = append(groups[name], typ+"/"+res.ID)
-			}
-		}
-	}
 	if len(fr.locStrings) > 0 {
 		locs, err := b.searchAll(ctx, r, "Location", url.Values{"address": {strings.Join(fr.locStrings, ",")}}, 0)
 		if err != nil {
@@ -419,6 +398,33 @@ func (b *Service) matchingSchedules(ctx context.Context, r store.Reader, fr *fin
 				fr.from = positionOf(l.JSON) // the place asked for stands in for the patient's
 			}
 		}
+	}
+	// Slots of an organisation or at a location (named or found by
+	// address) are also those of the services and roles it provides or
+	// that are provided there (HealthcareService and PractitionerRole
+	// organization and location), as directories model it.
+	for _, g := range []struct{ name, param string }{{"organization", "organization"}, {"location-reference", "location"}, {"location-string", "location"}} {
+		refs := fr.actors[g.name]
+		if g.name == "location-string" {
+			refs = groups[g.name]
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		providers := slices.Clone(groups[g.name])
+		if providers == nil {
+			providers = []string{} // present even when nothing is there: then no schedule matches
+		}
+		for _, typ := range []string{"HealthcareService", "PractitionerRole"} {
+			found, err := b.searchAll(ctx, r, typ, url.Values{g.param: {strings.Join(refs, ",")}}, 0)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, res := range found {
+				providers = append(providers, typ+"/"+res.ID)
+			}
+		}
+		groups[g.name] = providers
 	}
 	if len(groups) == 0 {
 		return nil, false, nil

@@ -162,7 +162,8 @@ func TestFindNearestFirst(t *testing.T) {
 // there (HealthcareService.location) and of the PractitionerRoles there
 // (PractitionerRole.location); organization matches those of the
 // organisation's services (providedBy) and roles (an Organization is never
-// a Schedule's actor itself). Several values are alternatives, and another
+// a Schedule's actor itself); location-string matches as location-reference
+// does for the Locations whose address it names. Several values are alternatives, and another
 // actor parameter narrows the match.
 func TestFindAtLocationOrOrganization(t *testing.T) {
 	s := newServer(t, app.Config{})
@@ -192,6 +193,8 @@ func TestFindAtLocationOrOrganization(t *testing.T) {
 		return `{"resourceType":"Schedule","id":"` + id + `","active":true,"actor":[` + strings.Join(refs, ",") + `]}`
 	}
 	s.put(loc("loc-a"), loc("loc-b"), loc("loc-empty"),
+		`{"resourceType":"Location","id":"loc-c","status":"active","name":"Site loc-c","address":{"city":"Salisbury"}}`,
+		at("HealthcareService", "hs-c", "loc-c"), sched("sc-hs-c", "HealthcareService/hs-c"),
 		`{"resourceType":"Organization","id":"org-1"}`, `{"resourceType":"Organization","id":"org-2"}`, `{"resourceType":"Organization","id":"org-none"}`,
 		at("HealthcareService", "hs-a", "loc-a"),
 		at("HealthcareService", "hs-ab", "loc-b", "loc-a"),
@@ -211,7 +214,7 @@ func TestFindAtLocationOrOrganization(t *testing.T) {
 		sched("sc-pr-a", "Practitioner/dr", "PractitionerRole/pr-a"),
 		sched("sc-pr-b", "PractitionerRole/pr-b"),
 	)
-	for _, id := range []string{"loc-a", "hs-a", "hs-ab", "hs-b", "hs-nowhere", "hs-a-indirect", "pr-a", "pr-b"} {
+	for _, id := range []string{"loc-a", "hs-a", "hs-ab", "hs-b", "hs-c", "hs-nowhere", "hs-a-indirect", "pr-a", "pr-b"} {
 		s.put(slotAt("s-"+id, "sc-"+id, t0, 20*time.Minute))
 	}
 	for _, tc := range []struct {
@@ -232,6 +235,10 @@ func TestFindAtLocationOrOrganization(t *testing.T) {
 		{"organization=Organization/org-1&organization=Organization/org-2", []string{"s-hs-a", "s-hs-b", "s-pr-b"}},
 		{"organization=Organization/org-1&location-reference=Location/loc-a", []string{"s-hs-a"}},
 		{"organization=Organization/org-none", nil},
+		// location-string names locations by address: the same schedules.
+		{"location-string=Salisbury", []string{"s-hs-c"}},
+		{"location-string=Salisbury&location-reference=Location/loc-c", []string{"s-hs-c"}},
+		{"location-string=Nowhere", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			var got []string
