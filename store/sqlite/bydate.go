@@ -122,7 +122,9 @@ func (r reader) byDateQuery(ctx context.Context, q *search.Query, param string) 
 		}
 		return nil, 0, false, nil
 	}
-	if q.Type == "" || len(q.Sort) > 0 || q.Summary == search.SummaryCount {
+	// _lastUpdated has no date index rows (Search reads resources.updated
+	// and walks them in that order anyway).
+	if q.Type == "" || len(q.Sort) > 0 || q.Summary == search.SummaryCount || param == "_lastUpdated" {
 		return decline()
 	}
 	var dateIdx []int

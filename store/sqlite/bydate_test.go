@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,71 @@ func explainSQL(t *testing.T, s *Store, f frag) string {
 		out = append(out, detail)
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSearchByDateLastUpdated: _lastUpdated has no rows in the date index
+// (Search reads resources.updated), so store.SearchByDate by it must give
+// what Search sorted by it gives, not an empty page.
+func TestSearchByDateLastUpdated(t *testing.T) {
+	reg := storetest.Registry(t)
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var ws []*store.Write
+	err = synth.Generate(synth.Config{Seed: 2, Slots: 60, Patients: 5}, func(r synth.Resource) error {
+		idx, err := reg.Extract(r.Type, r.JSON)
+		ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: r.Type, ID: r.ID, Version: 1, LastUpdated: t0.Add(time.Duration(len(ws)) * time.Minute), JSON: r.JSON}, Index: idx})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, s, ws)
+	for _, qs := range []string{
+		"_lastUpdated=ge2026-03-01T09:30:00Z&_count=7",
+		"_lastUpdated=lt2026-03-01T10:00:00Z&status=free&_count=4",
+	} {
+		params, err := url.ParseQuery(qs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := reg.Parse("Slot", params, search.ParseOptions{Strict: true, MaxCount: 1000})
+		if err != nil {
+			t.Fatalf("%s: %v", qs, err)
+		}
+		pages := func(next func(*search.Query) (*store.Page, error)) []string {
+			var ids []string
+			q := *q
+			for range 100 {
+				page, err := next(&q)
+				if err != nil {
+					t.Fatalf("%s: %v", qs, err)
+				}
+				for _, r := range page.Resources {
+					ids = append(ids, r.ID)
+				}
+				if page.Next == "" {
+					break
+				}
+				q.Cursor = page.Next
+			}
+			return ids
+		}
+		got := pages(func(q *search.Query) (*store.Page, error) { return store.SearchByDate(ctx, s, q, "_lastUpdated") })
+		want := pages(func(q *search.Query) (*store.Page, error) {
+			sorted := *q
+			sorted.Sort = []search.SortKey{{Param: "_lastUpdated", Type: search.Date}}
+			return s.Search(ctx, &sorted)
+		})
+		if len(want) == 0 {
+			t.Fatalf("%s: no matches: the test matches nothing", qs)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: SearchByDate by _lastUpdated = %v, want %v", qs, got, want)
+		}
+	}
 }
