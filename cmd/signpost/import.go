@@ -47,7 +47,8 @@ indexed on all cores, and written in batches of --batch, each batch one
 transaction: a failed batch stops the import with nothing of it written.
 Domain rules (booking, referral) do not run on imported resources: import
 is for loading directory and schedule data, not for transactions that need
-them. A progress bar goes to standard error.
+them. Give it the same --base-url (or --addr) and --timezone as serve, or
+serve reindexes what it imported. A progress bar goes to standard error.
 
 flags:`
 
@@ -56,6 +57,7 @@ func importCmd(args []string) error {
 	fs := newFlags("import")
 	var cfg app.Config
 	addStoreFlags(fs, &cfg)
+	addAddrFlag(fs, &cfg)
 	batch := fs.Int("batch", 5000, "resources per transaction")
 	validate := fs.Bool("validate", true, "validate every resource against the StructureDefinitions")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -70,9 +72,6 @@ func importCmd(args []string) error {
 	}
 	if err != nil {
 		return err
-	}
-	if cfg.BaseURL == "" {
-		cfg.Addr = "127.0.0.1:8080" // serve's default, so local references index alike
 	}
 	if len(files) == 0 {
 		fs.Usage()

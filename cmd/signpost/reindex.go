@@ -31,7 +31,7 @@ func reindexCmd(args []string) error {
 	fs := newFlags("reindex")
 	var cfg app.Config
 	addStoreFlags(fs, &cfg)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "serve's listen address, for the default base URL")
+	addAddrFlag(fs, &cfg)
 	quiet := fs.Bool("quiet", false, "no progress line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the reindex to this file")
 	fs.Usage = func() {
@@ -44,11 +44,11 @@ func reindexCmd(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("reindex: unexpected arguments %q", fs.Args())
 	}
-	stop, err := startCPUProfile(*cpuProfile)
+	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer stopProfile()
 	// Like import, the reindex never serves HTTP; it brings the index up
 	// to date itself, with progress.
 	cfg.Open, cfg.NoReindex = true, true

@@ -34,6 +34,13 @@ func addStoreFlags(fs *flag.FlagSet, cfg *app.Config) {
 // (docs/PERFORMANCE.md) for a heap of tens of megabytes more.
 const gcPercent = 400
 
+// addAddrFlag registers --addr: serve's listen address, which also makes
+// the default base URL; import and reindex take it too, so that they index
+// local references under the base URL serve will use.
+func addAddrFlag(fs *flag.FlagSet, cfg *app.Config) {
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address of serve (the default base URL is http://<addr>/fhir)")
+}
+
 func serve(args []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
@@ -41,7 +48,7 @@ func serve(args []string) error {
 	fs := newFlags("serve")
 	var cfg app.Config
 	addStoreFlags(fs, &cfg)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
+	addAddrFlag(fs, &cfg)
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 10<<20, "request body limit in bytes")
 	var origins, tlsCert, tlsKey string
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth2/OIDC issuer of access tokens (default: the embedded DEVELOPMENT authorisation server under /auth)")

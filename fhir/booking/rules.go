@@ -589,8 +589,10 @@ func (b *Service) slotInHorizon(ctx context.Context, tx *repo.Tx, c *repo.Change
 		return nil // validation reports bad instants; past slots are never offered
 	}
 	res, err := tx.Read(ctx, "Schedule", id)
-	if err != nil {
+	if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
 		return nil // a missing schedule has no horizon
+	} else if err != nil {
+		return err
 	}
 	sc, err := b.schedules.Get(res.JSON)
 	if err != nil || b.inHorizon(sc, start, end) {
