@@ -158,10 +158,9 @@ func pairsOf(typ string) []pair {
 }
 
 // rowSet accumulates index rows to insert, per table, as flat argument
-// lists, plus the date shapes they widen.
+// lists.
 type rowSet struct {
-	args   [numTables][]any
-	shapes map[int64]dateShape // shapes to persist
+	args [numTables][]any
 }
 
 // width is the saturated length of [low, high).
@@ -196,12 +195,7 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entrie
 				dates = map[int64]int{}
 			}
 			dates[pid]++
-			if sh, changed := t.s.plan.widen(ctx, t.s.rdb, pid, width(e.Low, e.High), dates[pid] > 1); changed {
-				if rs.shapes == nil {
-					rs.shapes = map[int64]dateShape{}
-				}
-				rs.shapes[pid] = sh
-			}
+			t.s.plan.widen(ctx, t.s.rdb, pid, width(e.Low, e.High), dates[pid] > 1)
 		case search.Number, search.Quantity, search.Special: // near: latitude in low, longitude in high
 			rs.args[tNumber] = append(rs.args[tNumber], pid, e.NumLow, e.NumHigh, e.System, e.Value, rid)
 		case search.Reference:
@@ -210,12 +204,7 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entrie
 				refs = map[int64]int{}
 			}
 			if refs[pid]++; refs[pid] == 2 {
-				if sh, changed := t.s.plan.widen(ctx, t.s.rdb, pid, 0, true); changed {
-					if rs.shapes == nil {
-						rs.shapes = map[int64]dateShape{}
-					}
-					rs.shapes[pid] = sh
-				}
+				t.s.plan.widen(ctx, t.s.rdb, pid, 0, true)
 			}
 		case search.URI:
 			rs.args[tURI] = append(rs.args[tURI], pid, e.Value, rid)
@@ -337,14 +326,6 @@ func (t *txn) flush(ctx context.Context, in *inserter, rs *rowSet) error {
 		}
 		rs.args[i] = rs.args[i][:0]
 	}
-	for pid, sh := range rs.shapes {
-		if _, err := t.exec(ctx, `INSERT INTO idx_date_shape (pid, width, multi) VALUES (?, ?, ?)
-			ON CONFLICT (pid) DO UPDATE SET width = max(width, excluded.width), multi = max(multi, excluded.multi)`,
-			pid, sh.width, sh.multi); err != nil {
-			return err
-		}
-	}
-	rs.shapes = nil
 	return nil
 }
 

@@ -372,12 +372,14 @@ func (s *Store) finishReindex(ctx context.Context, version string) error {
 	return nil
 }
 
-// reset replaces the planner's date shapes with shapes and forgets its
-// statistics, as if it had just loaded them from a database without any.
+// reset replaces the planner's date shapes with shapes (rebuilt from the
+// rows, so none is left to save) and forgets its statistics, as if it had
+// just loaded them from a database without any.
 func (p *planner) reset(shapes map[int64]dateShape) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.shapes = shapes
+	clear(p.dirty)
 	p.stats = map[statKey]*stat{}
 	if p.writes == nil {
 		p.writes = map[int64]int64{}

@@ -1322,6 +1322,7 @@ type planner struct {
 	mu     sync.Mutex
 	loaded bool
 	shapes map[int64]dateShape
+	dirty  map[int64]bool  // shapes widened in memory and not yet saved
 	writes map[int64]int64 // index entries written per pid since start
 	stats  map[statKey]*stat
 	stmts  map[string]*sql.Stmt // prepared search statements on the read pool
@@ -1461,22 +1462,56 @@ func (p *planner) shape(ctx context.Context, db querier, pid int64) dateShape {
 }
 
 // widen records a date entry of width w (multi: its resource has several
-// values of pid) before it is committed. It reports the new shape when it
-// changed and must be persisted.
-func (p *planner) widen(ctx context.Context, db querier, pid, w int64, multi bool) (dateShape, bool) {
+// values of pid) before it is committed. A shape it changes is marked
+// dirty, to be saved by the next batch that commits (takeDirty), whether
+// or not the request that widened it commits: a wider shape than the rows
+// need is always correct, a narrower one is not, and another request of
+// the batch may have relied on the widening.
+func (p *planner) widen(ctx context.Context, db querier, pid, w int64, multi bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.load(ctx, db)
 	sh := p.shapes[pid]
 	if w <= sh.width && (!multi || sh.multi) {
-		return sh, false
+		return
 	}
 	sh.width, sh.multi = max(sh.width, w), sh.multi || multi
 	if p.shapes == nil {
 		p.shapes = map[int64]dateShape{}
 	}
 	p.shapes[pid] = sh
-	return sh, true
+	if p.dirty == nil {
+		p.dirty = map[int64]bool{}
+	}
+	p.dirty[pid] = true
+}
+
+// takeDirty returns the shapes widened since they were last taken, to be
+// saved in the batch about to commit; markDirty puts them back when it
+// does not.
+func (p *planner) takeDirty() map[int64]dateShape {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.dirty) == 0 {
+		return nil
+	}
+	out := make(map[int64]dateShape, len(p.dirty))
+	for pid := range p.dirty {
+		out[pid] = p.shapes[pid]
+	}
+	clear(p.dirty)
+	return out
+}
+
+func (p *planner) markDirty(shapes map[int64]dateShape) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dirty == nil {
+		p.dirty = map[int64]bool{}
+	}
+	for pid := range shapes {
+		p.dirty[pid] = true
+	}
 }
 
 // wrote counts one index entry written for pid.

@@ -356,7 +356,17 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 			return bs, errs, false
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	// Date shapes widened since the last commit are saved with this one
+	// (see planner.widen), or kept for the next if it fails.
+	shapes := s.plan.takeDirty()
+	err = saveShapes(ctx, tx, shapes)
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		s.plan.markDirty(shapes)
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 		return bs, errs, false
 	}
@@ -475,6 +485,18 @@ func (s *Store) runOne(r *request, bs *batchState) (err error) {
 		}
 	}()
 	return r.fn(ctx, t)
+}
+
+// saveShapes saves date shapes in tx, never narrowing a saved one.
+func saveShapes(ctx context.Context, tx *sql.Tx, shapes map[int64]dateShape) error {
+	for pid, sh := range shapes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO idx_date_shape (pid, width, multi) VALUES (?, ?, ?)
+			ON CONFLICT (pid) DO UPDATE SET width = max(width, excluded.width), multi = max(multi, excluded.multi)`,
+			pid, sh.width, sh.multi); err != nil {
+			return fmt.Errorf("saving date shapes: %w", err)
+		}
+	}
+	return nil
 }
 
 // saveStat persists a planner statistic, best effort: a statistic not
