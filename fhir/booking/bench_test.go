@@ -56,14 +56,35 @@ func BenchmarkBookContended(b *testing.B) {
 	b.StopTimer()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
-	slices.Sort(lat)
 	if len(lat) > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/attempt")
 		b.ReportMetric(float64(len(lat))/el.Seconds(), "attempts/s")
 		b.ReportMetric(float64(created.Load())/el.Seconds(), "bookings/s")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
+	reportLatency(b, lat)
+}
+
+// timeLoop runs op b.N times, timing each, and reports the p50 and p99.
+func timeLoop(b *testing.B, op func()) {
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t := time.Now()
+		op()
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+// reportLatency reports the p50 and p99 of lat in milliseconds.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
 // BenchmarkFind: one client's Appointment/$find for one service over a
@@ -76,21 +97,11 @@ func BenchmarkFind(b *testing.B) {
 	day := tomorrow9().Format("2006-01-02")
 	path := "/Appointment/$find?healthcare-service=HealthcareService/hs7&start=" + day + "&end=" + day
 	must(b, "$find", s.do("GET", path, nil), 200)
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
+	timeLoop(b, func() {
 		if r := s.do("GET", path, nil); r.status != 200 {
 			b.Fatalf("$find: %d %s", r.status, r.body)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	})
 }
 
 // BenchmarkFindAtLocation is BenchmarkFind asking by location-reference
@@ -107,21 +118,11 @@ func BenchmarkFindAtLocation(b *testing.B) {
 	if n := len(entries(b, must(b, "$find", s.do("GET", path, nil), 200))); n != 20 {
 		b.Fatalf("$find at the location gave %d proposals, want 20", n)
 	}
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
+	timeLoop(b, func() {
 		if r := s.do("GET", path, nil); r.status != 200 {
 			b.Fatalf("$find: %d %s", r.status, r.body)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	})
 }
 
 // BenchmarkFindDefaultWindow: one client's Appointment/$find for a service
@@ -142,21 +143,11 @@ func BenchmarkFindDefaultWindow(b *testing.B) {
 	}
 	path := "/Appointment/$find?healthcare-service=HealthcareService/hs"
 	must(b, "$find", s.do("GET", path, nil), 200)
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
+	timeLoop(b, func() {
 		if r := s.do("GET", path, nil); r.status != 200 {
 			b.Fatalf("$find: %d %s", r.status, r.body)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	})
 }
 
 // BenchmarkFindStoredProposals is BenchmarkFind for a patient whose id
@@ -171,19 +162,9 @@ func BenchmarkFindStoredProposals(b *testing.B) {
 	day := tomorrow9().Format("2006-01-02")
 	path := "/Appointment/$find?healthcare-service=HealthcareService/hs7&patient-reference=Patient/" + pat + "&start=" + day + "&end=" + day
 	must(b, "$find", s.do("GET", path, nil), 200)
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
+	timeLoop(b, func() {
 		if r := s.do("GET", path, nil); r.status != 200 {
 			b.Fatalf("$find: %d %s", r.status, r.body)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	})
 }

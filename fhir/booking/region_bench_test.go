@@ -4,9 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/signpost-fhir/signpost/app"
 )
@@ -50,17 +48,5 @@ func BenchmarkFindRegion(b *testing.B) {
 		return w
 	}
 	find()
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
-		find()
-		lat = append(lat, time.Since(t))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	timeLoop(b, func() { find() })
 }
