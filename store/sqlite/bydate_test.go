@@ -29,19 +29,7 @@ func TestSearchByDatePlans(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	var ws []*store.Write
-	err = synth.Generate(synth.Config{Seed: 1, Slots: 3000, Patients: 100}, func(r synth.Resource) error {
-		idx, err := reg.Extract(r.Type, r.JSON)
-		ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: r.Type, ID: r.ID, Version: 1, LastUpdated: now, JSON: r.JSON}, Index: idx})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(*txn).PutAll(ctx, ws) }); err != nil {
-		t.Fatal(err)
-	}
+	loadRegion(t, s, synth.Config{Seed: 1, Slots: 3000, Patients: 100})
 	parse := func(qs string) *search.Query {
 		t.Helper()
 		typ, raw, _ := strings.Cut(qs, "?")
@@ -86,7 +74,11 @@ func TestSearchByDatePlans(t *testing.T) {
 			t.Errorf("%s: %d statements, want 1", tt.query, len(queries))
 			continue
 		}
-		plan := explainSQL(t, s, queries[0])
+		lines, err := explainSQL(ctx, s.rdb, queries[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := strings.Join(lines, "\n")
 		if !strings.Contains(plan, tt.uses) || strings.Contains(plan, "TEMP B-TREE") {
 			t.Errorf("%s: plan\n%s\nwant %q and no sort", tt.query, plan, tt.uses)
 		}
@@ -111,26 +103,6 @@ func TestSearchByDatePlans(t *testing.T) {
 	if _, _, err := s.SearchByDate(ctx, q, "start"); fhir.KindOf(err) != fhir.Invalid {
 		t.Errorf("SearchByDate with a broken cursor: %v, want an Invalid error", err)
 	}
-}
-
-// explainSQL returns SQLite's plan for f, one step a line.
-func explainSQL(t *testing.T, s *Store, f frag) string {
-	t.Helper()
-	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+f.sql, f.args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, detail)
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestSearchByDateLastUpdated: _lastUpdated has no rows in the date index

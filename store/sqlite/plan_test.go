@@ -31,26 +31,7 @@ func TestHotQueryPlans(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	var ws []*store.Write
-	flush := func() {
-		if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(*txn).PutAll(ctx, ws) }); err != nil {
-			t.Fatal(err)
-		}
-		ws = ws[:0]
-	}
-	err = synth.Generate(synth.Config{Seed: 1, Slots: 30000, Patients: 3000}, func(r synth.Resource) error {
-		idx, err := reg.Extract(r.Type, r.JSON)
-		ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: r.Type, ID: r.ID, Version: 1, LastUpdated: now, JSON: r.JSON}, Index: idx})
-		if len(ws) == 5000 {
-			flush()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	flush()
+	loadRegion(t, s, synth.Config{Seed: 1, Slots: 30000, Patients: 3000})
 	tests := []struct {
 		query string
 		uses  string // the index search the plan must contain
@@ -92,6 +73,33 @@ func TestHotQueryPlans(t *testing.T) {
 			t.Errorf("%s: resources are read before the page is cut\n%s", tt.query, plan)
 		}
 	}
+}
+
+// loadRegion bulk-loads a generated region into s (PutAll, 5,000
+// resources a transaction), every resource last updated at 1 March 2026.
+func loadRegion(t *testing.T, s *Store, cfg synth.Config) {
+	t.Helper()
+	reg := storetest.Registry(t)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var ws []*store.Write
+	flush := func() {
+		if err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error { return tx.(*txn).PutAll(ctx, ws) }); err != nil {
+			t.Fatal(err)
+		}
+		ws = ws[:0]
+	}
+	err := synth.Generate(cfg, func(r synth.Resource) error {
+		idx, err := reg.Extract(r.Type, r.JSON)
+		ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: r.Type, ID: r.ID, Version: 1, LastUpdated: now, JSON: r.JSON}, Index: idx})
+		if len(ws) == 5000 {
+			flush()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush()
 }
 
 // TestCursorBoundToSort: a cursor made for one _sort is refused by a search

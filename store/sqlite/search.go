@@ -93,7 +93,13 @@ func (r reader) explain(ctx context.Context, q *search.Query) ([]string, error) 
 	if p.keyedPage(q) {
 		f = keyedRowsSQL(q, p, nil, count)
 	}
-	rows, err := r.q.QueryContext(ctx, "EXPLAIN QUERY PLAN "+f.sql, f.args...)
+	return explainSQL(ctx, r.q, f)
+}
+
+// explainSQL returns SQLite's query plan for f, one line per step,
+// indented by depth.
+func explainSQL(ctx context.Context, q querier, f frag) ([]string, error) {
+	rows, err := q.QueryContext(ctx, "EXPLAIN QUERY PLAN "+f.sql, f.args...)
 	if err != nil {
 		return nil, err
 	}
