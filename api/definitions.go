@@ -68,8 +68,8 @@ func (s *Server) readDefinition(c *gin.Context, typ, id string) error {
 	return nil
 }
 
-// searchDefinitions answers a search on a read-only type by url, _id or
-// name (all, when none is given).
+// searchDefinitions answers a search on a read-only type by url or _id
+// (all, when neither is given); definitionSearchParams lists them.
 func (s *Server) searchDefinitions(c *gin.Context, typ string) error {
 	params := c.Request.URL.Query()
 	var entries []bundleEntry

@@ -39,6 +39,13 @@ func (s *Server) searchParams(resourceType string) []searchParam {
 	return out
 }
 
+// definitionSearchParams are the parameters of a search on a read-only
+// conformance type (searchDefinitions).
+var definitionSearchParams = []searchParam{
+	{Name: "_id", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id", Type: "token", Documentation: "Logical id of the resource"},
+	{Name: "url", Definition: "http://hl7.org/fhir/SearchParameter/conformance-url", Type: "uri", Documentation: "The canonical URL of the definition"},
+}
+
 // systemSearchParams are the parameters of a search across all types
 // (GET /fhir?…).
 var systemSearchParams = []searchParam{
@@ -90,7 +97,7 @@ func (s *Server) capabilityStatement() []byte {
 		resources = append(resources, r)
 	}
 	for _, typ := range s.cfg.ReadOnly {
-		resources = append(resources, resource{Type: typ, Interaction: []interaction{{"read"}, {"search-type"}}, Operation: ops(typ)})
+		resources = append(resources, resource{Type: typ, Interaction: []interaction{{"read"}, {"search-type"}}, SearchParam: definitionSearchParams, Operation: ops(typ)})
 	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",

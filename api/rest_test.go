@@ -735,7 +735,8 @@ func TestMetadata(t *testing.T) {
 		params["?"+p.Name] = p.Type
 	}
 	for name, typ := range map[string]string{"Slot?start": "date", "Slot?end": "date", "Slot?schedule": "reference", "Patient?identifier": "token",
-		"HealthcareService?near": "special", "Appointment?end": "date", "?_id": "token", "?_lastUpdated": "date", "?_type": "token"} {
+		"HealthcareService?near": "special", "Appointment?end": "date", "?_id": "token", "?_lastUpdated": "date", "?_type": "token",
+		"SearchParameter?url": "uri", "StructureDefinition?_id": "token"} {
 		if params[name] != typ {
 			t.Errorf("CapabilityStatement lists %s with type %q, want %q", name, params[name], typ)
 		}
