@@ -860,3 +860,31 @@ func TestKeepsClientJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxCount: the server's page cap (serve --max-count) cuts a larger
+// _count in searches and history, and the next link reaches the rest.
+func TestMaxCount(t *testing.T) {
+	s := newServer(t, app.Config{MaxCount: 3})
+	for i := range 5 {
+		s.create("Patient", patient(fmt.Sprintf("mc%d", i), "Capped"))
+	}
+	for _, tt := range []struct{ path string }{
+		{"Patient?family=Capped&_count=10"},
+		{"Patient?family=Capped"}, // the default page (50) is cut too
+		{"Patient/_history?_count=10"},
+	} {
+		var b bundleOf
+		if err := jsonUnmarshal(s.must(request{method: "GET", path: tt.path}, 200).body, &b); err != nil {
+			t.Fatal(err)
+		}
+		next := ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
+		if len(b.Entry) != 3 || next == "" {
+			t.Errorf("%s: %d entries and next link %q, want 3 and a next link", tt.path, len(b.Entry), next)
+		}
+	}
+}

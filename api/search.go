@@ -68,7 +68,7 @@ func (s *Server) systemSearch(c *gin.Context) error {
 
 // runSearch parses and runs a search and assembles the searchset Bundle.
 func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, strict bool) (*bundle, error) {
-	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: strict})
+	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: strict, MaxCount: s.cfg.MaxCount})
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (s *Server) history(c *gin.Context) error {
 		if err != nil || n < 0 {
 			return fhir.Errorf(fhir.Invalid, "invalid", "_count", "_count %q is not a non-negative integer", v)
 		}
-		q.Count = min(max(n, 1), 1000)
+		q.Count = min(max(n, 1), s.cfg.MaxCount)
 	}
 	for _, p := range []struct {
 		name string

@@ -44,6 +44,7 @@ type Searcher interface {
 type Config struct {
 	BaseURL      string        // public FHIR base, e.g. https://signpost.example.org/fhir
 	MaxBodyBytes int64         // request body limit (default 10 MB)
+	MaxCount     int           // the largest page of a search or history (default 1000): a larger _count is cut to it
 	Timeout      time.Duration // per-request deadline (default 30 s)
 	Writable     []string      // resource types with full REST interactions
 	ReadOnly     []string      // resource types served from Definitions
@@ -74,6 +75,9 @@ type Server struct {
 // New returns a Server writing through rp. Operations are added with
 // AddOperation before Handler is called.
 func New(cfg Config, rp *repo.Repo, v Validator, s Searcher, defs *Definitions) *Server {
+	if cfg.MaxCount <= 0 {
+		cfg.MaxCount = 1000
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 10 << 20
 	}

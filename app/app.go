@@ -36,6 +36,7 @@ type Config struct {
 	BaseURL      string        // public FHIR base including /fhir; default http://<Addr>/fhir
 	Timezone     string        // default Europe/London
 	MaxBodyBytes int64         // default 10 MB
+	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	Postcodes    string        // CSV file of postcode,latitude,longitude placing patients for $shortlist; "" for none
 	Logger       *slog.Logger
@@ -122,7 +123,7 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
-	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Writable: types.Writable,
+	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
 	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
 	if !cfg.NoReindex {

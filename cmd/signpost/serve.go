@@ -50,6 +50,7 @@ func serve(args []string) error {
 	addStoreFlags(fs, &cfg)
 	addAddrFlag(fs, &cfg)
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 10<<20, "request body limit in bytes")
+	fs.IntVar(&cfg.MaxCount, "max-count", 1000, "the largest page a search or history answers (a larger _count is cut to it)")
 	var origins, tlsCert, tlsKey string
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth2/OIDC issuer of access tokens (default: the embedded DEVELOPMENT authorisation server under /auth)")
 	fs.StringVar(&cfg.Audience, "audience", "", "audience access tokens must name (default the FHIR base URL)")

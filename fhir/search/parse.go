@@ -19,7 +19,7 @@ type ParseOptions struct {
 	// Query.Ignored.
 	Strict bool
 	// DefaultCount is the page size without _count (default 50); MaxCount
-	// caps _count (default 1000).
+	// caps _count and the default (default 1000).
 	DefaultCount int
 	MaxCount     int
 }
@@ -42,6 +42,7 @@ func (r *Registry) Parse(resourceType string, params url.Values, opts ParseOptio
 	if opts.MaxCount <= 0 {
 		opts.MaxCount = 1000
 	}
+	opts.DefaultCount = min(opts.DefaultCount, opts.MaxCount)
 	if resourceType != "" && r.types[resourceType] == nil {
 		return nil, fhir.Errorf(fhir.NotFound, "not-supported", "", "resource type %q is not supported", resourceType)
 	}
