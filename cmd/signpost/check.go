@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/fhir/booking"
@@ -31,7 +32,11 @@ func check(args []string) error {
 	defer st.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	findings, sum, err := booking.Check(ctx, st)
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return fmt.Errorf("check: --timezone: %w", err)
+	}
+	findings, sum, err := booking.Check(ctx, st, loc)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}

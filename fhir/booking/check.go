@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -26,19 +27,35 @@ type Summary struct {
 	Slots, BusySlots, Appointments, LiveAppointments int
 }
 
-// Check reads every Slot and Appointment from one consistent snapshot of
-// st (a read-only transaction, so it can run beside a live server) and
-// reports: a slot held by more than one live appointment; a live
-// appointment whose slot is missing or not in the status it should hold it
-// in (busy, or busy-tentative for a hold); a busy or busy-tentative slot
-// that no live appointment holds, unless tagged externally-busy.
-func Check(ctx context.Context, st store.Store) ([]Finding, Summary, error) {
+// Check reads every Schedule, Slot and Appointment from one consistent
+// snapshot of st (a read-only transaction, so it can run beside a live
+// server) and reports: a slot held by more than one live appointment; a
+// live appointment whose slot is missing or not in the status it should
+// hold it in (busy, or busy-tentative for a hold); a busy or
+// busy-tentative slot that no live appointment holds, unless tagged
+// externally-busy; a free slot that has not ended and lies outside its
+// schedule's planning horizon (the write path refuses one; signpost import
+// does not run it). Date-only horizons are read in loc.
+func Check(ctx context.Context, st store.Store, loc *time.Location) ([]Finding, Summary, error) {
 	var findings []Finding
 	var sum Summary
 	errDone := fmt.Errorf("read-only")
+	now := time.Now()
 	err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		schedules := map[string]*schedule{}
+		err := scan(ctx, tx, "Schedule", func(res *fhir.Resource) error {
+			sc, err := decode[schedule](res.JSON)
+			if err != nil {
+				return fmt.Errorf("Schedule/%s: %w", res.ID, err)
+			}
+			schedules[res.ID] = sc
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		slots := map[string]*slot{}
-		err := scan(ctx, tx, "Slot", func(res *fhir.Resource) error {
+		err = scan(ctx, tx, "Slot", func(res *fhir.Resource) error {
 			s, err := decode[slot](res.JSON)
 			if err != nil {
 				return fmt.Errorf("Slot/%s: %w", res.ID, err)
@@ -92,6 +109,14 @@ func Check(ctx context.Context, st store.Store) ([]Finding, Summary, error) {
 		}
 		for id, s := range slots {
 			sum.Slots++
+			if s.Status == "free" {
+				start, err1 := time.Parse(time.RFC3339, s.Start)
+				end, err2 := time.Parse(time.RFC3339, s.End)
+				scID, ok := refID(s.Schedule.Reference, "Schedule")
+				if sc := schedules[scID]; ok && sc != nil && err1 == nil && err2 == nil && end.After(now) && !inHorizon(sc, start, end, loc) {
+					findings = append(findings, Finding{"Slot/" + id, nil, "is free outside the planning horizon of Schedule/" + scID})
+				}
+			}
 			if s.Status != "busy" && s.Status != "busy-tentative" {
 				continue
 			}

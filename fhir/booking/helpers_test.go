@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,15 +201,20 @@ func (s *server) slotStatus(id string) string {
 	return st
 }
 
-// check runs the consistency checker and fails on findings.
-func (s *server) check() booking.Summary {
+// check runs the consistency checker and fails unless its findings are
+// exactly expected (none, by default).
+func (s *server) check(expected ...string) booking.Summary {
 	s.t.Helper()
-	findings, sum, err := booking.Check(context.Background(), s.app.Store)
+	findings, sum, err := booking.Check(context.Background(), s.app.Store, s.app.Location)
 	if err != nil {
 		s.t.Fatalf("Check: %v", err)
 	}
+	var got []string
 	for _, f := range findings {
-		s.t.Errorf("consistency: %v", f)
+		got = append(got, f.String())
+	}
+	if !slices.Equal(got, expected) {
+		s.t.Errorf("consistency findings %q, want %q", got, expected)
 	}
 	return sum
 }

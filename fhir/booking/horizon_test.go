@@ -57,6 +57,7 @@ func TestPlanningHorizon(t *testing.T) {
 	if got := s.count("/Slot?schedule=Schedule/sc-h&status=free&end=gt" + time.Now().UTC().Format(time.RFC3339)); got != 2 {
 		t.Errorf("%d future free slots of sc-h, want 2 (in, late)", got)
 	}
+	s.check() // the past free slot and the busy one outside the horizon are no findings
 }
 
 // TestPlanningHorizonEdges: a horizon change is judged as a slot write is.

@@ -264,16 +264,22 @@ func (b *Service) checkSchedule(ctx context.Context, tx store.Reader, ref string
 // inHorizon reports whether [start, end) lies within the schedule's
 // planning horizon (always, when it has none).
 func (b *Service) inHorizon(sc *schedule, start, end time.Time) bool {
+	return inHorizon(sc, start, end, b.cfg.Location)
+}
+
+// inHorizon reports whether [start, end) lies within sc's planning
+// horizon, whose date-only bounds are read in loc.
+func inHorizon(sc *schedule, start, end time.Time, loc *time.Location) bool {
 	if sc.PlanningHorizon == nil {
 		return true
 	}
 	if sc.PlanningHorizon.Start != "" {
-		if lo, _, err := search.DateRange(sc.PlanningHorizon.Start, b.cfg.Location); err == nil && start.UnixMicro() < lo {
+		if lo, _, err := search.DateRange(sc.PlanningHorizon.Start, loc); err == nil && start.UnixMicro() < lo {
 			return false
 		}
 	}
 	if sc.PlanningHorizon.End != "" {
-		if _, hi, err := search.DateRange(sc.PlanningHorizon.End, b.cfg.Location); err == nil && end.UnixMicro() > hi {
+		if _, hi, err := search.DateRange(sc.PlanningHorizon.End, loc); err == nil && end.UnixMicro() > hi {
 			return false
 		}
 	}
