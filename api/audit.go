@@ -468,6 +468,8 @@ func exprParam(x search.Expr) string {
 		return e.Param
 	case search.Missing:
 		return e.Param
+	case search.CompositeMatch:
+		return e.Param
 	}
 	return ""
 }
