@@ -31,6 +31,13 @@ var refusedByRules = map[string]string{
 	// practitioner takes that place, but the rule only accepts actors
 	// already named.
 	"AppointmentResponse-exampleresp.json": "Practitioner/example is not a participant of Appointment/examplereq",
+	// referral (fhir/referral/fit.go): Appointment/example is booked,
+	// based on the referral ServiceRequest/myringotomy, but names no
+	// HealthcareService, so it cannot be checked against the referral
+	// (a booking fits its referral); its AppointmentResponse then
+	// answers an appointment that does not exist.
+	"Appointment-example.json":         "the appointment names no HealthcareService (as a participant or its slots' schedule actor), so it cannot be checked against its referral ServiceRequest/myringotomy",
+	"AppointmentResponse-example.json": "Appointment/example does not exist",
 }
 
 // TestExamplesRoundTrip creates every official R4 example of a writable type

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 )
@@ -38,16 +39,15 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	if !ok {
 		return fhir.Errorf(fhir.NotFound, "not-supported", "", "operation $%s is not supported at %s level here", name, level)
 	}
-	ctx, err := s.authorizeOperation(c.Request.Context(), op, typ, id)
-	if err != nil {
-		return err
-	}
 	// Operations are exempt from the middleware's negotiation so that a
 	// report can answer CSV; anything else must accept FHIR JSON.
 	if err := negotiate(c); err != nil && c.Query("_format") != "text/csv" && !strings.Contains(c.GetHeader("Accept"), "text/csv") {
 		return err
 	}
-	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, Format: c.Query("_format"), BaseURL: s.cfg.BaseURL}
+	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, Format: c.Query("_format"), BaseURL: s.cfg.BaseURL,
+		Readable: func(ctx context.Context, typ, id string) error {
+			return s.authorizeInstance(ctx, s.store, typ, id, auth.Read)
+		}}
 	switch c.Request.Method {
 	case http.MethodGet:
 		if op.Affects {
@@ -73,6 +73,15 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 		}
 	default:
 		return notSupported(c)
+	}
+	if op.AccessFor != nil {
+		as := *op
+		as.Access = op.AccessFor(req.Params)
+		op = &as
+	}
+	ctx, err := s.authorizeOperation(c.Request.Context(), op, typ, id)
+	if err != nil {
+		return err
 	}
 	res, err := op.Handle(ctx, req)
 	if err != nil {

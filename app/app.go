@@ -148,6 +148,7 @@ func New(cfg Config) (*App, error) {
 	a.Directory.Register()
 	a.Referral = referral.New(rp, reg, referral.Config{Location: loc, Postcodes: postcodes})
 	a.Referral.Register()
+	a.Booking.Referrals = a.Referral // $find offers what a referral allows
 	switch { // who signs $ubrn-access tokens
 	case ubrn != nil:
 		a.Referral.Tokens = ubrn

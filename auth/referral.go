@@ -99,3 +99,17 @@ func checkReferralPrincipal(p *Principal, audience string) error {
 	}
 	return nil
 }
+
+// Referral returns the id of the one referral a $ubrn-access token is
+// limited to, or "" for any other token.
+func (p *Principal) Referral() string {
+	if p == nil || p.ClientID != ClientUBRNAccess {
+		return ""
+	}
+	for _, s := range p.RawScopes {
+		if id, ok := strings.CutPrefix(s, referralScopePrefix); ok && fhir.ValidID(id) {
+			return id
+		}
+	}
+	return ""
+}

@@ -67,6 +67,10 @@ type Service struct {
 	// per content (they are read by every booking of a service).
 	schedules *repo.Views[schedule]
 	services  *repo.Views[healthcareService]
+
+	// Referrals tells $find what a referral allows. Set it before
+	// serving; nil offers any service for a referral.
+	Referrals Referrals
 }
 
 // New returns the booking service over rp and registers its Rules and

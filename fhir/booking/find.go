@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
@@ -61,13 +62,32 @@ type findRequest struct {
 // earliest first. Proposals are not stored; each id is a signed token.
 func (b *Service) find(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 	r := b.repo.Store()
-	fr, err := b.readFind(ctx, r, req.Params)
+	fr, err := b.readFind(ctx, r, req)
 	if err != nil {
 		return nil, err
 	}
-	props, err := b.propose(ctx, r, fr)
-	if err != nil || len(props) == 0 {
-		return &operation.Result{Body: searchset(nil)}, err
+	plan, err := b.planFind(ctx, r, fr)
+	if err != nil {
+		return nil, err
+	}
+	if plan != nil && plan.Notice != nil {
+		return &operation.Result{Body: searchset([]bundleEntry{outcomeEntry(*plan.Notice)})}, nil
+	}
+	var props []proposed
+	if fr.high > fr.low {
+		if props, err = b.propose(ctx, r, fr); err != nil {
+			return nil, err
+		}
+	}
+	if len(props) == 0 {
+		if plan != nil {
+			if any, err := b.anyFree(ctx, r, plan); err != nil {
+				return nil, err
+			} else if !any {
+				return &operation.Result{Body: searchset([]bundleEntry{outcomeEntry(plan.NoSlots)})}, nil
+			}
+		}
+		return &operation.Result{Body: searchset(nil)}, nil
 	}
 	ps := make([]proposal, len(props))
 	for i, p := range props {
@@ -80,7 +100,8 @@ func (b *Service) find(ctx context.Context, req *operation.Request) (*operation.
 	return &operation.Result{Body: proposalBundle(req.BaseURL, tokens, props, fr)}, nil
 }
 
-func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Parameters) (*findRequest, error) {
+func (b *Service) readFind(ctx context.Context, r store.Reader, req *operation.Request) (*findRequest, error) {
+	p := req.Params
 	now := b.now()
 	fr := &findRequest{low: now.UnixMicro(), actors: map[string][]string{}, count: findDefaultCount}
 	var issues []fhir.Issue
@@ -175,12 +196,17 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 			if err != nil {
 				return nil, err
 			}
+			if sr != nil && req.CheckReadable(ctx, "ServiceRequest", sr.ID) != nil {
+				sr = nil // as if there were none
+			}
 			if sr == nil {
 				bad("referral-identifier", "no referral has the identifier %s", joinToken(sys, val))
 			} else {
 				fr.referral = sr.ID
 			}
 		}
+	} else if p, ok := auth.FromContext(ctx); ok && p.Referral() != "" {
+		fr.referral = p.Referral() // a UBRN patient books for their referral
 	}
 	if x, ok := p.Get("timing"); ok {
 		var t struct {

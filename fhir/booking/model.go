@@ -18,6 +18,10 @@ const (
 	// ExtPreviousAppointment is the R5 cross-version extension a follow-up
 	// carries, pointing at the appointment it follows.
 	ExtPreviousAppointment = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.previousAppointment"
+	// ExtBreachReason (valueString) on an Appointment is why a
+	// two-week-wait referral is booked later than its wait allows ($book,
+	// $hold and $reschedule take it as the breach-reason input).
+	ExtBreachReason = "https://signpost.example/fhir/StructureDefinition/two-week-wait-breach-reason"
 	// ExtHoldExpires is the server-owned instant at which a hold (a pending
 	// Appointment made by $hold) is released.
 	ExtHoldExpires = "https://signpost.example/fhir/StructureDefinition/hold-expires"
@@ -81,6 +85,7 @@ type codeableConcept struct {
 
 type extension struct {
 	URL            string     `json:"url"`
+	ValueString    string     `json:"valueString,omitempty"`
 	ValueInstant   string     `json:"valueInstant,omitempty"`
 	ValueReference *reference `json:"valueReference,omitempty"`
 }

@@ -55,6 +55,9 @@ func (b *Service) hold(ctx context.Context, req *operation.Request) (*operation.
 		if err != nil {
 			return nil, err
 		}
+		if err := withBreachReason(obj, req.Params); err != nil {
+			return nil, err
+		}
 		res, err := tx.Create(ctx, "Appointment", obj)
 		return []*fhir.Resource{res}, err
 	})
@@ -100,6 +103,9 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 			if err := withPatient(obj, patientRef, comment); err != nil {
 				return nil, err
 			}
+			if err := withBreachReason(obj, req.Params); err != nil {
+				return nil, err
+			}
 			res, err := tx.Create(ctx, "Appointment", obj)
 			return append([]*fhir.Resource{res}, created...), err
 		})
@@ -129,6 +135,9 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 		if err := withPatient(obj, patientRef, comment); err != nil {
 			return nil, err
 		}
+		if err := withBreachReason(obj, req.Params); err != nil {
+			return nil, err
+		}
 		res, _, err := tx.Put(ctx, "Appointment", id, obj, cur.Version)
 		return append([]*fhir.Resource{res}, created...), err
 	})
@@ -150,6 +159,9 @@ func (b *Service) bookResource(ctx context.Context, req *operation.Request, raw 
 	obj.Delete("meta")
 	obj.Set("status", "booked")
 	if err := withPatient(obj, patientRef, comment); err != nil {
+		return nil, err
+	}
+	if err := withBreachReason(obj, req.Params); err != nil {
 		return nil, err
 	}
 	if _, err := b.prepareAppointment(ctx, b.repo.Store(), obj); err != nil {
@@ -299,6 +311,17 @@ func withPatient(obj *fhir.Object, patientRef, comment string) error {
 	return nil
 }
 
+// withBreachReason records the breach-reason input, if any, on the
+// appointment booked (ExtBreachReason): a two-week-wait referral's booking
+// past its wait is refused without one.
+func withBreachReason(obj *fhir.Object, p *operation.Parameters) error {
+	reason, _ := p.String("breach-reason")
+	if strings.TrimSpace(reason) == "" {
+		return nil
+	}
+	return setExtension(obj, extension{URL: ExtBreachReason, ValueString: reason})
+}
+
 // fromProposal builds the Appointment a proposal stands for, in status.
 func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal, status string) (*fhir.Object, error) {
 	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
@@ -412,6 +435,10 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 		}
 		nw.Set("slot", refs)
 		removeExtension(nw, ExtHoldExpires)
+		removeExtension(nw, ExtBreachReason) // a breach is justified for the booking it was given for
+		if err := withBreachReason(nw, req.Params); err != nil {
+			return nil, err
+		}
 		if err := setExtension(nw, extension{URL: ExtReplaces, ValueReference: &reference{Reference: "Appointment/" + req.ID}}); err != nil {
 			return nil, err
 		}

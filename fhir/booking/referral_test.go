@@ -16,6 +16,7 @@ func (s *server) referralWith(pat string) (id, ubrn string) {
 	sr := must(s.t, "POST ServiceRequest", s.do("POST", "/ServiceRequest", map[string]any{
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": ref("Patient/" + pat), "requester": ref("Organization/gp"),
+		"performerType": map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": dermatology}}},
 		"category":   []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
 		"authoredOn": time.Now().UTC().Format("2006-01-02")}), 201).json()
 	for _, x := range sr["identifier"].([]any) {
@@ -27,6 +28,15 @@ func (s *server) referralWith(pat string) (id, ubrn string) {
 		s.t.Fatalf("the referral has no UBRN: %v", sr)
 	}
 	return sr["id"].(string), ubrn
+}
+
+// dermatology is the SNOMED CT specialty of referralWith's referrals.
+const dermatology = "394582007"
+
+// specialtyService is a directly bookable service of a specialty.
+func specialtyService(id, specialty string) string {
+	return `{"resourceType":"HealthcareService","id":"` + id + `","name":"Clinic ` + id +
+		`","specialty":[{"coding":[{"system":"http://snomed.info/sct","code":"` + specialty + `"}]}]}`
 }
 
 // taskState returns the businessStatus of the referral's workflow Task.
@@ -56,7 +66,7 @@ func TestBookProposalOfReferral(t *testing.T) {
 			s := newServer(t, app.Config{})
 			long := func(prefix string) string { return prefix + strings.Repeat("r", 64-len(prefix)) }
 			svc, sched, pat, sl := long("hs-"), long("sc-"), long("pat-"), long("slot-")
-			s.put(`{"resourceType":"Organization","id":"gp","name":"Riverside Surgery"}`, service(svc), schedule(sched, svc), patient(pat),
+			s.put(`{"resourceType":"Organization","id":"gp","name":"Riverside Surgery"}`, specialtyService(svc, dermatology), schedule(sched, svc), patient(pat),
 				slotAt(sl, sched, tomorrow9(), 20*time.Minute))
 			sr, ubrn := s.referralWith(pat)
 			if got := s.taskState(sr); got != "awaiting-booking" {

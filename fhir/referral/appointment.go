@@ -4,27 +4,65 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 type appointmentView struct {
 	Status      string       `json:"status"`
+	Start       string       `json:"start"`
 	BasedOn     []reference  `json:"basedOn"`
 	Identifier  []identifier `json:"identifier"`
+	Slot        []reference  `json:"slot"`
 	Participant []struct {
 		Actor reference `json:"actor"`
 	} `json:"participant"`
+	Extension []extension `json:"extension"`
+}
+
+// books reports whether the appointment, in its status, is a booking the
+// referral's state follows (and its fit is checked for).
+func (a *appointmentView) books() bool {
+	switch a.Status {
+	case "booked", "pending", "arrived", "checked-in":
+		return true
+	}
+	return false
+}
+
+func (a *appointmentView) referrals() []string {
+	var out []string
+	for _, b := range a.BasedOn {
+		if typ, _, ok := fhir.SplitReference(b.Reference); ok && typ == "ServiceRequest" {
+			out = append(out, canonicalRef(b.Reference))
+		}
+	}
+	return out
+}
+
+func (a *appointmentView) breachReason() string {
+	for _, e := range findExt(a.Extension, BreachReasonExtension) {
+		if e.ValueString != nil {
+			return *e.ValueString
+		}
+	}
+	return ""
 }
 
 // appointmentRule links appointments to their referral (Appointment.basedOn
-// a ServiceRequest): the appointment carries the referral's UBRN, and the
-// referral's state follows it: booked when an appointment is booked (the
-// service booked becomes the referral's performer and its Task's owner, so
-// its provider can act on it),
-// completed when it is fulfilled, back to awaiting booking when a booked
-// appointment is cancelled or missed.
+// a ServiceRequest, found from a UBRN identifier or a UBRN patient's token
+// when missing): the booking must fit the referral (fit.go), the
+// appointment carries the referral's UBRN and patient, and the referral's
+// state follows it: booked when an appointment is booked (the service
+// booked becomes the referral's performer and its Task's owner, so its
+// provider can act on it), completed when it is fulfilled, back to
+// awaiting booking when a booked appointment is cancelled or missed.
 func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if c.New == nil {
 		return nil
@@ -36,14 +74,14 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 	if c.Old != nil {
 		_ = json.Unmarshal(c.Old.JSON, &old)
 	}
-	for _, b := range a.BasedOn {
-		typ, _, ok := fhir.SplitReference(b.Reference)
-		if !ok || typ != "ServiceRequest" {
-			continue
-		}
-		sr, err := readRef(ctx, tx, b.Reference)
+	if err := s.linkReferral(ctx, tx, c, &a); err != nil {
+		return err
+	}
+	var services []string
+	for _, ref := range a.referrals() {
+		sr, err := readRef(ctx, tx, ref)
 		if err != nil {
-			return fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.basedOn", "%s does not exist", b.Reference)
+			return fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.basedOn", "%s does not exist", ref)
 		}
 		var r requestView
 		if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
@@ -54,7 +92,21 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 				return err
 			}
 		}
-		if a.Status == old.Status {
+		breach := ""
+		if a.books() {
+			if services == nil {
+				if services, err = s.appointmentServices(ctx, tx, &a); err != nil {
+					return err
+				}
+			}
+			if c.Old == nil || !old.books() || old.Start != a.Start || !slices.Contains(old.referrals(), ref) ||
+				!slices.Equal(services, mustServices(s.appointmentServices(ctx, tx, &old))) {
+				if breach, err = s.checkFit(ctx, tx, c, &a, sr, services); err != nil {
+					return err
+				}
+			}
+		}
+		if a.Status == old.Status && breach == "" {
 			continue
 		}
 		task, err := s.referralTask(ctx, tx, sr.Reference())
@@ -80,12 +132,8 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 				to, why = AwaitingBooking, "appointment "+a.Status
 			}
 		}
-		if to == "" || to == cur {
-			continue
-		}
-		if !CanMove(cur, to) {
-			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.status",
-				"referral %s is %s: an appointment cannot make it %s", sr.Reference(), cur, to).WithDetails("ILLEGAL_TRANSITION")
+		if breach != "" {
+			why = strings.TrimPrefix(why+"; two-week wait breached: "+breach, "; ")
 		}
 		owner := ""
 		for _, p := range a.Participant {
@@ -93,11 +141,34 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 				owner = p.Actor.Reference
 			}
 		}
-		if _, err := s.moveTask(ctx, tx, task, to, why, func(obj *fhir.Object) {
+		patch := func(obj *fhir.Object) {
 			if owner != "" && to == Booked {
 				obj.Set("owner", reference{Reference: owner})
 			}
-		}); err != nil {
+			if breach != "" {
+				_ = obj.SetExtensions(BreachExtension, breachExtension(breach, "Appointment/"+c.ID, a.Start))
+			}
+		}
+		if to == "" || to == cur {
+			if breach == "" {
+				continue
+			}
+			// No move: the breach is recorded on the Task all the same.
+			obj, err := fhir.ParseObject(task.JSON)
+			if err != nil {
+				return err
+			}
+			patch(obj)
+			if _, _, err := tx.Put(internal(ctx), "Task", task.ID, obj, 0); err != nil {
+				return fmt.Errorf("Appointment/%s: %w", c.ID, err)
+			}
+			continue
+		}
+		if !CanMove(cur, to) {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.status",
+				"referral %s is %s: an appointment cannot make it %s", sr.Reference(), cur, to).WithDetails("ILLEGAL_TRANSITION")
+		}
+		if _, err := s.moveTask(ctx, tx, task, to, why, patch); err != nil {
 			return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 		}
 		if owner != "" && to == Booked {
@@ -107,6 +178,148 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		}
 	}
 	return nil
+}
+
+func mustServices(s []string, _ error) []string { return s }
+
+// linkReferral makes an appointment that names a referral only by its UBRN
+// identifier, or that a UBRN patient creates without naming one, based on
+// that referral (Appointment.basedOn), so the rule below judges it.
+func (s *Service) linkReferral(ctx context.Context, tx *repo.Tx, c *repo.Change, a *appointmentView) error {
+	if len(a.referrals()) > 0 {
+		return nil
+	}
+	ref := ""
+	for i, id := range a.Identifier {
+		if id.System != UBRNSystem {
+			continue
+		}
+		found, err := find(ctx, tx, s.reg, "ServiceRequest", "identifier="+UBRNSystem+"|"+id.Value)
+		if err != nil {
+			return err
+		}
+		if len(found) != 1 {
+			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Appointment.identifier[%d]", i),
+				"no referral has the UBRN %s", id.Value)
+		}
+		ref = found[0].Reference()
+		break
+	}
+	if ref == "" && c.Old == nil {
+		if p, ok := auth.FromContext(ctx); ok && p.Referral() != "" {
+			ref = "ServiceRequest/" + p.Referral()
+		}
+	}
+	if ref == "" {
+		return nil
+	}
+	var based []json.RawMessage
+	if raw := c.New.Get("basedOn"); raw != nil {
+		if err := json.Unmarshal(raw, &based); err != nil {
+			return fhir.Errorf(fhir.Invalid, "structure", "Appointment.basedOn", "basedOn must be an array")
+		}
+	}
+	c.New.Set("basedOn", append(based, mustJSON(reference{Reference: ref})))
+	a.BasedOn = append(a.BasedOn, reference{Reference: ref})
+	return nil
+}
+
+// checkFit applies the booking-fits-referral rule to a booking for the
+// referral sr at services, and fills the appointment's patient from the
+// referral. It returns the breach reason when a two-week wait is breached
+// with one.
+func (s *Service) checkFit(ctx context.Context, tx *repo.Tx, c *repo.Change, a *appointmentView, sr *fhir.Resource, services []string) (string, error) {
+	f, err := s.fitOf(ctx, tx, sr)
+	if err != nil {
+		return "", err
+	}
+	if err := f.checkServices(ctx, tx, services); err != nil {
+		return "", err
+	}
+	patient := canonicalRef(f.r.Subject.Reference)
+	hasPatient := false
+	for i, p := range a.Participant {
+		if typ, _, ok := fhir.SplitReference(p.Actor.Reference); ok && typ == "Patient" {
+			if canonicalRef(p.Actor.Reference) != patient {
+				return "", fhir.Errorf(fhir.Unprocessable, "business-rule", fmt.Sprintf("Appointment.participant[%d].actor", i),
+					"the appointment's patient is not the patient of referral %s", f.ubrnLabel())
+			}
+			hasPatient = true
+		}
+	}
+	if !hasPatient && patient != "" {
+		var parts []json.RawMessage
+		if raw := c.New.Get("participant"); raw != nil {
+			_ = json.Unmarshal(raw, &parts)
+		}
+		c.New.Set("participant", append(parts, mustJSON(map[string]any{
+			"actor": reference{Reference: patient}, "status": "accepted"})))
+	}
+	start, err := time.Parse(time.RFC3339Nano, a.Start)
+	if err != nil {
+		return "", nil // the booking rules require a valid start of a slot booking
+	}
+	breach := a.breachReason()
+	isBreach, err := f.checkStart(start, breach)
+	if err != nil || !isBreach {
+		return "", err
+	}
+	return breach, nil
+}
+
+// appointmentServices returns the HealthcareServices an appointment is
+// with: its participants, and its slots' schedule actors, sorted.
+func (s *Service) appointmentServices(ctx context.Context, tx store.Reader, a *appointmentView) ([]string, error) {
+	set := map[string]bool{}
+	for _, p := range a.Participant {
+		if typ, _, ok := fhir.SplitReference(p.Actor.Reference); ok && typ == "HealthcareService" {
+			set[canonicalRef(p.Actor.Reference)] = true
+		}
+	}
+	schedules := map[string]bool{}
+	for _, sl := range a.Slot {
+		res, err := readRef(ctx, tx, sl.Reference)
+		if err != nil {
+			continue // the booking rules report a missing slot
+		}
+		var v struct {
+			Schedule reference `json:"schedule"`
+		}
+		_ = json.Unmarshal(res.JSON, &v)
+		if v.Schedule.Reference == "" || schedules[v.Schedule.Reference] {
+			continue
+		}
+		schedules[v.Schedule.Reference] = true
+		sc, err := readRef(ctx, tx, v.Schedule.Reference)
+		if err != nil {
+			continue
+		}
+		var scv struct {
+			Actor []reference `json:"actor"`
+		}
+		_ = json.Unmarshal(sc.JSON, &scv)
+		for _, act := range scv.Actor {
+			if typ, _, ok := fhir.SplitReference(act.Reference); ok && typ == "HealthcareService" {
+				set[canonicalRef(act.Reference)] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// breachExtension records on a Task that appointment was booked outside
+// the referral's two-week wait, and why.
+func breachExtension(reason, appointment, start string) extension {
+	return extension{URL: BreachExtension, Extension: []extension{
+		{URL: "reason", ValueString: &reason},
+		{URL: "appointment", ValueReference: &reference{Reference: appointment}},
+		{URL: "start", ValueDateTime: &start},
+	}}
 }
 
 func hasIdentifier(ids []identifier, system, value string) bool {

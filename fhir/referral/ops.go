@@ -3,9 +3,11 @@ package referral
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/fhir/repo"
 )
@@ -49,7 +51,7 @@ var actions = map[string]action{
 // Provenance) and answers the updated Task.
 func (s *Service) transitionOp(name string) *operation.Operation {
 	act := actions[name]
-	return &operation.Operation{
+	op := &operation.Operation{
 		Name: name, Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
 		Definition: definition("ServiceRequest-" + name),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
@@ -58,7 +60,8 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 				return nil, fhir.Errorf(fhir.Invalid, "required", "reason", "$%s needs a reason", name)
 			}
 			service, _ := req.Params.String("service")
-			if act.needService && service == "" {
+			raise := name == "defer" && isNoSlots(reason)
+			if act.needService && service == "" && !raise {
 				return nil, fhir.Errorf(fhir.Invalid, "required", "service", "$%s needs the service (a HealthcareService reference)", name)
 			}
 			var out *fhir.Resource
@@ -89,11 +92,23 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 				if err := decode(task.JSON, &tv, "Task"); err != nil {
 					return err
 				}
+				if raise && tv.state() == SlotIssue {
+					out = task // raised already: a second raise changes nothing
+					return nil
+				}
+				if raise && service == "" {
+					if service, err = s.slotIssueService(ctx, tx, sr); err != nil {
+						return err
+					}
+				}
 				if cur := tv.state(); cur == act.to || !CanMove(cur, act.to) {
 					return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
 						"referral %s is %s: it cannot be moved to %s", sr.Reference(), cur, act.to).WithDetails("ILLEGAL_TRANSITION")
 				}
 				out, err = s.moveTask(ctx, tx, task, act.to, reason, func(obj *fhir.Object) {
+					if name == "redirect" {
+						_ = obj.SetExtensions(RedirectedExtension, extension{URL: RedirectedExtension, ValueReference: &reference{Reference: service}})
+					}
 					switch {
 					case act.ownerIsTarget:
 						obj.Set("owner", reference{Reference: service})
@@ -137,4 +152,53 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 			return &operation.Result{Body: out.JSON}, nil
 		},
 	}
+	if name == "defer" {
+		// Raising an appointment slot issue is open to whoever may read
+		// the referral: its patient (a UBRN token), a call centre, the
+		// referrer. Any other deferral needs update.
+		op.AccessFor = func(p *operation.Parameters) string {
+			if reason, _ := p.String("reason"); isNoSlots(reason) {
+				return "read"
+			}
+			return "update"
+		}
+	}
+	return op
+}
+
+// isNoSlots reports whether a $defer reason raises an appointment slot
+// issue: the patient found no free slot.
+func isNoSlots(reason string) bool {
+	r := strings.ToLower(strings.TrimSpace(reason))
+	return r == "no slots" || r == "no-slots"
+}
+
+// slotIssueService is the service an appointment slot issue goes to when
+// the raise names none: the referral's chosen service (performer), else
+// the first of its saved shortlist, else the best suited directly
+// bookable service.
+func (s *Service) slotIssueService(ctx context.Context, tx *repo.Tx, sr *fhir.Resource) (string, error) {
+	f, err := s.fitOf(ctx, tx, sr)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range f.r.Performer {
+		if typ, _, ok := fhir.SplitReference(p.Reference); ok && typ == "HealthcareService" {
+			return canonicalRef(p.Reference), nil
+		}
+	}
+	if len(f.shortlist) > 0 {
+		return f.shortlist[0], nil
+	}
+	cands, _, err := s.Shortlist(ctx, tx, sr, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cands {
+		if len(c.Excluded) == 0 && c.Bookability != directory.IndirectlyBookable {
+			return c.Service, nil
+		}
+	}
+	return "", fhir.Errorf(fhir.Unprocessable, "business-rule", "service",
+		"no service suits referral %s, so the slot issue has no provider to go to: name the service", f.ubrnLabel()).WithDetails(ErrNotSuitable)
 }

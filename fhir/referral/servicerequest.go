@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // requestView is what the rules read of a ServiceRequest.
@@ -107,7 +108,10 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *repo.Tx, c *repo.C
 			}
 		}
 		if !isInternal(ctx) {
-			return c.New.KeepExtensions(c.Old.JSON, ShortlistExtension)
+			if err := c.New.KeepExtensions(c.Old.JSON, ShortlistExtension); err != nil {
+				return err
+			}
+			return s.chooseService(ctx, tx, c.ID, &or, &nr)
 		}
 		return nil
 	}
@@ -181,11 +185,17 @@ func addIdentifier(obj *fhir.Object, id identifier) error {
 
 // createTask writes the referral's workflow Task, awaiting booking.
 func (s *Service) createTask(ctx context.Context, tx *repo.Tx, id, ubrn string, r *requestView) error {
+	state := AwaitingBooking
+	if svc, err := s.indirectService(ctx, tx, r); err != nil {
+		return err
+	} else if svc != "" {
+		state = AwaitingTriage // the provider books after triage
+	}
 	task := map[string]any{
 		"resourceType":   "Task",
 		"identifier":     []identifier{{System: UBRNSystem, Value: ubrn}},
 		"status":         "ready",
-		"businessStatus": stateConcept(AwaitingBooking),
+		"businessStatus": stateConcept(state),
 		"intent":         "order",
 		"code":           concept{Coding: []coding{{System: TaskCodeSystem, Code: TaskCode, Display: "Referral workflow"}}},
 		"focus":          reference{Reference: "ServiceRequest/" + id},
@@ -205,5 +215,58 @@ func (s *Service) createTask(ctx context.Context, tx *repo.Tx, id, ubrn string, 
 		task["owner"] = reference{Reference: r.Performer[0].Reference}
 	}
 	_, err := create(internal(ctx), tx, "Task", task)
+	return err
+}
+
+// indirectService returns the referral's chosen service (its performer)
+// when that service is indirectly bookable, else "".
+func (s *Service) indirectService(ctx context.Context, tx store.Reader, r *requestView) (string, error) {
+	for _, p := range r.Performer {
+		typ, _, ok := fhir.SplitReference(p.Reference)
+		if !ok || typ != "HealthcareService" {
+			continue
+		}
+		res, err := readRef(ctx, tx, p.Reference)
+		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		var hs serviceView
+		if err := decode(res.JSON, &hs, "HealthcareService"); err != nil {
+			return "", err
+		}
+		if hs.indirectlyBookable() {
+			return res.Reference(), nil
+		}
+	}
+	return "", nil
+}
+
+// chooseService moves a referral awaiting booking to triage when a client
+// chooses an indirectly bookable service for it (its performer): that
+// provider books, from its for-review worklist.
+func (s *Service) chooseService(ctx context.Context, tx *repo.Tx, id string, old, nw *requestView) error {
+	svc, err := s.indirectService(ctx, tx, nw)
+	if err != nil || svc == "" {
+		return err
+	}
+	if prev, err := s.indirectService(ctx, tx, old); err != nil || prev == svc {
+		return err
+	}
+	task, err := s.referralTask(ctx, tx, "ServiceRequest/"+id)
+	if err != nil {
+		return err
+	}
+	var tv taskView
+	if err := decode(task.JSON, &tv, "Task"); err != nil {
+		return err
+	}
+	if tv.state() != AwaitingBooking {
+		return nil
+	}
+	_, err = s.moveTask(ctx, tx, task, AwaitingTriage, "indirectly bookable service chosen: the provider books after triage", func(obj *fhir.Object) {
+		obj.Set("owner", reference{Reference: svc})
+	})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // State is a referral's workflow state: its Task's businessStatus code in
@@ -162,8 +163,10 @@ func (s *Service) taskRule(ctx context.Context, tx *repo.Tx, c *repo.Change) err
 				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
 		}
 		if !isInternal(ctx) {
-			if err := c.New.KeepExtensions(c.Old.JSON, AccessExtension); err != nil {
-				return err
+			for _, url := range []string{AccessExtension, BreachExtension, RedirectedExtension} {
+				if err := c.New.KeepExtensions(c.Old.JSON, url); err != nil {
+					return err
+				}
 			}
 		}
 		// Before access codes moved to store records, their hashes were
@@ -338,7 +341,7 @@ func (s *Service) syncRequestStatus(ctx context.Context, tx *repo.Tx, ref string
 }
 
 // referralTask returns the workflow Task of a referral ("ServiceRequest/id").
-func (s *Service) referralTask(ctx context.Context, tx *repo.Tx, ref string) (*fhir.Resource, error) {
+func (s *Service) referralTask(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
 	tasks, err := find(ctx, tx, s.reg, "Task", "focus="+ref+"&code="+TaskCodeSystem+"|"+TaskCode)
 	if err != nil {
 		return nil, err
