@@ -74,7 +74,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 	if c.Old != nil {
 		_ = json.Unmarshal(c.Old.JSON, &old)
 	}
-	if err := s.linkReferral(ctx, tx, c, &a); err != nil {
+	if _, err := s.linkReferral(ctx, tx, c.New, &a, c.Old == nil); err != nil {
 		return err
 	}
 	var services []string
@@ -182,46 +182,87 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 
 func mustServices(s []string, _ error) []string { return s }
 
+// prepareAppointment fills, before validation, what an appointment takes
+// from its referral: the referral itself (linkReferral) and, for a
+// booking, the referral's patient as a participant when none is named.
+func (s *Service) prepareAppointment(ctx context.Context, rd store.Reader, obj *fhir.Object) (bool, error) {
+	var a appointmentView
+	if err := json.Unmarshal(obj.Bytes(), &a); err != nil {
+		return false, nil // validation reports it
+	}
+	linked, err := s.linkReferral(ctx, rd, obj, &a, !obj.Has("id"))
+	if err != nil || !a.books() {
+		return linked, err
+	}
+	for _, p := range a.Participant {
+		if typ, _, ok := fhir.SplitReference(p.Actor.Reference); ok && typ == "Patient" {
+			return linked, nil
+		}
+	}
+	for _, ref := range a.referrals() {
+		sr, err := readRef(ctx, rd, ref)
+		if err != nil {
+			continue // the rule reports it
+		}
+		var r requestView
+		if decode(sr.JSON, &r, "ServiceRequest") == nil && r.Subject.Reference != "" {
+			addParticipant(obj, canonicalRef(r.Subject.Reference))
+			return true, nil
+		}
+	}
+	return linked, nil
+}
+
+// addParticipant adds the actor ref, accepted, to an appointment.
+func addParticipant(obj *fhir.Object, ref string) {
+	var parts []json.RawMessage
+	if raw := obj.Get("participant"); raw != nil {
+		_ = json.Unmarshal(raw, &parts)
+	}
+	obj.Set("participant", append(parts, mustJSON(map[string]any{"actor": reference{Reference: ref}, "status": "accepted"})))
+}
+
 // linkReferral makes an appointment that names a referral only by its UBRN
-// identifier, or that a UBRN patient creates without naming one, based on
-// that referral (Appointment.basedOn), so the rule below judges it.
-func (s *Service) linkReferral(ctx context.Context, tx *repo.Tx, c *repo.Change, a *appointmentView) error {
+// identifier, or that a UBRN patient creates (isNew) without naming one,
+// based on that referral (Appointment.basedOn), so that the rule judges
+// it. It reports whether it changed obj.
+func (s *Service) linkReferral(ctx context.Context, rd store.Reader, obj *fhir.Object, a *appointmentView, isNew bool) (bool, error) {
 	if len(a.referrals()) > 0 {
-		return nil
+		return false, nil
 	}
 	ref := ""
 	for i, id := range a.Identifier {
 		if id.System != UBRNSystem {
 			continue
 		}
-		found, err := find(ctx, tx, s.reg, "ServiceRequest", "identifier="+UBRNSystem+"|"+id.Value)
+		found, err := find(ctx, rd, s.reg, "ServiceRequest", "identifier="+UBRNSystem+"|"+id.Value)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(found) != 1 {
-			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Appointment.identifier[%d]", i),
+			return false, fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Appointment.identifier[%d]", i),
 				"no referral has the UBRN %s", id.Value)
 		}
 		ref = found[0].Reference()
 		break
 	}
-	if ref == "" && c.Old == nil {
+	if ref == "" && isNew {
 		if p, ok := auth.FromContext(ctx); ok && p.Referral() != "" {
 			ref = "ServiceRequest/" + p.Referral()
 		}
 	}
 	if ref == "" {
-		return nil
+		return false, nil
 	}
 	var based []json.RawMessage
-	if raw := c.New.Get("basedOn"); raw != nil {
+	if raw := obj.Get("basedOn"); raw != nil {
 		if err := json.Unmarshal(raw, &based); err != nil {
-			return fhir.Errorf(fhir.Invalid, "structure", "Appointment.basedOn", "basedOn must be an array")
+			return false, fhir.Errorf(fhir.Invalid, "structure", "Appointment.basedOn", "basedOn must be an array")
 		}
 	}
-	c.New.Set("basedOn", append(based, mustJSON(reference{Reference: ref})))
+	obj.Set("basedOn", append(based, mustJSON(reference{Reference: ref})))
 	a.BasedOn = append(a.BasedOn, reference{Reference: ref})
-	return nil
+	return true, nil
 }
 
 // checkFit applies the booking-fits-referral rule to a booking for the
@@ -248,12 +289,7 @@ func (s *Service) checkFit(ctx context.Context, tx *repo.Tx, c *repo.Change, a *
 		}
 	}
 	if !hasPatient && patient != "" {
-		var parts []json.RawMessage
-		if raw := c.New.Get("participant"); raw != nil {
-			_ = json.Unmarshal(raw, &parts)
-		}
-		c.New.Set("participant", append(parts, mustJSON(map[string]any{
-			"actor": reference{Reference: patient}, "status": "accepted"})))
+		addParticipant(c.New, patient)
 	}
 	start, err := time.Parse(time.RFC3339Nano, a.Start)
 	if err != nil {

@@ -112,6 +112,7 @@ func (s *Service) Register() {
 	s.repo.AddRule("ServiceRequest", s.serviceRequestRule)
 	s.repo.AddRule("Task", s.taskRule)
 	s.repo.AddRule("Appointment", s.guidanceRule)
+	s.repo.AddPrepare("Appointment", s.prepareAppointment)
 	s.repo.AddRule("Appointment", s.appointmentRule)
 	s.repo.AddRule("DocumentReference", documentReferenceRule)
 	s.repo.AddRule("Binary", binaryRule)
