@@ -17,8 +17,8 @@ func (s *server) referralWith(pat string) (id, ubrn string) {
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": ref("Patient/" + pat), "requester": ref("Organization/gp"),
 		"performerType": map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": dermatology}}},
-		"category":   []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
-		"authoredOn": time.Now().UTC().Format("2006-01-02")}), 201).json()
+		"category":      []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
+		"authoredOn":    time.Now().UTC().Format("2006-01-02")}), 201).json()
 	for _, x := range sr["identifier"].([]any) {
 		if x := x.(map[string]any); x["system"] == referral.UBRNSystem {
 			ubrn = x["value"].(string)

@@ -390,7 +390,7 @@ func TestFindForReferral(t *testing.T) {
 	t.Run("unknown UBRN", func(t *testing.T) {
 		f := f.in(t)
 		c := f.c
-		if status, _ := find(c, referral.UBRNSystem + "|123456789012"); status != 400 {
+		if status, _ := find(c, referral.UBRNSystem+"|123456789012"); status != 400 {
 			t.Errorf("$find with an unknown UBRN: %d", status)
 		}
 	})
@@ -411,7 +411,7 @@ func TestFindForReferral(t *testing.T) {
 		f := f.in(t)
 		c := f.c
 		_, ubrn := f.referral(twoWeekWait())
-		_, out := find(c, referral.UBRNSystem + "|" + ubrn)
+		_, out := find(c, referral.UBRNSystem+"|"+ubrn)
 		deadline := time.Now().AddDate(0, 0, referral.TwoWeekWaitDays+1)
 		for _, e := range out["entry"].([]any) {
 			start, _ := time.Parse(time.RFC3339, get(e, "resource", "start").(string))
@@ -464,7 +464,7 @@ func TestFindForReferral(t *testing.T) {
 		if ts := c.search("/Task?worklist=for-review&owner=HealthcareService/hs-derm-triage"); len(ts) != 1 {
 			t.Errorf("for-review worklist: %d Tasks, want 1", len(ts))
 		}
-		_, out := find(c, referral.UBRNSystem + "|" + ubrn)
+		_, out := find(c, referral.UBRNSystem+"|"+ubrn)
 		if services, _, outcome := proposalServices(out); len(services) != 0 || outcome != referral.ErrProviderBooks {
 			t.Errorf("$find for a referral in triage: %v %q, want the %s outcome", services, outcome, referral.ErrProviderBooks)
 		}
