@@ -15,10 +15,10 @@ import (
 )
 
 // benchDrivers are the database/sql drivers the store benchmarks run
-// against: modernc.org/sqlite (the product's, pure Go) always, and
-// github.com/mattn/go-sqlite3 (cgo) when built with -tags sqlitecgo
-// (driver_cgo_test.go). Each sub-benchmark is named for its driver, so one
-// run compares them side by side.
+// against, each sub-benchmark named for its driver so that one run compares
+// them side by side: modernc.org/sqlite (the product's, pure Go). The cgo
+// driver github.com/mattn/go-sqlite3 was compared this way once; its
+// figures and how to run the comparison again are in docs/PERFORMANCE.md.
 var benchDrivers = []benchDriver{{"modernc", "sqlite", moderncDSN}}
 
 type benchDriver struct {
