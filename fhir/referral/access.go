@@ -191,12 +191,14 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 					"too many failed attempts for this UBRN: try again in %d minutes", int(wait.Minutes())+1).WithDetails("TOO_MANY_ATTEMPTS")
 				return nil, e
 			}
+			start := time.Now()
 			patient, referral, ok, err := s.checkAccess(ctx, ubrn, code, birth)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
 				s.limiter.fail(ubrn, now)
+				padFailure(ctx, start)
 				return nil, errNoMatch()
 			}
 			if s.Tokens == nil {
@@ -234,6 +236,26 @@ var absentHash = sync.OnceValue(func() string {
 	}
 	return stored
 })
+
+// accessFloor is the least time a failed $ubrn-access attempt takes. The
+// attempt does the same work whatever is wrong with it (checkAccess), but
+// reading what exists costs a little more than missing what does not: the
+// floor, well above an attempt's own time, hides the difference.
+const accessFloor = 5 * time.Millisecond
+
+// padFailure waits until accessFloor has passed since start.
+func padFailure(ctx context.Context, start time.Time) {
+	wait := accessFloor - time.Since(start)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // checkAccess finds the referral with ubrn and checks the code and the
 // patient's birth date. Every mismatch is just ok == false, and every
