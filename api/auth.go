@@ -122,13 +122,33 @@ func (s *Server) public(c *gin.Context) bool {
 	if s.cfg.Security.AuthServer != nil && (path == s.cfg.Security.AuthPath || strings.HasPrefix(path, s.cfg.Security.AuthPath+"/")) {
 		return true
 	}
-	// Public operations: /fhir/$op, /fhir/Type/$op, /fhir/Type/id/$op.
-	if i := strings.LastIndex(path, "/$"); i >= 0 && strings.HasPrefix(path, "/fhir/") {
-		if op, ok := s.ops[path[i+2:]]; ok && op.Public {
-			return true
-		}
+	// Public operations, exactly where they are registered: /fhir/$op,
+	// /fhir/Type/$op or /fhir/Type/id/$op as the operation says, never
+	// another path that merely ends in /$op.
+	rest, ok := strings.CutPrefix(path, "/fhir/")
+	if !ok {
+		return false
 	}
-	return false
+	var typ, id, name string
+	switch parts := strings.Split(rest, "/"); len(parts) {
+	case 1:
+		name = parts[0]
+	case 2:
+		typ, name = parts[0], parts[1]
+	case 3:
+		typ, id, name = parts[0], parts[1], parts[2]
+		if !fhir.ValidID(id) {
+			return false
+		}
+	default:
+		return false
+	}
+	name, ok = strings.CutPrefix(name, "$")
+	if !ok || strings.HasPrefix(typ, "$") || strings.HasPrefix(id, "$") {
+		return false
+	}
+	op, _, ok := s.operationAt(typ, id, name)
+	return ok && op.Public
 }
 
 // authenticate verifies the bearer token and puts its principal in the

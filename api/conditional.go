@@ -53,6 +53,9 @@ func (s *Server) conditionalSearch(ctx context.Context, tx store.Reader, typ, qu
 	if err != nil || len(params) == 0 {
 		return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "the condition %q is not a search query", query)
 	}
+	if err := checkSearchSize(params); err != nil {
+		return nil, err
+	}
 	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: true})
 	if err != nil {
 		return nil, err
@@ -202,6 +205,9 @@ func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Cont
 }
 
 func decodePatch(doc []byte) (jsonpatch.Patch, error) {
+	if err := checkUTF8(doc, "the JSON Patch document"); err != nil {
+		return nil, err
+	}
 	if err := fhir.CheckDepth(doc); err != nil {
 		return nil, err
 	}

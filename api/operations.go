@@ -22,10 +22,12 @@ func (s *Server) AddOperation(op *Operation) {
 	s.ops[op.Name] = op
 }
 
-// operation serves /fhir/$name, /fhir/:type/$name and /fhir/:type/:id/$name.
-func (s *Server) operation(c *gin.Context, typ, id, name string) error {
-	op, ok := s.ops[name]
-	level := "system"
+// operationAt returns the operation name invoked on typ/id (system level
+// when both are empty, type level when id is), and whether it is
+// registered there; level names where, for messages.
+func (s *Server) operationAt(typ, id, name string) (op *Operation, level string, ok bool) {
+	op, ok = s.ops[name]
+	level = "system"
 	switch {
 	case id != "":
 		level = "instance"
@@ -36,6 +38,12 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	default:
 		ok = ok && len(op.Types) == 0
 	}
+	return op, level, ok
+}
+
+// operation serves /fhir/$name, /fhir/:type/$name and /fhir/:type/:id/$name.
+func (s *Server) operation(c *gin.Context, typ, id, name string) error {
+	op, level, ok := s.operationAt(typ, id, name)
 	if !ok {
 		return fhir.Errorf(fhir.NotFound, "not-supported", "", "operation $%s is not supported at %s level here", name, level)
 	}
@@ -53,10 +61,20 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 		if op.Affects {
 			return fhir.Errorf(fhir.NotSupported, "not-supported", "", "$%s changes data: invoke it with POST", name)
 		}
-		req.Params = operation.FromQuery(c.Request.URL.Query())
+		query := c.Request.URL.Query()
+		if err := checkSearchSize(query); err != nil {
+			return err
+		}
+		req.Params = operation.FromQuery(query)
 	case http.MethodPost:
 		body, err := io.ReadAll(c.Request.Body)
 		if err != nil {
+			return err
+		}
+		if err := checkBodyType(c, body, fhirJSON, isJSONType); err != nil {
+			return err
+		}
+		if err := checkUTF8(body, "the request body"); err != nil {
 			return err
 		}
 		req.Body = body

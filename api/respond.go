@@ -98,12 +98,12 @@ func negotiate(c *gin.Context) error {
 	return fhir.Errorf(fhir.NotAcceptable, "not-supported", "", "cannot answer in %q: this server speaks FHIR JSON only (%s)", accept, fhirJSON)
 }
 
-// readBody reads a FHIR JSON request body, checking its content type.
+// readBody reads a FHIR JSON request body, checking its content type (a
+// body without one is refused like a wrong one) and its encoding (UTF-8).
 func readBody(c *gin.Context) ([]byte, error) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !isJSONType(mt) {
-			return nil, fhir.Errorf(fhir.UnsupportedMedia, "not-supported", "", "content type %q is not accepted: send %s", ct, fhirJSON)
+		if err := checkBodyType(c, nil, fhirJSON, isJSONType); err != nil {
+			return nil, err
 		}
 	}
 	body, err := io.ReadAll(c.Request.Body)
@@ -114,8 +114,14 @@ func readBody(c *gin.Context) ([]byte, error) {
 		}
 		return nil, fhir.Errorf(fhir.Invalid, "structure", "", "reading the request body: %v", err)
 	}
+	if err := checkBodyType(c, body, fhirJSON, isJSONType); err != nil {
+		return nil, err
+	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fhir.Errorf(fhir.Invalid, "required", "", "the request body is empty")
+	}
+	if err := checkUTF8(body, "the request body"); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

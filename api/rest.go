@@ -115,6 +115,9 @@ func (s *Server) parseResource(c *gin.Context, typ string) (*fhir.Object, error)
 // repo's Prepare steps have filled the server-owned elements validation
 // needs. where prefixes issue locations (e.g. "Bundle.entry[2].resource").
 func (s *Server) checkResource(ctx context.Context, raw []byte, typ, where string) (*fhir.Object, error) {
+	if err := checkUTF8(raw, "the resource"); err != nil {
+		return nil, relocate(err, where)
+	}
 	obj, err := fhir.ParseObject(raw)
 	if err != nil {
 		if where == "" {

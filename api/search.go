@@ -18,14 +18,27 @@ import (
 )
 
 // searchParams returns the search parameters of a GET query or a POST
-// _search form body (both, merged).
+// _search form body (both, merged). A body must be a UTF-8 form
+// (application/x-www-form-urlencoded): one without that Content-Type is
+// refused (415), not ignored.
 func searchParams(c *gin.Context) (url.Values, error) {
 	params := c.Request.URL.Query()
 	if c.Request.Method == http.MethodPost {
-		if err := c.Request.ParseForm(); err != nil {
+		body, err := readRaw(c)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkBodyType(c, body, formType, func(mt string) bool { return mt == formType }); err != nil {
+			return nil, err
+		}
+		if err := checkUTF8(body, "the _search form body"); err != nil {
+			return nil, err
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
 			return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "the _search form body is malformed: %v", err)
 		}
-		for k, vs := range c.Request.PostForm {
+		for k, vs := range form {
 			params[k] = append(params[k], vs...)
 		}
 	}
@@ -34,6 +47,8 @@ func searchParams(c *gin.Context) (url.Values, error) {
 	}
 	return params, nil
 }
+
+const formType = "application/x-www-form-urlencoded"
 
 // searchType serves GET /fhir/:type and POST /fhir/:type/_search.
 func (s *Server) searchType(c *gin.Context, typ string) error {
@@ -68,6 +83,9 @@ func (s *Server) systemSearch(c *gin.Context) error {
 
 // runSearch parses and runs a search and assembles the searchset Bundle.
 func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, strict bool) (*bundle, error) {
+	if err := checkSearchSize(params); err != nil {
+		return nil, err
+	}
 	q, err := s.search.Parse(typ, params, search.ParseOptions{Strict: strict, MaxCount: s.cfg.MaxCount})
 	if err != nil {
 		return nil, err

@@ -31,7 +31,9 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *repo.Tx, c *repo.Change
 	case c.Old == nil:
 		in = auth.Create
 	}
+	noteWrite(ctx, c) // a write refused here or by a later rule is audited with its target
 	if err := s.checkWrite(ctx, tx, p, c, in); err != nil {
+		s.noteRefusedWrite(ctx, c)
 		return s.denied(ctx, err)
 	}
 	return s.auditWrite(ctx, tx, p, c, in)

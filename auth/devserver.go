@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -145,7 +144,7 @@ func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
 	// form's CSRF token covers the rest (pickerHandler).
 	picker := &pickerHandler{storage: s.storage, patients: cfg.Patients, callback: callback}
 	mux.Handle("/login", http.NewCrossOriginProtection().Handler(picker))
-	mux.Handle("/", opHandler)
+	mux.Handle("/", requireClient(opHandler))
 	s.handler = mux
 	if s.prefix != "" {
 		s.handler = http.StripPrefix(s.prefix, mux)
@@ -236,46 +235,25 @@ type devOPServer struct {
 // be (SMART Backend Services: no more than five minutes).
 const assertionMaxLifetime = 5 * time.Minute
 
-// VerifyClient authenticates the client of a token request. zitadel's
-// client_credentials grant only knows client secrets; SMART Backend Services
-// authenticate with a signed JWT assertion (private_key_jwt), checked here:
-// signature with the client's registered key, iss = sub = client_id, aud =
-// the token endpoint (or the issuer), exp at most five minutes ahead, and a
-// jti never seen before.
+// VerifyClient authenticates the client of a token or revocation request
+// by the method it is registered with (authenticateClient): zitadel's own
+// checks know only client secrets for client_credentials and answer some
+// failures 400 or 500; every failure here is 401 invalid_client.
 func (s *devOPServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	if oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeClientCredentials || r.Data.ClientAssertion == "" {
-		return s.LegacyServer.VerifyClient(ctx, r)
-	}
-	if r.Data.ClientAssertionType != oidc.ClientAssertionTypeJWTAssertion {
-		return nil, oidc.ErrInvalidClient().WithDescription("client_assertion_type must be " + oidc.ClientAssertionTypeJWTAssertion)
-	}
-	st := s.dev.storage
-	var req *oidc.JWTTokenRequest
-	var err error
-	for _, aud := range []string{s.dev.TokenEndpoint(), s.dev.cfg.Issuer} {
-		v := op.NewJWTProfileVerifier(st, aud, assertionMaxLifetime, time.Minute)
-		if req, err = op.VerifyJWTAssertion(ctx, r.Data.ClientAssertion, v); !errors.Is(err, oidc.ErrAudience) {
-			break
-		}
-	}
+	c, err := s.authenticateClient(ctx, r.Data, r.Header, oidc.GrantType(r.Form.Get("grant_type")))
 	if err != nil {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion rejected").WithParent(err)
+		return nil, err
 	}
-	if r.Data.ClientID != "" && r.Data.ClientID != req.Issuer {
-		return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the assertion's issuer")
+	return s.dev.storage.GetClientByClientID(ctx, c.ID)
+}
+
+// Introspect authenticates the client as VerifyClient does before
+// zitadel answers.
+func (s *devOPServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	if _, err := s.authenticateClient(ctx, r.Data.ClientCredentials, r.Header, ""); err != nil {
+		return nil, err
 	}
-	exp := req.ExpiresAt.AsTime()
-	if exp.After(st.now().Add(assertionMaxLifetime + time.Minute)) {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion exp is more than five minutes ahead")
-	}
-	if req.JWTID == "" || !st.useAssertionID(req.Issuer, req.JWTID, exp) {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion jti is missing or was used before")
-	}
-	c, err := st.client(req.Issuer)
-	if err != nil || c.AuthMethod != AuthPrivateKeyJWT {
-		return nil, oidc.ErrInvalidClient().WithDescription("client is not registered for private_key_jwt")
-	}
-	return st.GetClientByClientID(ctx, c.ID)
+	return s.LegacyServer.Introspect(ctx, r)
 }
 
 // Authorize starts an authorisation-code flow. On top of zitadel's checks it
@@ -289,6 +267,14 @@ func (s *devOPServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.Au
 	}
 	if aud := r.Form.Get("aud"); aud != "" && strings.TrimSuffix(aud, "/") != strings.TrimSuffix(s.dev.cfg.Audience, "/") {
 		return op.TryErrorRedirect(ctx, r.Data, oidc.ErrInvalidRequest().WithDescription("aud does not name this FHIR server"), s.Provider().Encoder(), nil)
+	}
+	// zitadel keeps the OpenID scopes (profile, email, offline_access…)
+	// whatever the client's registration says: grant only registered ones.
+	if c, err := s.dev.storage.client(r.Client.GetID()); err == nil {
+		r.Data.Scopes = slices.DeleteFunc(r.Data.Scopes, func(sc string) bool { return !c.allows(sc) })
+	}
+	if len(r.Data.Scopes) == 0 {
+		return op.TryErrorRedirect(ctx, r.Data, oidc.ErrInvalidScope().WithDescription("none of the requested scopes is allowed for this client"), s.Provider().Encoder(), nil)
 	}
 	return s.LegacyServer.Authorize(ctx, r)
 }

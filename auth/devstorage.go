@@ -327,7 +327,7 @@ func (s *devStorage) GetClientByClientID(_ context.Context, id string) (op.Clien
 func (s *devStorage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
 	c, err := s.client(id)
 	if err != nil || !c.secretMatches(secret) {
-		return errors.New("invalid client credentials")
+		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
 	}
 	return nil
 }

@@ -207,7 +207,8 @@ func ParseScopes(s string) (scopes []Scope, other []string) {
 }
 
 // Covers reports whether s grants everything t grants: the same context, the
-// same resource type (or s is for every type), t's permissions within s's,
+// same resource type (or s is for every type, except AuditEvent, which only
+// a scope naming it covers, as grants decides), t's permissions within s's,
 // and t at least as constrained as s (every constraint of s appears in t with
 // the same values).
 func (s Scope) Covers(t Scope) bool {
@@ -216,6 +217,9 @@ func (s Scope) Covers(t Scope) bool {
 	}
 	if s.ResourceType != "*" && s.ResourceType != t.ResourceType {
 		return false
+	}
+	if t.ResourceType == auditEventType && s.ResourceType != auditEventType {
+		return false // as in grants: a wildcard does not reach the audit trail
 	}
 	for k, vs := range s.Query {
 		tv := t.Query[k]

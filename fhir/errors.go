@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind classifies an Error; the API maps each kind to one HTTP status.
@@ -144,8 +145,42 @@ func AsError(err error) *Error {
 	return &Error{Kind: Other, Issues: []Issue{{Code: "exception", Diagnostics: "internal server error"}}, Err: err}
 }
 
-// OperationOutcome renders issues as an OperationOutcome resource.
+// MaxIssues is how many issues an OperationOutcome lists; one more issue
+// then counts the rest, so that an error answer stays small (under
+// MaxOutcomeBytes) however many problems a request has.
+const MaxIssues = 100
+
+// MaxOutcomeBytes bounds an OperationOutcome's encoding. Issues whose texts
+// are long (a diagnostics quoting a huge value) are shortened, and when
+// that is not enough fewer are listed, to keep within it.
+const MaxOutcomeBytes = 64 << 10
+
+// OperationOutcome renders issues as an OperationOutcome resource: the
+// first MaxIssues of them, then one informational issue (details
+// MORE_ISSUES) counting those not listed.
 func OperationOutcome(issues ...Issue) []byte {
+	shown := issues
+	if len(shown) > MaxIssues {
+		shown = shown[:MaxIssues]
+	}
+	// Generous limits first; tight ones, and then fewer issues, only when
+	// the outcome would not fit.
+	b := encodeOutcome(shown, len(issues)-len(shown), 2048, 16)
+	if len(b) <= MaxOutcomeBytes {
+		return b
+	}
+	for {
+		b = encodeOutcome(shown, len(issues)-len(shown), 200, 2)
+		if len(b) <= MaxOutcomeBytes || len(shown) <= 1 {
+			return b
+		}
+		shown = shown[:len(shown)/2]
+	}
+}
+
+// encodeOutcome encodes shown, each text cut to textMax bytes and each
+// issue's expressions to exprMax, followed by an issue counting omitted.
+func encodeOutcome(shown []Issue, omitted, textMax, exprMax int) []byte {
 	type coding struct {
 		System string `json:"system"`
 		Code   string `json:"code"`
@@ -164,8 +199,8 @@ func OperationOutcome(issues ...Issue) []byte {
 		ResourceType string  `json:"resourceType"`
 		Issue        []issue `json:"issue"`
 	}{ResourceType: "OperationOutcome"}
-	for _, is := range issues {
-		o := issue{Severity: is.Severity, Code: is.Code, Diagnostics: is.Diagnostics, Expression: is.Expression}
+	for _, is := range shown {
+		o := issue{Severity: is.Severity, Code: is.Code, Diagnostics: cutText(is.Diagnostics, textMax)}
 		if o.Severity == "" {
 			o.Severity = "error"
 		}
@@ -173,13 +208,37 @@ func OperationOutcome(issues ...Issue) []byte {
 			o.Code = "processing"
 		}
 		if is.Details != "" {
-			o.Details = &concept{Coding: []coding{{System: ErrorSystem, Code: is.Details}}}
+			o.Details = &concept{Coding: []coding{{System: ErrorSystem, Code: cutText(is.Details, 64)}}}
+		}
+		for i, x := range is.Expression {
+			if i == exprMax {
+				break
+			}
+			o.Expression = append(o.Expression, cutText(x, textMax/2))
 		}
 		out.Issue = append(out.Issue, o)
+	}
+	if omitted > 0 {
+		out.Issue = append(out.Issue, issue{Severity: "information", Code: "informational",
+			Details:     &concept{Coding: []coding{{System: ErrorSystem, Code: "MORE_ISSUES"}}},
+			Diagnostics: fmt.Sprintf("%d more issues are not listed: an OperationOutcome lists at most %d", omitted, len(shown))})
 	}
 	if len(out.Issue) == 0 {
 		out.Issue = []issue{{Severity: "information", Code: "informational", Diagnostics: "all OK"}}
 	}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// cutText shortens s to at most max bytes, on a character boundary, marking
+// the cut with "…".
+func cutText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -191,12 +191,14 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 					"too many failed attempts for this UBRN: try again in %d minutes", int(wait.Minutes())+1).WithDetails("TOO_MANY_ATTEMPTS")
 				return nil, e
 			}
+			start := time.Now()
 			patient, referral, ok, err := s.checkAccess(ctx, ubrn, code, birth)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
 				s.limiter.fail(ubrn, now)
+				padFailure(ctx, start)
 				return nil, errNoMatch()
 			}
 			if s.Tokens == nil {
@@ -218,68 +220,130 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 	}
 }
 
+// Stand-ins for what an attempt with an unknown UBRN lacks, so that it does
+// the same work as one with a known UBRN and a wrong code or birth date.
+const (
+	absentUBRN = "000000000000" // searched for a malformed UBRN
+	absentID   = "absent"       // a referral, access-code record or patient that is not there
+)
+
+// absentHash is the stored form of a code no one has, compared when the
+// attempt found no access-code record.
+var absentHash = sync.OnceValue(func() string {
+	_, stored, err := newAccessCode()
+	if err != nil {
+		return "sha256$AAAAAAAAAAAAAAAAAAAAAA$" + strings.Repeat("0", 64)
+	}
+	return stored
+})
+
+// accessFloor is the least time a failed $ubrn-access attempt takes. The
+// attempt does the same work whatever is wrong with it (checkAccess), but
+// reading what exists costs a little more than missing what does not: the
+// floor, well above an attempt's own time, hides the difference.
+const accessFloor = 5 * time.Millisecond
+
+// padFailure waits until accessFloor has passed since start.
+func padFailure(ctx context.Context, start time.Time) {
+	wait := accessFloor - time.Since(start)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // checkAccess finds the referral with ubrn and checks the code and the
-// patient's birth date. Every mismatch is just ok == false.
+// patient's birth date. Every mismatch is just ok == false, and every
+// attempt does the same work whatever is wrong with it (the same store
+// reads, a hash comparison, a birth-date comparison), so that the time an
+// answer takes does not tell whether the UBRN exists.
 func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (patient, referral string, ok bool, err error) {
-	if !validUBRN(ubrn) {
-		return "", "", false, nil
+	ok = validUBRN(ubrn)
+	if !ok {
+		ubrn = absentUBRN
 	}
 	st := s.repo.Store()
 	srs, err := find(ctx, st, s.reg, "ServiceRequest", "identifier="+UBRNSystem+"|"+ubrn)
-	if err != nil || len(srs) != 1 {
-		return "", "", false, err
-	}
-	sr := srs[0]
-	tasks, err := find(ctx, st, s.reg, "Task", "focus=ServiceRequest/"+sr.ID+"&code="+TaskCodeSystem+"|"+TaskCode)
-	if err != nil || len(tasks) == 0 {
-		return "", "", false, err
-	}
-	var tv taskView
-	if err := decode(tasks[0].JSON, &tv, "Task"); err != nil {
-		return "", "", false, err
-	}
-	keys := findExt(tv.Extension, AccessExtension)
-	rs, isRecords := st.(store.Records)
-	if len(keys) == 0 || keys[0].ValueString == nil || !isRecords {
-		return "", "", false, nil
-	}
-	raw, err := rs.GetRecord(ctx, AccessCodeRecord, *keys[0].ValueString)
-	if fhir.KindOf(err) == fhir.NotFound { // expired
-		return "", "", false, nil
-	}
 	if err != nil {
 		return "", "", false, err
 	}
-	var rec accessRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return "", "", false, fmt.Errorf("access-code record of %s: %w", sr.Reference(), err)
+	srRef, srJSON := "ServiceRequest/"+absentID, []byte(`{}`)
+	if len(srs) == 1 {
+		srRef, srJSON = srs[0].Reference(), srs[0].JSON
+	} else {
+		ok = false
 	}
-	if rec.Referral != sr.Reference() || !codeMatches(rec.Hash, code) {
-		return "", "", false, nil
+	tasks, err := find(ctx, st, s.reg, "Task", "focus="+srRef+"&code="+TaskCodeSystem+"|"+TaskCode)
+	if err != nil {
+		return "", "", false, err
+	}
+	taskJSON := []byte(`{}`)
+	if len(tasks) > 0 {
+		taskJSON = tasks[0].JSON
+	} else {
+		ok = false
+	}
+	var tv taskView
+	if err := decode(taskJSON, &tv, "Task"); err != nil {
+		return "", "", false, err
+	}
+	key := absentID
+	if keys := findExt(tv.Extension, AccessExtension); len(keys) > 0 && keys[0].ValueString != nil {
+		key = *keys[0].ValueString
+	} else {
+		ok = false
+	}
+	rec := accessRecord{Hash: absentHash()}
+	if rs, isRecords := st.(store.Records); isRecords {
+		raw, err := rs.GetRecord(ctx, AccessCodeRecord, key)
+		switch {
+		case fhir.KindOf(err) == fhir.NotFound: // expired, or never there
+			ok = false
+		case err != nil:
+			return "", "", false, err
+		default:
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return "", "", false, fmt.Errorf("access-code record of %s: %w", srRef, err)
+			}
+		}
+	} else {
+		ok = false
+	}
+	if !codeMatches(rec.Hash, code) || rec.Referral != srRef {
+		ok = false
 	}
 	if st := tv.state(); st == Cancelled || st == Completed {
-		return "", "", false, nil
+		ok = false
 	}
 	var r requestView
-	if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
+	if err := decode(srJSON, &r, "ServiceRequest"); err != nil {
 		return "", "", false, err
 	}
 	typ, pid, okRef := fhir.SplitReference(r.Subject.Reference)
 	if !okRef || typ != "Patient" {
-		return "", "", false, nil
-	}
-	p, err := st.Read(ctx, "Patient", pid)
-	if err != nil {
-		return "", "", false, nil
+		pid, ok = absentID, false
 	}
 	var pv struct {
 		BirthDate string `json:"birthDate"`
 	}
-	_ = decode(p.JSON, &pv, "Patient")
-	if pv.BirthDate == "" || subtle.ConstantTimeCompare([]byte(pv.BirthDate), []byte(birth)) != 1 {
+	if p, err := st.Read(ctx, "Patient", pid); err == nil {
+		_ = decode(p.JSON, &pv, "Patient")
+	} else {
+		ok = false
+	}
+	if subtle.ConstantTimeCompare([]byte(pv.BirthDate), []byte(birth)) != 1 || pv.BirthDate == "" {
+		ok = false
+	}
+	if !ok {
 		return "", "", false, nil
 	}
-	return pid, sr.ID, true, nil
+	_, srID, _ := fhir.SplitReference(srRef)
+	return pid, srID, true, nil
 }
 
 // limiter counts failed attempts per key in a sliding window.
