@@ -243,10 +243,10 @@ func (s *Service) capacityGaps(rd *reportData) (*report, error) {
 
 // waitingTimes lists the services with their current wait (days to the
 // next free slot, the average, the next slot) and the waits referrals had:
-// the appointments booked for referrals (any status but cancelled) whose
-// start falls in the period and whose referral is the practice's, and the
-// average of their calendar days from the referral's authoredOn to the
-// appointment.
+// the appointments booked for referrals (booked, arrived, checked-in,
+// fulfilled or noshow) whose start falls in the period and whose referral
+// is the practice's, and the average of their calendar days from the
+// referral's authoredOn to the appointment.
 func (s *Service) waitingTimes(rd *reportData) (*report, error) {
 	appts, err := rd.appointments()
 	if err != nil {
