@@ -214,7 +214,7 @@ func (rd *reportData) addPractice(v string) error {
 	if rd.f.practices == nil {
 		rd.f.practices = map[string]bool{}
 	}
-	if t, id, ok := fhir.SplitReference(v); ok {
+	if t, id, ok := fhir.SplitReference(v); ok && !strings.HasPrefix(v, ODSSystem+"|") {
 		if t != "Organization" || !fhir.ValidID(id) {
 			return fhir.Errorf(fhir.Invalid, "value", "practice", "practice %q is not an Organization reference or an ODS code", v)
 		}

@@ -162,7 +162,8 @@ func (s *Service) all(ctx context.Context, st store.Reader, typ string) ([]*fhir
 
 // referralTrends counts referrals (ServiceRequests with a UBRN) by
 // referring practice, specialty (performerType) and month of authoredOn;
-// the period applies to authoredOn. A referral's service, for the service
+// the period applies to authoredOn. A specialty is one row, with the
+// display the referrals give its code most often. A referral's service, for the service
 // filter and a commissioner's reach, is its performer (a
 // HealthcareService), else its Task's owner.
 func (s *Service) referralTrends(rd *reportData) (*report, error) {
@@ -177,7 +178,7 @@ func (s *Service) referralTrends(rd *reportData) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r == nil || !rd.f.window.contains(r.authored) || !rd.practiceOK(r.practice) || !rd.serviceVisible(r.service) || !rd.f.specialtyOK(r.view.PerformerType) {
+		if r == nil {
 			continue
 		}
 		key, code, display := specialtyKey(r.view.PerformerType)
@@ -185,7 +186,10 @@ func (s *Service) referralTrends(rd *reportData) (*report, error) {
 			displays[key] = map[string]int{}
 		}
 		if display != "" {
-			displays[key][display]++
+			displays[key][display]++ // over every referral: a code's display is terminology, not data
+		}
+		if !rd.f.window.contains(r.authored) || !rd.practiceOK(r.practice) || !rd.serviceVisible(r.service) || !rd.f.specialtyOK(r.view.PerformerType) {
+			continue
 		}
 		c[[4]string{r.practice, key, r.authored.In(rd.s.cfg.Location).Format("2006-01"), code}]++
 	}
