@@ -38,9 +38,10 @@ import (
 //	P1  R3 hs-cardio-n 2026-04-20T10:00+01:00 recorded without slots, fulfilled
 //	P2  R4 hs-derm-s  2026-03-25T09:00Z       recorded without slots, noshow
 //	P3  R2 hs-derm-n  2026-04-01T09:30+01:00  recorded without slots, fulfilled
+//	P4  R4 hs-derm-s  2026-04-22T14:00+01:00  recorded without slots, fulfilled
 //
-// Experience feedback: on R3 (authored 2026-05-02: overall 4, a comment)
-// and on R2 (authored 2026-05-20: overall 2).
+// Experience feedback: on R3 (authored 2026-05-02: overall 4, a comment),
+// on R2 (authored 2026-05-20: overall 2) and on R4 (2026-05-05: overall 5).
 type reportFixture struct {
 	c, setup   *client
 	referrals  map[string]string // R1… → ServiceRequest/id
@@ -149,17 +150,19 @@ func newReportFixture(t *testing.T) *reportFixture {
 	f.appts["P1"] = f.record("R3", "pat-a", "hs-cardio-n", "2026-04-20T10:00:00+01:00", "fulfilled")
 	f.appts["P2"] = f.record("R4", "pat-b", "hs-derm-s", "2026-03-25T09:00:00Z", "noshow")
 	f.appts["P3"] = f.record("R2", "pat-a", "hs-derm-n", "2026-04-01T09:30:00+01:00", "fulfilled")
+	f.appts["P4"] = f.record("R4", "pat-b", "hs-derm-s", "2026-04-22T14:00:00+01:00", "fulfilled")
 
-	feedback := func(r, authored string, overall int, comment string) {
+	feedback := func(r, patient, authored string, overall int, comment string) {
 		items := []any{map[string]any{"linkId": "overall", "answer": []any{map[string]any{"valueInteger": overall}}}}
 		if comment != "" {
 			items = append(items, map[string]any{"linkId": "comment", "answer": []any{map[string]any{"valueString": comment}}})
 		}
 		s.create(map[string]any{"resourceType": "QuestionnaireResponse", "status": "completed", "basedOn": []any{ref(f.referrals[r])},
-			"questionnaire": f.experience, "subject": ref("Patient/pat-a"), "authored": authored, "item": items})
+			"questionnaire": f.experience, "subject": ref("Patient/" + patient), "authored": authored, "item": items})
 	}
-	feedback("R3", "2026-05-02T10:00:00Z", 4, "kind staff")
-	feedback("R2", "2026-05-20T10:00:00Z", 2, "")
+	feedback("R3", "pat-a", "2026-05-02T10:00:00Z", 4, "kind staff")
+	feedback("R2", "pat-a", "2026-05-20T10:00:00Z", 2, "")
+	feedback("R4", "pat-b", "2026-05-05T10:00:00Z", 5, "")
 	return f
 }
 

@@ -3,6 +3,7 @@ package referral_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,7 +191,7 @@ func TestReportCorrectness(t *testing.T) {
 		gapsDermS     = "HealthcareService/hs-derm-s,394582007,Dermatology,1"
 		outCardio     = "HealthcareService/hs-cardio-n,394579002,Cardiology,2,1,0,0,0,1,0,0"
 		outDermN      = "HealthcareService/hs-derm-n,394582007,Dermatology,6,1,0,1,1,0,1,1"
-		outDermS      = "HealthcareService/hs-derm-s,394582007,Dermatology,1,0,1,0,0,0,0,1"
+		outDermS      = "HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,1"
 	)
 	waitCardio := func(n, avg string) string {
 		return "HealthcareService/hs-cardio-n,City Cardiology,394579002,Cardiology," + cardioDays + "," + cardioAvg + "," + next + "," + n + "," + avg
@@ -207,6 +208,7 @@ func TestReportCorrectness(t *testing.T) {
 		"HealthcareService/hs-cardio-n," + exp + ",overall,Overall (1-5),1,4",
 	}
 	expDermN := "HealthcareService/hs-derm-n," + exp + ",overall,Overall (1-5),1,2"
+	expDermS := "HealthcareService/hs-derm-s," + exp + ",overall,Overall (1-5),1,5"
 
 	for _, tc := range []struct {
 		name, caller, report, query string
@@ -245,17 +247,19 @@ func TestReportCorrectness(t *testing.T) {
 
 		// $waiting-times: rows are services (service, specialty, reach);
 		// practice and period filter the appointments counted.
-		{"waits, all", "system", "waiting-times", "", []string{waitCardio("1", "15"), waitDermN("2", dermNAverage), waitDerm, waitDermS("1", "10")}},
+		{"waits, all", "system", "waiting-times", "", []string{waitCardio("1", "15"), waitDermN("2", dermNAverage), waitDerm, waitDermS("2", "24")}},
 		{"waits, north commissioner", "commissioner", "waiting-times", "", []string{waitCardio("1", "15"), waitDermN("2", dermNAverage)}},
 		{"waits, period", "system", "waiting-times", "from=2026-03-01&to=2026-04-30",
-			[]string{waitCardio("1", "15"), waitDermN("1", "12"), waitDerm, waitDermS("1", "10")}},
+			[]string{waitCardio("1", "15"), waitDermN("1", "12"), waitDerm, waitDermS("2", "24")}},
 		{"waits, practice", "system", "waiting-times", "practice=Organization/gp-b",
-			[]string{waitCardio("0", ""), waitDermN("0", ""), waitDerm, waitDermS("1", "10")}},
-		{"waits, specialty and service", "auditor", "waiting-times", "specialty=" + derm + "&service=hs-derm-s", []string{waitDermS("1", "10")}},
+			[]string{waitCardio("0", ""), waitDermN("0", ""), waitDerm, waitDermS("2", "24")}},
+		{"waits, specialty and service", "auditor", "waiting-times", "specialty=" + derm + "&service=hs-derm-s", []string{waitDermS("2", "24")}},
+		{"waits, period leaves out P4 (22 April)", "system", "waiting-times", "service=hs-derm-s&to=2026-04-21", []string{waitDermS("1", "10")}},
 
 		// $booking-outcomes: hs-derm-n's 6 bookings are A1 (rescheduled),
 		// A1b, A2 (patient), A3 (provider), W and P3 (attended); the hold H
-		// was never booked; hs-cardio-n's A4 was cancelled in text only.
+		// was never booked; hs-cardio-n's A4 was cancelled in text only;
+		// hs-derm-s had P2 (no-show) and P4 (attended).
 		{"outcomes, all", "system", "booking-outcomes", "", []string{outCardio, outDermN, outDermS}},
 		{"outcomes, north commissioner", "commissioner", "booking-outcomes", "", []string{outCardio, outDermN}},
 		{"outcomes, south commissioner", "commissioner-south", "booking-outcomes", "", []string{outDermS}},
@@ -267,17 +271,18 @@ func TestReportCorrectness(t *testing.T) {
 		{"outcomes, period of the recorded appointments", "system", "booking-outcomes", "from=2026-03-01&to=2026-04-30", []string{
 			"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0",
 			"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0",
-			"HealthcareService/hs-derm-s,394582007,Dermatology,1,0,1,0,0,0,0,0"}},
+			"HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,0"}},
 		{"outcomes, one day (P3 on 1 April, London time)", "system", "booking-outcomes", "from=2026-04-01&to=2026-04-01",
 			[]string{"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0"}},
 		{"outcomes, to is included (P1 on 20 April)", "system", "booking-outcomes", "from=2026-04-02&to=2026-04-20",
 			[]string{"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0"}},
 
 		// $patient-experience
-		{"experience, all", "system", "patient-experience", "", append(slices.Clone(expCardio), expDermN)},
-		{"experience, south commissioner", "commissioner-south", "patient-experience", "", nil},
+		{"experience, all", "system", "patient-experience", "", append(slices.Clone(expCardio), expDermN, expDermS)},
+		{"experience, south commissioner", "commissioner-south", "patient-experience", "", []string{expDermS}},
 		{"experience, north commissioner", "commissioner", "patient-experience", "", append(slices.Clone(expCardio), expDermN)},
-		{"experience, practice B", "system", "patient-experience", "practice=" + gpBODS, nil},
+		{"experience, practice B", "system", "patient-experience", "practice=" + gpBODS, []string{expDermS}},
+		{"experience, service", "system", "patient-experience", "service=hs-derm-n", []string{expDermN}},
 		{"experience, period", "auditor", "patient-experience", "from=2026-05-10", []string{expDermN}},
 		{"experience, specialty", "system", "patient-experience", "specialty=" + cardio, expCardio},
 	} {
@@ -344,5 +349,102 @@ func TestReportDefinitions(t *testing.T) {
 		if def["system"] != true || def["affectsState"] != false {
 			t.Errorf("%s: system %v, affectsState %v", report, def["system"], def["affectsState"])
 		}
+	}
+}
+
+// TestReportAccess: who may run each report. Patients (and their UBRN
+// tokens), referrers, providers, call centres, role-less user tokens and
+// commissioner tokens that are not a commissioner's (a patient in context,
+// no organisation, no resource scope) get 403 with an OperationOutcome,
+// as a single request (Parameters or CSV) and as a batch or transaction
+// entry, and nothing is shown or changed. Commissioners, auditors and
+// backend services get the report; a commissioner exactly the rows of the
+// services it commissions.
+func TestReportAccess(t *testing.T) {
+	f := newReportFixture(t)
+	callers := f.callers()
+	denied := []string{"patient", "ubrn", "referrer", "provider", "call-centre", "user-no-role",
+		"commissioner-patient", "commissioner-no-org", "commissioner-no-scope"}
+	// What each allowed caller sees: the backend service's report, narrowed
+	// to the services the caller's commissioner commissions.
+	allowed := []struct{ caller, sameAs string }{
+		{"system", ""},
+		{"auditor", ""},
+		{"commissioner", "service=hs-derm-n&service=hs-cardio-n"},
+		{"commissioner-south", "service=hs-derm-s"},
+	}
+	leaks := []string{"HealthcareService/hs-", "Organization/gp-", `"row"`, "specialty"}
+	before := f.state()
+	for _, report := range reportNames {
+		for _, who := range denied {
+			t.Run(report+"/"+who, func(t *testing.T) {
+				c := callers[who]
+				for _, h := range []http.Header{nil, {"Accept": {"text/csv"}}} {
+					path := "/$" + report
+					if h != nil {
+						path += "?_format=text/csv"
+					}
+					status, body, ctype := f.report(c, path, h)
+					oo := decodeJSON(t, body)
+					if status != 403 || !strings.HasPrefix(ctype, "application/fhir+json") || get(oo, "resourceType") != "OperationOutcome" ||
+						get(oo, "issue", 0, "code") != "forbidden" || errorCode(oo) != "ACCESS_DENIED" {
+						t.Errorf("GET %s: %d %s %s, want 403 forbidden ACCESS_DENIED", path, status, ctype, body)
+					}
+					for _, l := range leaks {
+						if strings.Contains(string(body), l) {
+							t.Errorf("GET %s: the refusal shows %q: %s", path, l, body)
+						}
+					}
+				}
+				for _, typ := range []string{"batch", "transaction"} {
+					bundle := map[string]any{"resourceType": "Bundle", "type": typ, "entry": []any{
+						map[string]any{"request": map[string]any{"method": "GET", "url": "$" + report}}}}
+					status, body := c.raw("POST", "", bundle)
+					if status == 200 && typ == "transaction" {
+						t.Errorf("%s carrying $%s: 200, want a refusal: %s", typ, report, body)
+					}
+					if status == 200 {
+						if s, _ := get(decodeJSON(t, body), "entry", 0, "response", "status").(string); strings.HasPrefix(s, "2") {
+							t.Errorf("%s entry $%s: %s, want a refusal: %s", typ, report, s, body)
+						}
+					}
+					for _, l := range leaks {
+						if strings.Contains(string(body), l) {
+							t.Errorf("%s carrying $%s shows %q: %s", typ, report, l, body)
+						}
+					}
+				}
+				if after := f.state(); after != before {
+					t.Errorf("a refused $%s changed the data:\n%s\nwant\n%s", report, after, before)
+				}
+			})
+		}
+		all := ""
+		for _, a := range allowed {
+			t.Run(report+"/"+a.caller, func(t *testing.T) {
+				status, body, _ := f.report(callers[a.caller], "/$"+report+"?_format=text/csv", nil)
+				if status != 200 {
+					t.Fatalf("%d %s, want 200", status, body)
+				}
+				want := all
+				if a.caller == "system" {
+					all = string(body)
+					want = all
+				}
+				if a.sameAs != "" {
+					_, b, _ := f.report(callers["system"], "/$"+report+"?_format=text/csv&"+a.sameAs, nil)
+					want = string(b)
+					if want == all {
+						t.Fatalf("fixture: $%s?%s shows what the whole report shows", report, a.sameAs)
+					}
+				}
+				if diff := cmp.Diff(want, string(body)); diff != "" || strings.Count(string(body), "\n") < 2 && a.caller != "commissioner-south" {
+					t.Errorf("$%s as %s (-want +got):\n%s", report, a.caller, diff)
+				}
+			})
+		}
+	}
+	if after := f.state(); after != before {
+		t.Errorf("the reports changed the data")
 	}
 }
