@@ -10,13 +10,9 @@ import (
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
-
-// readWait is the directory's current wait of a service.
-var readWait = directory.ReadWait
 
 // window is a report's [from, to) period; zero bounds are open.
 type window struct{ from, to time.Time }
@@ -252,9 +248,8 @@ func (rd *reportData) organisations(code string) ([]string, error) {
 // with ODS code ods commissions.
 func (rd *reportData) commissioned(ods string) error {
 	if ods == "" {
-		e := fhir.Errorf(fhir.Forbidden, "forbidden", "", "a commissioner token without an organisation (org claim) commissions no service to report on").
+		return fhir.Errorf(fhir.Forbidden, "forbidden", "", "a commissioner token without an organisation (org claim) commissions no service to report on").
 			WithDetails("ACCESS_DENIED")
-		return e
 	}
 	orgs, err := rd.organisations(ods)
 	if err != nil {

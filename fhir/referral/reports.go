@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -282,7 +283,7 @@ func (s *Service) waitingTimes(rd *reportData) (*report, error) {
 		info := rd.services[svc]
 		code, display := rd.serviceSpecialty(svc)
 		row := []string{svc, info.view.Name, code, display, "", "", "", "0", ""}
-		if wt, ok := readWait(info.res.JSON, now); ok {
+		if wt, ok := directory.ReadWait(info.res.JSON, now); ok {
 			row[4], row[5], row[6] = strconv.Itoa(wt.Days), strconv.FormatFloat(wt.AverageDays, 'f', -1, 64), wt.NextSlot.UTC().Format(time.RFC3339)
 		}
 		if t := waits[svc]; t != nil {
@@ -427,12 +428,14 @@ func (s *Service) bookingOutcomes(rd *reportData) (*report, error) {
 				continue
 			}
 			add(a.service, bookings)
-			switch {
-			case replaced[a.res.Reference()]:
+			if replaced[a.res.Reference()] {
 				add(a.service, rescheduled)
-			case cancelledBy(a) == "patient":
+				break
+			}
+			switch cancelledBy(a) {
+			case "patient":
 				add(a.service, byPatient)
-			case cancelledBy(a) == "provider":
+			case "provider":
 				add(a.service, byProvider)
 			default:
 				add(a.service, byOther)
