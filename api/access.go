@@ -225,6 +225,9 @@ func (s *Server) authorizeOperation(ctx context.Context, op *operation.Operation
 	if p == nil {
 		return ctx, nil
 	}
+	if err := checkOperationRoles(p, op); err != nil {
+		return ctx, s.denied(ctx, err)
+	}
 	in := auth.Search
 	switch op.Access {
 	case "create":

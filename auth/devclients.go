@@ -51,6 +51,10 @@ const (
 	ClientProvider   = "provider"
 	ClientPatientApp = "patient-app"
 	ClientAuditor    = "auditor"
+	// ClientCommissioner is a commissioner's reporting system: it runs
+	// the reports on the services DemoCommissioner commissions and reads
+	// the directory.
+	ClientCommissioner = "commissioner"
 )
 
 // Demo organisations (ODS-shaped codes reserved for the demo).
@@ -58,6 +62,10 @@ const (
 	DemoGPPractice = "A99001"
 	DemoProvider   = "R9901"
 	DemoCallCentre = "Y99001"
+	// DemoCommissioner is the demo county's north integrated care board
+	// (Organization demo-icb-north in serve --demo), the commissioner demo
+	// client's organisation.
+	DemoCommissioner = "QWN"
 )
 
 // newDemoClients generates the demo client set, with fresh credentials, into
@@ -112,6 +120,16 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Role:         RoleAuditor,
 		},
 		{
+			ID:           ClientCommissioner,
+			Description:  "commissioner's reporting system (client_credentials, client_secret_basic)",
+			AuthMethod:   AuthClientSecretBasic,
+			GrantTypes:   []string{string(oidc.GrantTypeClientCredentials)},
+			Secret:       randomString(24),
+			Scopes:       []string{"user/HealthcareService.rs", "user/Organization.rs", "user/Location.rs"},
+			Organization: DemoCommissioner,
+			Role:         RoleCommissioner,
+		},
+		{
 			ID:          ClientPatientApp,
 			Description: "patient app (public: authorization code with PKCE S256 and a patient picker)",
 			AuthMethod:  AuthNone,
@@ -144,6 +162,22 @@ func loadOrCreateClients(dir string) ([]*DemoClient, error) {
 		if err := c.check(); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+	}
+	// A demo client added to the set since clients.json was generated
+	// (the commissioner, for one) is added to it, with fresh credentials;
+	// the clients already there are kept as they are.
+	defaults, err := newDemoClients(dir)
+	if err != nil {
+		return nil, err
+	}
+	added := false
+	for _, d := range defaults {
+		if !slices.ContainsFunc(clients, func(c *DemoClient) bool { return c.ID == d.ID }) {
+			clients, added = append(clients, d), true
+		}
+	}
+	if added {
+		return clients, writeJSON(path, clients, 0o600)
 	}
 	return clients, nil
 }

@@ -18,7 +18,7 @@
 //	nhs_number  NHS login: the patient's NHS number, string or number
 //	fhirUser    the user's own FHIR resource URL
 //	org         the user's or client's organisation, an ODS code
-//	role        referrer | provider | call-centre | auditor | patient
+//	role        referrer | provider | call-centre | auditor | commissioner | patient
 //
 // ClaimNames maps an issuer's own claims onto these: each is a claim name or
 // a dotted path into nested objects, a path crossing an array visits every
@@ -166,6 +166,10 @@
 //	             provider, org R9901
 //	auditor      client_credentials with client_secret_basic; user/ and
 //	             system/AuditEvent.rs, role auditor
+//	commissioner client_credentials with client_secret_basic; user/ read of
+//	             HealthcareService, Organization, Location; role
+//	             commissioner, org QWN (the demo county's north ICB): runs
+//	             the reports on the services that ICB commissions
 //	patient-app  public client: authorization code with PKCE S256 (required;
 //	             plain is refused), redirect to a loopback /callback on any
 //	             port or DevServerConfig.RedirectURIs; the user chooses a

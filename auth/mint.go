@@ -21,7 +21,7 @@ type TokenOptions struct {
 	Patient string `validate:"omitempty,max=64"`
 	// Org (ODS code) and Role default to the client's.
 	Org  string `validate:"omitempty,alphanum,max=16"`
-	Role Role   `validate:"omitempty,oneof=referrer provider call-centre auditor patient"`
+	Role Role   `validate:"omitempty,oneof=referrer provider call-centre auditor patient commissioner"`
 	// Client is the client_id; default "patient-app" with a Patient, else
 	// "gp-system". An unknown client id is allowed and has no defaults.
 	Client string `validate:"omitempty,max=64"`

@@ -18,12 +18,16 @@ const (
 	RoleReferrer   Role = "referrer"    // a GP system or clinician sending referrals
 	RoleProvider   Role = "provider"    // a hospital or community provider receiving them
 	RoleCallCentre Role = "call-centre" // booking staff acting on a patient's behalf
-	RoleAuditor    Role = "auditor"     // may read the audit trail with user/AuditEvent.rs
+	RoleAuditor    Role = "auditor"     // may read the audit trail with user/AuditEvent.rs, and run the reports
 	RolePatient    Role = "patient"     // the patient themselves
+	// RoleCommissioner is a commissioner (an integrated care board): it
+	// runs the reports ($referral-trends, $booking-outcomes…) on the
+	// services it commissions, the Organization whose ODS code is its org.
+	RoleCommissioner Role = "commissioner"
 )
 
 // Roles lists every role Signpost knows.
-var Roles = []Role{RoleReferrer, RoleProvider, RoleCallCentre, RoleAuditor, RolePatient}
+var Roles = []Role{RoleReferrer, RoleProvider, RoleCallCentre, RoleAuditor, RolePatient, RoleCommissioner}
 
 // Principal is the authenticated caller of one request, built from a verified
 // access token.

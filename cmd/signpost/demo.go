@@ -53,7 +53,7 @@ type demoPlace struct {
 }
 
 var (
-	demoICBs   = []demoPlace{{"demo-icb-north", "NHS North Wessex Vale ICB", "QWN", 0, 0}, {"demo-icb-south", "NHS South Wessex Vale ICB", "QWS", 0, 0}}
+	demoICBs   = []demoPlace{{"demo-icb-north", "NHS North Wessex Vale ICB", auth.DemoCommissioner, 0, 0}, {"demo-icb-south", "NHS South Wessex Vale ICB", "QWS", 0, 0}} // north: the commissioner demo client's
 	demoTrusts = []demoPlace{
 		{"demo-trust-kingsbridge", "Kingsbridge University Hospitals NHS Trust", auth.DemoProvider, 51.07, -1.79}, // the provider demo client's
 		{"demo-trust-harbour", "Harbour General Hospital NHS Foundation Trust", "RH8", 50.82, -1.60},

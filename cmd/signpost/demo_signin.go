@@ -16,10 +16,10 @@ type demoPersona struct {
 	opts        auth.TokenOptions // what signpost token is asked for
 }
 
-// demoPersonas are the demo's sign-ins: the GP practice and the provider
-// match the development server's demo clients (their ODS codes are the
-// clients' organisations), the call centre books for anyone, and the
-// patient is the first demo patient.
+// demoPersonas are the demo's sign-ins: the GP practice, the provider and
+// the commissioner match the development server's demo clients (their ODS
+// codes are the clients' organisations), the call centre books for
+// anyone, and the patient is the first demo patient.
 func demoPersonas() []demoPersona {
 	p := demoPatient(1, "demo-gp-01", 0, 0, 0)
 	name := p["name"].([]any)[0].(map[string]any)
@@ -33,11 +33,38 @@ func demoPersonas() []demoPersona {
 		{who: "call centre", env: "CALL_CENTRE_TOKEN",
 			detail: fmt.Sprintf("ODS %s, books on any patient's behalf (client %s)", auth.DemoCallCentre, auth.ClientCallCentre),
 			opts:   auth.TokenOptions{Client: auth.ClientCallCentre, Scope: "user/*.cruds"}},
+		{who: "commissioner", env: "COMMISSIONER_TOKEN",
+			detail: fmt.Sprintf("%s, ODS %s, reports on the services it commissions, e.g. $booking-outcomes (client %s)",
+				demoCommissioner(), auth.DemoCommissioner, auth.ClientCommissioner),
+			opts: auth.TokenOptions{Client: auth.ClientCommissioner, Scope: commissionerScope}},
 		{who: "patient app", env: "PATIENT_TOKEN",
 			detail: fmt.Sprintf("Patient/demo-patient-001 %s %s, NHS number %s, born %s (client %s)",
 				name["given"].([]any)[0], name["family"], demoNHSNumber(1), p["birthDate"], auth.ClientPatientApp),
 			opts: auth.TokenOptions{Client: auth.ClientPatientApp, Patient: "demo-patient-001", Scope: "patient/*.cruds"}},
 	}
+}
+
+// commissionerScope is what the commissioner persona asks for: the
+// directory; the reports need its role, not a scope on referrals.
+const commissionerScope = "user/HealthcareService.rs"
+
+// demoCommissionerOrg is the demo commissioner whose ODS code is the
+// commissioner demo client's.
+func demoCommissionerOrg() (demoPlace, bool) {
+	for _, icb := range demoICBs {
+		if icb.ods == auth.DemoCommissioner {
+			return icb, true
+		}
+	}
+	return demoPlace{}, false
+}
+
+// demoCommissioner names it for the sign-in text.
+func demoCommissioner() string {
+	if icb, ok := demoCommissionerOrg(); ok {
+		return "Organization/" + icb.id + " " + icb.name
+	}
+	return "the Organization with ODS code " + auth.DemoCommissioner
 }
 
 // tokenCommand is the signpost token command line that mints o's token
@@ -67,8 +94,8 @@ func printDemoSignIns(out io.Writer, a *app.App) {
 		fmt.Fprintln(out, "demo sign-ins: none needed, authorisation is OFF (--open)")
 		return
 	case a.Auth == nil:
-		fmt.Fprintf(out, "demo sign-ins: tokens come from %s; the demo's organisations are GP practice ODS %s and provider ODS %s\n",
-			a.Config.Issuer, auth.DemoGPPractice, auth.DemoProvider)
+		fmt.Fprintf(out, "demo sign-ins: tokens come from %s; the demo's organisations are GP practice ODS %s, provider ODS %s and commissioner ODS %s\n",
+			a.Config.Issuer, auth.DemoGPPractice, auth.DemoProvider, auth.DemoCommissioner)
 		return
 	}
 	fmt.Fprintln(out, "demo sign-ins (tokens from the development server; paste into a shell):")

@@ -78,6 +78,8 @@ func TestDemoSignIns(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ODS " + auth.DemoGPPractice, "ODS " + auth.DemoProvider, "ODS " + auth.DemoCallCentre, "NHS number " + demoNHSNumber(1),
+		demoCommissioner() + ", ODS " + auth.DemoCommissioner,
+		"COMMISSIONER_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client commissioner --scope user/HealthcareService.rs)",
 		"GP_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client gp-system --scope 'system/*.cruds')",
 		"PATIENT_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client patient-app --patient demo-patient-001 --scope 'patient/*.cruds')",
 	} {
@@ -125,5 +127,27 @@ func TestDemoSignIns(t *testing.T) {
 		if entries, _ := body["entry"].([]any); tc.entries && len(entries) == 0 {
 			t.Errorf("%s GET %s: no entries", tc.env, tc.path)
 		}
+	}
+	// The commissioner runs the reports on the services its ICB
+	// commissions; the GP cannot.
+	icb, ok := demoCommissionerOrg()
+	if !ok {
+		t.Fatalf("no demo commissioner has the commissioner client's ODS code %s", auth.DemoCommissioner)
+	}
+	status, body := get(tokens["COMMISSIONER_TOKEN"], "/$waiting-times")
+	rows, _ := body["parameter"].([]any)
+	if status != 200 || len(rows) == 0 {
+		t.Errorf("COMMISSIONER_TOKEN GET /$waiting-times: %d with %d rows, want 200 with the services it commissions", status, len(rows))
+	}
+	for _, r := range rows {
+		svc, _ := r.(map[string]any)["part"].([]any)[0].(map[string]any)["valueReference"].(map[string]any)["reference"].(string)
+		_, id, _ := strings.Cut(svc, "/")
+		res, err := a.Store.Read(ctx, "HealthcareService", id)
+		if err != nil || !strings.Contains(string(res.JSON), `"Organization/`+icb.id+`"`) {
+			t.Errorf("COMMISSIONER_TOKEN's $waiting-times shows %s, which %s does not commission", svc, icb.id)
+		}
+	}
+	if status, _ := get(tokens["GP_TOKEN"], "/$waiting-times"); status != 403 {
+		t.Errorf("GP_TOKEN GET /$waiting-times: %d, want 403", status)
 	}
 }

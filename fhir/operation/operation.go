@@ -34,6 +34,14 @@ type Operation struct {
 	// operation some callers may invoke with fewer rights for some inputs
 	// ($defer with reason "no slots" needs only read on the referral).
 	AccessFor func(p *Parameters) string
+	// Roles, when not empty, names who may invoke the operation: callers
+	// with one of these roles (auth role names, e.g. "commissioner"), and
+	// backend services (tokens without a role, with a system-level scope).
+	// Any other caller gets 403, whatever its scopes: a patient's or UBRN
+	// token, a token with a patient in context, another role. The API
+	// enforces it before Access; the operation may narrow what each
+	// caller sees further.
+	Roles []string
 	// Public operations may be invoked without an access token: they
 	// authenticate the caller themselves (e.g. $ubrn-access with a UBRN and
 	// an access code) and must limit attempts themselves.

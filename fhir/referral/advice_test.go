@@ -35,7 +35,10 @@ func TestAdviceAndGuidance(t *testing.T) {
 		t.Errorf("converting twice: %d %s, want 422", status, errorCode(oo))
 	}
 	trends := c.must(200, "GET", "/$referral-trends", nil)
-	if got := get(trends, "parameter", 0, "part", 3, "valueInteger"); got != float64(1) {
+	if got := get(trends, "parameter", 0, "part", 4, "valueInteger"); got != float64(1) {
 		t.Errorf("$referral-trends first row count = %v, want 1 (%v)", got, trends)
+	}
+	if got := get(trends, "parameter", 0, "part", 1, "valueCode"); got != "394582007" {
+		t.Errorf("$referral-trends first row specialty-code = %v, want the code 394582007 (%v)", got, trends)
 	}
 }

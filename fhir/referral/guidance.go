@@ -3,7 +3,6 @@ package referral
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -239,79 +238,6 @@ func (s *Service) fulfilledAppointment(ctx context.Context, tx store.Reader, ref
 		}
 	}
 	return "", true, nil
-}
-
-// patientExperience reports patient-experience answers by service and
-// question: how many answered, and the average of numeric answers.
-func (s *Service) patientExperience(ctx context.Context, st store.Reader, w window) (*report, error) {
-	qrs, err := s.all(ctx, st, "QuestionnaireResponse")
-	if err != nil {
-		return nil, err
-	}
-	type key struct{ service, questionnaire, linkID string }
-	type tally struct {
-		text    string
-		n, nums int
-		sum     float64
-	}
-	tallies := map[key]*tally{}
-	experience := map[string]*fhir.Resource{} // questionnaire ref → Questionnaire, nil if not experience
-	for _, res := range qrs {
-		var qr struct {
-			Status        string      `json:"status"`
-			Questionnaire string      `json:"questionnaire"`
-			BasedOn       []reference `json:"basedOn"`
-			Authored      string      `json:"authored"`
-			Item          []qrItem    `json:"item"`
-		}
-		if json.Unmarshal(res.JSON, &qr) != nil || !slices.Contains(answered, qr.Status) || !w.contains(res.LastUpdated) {
-			continue
-		}
-		q, seen := experience[qr.Questionnaire]
-		if !seen {
-			if found, err := s.questionnaire(ctx, st, qr.Questionnaire); err == nil && isExperience(found.JSON) {
-				q = found
-			}
-			experience[qr.Questionnaire] = q
-		}
-		if q == nil {
-			continue
-		}
-		texts := itemTexts(q.JSON)
-		service := ""
-		for _, b := range qr.BasedOn {
-			if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
-				service, _, _ = s.fulfilledAppointment(ctx, st, b.Reference)
-			}
-		}
-		for _, it := range flatten(qr.Item) {
-			k := key{service, questionnaireURL(q.JSON), it.LinkID}
-			t := tallies[k]
-			if t == nil {
-				t = &tally{text: texts[it.LinkID]}
-				tallies[k] = t
-			}
-			t.n++
-			for _, ans := range it.Answer {
-				if f, ok := ans.number(); ok {
-					t.nums++
-					t.sum += f
-				}
-			}
-		}
-	}
-	rep := &report{columns: []string{"service", "questionnaire", "question", "text", "responses", "average"}}
-	for k, t := range tallies {
-		avg := ""
-		if t.nums > 0 {
-			avg = strconv.FormatFloat(float64(int(t.sum/float64(t.nums)*100+0.5))/100, 'f', -1, 64)
-		}
-		rep.rows = append(rep.rows, []string{k.service, k.questionnaire, k.linkID, t.text, strconv.Itoa(t.n), avg})
-	}
-	sort.Slice(rep.rows, func(i, j int) bool {
-		return slices.Compare(rep.rows[i][:3], rep.rows[j][:3]) < 0
-	})
-	return rep, nil
 }
 
 // qrItem is a QuestionnaireResponse item.

@@ -242,7 +242,8 @@ func TestWholeJourney(t *testing.T) {
 		t.Errorf("feedback on an unknown referral: %d, want 422", status)
 	}
 	outcomes := c.must(200, "GET", "/$booking-outcomes", nil)
-	if !strings.Contains(fmt.Sprint(outcomes), "completed") {
-		t.Errorf("$booking-outcomes does not count the completed referral: %v", outcomes)
+	if get(outcomes, "parameter", 0, "part", 0, "valueReference", "reference") != "HealthcareService/hs-derm-city" ||
+		get(outcomes, "parameter", 0, "part", 4, "name") != "attended" || get(outcomes, "parameter", 0, "part", 4, "valueInteger") != float64(1) {
+		t.Errorf("$booking-outcomes does not count the attended appointment: %v", outcomes)
 	}
 }

@@ -34,7 +34,7 @@ func TestNoSlotJourney(t *testing.T) {
 	gaps := c.must(200, "GET", "/$capacity-gaps?format=text/csv", nil)
 	_ = gaps
 	status, csv := c.raw("GET", "/$capacity-gaps?format=text/csv", nil)
-	if status != 200 || !strings.Contains(string(csv), "HealthcareService/hs-derm-city,Dermatology,1") {
+	if status != 200 || !strings.Contains(string(csv), "HealthcareService/hs-derm-city,394582007,Dermatology,1") {
 		t.Errorf("$capacity-gaps CSV = %d %s, want City Dermatology with 1 deferral", status, csv)
 	}
 }
