@@ -43,14 +43,18 @@ func (o outcome) issues() []struct {
 	Code        string
 	Diagnostics string
 	Expression  []string
-	Details     struct{ Coding []struct{ System, Code string } }
+	Details     struct {
+		Coding []struct{ System, Code string }
+	}
 } {
 	var oo struct {
 		Issue []struct {
 			Code        string
 			Diagnostics string
 			Expression  []string
-			Details     struct{ Coding []struct{ System, Code string } }
+			Details     struct {
+				Coding []struct{ System, Code string }
+			}
 		}
 	}
 	json.Unmarshal(o.body, &oo)
