@@ -236,7 +236,7 @@ func (s *Service) recategorise(ctx context.Context, tx *repo.Tx, id string, in *
 	if _, _, err := tx.Put(internal(ctx), "ServiceRequest", sr.ID, obj, 0); err != nil {
 		return nil, nil, err
 	}
-	why := "re-categorised as " + categoryLabel(obj)
+	why := "re-categorised as " + categoryLabel(in.category)
 	if in.service != "" {
 		why += " for " + owner
 	}
@@ -374,19 +374,16 @@ func versionRef(r *fhir.Resource) string {
 	return r.Reference() + "/_history/" + strconv.FormatInt(r.Version, 10)
 }
 
-// categoryLabel names a referral's category for people: its specialty's
-// display (or code), else its service type's.
-func categoryLabel(obj *fhir.Object) string {
+// categoryLabel names the new category for people: the new specialty's
+// display (or code), else the new service type's.
+func categoryLabel(category map[string]json.RawMessage) string {
 	for _, k := range categoryElements {
 		var c concept
-		if json.Unmarshal(obj.Get(k), &c) != nil {
+		if json.Unmarshal(category[k], &c) != nil {
 			continue
 		}
 		for _, cd := range c.Coding {
 			return label(cd)
-		}
-		if c.Text != "" {
-			return c.Text
 		}
 	}
 	return "uncategorised"
