@@ -285,6 +285,9 @@ func TestRecategorise(t *testing.T) {
 			setup:  func(t *testing.T, sr string) { w.as("provider").must(200, "POST", "/"+sr+"/$accept", params()) },
 			params: recategorise(cardio), status: 422, detail: "ILLEGAL_TRANSITION"},
 	}
+	if cs := w.as("referrer").must(200, "GET", "/metadata", nil); !strings.Contains(fmt.Sprint(cs), "OperationDefinition/ServiceRequest-recategorise") {
+		t.Errorf("the CapabilityStatement does not list $recategorise")
+	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
 			c := w.as(tc.who)
