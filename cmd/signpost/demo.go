@@ -165,16 +165,26 @@ var demoNamespace = uuid.MustParse("5e1d9a3c-7c1b-4d2a-9f0e-0d3e5a6b7c8d")
 // under) when authorisation is on.
 const demoLoader = "signpost-demo"
 
-// loadDemo loads the demo county into a, once, and tops up its slots. It
-// also gives the referral service the county's postcode table (under any
-// table the deployment loaded), so that $shortlist's distances work for
-// the demo patients without --postcodes.
-func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
+// addDemoPostcodes gives the referral service the demo county's postcode
+// table (under any table the deployment loaded) when the store holds the
+// demo county, loaded by this start's --demo or an earlier one, so that
+// $shortlist's distances work for the demo patients without --postcodes.
+// Call it before serving.
+func addDemoPostcodes(ctx context.Context, a *app.App) error {
+	if _, err := a.Store.Read(ctx, "Organization", demoICBs[0].id); err != nil {
+		return nil // no demo county here
+	}
 	pcs, err := demoPostcodes()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	a.Referral.AddPostcodes(pcs)
+	return nil
+}
+
+// loadDemo loads the demo county into a, once, and tops up its slots; its
+// postcode table places the demo patients (addDemoPostcodes).
+func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 	scopes, _ := auth.ParseScopes("system/*.cruds")
 	ctx = auth.NewContext(ctx, &auth.Principal{Subject: demoLoader, ClientID: demoLoader, Scopes: scopes})
 	rnd := rand.New(rand.NewPCG(7, 7)) // the same county every time
@@ -183,7 +193,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 		loaded = true
 	}
 	var services []string
-	err = a.Repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+	err := a.Repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
 		services = nil
 		w := &demoWriter{ctx: ctx, tx: tx, skip: loaded}
 		phone := 0
@@ -239,6 +249,9 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("demo: loading the county: %w", err)
+	}
+	if err := addDemoPostcodes(ctx, a); err != nil {
+		return err
 	}
 	// Top up free slots for the next six weeks, then recompute waits once.
 	added := 0

@@ -276,3 +276,39 @@ func demoShortlistPatient(t *testing.T, icb int) int {
 	t.Fatalf("no adult woman among board %d's demo patients", icb)
 	return 0
 }
+
+// TestDemoPostcodesAfterRestart: a server started without --demo over a
+// data directory holding the demo county still places the demo patients
+// by the county's postcode table; one without the county does not load it.
+func TestDemoPostcodesAfterRestart(t *testing.T) {
+	data := t.TempDir()
+	first, _ := app.NewTest(t, app.Config{Data: data})
+	if err := loadDemo(context.Background(), first, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	a, ts := app.NewTest(t, app.Config{Data: data})
+	if err := addDemoPostcodes(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	c := &demoClient{t: t, base: ts.URL + "/fhir"}
+	sr := c.do("POST", "/ServiceRequest", map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+		"priority": "routine", "subject": reference("Patient/demo-patient-001"), "requester": reference("Organization/demo-gp-01"),
+		"performerType": map[string]any{"coding": []any{map[string]any{"system": sct, "code": dermatology.code}}}}, 201)
+	if src := param(c.do("GET", "/ServiceRequest/"+sr["id"].(string)+"/$shortlist", nil, 200), "location-source"); src != "postcode" {
+		t.Errorf("after a restart without --demo, location-source = %v, want postcode", src)
+	}
+
+	empty, ets := app.NewTest(t, app.Config{})
+	if err := addDemoPostcodes(context.Background(), empty); err != nil {
+		t.Fatal(err)
+	}
+	e := &demoClient{t: t, base: ets.URL + "/fhir"}
+	e.do("PUT", "/Patient/p", map[string]any{"resourceType": "Patient", "id": "p", "address": []any{map[string]any{"postalCode": "QV1 0AA"}}}, 201)
+	sr = e.do("POST", "/ServiceRequest", map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+		"subject": reference("Patient/p"), "performerType": map[string]any{"coding": []any{map[string]any{"system": sct, "code": dermatology.code}}}}, 201)
+	if src := param(e.do("GET", "/ServiceRequest/"+sr["id"].(string)+"/$shortlist", nil, 200), "location-source"); src != "none" {
+		t.Errorf("a server without the demo county placed a QV postcode (location-source %v)", src)
+	}
+}
