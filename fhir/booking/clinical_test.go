@@ -327,6 +327,9 @@ func TestClinicalStateRules(t *testing.T) {
 				if got.detail() != tc.detail {
 					t.Errorf("detail %q, want %q: %s", got.detail(), tc.detail, got.body)
 				}
+				if is := got.issues(); len(is) != 1 || is[0].Code != "business-rule" {
+					t.Errorf("issues %+v, want one business-rule issue", is)
+				}
 				if diff := cmp.Diff([]string{"Appointment.status"}, got.expressions("Appointment")); diff != "" {
 					t.Errorf("issue locations (-want +got):\n%s", diff)
 				}
@@ -433,6 +436,9 @@ func TestFollowUpAppointments(t *testing.T) {
 				}
 				if got.detail() != tc.detail {
 					t.Errorf("detail %q, want %q: %s", got.detail(), tc.detail, got.body)
+				}
+				if is := got.issues(); len(is) != 1 || is[0].Code != "business-rule" {
+					t.Errorf("issues %+v, want one business-rule issue", is)
 				}
 				if diff := cmp.Diff([]string{tc.where}, got.expressions("Appointment")); diff != "" {
 					t.Errorf("issue locations (-want +got):\n%s", diff)

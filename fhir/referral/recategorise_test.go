@@ -236,6 +236,7 @@ func TestRecategorise(t *testing.T) {
 		booked  bool
 		params  map[string]any
 		status  int
+		code    string // the issue's type
 		detail  string
 		where   string
 		want    *after
@@ -257,33 +258,33 @@ func TestRecategorise(t *testing.T) {
 			params: recategorise(map[string]any{"name": "code", "valueCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "40701008", "display": "Echocardiography"}}}}),
 			status: 200, want: &after{"awaiting-booking", "Organization/gp-a", "", false}, because: "re-categorised as Echocardiography"},
 
-		{name: "another practice", who: "other practice", params: recategorise(cardio), status: 404},
-		{name: "another provider", who: "other provider", params: recategorise(cardio), status: 404},
+		{name: "another practice", who: "other practice", params: recategorise(cardio), status: 404, code: "not-found"},
+		{name: "another provider", who: "other provider", params: recategorise(cardio), status: 404, code: "not-found"},
 		{name: "the performer's provider after the Task moved to another trust", who: "provider",
 			setup: func(t *testing.T, sr string) {
 				w.as("provider").must(200, "POST", "/"+sr+"/$defer", params("reason", "no slots", "service", ref("HealthcareService/hs-cardio-2")))
 			},
-			params: recategorise(cardio), status: 403, detail: "ACCESS_DENIED"},
-		{name: "the patient", who: "patient", params: recategorise(cardio), status: 403, detail: "ACCESS_DENIED"},
-		{name: "a call centre", who: "call centre", params: recategorise(cardio), status: 403, detail: "ACCESS_DENIED"},
+			params: recategorise(cardio), status: 403, code: "forbidden", detail: "ACCESS_DENIED"},
+		{name: "the patient", who: "patient", params: recategorise(cardio), status: 403, code: "forbidden", detail: "ACCESS_DENIED"},
+		{name: "a call centre", who: "call centre", params: recategorise(cardio), status: 403, code: "forbidden", detail: "ACCESS_DENIED"},
 		{name: "to a service not commissioned for the patient", who: "referrer",
 			params: recategorise(cardio, param("service", ref("HealthcareService/hs-cardio-south"))),
-			status: 422, detail: referral.ErrNotSuitable, where: "service"},
+			status: 422, code: "business-rule", detail: referral.ErrNotSuitable, where: "service"},
 		{name: "to a service not accepting referrals", who: "provider",
 			params: recategorise(cardio, param("service", ref("HealthcareService/hs-cardio-closed"))),
-			status: 422, detail: referral.ErrNotSuitable, where: "service"},
+			status: 422, code: "business-rule", detail: referral.ErrNotSuitable, where: "service"},
 		{name: "to a service of the old specialty", who: "referrer",
 			params: recategorise(cardio, param("service", ref("HealthcareService/hs-derm"))),
-			status: 422, detail: referral.ErrNotSuitable, where: "service"},
+			status: 422, code: "business-rule", detail: referral.ErrNotSuitable, where: "service"},
 		{name: "to a service that does not exist", who: "referrer",
-			params: recategorise(cardio, param("service", ref("HealthcareService/nope"))), status: 422, where: "service"},
+			params: recategorise(cardio, param("service", ref("HealthcareService/nope"))), status: 422, code: "not-found", where: "service"},
 		{name: "to an organisation", who: "referrer",
-			params: recategorise(cardio, param("service", ref("Organization/trust"))), status: 400, where: "service"},
-		{name: "without a category", who: "referrer", params: recategorise(param("reason", "why not")), status: 400},
-		{name: "to the category it has", who: "referrer", params: recategorise(concept(sctDerm)), status: 422},
+			params: recategorise(cardio, param("service", ref("Organization/trust"))), status: 400, code: "value", where: "service"},
+		{name: "without a category", who: "referrer", params: recategorise(param("reason", "why not")), status: 400, code: "required"},
+		{name: "to the category it has", who: "referrer", params: recategorise(concept(sctDerm)), status: 422, code: "business-rule"},
 		{name: "an accepted referral", who: "provider", booked: true,
 			setup:  func(t *testing.T, sr string) { w.as("provider").must(200, "POST", "/"+sr+"/$accept", params()) },
-			params: recategorise(cardio), status: 422, detail: "ILLEGAL_TRANSITION"},
+			params: recategorise(cardio), status: 422, code: "business-rule", detail: "ILLEGAL_TRANSITION"},
 	}
 	if cs := w.as("referrer").must(200, "GET", "/metadata", nil); !strings.Contains(fmt.Sprint(cs), "OperationDefinition/ServiceRequest-recategorise") {
 		t.Errorf("the CapabilityStatement does not list $recategorise")
@@ -309,6 +310,9 @@ func TestRecategorise(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", status, tc.status, raw)
 			}
 			if tc.want == nil { // refused
+				if got := get(out, "issue", 0, "code"); got != tc.code {
+					t.Errorf("issue code %v, want %s: %s", got, tc.code, raw)
+				}
 				if tc.detail != "" && errorCode(out) != tc.detail {
 					t.Errorf("detail %q, want %q: %s", errorCode(out), tc.detail, raw)
 				}
