@@ -89,6 +89,8 @@ func serve(args []string) error {
 		if err := loadDemo(context.Background(), a, os.Stdout); err != nil {
 			return err
 		}
+	} else if err := addDemoPostcodes(context.Background(), a); err != nil { // a demo county loaded before
+		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -110,6 +110,7 @@ func New(cfg Config, rp *repo.Repo, s Searcher) (*Service, error) {
 	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
 		schedules: repo.NewViews(decode[schedule]), services: repo.NewViews(decode[healthcareService])}
 	rp.AddPrepare("Appointment", b.prepareAppointment)
+	rp.AddRule("Appointment", b.clinicalRule) // first: a refused status says why before any move it would make
 	rp.AddRule("Appointment", b.appointmentRule)
 	rp.AddRule("Slot", b.slotRule)
 	rp.AddRule("Schedule", b.scheduleRule)

@@ -140,6 +140,7 @@ func TestPatientExperience(t *testing.T) {
 		t.Errorf("feedback before the appointment: %d %s, want 422 NO_APPOINTMENT_YET", status, errorCode(oo))
 	}
 	for i, score := range []int{5, 2} {
+		tookPlace(c, appts[i])
 		a := c.must(200, "GET", "/"+appts[i], nil)
 		a["status"] = "fulfilled"
 		c.must(200, "PUT", "/"+appts[i], a)

@@ -219,6 +219,8 @@ func TestWholeJourney(t *testing.T) {
 	}
 
 	// The appointment takes place: the referral is completed.
+	tookPlace(c, appt)
+	a = c.must(200, "GET", "/"+appt, nil)
 	a["status"] = "fulfilled"
 	c.must(200, "PUT", "/"+appt, a)
 	if got := state(task(c, srRef)); got != "completed" {

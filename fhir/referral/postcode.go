@@ -57,3 +57,18 @@ func ReadPostcodes(r io.Reader) (map[string]LatLon, error) {
 		out[pc] = LatLon{lat, lon}
 	}
 }
+
+// AddPostcodes adds the entries of pcs (keyed in NormalisePostcode form)
+// that the service's postcode table lacks: the deployment's own table
+// (Config.Postcodes) wins. Call it during start-up only, before serving
+// (the demo county adds its synthetic table so).
+func (s *Service) AddPostcodes(pcs map[string]LatLon) {
+	merged := make(map[string]LatLon, len(s.cfg.Postcodes)+len(pcs))
+	for k, v := range pcs {
+		merged[k] = v
+	}
+	for k, v := range s.cfg.Postcodes {
+		merged[k] = v
+	}
+	s.cfg.Postcodes = merged
+}

@@ -110,6 +110,7 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Service {
 func (s *Service) Register() {
 	s.repo.AddRule("Patient", s.patientRule)
 	s.repo.AddRule("ServiceRequest", s.serviceRequestRule)
+	s.repo.AddRule("ServiceRequest", s.categoryRule)
 	s.repo.AddRule("Task", s.taskRule)
 	s.repo.AddRule("Appointment", s.guidanceRule)
 	s.repo.AddPrepare("Appointment", s.prepareAppointment)
@@ -124,7 +125,7 @@ func (s *Service) Register() {
 func (s *Service) Operations() []*operation.Operation {
 	return []*operation.Operation{
 		s.transitionOp("accept"), s.transitionOp("reject"), s.transitionOp("redirect"),
-		s.transitionOp("defer"), s.transitionOp("cancel"),
+		s.transitionOp("defer"), s.transitionOp("cancel"), s.recategoriseOp(),
 		s.shortlistOp(), s.accessCodeOp(), s.ubrnAccessOp(), s.convertOp(),
 		s.reportOp("referral-trends", s.referralTrends), s.reportOp("capacity-gaps", s.capacityGaps),
 		s.reportOp("waiting-times", s.waitingTimes), s.reportOp("booking-outcomes", s.bookingOutcomes),
