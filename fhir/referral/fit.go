@@ -146,7 +146,10 @@ func (f *fit) unsuitable(ctx context.Context, rd store.Reader, service string) (
 	return f.judgeService(res)
 }
 
-// judgeService is unsuitable for a service already read.
+// judgeService is unsuitable for a service already read. An indirectly
+// bookable service is not booked through Signpost's choice, except by its
+// own provider once the referral is with it (its Task's owner, in triage
+// or after): the provider records the appointment it made.
 func (f *fit) judgeService(res *fhir.Resource) ([]string, error) {
 	var hs serviceView
 	if err := decode(res.JSON, &hs, "HealthcareService"); err != nil {
@@ -154,10 +157,20 @@ func (f *fit) judgeService(res *fhir.Resource) ([]string, error) {
 	}
 	c := Candidate{Service: res.Reference()}
 	judge(&c, &f.r, &hs, &f.pc)
-	if hs.indirectlyBookable() {
+	if hs.indirectlyBookable() && !f.withProvider(res.Reference()) {
 		c.Excluded = append(c.Excluded, "service is indirectly bookable: its provider books after triage")
 	}
 	return c.Excluded, nil
+}
+
+// withProvider reports whether the referral is with service for triage or
+// after it.
+func (f *fit) withProvider(service string) bool {
+	switch f.tv.state() {
+	case AwaitingTriage, Accepted, Booked:
+		return canonicalRef(f.tv.Owner.Reference) == service
+	}
+	return false
 }
 
 func (hs *serviceView) indirectlyBookable() bool {
