@@ -139,7 +139,7 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 	}
 	if s, ok := p.String("patient-reference"); ok {
 		id, ok := refID(s, "Patient")
-		res, err := r.Read(ctx, "Patient", id)
+		res, err := b.repo.ReadAs(ctx, r, "Patient", id) // one the caller cannot read does not exist
 		switch k := fhir.KindOf(err); {
 		case !ok:
 			bad("patient-reference", "%q is not a reference to a Patient of this server", s)
@@ -161,7 +161,7 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 		}
 		var pt struct{ ID string }
 		if json.Unmarshal(x.Resource, &pt) == nil && fhir.ValidID(pt.ID) {
-			if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {
+			if _, err := b.repo.ReadAs(ctx, r, "Patient", pt.ID); err == nil {
 				fr.patient = pt.ID
 			}
 		}
@@ -174,6 +174,13 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, p *operation.Par
 			sr, err := b.search1(ctx, r, "ServiceRequest", url.Values{"identifier": {joinToken(sys, val)}})
 			if err != nil {
 				return nil, err
+			}
+			if sr != nil { // a referral the caller cannot read does not exist
+				if _, err := b.repo.ReadAs(ctx, r, "ServiceRequest", sr.ID); fhir.KindOf(err) == fhir.NotFound {
+					sr = nil
+				} else if err != nil {
+					return nil, err
+				}
 			}
 			if sr == nil {
 				bad("referral-identifier", "no referral has the identifier %s", joinToken(sys, val))
