@@ -11,6 +11,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -29,9 +31,33 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *repo.Tx, c *repo.Change
 	}
 	in := interactionOfChange(c)
 	if err := s.checkWrite(ctx, tx, p, c, in); err != nil {
-		return s.denied(ctx, err)
+		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
 	}
 	return s.auditWrite(ctx, tx, p, c, in)
+}
+
+// unnamed keeps a refusal from naming what it refused when the caller may
+// not read it: a write a rule makes besides the one asked for may touch a
+// resource the caller has never seen.
+func (s *Server) unnamed(ctx context.Context, tx *repo.Tx, c *repo.Change, err error) error {
+	fe := fhir.AsError(err)
+	name := c.Type + "/" + c.ID
+	named := false
+	for _, is := range fe.Issues {
+		named = named || strings.Contains(is.Diagnostics, name)
+	}
+	if !named || c.Old == nil {
+		return err
+	}
+	if seen, verr := s.visible(ctx, tx, c.Type, c.ID); verr != nil || seen {
+		return err
+	}
+	out := *fe
+	out.Issues = slices.Clone(fe.Issues)
+	for i := range out.Issues {
+		out.Issues[i].Diagnostics = strings.ReplaceAll(out.Issues[i].Diagnostics, name, "a "+c.Type+" the access token cannot read")
+	}
+	return &out
 }
 
 // authorizeChange checks, before a change is worked out (a PATCH), that
@@ -45,7 +71,10 @@ func (s *Server) authorizeChange(ctx context.Context, tx *repo.Tx, cur *fhir.Res
 	if cur.Type == auditType {
 		return s.denied(ctx, forbidden("AuditEvents are written only by the server"))
 	}
-	return s.denied(ctx, s.checkDirect(ctx, tx, p, c, auth.Update))
+	if err := s.checkDirect(ctx, tx, p, c, auth.Update); err != nil {
+		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
+	}
+	return nil
 }
 
 func interactionOfChange(c *repo.Change) auth.Interaction {
@@ -91,13 +120,16 @@ func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Prin
 			}
 			cur, err := tx.Read(ctx, typ, id)
 			if err != nil {
-				return forbidden("the change to a %s that follows %s is granted to those who may update %s", c.Type, cq.Of, ref)
+				return forbidden("the change to a %s that follows %s is granted to those who may update the %s it follows", c.Type, cq.Of, typ)
 			}
 			obj, err := fhir.ParseObject(cur.JSON)
 			if err != nil {
 				return err
 			}
 			if err := s.checkDirect(ctx, tx, p, &repo.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
+				if seen, _ := s.visible(ctx, tx, typ, id); !seen {
+					ref = "a " + typ + " it cannot read"
+				}
 				return forbidden("the change to a %s that follows %s is granted to those who may update %s; the access token may not", c.Type, cq.Of, ref)
 			}
 		}
