@@ -718,3 +718,34 @@ func TestConsequenceGrants(t *testing.T) {
 		})
 	}
 }
+
+// TestBoundaryJourneys: with authorisation on, the operations that write
+// besides what they were asked still work for the callers they are for,
+// and the writes they make besides are the caller's own: a provider
+// registers a new patient and books them in one transaction; a booking by
+// the call centre moves the referral to the booked service's trust; that
+// trust's $redirect cancels the appointment it can cancel and frees its
+// slot; the other trust then reaches the referral and the first does not.
+func TestBoundaryJourneys(t *testing.T) {
+	s := newBoundaryServer(t)
+	prov1, prov2, cc := bearer(s.tokens["prov-1"]), bearer(s.tokens["prov-2"]), bearer(s.tokens["call-centre"])
+
+	newPatient := `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber(50) + `"}],"birthDate":"1970-07-07"}`
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+		`{"fullUrl":"urn:uuid:0a1b2c3d-0000-4000-8000-000000000001","resource":` + newPatient + `,"request":{"method":"POST","url":"Patient"}},` +
+		`{"resource":` + strings.Replace(apptBody("x", "hs-2", "slot-2-p7-1"), "Patient/x", "urn:uuid:0a1b2c3d-0000-4000-8000-000000000001", 1) + `,"request":{"method":"POST","url":"Appointment"}}]}`
+	s.must(request{method: "POST", path: "", body: tx, header: prov2}, 200)
+	// The same two writes as separate requests: the second names a patient
+	// the trust has no relationship with yet.
+	id := decode(t, s.must(request{method: "POST", path: "Patient", body: strings.Replace(newPatient, nhsNumber(50), nhsNumber(60), 1), header: prov2}, 201).body)["id"].(string)
+	s.must(request{method: "POST", path: "Appointment", body: apptBody(id, "hs-2", "slot-2-p7-2"), header: prov2}, 403)
+
+	s.must(request{method: "POST", path: "Appointment", body: apptBody("pat-alice", "hs-1", "slot-1-p8-1", "ServiceRequest/sr-alice"), header: cc}, 201)
+	s.must(request{method: "POST", path: "ServiceRequest/sr-alice/$redirect", header: prov1,
+		body: paramsBody("service", ref("HealthcareService/hs-2"), "reason", "sub-specialty")}, 200)
+	if got := s.must(request{path: "Slot/slot-1-p8-1", header: cc}, 200); !bytes.Contains(got.body, []byte(`"status":"free"`)) {
+		t.Errorf("the redirect did not free the booked slot: %s", got.body)
+	}
+	s.must(request{path: "ServiceRequest/sr-alice", header: prov2}, 200)
+	s.must(request{path: "ServiceRequest/sr-alice", header: prov1}, 404)
+}
