@@ -56,6 +56,9 @@ type restriction struct {
 	// compartmentOnly: filter is exactly the patient compartment, which
 	// can be checked on a resource in memory.
 	compartmentOnly bool
+	// org is the organisation rule's part of filter (orgFilter), nil when
+	// the organisation does not restrict the caller on this type.
+	org search.Expr
 }
 
 // restrict works out the principal's restriction for in on typ, or a
@@ -111,6 +114,7 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 	if org := s.orgFilter(p, typ); org != nil {
 		r.filter = and(nonNil(r.filter, org)...)
 		r.compartmentOnly = false
+		r.org = org
 	}
 	return r, nil
 }
@@ -163,27 +167,49 @@ func (s *Server) authorizeInstance(ctx context.Context, rd store.Reader, typ, id
 	if err != nil {
 		return s.denied(ctx, err)
 	}
-	if r.filter == nil {
-		return nil
-	}
-	if r.compartmentOnly {
-		res, err := rd.Read(ctx, typ, id)
-		if err == nil && s.inCompartment(typ, id, res.JSON, r.patient) {
-			return nil
-		}
-		if k := fhir.KindOf(err); err != nil && k != fhir.NotFound && k != fhir.Gone {
-			return err
-		}
-		return s.denied(ctx, hidden(typ, id))
-	}
-	page, err := rd.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: []string{id}}}, Count: 1})
+	ok, err := s.reaches(ctx, rd, r, typ, id)
 	if err != nil {
 		return err
 	}
-	if len(page.Resources) == 0 {
+	if !ok {
 		return s.denied(ctx, hidden(typ, id))
 	}
 	return nil
+}
+
+// reaches reports whether typ/id's current version in rd is within the
+// restriction r. A resource that does not exist is not.
+func (s *Server) reaches(ctx context.Context, rd store.Reader, r *restriction, typ, id string) (bool, error) {
+	if r.filter == nil {
+		return true, nil
+	}
+	if r.compartmentOnly {
+		res, err := rd.Read(ctx, typ, id)
+		if k := fhir.KindOf(err); err != nil && k != fhir.NotFound && k != fhir.Gone {
+			return false, err
+		}
+		return err == nil && s.inCompartment(typ, id, res.JSON, r.patient), nil
+	}
+	page, err := rd.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: []string{id}}}, Count: 1})
+	if err != nil {
+		return false, err
+	}
+	return len(page.Resources) > 0, nil
+}
+
+// visible reports whether the caller in ctx may read typ/id as rd holds
+// it: the repo's Visibility, with which the domain rules resolve the
+// references clients give them (repo.ReadAs).
+func (s *Server) visible(ctx context.Context, rd store.Reader, typ, id string) (bool, error) {
+	p := s.principal(ctx)
+	if p == nil {
+		return true, nil
+	}
+	r, err := s.restrict(ctx, p, typ, auth.Read)
+	if err != nil {
+		return false, nil
+	}
+	return s.reaches(ctx, rd, r, typ, id)
 }
 
 // authorizeHistory checks a history request: an instance's needs read on

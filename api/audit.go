@@ -43,9 +43,8 @@ type requestInfo struct {
 	mu        sync.Mutex
 	principal *auth.Principal
 	entities  []auditEntity
-	denied    bool   // an authorisation check refused something
-	target    string // the resource type in the URL ("" for the base: batch, transaction, system)
-	writes    int    // writes audited in their transaction
+	denied    bool // an authorisation check refused something
+	writes    int  // writes audited in their transaction
 }
 
 type auditEntity struct{ typ, id, query string }
@@ -92,9 +91,6 @@ func (s *Server) auditRequests(c *gin.Context) {
 		return
 	}
 	info := &requestInfo{}
-	if rest, ok := strings.CutPrefix(path, "/fhir/"); ok {
-		info.target, _, _ = strings.Cut(rest, "/")
-	}
 	// A large response reaches the client before the handler returns: the
 	// request counts as in flight until its record is buffered, so that a
 	// Flush after the response still finds it.

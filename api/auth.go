@@ -110,6 +110,7 @@ func (s *Server) secure(rp *repo.Repo) {
 	for _, typ := range s.cfg.Writable {
 		rp.AddRule(typ, s.authorizeWrite)
 	}
+	rp.SetVisibility(s.visible)
 }
 
 // public reports whether the request is for a path served without a token.

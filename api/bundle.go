@@ -171,6 +171,51 @@ type txEntry struct {
 
 func (e *txEntry) where() string { return fmt.Sprintf("Bundle.entry[%d]", e.index) }
 
+// relocate places the issues of err, an error of processing the entry,
+// within the Bundle: a location inside the entry's resource (its type's
+// path, "Appointment.basedOn") under Bundle.entry[i].resource, as the
+// entry's validation issues are, so that an entry's answer reads like the
+// single request's; any other under Bundle.entry[i].
+func (e *txEntry) relocate(err error) error {
+	fe := fhir.AsError(err)
+	if e.typ == "" || e.resource == nil && e.patch == nil {
+		return relocate(err, e.where())
+	}
+	inside := false
+	for _, is := range fe.Issues {
+		for _, x := range is.Expression {
+			if x == e.typ || strings.HasPrefix(x, e.typ+".") {
+				inside = true
+			}
+		}
+	}
+	if !inside {
+		return relocate(err, e.where())
+	}
+	out := &fhir.Error{Kind: fe.Kind, Op: fe.Op, Err: fe.Err}
+	for _, is := range fe.Issues {
+		var in, other []string
+		for _, x := range is.Expression {
+			if x == e.typ || strings.HasPrefix(x, e.typ+".") {
+				in = append(in, x)
+			} else {
+				other = append(other, x)
+			}
+		}
+		is.Expression = nil
+		if len(in) > 0 {
+			r := fhir.AsError(relocate(&fhir.Error{Kind: fe.Kind, Issues: []fhir.Issue{{Expression: in}}}, e.where()+".resource"))
+			is.Expression = append(is.Expression, r.Issues[0].Expression...)
+		}
+		if len(other) > 0 || len(in) == 0 {
+			r := fhir.AsError(relocate(&fhir.Error{Kind: fe.Kind, Issues: []fhir.Issue{{Expression: other}}}, e.where()))
+			is.Expression = append(is.Expression, r.Issues[0].Expression...)
+		}
+		out.Issues = append(out.Issues, is)
+	}
+	return out
+}
+
 // order is the processing order FHIR prescribes for a transaction.
 var order = map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodPatch: 2, http.MethodGet: 3, http.MethodHead: 3}
 
@@ -339,7 +384,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 			}
 			resp, err := s.runEntry(ctx, tx, e)
 			if err != nil {
-				return relocate(err, e.where())
+				return e.relocate(err)
 			}
 			responses[e.index] = resp
 		}
@@ -383,7 +428,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 			}
 			resp, err := s.runEntry(ctx, tx, e)
 			if err != nil {
-				return relocate(err, e.where())
+				return e.relocate(err)
 			}
 			responses[e.index] = resp
 		}
@@ -416,7 +461,7 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 			})
 		}
 		if err != nil {
-			fe := fhir.AsError(relocate(err, e.where()))
+			fe := fhir.AsError(e.relocate(err))
 			resp = bundleEntry{Response: &entryResponse{Status: statusLine(statusOf[fe.Kind]), Outcome: fhir.OperationOutcome(fe.Issues...)}}
 		}
 		out.Entry = append(out.Entry, resp)

@@ -225,6 +225,12 @@ func (s *Server) patchInTx(ctx context.Context, tx *repo.Tx, typ, id string, p j
 	if err != nil {
 		return nil, err
 	}
+	// The caller must be able to change what it patches before the patch
+	// is tried on it: a failed "test" or a broken result would otherwise
+	// tell it about a resource it may not change.
+	if err := s.authorizeChange(ctx, tx, cur); err != nil {
+		return nil, err
+	}
 	patched, err := p.Apply(cur.JSON)
 	if err != nil {
 		return nil, relocate(fhir.Errorf(fhir.Unprocessable, "processing", "", "the patch cannot be applied to %s/%s: %v", typ, id, err), where)

@@ -1,13 +1,13 @@
 package api
 
-// Organisation rules: a referrer or provider reaches the referrals its
-// organisation sent or received (orgFilter); an organisation writes only
-// the directory it publishes, and a referrer only referrals naming it as
-// requester (orgWriteParam, checkOrgWrite, ownedBy).
+// Organisation rules: a referrer or provider reaches only what its
+// organisation has a relationship with (orgFilter: referrals, appointments,
+// patients); an organisation writes only the directory it publishes, and a
+// referrer only referrals naming it as requester (orgWriteParam,
+// checkOrgWrite, ownedBy).
 
 import (
 	"context"
-	"net/url"
 	"slices"
 
 	"github.com/signpost-fhir/signpost/auth"
@@ -17,51 +17,132 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-// referralTypes are restricted by organisation for referrers and providers.
+// referralTypes are the referral resources, with the parameters naming
+// their sender (a referrer's) and receiver (a provider's).
 var referralTypes = map[string]struct{ sender, receiver string }{
 	"ServiceRequest": {sender: "requester", receiver: "performer"},
 	"Task":           {sender: "requester", receiver: "owner"},
 }
 
+// orgBound lists the types a referrer or provider reaches only through
+// its organisation's relationships (see reach.of).
+var orgBound = map[string]bool{"ServiceRequest": true, "Task": true, "Appointment": true,
+	"AppointmentResponse": true, "Patient": true}
+
 const odsSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
-// orgFilter is the organisation rule for professionals: a referrer reaches
-// the referrals (ServiceRequest, Task) its organisation sent, a provider
-// those sent to its organisation or its services. Other roles (call centre,
-// none) are not restricted by organisation.
+// orgFilter is the organisation rule for professionals, as a search
+// expression, so that one filter serves searches (with their chains, _has
+// and includes), reads, history and writes. A referrer or provider
+// reaches:
+//   - the referrals (ServiceRequest, Task) its organisation sent (a
+//     referrer) or received (a provider: performer or owner);
+//   - the appointments at its services, locations or schedules (a
+//     provider), or based on its referrals or of patients registered with
+//     it (a referrer), and the responses to those appointments;
+//   - the patients registered with it (Patient.generalPractitioner),
+//     managed by it (Patient.managingOrganization), or named on a referral
+//     or appointment it reaches. Any other patient only an exact trace
+//     finds (isTrace).
+//
+// Other roles (call centre, none) are not restricted by organisation, and
+// other types not at all (nil).
 func (s *Server) orgFilter(p *auth.Principal, typ string) search.Expr {
-	params, ok := referralTypes[typ]
-	if !ok {
-		return nil
-	}
-	var param string
-	switch p.Role {
-	case auth.RoleReferrer:
-		param = params.sender
-	case auth.RoleProvider:
-		param = params.receiver
-	default:
+	if (p.Role != auth.RoleReferrer && p.Role != auth.RoleProvider) || !orgBound[typ] {
 		return nil
 	}
 	if p.Organization == "" {
 		return search.IDIn{} // matches nothing
 	}
-	ods := odsSystem + "|" + p.Organization
-	var or search.Or
-	for _, chain := range []string{
-		param + ":Organization.identifier",
-		param + ":HealthcareService.organization.identifier",
-		param + ":PractitionerRole.organization.identifier",
-	} {
-		q, err := s.search.Parse(typ, url.Values{chain: {ods}}, search.ParseOptions{})
-		if err == nil && len(q.Filter) == 1 {
-			or = append(or, q.Filter[0])
+	return reach{role: p.Role, ods: p.Organization}.of(typ)
+}
+
+// reach builds the organisation rule of one professional: role at the
+// organisation with ODS code ods.
+type reach struct {
+	role auth.Role
+	ods  string
+}
+
+func chain(param, target string, filter search.Expr) search.Expr {
+	return search.Chain{Param: param, Target: target, Filter: filter}
+}
+
+// org matches the organisation itself (an Organization with its ODS code).
+func (r reach) org() search.Expr {
+	return search.TokenIn{Param: "identifier", System: odsSystem, HasSystem: true, Codes: []string{r.ods}}
+}
+
+// owned matches the directory resources of typ that belong to the
+// organisation, along orgLinks.
+func (r reach) owned(typ string) search.Expr {
+	switch typ {
+	case "Organization":
+		return r.org()
+	case "HealthcareService", "PractitionerRole", "Location":
+		return chain(orgLinks[typ], "Organization", r.org())
+	case "Schedule":
+		return search.Or{
+			chain("actor", "HealthcareService", r.owned("HealthcareService")),
+			chain("actor", "PractitionerRole", r.owned("PractitionerRole")),
+			chain("actor", "Location", r.owned("Location")),
+		}
+	case "Slot":
+		return chain("schedule", "Schedule", r.owned("Schedule"))
+	}
+	return search.IDIn{}
+}
+
+// refs matches resources whose param names the organisation, one of its
+// services or one of its practitioner roles.
+func (r reach) refs(param string) search.Expr {
+	return search.Or{
+		chain(param, "Organization", r.org()),
+		chain(param, "HealthcareService", r.owned("HealthcareService")),
+		chain(param, "PractitionerRole", r.owned("PractitionerRole")),
+	}
+}
+
+// registered matches the patients registered with the organisation.
+func (r reach) registered() search.Expr {
+	return search.Or{
+		chain("general-practitioner", "Organization", r.org()),
+		chain("general-practitioner", "PractitionerRole", r.owned("PractitionerRole")),
+	}
+}
+
+// of is the organisation's reach into typ (one of orgBound).
+func (r reach) of(typ string) search.Expr {
+	switch typ {
+	case "ServiceRequest", "Task":
+		if r.role == auth.RoleReferrer {
+			return r.refs(referralTypes[typ].sender)
+		}
+		return r.refs(referralTypes[typ].receiver)
+	case "Appointment":
+		if r.role == auth.RoleReferrer {
+			return search.Or{
+				chain("based-on", "ServiceRequest", r.of("ServiceRequest")),
+				chain("actor", "Patient", r.registered()),
+			}
+		}
+		return search.Or{
+			chain("actor", "HealthcareService", r.owned("HealthcareService")),
+			chain("actor", "Location", r.owned("Location")),
+			chain("actor", "PractitionerRole", r.owned("PractitionerRole")),
+			chain("slot", "Slot", r.owned("Slot")),
+		}
+	case "AppointmentResponse":
+		return chain("appointment", "Appointment", r.of("Appointment"))
+	case "Patient":
+		return search.Or{
+			r.registered(),
+			chain("organization", "Organization", r.org()),
+			search.Has{Type: "ServiceRequest", Param: "subject", Filter: r.of("ServiceRequest")},
+			search.Has{Type: "Appointment", Param: "actor", Filter: r.of("Appointment")},
 		}
 	}
-	if len(or) == 0 {
-		return search.IDIn{}
-	}
-	return or
+	return search.IDIn{}
 }
 
 // Organisations own what they publish.

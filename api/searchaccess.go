@@ -6,7 +6,9 @@ package api
 
 import (
 	"context"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -33,18 +35,8 @@ func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
 			types = s.cfg.Writable
 		}
 	}
-	for _, typ := range types {
-		r, err := s.restrict(ctx, p, typ, auth.Search)
-		if err != nil {
-			return s.denied(ctx, err)
-		}
-		if r.filter != nil {
-			if q.Type == "" {
-				return s.denied(ctx, forbidden("a search across types needs unrestricted access to every type searched; search %s on its own", typ))
-			}
-			q.Filter = append(q.Filter, r.filter)
-		}
-	}
+	// The client's chains and _has are confined first; the restrictions
+	// added after them are the server's own and are not confined again.
 	for i, x := range q.Filter {
 		y, err := s.confine(ctx, p, x)
 		if err != nil {
@@ -52,8 +44,55 @@ func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
 		}
 		q.Filter[i] = y
 	}
+	for _, typ := range types {
+		r, err := s.restrict(ctx, p, typ, auth.Search)
+		if err != nil {
+			return s.denied(ctx, err)
+		}
+		filter := r.filter
+		if r.org != nil && isTrace(q) {
+			filter = r.granted // the organisation rule does not hide a traced patient
+		}
+		if filter != nil {
+			if q.Type == "" {
+				return s.denied(ctx, forbidden("a search across types needs unrestricted access to every type searched; search %s on its own", typ))
+			}
+			q.Filter = append(q.Filter, filter)
+		}
+	}
 	return nil
 }
+
+// isTrace reports whether q is an exact patient trace, as NHS systems
+// trace a patient on the Personal Demographics Service:
+// Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N&birthdate=D, with
+// exactly these two parameters, once each, a ten-digit NHS number and a
+// full date without prefix, and nothing else (no modifier, list, include,
+// sort, summary or element selection). It finds the one patient with that
+// NHS number born that day, whoever asks; it widens nothing else and
+// leaves no lasting relationship.
+func isTrace(q *search.Query) bool {
+	if q.Type != "Patient" || len(q.Applied) != 2 || len(q.Filter) != 2 || len(q.Ignored) > 0 ||
+		len(q.Include) > 0 || len(q.RevInclude) > 0 || len(q.Sort) > 0 || len(q.Elements) > 0 || q.Summary != "" {
+		return false
+	}
+	var nhs, born bool
+	for _, a := range q.Applied {
+		switch a.Name {
+		case "identifier":
+			n, ok := strings.CutPrefix(a.Value, nhsNumberSystem+"|")
+			nhs = ok && traceNHSNumber.MatchString(n)
+		case "birthdate":
+			born = traceBirthDate.MatchString(a.Value)
+		}
+	}
+	return nhs && born
+}
+
+var (
+	traceNHSNumber = regexp.MustCompile(`^[0-9]{10}$`)
+	traceBirthDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+)
 
 // confine rewrites chains and _has inside x so that they only look at
 // resources the caller may search.

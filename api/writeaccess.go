@@ -2,12 +2,17 @@ package api
 
 // Access decisions for writes: authorizeWrite is the repo rule run inside
 // the transaction of every write, whichever way it arrives (REST, Bundle
-// entry, operation); it checks scopes, the patient compartment, granular
-// scope queries and the organisation rules, then records the write in the
-// audit trail.
+// entry, operation, a domain rule's consequence); it checks scopes, the
+// patient compartment, granular scope queries and the organisation rules,
+// then records the write in the audit trail. A write a domain rule makes
+// as the consequence of another is checked by the grant it declares
+// (repo.Consequence), never let through unchecked.
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -24,67 +29,165 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *repo.Tx, c *repo.Change
 	if p == nil {
 		return nil
 	}
-	in := auth.Update
-	switch {
-	case c.New == nil:
-		in = auth.Delete
-	case c.Old == nil:
-		in = auth.Create
-	}
+	in := interactionOfChange(c)
 	noteWrite(ctx, c) // a write refused here or by a later rule is audited with its target
 	if err := s.checkWrite(ctx, tx, p, c, in); err != nil {
 		s.noteRefusedWrite(ctx, c)
-		return s.denied(ctx, err)
+		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
 	}
 	return s.auditWrite(ctx, tx, p, c, in)
+}
+
+// unnamed keeps a refusal from naming what it refused when the caller may
+// not read it: a write a rule makes besides the one asked for may touch a
+// resource the caller has never seen.
+func (s *Server) unnamed(ctx context.Context, tx *repo.Tx, c *repo.Change, err error) error {
+	fe := fhir.AsError(err)
+	name := c.Type + "/" + c.ID
+	named := false
+	for _, is := range fe.Issues {
+		named = named || strings.Contains(is.Diagnostics, name)
+	}
+	if !named || c.Old == nil {
+		return err
+	}
+	if seen, verr := s.visible(ctx, tx, c.Type, c.ID); verr != nil || seen {
+		return err
+	}
+	out := *fe
+	out.Issues = slices.Clone(fe.Issues)
+	for i := range out.Issues {
+		out.Issues[i].Diagnostics = strings.ReplaceAll(out.Issues[i].Diagnostics, name, "a "+c.Type+" the access token cannot read")
+	}
+	return &out
+}
+
+// authorizeChange checks, before a change is worked out (a PATCH), that
+// the caller may change cur at all, as authorizeWrite will check it.
+func (s *Server) authorizeChange(ctx context.Context, tx *repo.Tx, cur *fhir.Resource) error {
+	p := s.principal(ctx)
+	if p == nil {
+		return nil
+	}
+	c := &repo.Change{Type: cur.Type, ID: cur.ID, Old: cur}
+	if cur.Type == auditType {
+		return s.denied(ctx, forbidden("AuditEvents are written only by the server"))
+	}
+	if err := s.checkDirect(ctx, tx, p, c, auth.Update); err != nil {
+		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
+	}
+	return nil
+}
+
+func interactionOfChange(c *repo.Change) auth.Interaction {
+	switch {
+	case c.New == nil:
+		return auth.Delete
+	case c.Old == nil:
+		return auth.Create
+	}
+	return auth.Update
 }
 
 func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction) error {
 	if c.Type == auditType {
 		return forbidden("AuditEvents are written only by the server")
 	}
-	var patient string
-	info := infoOf(ctx)
-	sideEffect := info != nil && info.target != "" && info.target != c.Type
-	if operationOf(ctx) != nil || sideEffect {
-		// The operation (or the write the client asked for) was
-		// authorised; what it writes besides, for a caller in a patient
-		// context, must stay within that patient's compartment.
+	if cq, ok := repo.ConsequenceOf(ctx, c); ok {
+		return s.checkConsequence(ctx, tx, p, c, in, cq)
+	}
+	return s.checkDirect(ctx, tx, p, c, in)
+}
+
+// checkConsequence checks a write a domain rule declared as the
+// consequence of another (repo.Consequence) by the grant it declares.
+func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction, cq repo.Consequence) error {
+	switch cq.Grant {
+	case repo.WithCause:
+		// Part of the write that causes it, which was checked itself; for a
+		// caller in a patient context it must still stay within the
+		// patient's compartment, as before.
 		if !inCompartmentType(c.Type) || !p.HasPatientContext() || p.Decide(c.Type, in).Unrestricted {
 			return nil
 		}
-		patient = patientOf(p)
-	} else {
-		r, err := s.restrict(ctx, p, c.Type, in)
-		if err != nil {
-			return err
+		return s.checkCompartment(c, patientOf(p))
+	case repo.ToWritersOf:
+		if len(cq.On) == 0 {
+			break
 		}
-		switch {
-		case r.queried && r.granted != nil:
-			// Granular scopes (SMART v2 "patient/Appointment.cu?status=proposed"):
-			// the resource must match a grant before and after the write.
-			if err := s.checkGranularWrite(c, r.granted); err != nil {
-				return err
+		for _, ref := range cq.On {
+			typ, id, ok := fhir.SplitReference(ref)
+			if !ok {
+				return forbidden("the change to a %s that follows %s is granted to writers of %q, which is not a reference", c.Type, cq.Of, ref)
 			}
-		case r.patient != "" && r.filter != nil:
-			patient = r.patient
-		}
-		if err := s.checkOrgWrite(ctx, tx, p, c); err != nil {
-			return err
-		}
-		if org := s.orgFilter(p, c.Type); org != nil && c.Old != nil {
-			page, err := tx.Search(ctx, &search.Query{Type: c.Type, Filter: []search.Expr{org, search.IDIn{IDs: []string{c.ID}}}, Count: 1})
+			cur, err := tx.Read(ctx, typ, id)
+			if err != nil {
+				return forbidden("the change to a %s that follows %s is granted to those who may update the %s it follows", c.Type, cq.Of, typ)
+			}
+			obj, err := fhir.ParseObject(cur.JSON)
 			if err != nil {
 				return err
 			}
-			if len(page.Resources) == 0 {
-				return forbidden("%s/%s is not a referral of organisation %s", c.Type, c.ID, p.Organization)
+			if err := s.checkDirect(ctx, tx, p, &repo.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
+				if seen, _ := s.visible(ctx, tx, typ, id); !seen {
+					ref = "a " + typ + " it cannot read"
+				}
+				return forbidden("the change to a %s that follows %s is granted to those who may update %s; the access token may not", c.Type, cq.Of, ref)
 			}
 		}
+		return nil
+	case repo.ToReadersOf:
+		for _, ref := range cq.On {
+			typ, id, ok := fhir.SplitReference(ref)
+			if !ok {
+				continue
+			}
+			seen, err := s.visible(ctx, tx, typ, id)
+			if err != nil {
+				return err
+			}
+			if seen {
+				return nil
+			}
+		}
+	}
+	return forbidden("the change to a %s that follows %s is not the access token's to make", c.Type, cq.Of)
+}
+
+// checkDirect checks a write the caller makes itself: its scopes (with the
+// patient compartment and granular queries) and the organisation rules,
+// before and after.
+func (s *Server) checkDirect(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction) error {
+	r, err := s.restrict(ctx, p, c.Type, in)
+	if err != nil {
+		return err
+	}
+	var patient string
+	switch {
+	case r.queried && r.granted != nil:
+		// Granular scopes (SMART v2 "patient/Appointment.cu?status=proposed"):
+		// the resource must match a grant before and after the write.
+		if err := s.checkGranularWrite(c, r.granted); err != nil {
+			return err
+		}
+	case r.patient != "" && r.filter != nil:
+		patient = r.patient
+	}
+	if err := s.checkOrgWrite(ctx, tx, p, c); err != nil {
+		return err
+	}
+	if err := s.checkOrgReach(ctx, tx, p, c); err != nil {
+		return err
 	}
 	if patient == "" {
 		return nil
 	}
+	return s.checkCompartment(c, patient)
+}
+
+// checkCompartment requires both versions of a write to be in patient's
+// compartment.
+func (s *Server) checkCompartment(c *repo.Change, patient string) error {
 	if c.Old != nil && !s.inCompartment(c.Type, c.ID, c.Old.JSON, patient) {
 		return forbidden("%s/%s is not in the compartment of the patient in context", c.Type, c.ID)
 	}
@@ -92,6 +195,86 @@ func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal,
 		return forbidden("the %s does not belong to the patient in context (Patient/%s)", c.Type, patient)
 	}
 	return nil
+}
+
+// checkOrgReach applies the organisation rule (orgFilter) to a write by a
+// referrer or provider: what it changes or deletes must be within its
+// reach; an appointment it writes must stay within it; and the patients
+// an appointment it writes names must be ones it has a relationship with
+// (or registers in the same transaction). A patient it does not reach is
+// refused alike whether it exists or not.
+func (s *Server) checkOrgReach(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change) error {
+	org := s.orgFilter(p, c.Type)
+	if org == nil {
+		return nil
+	}
+	if c.Old != nil {
+		page, err := tx.Search(ctx, &search.Query{Type: c.Type, Filter: []search.Expr{org, search.IDIn{IDs: []string{c.ID}}}, Count: 1})
+		if err != nil {
+			return err
+		}
+		if len(page.Resources) == 0 {
+			return forbidden("%s/%s is not within the reach of organisation %s", c.Type, c.ID, p.Organization)
+		}
+	}
+	if c.Type != "Appointment" || c.New == nil {
+		return nil
+	}
+	res := &fhir.Resource{Type: c.Type, ID: c.ID, Version: 1, JSON: c.New.Bytes()}
+	ok, err := s.matchOne(ctx, tx, res, org)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if p.Role == auth.RoleProvider {
+			return forbidden("the Appointment written is not at a service, location or schedule of organisation %s", p.Organization)
+		}
+		return forbidden("the Appointment written is neither based on a referral of organisation %s nor for a patient registered with it", p.Organization)
+	}
+	before := map[string]bool{}
+	if c.Old != nil {
+		for _, ref := range s.patientsOf(c.Old.JSON) {
+			before[ref] = true
+		}
+	}
+	patients, err := s.restrict(ctx, p, "Patient", auth.Read)
+	if err != nil {
+		return forbidden("the access token cannot read the Patient an Appointment is for")
+	}
+	for _, id := range s.patientsOf(c.New.Bytes()) {
+		if before[id] || tx.Created("Patient", id) {
+			continue
+		}
+		ok, err := s.reaches(ctx, tx, patients, "Patient", id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return forbidden("Appointment.participant: Patient/%s is not a patient organisation %s has a relationship with "+
+				"(registered with or managed by it, or named on one of its referrals or appointments); trace the patient and refer them first", id, p.Organization)
+		}
+	}
+	return nil
+}
+
+// patientsOf returns the ids of the Patients an Appointment's participants
+// name.
+func (s *Server) patientsOf(raw []byte) []string {
+	var a struct {
+		Participant []struct {
+			Actor struct {
+				Reference string `json:"reference"`
+			} `json:"actor"`
+		} `json:"participant"`
+	}
+	_ = json.Unmarshal(raw, &a)
+	var out []string
+	for _, pt := range a.Participant {
+		if typ, id, ok := fhir.SplitReference(pt.Actor.Reference); ok && typ == "Patient" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // checkGranularWrite checks a write under granular scopes: the current

@@ -160,7 +160,7 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, req *operation.R
 	}
 	if s, ok := p.String("patient-reference"); ok {
 		id, ok := refID(s, "Patient")
-		res, err := r.Read(ctx, "Patient", id)
+		res, err := b.repo.ReadAs(ctx, r, "Patient", id) // one the caller cannot read does not exist
 		switch k := fhir.KindOf(err); {
 		case !ok:
 			bad("patient-reference", "%q is not a reference to a Patient of this server", s)
@@ -182,7 +182,7 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, req *operation.R
 		}
 		var pt struct{ ID string }
 		if json.Unmarshal(x.Resource, &pt) == nil && fhir.ValidID(pt.ID) {
-			if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {
+			if _, err := b.repo.ReadAs(ctx, r, "Patient", pt.ID); err == nil {
 				fr.patient = pt.ID
 			}
 		}
@@ -196,8 +196,12 @@ func (b *Service) readFind(ctx context.Context, r store.Reader, req *operation.R
 			if err != nil {
 				return nil, err
 			}
-			if sr != nil && req.CheckReadable(ctx, "ServiceRequest", sr.ID) != nil {
-				sr = nil // as if there were none
+			if sr != nil { // a referral the caller cannot read does not exist
+				if _, err := b.repo.ReadAs(ctx, r, "ServiceRequest", sr.ID); fhir.KindOf(err) == fhir.NotFound {
+					sr = nil
+				} else if err != nil {
+					return nil, err
+				}
 			}
 			if sr == nil {
 				bad("referral-identifier", "no referral has the identifier %s", joinToken(sys, val))

@@ -86,7 +86,9 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 	if !ok {
 		return nil, fhir.Errorf(fhir.Invalid, "invalid", "appointment-reference", "%q is not an Appointment reference", ref)
 	}
-	if _, err := b.repo.Store().Read(ctx, "Appointment", id); fhir.KindOf(err) == fhir.NotFound {
+	// An appointment the caller cannot read is answered as one that does
+	// not exist: a proposal is tried.
+	if _, err := b.repo.ReadAs(ctx, b.repo.Store(), "Appointment", id); fhir.KindOf(err) == fhir.NotFound {
 		p, err := b.verify(ctx, id, b.now())
 		if err != nil {
 			return nil, err
@@ -115,7 +117,7 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 		if err != nil {
 			return nil, err
 		}
-		cur, err := tx.Read(ctx, "Appointment", id)
+		cur, err := b.repo.ReadAs(ctx, tx, "Appointment", id)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +242,7 @@ func (b *Service) patientParam(ctx context.Context, p *operation.Parameters) (*p
 	}
 	r := b.repo.Store()
 	if fhir.ValidID(pt.ID) {
-		if _, err := r.Read(ctx, "Patient", pt.ID); err == nil {
+		if _, err := b.repo.ReadAs(ctx, r, "Patient", pt.ID); err == nil {
 			return &patientInput{ref: "Patient/" + pt.ID}, nil
 		} else if k := fhir.KindOf(err); k != fhir.NotFound && k != fhir.Gone {
 			return nil, err
@@ -255,7 +257,9 @@ func (b *Service) patientParam(ctx context.Context, p *operation.Parameters) (*p
 			return nil, err
 		}
 		if found != nil {
-			return &patientInput{ref: "Patient/" + found.ID}, nil
+			if _, err := b.repo.ReadAs(ctx, r, "Patient", found.ID); err == nil { // else as if unknown
+				return &patientInput{ref: "Patient/" + found.ID}, nil
+			}
 		}
 	}
 	obj, err := fhir.ParseObject(x.Resource)

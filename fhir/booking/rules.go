@@ -357,6 +357,9 @@ func setSlotStatus(ctx context.Context, tx *repo.Tx, res *fhir.Resource, status 
 		return nil
 	}
 	obj.Set("status", status)
+	// Claiming or freeing its slots is part of writing the appointment:
+	// whoever may write the appointment may do it.
+	ctx = repo.AsConsequence(ctx, repo.Consequence{Type: "Slot", ID: res.ID, Grant: repo.WithCause, Of: "the appointment holding it"})
 	_, _, err = tx.Put(internal(ctx), "Slot", res.ID, obj, res.Version)
 	return err
 }
@@ -704,7 +707,7 @@ func (b *Service) responseRule(ctx context.Context, tx *repo.Tx, c *repo.Change)
 	if !ok {
 		return fhir.Errorf(fhir.Unprocessable, "invalid", "AppointmentResponse.appointment", "%q is not an Appointment of this server", r.Appointment.Reference)
 	}
-	res, err := tx.Read(ctx, "Appointment", id)
+	res, err := b.repo.ReadAs(ctx, tx, "Appointment", id) // one the caller cannot read does not exist
 	if err != nil {
 		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
 			return fhir.Errorf(fhir.Unprocessable, "not-found", "AppointmentResponse.appointment", "Appointment/%s does not exist", id)

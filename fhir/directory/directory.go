@@ -617,6 +617,8 @@ func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resour
 	if err := obj.SetExtensions(WaitingTime, newExt); err != nil {
 		return err
 	}
+	// A derived value, part of the slot or schedule write that changed it.
+	ctx = repo.AsConsequence(ctx, repo.Consequence{Type: "HealthcareService", ID: res.ID, Grant: repo.WithCause, Of: "a change of its free slots"})
 	_, _, err = tx.Put(context.WithValue(ctx, ownKey{}, true), "HealthcareService", res.ID, obj, 0)
 	return err
 }

@@ -56,20 +56,6 @@ type Request struct {
 	Header   http.Header // the request headers (Prefer, Idempotency-Key…)
 	Format   string      // the _format parameter, if any (e.g. "text/csv")
 	BaseURL  string      // the server's public FHIR base
-	// Readable checks that the caller may read typ/id, answering a
-	// not-found error that says nothing of a resource the caller cannot
-	// see. An operation calls it on each resource an input names (a
-	// referral found by its UBRN, say) before revealing anything of it.
-	// Nil (an operation invoked by the server itself) allows everything.
-	Readable func(ctx context.Context, typ, id string) error
-}
-
-// CheckReadable calls req.Readable, when set.
-func (req *Request) CheckReadable(ctx context.Context, typ, id string) error {
-	if req.Readable == nil {
-		return nil
-	}
-	return req.Readable(ctx, typ, id)
 }
 
 // Result is what an operation answers.

@@ -149,6 +149,10 @@ func (s *Service) accessCodeOp() *operation.Operation {
 				if err := obj.SetExtensions(AccessExtension, extension{URL: AccessExtension, ValueString: &key}); err != nil {
 					return err
 				}
+				// The code's record is the referral's: whoever may update the
+				// referral may replace it.
+				ctx = repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: task.ID, Grant: repo.ToWritersOf,
+					On: []string{sr.Reference()}, Of: "$access-code " + sr.Reference()})
 				_, _, err = tx.Put(internal(ctx), "Task", task.ID, obj, 0)
 				return err
 			})

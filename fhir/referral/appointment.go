@@ -79,7 +79,9 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 	}
 	var services []string
 	for _, ref := range a.referrals() {
-		sr, err := readRef(ctx, tx, ref)
+		// A referral the caller cannot read does not exist for it: nothing
+		// of it (its UBRN, its state) reaches the appointment or the answer.
+		sr, err := s.readAs(ctx, tx, ref)
 		if err != nil {
 			return fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.basedOn", "%s does not exist", ref)
 		}
@@ -135,6 +137,15 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		if breach != "" {
 			why = strings.TrimPrefix(why+"; two-week wait breached: "+breach, "; ")
 		}
+		// The referral follows its appointment: granted to whoever may
+		// read the referral (its patient, their call centre, the referrer,
+		// the provider that owns its Task), not only to those who may
+		// write the Task or the referral themselves.
+		follows := func(ref string) context.Context {
+			typ, id, _ := fhir.SplitReference(ref)
+			return repo.AsConsequence(ctx, repo.Consequence{Type: typ, ID: id, Grant: repo.ToReadersOf,
+				On: []string{sr.Reference(), task.Reference()}, Of: "Appointment/" + c.ID})
+		}
 		owner := ""
 		for _, p := range a.Participant {
 			if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
@@ -159,7 +170,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 				return err
 			}
 			patch(obj)
-			if _, _, err := tx.Put(internal(ctx), "Task", task.ID, obj, 0); err != nil {
+			if _, _, err := tx.Put(internal(follows(task.Reference())), "Task", task.ID, obj, 0); err != nil {
 				return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 			}
 			continue
@@ -168,11 +179,11 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.status",
 				"referral %s is %s: an appointment cannot make it %s", sr.Reference(), cur, to).WithDetails("ILLEGAL_TRANSITION")
 		}
-		if _, err := s.moveTask(ctx, tx, task, to, why, patch); err != nil {
+		if _, err := s.moveTask(follows(task.Reference()), tx, task, to, why, patch); err != nil {
 			return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 		}
 		if owner != "" && to == Booked {
-			if err := s.setPerformer(ctx, tx, sr, owner); err != nil {
+			if err := s.setPerformer(follows(sr.Reference()), tx, sr, owner); err != nil {
 				return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 			}
 		}

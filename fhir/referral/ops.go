@@ -105,7 +105,16 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
 						"referral %s is %s: it cannot be moved to %s", sr.Reference(), cur, act.to).WithDetails("ILLEGAL_TRANSITION")
 				}
-				out, err = s.moveTask(ctx, tx, task, act.to, reason, func(obj *fhir.Object) {
+				// The Task is the referral's workflow: whoever may update
+				// the referral may move it with the operation, and whoever
+				// may read it may raise a slot issue.
+				grant := repo.ToWritersOf
+				if raise {
+					grant = repo.ToReadersOf
+				}
+				moved := repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: task.ID, Grant: grant,
+					On: []string{sr.Reference()}, Of: "$" + name + " " + sr.Reference()})
+				out, err = s.moveTask(moved, tx, task, act.to, reason, func(obj *fhir.Object) {
 					if name == "redirect" {
 						_ = obj.SetExtensions(RedirectedExtension, extension{URL: RedirectedExtension, ValueReference: &reference{Reference: service}})
 					}

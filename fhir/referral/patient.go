@@ -76,10 +76,15 @@ func (s *Service) patientRule(ctx context.Context, tx *repo.Tx, c *repo.Change) 
 			return err
 		}
 		for _, o := range others {
-			if o.ID != c.ID {
-				return fhir.Errorf(fhir.Conflict, "duplicate", at,
-					"NHS number %s already belongs to Patient/%s", id.Value, o.ID).WithDetails("DUPLICATE_NHS_NUMBER")
+			if o.ID == c.ID {
+				continue
 			}
+			who := "another Patient" // one the caller cannot read stays unnamed: trace it
+			if _, err := s.repo.ReadAs(ctx, tx, "Patient", o.ID); err == nil {
+				who = "Patient/" + o.ID
+			}
+			return fhir.Errorf(fhir.Conflict, "duplicate", at,
+				"NHS number %s already belongs to %s", id.Value, who).WithDetails("DUPLICATE_NHS_NUMBER")
 		}
 	}
 	return nil

@@ -124,6 +124,16 @@ func readRef(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, 
 	return tx.Read(ctx, typ, id)
 }
 
+// readAs reads ref as the caller in ctx may: one it cannot read is
+// fhir.NotFound, as if it did not exist (repo.ReadAs).
+func (s *Service) readAs(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
+	typ, id, ok := fhir.SplitReference(ref)
+	if !ok {
+		return nil, fhir.Errorf(fhir.Invalid, "invalid", "", "%q is not a Type/id reference", ref)
+	}
+	return s.repo.ReadAs(ctx, tx, typ, id)
+}
+
 // putJSON writes a fresh resource built from v through tx.
 func create(ctx context.Context, tx *repo.Tx, typ string, v any) (*fhir.Resource, error) {
 	b, err := json.Marshal(v)

@@ -214,6 +214,8 @@ func (s *Service) createTask(ctx context.Context, tx *repo.Tx, id, ubrn string, 
 	if len(r.Performer) > 0 && r.Performer[0].Reference != "" {
 		task["owner"] = reference{Reference: r.Performer[0].Reference}
 	}
+	// Part of writing the referral: whoever may create it gets its Task.
+	ctx = repo.AsConsequence(ctx, repo.Consequence{Type: "Task", Grant: repo.WithCause, Of: "ServiceRequest/" + id})
 	_, err := create(internal(ctx), tx, "Task", task)
 	return err
 }

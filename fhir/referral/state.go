@@ -336,6 +336,8 @@ func (s *Service) syncRequestStatus(ctx context.Context, tx *repo.Tx, ref string
 		return nil
 	}
 	obj.Set("status", want)
+	// Part of the Task's move: whoever may move the Task may do it.
+	ctx = repo.AsConsequence(ctx, repo.Consequence{Type: res.Type, ID: res.ID, Grant: repo.WithCause, Of: "its Task's move"})
 	_, _, err = tx.Put(internal(ctx), res.Type, res.ID, obj, 0)
 	return err
 }

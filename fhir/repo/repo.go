@@ -43,6 +43,7 @@ type Repo struct {
 	indexer Indexer
 	rules   map[string][]Rule
 	prepare map[string][]Prepare
+	visible Visibility // what the caller may read (ReadAs); nil: everything
 	now     func() time.Time
 }
 
@@ -98,8 +99,9 @@ func (r *Repo) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 // Tx is a write transaction: the store's, plus the write path.
 type Tx struct {
 	store.Tx
-	repo *Repo
-	now  time.Time // one lastUpdated for every write of the transaction
+	repo    *Repo
+	now     time.Time       // one lastUpdated for every write of the transaction
+	created map[string]bool // "Type/id" of the resources this transaction created
 }
 
 // Now returns the transaction's timestamp.
@@ -160,6 +162,12 @@ func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch 
 	res := &fhir.Resource{Type: typ, ID: id, Version: version + 1, LastUpdated: t.now, JSON: body}
 	if err := t.Tx.Put(ctx, &store.Write{Resource: res, Index: index}); err != nil {
 		return nil, false, err
+	}
+	if cur == nil {
+		if t.created == nil {
+			t.created = map[string]bool{}
+		}
+		t.created[typ+"/"+id] = true
 	}
 	return res, cur == nil, nil
 }
