@@ -250,6 +250,13 @@ func (s *Service) linkReferral(ctx context.Context, rd store.Reader, obj *fhir.O
 		if err != nil {
 			return false, err
 		}
+		if len(found) == 1 { // one the caller cannot read is not there for it
+			if _, err := s.repo.ReadAs(ctx, rd, "ServiceRequest", found[0].ID); fhir.KindOf(err) == fhir.NotFound {
+				found = nil
+			} else if err != nil {
+				return false, err
+			}
+		}
 		if len(found) != 1 {
 			return false, fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Appointment.identifier[%d]", i),
 				"no referral has the UBRN %s", id.Value)
