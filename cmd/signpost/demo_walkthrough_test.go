@@ -170,7 +170,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("second start is not idempotent:\n%s", tail(out, 2000))
 	}
 	toks := printedTokens(t, bin, out)
-	for _, v := range []string{"GP_TOKEN", "PROVIDER_TOKEN", "CALL_CENTRE_TOKEN", "PATIENT_TOKEN"} {
+	for _, v := range []string{"GP_TOKEN", "PROVIDER_TOKEN", "CALL_CENTRE_TOKEN", "COMMISSIONER_TOKEN", "PATIENT_TOKEN"} {
 		if toks[v] == "" {
 			t.Fatalf("serve --demo printed no working %s command:\n%s", v, out)
 		}
@@ -272,5 +272,99 @@ func TestWalkthrough(t *testing.T) {
 	}
 	if want := []string{"awaiting-booking gp-system A99001", "booked Patient/demo-patient-001", "accepted provider R9901"}; !slices.Equal(moves, want) {
 		t.Errorf("Provenance = %q, want %q", moves, want)
+	}
+
+	walkSlotIssue(w, toks)
+	walkIndirectlyBookable(w, toks)
+
+	// 11. Reports are for the commissioner, not the GP.
+	w.call(toks["COMMISSIONER_TOKEN"], "GET", "/$booking-outcomes", nil, 200)
+	w.call(gp, "GET", "/$booking-outcomes", nil, 403)
+}
+
+// walkReferral creates the walkthrough's referral of demo-patient-001 to
+// specialty (a SNOMED CT code) at service, and returns it and its UBRN.
+func walkReferral(w *walker, gp, specialty, service, why string) (ref, ubrn string) {
+	sr := w.call(gp, "POST", "/ServiceRequest", map[string]any{"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
+		"category":      []any{map[string]any{"coding": []any{map[string]any{"system": "https://signpost.example/fhir/CodeSystem/referral-source", "code": "gp"}}}},
+		"performerType": map[string]any{"coding": []any{map[string]any{"system": sct, "code": specialty}}},
+		"performer":     []any{reference(service)},
+		"subject":       reference("Patient/demo-patient-001"), "requester": reference("Organization/demo-gp-01"),
+		"reasonCode": []any{map[string]any{"text": why}}}, 201)
+	ubrn, _ = jpath(sr, "identifier", 0, "value").(string)
+	return "ServiceRequest/" + sr["id"].(string), ubrn
+}
+
+// walkSlotIssue is the walkthrough's step 9: nothing on a Saturday, the
+// call centre raises a slot issue (twice: nothing changes), the provider
+// books from its slot-issues worklist.
+func walkSlotIssue(w *walker, toks map[string]string) {
+	t := w.t
+	gp, provider, callCentre := toks["GP_TOKEN"], toks["PROVIDER_TOKEN"], toks["CALL_CENTRE_TOKEN"]
+	const derm = "HealthcareService/demo-hs-kingsbridge-394582007"
+	srRef, ubrn := walkReferral(w, gp, "394582007", derm, "Recurrent eczema, both hands")
+	found := w.call(callCentre, "POST", "/Appointment/$find", parameters(
+		"referral-identifier", map[string]any{"system": "https://fhir.nhs.uk/Id/UBRN", "value": ubrn},
+		"healthcare-service", reference(derm)), 200)
+	saturdays := map[string]any{"resourceType": "Parameters", "parameter": []any{
+		map[string]any{"name": "referral-identifier", "valueIdentifier": map[string]any{"system": "https://fhir.nhs.uk/Id/UBRN", "value": ubrn}},
+		map[string]any{"name": "healthcare-service", "valueReference": reference(derm)},
+		map[string]any{"name": "timing", "valueTiming": map[string]any{"repeat": map[string]any{"dayOfWeek": []any{"sat"}}}}}}
+	if got := resources(w.call(callCentre, "POST", "/Appointment/$find", saturdays, 200)); len(got) != 0 || len(resources(found)) == 0 {
+		t.Errorf("$find on Saturdays proposed %d (any day: %d), want none (some)", len(got), len(resources(found)))
+	}
+	var versions []any
+	for range 2 {
+		tk := w.call(callCentre, "POST", "/"+srRef+"/$defer", parameters("reason", "no slots"), 200)
+		if jpath(tk, "businessStatus", "coding", 0, "code") != "slot-issue" || jpath(tk, "owner", "reference") != derm {
+			t.Fatalf("slot issue raised: %v", tk)
+		}
+		versions = append(versions, jpath(tk, "meta", "versionId"))
+	}
+	if versions[0] != versions[1] {
+		t.Errorf("raising the slot issue again changed the Task: versions %v", versions)
+	}
+	issues := resources(w.call(provider, "GET", "/Task?worklist=slot-issues&owner="+derm, nil, 200))
+	if len(issues) != 1 || jpath(issues[0], "focus", "reference") != srRef {
+		t.Fatalf("slot-issues worklist = %v", issues)
+	}
+	slot := resources(w.call(provider, "GET", "/Slot?schedule.actor="+derm+"&status=free&_sort=start&_count=1", nil, 200))[0]
+	appt := w.call(provider, "POST", "/Appointment", map[string]any{"resourceType": "Appointment", "status": "booked",
+		"basedOn": []any{reference(srRef)}, "slot": []any{reference("Slot/" + slot["id"].(string))},
+		"participant": []any{map[string]any{"actor": reference(derm), "status": "accepted"}},
+		"comment":     "Booked by phone with the patient"}, 201)
+	if !strings.Contains(fmt.Sprint(appt["participant"]), "Patient/demo-patient-001") || jpath(appt, "identifier", 0, "value") != ubrn {
+		t.Errorf("the provider's booking = %v, want the referral's patient and UBRN", appt)
+	}
+	tk := resources(w.call(gp, "GET", "/Task?focus="+srRef, nil, 200))
+	if len(tk) != 1 || jpath(tk[0], "businessStatus", "coding", 0, "code") != "booked" {
+		t.Errorf("after the provider's booking: %v", tk)
+	}
+}
+
+// walkIndirectlyBookable is the walkthrough's step 10: a referral to a
+// service that triages goes to its for-review worklist, $find says the
+// provider books, the provider accepts and records the appointment.
+func walkIndirectlyBookable(w *walker, toks map[string]string) {
+	t := w.t
+	gp, provider := toks["GP_TOKEN"], toks["PROVIDER_TOKEN"]
+	const neuro = "HealthcareService/demo-hs-kingsbridge-394591006"
+	srRef, ubrn := walkReferral(w, gp, "394591006", neuro, "New daily headache, six weeks")
+	review := resources(w.call(provider, "GET", "/Task?worklist=for-review&owner="+neuro, nil, 200))
+	if len(review) != 1 || jpath(review[0], "focus", "reference") != srRef || jpath(review[0], "businessStatus", "coding", 0, "code") != "awaiting-triage" {
+		t.Fatalf("neurology's for-review worklist = %v, want the referral awaiting triage", review)
+	}
+	found := w.call(gp, "POST", "/Appointment/$find", parameters(
+		"referral-identifier", map[string]any{"system": "https://fhir.nhs.uk/Id/UBRN", "value": ubrn}), 200)
+	if got := jpath(found, "entry", 0, "resource", "issue", 0, "details", "coding", 0, "code"); got != "PROVIDER_BOOKS" || len(found["entry"].([]any)) != 1 {
+		t.Errorf("$find for a referral in triage = %v, want only the PROVIDER_BOOKS outcome", found)
+	}
+	w.call(provider, "POST", "/"+srRef+"/$accept", parameters(), 200)
+	start := time.Now().UTC().AddDate(0, 0, 9).Truncate(24 * time.Hour).Add(14 * time.Hour)
+	appt := w.call(provider, "POST", "/Appointment", map[string]any{"resourceType": "Appointment", "status": "booked",
+		"basedOn": []any{reference(srRef)}, "start": start.Format(time.RFC3339), "end": start.Add(30 * time.Minute).Format(time.RFC3339),
+		"participant": []any{map[string]any{"actor": reference(neuro), "status": "accepted"}}}, 201)
+	if jpath(appt, "identifier", 0, "value") != ubrn {
+		t.Errorf("the recorded appointment = %v, want the referral's UBRN", appt)
 	}
 }
