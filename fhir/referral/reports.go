@@ -185,6 +185,9 @@ func (s *Service) waitingTimes(ctx context.Context, st store.Reader, _ window) (
 	if err != nil {
 		return nil, err
 	}
+	if err := store.AddDerived(ctx, st, services); err != nil { // their current waiting times
+		return nil, err
+	}
 	now := s.cfg.Now().In(s.cfg.Location)
 	rep := &report{columns: []string{"service", "name", "specialty", "waiting-days", "average-days", "next-slot"}}
 	for _, res := range services {
