@@ -63,7 +63,9 @@ func testDerived(t *testing.T, s store.Store) {
 		})
 	}
 	setWait := func(id string, v store.DerivedValue) error {
-		return update(func(ctx context.Context, _ store.Tx, dtx store.DeriverTx) error { return dtx.PutDerived(ctx, "HealthcareService", id, v) })
+		return update(func(ctx context.Context, _ store.Tx, dtx store.DeriverTx) error {
+			return dtx.PutDerived(ctx, "HealthcareService", id, v)
+		})
 	}
 	find := func(qs string) []string {
 		t.Helper()
@@ -115,7 +117,9 @@ func testDerived(t *testing.T, s store.Store) {
 	}
 
 	for _, id := range []string{"a", "b", "c"} {
-		if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error { return tx.Put(ctx, service(id, 1, "clinic "+id)) }); err != nil {
+		if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error {
+			return tx.Put(ctx, service(id, 1, "clinic "+id))
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +237,9 @@ func testDerived(t *testing.T, s store.Store) {
 	}
 	// A delete drops the values; the resource created again has none.
 	tomb := &fhir.Resource{Type: "HealthcareService", ID: "a", Version: 4, LastUpdated: t0.Add(4 * time.Minute), Deleted: true}
-	if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error { return tx.Put(ctx, &store.Write{Resource: tomb}) }); err != nil {
+	if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error {
+		return tx.Put(ctx, &store.Write{Resource: tomb})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := setWait("a", wait(1)); fhir.KindOf(err) != fhir.Gone {
@@ -243,7 +249,9 @@ func testDerived(t *testing.T, s store.Store) {
 		t.Errorf("a deleted resource's value = %q, want none", got)
 	}
 	check("deleted", "HealthcareService?waiting-time=20")
-	if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error { return tx.Put(ctx, service("a", 5, "back")) }); err != nil {
+	if err := update(func(ctx context.Context, tx store.Tx, _ store.DeriverTx) error {
+		return tx.Put(ctx, service("a", 5, "back"))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got := days("a"); got != "" {
