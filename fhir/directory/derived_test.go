@@ -650,3 +650,53 @@ func checkDropped(s *secure, mode string, r *reply) {
 	}
 	s.t.Errorf("%s: the service's other extensions were lost: %v", mode, stored["extension"])
 }
+
+// TestWaitingTimesReportIsCurrent: the $waiting-times report reads the
+// waiting time kept beside each service, so it follows a booking that made
+// no version of the service.
+func TestWaitingTimesReportIsCurrent(t *testing.T) {
+	c := setup(t)
+	_, sched := c.do("POST", "/Schedule", map[string]any{"resourceType": "Schedule",
+		"actor": []any{map[string]any{"reference": "HealthcareService/hs-derm-city"}}})
+	now := time.Now().UTC()
+	var first map[string]any
+	for _, d := range []int{3, 5} {
+		start := time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, time.UTC).AddDate(0, 0, d)
+		_, s := c.do("POST", "/Slot", map[string]any{"resourceType": "Slot", "status": "free",
+			"schedule": map[string]any{"reference": "Schedule/" + sched["id"].(string)},
+			"start":    start.Format(time.RFC3339), "end": start.Add(15 * time.Minute).Format(time.RFC3339)})
+		if first == nil {
+			first = s
+		}
+	}
+	report := func() (days, version string) {
+		t.Helper()
+		resp, err := http.Get(c.base + "/$waiting-times?format=csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("$waiting-times: %d %s", resp.StatusCode, b)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if cells := strings.Split(line, ","); cells[0] == "HealthcareService/hs-derm-city" && len(cells) > 3 {
+				days = cells[3]
+			}
+		}
+		_, hs := c.do("GET", "/HealthcareService/hs-derm-city", nil)
+		return days, hs["meta"].(map[string]any)["versionId"].(string)
+	}
+	days, v := report()
+	if days != "3" {
+		t.Errorf("$waiting-times says %q days, want 3", days)
+	}
+	first["status"] = "busy"
+	if status, out := c.do("PUT", "/Slot/"+first["id"].(string), first); status != 200 {
+		t.Fatalf("PUT Slot: %d %v", status, out)
+	}
+	if got, gotV := report(); got != "5" || gotV != v {
+		t.Errorf("after the booking, $waiting-times says %q days and the service is at version %s; want 5 and still %s", got, gotV, v)
+	}
+}
