@@ -123,6 +123,39 @@ func (r reader) Derived(ctx context.Context, typ string, ids []string) (map[stri
 	return out, nil
 }
 
+// Derived implements store.Deriver inside the transaction. The values of
+// one resource the transaction has read (the directory's Slot rule reads
+// the service's wait after reading the service) are read by its row id.
+func (t *txn) Derived(ctx context.Context, typ string, ids []string) (map[string][]store.DerivedValue, error) {
+	if len(ids) != 1 || !t.s.derivedTypes.has(typ) {
+		return t.reader.Derived(ctx, typ, ids)
+	}
+	m, ok := t.memo[typ+"/"+ids[0]]
+	if !ok {
+		return t.reader.Derived(ctx, typ, ids)
+	}
+	if !m.exists || m.deleted {
+		return nil, nil
+	}
+	rows, err := t.batch.QueryContext(ctx, "SELECT name, value FROM derived WHERE rid = ? ORDER BY name", m.rid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out map[string][]store.DerivedValue
+	for rows.Next() {
+		var v store.DerivedValue
+		if err := rows.Scan(&v.Name, &v.Value); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string][]store.DerivedValue{}
+		}
+		out[ids[0]] = append(out[ids[0]], v)
+	}
+	return out, rows.Err()
+}
+
 // PutDerived implements store.DeriverTx.
 func (t *txn) PutDerived(ctx context.Context, typ, id string, v store.DerivedValue) error {
 	if v.Name == "" {

@@ -126,24 +126,32 @@ func testDerived(t *testing.T, s store.Store) {
 	// A value written in a transaction that fails is not kept.
 	errRollback := errors.New("roll back")
 	err := update(func(ctx context.Context, tx store.Tx, dtx store.DeriverTx) error {
-		if err := dtx.PutDerived(ctx, "HealthcareService", "a", wait(3)); err != nil {
+		if _, err := tx.Read(ctx, "HealthcareService", "a"); err != nil { // read first, as the directory does
 			return err
 		}
-		vals, err := dtx.Derived(ctx, "HealthcareService", []string{"a"})
-		if err != nil || len(vals["a"]) != 1 {
-			t.Errorf("Derived in its own transaction = %v, %v; want the value just written", vals, err)
+		for _, id := range []string{"a", "b"} {
+			if err := dtx.PutDerived(ctx, "HealthcareService", id, wait(3)); err != nil {
+				return err
+			}
+			vals, err := dtx.Derived(ctx, "HealthcareService", []string{id})
+			if err != nil || len(vals[id]) != 1 {
+				t.Errorf("Derived(%s) in its own transaction = %v, %v; want the value just written", id, vals, err)
+			}
 		}
-		page, err := tx.Search(ctx, parse(t, reg, "HealthcareService?waiting-time=3"))
-		if err != nil || !slices.Equal(ids(page.Resources), []string{"a"}) {
-			t.Errorf("search in its own transaction = %v, %v; want [a]", page, err)
+		if vals, err := dtx.Derived(ctx, "HealthcareService", []string{"a", "b", "c"}); err != nil || len(vals) != 2 {
+			t.Errorf("Derived(a, b, c) in its own transaction = %v, %v; want a's and b's", vals, err)
+		}
+		page, err := tx.Search(ctx, parse(t, reg, "HealthcareService?waiting-time=3&_sort=_id"))
+		if err != nil || !slices.Equal(ids(page.Resources), []string{"a", "b"}) {
+			t.Errorf("search in its own transaction = %v, %v; want [a b]", page, err)
 		}
 		return errRollback
 	})
 	if !errors.Is(err, errRollback) {
 		t.Fatalf("Update = %v, want the rollback error", err)
 	}
-	if got := days("a"); got != "" {
-		t.Errorf("after a rolled-back PutDerived, a's value = %q, want none", got)
+	if got := days("a") + days("b"); got != "" {
+		t.Errorf("after a rolled-back PutDerived, the values = %q, want none", got)
 	}
 	check("rolled back", "HealthcareService?waiting-time:missing=false")
 
