@@ -838,9 +838,10 @@ func sameSub(a, b subExt) bool {
 		(a.ValueDecimal == b.ValueDecimal || (a.ValueDecimal != nil && b.ValueDecimal != nil && *a.ValueDecimal == *b.ValueDecimal))
 }
 
-// ReadWait reads a service's waiting-time extension as of now: Days is
-// recomputed from the next free slot (calendar days in now's location), so
-// it is true whenever it is read.
+// ReadWait reads a service's waiting-time extension as of now, from the
+// service's JSON as served (with its derived values: store.AddDerived; the
+// stored JSON has none): Days is recomputed from the next free slot
+// (calendar days in now's location), so it is true whenever it is read.
 func ReadWait(serviceJSON []byte, now time.Time) (Wait, bool) {
 	w, computed, _ := storedWait(serviceJSON)
 	if w.NextSlot.IsZero() {
