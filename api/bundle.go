@@ -540,6 +540,10 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	if err != nil {
 		return bundleEntry{}, err
 	}
+	// A version read by number is not current, whatever it is.
+	if err := s.served(ctx, rd.(store.Reader), e.version == 0, res); err != nil {
+		return bundleEntry{}, err
+	}
 	return bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Response: &entryResponse{
 		Status:       statusLine(status),
 		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),

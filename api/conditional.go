@@ -231,6 +231,11 @@ func (s *Server) patchInTx(ctx context.Context, tx *repo.Tx, typ, id string, p j
 	if err := s.authorizeChange(ctx, tx, cur); err != nil {
 		return nil, err
 	}
+	// The patch applies to the resource as the client reads it, derived
+	// values included (the write then drops them: they are the server's).
+	if err := s.served(ctx, tx, true, cur); err != nil {
+		return nil, err
+	}
 	patched, err := p.Apply(cur.JSON)
 	if err != nil {
 		return nil, relocate(fhir.Errorf(fhir.Unprocessable, "processing", "", "the patch cannot be applied to %s/%s: %v", typ, id, err), where)

@@ -151,6 +151,12 @@ func prefer(c *gin.Context, key string) string {
 // writeResource answers a write with the headers FHIR asks for and the body
 // Prefer: return= selects.
 func (s *Server) writeResource(c *gin.Context, status int, res *fhir.Resource, issues ...fhir.Issue) {
+	// The version written is the current one: it shows the current derived
+	// values (or, should they not be read, none).
+	if err := s.served(c.Request.Context(), s.store, true, res); err != nil {
+		s.log.ErrorContext(c.Request.Context(), "reading derived values", "request_id", c.GetString(ctxRequestID), "error", err)
+		_ = s.served(c.Request.Context(), nil, false, res)
+	}
 	s.versionHeaders(c, res)
 	c.Header("Location", s.cfg.BaseURL+"/"+res.Type+"/"+res.ID+"/_history/"+itoa(res.Version))
 	c.Header("Content-Location", s.cfg.BaseURL+"/"+res.Type+"/"+res.ID+"/_history/"+itoa(res.Version))

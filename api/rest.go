@@ -38,6 +38,9 @@ func (s *Server) read(c *gin.Context, typ, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.served(c.Request.Context(), s.store, true, res); err != nil {
+		return err
+	}
 	return s.serveVersion(c, res)
 }
 
@@ -56,6 +59,9 @@ func (s *Server) vread(c *gin.Context) error {
 	}
 	res, err := s.store.ReadVersion(c.Request.Context(), typ, id, v)
 	if err != nil {
+		return err
+	}
+	if err := s.served(c.Request.Context(), s.store, false, res); err != nil {
 		return err
 	}
 	return s.serveVersion(c, res)

@@ -105,6 +105,9 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 		return nil, err
 	}
 	included = s.visibleOnly(ctx, included)
+	if err := s.served(ctx, s.store, true, append(page.Resources[:len(page.Resources):len(page.Resources)], included...)...); err != nil {
+		return nil, err
+	}
 	b := s.newBundle("searchset")
 	if page.Total >= 0 {
 		b.Total = &page.Total
@@ -266,6 +269,9 @@ func (s *Server) history(c *gin.Context) error {
 		return err
 	}
 	page.Versions = s.visibleOnly(c.Request.Context(), page.Versions)
+	if err := s.served(c.Request.Context(), s.store, false, page.Versions...); err != nil {
+		return err
+	}
 	b := s.newBundle("history")
 	self := c.Request.URL.Path
 	selfURL := s.cfg.BaseURL + trimFHIR(self)

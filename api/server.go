@@ -38,6 +38,10 @@ type Searcher interface {
 	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
 	// Params lists the parameters of a type, for the CapabilityStatement.
 	Params(resourceType string) []*search.Param
+	// DerivedExtensions lists the urls of the server-owned extensions
+	// parameters of a type are derived from, which are kept beside the
+	// resources and added when they are served (see Server.served).
+	DerivedExtensions(resourceType string) []string
 }
 
 // Config is what the API needs to know about its deployment.

@@ -146,10 +146,22 @@ func New(cfg Config) (*App, error) {
 	// slot's final status): keep it after them.
 	a.Directory = directory.New(rp, reg, directory.Config{Location: loc})
 	a.Directory.Register()
+	if !cfg.NoReindex {
+		// Waiting times kept inside the services by an older release
+		// become derived values, once (see Directory.Adopt).
+		n, err := a.Directory.Adopt(repo.AsServer(context.Background()))
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("adopting waiting times: %w", err)
+		}
+		if n > 0 {
+			cfg.Logger.Info("waiting times recomputed beside their services", "services", n)
+		}
+	}
 	a.Referral = referral.New(rp, reg, referral.Config{Location: loc, Postcodes: postcodes})
 	a.Referral.Register()
 	a.Booking.Referrals = a.Referral // $find offers what a referral allows
-	switch { // who signs $ubrn-access tokens
+	switch {                         // who signs $ubrn-access tokens
 	case ubrn != nil:
 		a.Referral.Tokens = ubrn
 	case dev != nil:

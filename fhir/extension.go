@@ -55,6 +55,51 @@ func (o *Object) KeepExtensions(old []byte, url string) error {
 	return o.SetExtensions(url, keep...)
 }
 
+// ReplaceExtensions returns body (a resource's JSON object) with every
+// extension whose url is one of urls removed and exts appended, the other
+// extensions and members left as they are. It returns body itself when
+// that changes nothing. It is how values kept beside a resource are added
+// to it as it is served (store.AddDerived).
+func ReplaceExtensions(body []byte, urls []string, exts []json.RawMessage) ([]byte, error) {
+	if len(urls) == 0 && len(exts) == 0 {
+		return body, nil
+	}
+	o, err := ParseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	var cur []json.RawMessage
+	if raw := o.Get("extension"); raw != nil {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return nil, Errorf(Invalid, "structure", "extension", "extension must be an array")
+		}
+	}
+	out := make([]json.RawMessage, 0, len(cur)+len(exts))
+	for _, e := range cur {
+		u := extensionURL(e)
+		drop := false
+		for _, x := range urls {
+			if x == u {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			out = append(out, e)
+		}
+	}
+	if len(out) == len(cur) && len(exts) == 0 {
+		return body, nil
+	}
+	out = append(out, exts...)
+	if len(out) == 0 {
+		o.Delete("extension")
+	} else {
+		o.Set("extension", out)
+	}
+	return o.Bytes(), nil
+}
+
 func extensionURL(ext json.RawMessage) string {
 	var head struct {
 		URL string `json:"url"`

@@ -15,6 +15,7 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/referral"
 	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 func TestDemoLoadsOnceAndTopsUp(t *testing.T) {
@@ -40,6 +41,9 @@ func TestDemoLoadsOnceAndTopsUp(t *testing.T) {
 	}
 	page, err := a.Store.Search(ctx, q)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AddDerived(ctx, a.Store, page.Resources); err != nil { // their waiting times, as served
 		t.Fatal(err)
 	}
 	waits := 0

@@ -9,7 +9,13 @@
 // https://signpost.example/fhir/StructureDefinition/waiting-time, owned by
 // the server: a Slot rule keeps it true, in the same transaction, for every
 // service whose schedule a slot write touches, so it is right as soon as a
-// slot is booked or freed. The rule is incremental: a write that cannot
+// slot is booked or freed. It is a derived value, kept beside the service
+// (store.DeriverTx) rather than in it: keeping it true writes no version of
+// the service, whose versions, ETag and history stay its owner's, and the
+// API adds it when it serves the service (store.AddDerived); its search
+// parameters (waiting-time, next-free-slot) are indexed from it. A copy a
+// client sends is dropped. A store without derived values keeps no
+// waiting times. The rule is incremental: a write that cannot
 // change a service's first N free slots (the slot is not free before or
 // after, or lies beyond the stored sample-end) costs two point reads; one
 // that can is recomputed from a short time window of the Slot
@@ -83,7 +89,7 @@ func New(rp *repo.Repo, reg *search.Registry, cfg Config) *Directory {
 	}
 	return &Directory{repo: rp, reg: reg, cfg: cfg,
 		actors: repo.NewViews(func(raw []byte) (*[]string, error) { ids := serviceActors(raw); return &ids, nil }),
-		waits:  repo.NewViews(decodeServiceWait)}
+		waits:  repo.NewViews(decodeWaitValue)}
 }
 
 // Register adds the directory's rules to the repo. Register it after the
@@ -102,17 +108,15 @@ func WithoutWaitingTimes(ctx context.Context) context.Context {
 	return context.WithValue(ctx, deferKey{}, true)
 }
 
-type ownKey struct{}
-
-// serviceRule keeps the waiting-time extension server-owned and checks the
-// bookability characteristic (not on the directory's own wait updates,
-// which change nothing else).
+// serviceRule keeps the waiting-time extension out of the stored service
+// (it is served from the derived value: a client's copy, such as one read
+// and sent back, is dropped) and checks the bookability characteristic.
 func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
 	if c.New == nil {
 		return nil
 	}
-	if v, _ := ctx.Value(ownKey{}).(bool); v {
-		return nil // the directory's own wait update: it changed nothing else
+	if err := c.New.SetExtensions(WaitingTime); err != nil {
+		return err
 	}
 	var hs struct {
 		Characteristic []struct {
@@ -139,11 +143,7 @@ func (d *Directory) serviceRule(ctx context.Context, tx *repo.Tx, c *repo.Change
 		return fhir.Errorf(fhir.Unprocessable, "business-rule", "HealthcareService.characteristic",
 			"a service is either directly or indirectly bookable: %d bookability codings", n)
 	}
-	var old []byte
-	if c.Old != nil {
-		old = c.Old.JSON
-	}
-	return c.New.KeepExtensions(old, WaitingTime)
+	return nil
 }
 
 // slotView is the part of a Slot the waiting times read.
@@ -189,7 +189,7 @@ func (s *slotView) freeAt(now time.Time) (time.Time, bool) {
 // that moves a free slot further out than the slots a service's wait
 // samples changes nothing either (see update).
 func (d *Directory) slotRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v {
+	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
 		return nil
 	}
 	var nw, old *slotView
@@ -267,7 +267,11 @@ func (d *Directory) Refresh(ctx context.Context, tx *repo.Tx, serviceID string) 
 	if err != nil {
 		return nil // the service is gone or not yet written
 	}
-	return d.recompute(ctx, tx, res, "", nil, scan{from: tx.Now()})
+	sw, err := d.stored(ctx, tx, res.ID)
+	if err != nil {
+		return err
+	}
+	return d.recompute(ctx, tx, res, sw, "", nil, scan{from: tx.Now()})
 }
 
 // Wait is a service's waiting time at one moment.
@@ -298,13 +302,17 @@ func (d *Directory) update(ctx context.Context, tx *repo.Tx, ch slotChange, slot
 	}
 	now := tx.Now()
 	sc := scan{from: now}
-	if sw, _ := d.waits.Get(res.JSON); sw.ok && d.fresh(sw.wait, sw.computed, now) {
+	sw, err := d.stored(ctx, tx, res.ID)
+	if err != nil {
+		return err
+	}
+	if sw.ok && d.fresh(sw.wait, sw.computed, now) {
 		if !d.affects(sw.wait, now, ch) {
 			return nil
 		}
 		sc = d.reach(sw.wait, ch, now)
 	}
-	return d.recompute(ctx, tx, res, slotID, ch.joins, sc)
+	return d.recompute(ctx, tx, res, sw, slotID, ch.joins, sc)
 }
 
 // scan says where to look for a service's first free slots: from from, a
@@ -327,7 +335,7 @@ type scan struct {
 // so creating a schedule before its slots (the usual order) costs one
 // search.
 func (d *Directory) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v {
+	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
 		return nil
 	}
 	var before, after []string
@@ -384,7 +392,11 @@ func (d *Directory) scheduleRule(ctx context.Context, tx *repo.Tx, c *repo.Chang
 		if slices.Contains(after, sid) {
 			schedules = append(schedules, self)
 		}
-		if err := d.recompute(ctx, tx, res, "", nil, scan{from: now, schedules: schedules}); err != nil {
+		sw, err := d.stored(ctx, tx, res.ID)
+		if err != nil {
+			return err
+		}
+		if err := d.recompute(ctx, tx, res, sw, "", nil, scan{from: now, schedules: schedules}); err != nil {
 			return err
 		}
 	}
@@ -523,9 +535,9 @@ func lastSampledDay(w Wait) (int, bool) {
 	return 0, false
 }
 
-// serviceWait is what the waiting-time upkeep reads of a
-// HealthcareService: its waiting-time extensions as written, and the wait
-// the first one holds with when it was computed (ok when it says).
+// serviceWait is what the waiting-time upkeep reads of a service's
+// derived waiting-time value: the extension (when there is one), and the
+// wait it holds with when it was computed (ok when it says).
 type serviceWait struct {
 	exts     []waitExt
 	wait     Wait
@@ -533,31 +545,51 @@ type serviceWait struct {
 	ok       bool
 }
 
-// decodeServiceWait reads the serviceWait of a service's JSON. What cannot
-// be read is left out: the wait is then recomputed and rewritten.
-func decodeServiceWait(serviceJSON []byte) (*serviceWait, error) {
+// noWait is the serviceWait of a service without a waiting-time value.
+var noWait = &serviceWait{}
+
+// decodeWaitValue reads the serviceWait of a waiting-time extension's
+// JSON. What cannot be read is left out: the wait is then recomputed and
+// rewritten.
+func decodeWaitValue(raw []byte) (*serviceWait, error) {
+	var e waitExt
+	if json.Unmarshal(raw, &e) != nil || e.URL != WaitingTime {
+		return noWait, nil
+	}
+	sw := &serviceWait{exts: []waitExt{e}}
+	sw.wait, sw.computed = waitOf(e)
+	sw.ok = !sw.computed.IsZero()
+	return sw, nil
+}
+
+// stored returns the waiting-time value kept for service id in tx.
+func (d *Directory) stored(ctx context.Context, tx *repo.Tx, id string) (*serviceWait, error) {
+	vals, err := tx.Derived(ctx, "HealthcareService", []string{id})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vals[id] {
+		if v.Name == WaitingTime {
+			return d.waits.Get(v.Value)
+		}
+	}
+	return noWait, nil
+}
+
+// storedWait reads the waiting-time extension of a service as served (its
+// JSON with its derived values), with when it was computed.
+func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
 	var v struct {
 		Extension []waitExt `json:"extension"`
 	}
 	_ = json.Unmarshal(serviceJSON, &v)
-	sw := &serviceWait{}
 	for _, e := range v.Extension {
 		if e.URL == WaitingTime {
-			sw.exts = append(sw.exts, e)
+			w, computed := waitOf(e)
+			return w, computed, !computed.IsZero()
 		}
 	}
-	if len(sw.exts) > 0 {
-		sw.wait, sw.computed = waitOf(sw.exts[0])
-		sw.ok = !sw.computed.IsZero()
-	}
-	return sw, nil
-}
-
-// storedWait reads the waiting-time extension of a service as written, with
-// when it was computed.
-func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
-	sw, _ := decodeServiceWait(serviceJSON)
-	return sw.wait, sw.computed, sw.ok
+	return Wait{}, time.Time{}, false
 }
 
 // waitOf reads a waiting-time extension, with when it was computed.
@@ -591,9 +623,13 @@ func waitOf(e waitExt) (Wait, time.Time) {
 
 // recompute computes the wait of service res from its first free slots,
 // slot slotID's stored version replaced by a free one at joins (when not
-// nil), and writes it when it changed. sc says where to look for the free
-// slots.
-func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resource, slotID string, joins *time.Time, sc scan) error {
+// nil), and keeps it beside the service (a derived value, with its index
+// entries) when it differs from cur, the value kept so far. sc says where
+// to look for the free slots.
+func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resource, cur *serviceWait, slotID string, joins *time.Time, sc scan) error {
+	if !tx.CanDerive() {
+		return nil // nowhere to keep it
+	}
 	now := tx.Now()
 	starts, err := d.nextFree(ctx, tx, res.ID, now, slotID, sc)
 	if err != nil {
@@ -603,24 +639,21 @@ func (d *Directory) recompute(ctx context.Context, tx *repo.Tx, res *fhir.Resour
 		starts = append(starts, *joins)
 	}
 	w := ComputeWait(now.In(d.cfg.Location), starts, d.cfg.AverageOver)
-	cur, _ := d.waits.Get(res.JSON)
 	newExt := waitExtension(w, now)
 	for _, e := range cur.exts {
 		if sameWait(e, newExt) {
-			return nil // unchanged: no new version
+			return nil // unchanged
 		}
 	}
-	obj, err := fhir.ParseObject(res.JSON)
+	value, err := json.Marshal(newExt)
 	if err != nil {
 		return err
 	}
-	if err := obj.SetExtensions(WaitingTime, newExt); err != nil {
+	index, err := d.reg.ExtractDerived("HealthcareService", value)
+	if err != nil {
 		return err
 	}
-	// A derived value, part of the slot or schedule write that changed it.
-	ctx = repo.AsConsequence(ctx, repo.Consequence{Type: "HealthcareService", ID: res.ID, Grant: repo.WithCause, Of: "a change of its free slots"})
-	_, _, err = tx.Put(context.WithValue(ctx, ownKey{}, true), "HealthcareService", res.ID, obj, 0)
-	return err
+	return tx.PutDerived(ctx, "HealthcareService", res.ID, store.DerivedValue{Name: WaitingTime, Value: value, Index: index})
 }
 
 // ComputeWait derives a wait from the starts of the free slots (any order)
@@ -805,9 +838,10 @@ func sameSub(a, b subExt) bool {
 		(a.ValueDecimal == b.ValueDecimal || (a.ValueDecimal != nil && b.ValueDecimal != nil && *a.ValueDecimal == *b.ValueDecimal))
 }
 
-// ReadWait reads a service's waiting-time extension as of now: Days is
-// recomputed from the next free slot (calendar days in now's location), so
-// it is true whenever it is read.
+// ReadWait reads a service's waiting-time extension as of now, from the
+// service's JSON as served (with its derived values: store.AddDerived; the
+// stored JSON has none): Days is recomputed from the next free slot
+// (calendar days in now's location), so it is true whenever it is read.
 func ReadWait(serviceJSON []byte, now time.Time) (Wait, bool) {
 	w, computed, _ := storedWait(serviceJSON)
 	if w.NextSlot.IsZero() {

@@ -12,6 +12,7 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/directory"
 	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // TestBookingNextFreeSlotMovesWait books the service's next free slot
@@ -189,6 +190,9 @@ func TestWaitMatchesRecompute(t *testing.T) {
 			want := directory.ComputeWait(now.In(loc), starts, 5)
 			res, err := a.Store.Read(ctx, "HealthcareService", svc)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.AddDerived(ctx, a.Store, []*fhir.Resource{res}); err != nil { // as served
 				t.Fatal(err)
 			}
 			got, ok := directory.ReadWait(res.JSON, now.In(loc))

@@ -133,6 +133,9 @@ func (s *Service) newReportData(ctx context.Context, st store.Reader, name strin
 	if err != nil {
 		return nil, err
 	}
+	if err := store.AddDerived(ctx, st, services); err != nil { // their current waiting times
+		return nil, err
+	}
 	rd.services = map[string]*reportService{}
 	for _, res := range services {
 		rs := &reportService{res: res}

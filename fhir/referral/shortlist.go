@@ -235,6 +235,9 @@ func (s *Service) Shortlist(ctx context.Context, tx store.Reader, sr *fhir.Resou
 	if err != nil {
 		return nil, pc, err
 	}
+	if err := store.AddDerived(ctx, tx, services); err != nil { // their current waiting times
+		return nil, pc, err
+	}
 	positions := map[string]*LatLon{}
 	var out []Candidate
 	for _, res := range services {

@@ -11,6 +11,7 @@ package repo
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,6 +197,36 @@ func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.R
 	}
 	res := &fhir.Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: t.now, Deleted: true}
 	return res, t.Tx.Put(ctx, &store.Write{Resource: res})
+}
+
+// Derived implements store.Deriver through the store's transaction: the
+// derived values of typ's resources ids (none when the store keeps none).
+func (t *Tx) Derived(ctx context.Context, typ string, ids []string) (map[string][]store.DerivedValue, error) {
+	if d, ok := t.Tx.(store.Deriver); ok {
+		return d.Derived(ctx, typ, ids)
+	}
+	return nil, nil
+}
+
+// CanDerive reports whether the store keeps derived values
+// (store.DeriverTx).
+func (t *Tx) CanDerive() bool {
+	_, ok := t.Tx.(store.DeriverTx)
+	return ok
+}
+
+// PutDerived sets a derived value of typ/id (store.DeriverTx): a value the
+// server derives from other resources, kept beside the resource. It is
+// not a write of the resource: no Rule runs, no version is made and
+// nothing is audited, so a caller must only ever derive it from what the
+// transaction wrote. It fails when the store keeps no derived values
+// (CanDerive).
+func (t *Tx) PutDerived(ctx context.Context, typ, id string, v store.DerivedValue) error {
+	d, ok := t.Tx.(store.DeriverTx)
+	if !ok {
+		return fmt.Errorf("repo: the store cannot keep derived values (%s of %s/%s)", v.Name, typ, id)
+	}
+	return d.PutDerived(ctx, typ, id, v)
 }
 
 func (t *Tx) runRules(ctx context.Context, c *Change) error {

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,9 +23,39 @@ var extractions = sync.Pool{New: func() any { return new(extraction) }}
 // indexed by the parameter's type. Values that cannot be read (a malformed
 // date) are skipped. Reference entries for Reference.identifier are added
 // under Param+":identifier" (Type Token), and Identifier types under
-// Param+":of-type" (Type Token, Value "typecode|value").
+// Param+":of-type" (Type Token, Value "typecode|value"). Parameters over
+// a derived value (Param.Derived) have no entries from the stored
+// resource, whatever its JSON holds: see ExtractDerived.
 func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
-	return r.extract(resourceType, body, nil, nil)
+	return r.extract(resourceType, body, nil, nil, false)
+}
+
+// ExtractServed returns the index entries of a resource as it is served,
+// with its derived values in its JSON (store.AddDerived): Extract's, and
+// those of the parameters over derived values evaluated over the JSON too.
+// It is what an evaluation of searches over served resources indexes
+// (Oracle).
+func (r *Registry) ExtractServed(resourceType string, body []byte) ([]Entry, error) {
+	return r.extract(resourceType, body, nil, nil, true)
+}
+
+// ExtractDerived returns the index entries of a derived value of a
+// resource of resourceType: the extension ext (an Extension element's
+// JSON) whose url is the parameters' Param.Derived. Only those parameters
+// are evaluated, over a resource holding the extension alone; their
+// entries are the value's (store.DerivedValue.Index).
+func (r *Registry) ExtractDerived(resourceType string, ext json.RawMessage) ([]Entry, error) {
+	var head struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(ext, &head); err != nil || head.URL == "" {
+		return nil, fmt.Errorf("extract %s: a derived value must be an extension with a url", resourceType)
+	}
+	rt, _ := json.Marshal(resourceType)
+	doc := make([]byte, 0, len(ext)+len(rt)+32)
+	doc = append(append(append(append(doc, `{"resourceType":`...), rt...), `,"extension":[`...), ext...)
+	doc = append(doc, "]}"...)
+	return r.extract(resourceType, doc, func(p *Param) bool { return p.Derived == head.URL }, nil, true)
 }
 
 // References returns the reference entries of one reference parameter of a
@@ -40,7 +71,7 @@ func (r *Registry) References(resourceType string, body []byte, param string) ([
 	if !ok {
 		heads, _ = r.refHeads.LoadOrStore(key, rootSteps(r.ordered[resourceType], keep))
 	}
-	return r.extract(resourceType, body, keep, heads.([]step))
+	return r.extract(resourceType, body, keep, heads.([]step), false)
 }
 
 // rootSteps returns the first steps of the kept parameters' paths: the
@@ -62,10 +93,12 @@ func rootSteps(params []*Param, keep func(*Param) bool) []step {
 	return heads
 }
 
-// extract evaluates the parameters of resourceType that keep accepts (all
-// when keep is nil). When only is not nil, only those root members are
-// parsed: keep must accept no parameter whose paths start elsewhere.
-func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool, only []step) ([]Entry, error) {
+// extract evaluates the parameters of resourceType that keep accepts (all,
+// composites included, when keep is nil), leaving out those over derived
+// values unless derived is set. When only is not nil, only those root
+// members are parsed: keep must accept no parameter whose paths start
+// elsewhere.
+func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool, only []step, derived bool) ([]Entry, error) {
 	params := r.ordered[resourceType]
 	if params == nil {
 		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
@@ -86,7 +119,7 @@ func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) b
 	}
 	size := len(params) + 4
 	if keep != nil {
-		size = 4 // References: a parameter or two
+		size = 4 // References, a derived value: a parameter or two
 	}
 	out := make([]Entry, 0, size)
 	for _, p := range params {
@@ -94,7 +127,7 @@ func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) b
 			out = r.indexComposite(out, p, x)
 			continue
 		}
-		if p.prog == nil || (keep != nil && !keep(p)) {
+		if p.prog == nil || (keep != nil && !keep(p)) || (p.Derived != "" && !derived) {
 			continue
 		}
 		x.items = x.w.eval(p.prog, &x.d, x.items[:0])

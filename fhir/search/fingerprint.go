@@ -30,7 +30,8 @@ const ExtractionVersion = 1
 // zone-less dates are read in and the server base; the element model of
 // the StructureDefinitions that expressions compile against; and every
 // indexed parameter (supported, not a named chain) of every type with its
-// resource type, code, type, expression, targets and components. Two
+// resource type, code, type, expression, derived extension, targets and
+// components. Two
 // registries with the same fingerprint index every resource alike, so a
 // store whose index was built under another fingerprint must be reindexed
 // (store.Reindexer). It is the same across runs and platforms: everything
@@ -69,6 +70,7 @@ func (r *Registry) Fingerprint() string {
 			f.text(p.Code)
 			f.text(string(p.Type))
 			f.text(p.Expression)
+			f.text(p.Derived) // over a derived value: entries from it, not the resource
 			f.texts(sortedCopy(p.Targets))
 			f.num(len(p.Components))
 			for _, c := range p.Components {

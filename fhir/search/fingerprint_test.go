@@ -71,6 +71,16 @@ func TestFingerprint(t *testing.T) {
 				d["component"] = d["component"].([]any)[:1]
 			}
 		}},
+		{name: "derived no longer", changed: true, edit: func(url string, d map[string]any) {
+			if url == "https://signpost.example/fhir/SearchParameter/HealthcareService-waiting-time" {
+				delete(d, "extension") // its entries would come from the stored service again
+			}
+		}},
+		{name: "derived from another extension", changed: true, edit: func(url string, d map[string]any) {
+			if url == "https://signpost.example/fhir/SearchParameter/HealthcareService-waiting-time" {
+				d["extension"] = []any{map[string]any{"url": DerivedExtension, "valueCanonical": "https://signpost.example/fhir/StructureDefinition/other"}}
+			}
+		}},
 		{name: "time zone", changed: true, opts: Options{Location: paris}},
 		{name: "base", changed: true, opts: Options{Base: "https://elsewhere.test/fhir"}},
 		{name: "structure definitions", changed: true, opts: Options{StructureDefinitions: withoutSD(t, "Slot")}},
@@ -149,7 +159,7 @@ func TestFingerprintParamsCovered(t *testing.T) {
 		want []string
 	}{
 		{"Param", fieldNames(Param{}), []string{"Resource", "Code", "Type", "URL", "Description", "Expression", "Targets",
-			"Components", "Chain", "Unsupported", "prog", "comp", "compParams"}},
+			"Components", "Chain", "Unsupported", "Derived", "prog", "comp", "compParams"}},
 		{"Component", fieldNames(Component{}), []string{"Definition", "Expression", "Code", "Type", "Targets"}},
 	}
 	for _, tt := range tests {

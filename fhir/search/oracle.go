@@ -25,7 +25,8 @@ type Oracle struct {
 }
 
 // NewOracle indexes resources (current versions; tombstones are skipped)
-// with r.Extract.
+// as they are served, with r.ExtractServed: a derived value in a
+// resource's JSON indexes the parameters over it.
 func NewOracle(r *Registry, resources []*fhir.Resource) (*Oracle, error) {
 	o := &Oracle{r: r, byType: map[string][]*fhir.Resource{}, byRef: map[string]*fhir.Resource{},
 		entries: map[*fhir.Resource][]Entry{}, Now: time.Now().UnixMicro()}
@@ -33,7 +34,7 @@ func NewOracle(r *Registry, resources []*fhir.Resource) (*Oracle, error) {
 		if res.Deleted {
 			continue
 		}
-		es, err := r.Extract(res.Type, res.JSON)
+		es, err := r.ExtractServed(res.Type, res.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("oracle: %s: %w", res.Reference(), err)
 		}

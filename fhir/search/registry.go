@@ -13,6 +13,7 @@ package search
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -57,6 +58,12 @@ type Param struct {
 	// Unsupported, when not empty, says why the parameter can be neither
 	// indexed nor searched; such parameters are listed but never applied.
 	Unsupported string
+	// Derived, when not empty, makes the parameter one over a derived
+	// value (see DerivedExtension): the url of the server-owned extension
+	// the server keeps beside the resource (store.Deriver) and adds when
+	// it serves it. Its entries come from that value (ExtractDerived),
+	// never from the stored resource (Extract).
+	Derived string
 
 	prog *program
 	// For a composite: one compiled form per alternative of the base
@@ -70,6 +77,13 @@ type Param struct {
 // "location.near") defines the parameter as that chained search: Signpost's
 // HealthcareService near searches through the service's locations.
 const ChainExtension = "https://signpost.example/fhir/StructureDefinition/searchparameter-chain"
+
+// DerivedExtension on a SearchParameter definition (valueCanonical or
+// valueUri: an extension's url) defines the parameter as one over that
+// extension, a value the server derives for the resource from other
+// resources and keeps beside it (a service's waiting time): see
+// Param.Derived.
+const DerivedExtension = "https://signpost.example/fhir/StructureDefinition/searchparameter-derived"
 
 // Component is one part of a composite parameter: the SearchParameter that
 // defines how its values are indexed and searched (Definition, resolved to
@@ -101,8 +115,10 @@ type definition struct {
 		Expression string `json:"expression"`
 	} `json:"component"`
 	Extension []struct {
-		URL         string `json:"url"`
-		ValueString string `json:"valueString"`
+		URL            string `json:"url"`
+		ValueString    string `json:"valueString"`
+		ValueURI       string `json:"valueUri"`
+		ValueCanonical string `json:"valueCanonical"`
 	} `json:"extension"`
 }
 
@@ -111,6 +127,7 @@ type definition struct {
 type Registry struct {
 	types   map[string]map[string]*Param
 	ordered map[string][]*Param // indexable parameters, in code order
+	derived map[string][]string // per type, the urls of its parameters' derived extensions, sorted
 	model   model
 	loc     *time.Location
 	base    string
@@ -128,6 +145,7 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 	r := &Registry{
 		types:   map[string]map[string]*Param{},
 		ordered: map[string][]*Param{},
+		derived: map[string][]string{},
 		loc:     opts.Location,
 		base:    strings.TrimSuffix(opts.Base, "/"),
 	}
@@ -194,8 +212,14 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 				p.Components = append(p.Components, Component{Definition: c.Definition, Expression: c.Expression})
 			}
 			for _, e := range d.Extension {
-				if e.URL == ChainExtension {
+				switch e.URL {
+				case ChainExtension:
 					p.Chain = e.ValueString
+				case DerivedExtension:
+					p.Derived = e.ValueCanonical
+					if p.Derived == "" {
+						p.Derived = e.ValueURI
+					}
 				}
 			}
 			switch {
@@ -218,11 +242,18 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 				r.checkChain(p)
 				continue // searched through the chain; nothing to index
 			}
+			if p.Derived != "" && p.comp != nil {
+				p.Unsupported = "a composite parameter cannot be derived"
+			}
 			if p.Unsupported == "" {
 				r.ordered[rt] = append(r.ordered[rt], p)
+				if p.Derived != "" && !slices.Contains(r.derived[rt], p.Derived) {
+					r.derived[rt] = append(r.derived[rt], p.Derived)
+				}
 			}
 		}
 		sort.Slice(r.ordered[rt], func(i, j int) bool { return r.ordered[rt][i].Code < r.ordered[rt][j].Code })
+		slices.Sort(r.derived[rt])
 	}
 	return r, nil
 }
@@ -317,6 +348,12 @@ func (r *Registry) Types() []string {
 	sort.Strings(out)
 	return out
 }
+
+// DerivedExtensions returns the urls of the derived extensions (see
+// Param.Derived) that parameters of resourceType are over, sorted: the
+// server-owned values the server keeps beside resources of that type and
+// adds when it serves them. The caller must not change the slice.
+func (r *Registry) DerivedExtensions(resourceType string) []string { return r.derived[resourceType] }
 
 // Location is the time zone zone-less dates are read in.
 func (r *Registry) Location() *time.Location { return r.loc }

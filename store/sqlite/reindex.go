@@ -257,6 +257,12 @@ func (s *Store) writeReindexed(ctx context.Context, c reindexChunk, extract func
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// The entries of the derived values, which join every resource's
+		// own (store.Deriver).
+		derived, err := t.derivedEntries(ctx, c.items[0].rid, c.last)
+		if err != nil {
+			return err
+		}
 		for i := range c.items {
 			it := &c.items[i]
 			r, ok := cur[it.rid]
@@ -268,6 +274,9 @@ func (s *Store) writeReindexed(ctx context.Context, c reindexChunk, extract func
 				if res, entries, err = reread(ctx, t, it.rid, extract); err != nil {
 					return err
 				}
+			}
+			if d := derived[it.rid]; len(d) > 0 {
+				entries = append(entries[:len(entries):len(entries)], d...)
 			}
 			if err := t.reindexIndex(ctx, res, it.rid, entries, r.digest); err != nil {
 				return fmt.Errorf("reindexing %s: %w", res.Reference(), err)

@@ -46,6 +46,8 @@ type Store struct {
 	closing  sync.Once
 	pids     pidCache
 	plan     planner // search statistics and date shapes (search.go)
+	// derivedTypes are the resource types with derived values (derived.go).
+	derivedTypes typeSet
 
 	// wstmts are the write path's statements, prepared on the writer's
 	// connection and bound to each batch's transaction (batchState.stmt).
@@ -139,6 +141,10 @@ func Open(dir string) (*Store, error) {
 	s.plan.save = s.saveStat
 	go s.checkpointer()
 	if err := s.pids.load(wdb); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.derivedTypes.load(wdb); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -97,10 +97,18 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	if res.Version != cur+1 {
 		return fhir.Errorf(fhir.Conflict, "conflict", "", "%s/%s is at version %d, not %d", res.Type, res.ID, cur, res.Version-1)
 	}
-	// The index rows, for the row id it has or will have, and their digest.
+	// The index rows, for the row id it has or will have, and their digest:
+	// the version's entries and those of the resource's derived values.
+	index := w.Index
+	if cur != 0 {
+		var err error
+		if index, err = t.withDerived(ctx, res.Type, rid, res.Deleted, index); err != nil {
+			return err
+		}
+	}
 	var rs rowSet
 	if !res.Deleted {
-		if err := t.addRows(ctx, res, rid, w.Index, &rs); err != nil {
+		if err := t.addRows(ctx, res, rid, index, &rs); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -58,10 +59,16 @@ func newLoader(t testing.TB, s store.Store) *loader {
 }
 
 // write stores the next version of each resource (body nil: a delete),
-// all in one Update.
+// all in one Update. A resource's JSON is as served: the extensions its
+// type's parameters are derived from (search.Param.Derived, as synth's
+// services carry waiting times) are stored as derived values
+// (store.DeriverTx) beside a body without them; a store without derived
+// values gets neither, and the oracle's copy loses them too.
 func (l *loader) write(at time.Time, rs ...*fhir.Resource) {
 	l.t.Helper()
 	var ws []*store.Write
+	derived := map[*store.Write][]store.DerivedValue{}
+	_, canDerive := l.s.(store.Deriver)
 	for _, r := range rs {
 		key := r.Reference()
 		r.Version = 1
@@ -77,11 +84,19 @@ func (l *loader) write(at time.Time, rs ...*fhir.Resource) {
 		if r.JSON == nil {
 			r.Deleted = true
 		} else {
-			idx, err := l.reg.Extract(r.Type, r.JSON)
+			body, vals := splitDerived(l.t, l.reg, r)
+			if !canDerive {
+				r.JSON, vals = body, nil
+			}
+			stored := *r
+			stored.JSON = body
+			w.Resource = &stored
+			idx, err := l.reg.Extract(r.Type, body)
 			if err != nil {
 				l.t.Fatalf("extract %s: %v", key, err)
 			}
 			w.Index = idx
+			derived[w] = vals
 		}
 		ws = append(ws, w)
 	}
@@ -89,6 +104,11 @@ func (l *loader) write(at time.Time, rs ...*fhir.Resource) {
 		for _, w := range ws {
 			if err := tx.Put(ctx, w); err != nil {
 				return fmt.Errorf("put %s v%d: %w", w.Resource.Reference(), w.Resource.Version, err)
+			}
+			for _, v := range derived[w] {
+				if err := tx.(store.DeriverTx).PutDerived(ctx, w.Resource.Type, w.Resource.ID, v); err != nil {
+					return fmt.Errorf("derived %s of %s: %w", v.Name, w.Resource.Reference(), err)
+				}
 			}
 		}
 		return nil
@@ -99,6 +119,42 @@ func (l *loader) write(at time.Time, rs ...*fhir.Resource) {
 	for _, r := range rs {
 		l.cur[r.Reference()] = r
 	}
+}
+
+// splitDerived splits the JSON of r, as served, into the body to store
+// and the derived values to keep beside it (with their index entries).
+func splitDerived(t testing.TB, reg *search.Registry, r *fhir.Resource) ([]byte, []store.DerivedValue) {
+	t.Helper()
+	names := reg.DerivedExtensions(r.Type)
+	if len(names) == 0 {
+		return r.JSON, nil
+	}
+	var v struct {
+		Extension []json.RawMessage `json:"extension"`
+	}
+	if err := json.Unmarshal(r.JSON, &v); err != nil {
+		t.Fatalf("%s: %v", r.Reference(), err)
+	}
+	var vals []store.DerivedValue
+	for _, e := range v.Extension {
+		var head struct {
+			URL string `json:"url"`
+		}
+		_ = json.Unmarshal(e, &head)
+		if !slices.Contains(names, head.URL) || slices.ContainsFunc(vals, func(x store.DerivedValue) bool { return x.Name == head.URL }) {
+			continue
+		}
+		idx, err := reg.ExtractDerived(r.Type, e)
+		if err != nil {
+			t.Fatalf("%s: %v", r.Reference(), err)
+		}
+		vals = append(vals, store.DerivedValue{Name: head.URL, Value: e, Index: idx})
+	}
+	body, err := fhir.ReplaceExtensions(r.JSON, names, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", r.Reference(), err)
+	}
+	return body, vals
 }
 
 // current lists the current versions in first-write order.

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchCompositeDifferential", testSearchCompositeDifferential},
 		{"SearchByDate", testSearchByDate},
 		{"Records", testRecords},
+		{"Derived", testDerived},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
