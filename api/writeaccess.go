@@ -70,10 +70,13 @@ func (s *Server) authorizeChange(ctx context.Context, tx *repo.Tx, cur *fhir.Res
 		return nil
 	}
 	c := &repo.Change{Type: cur.Type, ID: cur.ID, Old: cur}
-	if cur.Type == auditType {
-		return s.denied(ctx, forbidden("AuditEvents are written only by the server"))
+	noteWrite(ctx, c) // refused here, it is audited with its target
+	var err error = forbidden("AuditEvents are written only by the server")
+	if cur.Type != auditType {
+		err = s.checkDirect(ctx, tx, p, c, auth.Update)
 	}
-	if err := s.checkDirect(ctx, tx, p, c, auth.Update); err != nil {
+	if err != nil {
+		s.noteRefusedWrite(ctx, c)
 		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
 	}
 	return nil

@@ -79,9 +79,15 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 	}
 	var services []string
 	for _, ref := range a.referrals() {
-		// A referral the caller cannot read does not exist for it: nothing
-		// of it (its UBRN, its state) reaches the appointment or the answer.
-		sr, err := s.readAs(ctx, tx, ref)
+		// A referral the caller names and cannot read does not exist for
+		// it: nothing of it (its UBRN, its state) reaches the appointment
+		// or the answer. One the appointment was already based on is not
+		// the caller's naming (a cancellation by the referral's workflow).
+		read := s.readAs
+		if c.Old != nil && slices.Contains(old.referrals(), ref) {
+			read = func(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) { return readRef(ctx, tx, ref) }
+		}
+		sr, err := read(ctx, tx, ref)
 		if err != nil {
 			return fhir.Errorf(fhir.Unprocessable, "not-found", "Appointment.basedOn", "%s does not exist", ref)
 		}
