@@ -85,7 +85,9 @@ func (s *Service) appointmentRule(ctx context.Context, tx *repo.Tx, c *repo.Chan
 		// the caller's naming (a cancellation by the referral's workflow).
 		read := s.readAs
 		if c.Old != nil && slices.Contains(old.referrals(), ref) {
-			read = func(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) { return readRef(ctx, tx, ref) }
+			read = func(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
+				return readRef(ctx, tx, ref)
+			}
 		}
 		sr, err := read(ctx, tx, ref)
 		if err != nil {
