@@ -401,6 +401,17 @@ var liveAppointment = "proposed,pending,booked,arrived,checked-in,waitlist"
 // ref that still holds slots, with reason; the booking rules free their
 // slots in the same transaction. It returns the appointments cancelled.
 func (s *Service) cancelAppointments(ctx context.Context, tx *repo.Tx, ref, reason string) ([]string, error) {
+	return s.cancelAppointmentsFor(ctx, tx, ref, concept{Text: reason})
+}
+
+// byProvider is the cancellation reason of appointments the provider's
+// decision cancels ($reject, $redirect): the provider's (prov).
+func byProvider(reason string) concept {
+	return concept{Coding: []coding{{System: CancellationReasonSystem, Code: "prov", Display: "Provider"}}, Text: reason}
+}
+
+// cancelAppointmentsFor is cancelAppointments with a coded reason.
+func (s *Service) cancelAppointmentsFor(ctx context.Context, tx *repo.Tx, ref string, reason concept) ([]string, error) {
 	appts, err := find(ctx, tx, s.reg, "Appointment", "based-on="+ref+"&status="+liveAppointment)
 	if err != nil {
 		return nil, err
@@ -412,7 +423,7 @@ func (s *Service) cancelAppointments(ctx context.Context, tx *repo.Tx, ref, reas
 			return nil, err
 		}
 		obj.Set("status", "cancelled")
-		obj.Set("cancelationReason", concept{Text: reason})
+		obj.Set("cancelationReason", reason)
 		if _, _, err := tx.Put(ctx, "Appointment", a.ID, obj, a.Version); err != nil {
 			return nil, fmt.Errorf("cancelling %s: %w", a.Reference(), err)
 		}

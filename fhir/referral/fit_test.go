@@ -235,8 +235,11 @@ func TestBookingFitsReferralAllowed(t *testing.T) {
 
 			// Redirected to cardiology: bookable there.
 			sr3, _ := f.referral(nil)
-			book(c, sr3, "hs-derm-city", addSlots(c, "hs-derm-city", 6+i)[0])
+			first := book(c, sr3, "hs-derm-city", addSlots(c, "hs-derm-city", 6+i)[0])
 			c.must(200, "POST", "/"+sr3+"/$redirect", params("service", ref("HealthcareService/hs-cardio"), "reason", "cardiac cause"))
+			if got := get(c.must(200, "GET", "/"+first, nil), "cancelationReason", "coding", 0, "code"); got != "prov" {
+				t.Errorf("the appointment the redirect cancelled has reason code %v, want prov (the provider's)", got)
+			}
 			slot3 := addSlots(c, "hs-cardio", 6+i)[0]
 			if status, oo := c.write(via, "POST", "/Appointment", f.appointment("hs-cardio", slot3, map[string]any{"basedOn": []any{ref(sr3)}})); status != 201 && status != 200 {
 				t.Fatalf("booking the service redirected to: %d %v", status, oo)

@@ -136,7 +136,11 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					if reason != "" {
 						why += ": " + reason
 					}
-					if _, err := s.cancelAppointments(ctx, tx, sr.Reference(), why); err != nil {
+					cancel := concept{Text: why}
+					if name == "reject" || name == "redirect" {
+						cancel = byProvider(why)
+					}
+					if _, err := s.cancelAppointmentsFor(ctx, tx, sr.Reference(), cancel); err != nil {
 						return err
 					}
 				}
