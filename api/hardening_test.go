@@ -19,13 +19,16 @@ import (
 
 // hardEntry is a row's request as a Bundle entry.
 type hardEntry struct {
-	method, url, resource, ifNoneExist string
+	method, url, resource, ifNoneExist, ifMatch string
 }
 
 func (e hardEntry) json() string {
 	req := `"method":"` + e.method + `","url":` + jsonString(e.url)
 	if e.ifNoneExist != "" {
 		req += `,"ifNoneExist":` + jsonString(e.ifNoneExist)
+	}
+	if e.ifMatch != "" {
+		req += `,"ifMatch":` + jsonString(e.ifMatch)
 	}
 	out := `{"request":{` + req + `}`
 	if e.resource != "" {
@@ -232,6 +235,14 @@ func TestHardeningAdversarial(t *testing.T) {
 		{name: "patient A deletes B's appointment", token: patA, method: "DELETE", path: "Appointment/appt-b",
 			entry:  &hardEntry{method: "DELETE", url: "Appointment/appt-b"},
 			status: 403, code: "forbidden", detail: "ACCESS_DENIED", expr: []string{}, audit: []string{"Appointment/appt-b", "Patient/pat-b"}},
+		{name: "patient A deletes B's appointment with a stale If-Match", token: patA, method: "DELETE", path: "Appointment/appt-b",
+			header: map[string]string{"If-Match": `W/"99"`},
+			entry:  &hardEntry{method: "DELETE", url: "Appointment/appt-b", ifMatch: `W/"99"`},
+			status: 403, code: "forbidden", detail: "ACCESS_DENIED", expr: []string{}, audit: []string{"Appointment/appt-b", "Patient/pat-b"}},
+		{name: "patient A updates patient B with a stale If-Match", token: patA, method: "PUT", path: "Patient/pat-b", body: hijack,
+			header: map[string]string{"If-Match": `W/"99"`},
+			entry:  &hardEntry{method: "PUT", url: "Patient/pat-b", resource: hijack, ifMatch: `W/"99"`},
+			status: 403, code: "forbidden", detail: "ACCESS_DENIED", expr: []string{}, audit: []string{"Patient/pat-b"}},
 		{name: "patient A patches B's appointment", token: patA, method: "PATCH", path: "Appointment/appt-b",
 			body: `[{"op":"replace","path":"/status","value":"cancelled"}]`, header: ct("application/json-patch+json"),
 			entry:  &hardEntry{method: "PATCH", url: "Appointment/appt-b", resource: patchBinary(`[{"op":"replace","path":"/status","value":"cancelled"}]`)},

@@ -144,11 +144,10 @@ func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch 
 		}
 		version = cur.Version
 	}
-	if ifMatch != 0 && ifMatch != version {
-		return nil, false, fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
-			"%s/%s is at version %d, not %d (If-Match)", typ, id, version, ifMatch)
-	}
 	c := &Change{Type: typ, ID: id, Old: cur, New: obj}
+	if ifMatch != 0 && ifMatch != version {
+		return nil, false, t.mismatch(ctx, c, version, ifMatch)
+	}
 	if err := t.runRules(ctx, c); err != nil {
 		return nil, false, err
 	}
@@ -188,11 +187,11 @@ func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.R
 			return nil, err
 		}
 	}
+	c := &Change{Type: typ, ID: id, Old: cur}
 	if ifMatch != 0 && ifMatch != cur.Version {
-		return nil, fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
-			"%s/%s is at version %d, not %d (If-Match)", typ, id, cur.Version, ifMatch)
+		return nil, t.mismatch(ctx, c, cur.Version, ifMatch)
 	}
-	if err := t.runRules(ctx, &Change{Type: typ, ID: id, Old: cur}); err != nil {
+	if err := t.runRules(ctx, c); err != nil {
 		return nil, err
 	}
 	res := &fhir.Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: t.now, Deleted: true}
@@ -227,6 +226,25 @@ func (t *Tx) PutDerived(ctx context.Context, typ, id string, v store.DerivedValu
 		return fmt.Errorf("repo: the store cannot keep derived values (%s of %s/%s)", v.Name, typ, id)
 	}
 	return d.PutDerived(ctx, typ, id, v)
+}
+
+// mismatch is the answer to the change c with an If-Match that names
+// another version than the current one: 412 with the current version. For
+// a resource that exists but the caller may not read, the rules judge the
+// change first, so that the caller gets the answer it would get without
+// If-Match (the refusal) and learns no version of it.
+func (t *Tx) mismatch(ctx context.Context, c *Change, version, ifMatch int64) error {
+	if c.Old != nil {
+		if _, err := t.repo.ReadAs(ctx, t, c.Type, c.ID); fhir.KindOf(err) == fhir.NotFound {
+			if err := t.runRules(ctx, c); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	return fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
+		"%s/%s is at version %d, not %d (If-Match)", c.Type, c.ID, version, ifMatch)
 }
 
 func (t *Tx) runRules(ctx context.Context, c *Change) error {
