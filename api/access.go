@@ -199,7 +199,7 @@ func (s *Server) reaches(ctx context.Context, rd store.Reader, r *restriction, t
 
 // visible reports whether the caller in ctx may read typ/id as rd holds
 // it: the repo's Visibility, with which the domain rules resolve the
-// references clients give them (repo.ReadAs).
+// references clients give them (write.ReadAs).
 func (s *Server) visible(ctx context.Context, rd store.Reader, typ, id string) (bool, error) {
 	p := s.principal(ctx)
 	if p == nil {

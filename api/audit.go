@@ -14,8 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -298,7 +298,7 @@ func (s *Server) newAuditEvent(p *auth.Principal, subtype, action string, status
 }
 
 // auditWrite records a write in its own transaction.
-func (s *Server) auditWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction) error {
+func (s *Server) auditWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
 	subtype, action := "update", "U"
 	switch in {
 	case auth.Create:
@@ -342,7 +342,7 @@ var auditIndexed = map[string]bool{
 // read and no domain rule owns the audit trail. The bytes are marshalled
 // once, id and meta included, and indexed for auditIndexed only.
 func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, error) {
-	id := repo.NewID()
+	id := write.NewID()
 	ev.ID = id
 	ev.Meta = &auditMeta{VersionID: "1", LastUpdated: now.UTC().Format(fhir.InstantFormat)}
 	body, err := json.Marshal(ev)
@@ -571,7 +571,7 @@ func (a *auditor) store(batch []*auditEvent) {
 	}
 	ctx, cancel := context.WithTimeout(serverContext(context.Background()), 30*time.Second)
 	defer cancel()
-	err := a.s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+	err := a.s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		ws := make([]*store.Write, len(batch))
 		for i, ev := range batch {
 			w, err := a.s.auditWriteOf(ev, tx.Now())

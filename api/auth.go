@@ -21,8 +21,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -68,9 +68,9 @@ const nhsNumberSystem = "https://fhir.nhs.uk/Id/nhs-number"
 
 // serverContext marks writes the server makes on its own account (audit
 // records): the authorisation rule lets them through.
-func serverContext(ctx context.Context) context.Context { return repo.AsServer(ctx) }
+func serverContext(ctx context.Context) context.Context { return write.AsServer(ctx) }
 
-func isServerWrite(ctx context.Context) bool { return repo.IsServer(ctx) }
+func isServerWrite(ctx context.Context) bool { return write.IsServer(ctx) }
 
 // principal returns the caller of the request in ctx; nil when the server
 // is open or the work is the server's own.
@@ -89,7 +89,7 @@ func (s *Server) principal(ctx context.Context) *auth.Principal {
 
 // secure sets up the security layer: the token cache, the audit flusher,
 // the rate limiter and the authorisation rule on every writable type.
-func (s *Server) secure(rp *repo.Repo) {
+func (s *Server) secure(rp *write.Path) {
 	sec := s.cfg.Security
 	s.tokens = &tokenCache{entries: map[[32]byte]*auth.Principal{}, now: time.Now}
 	if sec.RateLimit > 0 {

@@ -15,9 +15,9 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/referral"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -654,14 +654,14 @@ func TestTraceThenRefer(t *testing.T) {
 }
 
 // TestConsequenceGrants drives the access layer's check of declared
-// consequences (repo.Consequence) through the real write path: a test rule
+// consequences (write.Consequence) through the real write path: a test rule
 // on Endpoint writes Bob's referral Task as the consequence its name asks
 // for, and each grant lets exactly the callers it names make it. A
 // consequence declared for another resource covers nothing, and one not
 // declared at all is the caller's own write.
 func TestConsequenceGrants(t *testing.T) {
 	s := newBoundaryServer(t)
-	s.app.Repo.AddRule("Endpoint", func(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+	s.app.Writes.AddRule("Endpoint", func(ctx context.Context, tx *write.Tx, c *write.Change) error {
 		if c.New == nil {
 			return nil
 		}
@@ -669,11 +669,11 @@ func TestConsequenceGrants(t *testing.T) {
 		f := append(strings.Fields(name), "", "", "")
 		grant, target, on := f[0], f[1], f[2]
 		ctx = map[string]context.Context{
-			"with-cause":  repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: target, Grant: repo.WithCause, Of: "Endpoint/" + c.ID}),
-			"readers-of":  repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: target, Grant: repo.ToReadersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
-			"writers-of":  repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: target, Grant: repo.ToWritersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
+			"with-cause":  write.AsConsequence(ctx, write.Consequence{Type: "Task", ID: target, Grant: write.WithCause, Of: "Endpoint/" + c.ID}),
+			"readers-of":  write.AsConsequence(ctx, write.Consequence{Type: "Task", ID: target, Grant: write.ToReadersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
+			"writers-of":  write.AsConsequence(ctx, write.Consequence{Type: "Task", ID: target, Grant: write.ToWritersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
 			"undeclared":  ctx,
-			"other-write": repo.AsConsequence(ctx, repo.Consequence{Type: "Task", ID: "task-alice", Grant: repo.ToReadersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
+			"other-write": write.AsConsequence(ctx, write.Consequence{Type: "Task", ID: "task-alice", Grant: write.ToReadersOf, On: []string{on}, Of: "Endpoint/" + c.ID}),
 		}[grant]
 		cur, err := tx.Read(ctx, "Task", "task-bob")
 		if err != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -376,7 +376,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	sorted := append([]*txEntry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return order[sorted[i].method] < order[sorted[j].method] })
 	responses := make([]bundleEntry, len(entries))
-	err := s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+	err := s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		// Deletes come first, so that conditions below see their effect.
 		for _, e := range sorted {
 			if e.method != http.MethodDelete {
@@ -401,7 +401,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 				}
 			}
 			if e.method == http.MethodPost {
-				e.id = repo.NewID()
+				e.id = write.NewID()
 			}
 			if e.method == http.MethodPut && e.id == "" && isURN(e.fullURL) {
 				// A conditional update others may refer to: its target now.
@@ -454,7 +454,7 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 		case http.MethodGet:
 			resp, err = s.runEntry(ctx, s.store, e)
 		default:
-			err = s.repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+			err = s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 				var err error
 				resp, err = s.runEntry(ctx, tx, e)
 				return err
@@ -475,9 +475,9 @@ type entryReader interface {
 	ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error)
 }
 
-// runEntry performs one entry. rd is a *repo.Tx for writes.
+// runEntry performs one entry. rd is a *write.Tx for writes.
 func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bundleEntry, error) {
-	tx, _ := rd.(*repo.Tx)
+	tx, _ := rd.(*write.Tx)
 	var res *fhir.Resource
 	var err error
 	status := http.StatusOK
@@ -505,7 +505,7 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 					break
 				}
 			}
-			e.id = repo.NewID()
+			e.id = write.NewID()
 		}
 		status = http.StatusCreated
 		res, _, err = tx.Put(ctx, e.typ, e.id, e.resource, 0)

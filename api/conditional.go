@@ -12,8 +12,8 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -85,7 +85,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	}
 	var res *fhir.Resource
 	var created bool
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		id, err := s.conditionalTarget(ctx, tx, typ, c.Request.URL.RawQuery, obj)
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 // one match's, else the body's id, else a new one. A body id naming a live
 // resource the condition did not select is a conflict (as R5 makes
 // explicit): the update must not replace what it was not aimed at.
-func (s *Server) conditionalTarget(ctx context.Context, tx *repo.Tx, typ, query string, obj *fhir.Object) (string, error) {
+func (s *Server) conditionalTarget(ctx context.Context, tx *write.Tx, typ, query string, obj *fhir.Object) (string, error) {
 	match, err := s.conditionalMatch(ctx, tx, typ, query)
 	if err != nil {
 		return "", err
@@ -117,7 +117,7 @@ func (s *Server) conditionalTarget(ctx context.Context, tx *repo.Tx, typ, query 
 	}
 	id, _ := obj.String("id")
 	if id == "" {
-		return repo.NewID(), nil
+		return write.NewID(), nil
 	}
 	if _, err := tx.Read(ctx, typ, id); err == nil {
 		return "", fhir.Errorf(fhir.Conflict, "conflict", typ+".id",
@@ -134,7 +134,7 @@ func (s *Server) conditionalDelete(c *gin.Context, typ string) error {
 	if c.Request.URL.RawQuery == "" {
 		return fhir.Errorf(fhir.Invalid, "invalid", "", "DELETE /%s needs an id in the URL or a search condition", typ)
 	}
-	err := s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err := s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
 		if err != nil || match == nil {
 			return err
@@ -151,12 +151,12 @@ func (s *Server) conditionalDelete(c *gin.Context, typ string) error {
 
 // patch serves PATCH /fhir/:type/:id with a JSON Patch document.
 func (s *Server) patch(c *gin.Context, typ, id string) error {
-	return s.applyPatch(c, typ, func(ctx context.Context, tx *repo.Tx) (string, error) { return id, nil })
+	return s.applyPatch(c, typ, func(ctx context.Context, tx *write.Tx) (string, error) { return id, nil })
 }
 
 // conditionalPatch serves PATCH /fhir/:type?search.
 func (s *Server) conditionalPatch(c *gin.Context, typ string) error {
-	return s.applyPatch(c, typ, func(ctx context.Context, tx *repo.Tx) (string, error) {
+	return s.applyPatch(c, typ, func(ctx context.Context, tx *write.Tx) (string, error) {
 		match, err := s.conditionalMatch(ctx, tx, typ, c.Request.URL.RawQuery)
 		if err == nil && match == nil {
 			err = fhir.Errorf(fhir.NotFound, "not-found", "", "no %s matches %q", typ, c.Request.URL.RawQuery)
@@ -168,7 +168,7 @@ func (s *Server) conditionalPatch(c *gin.Context, typ string) error {
 	})
 }
 
-func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Context, *repo.Tx) (string, error)) error {
+func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Context, *write.Tx) (string, error)) error {
 	if err := s.mustWrite(typ); err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Cont
 		return err
 	}
 	var res *fhir.Resource
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		id, err := target(ctx, tx)
 		if err != nil {
 			return err
@@ -220,7 +220,7 @@ func decodePatch(doc []byte) (jsonpatch.Patch, error) {
 
 // patchInTx applies p to the current version of typ/id and writes the
 // result, validated like any update. where locates issues in a Bundle.
-func (s *Server) patchInTx(ctx context.Context, tx *repo.Tx, typ, id string, p jsonpatch.Patch, match int64, where string) (*fhir.Resource, error) {
+func (s *Server) patchInTx(ctx context.Context, tx *write.Tx, typ, id string, p jsonpatch.Patch, match int64, where string) (*fhir.Resource, error) {
 	cur, err := tx.Read(ctx, typ, id)
 	if err != nil {
 		return nil, err

@@ -26,12 +26,12 @@ var invalidExamples = map[string]string{
 // with 422, each with the rule's message. They are reported to the rule's
 // owner; the test asserts the refusal so that a change is noticed.
 var refusedByRules = map[string]string{
-	// booking (fhir/booking/rules.go): Appointment/examplereq's second
+	// booking (domain/booking/rules.go): Appointment/examplereq's second
 	// participant has a type and no actor; the response is how a
 	// practitioner takes that place, but the rule only accepts actors
 	// already named.
 	"AppointmentResponse-exampleresp.json": "Practitioner/example is not a participant of Appointment/examplereq",
-	// referral (fhir/referral/fit.go): Appointment/example is booked,
+	// referral (domain/referral/fit.go): Appointment/example is booked,
 	// based on the referral ServiceRequest/myringotomy, but names no
 	// HealthcareService, so it cannot be checked against the referral
 	// (a booking fits its referral); its AppointmentResponse then

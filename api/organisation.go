@@ -11,8 +11,8 @@ import (
 	"slices"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -194,7 +194,7 @@ func orgWriteParam(role auth.Role, typ string) (param string, ok bool) {
 // checkOrgWrite applies the organisation rules of orgWriteParam to one
 // direct write: the current version (update, delete) and the proposed one
 // (create, update) must both belong to the caller's organisation.
-func (s *Server) checkOrgWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change) error {
+func (s *Server) checkOrgWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
 	param, ok := orgWriteParam(p.Role, c.Type)
 	if !ok {
 		return nil

@@ -10,7 +10,7 @@ import (
 	"context"
 	"slices"
 
-	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -18,13 +18,13 @@ import (
 // A write that is stored is audited in its transaction and the request's
 // record is dropped; a refused one leaves this entity in the record of the
 // failed request.
-func noteWrite(ctx context.Context, c *repo.Change) {
+func noteWrite(ctx context.Context, c *write.Change) {
 	noteAccess(ctx, c.Type, c.ID, "")
 }
 
 // noteRefusedWrite adds to the request's audit record the patients whose
 // compartment the refused write's current or proposed resource is in.
-func (s *Server) noteRefusedWrite(ctx context.Context, c *repo.Change) {
+func (s *Server) noteRefusedWrite(ctx context.Context, c *write.Change) {
 	if infoOf(ctx) == nil || !inCompartmentType(c.Type) {
 		return
 	}

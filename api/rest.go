@@ -11,13 +11,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 )
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
-func newID() string { return repo.NewID() }
+func newID() string { return write.NewID() }
 
 func contextWithTimeout(c *gin.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(c.Request.Context(), d, errTimeout)
@@ -197,7 +197,7 @@ func (s *Server) create(c *gin.Context, typ string) error {
 	cond := c.GetHeader("If-None-Exist")
 	var res *fhir.Resource
 	status := http.StatusCreated
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		if cond != "" {
 			existing, err := s.conditionalMatch(ctx, tx, typ, cond)
 			if err != nil {
@@ -243,7 +243,7 @@ func (s *Server) update(c *gin.Context, typ, id string) error {
 	}
 	var res *fhir.Resource
 	var created bool
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		res, created, err = tx.Put(ctx, typ, id, obj, match)
 		return err
 	})
@@ -288,7 +288,7 @@ func (s *Server) delete(c *gin.Context, typ, id string) error {
 		return err
 	}
 	var res *fhir.Resource
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *repo.Tx) error {
+	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
 		res, err = tx.Delete(ctx, typ, id, match)
 		return err
 	})

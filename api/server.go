@@ -19,8 +19,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -62,7 +62,7 @@ type Config struct {
 // Server serves the FHIR REST API.
 type Server struct {
 	cfg         Config
-	repo        *repo.Repo
+	repo        *write.Path
 	store       store.Store
 	validator   Validator
 	search      Searcher
@@ -78,7 +78,7 @@ type Server struct {
 
 // New returns a Server writing through rp. Operations are added with
 // AddOperation before Handler is called.
-func New(cfg Config, rp *repo.Repo, v Validator, s Searcher, defs *Definitions) *Server {
+func New(cfg Config, rp *write.Path, v Validator, s Searcher, defs *Definitions) *Server {
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}

@@ -6,7 +6,7 @@ package api
 // patient compartment, granular scope queries and the organisation rules,
 // then records the write in the audit trail. A write a domain rule makes
 // as the consequence of another is checked by the grant it declares
-// (repo.Consequence), never let through unchecked.
+// (write.Consequence), never let through unchecked.
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -24,7 +24,7 @@ import (
 // that checks each write against the caller's scopes, patient compartment
 // and organisation, whichever way it arrives (REST, Bundle entry,
 // operation), and records it in the audit trail in the same transaction.
-func (s *Server) authorizeWrite(ctx context.Context, tx *repo.Tx, c *repo.Change) error {
+func (s *Server) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Change) error {
 	p := s.principal(ctx)
 	if p == nil {
 		return nil
@@ -41,7 +41,7 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *repo.Tx, c *repo.Change
 // unnamed keeps a refusal from naming what it refused when the caller may
 // not read it: a write a rule makes besides the one asked for may touch a
 // resource the caller has never seen.
-func (s *Server) unnamed(ctx context.Context, tx *repo.Tx, c *repo.Change, err error) error {
+func (s *Server) unnamed(ctx context.Context, tx *write.Tx, c *write.Change, err error) error {
 	fe := fhir.AsError(err)
 	name := c.Type + "/" + c.ID
 	named := false
@@ -64,12 +64,12 @@ func (s *Server) unnamed(ctx context.Context, tx *repo.Tx, c *repo.Change, err e
 
 // authorizeChange checks, before a change is worked out (a PATCH), that
 // the caller may change cur at all, as authorizeWrite will check it.
-func (s *Server) authorizeChange(ctx context.Context, tx *repo.Tx, cur *fhir.Resource) error {
+func (s *Server) authorizeChange(ctx context.Context, tx *write.Tx, cur *fhir.Resource) error {
 	p := s.principal(ctx)
 	if p == nil {
 		return nil
 	}
-	c := &repo.Change{Type: cur.Type, ID: cur.ID, Old: cur}
+	c := &write.Change{Type: cur.Type, ID: cur.ID, Old: cur}
 	noteWrite(ctx, c) // refused here, it is audited with its target
 	var err error = forbidden("AuditEvents are written only by the server")
 	if cur.Type != auditType {
@@ -82,7 +82,7 @@ func (s *Server) authorizeChange(ctx context.Context, tx *repo.Tx, cur *fhir.Res
 	return nil
 }
 
-func interactionOfChange(c *repo.Change) auth.Interaction {
+func interactionOfChange(c *write.Change) auth.Interaction {
 	switch {
 	case c.New == nil:
 		return auth.Delete
@@ -92,21 +92,21 @@ func interactionOfChange(c *repo.Change) auth.Interaction {
 	return auth.Update
 }
 
-func (s *Server) checkWrite(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction) error {
+func (s *Server) checkWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
 	if c.Type == auditType {
 		return forbidden("AuditEvents are written only by the server")
 	}
-	if cq, ok := repo.ConsequenceOf(ctx, c); ok {
+	if cq, ok := write.ConsequenceOf(ctx, c); ok {
 		return s.checkConsequence(ctx, tx, p, c, in, cq)
 	}
 	return s.checkDirect(ctx, tx, p, c, in)
 }
 
 // checkConsequence checks a write a domain rule declared as the
-// consequence of another (repo.Consequence) by the grant it declares.
-func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction, cq repo.Consequence) error {
+// consequence of another (write.Consequence) by the grant it declares.
+func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction, cq write.Consequence) error {
 	switch cq.Grant {
-	case repo.WithCause:
+	case write.WithCause:
 		// Part of the write that causes it, which was checked itself; for a
 		// caller in a patient context it must still stay within the
 		// patient's compartment, as before.
@@ -114,7 +114,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Prin
 			return nil
 		}
 		return s.checkCompartment(c, patientOf(p))
-	case repo.ToWritersOf:
+	case write.ToWritersOf:
 		if len(cq.On) == 0 {
 			break
 		}
@@ -131,7 +131,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Prin
 			if err != nil {
 				return err
 			}
-			if err := s.checkDirect(ctx, tx, p, &repo.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
+			if err := s.checkDirect(ctx, tx, p, &write.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
 				if seen, _ := s.visible(ctx, tx, typ, id); !seen {
 					ref = "a " + typ + " it cannot read"
 				}
@@ -139,7 +139,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Prin
 			}
 		}
 		return nil
-	case repo.ToReadersOf:
+	case write.ToReadersOf:
 		for _, ref := range cq.On {
 			typ, id, ok := fhir.SplitReference(ref)
 			if !ok {
@@ -160,7 +160,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *repo.Tx, p *auth.Prin
 // checkDirect checks a write the caller makes itself: its scopes (with the
 // patient compartment and granular queries) and the organisation rules,
 // before and after.
-func (s *Server) checkDirect(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change, in auth.Interaction) error {
+func (s *Server) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
 	r, err := s.restrict(ctx, p, c.Type, in)
 	if err != nil {
 		return err
@@ -190,7 +190,7 @@ func (s *Server) checkDirect(ctx context.Context, tx *repo.Tx, p *auth.Principal
 
 // checkCompartment requires both versions of a write to be in patient's
 // compartment.
-func (s *Server) checkCompartment(c *repo.Change, patient string) error {
+func (s *Server) checkCompartment(c *write.Change, patient string) error {
 	if c.Old != nil && !s.inCompartment(c.Type, c.ID, c.Old.JSON, patient) {
 		return forbidden("%s/%s is not in the compartment of the patient in context", c.Type, c.ID)
 	}
@@ -206,7 +206,7 @@ func (s *Server) checkCompartment(c *repo.Change, patient string) error {
 // an appointment it writes names must be ones it has a relationship with
 // (or registers in the same transaction). A patient it does not reach is
 // refused alike whether it exists or not.
-func (s *Server) checkOrgReach(ctx context.Context, tx *repo.Tx, p *auth.Principal, c *repo.Change) error {
+func (s *Server) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
 	org := s.orgFilter(p, c.Type)
 	if org == nil {
 		return nil
@@ -286,7 +286,7 @@ func (s *Server) patientsOf(raw []byte) []string {
 // of the patient compartment and each scope's query), evaluated on the
 // resource in memory. A query that needs other resources (a chain, _has)
 // cannot be decided on one resource and grants no write.
-func (s *Server) checkGranularWrite(c *repo.Change, granted search.Expr) error {
+func (s *Server) checkGranularWrite(c *write.Change, granted search.Expr) error {
 	reg, ok := s.search.(*search.Registry)
 	if !ok {
 		return forbidden("this server cannot check granular (query) scopes on writes; writing %s needs a scope without a query", c.Type)

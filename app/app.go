@@ -18,10 +18,10 @@ import (
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/conformance"
-	"github.com/signpost-fhir/signpost/fhir/booking"
-	"github.com/signpost-fhir/signpost/fhir/directory"
-	"github.com/signpost-fhir/signpost/fhir/referral"
-	"github.com/signpost-fhir/signpost/fhir/repo"
+	"github.com/signpost-fhir/signpost/domain/booking"
+	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
 	"github.com/signpost-fhir/signpost/store"
@@ -65,7 +65,7 @@ type Config struct {
 type App struct {
 	Config    Config
 	Store     store.Store
-	Repo      *repo.Repo
+	Writes    *write.Path
 	Search    *search.Registry
 	API       *api.Server
 	Location  *time.Location
@@ -117,7 +117,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := repo.New(st, reg)
+	rp := write.New(st, reg)
 	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
 		st.Close()
@@ -125,7 +125,7 @@ func New(cfg Config) (*App, error) {
 	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
-	a := &App{Config: cfg, Store: st, Repo: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
+	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
 			st.Close()
@@ -149,7 +149,7 @@ func New(cfg Config) (*App, error) {
 	if !cfg.NoReindex {
 		// Waiting times kept inside the services by an older release
 		// become derived values, once (see Directory.Adopt).
-		n, err := a.Directory.Adopt(repo.AsServer(context.Background()))
+		n, err := a.Directory.Adopt(write.AsServer(context.Background()))
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("adopting waiting times: %w", err)
@@ -170,7 +170,7 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
-	ctx, cancel := context.WithCancel(repo.AsServer(context.Background()))
+	ctx, cancel := context.WithCancel(write.AsServer(context.Background()))
 	done := make(chan struct{})
 	go func() { // releases holds that expired, also while the server was down
 		defer close(done)

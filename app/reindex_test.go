@@ -15,8 +15,8 @@ import (
 	_ "modernc.org/sqlite" // the driver the test edits the database with
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 	"github.com/signpost-fhir/signpost/store/sqlite"
@@ -30,7 +30,7 @@ func TestReindexOnUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	var logs syncBuffer
 	cfg := app.Config{Data: dir, BaseURL: "http://127.0.0.1:8080/fhir", Open: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
-	ctx := repo.AsServer(context.Background())
+	ctx := write.AsServer(context.Background())
 	docs := []string{
 		`{"resourceType":"DocumentReference","id":"d1","status":"current","content":[{"attachment":{"url":"urn:d1"}}]}`,
 		`{"resourceType":"DocumentReference","id":"d2","status":"current","content":[{"attachment":{"url":"urn:d2"}}],
@@ -102,7 +102,7 @@ func TestReindexOnUpgrade(t *testing.T) {
 	if strings.Contains(logs.String(), "reindex") {
 		t.Errorf("a new data directory was reindexed:\n%s", logs.String())
 	}
-	err := a.Repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+	err := a.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		for _, d := range docs {
 			obj, err := fhir.ParseObject([]byte(d))
 			if err != nil {

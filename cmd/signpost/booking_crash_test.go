@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-fhir/signpost/fhir/booking/bookingtest"
+	"github.com/signpost-fhir/signpost/domain/booking/bookingtest"
 )
 
 // TestBookingSurvivesSIGKILL runs issue 4's stress workload (the one
-// fhir/booking's TestStress runs in process: 64 clients booking 2,000 slots
+// domain/booking's TestStress runs in process: 64 clients booking 2,000 slots
 // over 40 services, cancelling and rescheduling some of what they book)
 // against `signpost serve`, kills the server with SIGKILL in the middle of
 // the run, once bookings, cancels and reschedules have all been

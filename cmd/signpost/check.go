@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/fhir/booking"
+	"github.com/signpost-fhir/signpost/domain/booking"
 )
 
 // check runs the booking consistency checker over the data directory: it

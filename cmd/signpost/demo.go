@@ -14,10 +14,10 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/directory"
-	"github.com/signpost-fhir/signpost/fhir/referral"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 )
 
 // The demo region is a synthetic county, Wessex Vale: two integrated care
@@ -193,7 +193,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 		loaded = true
 	}
 	var services []string
-	err := a.Repo.Update(ctx, func(ctx context.Context, tx *repo.Tx) error {
+	err := a.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		services = nil
 		w := &demoWriter{ctx: ctx, tx: tx, skip: loaded}
 		phone := 0
@@ -257,7 +257,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 	added := 0
 	today := time.Now().In(a.Location)
 	for i, id := range services {
-		err := a.Repo.Update(directory.WithoutWaitingTimes(ctx), func(ctx context.Context, tx *repo.Tx) error {
+		err := a.Writes.Update(directory.WithoutWaitingTimes(ctx), func(ctx context.Context, tx *write.Tx) error {
 			w := &demoWriter{ctx: ctx, tx: tx}
 			sched := "demo-sched-" + id[len("demo-hs-"):]
 			w.put("Schedule", sched, map[string]any{"resourceType": "Schedule", "active": true,
@@ -313,7 +313,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 // demoWriter writes fixed-id resources, skipping those that exist.
 type demoWriter struct {
 	ctx  context.Context
-	tx   *repo.Tx
+	tx   *write.Tx
 	skip bool // the county is loaded: write nothing but missing schedules and slots
 	err  error
 }

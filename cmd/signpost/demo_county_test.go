@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/fhir/directory"
-	"github.com/signpost-fhir/signpost/fhir/referral"
+	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
 var update = flag.Bool("update", false, "rewrite demo_postcodes.csv from the postcode grid")

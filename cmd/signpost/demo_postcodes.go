@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/signpost-fhir/signpost/fhir/referral"
+	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
 // The demo county's synthetic postcode table: one postcode for every

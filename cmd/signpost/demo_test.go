@@ -12,8 +12,8 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
-	"github.com/signpost-fhir/signpost/fhir/directory"
-	"github.com/signpost-fhir/signpost/fhir/referral"
+	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )

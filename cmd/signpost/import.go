@@ -16,8 +16,8 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/repo"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
 	"github.com/signpost-fhir/signpost/store"
@@ -298,7 +298,7 @@ func (im *importer) prepare(ctx context.Context, name string, lines []line) ([]*
 		}
 		id, _ = obj.String("id")
 		if id == "" {
-			id = repo.NewID()
+			id = write.NewID()
 		} else if !fhir.ValidID(id) {
 			return nil, fmt.Errorf("%s: %q is not a valid id", where, id)
 		}

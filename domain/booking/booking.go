@@ -1,0 +1,143 @@
+// Package booking is Signpost's scheduling and booking domain: the rules
+// that keep Appointments, Slots, Schedules and AppointmentResponses
+// consistent on every write path, and the IHE ITI Scheduling operations
+// ($find, $hold, $book) plus $reschedule.
+//
+// The rules are write.Rules, so they hold however a write arrives (POST,
+// PUT, PATCH, conditional, transaction, operation): booking an Appointment
+// (status booked or pending, with slot references) claims every slot in
+// the same store transaction, and a slot that is no longer free fails the
+// write with 409 and SLOT_NOT_AVAILABLE; cancelling frees them; a booked
+// appointment can only be amended in the ways GP Connect allows.
+//
+// A proposal from $find is not an Appointment: its id is an opaque token,
+// a valid FHIR id signed with a key kept in the data directory, naming the
+// slots, the patient and the referral, valid for a short time (the ids
+// themselves when they fit, else a store record that expires with it). A hold is a pending Appointment whose slots are
+// busy-tentative until the hold-expires extension's instant; Sweep
+// releases expired holds, and Run sweeps periodically.
+//
+// Booking writes may carry an Idempotency-Key (see Service.Idempotency).
+package booking
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir/operation"
+	"github.com/signpost-fhir/signpost/fhir/search"
+)
+
+// Searcher parses FHIR search parameters into a query (search.Registry).
+type Searcher interface {
+	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
+}
+
+// Config configures booking.
+type Config struct {
+	Data        string         // data directory: the proposal signing key is kept there
+	BaseURL     string         // public FHIR base, for Location headers of replayed answers
+	Location    *time.Location // the server's time zone, for date-only windows (default Europe/London)
+	HoldFor     time.Duration  // how long $hold keeps slots (default 5 minutes)
+	ProposalFor time.Duration  // how long a $find proposal stays valid (default 15 minutes)
+	KeysFor     time.Duration  // how long an Idempotency-Key is remembered (default 24 hours)
+	SweepEvery  time.Duration  // how often Run releases expired holds (default 5 seconds)
+	// Client names the client a request comes from, the scope of its
+	// Idempotency-Keys. Default: ClientFromAuthorization. Once auth
+	// verifies tokens, pass a function returning the verified client id.
+	Client    func(r *http.Request) string
+	Logger    *slog.Logger
+	Validator Validator // checks $book's appointment-resource; nil skips that
+}
+
+// Service is the booking domain wired to a repo.
+type Service struct {
+	cfg    Config
+	repo   *write.Path
+	search Searcher
+	key    []byte // HMAC key for proposal tokens
+	now    func() time.Time
+
+	// The schedules and services the rules and $find read, decoded once
+	// per content (they are read by every booking of a service).
+	schedules *write.Views[schedule]
+	services  *write.Views[healthcareService]
+
+	// Referrals tells $find what a referral allows. Set it before
+	// serving; nil offers any service for a referral.
+	Referrals Referrals
+}
+
+// New returns the booking service over rp and registers its Rules and
+// Prepare steps with rp. Register its operations with
+// api.Server.AddOperation (Operations) and wrap the HTTP handler with
+// Idempotency.
+func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Europe/London")
+		if err != nil {
+			return nil, fmt.Errorf("booking: %w", err)
+		}
+		cfg.Location = loc
+	}
+	if cfg.HoldFor <= 0 {
+		cfg.HoldFor = 5 * time.Minute
+	}
+	if cfg.ProposalFor <= 0 {
+		cfg.ProposalFor = 15 * time.Minute
+	}
+	if cfg.KeysFor <= 0 {
+		cfg.KeysFor = 24 * time.Hour
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 5 * time.Second
+	}
+	if cfg.Client == nil {
+		cfg.Client = ClientFromAuthorization
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	key, err := LoadKey(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
+		schedules: write.NewViews(decode[schedule]), services: write.NewViews(decode[healthcareService])}
+	rp.AddPrepare("Appointment", b.prepareAppointment)
+	rp.AddRule("Appointment", b.clinicalRule) // first: a refused status says why before any move it would make
+	rp.AddRule("Appointment", b.appointmentRule)
+	rp.AddRule("Slot", b.slotRule)
+	rp.AddRule("Schedule", b.scheduleRule)
+	rp.AddRule("AppointmentResponse", b.responseRule)
+	return b, nil
+}
+
+// Operations returns $find, $hold, $book and $reschedule.
+func (b *Service) Operations() []*operation.Operation {
+	return []*operation.Operation{b.findOp(), b.holdOp(), b.bookOp(), b.rescheduleOp()}
+}
+
+// Run releases expired holds now and then every SweepEvery until ctx ends.
+// Errors are logged; the next sweep tries again.
+func (b *Service) Run(ctx context.Context) {
+	t := time.NewTicker(b.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		if n, err := b.Sweep(ctx); err != nil && ctx.Err() == nil {
+			b.cfg.Logger.Error("releasing expired holds", "error", err)
+		} else if n > 0 {
+			b.cfg.Logger.Info("released expired holds", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

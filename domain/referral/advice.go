@@ -1,0 +1,201 @@
+package referral
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/operation"
+)
+
+// Advice and guidance: a GP asks a specialist service a question as a
+// CommunicationRequest (requester the GP, recipient the HealthcareService,
+// subject the patient); the conversation is a thread of Communications
+// (basedOn the request, inResponseTo the previous message). The specialist
+// may answer, or convert the request into a referral with $convert.
+
+type commRequestView struct {
+	Status    string      `json:"status"`
+	Subject   reference   `json:"subject"`
+	Requester reference   `json:"requester"`
+	Recipient []reference `json:"recipient"`
+	Priority  string      `json:"priority"`
+}
+
+// convertOp is CommunicationRequest/{id}/$convert.
+func (s *Service) convertOp() *operation.Operation {
+	return &operation.Operation{
+		Name: "convert", Types: []string{"CommunicationRequest"}, Instance: true, Affects: true, Access: "update",
+		Definition: definition("CommunicationRequest-convert"),
+		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
+			priority, _ := req.Params.String("priority")
+			if priority == "" {
+				priority = "routine"
+			}
+			if priority != "routine" && priority != "urgent" {
+				return nil, fhir.Errorf(fhir.Invalid, "value", "priority", "priority must be routine or urgent, not %q", priority)
+			}
+			var out *fhir.Resource
+			err := s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+				cr, err := tx.Read(ctx, "CommunicationRequest", req.ID)
+				if err != nil {
+					return err
+				}
+				var v commRequestView
+				if err := decode(cr.JSON, &v, "CommunicationRequest"); err != nil {
+					return err
+				}
+				if v.Status != "active" {
+					return fhir.Errorf(fhir.Unprocessable, "business-rule", "CommunicationRequest.status",
+						"only an active advice request can become a referral; this one is %s", v.Status).WithDetails("ILLEGAL_TRANSITION")
+				}
+				service := ""
+				for _, r := range v.Recipient {
+					if t, _, ok := fhir.SplitReference(r.Reference); ok && t == "HealthcareService" {
+						service = r.Reference
+					}
+				}
+				if service == "" || v.Subject.Reference == "" {
+					return fhir.Errorf(fhir.Unprocessable, "required", "CommunicationRequest.recipient",
+						"an advice request names the patient (subject) and the specialist HealthcareService (recipient) to become a referral")
+				}
+				hs, err := readRef(ctx, tx, service)
+				if err != nil {
+					return fhir.Errorf(fhir.Unprocessable, "not-found", "CommunicationRequest.recipient", "%s does not exist", service)
+				}
+				var hv serviceView
+				if err := decode(hs.JSON, &hv, "HealthcareService"); err != nil {
+					return err
+				}
+				sr := map[string]any{
+					"resourceType":   "ServiceRequest",
+					"status":         "active",
+					"intent":         "order",
+					"priority":       priority,
+					"subject":        v.Subject,
+					"authoredOn":     tx.Now().Format(fhir.InstantFormat),
+					"performer":      []reference{{Reference: hs.Reference(), Display: hv.Name}},
+					"supportingInfo": []reference{{Reference: cr.Reference()}},
+					"category":       []concept{{Coding: []coding{{System: Base + "/CodeSystem/referral-source", Code: "gp", Display: "GP referral"}}}},
+				}
+				if v.Requester.Reference != "" {
+					sr["requester"] = v.Requester
+				}
+				if len(hv.Specialty) > 0 {
+					sr["performerType"] = hv.Specialty[0]
+				}
+				if len(hv.Type) > 0 {
+					sr["code"] = hv.Type[0]
+				}
+				if out, err = create(ctx, tx, "ServiceRequest", sr); err != nil {
+					return err
+				}
+				obj, err := fhir.ParseObject(cr.JSON)
+				if err != nil {
+					return err
+				}
+				obj.Set("status", "completed")
+				_, _, err = tx.Put(ctx, "CommunicationRequest", cr.ID, obj, 0)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			return &operation.Result{Status: 201, Body: out.JSON,
+				Header: map[string][]string{"Location": {req.BaseURL + "/ServiceRequest/" + out.ID}}}, nil
+		},
+	}
+}
+
+// communicationRule keeps advice threads whole: a Communication basedOn a
+// CommunicationRequest must name one that exists, and a reply
+// (inResponseTo) must answer a message of the same thread.
+func (s *Service) communicationRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
+	if c.New == nil {
+		return nil
+	}
+	var v struct {
+		BasedOn      []reference `json:"basedOn"`
+		InResponseTo []reference `json:"inResponseTo"`
+	}
+	if err := decode(c.New.Bytes(), &v, "Communication"); err != nil {
+		return err
+	}
+	var thread []string
+	for i, b := range v.BasedOn {
+		if t, _, ok := fhir.SplitReference(b.Reference); !ok || t != "CommunicationRequest" {
+			continue
+		}
+		res, err := readRef(ctx, tx, b.Reference)
+		if err != nil {
+			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.basedOn[%d]", i), "%s does not exist", b.Reference)
+		}
+		thread = append(thread, res.Reference())
+	}
+	for i, r := range v.InResponseTo {
+		prev, err := readRef(ctx, tx, r.Reference)
+		if err != nil {
+			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.inResponseTo[%d]", i), "%s does not exist", r.Reference)
+		}
+		var pv struct {
+			BasedOn []reference `json:"basedOn"`
+		}
+		_ = json.Unmarshal(prev.JSON, &pv)
+		for _, t := range thread {
+			found := false
+			for _, b := range pv.BasedOn {
+				found = found || sameRef(b.Reference, t)
+			}
+			if !found {
+				return fhir.Errorf(fhir.Unprocessable, "business-rule", fmt.Sprintf("Communication.inResponseTo[%d]", i),
+					"%s belongs to another advice thread than %s", r.Reference, t)
+			}
+		}
+	}
+	return nil
+}
+
+// questionnaireResponseRule links booking-guidance answers and
+// patient-experience feedback to their referral: a QuestionnaireResponse
+// basedOn a ServiceRequest must name one that exists and answer an existing
+// Questionnaire when it names one by id; patient-experience feedback is
+// taken only after an appointment of the referral has taken place.
+func (s *Service) questionnaireResponseRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
+	if c.New == nil {
+		return nil
+	}
+	var v struct {
+		BasedOn       []reference `json:"basedOn"`
+		Questionnaire string      `json:"questionnaire"`
+	}
+	if err := decode(c.New.Bytes(), &v, "QuestionnaireResponse"); err != nil {
+		return err
+	}
+	linked := false
+	var referrals []string
+	for i, b := range v.BasedOn {
+		if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
+			linked = true
+			referrals = append(referrals, b.Reference)
+			if _, err := readRef(ctx, tx, b.Reference); err != nil {
+				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("QuestionnaireResponse.basedOn[%d]", i), "referral %s does not exist", b.Reference)
+			}
+		}
+	}
+	if linked && v.Questionnaire != "" {
+		if t, _, ok := fhir.SplitReference(v.Questionnaire); ok && t == "Questionnaire" {
+			if _, err := readRef(ctx, tx, v.Questionnaire); err != nil {
+				found, ferr := find(ctx, tx, s.reg, "Questionnaire", "url="+v.Questionnaire)
+				if ferr != nil || len(found) == 0 {
+					return fhir.Errorf(fhir.Unprocessable, "not-found", "QuestionnaireResponse.questionnaire", "%s does not exist", v.Questionnaire)
+				}
+			}
+		}
+	}
+	if c.Old == nil {
+		return s.experienceCheck(ctx, tx, v.Questionnaire, referrals)
+	}
+	return nil
+}

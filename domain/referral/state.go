@@ -1,0 +1,381 @@
+package referral
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+
+	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// State is a referral's workflow state: its Task's businessStatus code in
+// https://signpost.example/fhir/CodeSystem/referral-state.
+type State string
+
+// The referral states.
+const (
+	AwaitingBooking State = "awaiting-booking" // referred; no appointment yet
+	Booked          State = "booked"           // an appointment is booked; for the provider's review
+	AwaitingTriage  State = "awaiting-triage"  // sent to the provider for triage without an appointment
+	Accepted        State = "accepted"         // the provider accepted the referral
+	Rejected        State = "rejected"         // the provider returned it to the referrer
+	Redirected      State = "redirected"       // the provider sent it on to another service
+	SlotIssue       State = "slot-issue"       // no slot could be found: deferred to the provider
+	Cancelled       State = "cancelled"        // withdrawn (terminal)
+	Completed       State = "completed"        // the appointment took place (terminal)
+)
+
+// transitions lists, for each state, the states it may move to. Anything
+// else is an illegal transition (422).
+var transitions = map[State][]State{
+	AwaitingBooking: {Booked, AwaitingTriage, SlotIssue, Cancelled},
+	Booked:          {Accepted, Rejected, Redirected, Cancelled, AwaitingBooking, Completed},
+	AwaitingTriage:  {Accepted, Rejected, Redirected, Cancelled, Booked},
+	Accepted:        {Completed, Cancelled},
+	Rejected:        {AwaitingBooking, Booked, Cancelled},
+	Redirected:      {Booked, AwaitingBooking, AwaitingTriage, SlotIssue, Cancelled},
+	SlotIssue:       {Booked, AwaitingTriage, Rejected, Redirected, Cancelled},
+	Cancelled:       nil,
+	Completed:       nil,
+}
+
+// CanMove reports whether a referral may move from one state to another.
+func CanMove(from, to State) bool { return slices.Contains(transitions[from], to) }
+
+// Worklist is a named list of referral Tasks someone must work.
+type Worklist string
+
+// The worklists. A Task carries its worklist in the extension
+// https://signpost.example/fhir/StructureDefinition/worklist, searchable as
+// Task?worklist=<code> (with owner= to narrow it to a service or referrer).
+const (
+	ForReview       Worklist = "for-review"       // provider: booked or awaiting triage
+	ToBook          Worklist = "awaiting-booking" // referrer / patient / call centre: no appointment yet
+	SlotIssues      Worklist = "slot-issues"      // provider: contact the patient and book
+	RejectedReturns Worklist = "rejected"         // referrer: rejected referrals to act on
+)
+
+// WorklistOf returns the worklist a referral in state st is on, or "".
+func WorklistOf(st State) Worklist {
+	switch st {
+	case Booked, AwaitingTriage:
+		return ForReview
+	case AwaitingBooking, Redirected:
+		return ToBook
+	case SlotIssue:
+		return SlotIssues
+	case Rejected:
+		return RejectedReturns
+	}
+	return ""
+}
+
+// taskView is what the Task rule reads.
+type taskView struct {
+	Code           concept     `json:"code"`
+	BusinessStatus concept     `json:"businessStatus"`
+	StatusReason   concept     `json:"statusReason"`
+	Focus          reference   `json:"focus"`
+	For            reference   `json:"for"`
+	Owner          reference   `json:"owner"`
+	Extension      []extension `json:"extension"`
+}
+
+func (t *taskView) isReferral() bool { return t.Code.has(TaskCodeSystem, TaskCode) }
+func (t *taskView) state() State     { return State(t.BusinessStatus.code(StateSystem)) }
+func (t *taskView) reasonText() string {
+	if t.StatusReason.Text != "" {
+		return t.StatusReason.Text
+	}
+	for _, c := range t.StatusReason.Coding {
+		if c.Display != "" {
+			return c.Display
+		}
+		return c.Code
+	}
+	return ""
+}
+
+type internalKey struct{}
+
+// internal marks ctx as a write by this package, which may set the
+// elements the server owns (the Task's creation, the access-code hash, the
+// saved shortlist).
+func internal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, internalKey{}, true)
+}
+
+func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
+
+func stateConcept(st State) concept {
+	return concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}}
+}
+
+var stateDisplay = map[State]string{
+	AwaitingBooking: "Awaiting booking", Booked: "Booked", AwaitingTriage: "Awaiting triage",
+	Accepted: "Accepted", Rejected: "Rejected", Redirected: "Redirected", SlotIssue: "Appointment slot issue",
+	Cancelled: "Cancelled", Completed: "Completed",
+}
+
+// legacyAccessHash is the extension that once held the access-code hash on
+// the Task. It is never written now, and removed when found.
+const legacyAccessHash = Base + "/StructureDefinition/access-code-hash"
+
+// taskRule keeps referral Tasks honest on every write path: only the
+// server creates them (one per referral, with the ServiceRequest); their
+// focus never changes; businessStatus moves only along the transitions;
+// the worklist, Task.status and the access-code hash are server-owned; and
+// every move writes a Provenance and keeps ServiceRequest.status in step.
+func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
+	var oldT, newT taskView
+	if c.Old != nil {
+		if err := decode(c.Old.JSON, &oldT, "Task"); err != nil {
+			return err
+		}
+	}
+	if c.New == nil {
+		if oldT.isReferral() && !isInternal(ctx) {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task",
+				"Task/%s is the workflow of %s: cancel the referral instead of deleting it", c.ID, oldT.Focus.Reference)
+		}
+		return nil
+	}
+	if err := decode(c.New.Bytes(), &newT, "Task"); err != nil {
+		return err
+	}
+	if !oldT.isReferral() && !newT.isReferral() {
+		return nil
+	}
+	if c.Old == nil && !isInternal(ctx) {
+		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code",
+			"referral workflow Tasks are created by the server with their ServiceRequest").WithDetails("SERVER_OWNED")
+	}
+	if c.Old != nil {
+		if !newT.isReferral() {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code", "the code of referral Task/%s cannot change", c.ID)
+		}
+		if newT.Focus.Reference != oldT.Focus.Reference {
+			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.focus",
+				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
+		}
+		if !isInternal(ctx) {
+			for _, url := range []string{AccessExtension, BreachExtension, RedirectedExtension} {
+				if err := c.New.KeepExtensions(c.Old.JSON, url); err != nil {
+					return err
+				}
+			}
+		}
+		// Before access codes moved to store records, their hashes were
+		// kept on the Task: drop any such left-over at the next write.
+		if err := c.New.SetExtensions(legacyAccessHash); err != nil {
+			return err
+		}
+	}
+	to := newT.state()
+	if _, known := transitions[to]; !known {
+		return fhir.Errorf(fhir.Unprocessable, "code-invalid", "Task.businessStatus",
+			"businessStatus must be a code from %s, not %q", StateSystem, to)
+	}
+	from := oldT.state()
+	if c.Old != nil && from != to && !CanMove(from, to) {
+		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
+			"referral %s cannot move from %s to %s", oldT.Focus.Reference, from, to).WithDetails("ILLEGAL_TRANSITION")
+	}
+	// Server-owned: the worklist and the FHIR status follow the state.
+	var wl []any
+	if w := WorklistOf(to); w != "" {
+		wl = append(wl, extension{URL: WorklistExtension, ValueCoding: &coding{System: WorklistSystem, Code: string(w)}})
+	}
+	if err := c.New.SetExtensions(WorklistExtension, wl...); err != nil {
+		return err
+	}
+	status := "in-progress"
+	switch to {
+	case Completed:
+		status = "completed"
+	case Cancelled:
+		status = "cancelled"
+	case AwaitingBooking:
+		status = "ready"
+	}
+	c.New.Set("status", status)
+	if c.Old != nil && from == to {
+		return nil
+	}
+	var version int64 = 1
+	if c.Old != nil {
+		version = c.Old.Version + 1
+	}
+	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), newT.Focus.Reference, newT.Owner.Reference, to, newT.reasonText()); err != nil {
+		return err
+	}
+	if c.Old != nil {
+		return s.syncRequestStatus(ctx, tx, newT.Focus.Reference, to)
+	}
+	return nil
+}
+
+// writeProvenance records who moved a referral to state st, when, and why.
+// The Task's owner after the move is recorded as an entity (role source):
+// for a deferral, the service that had no slot.
+func (s *Service) writeProvenance(ctx context.Context, tx *write.Tx, task, request, owner string, st State, why string) error {
+	prov := map[string]any{
+		"resourceType": "Provenance",
+		"target":       []reference{{Reference: task}, {Reference: request}},
+		"recorded":     tx.Now().Format(fhir.InstantFormat),
+		"activity":     concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}},
+		"agent":        provenanceAgents(ctx),
+	}
+	if owner != "" {
+		prov["entity"] = []map[string]any{{"role": "source", "what": reference{Reference: owner}}}
+	}
+	if why != "" {
+		prov["reason"] = []concept{{Text: why}}
+	}
+	_, err := create(recordKeeper(ctx), tx, "Provenance", prov)
+	return err
+}
+
+// recordKeeper returns ctx acting as the server's record keeper, for the
+// records the referral rules write on their own account (Provenance): the
+// caller who moved the referral is named inside the record, but need not
+// be able to write it, nor be its patient's compartment (a Provenance
+// targets the Task and the referral, not the Patient). Audited as written
+// by ClientRecordKeeper.
+func recordKeeper(ctx context.Context) context.Context {
+	return auth.NewContext(ctx, &auth.Principal{Subject: ClientRecordKeeper, ClientID: ClientRecordKeeper, Scopes: recordKeeperScopes})
+}
+
+// ClientRecordKeeper names the server's referral rules in the audit trail
+// of the Provenance records they write.
+const ClientRecordKeeper = "signpost-referral"
+
+var recordKeeperScopes, _ = auth.ParseScopes("system/Provenance.c")
+
+// Identifier systems of Provenance agents: the token's subject and client
+// (as the audit trail names them) and the organisation's ODS code.
+const (
+	SubjectSystem = Base + "/Id/oauth-subject"
+	ClientSystem  = Base + "/Id/oauth-client"
+	ODSSystem     = "https://fhir.nhs.uk/Id/ods-organization-code"
+)
+
+const participantSystem = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+// provenanceAgents names who acts in ctx, from the signed-in principal:
+// the author (the token's fhirUser, else its patient, and always its
+// subject), on behalf of its organisation (ODS code), and the client
+// application that entered the change when it is not the subject itself.
+// Without a principal (an open server, or the server's own background
+// work) the author is "unauthenticated".
+func provenanceAgents(ctx context.Context) []map[string]any {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return []map[string]any{{"type": participant("author", "Author"), "who": map[string]any{"display": "unauthenticated"}}}
+	}
+	who := map[string]any{}
+	switch {
+	case p.FHIRUser != "":
+		if typ, id, ok := fhir.SplitReference(p.FHIRUser); ok {
+			who["reference"] = typ + "/" + id
+		}
+	case p.Patient != "":
+		who["reference"] = "Patient/" + p.Patient
+	}
+	if p.Subject != "" {
+		who["identifier"] = identifier{System: SubjectSystem, Value: p.Subject}
+		who["display"] = p.Subject
+	}
+	if len(who) == 0 {
+		who["display"] = "unknown subject"
+	}
+	author := map[string]any{"type": participant("author", "Author"), "who": who}
+	if p.Role != "" {
+		author["role"] = []concept{{Text: string(p.Role)}}
+	}
+	if p.Organization != "" {
+		author["onBehalfOf"] = map[string]any{"type": "Organization",
+			"identifier": identifier{System: ODSSystem, Value: p.Organization}}
+	}
+	agents := []map[string]any{author}
+	if p.ClientID != "" && p.ClientID != p.Subject {
+		agents = append(agents, map[string]any{"type": participant("enterer", "Enterer"),
+			"who": map[string]any{"type": "Device", "identifier": identifier{System: ClientSystem, Value: p.ClientID},
+				"display": "client " + p.ClientID}})
+	}
+	return agents
+}
+
+func participant(code, display string) concept {
+	return concept{Coding: []coding{{System: participantSystem, Code: code, Display: display}}}
+}
+
+// syncRequestStatus keeps ServiceRequest.status at its R4 code: revoked
+// when cancelled, completed when completed, active otherwise.
+func (s *Service) syncRequestStatus(ctx context.Context, tx *write.Tx, ref string, st State) error {
+	want := "active"
+	switch st {
+	case Cancelled:
+		want = "revoked"
+	case Completed:
+		want = "completed"
+	}
+	res, err := readRef(ctx, tx, ref)
+	if err != nil {
+		return err
+	}
+	obj, err := fhir.ParseObject(res.JSON)
+	if err != nil {
+		return err
+	}
+	if cur, _ := obj.String("status"); cur == want {
+		return nil
+	}
+	obj.Set("status", want)
+	// Part of the Task's move: whoever may move the Task may do it.
+	ctx = write.AsConsequence(ctx, write.Consequence{Type: res.Type, ID: res.ID, Grant: write.WithCause, Of: "its Task's move"})
+	_, _, err = tx.Put(internal(ctx), res.Type, res.ID, obj, 0)
+	return err
+}
+
+// referralTask returns the workflow Task of a referral ("ServiceRequest/id").
+func (s *Service) referralTask(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, error) {
+	tasks, err := find(ctx, tx, s.reg, "Task", "focus="+ref+"&code="+TaskCodeSystem+"|"+TaskCode)
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) == 0 {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s has no referral workflow Task", ref)
+	}
+	return tasks[0], nil
+}
+
+// moveTask moves a referral's Task to st with a reason, applying patch to
+// the Task's JSON too (owner and the like). The Task rule checks the move.
+func (s *Service) moveTask(ctx context.Context, tx *write.Tx, task *fhir.Resource, st State, why string, patch func(*fhir.Object)) (*fhir.Resource, error) {
+	obj, err := fhir.ParseObject(task.JSON)
+	if err != nil {
+		return nil, err
+	}
+	obj.Set("businessStatus", stateConcept(st))
+	if why != "" {
+		obj.Set("statusReason", concept{Text: why})
+	} else {
+		obj.Delete("statusReason")
+	}
+	obj.Set("lastModified", tx.Now().Format(fhir.InstantFormat))
+	if patch != nil {
+		patch(obj)
+	}
+	res, _, err := tx.Put(internal(ctx), "Task", task.ID, obj, 0)
+	return res, err
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}

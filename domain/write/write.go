@@ -1,0 +1,270 @@
+// Package write is the one path every resource write takes, whichever way it
+// arrives (POST, PUT, PATCH, DELETE, conditional, batch, transaction, an
+// operation): inside a store transaction it runs the domain Rules of the
+// resource type, writes id and meta into the client's JSON, extracts the
+// search index and stores the new version.
+//
+// Domain packages (booking, referral, directory) register Rules for the
+// types whose consistency they own, and use a *Tx to write the other
+// resources their rules touch, so those writes follow the same path.
+package write
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// Indexer extracts search index entries from a resource's JSON.
+type Indexer interface {
+	Extract(resourceType string, json []byte) ([]search.Entry, error)
+}
+
+// Change is a proposed write as a Rule sees it.
+type Change struct {
+	Type, ID string
+	Old      *fhir.Resource // the current version; nil when there is none or it is deleted
+	New      *fhir.Object   // the proposed resource; nil for a delete. Rules may patch server-owned elements.
+}
+
+// Rule is domain logic that runs in the write transaction of every write of
+// a resource type. It may patch c.New, read and write other resources
+// through tx, or refuse the write by returning an error.
+type Rule func(ctx context.Context, tx *Tx, c *Change) error
+
+// Path writes resources into a store.
+type Path struct {
+	store   store.Store
+	indexer Indexer
+	rules   map[string][]Rule
+	prepare map[string][]Prepare
+	visible Visibility // what the caller may read (ReadAs); nil: everything
+	now     func() time.Time
+}
+
+// Prepare fills server-owned elements of a proposed resource before it is
+// validated (e.g. an Appointment's start and end from its slots, which the
+// validator requires), reading the store's current state. It reports
+// whether it changed obj. The Rules re-check in the write transaction
+// whatever Prepare derived, since the state may change in between.
+type Prepare func(ctx context.Context, r store.Reader, obj *fhir.Object) (changed bool, err error)
+
+// New returns a Path over st.
+func New(st store.Store, ix Indexer) *Path {
+	return &Path{store: st, indexer: ix, rules: map[string][]Rule{}, prepare: map[string][]Prepare{}, now: time.Now}
+}
+
+// AddRule registers rule for writes of resourceType. Rules run in the order
+// they were added. Call it during start-up only.
+func (r *Path) AddRule(resourceType string, rule Rule) {
+	r.rules[resourceType] = append(r.rules[resourceType], rule)
+}
+
+// AddPrepare registers p for resources of resourceType received from
+// clients. Call it during start-up only.
+func (r *Path) AddPrepare(resourceType string, p Prepare) {
+	r.prepare[resourceType] = append(r.prepare[resourceType], p)
+}
+
+// Prepare runs the Prepare steps of resourceType over obj, in the order
+// they were added. The API calls it on every resource a client sends,
+// before validation. It reports whether obj changed.
+func (r *Path) Prepare(ctx context.Context, resourceType string, obj *fhir.Object) (bool, error) {
+	changed := false
+	for _, p := range r.prepare[resourceType] {
+		c, err := p(ctx, r.store, obj)
+		if err != nil {
+			return changed, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
+}
+
+// Store returns the underlying store, for reads.
+func (r *Path) Store() store.Store { return r.store }
+
+// Update runs fn in one atomic store transaction.
+func (r *Path) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
+		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond)})
+	})
+}
+
+// Tx is a write transaction: the store's, plus the write path.
+type Tx struct {
+	store.Tx
+	repo    *Path
+	now     time.Time       // one lastUpdated for every write of the transaction
+	created map[string]bool // "Type/id" of the resources this transaction created
+}
+
+// Now returns the transaction's timestamp.
+func (t *Tx) Now() time.Time { return t.now }
+
+// NewID returns a new server-assigned logical id: a version 7 UUID, whose
+// text sorts by creation time, so that the ids of resources created one
+// after another are neighbours in the store's indexes by id (new rows go
+// to the same few pages instead of one random page each).
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil { // the random source failed: uuid.NewString panics then
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Create writes obj as a new resource with a server-assigned id.
+func (t *Tx) Create(ctx context.Context, typ string, obj *fhir.Object) (*fhir.Resource, error) {
+	res, _, err := t.Put(ctx, typ, NewID(), obj, 0)
+	return res, err
+}
+
+// Put writes obj as the next version of typ/id, creating it when it does not
+// exist (or was deleted). ifMatch, when not 0, is the version the client
+// expects to replace: any other current version fails with
+// fhir.PreconditionFailed. It reports whether the resource was created.
+func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64) (*fhir.Resource, bool, error) {
+	cur, err := t.Read(ctx, typ, id)
+	var version int64
+	switch fhir.KindOf(err) {
+	case fhir.NotFound:
+		cur = nil
+	case fhir.Gone:
+		version, cur = cur.Version, nil
+	default:
+		if err != nil {
+			return nil, false, err
+		}
+		version = cur.Version
+	}
+	c := &Change{Type: typ, ID: id, Old: cur, New: obj}
+	if ifMatch != 0 && ifMatch != version {
+		return nil, false, t.mismatch(ctx, c, version, ifMatch)
+	}
+	if err := t.runRules(ctx, c); err != nil {
+		return nil, false, err
+	}
+	body, err := fhir.Stamp(obj, id, version+1, t.now)
+	if err != nil {
+		return nil, false, err
+	}
+	index, err := t.repo.indexer.Extract(typ, body)
+	if err != nil {
+		return nil, false, err
+	}
+	res := &fhir.Resource{Type: typ, ID: id, Version: version + 1, LastUpdated: t.now, JSON: body}
+	if err := t.Tx.Put(ctx, &store.Write{Resource: res, Index: index}); err != nil {
+		return nil, false, err
+	}
+	if cur == nil {
+		if t.created == nil {
+			t.created = map[string]bool{}
+		}
+		t.created[typ+"/"+id] = true
+	}
+	return res, cur == nil, nil
+}
+
+// Delete records a delete of typ/id. Deleting what does not exist, or was
+// already deleted, succeeds and returns nil.
+func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.Resource, error) {
+	cur, err := t.Read(ctx, typ, id)
+	switch fhir.KindOf(err) {
+	case fhir.NotFound, fhir.Gone:
+		if ifMatch != 0 {
+			return nil, fhir.Errorf(fhir.PreconditionFailed, "conflict", "", "%s/%s does not exist (If-Match)", typ, id)
+		}
+		return nil, nil
+	default:
+		if err != nil {
+			return nil, err
+		}
+	}
+	c := &Change{Type: typ, ID: id, Old: cur}
+	if ifMatch != 0 && ifMatch != cur.Version {
+		return nil, t.mismatch(ctx, c, cur.Version, ifMatch)
+	}
+	if err := t.runRules(ctx, c); err != nil {
+		return nil, err
+	}
+	res := &fhir.Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: t.now, Deleted: true}
+	return res, t.Tx.Put(ctx, &store.Write{Resource: res})
+}
+
+// Derived implements store.Deriver through the store's transaction: the
+// derived values of typ's resources ids (none when the store keeps none).
+func (t *Tx) Derived(ctx context.Context, typ string, ids []string) (map[string][]store.DerivedValue, error) {
+	if d, ok := t.Tx.(store.Deriver); ok {
+		return d.Derived(ctx, typ, ids)
+	}
+	return nil, nil
+}
+
+// CanDerive reports whether the store keeps derived values
+// (store.DeriverTx).
+func (t *Tx) CanDerive() bool {
+	_, ok := t.Tx.(store.DeriverTx)
+	return ok
+}
+
+// PutDerived sets a derived value of typ/id (store.DeriverTx): a value the
+// server derives from other resources, kept beside the resource. It is
+// not a write of the resource: no Rule runs, no version is made and
+// nothing is audited, so a caller must only ever derive it from what the
+// transaction wrote. It fails when the store keeps no derived values
+// (CanDerive).
+func (t *Tx) PutDerived(ctx context.Context, typ, id string, v store.DerivedValue) error {
+	d, ok := t.Tx.(store.DeriverTx)
+	if !ok {
+		return fmt.Errorf("repo: the store cannot keep derived values (%s of %s/%s)", v.Name, typ, id)
+	}
+	return d.PutDerived(ctx, typ, id, v)
+}
+
+// mismatch is the answer to the change c with an If-Match that names
+// another version than the current one: 412 with the current version. For
+// a resource that exists but the caller may not read, the rules judge the
+// change first, so that the caller gets the answer it would get without
+// If-Match (the refusal) and learns no version of it.
+func (t *Tx) mismatch(ctx context.Context, c *Change, version, ifMatch int64) error {
+	if c.Old != nil {
+		if _, err := t.repo.ReadAs(ctx, t, c.Type, c.ID); fhir.KindOf(err) == fhir.NotFound {
+			if err := t.runRules(ctx, c); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	return fhir.Errorf(fhir.PreconditionFailed, "conflict", "",
+		"%s/%s is at version %d, not %d (If-Match)", c.Type, c.ID, version, ifMatch)
+}
+
+func (t *Tx) runRules(ctx context.Context, c *Change) error {
+	for _, rule := range t.repo.rules[c.Type] {
+		if err := rule(ctx, t, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type serverKey struct{}
+
+// AsServer marks ctx as the server's own work rather than a client's:
+// background jobs (releasing expired holds), record keeping (audit,
+// provenance) and loading demo data. Authorisation rules let such writes
+// through; they are still audited as the server's.
+func AsServer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverKey{}, true)
+}
+
+// IsServer reports whether ctx carries the server's own work.
+func IsServer(ctx context.Context) bool { v, _ := ctx.Value(serverKey{}).(bool); return v }
