@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -63,8 +63,8 @@ func boundaryWorld() []map[string]any {
 	var w []map[string]any
 	add := func(r map[string]any) { w = append(w, r) }
 	for _, o := range []struct{ id, ods, name string }{
-		{"org-gp-a", auth.DemoGPPractice, "Practice A"}, {"org-gp-b", "A99002", "Practice B"},
-		{"org-prov-1", auth.DemoProvider, "Trust 1"}, {"org-prov-2", "R9902", "Trust 2"},
+		{"org-gp-a", devserver.DemoGPPractice, "Practice A"}, {"org-gp-b", "A99002", "Practice B"},
+		{"org-prov-1", devserver.DemoProvider, "Trust 1"}, {"org-prov-2", "R9902", "Trust 2"},
 	} {
 		add(map[string]any{"resourceType": "Organization", "id": o.id, "identifier": odsID(o.ods), "name": o.name})
 	}
@@ -190,19 +190,19 @@ func newBoundaryServer(t *testing.T) *boundaryServer {
 	t.Helper()
 	s := &boundaryServer{server: newServer(t, app.Config{Auth: true}), tokens: map[string]string{}}
 	seedMaps(t, s.app, boundaryWorld())
-	mint := func(opts auth.TokenOptions) string {
-		tok, err := auth.MintToken(s.app.Config.Data, opts)
+	mint := func(opts devserver.TokenOptions) string {
+		tok, err := devserver.MintToken(s.app.Config.Data, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	s.tokens["gp-a"] = mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem})
-	s.tokens["gp-b"] = mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem, Org: "A99002"})
-	s.tokens["prov-1"] = mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider})
-	s.tokens["prov-2"] = mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider, Org: "R9902"})
-	s.tokens["patient-a"] = mint(auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-alice"})
-	s.tokens["call-centre"] = mint(auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientCallCentre})
+	s.tokens["gp-a"] = mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem})
+	s.tokens["gp-b"] = mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem, Org: "A99002"})
+	s.tokens["prov-1"] = mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider})
+	s.tokens["prov-2"] = mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider, Org: "R9902"})
+	s.tokens["patient-a"] = mint(devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-alice"})
+	s.tokens["call-centre"] = mint(devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientCallCentre})
 	ubrn, err := s.app.Auth.MintReferralToken(context.Background(), "pat-alice", "sr-alice", 0)
 	if err != nil {
 		t.Fatal(err)

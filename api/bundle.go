@@ -142,8 +142,9 @@ func appendJSONString(out []byte, str string) []byte {
 	return append(out, '"')
 }
 
-func (s *Server) fullURL(res *fhir.Resource) string {
-	return s.cfg.BaseURL + "/" + res.Type + "/" + res.ID
+// fullURL is the absolute URL of a resource, for Bundle entries.
+func (cfg *Config) fullURL(res *fhir.Resource) string {
+	return cfg.BaseURL + "/" + res.Type + "/" + res.ID
 }
 
 func (s *Server) newBundle(typ string) *bundle {
@@ -249,7 +250,7 @@ func (s *Server) bundle(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(c, http.StatusOK, out.encode())
+	writeJSON(c, http.StatusOK, out.encode())
 	return nil
 }
 
@@ -315,7 +316,7 @@ func (s *Server) parseEntry(ctx context.Context, i int, raw json.RawMessage) (*t
 	path, e.query, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
 	e.typ = parts[0]
-	if err := s.checkType(e.typ); err != nil {
+	if err := s.cfg.checkType(e.typ); err != nil {
 		return nil, relocate(err, e.where()+".request.url")
 	}
 	switch {
@@ -335,7 +336,7 @@ func (s *Server) parseEntry(ctx context.Context, i int, raw json.RawMessage) (*t
 		if e.method == http.MethodPut && e.id == "" && e.query == "" {
 			return nil, fhir.Errorf(fhir.Invalid, "value", e.where()+".request.url", "a PUT entry's url needs an id or a condition")
 		}
-		if err := s.mustWrite(e.typ); err != nil {
+		if err := s.cfg.mustWrite(e.typ); err != nil {
 			return nil, relocate(err, e.where()+".request.url")
 		}
 		if in.Resource == nil {
@@ -486,7 +487,7 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 		res, err = rd.Read(ctx, e.typ, e.id)
 	case http.MethodGet:
 		if e.id != "" {
-			if err := s.authorizeInstance(ctx, rd.(store.Reader), e.typ, e.id, auth.Read); err != nil {
+			if err := s.sec.AuthorizeInstance(ctx, rd.(store.Reader), e.typ, e.id, auth.Read); err != nil {
 				return bundleEntry{}, err
 			}
 		}
@@ -544,7 +545,7 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	if err := s.served(ctx, rd.(store.Reader), e.version == 0, res); err != nil {
 		return bundleEntry{}, err
 	}
-	return bundleEntry{FullURL: s.fullURL(res), Resource: res.JSON, Response: &entryResponse{
+	return bundleEntry{FullURL: s.cfg.fullURL(res), Resource: res.JSON, Response: &entryResponse{
 		Status:       statusLine(status),
 		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),
 		Etag:         res.ETag(),

@@ -60,7 +60,7 @@ func (s *Server) conditionalSearch(ctx context.Context, tx store.Reader, typ, qu
 	if err != nil {
 		return nil, err
 	}
-	if err := s.restrictQuery(ctx, q); err != nil {
+	if err := s.sec.RestrictQuery(ctx, q); err != nil {
 		return nil, err
 	}
 	q.Count = 2
@@ -73,7 +73,7 @@ func (s *Server) conditionalSearch(ctx context.Context, tx store.Reader, typ, qu
 
 // conditionalUpdate serves PUT /fhir/:type?search.
 func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	if c.Request.URL.RawQuery == "" {
@@ -128,7 +128,7 @@ func (s *Server) conditionalTarget(ctx context.Context, tx *write.Tx, typ, query
 
 // conditionalDelete serves DELETE /fhir/:type?search (one match at most).
 func (s *Server) conditionalDelete(c *gin.Context, typ string) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	if c.Request.URL.RawQuery == "" {
@@ -169,7 +169,7 @@ func (s *Server) conditionalPatch(c *gin.Context, typ string) error {
 }
 
 func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Context, *write.Tx) (string, error)) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	mt, _, _ := mimeType(c.GetHeader("Content-Type"))
@@ -228,7 +228,7 @@ func (s *Server) patchInTx(ctx context.Context, tx *write.Tx, typ, id string, p 
 	// The caller must be able to change what it patches before the patch
 	// is tried on it: a failed "test" or a broken result would otherwise
 	// tell it about a resource it may not change.
-	if err := s.authorizeChange(ctx, tx, cur); err != nil {
+	if err := s.sec.AuthorizeChange(ctx, tx, cur); err != nil {
 		return nil, err
 	}
 	// The patch applies to the resource as the client reads it, derived

@@ -57,14 +57,14 @@ func (d *Definitions) Resolve(url string) (json.RawMessage, bool) {
 
 func (s *Server) readDefinition(c *gin.Context, typ, id string) error {
 	if typ == "CapabilityStatement" && id == capabilityID {
-		s.writeJSON(c, http.StatusOK, s.capabilityStatement())
+		writeJSON(c, http.StatusOK, s.capabilityStatement())
 		return nil
 	}
 	raw, ok := s.definitions.byID[typ+"/"+id]
 	if !ok {
 		return fhir.Errorf(fhir.NotFound, "not-found", "", "%s/%s is not known", typ, id)
 	}
-	s.writeJSON(c, http.StatusOK, raw)
+	writeJSON(c, http.StatusOK, raw)
 	return nil
 }
 
@@ -96,6 +96,6 @@ func (s *Server) searchDefinitions(c *gin.Context, typ string) error {
 	total := len(entries)
 	b := &bundle{ResourceType: "Bundle", Type: "searchset", Total: &total, Entry: entries,
 		Link: []link{{Relation: "self", URL: s.cfg.BaseURL + "/" + typ + "?" + c.Request.URL.RawQuery}}}
-	s.writeJSON(c, http.StatusOK, b.encode())
+	writeJSON(c, http.StatusOK, b.encode())
 	return nil
 }

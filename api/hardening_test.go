@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
@@ -92,10 +92,10 @@ func (oo hardOutcome) expressions() []string {
 // batch.
 func TestHardeningAdversarial(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
-	patA := s.mint(t, auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
-	provider := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider})
-	admin := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientCallCentre})
-	auditor := s.mint(t, auth.TokenOptions{Scope: "user/AuditEvent.rs", Client: auth.ClientAuditor})
+	patA := s.mint(t, devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
+	provider := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider})
+	admin := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientCallCentre})
+	auditor := s.mint(t, devserver.TokenOptions{Scope: "user/AuditEvent.rs", Client: devserver.ClientAuditor})
 
 	values := func(n int, sep, name string) string {
 		parts := make([]string, n)

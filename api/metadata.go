@@ -15,7 +15,7 @@ const capabilityID = "signpost"
 
 // metadata serves GET /fhir/metadata.
 func (s *Server) metadata(c *gin.Context) error {
-	s.writeJSON(c, http.StatusOK, s.capabilityStatement())
+	writeJSON(c, http.StatusOK, s.capabilityStatement())
 	return nil
 }
 
@@ -27,11 +27,11 @@ type searchParam struct {
 	Documentation string `json:"documentation,omitempty"`
 }
 
-// searchParams lists every parameter of resourceType the registry can
+// capabilityParams lists every parameter of resourceType the registry can
 // search (composite ones with type composite), in code order.
-func (s *Server) searchParams(resourceType string) []searchParam {
+func capabilityParams(sr Searcher, resourceType string) []searchParam {
 	var out []searchParam
-	for _, par := range s.search.Params(resourceType) {
+	for _, par := range sr.Params(resourceType) {
 		if par.Unsupported == "" {
 			out = append(out, searchParam{Name: par.Code, Definition: par.URL, Type: string(par.Type), Documentation: par.Description})
 		}
@@ -79,7 +79,7 @@ func (s *Server) capabilityStatement() []byte {
 	}
 	ops := func(typ string) []op {
 		var out []op
-		for _, o := range s.sortedOps() {
+		for _, o := range s.ops.sorted() {
 			if (typ == "" && len(o.Types) == 0) || slices.Contains(o.Types, typ) {
 				out = append(out, op{Name: o.Name, Definition: definitionURL(o)})
 			}
@@ -93,7 +93,7 @@ func (s *Server) capabilityStatement() []byte {
 		for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
 			r.Interaction = append(r.Interaction, interaction{code})
 		}
-		r.SearchParam = s.searchParams(typ)
+		r.SearchParam = capabilityParams(s.search, typ)
 		resources = append(resources, r)
 	}
 	for _, typ := range s.cfg.ReadOnly {
@@ -123,7 +123,7 @@ func (s *Server) capabilityStatement() []byte {
 			"operation":   ops(""),
 		}},
 	}
-	if sec := s.capabilitySecurity(); sec != nil {
+	if sec := s.sec.capability(); sec != nil {
 		cs["rest"].([]map[string]any)[0]["security"] = sec
 	}
 	b, _ := json.Marshal(cs)
@@ -138,9 +138,10 @@ func definitionURL(o *operation.Operation) string {
 	return head.URL
 }
 
-func (s *Server) sortedOps() []*operation.Operation {
+// sorted lists the operations by name.
+func (ops operations) sorted() []*operation.Operation {
 	var out []*operation.Operation
-	for _, o := range s.ops {
+	for _, o := range ops {
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -16,6 +16,9 @@ import (
 // Operation is re-exported for callers wiring the server.
 type Operation = operation.Operation
 
+// operations are the registered operations, by name.
+type operations map[string]*Operation
+
 // AddOperation registers op. Call it before Handler.
 func (s *Server) AddOperation(op *Operation) {
 	s.ops[op.Name] = op
@@ -24,8 +27,8 @@ func (s *Server) AddOperation(op *Operation) {
 // operationAt returns the operation name invoked on typ/id (system level
 // when both are empty, type level when id is), and whether it is
 // registered there; level names where, for messages.
-func (s *Server) operationAt(typ, id, name string) (op *Operation, level string, ok bool) {
-	op, ok = s.ops[name]
+func (ops operations) at(typ, id, name string) (op *Operation, level string, ok bool) {
+	op, ok = ops[name]
 	level = "system"
 	switch {
 	case id != "":
@@ -42,7 +45,7 @@ func (s *Server) operationAt(typ, id, name string) (op *Operation, level string,
 
 // operation serves /fhir/$name, /fhir/:type/$name and /fhir/:type/:id/$name.
 func (s *Server) operation(c *gin.Context, typ, id, name string) error {
-	op, level, ok := s.operationAt(typ, id, name)
+	op, level, ok := s.ops.at(typ, id, name)
 	if !ok {
 		return fhir.Errorf(fhir.NotFound, "not-supported", "", "operation $%s is not supported at %s level here", name, level)
 	}
@@ -93,7 +96,7 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 		as.Access = op.AccessFor(req.Params)
 		op = &as
 	}
-	ctx, err := s.authorizeOperation(c.Request.Context(), op, typ, id)
+	ctx, err := s.sec.AuthorizeOperation(c.Request.Context(), op, typ, id)
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 		c.Data(status, res.ContentType, res.Body)
 		return nil
 	}
-	s.writeJSON(c, status, res.Body)
+	writeJSON(c, status, res.Body)
 	return nil
 }
 

@@ -39,9 +39,18 @@ var statusOf = map[fhir.Kind]int{
 // StatusOf returns the HTTP status for err.
 func StatusOf(err error) int { return statusOf[fhir.KindOf(err)] }
 
+// responder answers what the handlers do not answer themselves: it turns
+// errors into OperationOutcomes (the one place that does) and runs the
+// generic middleware around every request (logging, panics, the body
+// limit, content negotiation, the deadline).
+type responder struct {
+	cfg *Config
+	log *slog.Logger
+}
+
 // fail writes err as an OperationOutcome. Internal errors are logged with
 // the request id and answered without their details.
-func (s *Server) fail(c *gin.Context, err error) {
+func (rs responder) fail(c *gin.Context, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = fhir.Errorf(fhir.TooLarge, "too-costly", "", "the request body exceeds %d bytes", mbe.Limit)
@@ -52,16 +61,16 @@ func (s *Server) fail(c *gin.Context, err error) {
 	e := fhir.AsError(err)
 	status := statusOf[e.Kind]
 	if status >= 500 {
-		s.log.ErrorContext(c.Request.Context(), "request failed", "request_id", c.GetString(ctxRequestID), "error", err)
+		rs.log.ErrorContext(c.Request.Context(), "request failed", "request_id", c.GetString(ctxRequestID), "error", err)
 	}
 	if e.Kind == fhir.Unauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="signpost"`)
 	}
-	s.writeJSON(c, status, fhir.OperationOutcome(e.Issues...))
+	writeJSON(c, status, fhir.OperationOutcome(e.Issues...))
 }
 
 // writeJSON writes a FHIR JSON body, indented when _pretty=true.
-func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
+func writeJSON(c *gin.Context, status int, body []byte) {
 	if c.Query("_pretty") == "true" {
 		var buf bytes.Buffer
 		if json.Indent(&buf, body, "", "  ") == nil {
@@ -157,20 +166,20 @@ func (s *Server) writeResource(c *gin.Context, status int, res *fhir.Resource, i
 		s.log.ErrorContext(c.Request.Context(), "reading derived values", "request_id", c.GetString(ctxRequestID), "error", err)
 		_ = s.served(c.Request.Context(), nil, false, res)
 	}
-	s.versionHeaders(c, res)
+	versionHeaders(c, res)
 	c.Header("Location", s.cfg.BaseURL+"/"+res.Type+"/"+res.ID+"/_history/"+itoa(res.Version))
 	c.Header("Content-Location", s.cfg.BaseURL+"/"+res.Type+"/"+res.ID+"/_history/"+itoa(res.Version))
 	switch prefer(c, "return") {
 	case "minimal":
 		c.Status(status)
 	case "OperationOutcome":
-		s.writeJSON(c, status, fhir.OperationOutcome(issues...))
+		writeJSON(c, status, fhir.OperationOutcome(issues...))
 	default:
-		s.writeJSON(c, status, res.JSON)
+		writeJSON(c, status, res.JSON)
 	}
 }
 
-func (s *Server) versionHeaders(c *gin.Context, res *fhir.Resource) {
+func versionHeaders(c *gin.Context, res *fhir.Resource) {
 	c.Header("ETag", res.ETag())
 	c.Header("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
 }
@@ -181,7 +190,7 @@ const ctxRequestID = "signpost.request_id"
 
 var errTimeout = errors.New("request timed out")
 
-func (s *Server) requestID(c *gin.Context) {
+func requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if id == "" || len(id) > 128 {
 		id = newID()
@@ -191,27 +200,27 @@ func (s *Server) requestID(c *gin.Context) {
 	c.Next()
 }
 
-func (s *Server) logRequests(c *gin.Context) {
+func (rs responder) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	level := slog.LevelInfo
 	if c.Writer.Status() >= 500 {
 		level = slog.LevelError
 	}
-	s.log.Log(c.Request.Context(), level, "request", "request_id", c.GetString(ctxRequestID),
+	rs.log.Log(c.Request.Context(), level, "request", "request_id", c.GetString(ctxRequestID),
 		"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
 		"duration_ms", float64(time.Since(start).Microseconds())/1000)
 }
 
-func (s *Server) recover(c *gin.Context) {
+func (rs responder) recover(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", p)
+			rs.log.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", p)
 			if !c.Writer.Written() {
-				s.fail(c, fhir.Errorf(fhir.Other, "exception", "", "internal server error"))
+				rs.fail(c, fhir.Errorf(fhir.Other, "exception", "", "internal server error"))
 			}
 			c.Abort()
 		}
@@ -219,19 +228,19 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-func (s *Server) limits(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
-		s.fail(c, fhir.Errorf(fhir.TooLarge, "too-costly", "", "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
+func (rs responder) limits(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, rs.cfg.MaxBodyBytes)
+	if c.Request.ContentLength > rs.cfg.MaxBodyBytes {
+		rs.fail(c, fhir.Errorf(fhir.TooLarge, "too-costly", "", "the request body exceeds %d bytes", rs.cfg.MaxBodyBytes))
 		c.Abort()
 		return
 	}
-	if err := negotiate(c); err != nil && !s.exemptFromNegotiation(c.Request.URL.Path) {
-		s.fail(c, err)
+	if err := negotiate(c); err != nil && !rs.cfg.Security.exemptFromNegotiation(c.Request.URL.Path) {
+		rs.fail(c, err)
 		c.Abort()
 		return
 	}
-	ctx, cancel := contextWithTimeout(c, s.cfg.Timeout)
+	ctx, cancel := contextWithTimeout(c, rs.cfg.Timeout)
 	defer cancel()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()

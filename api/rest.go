@@ -25,15 +25,15 @@ func contextWithTimeout(c *gin.Context, d time.Duration) (context.Context, conte
 
 // read serves GET /fhir/:type/:id.
 func (s *Server) read(c *gin.Context, typ, id string) error {
-	if s.readOnly(typ) {
+	if s.cfg.readOnly(typ) {
 		return s.readDefinition(c, typ, id)
 	}
-	if err := s.authorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
+	if err := s.sec.AuthorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
 		return err
 	}
 	res, err := s.store.Read(c.Request.Context(), typ, id)
 	if fhir.KindOf(err) == fhir.Gone {
-		s.versionHeaders(c, res)
+		versionHeaders(c, res)
 	}
 	if err != nil {
 		return err
@@ -47,14 +47,14 @@ func (s *Server) read(c *gin.Context, typ, id string) error {
 // vread serves GET /fhir/:type/:id/_history/:vid.
 func (s *Server) vread(c *gin.Context) error {
 	typ, id := c.Param("type"), c.Param("id")
-	if err := s.checkType(typ); err != nil {
+	if err := s.cfg.checkType(typ); err != nil {
 		return err
 	}
 	v, err := strconv.ParseInt(c.Param("vid"), 10, 64)
 	if err != nil || v < 1 {
 		return fhir.Errorf(fhir.NotFound, "not-found", "", "%q is not a version of %s/%s", c.Param("vid"), typ, id)
 	}
-	if err := s.authorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
+	if err := s.sec.AuthorizeInstance(c.Request.Context(), s.store, typ, id, auth.Read); err != nil {
 		return err
 	}
 	res, err := s.store.ReadVersion(c.Request.Context(), typ, id, v)
@@ -69,7 +69,7 @@ func (s *Server) vread(c *gin.Context) error {
 
 // serveVersion answers a read, honouring If-None-Match and If-Modified-Since.
 func (s *Server) serveVersion(c *gin.Context, res *fhir.Resource) error {
-	s.versionHeaders(c, res)
+	versionHeaders(c, res)
 	if inm := c.GetHeader("If-None-Match"); inm != "" {
 		for _, tag := range strings.Split(inm, ",") {
 			tag = strings.TrimSpace(tag)
@@ -87,7 +87,7 @@ func (s *Server) serveVersion(c *gin.Context, res *fhir.Resource) error {
 	if res.Type == "Binary" && wantsNative(c) {
 		return serveBinary(c, res)
 	}
-	s.writeJSON(c, http.StatusOK, res.JSON)
+	writeJSON(c, http.StatusOK, res.JSON)
 	return nil
 }
 
@@ -187,7 +187,7 @@ func relocate(err error, where string) error {
 
 // create serves POST /fhir/:type.
 func (s *Server) create(c *gin.Context, typ string) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	obj, err := s.parseResource(c, typ)
@@ -221,7 +221,7 @@ func (s *Server) create(c *gin.Context, typ string) error {
 // update serves PUT /fhir/:type/:id, creating the resource with the
 // client's id when it does not exist.
 func (s *Server) update(c *gin.Context, typ, id string) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	if !fhir.ValidID(id) {
@@ -280,7 +280,7 @@ func checkBodyID(obj *fhir.Object, id string, required bool) error {
 
 // delete serves DELETE /fhir/:type/:id.
 func (s *Server) delete(c *gin.Context, typ, id string) error {
-	if err := s.mustWrite(typ); err != nil {
+	if err := s.cfg.mustWrite(typ); err != nil {
 		return err
 	}
 	match, err := ifMatch(c)
@@ -302,8 +302,9 @@ func (s *Server) delete(c *gin.Context, typ, id string) error {
 	return nil
 }
 
-func (s *Server) mustWrite(typ string) error {
-	if s.writable(typ) {
+// mustWrite refuses a write to a type the server serves read-only.
+func (cfg *Config) mustWrite(typ string) error {
+	if cfg.writable(typ) {
 		return nil
 	}
 	return fhir.Errorf(fhir.NotSupported, "not-supported", "", "%s resources are read-only on this server", typ)

@@ -52,7 +52,7 @@ const formType = "application/x-www-form-urlencoded"
 
 // searchType serves GET /fhir/:type and POST /fhir/:type/_search.
 func (s *Server) searchType(c *gin.Context, typ string) error {
-	if s.readOnly(typ) {
+	if s.cfg.readOnly(typ) {
 		return s.searchDefinitions(c, typ)
 	}
 	params, err := searchParams(c)
@@ -63,7 +63,7 @@ func (s *Server) searchType(c *gin.Context, typ string) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(c, http.StatusOK, b.encode())
+	writeJSON(c, http.StatusOK, b.encode())
 	return nil
 }
 
@@ -77,7 +77,7 @@ func (s *Server) systemSearch(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(c, http.StatusOK, b.encode())
+	writeJSON(c, http.StatusOK, b.encode())
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if err != nil {
 		return nil, err
 	}
-	if err := s.restrictQuery(ctx, q); err != nil {
+	if err := s.sec.RestrictQuery(ctx, q); err != nil {
 		return nil, err
 	}
 	if q.Summary == search.SummaryCount {
@@ -104,7 +104,7 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if err != nil {
 		return nil, err
 	}
-	included = s.visibleOnly(ctx, included)
+	included = s.sec.VisibleOnly(ctx, included)
 	if err := s.served(ctx, s.store, true, append(page.Resources[:len(page.Resources):len(page.Resources)], included...)...); err != nil {
 		return nil, err
 	}
@@ -141,10 +141,10 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 		return b, nil
 	}
 	for _, res := range page.Resources {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: s.shape(res, q), Search: &entrySearch{Mode: "match"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: &entrySearch{Mode: "match"}})
 	}
 	for _, res := range included {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: s.fullURL(res), Resource: s.shape(res, q), Search: &entrySearch{Mode: "include"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: &entrySearch{Mode: "include"}})
 	}
 	return b, nil
 }
@@ -154,7 +154,7 @@ var linkOrder = map[string]int{"self": 0, "first": 1, "previous": 2, "next": 3}
 // shape applies _summary and _elements to a resource: it keeps the
 // mandatory members, the summary elements or the listed ones, and marks
 // the result SUBSETTED.
-func (s *Server) shape(res *fhir.Resource, q *search.Query) []byte {
+func (cfg *Config) shape(res *fhir.Resource, q *search.Query) []byte {
 	var keep map[string]bool
 	switch {
 	case len(q.Elements) > 0:
@@ -164,7 +164,7 @@ func (s *Server) shape(res *fhir.Resource, q *search.Query) []byte {
 		}
 	case q.Summary == search.SummaryTrue:
 		keep = map[string]bool{}
-		for _, e := range s.cfg.SummaryElements[res.Type] {
+		for _, e := range cfg.SummaryElements[res.Type] {
 			keep[e] = true
 		}
 	case q.Summary == search.SummaryText:
@@ -236,7 +236,7 @@ func (s *Server) history(c *gin.Context) error {
 	if id == "_history" {
 		id = ""
 	}
-	if err := s.authorizeHistory(c.Request.Context(), typ, id); err != nil {
+	if err := s.sec.AuthorizeHistory(c.Request.Context(), typ, id); err != nil {
 		return err
 	}
 	q := store.HistoryQuery{Type: typ, ID: id, Cursor: c.Query("_cursor"), Count: 50}
@@ -259,7 +259,7 @@ func (s *Server) history(c *gin.Context) error {
 			*p.t = t
 		}
 	}
-	if id != "" && s.writable(typ) {
+	if id != "" && s.cfg.writable(typ) {
 		if _, err := s.store.Read(c.Request.Context(), typ, id); fhir.KindOf(err) == fhir.NotFound {
 			return err
 		}
@@ -268,7 +268,7 @@ func (s *Server) history(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	page.Versions = s.visibleOnly(c.Request.Context(), page.Versions)
+	page.Versions = s.sec.VisibleOnly(c.Request.Context(), page.Versions)
 	if err := s.served(c.Request.Context(), s.store, false, page.Versions...); err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Server) history(c *gin.Context) error {
 		b.Link = append(b.Link, link{Relation: "next", URL: s.cfg.BaseURL + trimFHIR(self) + "?" + next.Encode()})
 	}
 	for _, res := range page.Versions {
-		e := bundleEntry{FullURL: s.fullURL(res), Request: &entryRequest{Method: http.MethodPut, URL: res.Type + "/" + res.ID},
+		e := bundleEntry{FullURL: s.cfg.fullURL(res), Request: &entryRequest{Method: http.MethodPut, URL: res.Type + "/" + res.ID},
 			Response: &entryResponse{Status: "200 OK", Etag: res.ETag(), LastModified: res.LastUpdated.Format(fhir.InstantFormat)}}
 		switch {
 		case res.Deleted:
@@ -298,7 +298,7 @@ func (s *Server) history(c *gin.Context) error {
 		}
 		b.Entry = append(b.Entry, e)
 	}
-	s.writeJSON(c, http.StatusOK, b.encode())
+	writeJSON(c, http.StatusOK, b.encode())
 	return nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -16,8 +16,8 @@ import (
 // (reads, searches, writes, refusals) is a valid R4 AuditEvent.
 func TestAuditRecordsValid(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
-	patA := s.mint(t, auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
-	cc := s.mint(t, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientCallCentre})
+	patA := s.mint(t, devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
+	cc := s.mint(t, devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientCallCentre})
 	s.must(request{path: "Appointment/appt-a", header: bearer(patA)}, 200)
 	s.must(request{path: "Appointment?status=booked", header: bearer(patA)}, 200)
 	s.must(request{path: "Appointment/appt-b", header: bearer(patA)}, 404)
@@ -52,9 +52,9 @@ func TestAuditRecordsValid(t *testing.T) {
 // with 400 rather than silently finding nothing.
 func TestAuditSearch(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
-	patA := s.mint(t, auth.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"})
-	auditor := s.mint(t, auth.TokenOptions{Scope: "user/AuditEvent.rs", Client: auth.ClientAuditor})
-	system := s.mint(t, auth.TokenOptions{Scope: "system/*.rs system/AuditEvent.rs", Client: auth.ClientCallCentre})
+	patA := s.mint(t, devserver.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"})
+	auditor := s.mint(t, devserver.TokenOptions{Scope: "user/AuditEvent.rs", Client: devserver.ClientAuditor})
+	system := s.mint(t, devserver.TokenOptions{Scope: "system/*.rs system/AuditEvent.rs", Client: devserver.ClientCallCentre})
 	s.must(request{path: "Appointment/appt-a", header: bearer(patA)}, 200)
 	s.must(request{path: "Appointment/appt-b", header: bearer(patA)}, 404)
 	s.app.API.Flush()
@@ -87,7 +87,7 @@ func TestAuditSearch(t *testing.T) {
 // each audited read or search adds to the store's writer.
 func BenchmarkAuditFlush(b *testing.B) {
 	s := newSecureServer(b, app.Config{})
-	tok := bearer(s.mint(b, auth.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"}))
+	tok := bearer(s.mint(b, devserver.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"}))
 	const batch = 1000
 	for b.Loop() {
 		b.StopTimer()

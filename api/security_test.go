@@ -31,6 +31,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
@@ -123,9 +124,9 @@ func seedStore(t testing.TB, a *app.App, path string) {
 }
 
 // mint returns a token from the development server, as signpost token does.
-func (s *secureServer) mint(t testing.TB, opts auth.TokenOptions) string {
+func (s *secureServer) mint(t testing.TB, opts devserver.TokenOptions) string {
 	t.Helper()
-	tok, err := auth.MintToken(s.app.Config.Data, opts)
+	tok, err := devserver.MintToken(s.app.Config.Data, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +157,9 @@ func (s *secureServer) signingKey(t testing.TB) (*rsa.PrivateKey, string) {
 func (s *secureServer) patientClaims() map[string]any {
 	now := time.Now()
 	return map[string]any{
-		"iss": s.issuer, "sub": "Patient/pat-a", "aud": []string{s.base, auth.ClientPatientApp},
+		"iss": s.issuer, "sub": "Patient/pat-a", "aud": []string{s.base, devserver.ClientPatientApp},
 		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix(), "jti": fmt.Sprint(now.UnixNano()),
-		"client_id": auth.ClientPatientApp, "scope": "patient/*.cruds", "patient": "pat-a", "role": "patient",
+		"client_id": devserver.ClientPatientApp, "scope": "patient/*.cruds", "patient": "pat-a", "role": "patient",
 	}
 }
 
@@ -249,20 +250,20 @@ func TestAdversarial(t *testing.T) {
 	tamperedClaims := s.patientClaims()
 	tamperedClaims["patient"] = "pat-b"
 
-	patA := s.mint(t, auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
-	patAAppt := s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.rs", Patient: "pat-a"})
-	patASlot := s.mint(t, auth.TokenOptions{Scope: "patient/Slot.rs", Patient: "pat-a"})
-	openID := s.mint(t, auth.TokenOptions{Scope: "openid fhirUser", Patient: "pat-a"})
+	patA := s.mint(t, devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
+	patAAppt := s.mint(t, devserver.TokenOptions{Scope: "patient/Appointment.rs", Patient: "pat-a"})
+	patASlot := s.mint(t, devserver.TokenOptions{Scope: "patient/Slot.rs", Patient: "pat-a"})
+	openID := s.mint(t, devserver.TokenOptions{Scope: "openid fhirUser", Patient: "pat-a"})
 	nhsLogin := s.craft(t, func(c map[string]any) {
 		delete(c, "patient")
 		c["nhs_number"] = "9434765919"
 		c["scope"] = "patient/*.rs"
 	})
-	provider := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider})
-	otherReferrer := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem, Org: "A99002"})
-	callCentreAudit := s.mint(t, auth.TokenOptions{Scope: "user/AuditEvent.rs", Client: auth.ClientCallCentre})
-	wildcardRead := s.mint(t, auth.TokenOptions{Scope: "system/*.rs", Client: auth.ClientCallCentre})
-	admin := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientCallCentre})
+	provider := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider})
+	otherReferrer := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem, Org: "A99002"})
+	callCentreAudit := s.mint(t, devserver.TokenOptions{Scope: "user/AuditEvent.rs", Client: devserver.ClientCallCentre})
+	wildcardRead := s.mint(t, devserver.TokenOptions{Scope: "system/*.rs", Client: devserver.ClientCallCentre})
+	admin := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientCallCentre})
 
 	appt := func(patient, status string) string {
 		return `{"resourceType":"Appointment","status":"` + status + `","start":"2030-02-01T09:00:00Z","end":"2030-02-01T09:30:00Z",` +
@@ -276,13 +277,13 @@ func TestAdversarial(t *testing.T) {
 		`{"fullUrl":"urn:uuid:6f1c1f1e-0000-4000-8000-000000000001","resource":` + appt("pat-a", "proposed") + `,"request":{"method":"POST","url":"Appointment"}},` +
 		`{"resource":{"resourceType":"Patient","id":"pat-b","name":[{"family":"Hijacked"}]},"request":{"method":"PUT","url":"Patient/pat-b"}}]}`
 	// The second provider's directory: a provider may write only its own.
-	providerUser := s.mint(t, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientProvider})
+	providerUser := s.mint(t, devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientProvider})
 	providerNoOrg := s.craft(t, func(c map[string]any) {
 		delete(c, "patient")
-		c["sub"], c["client_id"], c["aud"] = auth.ClientProvider, auth.ClientProvider, []string{s.base}
+		c["sub"], c["client_id"], c["aud"] = devserver.ClientProvider, devserver.ClientProvider, []string{s.base}
 		c["scope"], c["role"] = "system/*.cruds", "provider"
 	})
-	referrer := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem})
+	referrer := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem})
 	slot := func(id, schedule, status string) string {
 		idMember := ""
 		if id != "" {
@@ -316,8 +317,8 @@ func TestAdversarial(t *testing.T) {
 
 	// Granular scopes on writes: the resource must match the query before
 	// and after, and stay in the patient's compartment.
-	proposeOnly := s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"})
-	lettersOnly := s.mint(t, auth.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"})
+	proposeOnly := s.mint(t, devserver.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"})
+	lettersOnly := s.mint(t, devserver.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"})
 	document := func(patient, category string) string {
 		return `{"resourceType":"DocumentReference","status":"current","category":[{"coding":[{"system":"http://loinc.org","code":"` + category + `"}]}],` +
 			`"subject":{"reference":"Patient/` + patient + `"},"content":[{"attachment":{"contentType":"text/plain","data":"aGk="}}]}`
@@ -525,11 +526,11 @@ func TestAdversarial(t *testing.T) {
 // caller do their job.
 func TestPositiveControls(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
-	patA := s.mint(t, auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
-	provider := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider})
-	referrer := s.mint(t, auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem})
-	callCentre := s.mint(t, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientCallCentre})
-	auditor := s.mint(t, auth.TokenOptions{Scope: "user/AuditEvent.rs", Client: auth.ClientAuditor})
+	patA := s.mint(t, devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-a"})
+	provider := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider})
+	referrer := s.mint(t, devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem})
+	callCentre := s.mint(t, devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientCallCentre})
+	auditor := s.mint(t, devserver.TokenOptions{Scope: "user/AuditEvent.rs", Client: devserver.ClientAuditor})
 	for _, r := range []struct {
 		name    string
 		tok     string
@@ -553,9 +554,9 @@ func TestPositiveControls(t *testing.T) {
 		{"provider updates its own schedule", provider, "PUT", "Schedule/sched-1", `{"resourceType":"Schedule","id":"sched-1","active":true,"actor":[{"reference":"HealthcareService/hs-prov"}]}`, 200, `"active":true`},
 		{"referrer creates a referral from its practice", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"Organization/org-gp"}}`, 201, "org-gp"},
 		{"referrer creates a referral from its practitioner role", referrer, "POST", "ServiceRequest", `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/pat-a"},"requester":{"reference":"PractitionerRole/role-gp"}}`, 201, "role-gp"},
-		{"propose-only scope proposes for A", s.mint(t, auth.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"}), "POST", "Appointment",
+		{"propose-only scope proposes for A", s.mint(t, devserver.TokenOptions{Scope: "patient/Appointment.cru?status=proposed", Patient: "pat-a"}), "POST", "Appointment",
 			`{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/pat-a"},"status":"needs-action"}]}`, 201, "proposed"},
-		{"letters-only scope writes A's letter", s.mint(t, auth.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"}), "POST", "DocumentReference",
+		{"letters-only scope writes A's letter", s.mint(t, devserver.TokenOptions{Scope: "patient/DocumentReference.cu?category=http://loinc.org|11488-4", Patient: "pat-a"}), "POST", "DocumentReference",
 			`{"resourceType":"DocumentReference","status":"current","category":[{"coding":[{"system":"http://loinc.org","code":"11488-4"}]}],"subject":{"reference":"Patient/pat-a"},"content":[{"attachment":{"contentType":"text/plain","data":"aGk="}}]}`, 201, "11488-4"},
 		{"auditor searches the audit trail", auditor, "GET", "AuditEvent?_total=accurate", "", 200, "AuditEvent"},
 	} {
@@ -575,7 +576,7 @@ func TestPositiveControls(t *testing.T) {
 // in the write's own transaction, a read's within the flush interval.
 func TestAuditTrail(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
-	cc := s.mint(t, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientCallCentre})
+	cc := s.mint(t, devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientCallCentre})
 	id := decode(t, s.must(request{method: "POST", path: "Appointment", header: bearer(cc),
 		body: `{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/pat-b"},"status":"needs-action"}]}`}, 201).body)["id"].(string)
 
@@ -646,7 +647,7 @@ func TestSmartStandaloneLaunch(t *testing.T) {
 	}
 
 	conf := &oauth2.Config{
-		ClientID:    auth.ClientPatientApp,
+		ClientID:    devserver.ClientPatientApp,
 		Endpoint:    oauth2.Endpoint{AuthURL: smart.Authorize, TokenURL: smart.Token, AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL: "http://127.0.0.1:43210/callback",
 		Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.rs"},
@@ -716,7 +717,7 @@ func TestSmartStandaloneLaunch(t *testing.T) {
 // responses and logs.
 func TestHardening(t *testing.T) {
 	s := newSecureServer(t, app.Config{CORSOrigins: []string{"https://app.example"}, RateLimit: 2})
-	tok := s.mint(t, auth.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"})
+	tok := s.mint(t, devserver.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"})
 
 	got := s.do(request{path: "metadata"})
 	for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"} {
@@ -772,7 +773,7 @@ func BenchmarkSecurityOverhead(b *testing.B) {
 		if mode == "auth" {
 			ss := newSecureServer(b, app.Config{})
 			s = ss.server
-			h = bearer(ss.mint(b, auth.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"}))
+			h = bearer(ss.mint(b, devserver.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"}))
 		} else {
 			s = newServer(b, app.Config{})
 			seedStore(b, s.app, "testdata/security/seed.json")

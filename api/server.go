@@ -6,6 +6,12 @@
 // Handlers parse the request and hand off: validation and index extraction
 // to fhir/validation and fhir/search, domain rules (booking, referrals) to
 // the Rules registered for a resource type, persistence to a store.Store.
+//
+// Security lives beside it, each concern in a package of its own behind a
+// small interface the handlers define (security.go): api/access
+// authenticates callers and decides what they may read, search, invoke and
+// write (Authorizer); api/audit keeps the audit trail (Auditor); api/harden
+// sets the security headers and CORS and limits the rate of requests.
 package api
 
 import (
@@ -55,7 +61,7 @@ type Config struct {
 	// SummaryElements lists per type the elements _summary=true keeps.
 	SummaryElements map[string][]string
 	Logger          *slog.Logger
-	// Security configures authorisation, audit and hardening (auth.go).
+	// Security configures authorisation, audit and hardening (security.go).
 	Security Security
 }
 
@@ -67,13 +73,12 @@ type Server struct {
 	validator   Validator
 	search      Searcher
 	definitions *Definitions
-	ops         map[string]*Operation // by operation key, see opKey
+	ops         operations
 	log         *slog.Logger
 	now         func() time.Time
 
-	tokens  *tokenCache  // verified access tokens
-	audits  *auditor     // buffered audit records; nil when open
-	limiter *rateLimiter // nil without a rate limit
+	resp responder // errors as OperationOutcomes; generic middleware
+	sec  security  // authentication, authorisation, audit, hardening
 }
 
 // New returns a Server writing through rp. Operations are added with
@@ -93,14 +98,15 @@ func New(cfg Config, rp *write.Path, v Validator, s Searcher, defs *Definitions)
 		cfg.Logger = slog.Default()
 	}
 	srv := &Server{cfg: cfg, repo: rp, store: rp.Store(), validator: v, search: s, definitions: defs,
-		ops: map[string]*Operation{}, log: cfg.Logger, now: time.Now}
+		ops: operations{}, log: cfg.Logger, now: time.Now}
+	srv.resp = responder{cfg: &srv.cfg, log: srv.log}
 	srv.addBuiltinOperations()
-	srv.secure(rp)
+	srv.sec = newSecurity(&srv.cfg, rp, srv.store, srv.search, srv.log, srv.now, srv.ops, srv.resp.fail)
 	return srv
 }
 
-func (s *Server) writable(typ string) bool { return slices.Contains(s.cfg.Writable, typ) }
-func (s *Server) readOnly(typ string) bool { return slices.Contains(s.cfg.ReadOnly, typ) }
+func (cfg *Config) writable(typ string) bool { return slices.Contains(cfg.Writable, typ) }
+func (cfg *Config) readOnly(typ string) bool { return slices.Contains(cfg.ReadOnly, typ) }
 
 // Handler returns the HTTP handler: /fhir/… plus /healthz and /readyz.
 func (s *Server) Handler() http.Handler {
@@ -109,10 +115,14 @@ func (s *Server) Handler() http.Handler {
 	r.HandleMethodNotAllowed = false
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.harden, s.logRequests, s.recover, s.limits, s.auditRequests, s.authenticate)
+	r.Use(requestID, s.sec.headers, s.resp.logRequests, s.resp.recover, s.resp.limits)
+	if s.sec.audit != nil {
+		r.Use(s.sec.audit)
+	}
+	r.Use(s.sec.authenticate)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
 	r.GET("/readyz", s.ready)
-	s.securityRoutes(r)
+	s.sec.routes(r)
 
 	f := r.Group("/fhir")
 	f.GET("/metadata", s.handle(s.metadata))
@@ -139,7 +149,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) handle(h func(*gin.Context) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := h(c); err != nil {
-			s.fail(c, err)
+			s.resp.fail(c, err)
 		}
 	}
 }
@@ -161,7 +171,7 @@ func (s *Server) typeLevel(c *gin.Context) error {
 	if strings.HasPrefix(typ, "$") {
 		return s.operation(c, "", "", typ[1:])
 	}
-	if err := s.checkType(typ); err != nil {
+	if err := s.cfg.checkType(typ); err != nil {
 		return err
 	}
 	switch c.Request.Method {
@@ -183,7 +193,7 @@ func (s *Server) typeLevel(c *gin.Context) error {
 // _search or $op at type level.
 func (s *Server) instanceLevel(c *gin.Context) error {
 	typ, id := c.Param("type"), c.Param("id")
-	if err := s.checkType(typ); err != nil {
+	if err := s.cfg.checkType(typ); err != nil {
 		return err
 	}
 	switch {
@@ -210,7 +220,7 @@ func (s *Server) instanceLevel(c *gin.Context) error {
 // instanceOp serves /fhir/:type/:id/_history and /fhir/:type/:id/$op.
 func (s *Server) instanceOp(c *gin.Context) error {
 	typ, id, op := c.Param("type"), c.Param("id"), c.Param("op")
-	if err := s.checkType(typ); err != nil {
+	if err := s.cfg.checkType(typ); err != nil {
 		return err
 	}
 	switch {
@@ -222,8 +232,9 @@ func (s *Server) instanceOp(c *gin.Context) error {
 	return notSupported(c)
 }
 
-func (s *Server) checkType(typ string) error {
-	if s.writable(typ) || s.readOnly(typ) {
+// checkType refuses a type the server does not serve.
+func (cfg *Config) checkType(typ string) error {
+	if cfg.writable(typ) || cfg.readOnly(typ) {
 		return nil
 	}
 	return fhir.Errorf(fhir.NotFound, "not-supported", "", "resource type %q is not supported by this server", typ)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
@@ -72,7 +73,7 @@ type App struct {
 	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
 	Directory *directory.Directory // directory rules (waiting times)
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
-	Auth      *auth.DevServer      // the embedded development authorisation server; nil with an issuer or when open
+	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	stop      func()               // stops background work
 }

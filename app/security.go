@@ -8,6 +8,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -24,7 +25,7 @@ const ubrnIssuerPath = "/auth/ubrn"
 // the same listener, announced loudly in the log and, with its demo
 // credentials, on cfg.Console, which also issues the $ubrn-access tokens.
 // Open, there is neither.
-func security(cfg Config, st store.Store) (sec api.Security, dev *auth.DevServer, ubrn *auth.UBRNIssuer, err error) {
+func security(cfg Config, st store.Store) (sec api.Security, dev *devserver.Server, ubrn *auth.UBRNIssuer, err error) {
 	sec = api.Security{Open: cfg.Open, CORSOrigins: cfg.CORSOrigins, HSTS: cfg.TLS,
 		RateLimit: cfg.RateLimit, AuthPath: "/auth"}
 	if cfg.Open {
@@ -56,7 +57,7 @@ func security(cfg Config, st store.Store) (sec api.Security, dev *auth.DevServer
 		return sec, nil, ubrn, nil
 	}
 	issuer := root + "/auth"
-	dev, err = auth.NewDevServer(auth.DevServerConfig{Issuer: issuer, Audience: audience, DataDir: cfg.Data,
+	dev, err = devserver.New(devserver.Config{Issuer: issuer, Audience: audience, DataDir: cfg.Data,
 		Patients: patientDirectory{st}})
 	if err != nil {
 		return sec, nil, nil, err
@@ -68,7 +69,7 @@ func security(cfg Config, st store.Store) (sec api.Security, dev *auth.DevServer
 	sec.Verifier = v
 	sec.SmartConfiguration = auth.SmartConfiguration(dev.SmartEndpoints())
 	sec.AuthServer = dev.Handler()
-	cfg.Logger.Warn(auth.DevWarning, "issuer", issuer, "clients", auth.DevDir(cfg.Data))
+	cfg.Logger.Warn(devserver.Warning, "issuer", issuer, "clients", auth.DevDir(cfg.Data))
 	if cfg.Console != nil {
 		fmt.Fprint(cfg.Console, dev.Banner())
 	}
@@ -82,12 +83,12 @@ type patientDirectory struct{ st store.Store }
 // maxPickerPatients bounds the picker's list.
 const maxPickerPatients = 100
 
-func (d patientDirectory) Patients(ctx context.Context) ([]auth.PatientChoice, error) {
+func (d patientDirectory) Patients(ctx context.Context) ([]devserver.PatientChoice, error) {
 	page, err := d.st.Search(ctx, &search.Query{Type: "Patient", Count: maxPickerPatients})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]auth.PatientChoice, 0, len(page.Resources))
+	out := make([]devserver.PatientChoice, 0, len(page.Resources))
 	for _, res := range page.Resources {
 		var p struct {
 			Name []struct {
@@ -102,7 +103,7 @@ func (d patientDirectory) Patients(ctx context.Context) ([]auth.PatientChoice, e
 			BirthDate string `json:"birthDate"`
 		}
 		_ = json.Unmarshal(res.JSON, &p)
-		c := auth.PatientChoice{ID: res.ID, Name: "Patient/" + res.ID, BirthDate: p.BirthDate}
+		c := devserver.PatientChoice{ID: res.ID, Name: "Patient/" + res.ID, BirthDate: p.BirthDate}
 		if len(p.Name) > 0 {
 			n := p.Name[0]
 			if n.Text != "" {

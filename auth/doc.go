@@ -1,11 +1,12 @@
 // Package auth is Signpost's SMART on FHIR authorisation: who the caller is
 // (Principal, from a verified access token), what their scopes let them do
 // (Scope, Principal.Decide), the verification of bearer JWTs with go-oidc
-// (Verifier, and Verifiers for several issuers), the embedded development
-// authorisation server (DevServer, built on zitadel/oidc's op package),
-// Signpost's own issuer of $ubrn-access tokens beside an external issuer
-// (UBRNIssuer), token minting for the CLI (MintToken) and the SMART
-// discovery document (SmartConfiguration).
+// (Verifier, and Verifiers for several issuers), Signpost's own issuer of
+// $ubrn-access tokens beside an external issuer (UBRNIssuer), the signing
+// both of Signpost's own issuers share (SigningKey, TokenGrant,
+// SignAccessToken) and the SMART discovery document (SmartConfiguration).
+// The embedded development authorisation server, with its demo clients,
+// patient picker and token minting for the CLI, is package auth/devserver.
 //
 // # Claims Signpost reads
 //
@@ -75,11 +76,11 @@
 // (client_id ubrn-access, role patient, the referral's granular
 // ServiceRequest scope, the patient's compartment for bookings, the
 // directory). Without --issuer the development server signs it
-// (DevServer.MintReferralToken). With --issuer the patient has no account
-// at that issuer, so Signpost signs it itself with a UBRNIssuer: its own
-// issuer URL ({root}/auth/ubrn), its own RSA key (ubrn-signing-key.pem in
-// DevDir(DataDir), created 0600 at first start, never the development
-// server's key), an OpenID discovery document and a JWKS so that anyone
+// (devserver.Server.MintReferralToken, with ReferralGrant). With --issuer
+// the patient has no account at that issuer, so Signpost signs it itself
+// with a UBRNIssuer: its own issuer URL ({root}/auth/ubrn), its own RSA
+// key (ubrn-signing-key.pem in DevDir(DataDir), created 0600 at first
+// start, never the development server's key), an OpenID discovery document and a JWKS so that anyone
 // can verify its tokens by standard means, and nothing else (no clients,
 // grants or token endpoint). UBRNIssuer.Verify accepts only tokens limited
 // exactly as $ubrn-access limits them: the scopes of one referral and no
@@ -111,7 +112,7 @@
 //	referrals.Tokens = ubrn
 //	endpoints := ext.SmartEndpoints()
 //	// ...or, with no --issuer, the development server on the same listener:
-//	dev, err := auth.NewDevServer(auth.DevServerConfig{
+//	dev, err := devserver.New(devserver.Config{
 //		Issuer: base + "/auth", Audience: base + "/fhir", DataDir: dataDir, Patients: patients})
 //	log.Print(dev.Banner()) // the warning and the demo credentials, to the console
 //	v, err := dev.Verifier(auth.VerifierConfig{})
@@ -135,59 +136,4 @@
 //	// !d.Allowed → 403; d.PatientOnly → patient compartment of p.Patient
 //	// (resolve p.NHSNumber to a Patient first); otherwise OR over d.Grants;
 //	// organisation and role rules (p.Organization, p.Role) apply on top.
-//
-// # The development server
-//
-// DevServer is a real OAuth 2 / OpenID Connect provider (zitadel/oidc op,
-// its LegacyServer extended where SMART needs more): discovery at
-// {issuer}/.well-known/openid-configuration, /authorize, /oauth/token,
-// /keys, /userinfo, /oauth/introspect, /revoke, and the patient picker at
-// /login (its form carries a per-request CSRF token; cross-origin POSTs and
-// framing are refused). It keeps its state in DevDir(DataDir) = DATA/auth, created 0700
-// at first start: signing-key.pem (RSA 2048, PKCS#8, 0600; its kid is the
-// RFC 7638 thumbprint, so it is stable), clients.json (demo clients with
-// their random credentials, 0600), gp-system-key.pem (the GP system's
-// private key for its client assertions, 0600) and issuer.json (the issuer,
-// audience and kid of the last start, read by MintToken). Nothing of it is
-// committed; edit clients.json to change the demo clients.
-//
-// Demo clients (scopes are the most each may be granted; a request without
-// scopes gets them all):
-//
-//	gp-system    SMART Backend Services: client_credentials authenticated by a
-//	             private_key_jwt assertion (RS256/ES256/PS256; iss = sub =
-//	             client_id, aud = the token endpoint or the issuer, exp at most
-//	             five minutes ahead, jti never reused); system/*.cruds, role
-//	             referrer, org A99001
-//	call-centre  client_credentials with client_secret_basic; user/*.cruds,
-//	             role call-centre, org Y99001
-//	provider     client_credentials with client_secret_basic (a PAS interface
-//	             is a backend, so no user sign-in); system/*.cruds, role
-//	             provider, org R9901
-//	auditor      client_credentials with client_secret_basic; user/ and
-//	             system/AuditEvent.rs, role auditor
-//	commissioner client_credentials with client_secret_basic; user/ read of
-//	             HealthcareService, Organization, Location; role
-//	             commissioner, org QWN (the demo county's north ICB): runs
-//	             the reports on the services that ICB commissions
-//	patient-app  public client: authorization code with PKCE S256 (required;
-//	             plain is refused), redirect to a loopback /callback on any
-//	             port or DevServerConfig.RedirectURIs; the user chooses a
-//	             patient from the caller's PatientDirectory; openid fhirUser
-//	             launch/patient patient/*.cruds, role patient
-//
-// Its access tokens are JWTs (RS256, typ JWT, kid) carrying iss, sub, aud,
-// exp, iat, nbf, jti, client_id, scope, and where they apply patient,
-// fhirUser, org and role. Client-credentials tokens have sub = client_id and
-// aud = [audience]; patient-app tokens have sub = "Patient/<id>", fhirUser =
-// <audience>/Patient/<id> and aud = [audience, client_id] (zitadel gives the
-// ID token the same audience, which must name the client). The token response
-// of the code flow carries "patient", as SMART launch context. An "aud"
-// parameter on /authorize, when sent, must name the FHIR base URL. Refresh
-// tokens, the device flow, token exchange and the JWT bearer grant are not
-// offered. zitadel logs its routes at Info through slog's default logger.
-//
-// MintToken signs, with the same key and the same code path (zitadel's
-// claims type and signer), the token the endpoint would issue: like the
-// patient app's with a patient, like a client_credentials token without.
 package auth

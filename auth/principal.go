@@ -29,6 +29,10 @@ const (
 // Roles lists every role Signpost knows.
 var Roles = []Role{RoleReferrer, RoleProvider, RoleCallCentre, RoleAuditor, RolePatient, RoleCommissioner}
 
+// UnresolvedPatient is the Patient of a patient-context principal whose
+// NHS number names no Patient: not a valid id, so it matches nothing.
+const UnresolvedPatient = "#unresolved"
+
 // Principal is the authenticated caller of one request, built from a verified
 // access token.
 type Principal struct {

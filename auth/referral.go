@@ -1,11 +1,9 @@
 package auth
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
 )
@@ -34,30 +32,17 @@ func referralScopes(referralID string) []string {
 	return s
 }
 
-// referralGrant is the grant of a $ubrn-access token: patientID's context,
+// ReferralGrant is the grant of a $ubrn-access token: patientID's context,
 // the referral's scopes, client ClientUBRNAccess with the patient role. Both
 // ids must be plain FHIR ids, so that neither can smuggle another query
 // parameter into the ServiceRequest scope.
-func referralGrant(audience, patientID, referralID string) (grant, error) {
+func ReferralGrant(audience, patientID, referralID string) (TokenGrant, error) {
 	if !fhir.ValidID(patientID) || !fhir.ValidID(referralID) {
-		return grant{}, fmt.Errorf("auth: referral token: bad patient %q or referral %q", patientID, referralID)
+		return TokenGrant{}, fmt.Errorf("auth: referral token: bad patient %q or referral %q", patientID, referralID)
 	}
-	return patientGrant(audience, &DemoClient{ID: ClientUBRNAccess, Role: RolePatient}, patientID, referralScopes(referralID)), nil
-}
-
-// MintReferralToken issues the short-lived access token of
-// ServiceRequest/$ubrn-access: in patientID's context, limited to one
-// referral (granular scopes) and the booking of appointments, signed like
-// every other token of the server. It implements referral.TokenMinter.
-func (s *DevServer) MintReferralToken(_ context.Context, patientID, referralID string, ttl time.Duration) (string, error) {
-	g, err := referralGrant(s.cfg.Audience, patientID, referralID)
-	if err != nil {
-		return "", err
-	}
-	if ttl <= 0 || ttl > s.cfg.TokenTTL {
-		ttl = s.cfg.TokenTTL
-	}
-	return signAccessToken(s.cfg.Issuer, s.storage.key, g, time.Now().Add(ttl), tokenID())
+	g := PatientGrant(audience, ClientUBRNAccess, patientID, referralScopes(referralID))
+	g.Role = RolePatient
+	return g, nil
 }
 
 // checkReferralPrincipal rejects a verified token that claims more than a

@@ -5,7 +5,7 @@ import (
 )
 
 // SmartEndpoints are the authorisation server's facts the SMART
-// configuration publishes. DevServer.SmartEndpoints and
+// configuration publishes. devserver.Server.SmartEndpoints and
 // Verifier.SmartEndpoints provide them for the embedded and an external
 // issuer.
 type SmartEndpoints struct {

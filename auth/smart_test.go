@@ -35,14 +35,3 @@ func TestSmartConfiguration(t *testing.T) {
 		t.Errorf("SmartConfiguration =\n%s\nwant (%s)\n%s", got, golden, want)
 	}
 }
-
-func TestDevServerSmartEndpoints(t *testing.T) {
-	f := newDevFixture(t)
-	var doc map[string]any
-	if err := json.Unmarshal(SmartConfiguration(f.dev.SmartEndpoints()), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc["token_endpoint"] != f.dev.TokenEndpoint() || doc["authorization_endpoint"] != f.dev.AuthorizationEndpoint() {
-		t.Errorf("endpoints = %v, %v", doc["token_endpoint"], doc["authorization_endpoint"])
-	}
-}

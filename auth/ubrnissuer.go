@@ -51,7 +51,7 @@ type UBRNIssuerConfig struct {
 // key cannot be used to sign a broader token the API would honour.
 type UBRNIssuer struct {
 	cfg      UBRNIssuerConfig
-	key      *signingKey
+	key      *SigningKey
 	prefix   string // the issuer URL's path, stripped by Handler
 	verifier *Verifier
 	handler  http.Handler
@@ -77,7 +77,7 @@ func NewUBRNIssuer(cfg UBRNIssuerConfig) (*UBRNIssuer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("auth: UBRN issuer: %w", err)
 	}
-	key, err := loadOrCreateRSAKey(filepath.Join(dir, ubrnKeyFile))
+	key, err := LoadOrCreateSigningKey(filepath.Join(dir, ubrnKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("auth: UBRN issuer signing key: %w", err)
 	}
@@ -99,21 +99,21 @@ func (u *UBRNIssuer) Issuer() string { return u.cfg.Issuer }
 func (u *UBRNIssuer) JWKSURI() string { return u.cfg.Issuer + "/keys" }
 
 // PublicKeys returns the issuer's public signing keys.
-func (u *UBRNIssuer) PublicKeys() []jose.JSONWebKey { return []jose.JSONWebKey{u.key.jwk()} }
+func (u *UBRNIssuer) PublicKeys() []jose.JSONWebKey { return []jose.JSONWebKey{u.key.JWK()} }
 
 // MintReferralToken issues the access token of ServiceRequest/$ubrn-access:
 // in patientID's context, limited to one referral and the booking of
 // appointments, living ttl (at most the configured TokenTTL, which is also
 // the default). It implements referral.TokenMinter.
 func (u *UBRNIssuer) MintReferralToken(_ context.Context, patientID, referralID string, ttl time.Duration) (string, error) {
-	g, err := referralGrant(u.cfg.Audience, patientID, referralID)
+	g, err := ReferralGrant(u.cfg.Audience, patientID, referralID)
 	if err != nil {
 		return "", err
 	}
 	if ttl <= 0 || ttl > u.cfg.TokenTTL {
 		ttl = u.cfg.TokenTTL
 	}
-	return signAccessToken(u.cfg.Issuer, u.key, g, u.now().Add(ttl), tokenID())
+	return SignAccessToken(u.cfg.Issuer, u.key, g, u.now().Add(ttl))
 }
 
 // Verify checks a token of this issuer with go-oidc against its own key

@@ -179,7 +179,7 @@ func (v *Verifier) Audience() string { return v.cfg.Audience }
 
 // SmartEndpoints returns the issuer's endpoints as its discovery document
 // gave them, for SmartConfiguration. A local verifier knows only the issuer;
-// use DevServer.SmartEndpoints instead.
+// use devserver.Server.SmartEndpoints instead.
 func (v *Verifier) SmartEndpoints() SmartEndpoints { return v.endpoints }
 
 // Error codes Signpost puts in OperationOutcome.issue.details for token

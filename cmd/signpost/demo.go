@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -67,9 +68,9 @@ type demoPlace struct {
 }
 
 var (
-	demoICBs   = []demoPlace{{"demo-icb-north", "NHS North Wessex Vale ICB", auth.DemoCommissioner, 51.08, -1.60}, {"demo-icb-south", "NHS South Wessex Vale ICB", "QWS", 50.86, -1.55}} // north: the commissioner demo client's
+	demoICBs   = []demoPlace{{"demo-icb-north", "NHS North Wessex Vale ICB", devserver.DemoCommissioner, 51.08, -1.60}, {"demo-icb-south", "NHS South Wessex Vale ICB", "QWS", 50.86, -1.55}} // north: the commissioner demo client's
 	demoTrusts = []demoPlace{
-		{"demo-trust-kingsbridge", "Kingsbridge University Hospitals NHS Trust", auth.DemoProvider, 51.07, -1.79}, // the provider demo client's
+		{"demo-trust-kingsbridge", "Kingsbridge University Hospitals NHS Trust", devserver.DemoProvider, 51.07, -1.79}, // the provider demo client's
 		{"demo-trust-harbour", "Harbour General Hospital NHS Foundation Trust", "RH8", 50.82, -1.60},
 		{"demo-trust-downland", "Downland Hospitals NHS Trust", "RD9", 51.12, -1.30},
 	}
@@ -234,7 +235,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 			p := demoPlace{fmt.Sprintf("demo-gp-%02d", i+1), demoPracticeName(i), fmt.Sprintf("J%05d", 82001+i),
 				50.80 + 0.03*float64(i%10) + 0.1*float64(i%2), -1.90 + 0.035*float64(i)}
 			if i == 0 {
-				p.ods = auth.DemoGPPractice // the GP system demo client's practice
+				p.ods = devserver.DemoGPPractice // the GP system demo client's practice
 			}
 			o := org(p, "prov", icb.id, next())
 			o["address"] = []any{address(fmt.Sprintf("%d %s", 1+i*3, demoStreets[i%len(demoStreets)]), p.lat, p.lon)}

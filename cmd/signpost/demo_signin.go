@@ -6,14 +6,14 @@ import (
 	"strings"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 )
 
 // demoPersona is one way of signing in to the demo county.
 type demoPersona struct {
 	who, detail string
-	env         string            // shell variable the token command sets
-	opts        auth.TokenOptions // what signpost token is asked for
+	env         string                 // shell variable the token command sets
+	opts        devserver.TokenOptions // what signpost token is asked for
 }
 
 // demoPersonas are the demo's sign-ins: the GP practice, the provider and
@@ -25,22 +25,22 @@ func demoPersonas() []demoPersona {
 	name := p["name"].([]any)[0].(map[string]any)
 	return []demoPersona{
 		{who: "GP (referrer)", env: "GP_TOKEN",
-			detail: fmt.Sprintf("Organization/demo-gp-01 %s, ODS %s (client %s)", demoPracticeName(0), auth.DemoGPPractice, auth.ClientGPSystem),
-			opts:   auth.TokenOptions{Client: auth.ClientGPSystem, Scope: "system/*.cruds"}},
+			detail: fmt.Sprintf("Organization/demo-gp-01 %s, ODS %s (client %s)", demoPracticeName(0), devserver.DemoGPPractice, devserver.ClientGPSystem),
+			opts:   devserver.TokenOptions{Client: devserver.ClientGPSystem, Scope: "system/*.cruds"}},
 		{who: "provider", env: "PROVIDER_TOKEN",
-			detail: fmt.Sprintf("Organization/%s %s, ODS %s, services demo-hs-kingsbridge-* (client %s)", demoTrusts[0].id, demoTrusts[0].name, auth.DemoProvider, auth.ClientProvider),
-			opts:   auth.TokenOptions{Client: auth.ClientProvider, Scope: "system/*.cruds"}},
+			detail: fmt.Sprintf("Organization/%s %s, ODS %s, services demo-hs-kingsbridge-* (client %s)", demoTrusts[0].id, demoTrusts[0].name, devserver.DemoProvider, devserver.ClientProvider),
+			opts:   devserver.TokenOptions{Client: devserver.ClientProvider, Scope: "system/*.cruds"}},
 		{who: "call centre", env: "CALL_CENTRE_TOKEN",
-			detail: fmt.Sprintf("ODS %s, books on any patient's behalf (client %s)", auth.DemoCallCentre, auth.ClientCallCentre),
-			opts:   auth.TokenOptions{Client: auth.ClientCallCentre, Scope: "user/*.cruds"}},
+			detail: fmt.Sprintf("ODS %s, books on any patient's behalf (client %s)", devserver.DemoCallCentre, devserver.ClientCallCentre),
+			opts:   devserver.TokenOptions{Client: devserver.ClientCallCentre, Scope: "user/*.cruds"}},
 		{who: "commissioner", env: "COMMISSIONER_TOKEN",
 			detail: fmt.Sprintf("%s, ODS %s, reports on the services it commissions, e.g. $booking-outcomes (client %s)",
-				demoCommissioner(), auth.DemoCommissioner, auth.ClientCommissioner),
-			opts: auth.TokenOptions{Client: auth.ClientCommissioner, Scope: commissionerScope}},
+				demoCommissioner(), devserver.DemoCommissioner, devserver.ClientCommissioner),
+			opts: devserver.TokenOptions{Client: devserver.ClientCommissioner, Scope: commissionerScope}},
 		{who: "patient app", env: "PATIENT_TOKEN",
 			detail: fmt.Sprintf("Patient/demo-patient-001 %s %s, NHS number %s, born %s (client %s)",
-				name["given"].([]any)[0], name["family"], demoNHSNumber(1), p["birthDate"], auth.ClientPatientApp),
-			opts: auth.TokenOptions{Client: auth.ClientPatientApp, Patient: "demo-patient-001", Scope: "patient/*.cruds"}},
+				name["given"].([]any)[0], name["family"], demoNHSNumber(1), p["birthDate"], devserver.ClientPatientApp),
+			opts: devserver.TokenOptions{Client: devserver.ClientPatientApp, Patient: "demo-patient-001", Scope: "patient/*.cruds"}},
 	}
 }
 
@@ -52,7 +52,7 @@ const commissionerScope = "user/HealthcareService.rs"
 // commissioner demo client's.
 func demoCommissionerOrg() (demoPlace, bool) {
 	for _, icb := range demoICBs {
-		if icb.ods == auth.DemoCommissioner {
+		if icb.ods == devserver.DemoCommissioner {
 			return icb, true
 		}
 	}
@@ -64,12 +64,12 @@ func demoCommissioner() string {
 	if icb, ok := demoCommissionerOrg(); ok {
 		return "Organization/" + icb.id + " " + icb.name
 	}
-	return "the Organization with ODS code " + auth.DemoCommissioner
+	return "the Organization with ODS code " + devserver.DemoCommissioner
 }
 
 // tokenCommand is the signpost token command line that mints o's token
 // from the development server whose state is in data.
-func tokenCommand(data string, o auth.TokenOptions) string {
+func tokenCommand(data string, o devserver.TokenOptions) string {
 	args := []string{"signpost", "token", "--data", shellQuote(data), "--client", o.Client}
 	if o.Patient != "" {
 		args = append(args, "--patient", o.Patient)
@@ -95,7 +95,7 @@ func printDemoSignIns(out io.Writer, a *app.App) {
 		return
 	case a.Auth == nil:
 		fmt.Fprintf(out, "demo sign-ins: tokens come from %s; the demo's organisations are GP practice ODS %s, provider ODS %s and commissioner ODS %s\n",
-			a.Config.Issuer, auth.DemoGPPractice, auth.DemoProvider, auth.DemoCommissioner)
+			a.Config.Issuer, devserver.DemoGPPractice, devserver.DemoProvider, devserver.DemoCommissioner)
 		return
 	}
 	fmt.Fprintln(out, "demo sign-ins (tokens from the development server; paste into a shell):")

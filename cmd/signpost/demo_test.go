@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -81,8 +81,8 @@ func TestDemoSignIns(t *testing.T) {
 		t.Errorf("third start says %q, want already loaded with no slots added", out.String())
 	}
 	for _, want := range []string{
-		"ODS " + auth.DemoGPPractice, "ODS " + auth.DemoProvider, "ODS " + auth.DemoCallCentre, "NHS number " + demoNHSNumber(1),
-		demoCommissioner() + ", ODS " + auth.DemoCommissioner,
+		"ODS " + devserver.DemoGPPractice, "ODS " + devserver.DemoProvider, "ODS " + devserver.DemoCallCentre, "NHS number " + demoNHSNumber(1),
+		demoCommissioner() + ", ODS " + devserver.DemoCommissioner,
 		"COMMISSIONER_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client commissioner --scope user/HealthcareService.rs)",
 		"GP_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client gp-system --scope 'system/*.cruds')",
 		"PATIENT_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client patient-app --patient demo-patient-001 --scope 'patient/*.cruds')",
@@ -105,7 +105,7 @@ func TestDemoSignIns(t *testing.T) {
 	}
 	tokens := map[string]string{}
 	for _, p := range demoPersonas() {
-		tok, err := auth.MintToken(a.Config.Data, p.opts)
+		tok, err := devserver.MintToken(a.Config.Data, p.opts)
 		if err != nil {
 			t.Fatalf("%s: %v", p.who, err)
 		}
@@ -116,9 +116,9 @@ func TestDemoSignIns(t *testing.T) {
 		want      int
 		entries   bool
 	}{
-		{"GP_TOKEN", "/Organization?identifier=" + odsSystem + "|" + auth.DemoGPPractice, 200, true},
+		{"GP_TOKEN", "/Organization?identifier=" + odsSystem + "|" + devserver.DemoGPPractice, 200, true},
 		{"GP_TOKEN", "/HealthcareService?near=51.07|-1.79|10|km", 200, true},
-		{"PROVIDER_TOKEN", "/HealthcareService?organization.identifier=" + odsSystem + "|" + auth.DemoProvider, 200, true},
+		{"PROVIDER_TOKEN", "/HealthcareService?organization.identifier=" + odsSystem + "|" + devserver.DemoProvider, 200, true},
 		{"CALL_CENTRE_TOKEN", "/Patient?identifier=" + referral.NHSNumberSystem + "|" + demoNHSNumber(1), 200, true},
 		{"PATIENT_TOKEN", "/Patient/demo-patient-001", 200, false},
 		{"PATIENT_TOKEN", "/Patient/demo-patient-002", 404, false},
@@ -136,7 +136,7 @@ func TestDemoSignIns(t *testing.T) {
 	// commissions; the GP cannot.
 	icb, ok := demoCommissionerOrg()
 	if !ok {
-		t.Fatalf("no demo commissioner has the commissioner client's ODS code %s", auth.DemoCommissioner)
+		t.Fatalf("no demo commissioner has the commissioner client's ODS code %s", devserver.DemoCommissioner)
 	}
 	status, body := get(tokens["COMMISSIONER_TOKEN"], "/$waiting-times")
 	rows, _ := body["parameter"].([]any)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 )
 
 // token prints an access token from the embedded development authorisation
@@ -16,7 +17,7 @@ import (
 func token(args []string) error {
 	fs := newFlags("token")
 	var data string
-	var opts auth.TokenOptions
+	var opts devserver.TokenOptions
 	var role string
 	fs.StringVar(&data, "data", "./data", "data directory the server runs on")
 	fs.StringVar(&opts.Scope, "scope", "", "space-separated scopes, e.g. 'system/*.rs' or 'patient/Appointment.cruds'")
@@ -33,7 +34,7 @@ func token(args []string) error {
 	}
 	opts.Role = auth.Role(role)
 	opts.TTL = opts.TTL.Round(time.Second)
-	tok, err := auth.MintToken(data, opts)
+	tok, err := devserver.MintToken(data, opts)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 )
 
 // With authorisation on, the hold sweeper (which acts on no client's
@@ -18,7 +18,7 @@ func TestHoldsExpireWithAuthorisation(t *testing.T) {
 	seed.app.Close()
 
 	s := newServer(t, app.Config{Data: data, HoldFor: 300 * time.Millisecond, Auth: true})
-	tok, err := auth.MintToken(data, auth.TokenOptions{Scope: "user/*.cruds", Client: auth.ClientCallCentre})
+	tok, err := devserver.MintToken(data, devserver.TokenOptions{Scope: "user/*.cruds", Client: devserver.ClientCallCentre})
 	if err != nil {
 		t.Fatal(err)
 	}

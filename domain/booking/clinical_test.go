@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -498,7 +498,7 @@ func TestFollowUpSearchStaysInTheCompartment(t *testing.T) {
 		patient string
 		want    []string
 	}{{"p1", []string{next}}, {"p2", nil}} {
-		tok, err := auth.MintToken(data, auth.TokenOptions{Scope: "patient/*.cruds", Patient: tc.patient, Client: auth.ClientPatientApp})
+		tok, err := devserver.MintToken(data, devserver.TokenOptions{Scope: "patient/*.cruds", Patient: tc.patient, Client: devserver.ClientPatientApp})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -24,7 +25,7 @@ import (
 
 // secure is a server with authorisation on and the clients of the
 // derived-value tests: the provider that owns hs-derm (trust, ODS
-// auth.DemoProvider), and two that book there: the call centre and a
+// devserver.DemoProvider), and two that book there: the call centre and a
 // national booking hub (a system integration without an organisation).
 type secure struct {
 	t                         *testing.T
@@ -99,18 +100,18 @@ func newSecure(t *testing.T) *secure {
 	a, ts := app.NewTest(t, app.Config{Auth: true})
 	s := &secure{t: t, a: a, base: ts.URL + "/fhir"}
 	mint := func(scope, client string) string {
-		tok, err := auth.MintToken(a.Config.Data, auth.TokenOptions{Scope: scope, Client: client})
+		tok, err := devserver.MintToken(a.Config.Data, devserver.TokenOptions{Scope: scope, Client: client})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	s.provider = mint("system/*.cruds", auth.ClientProvider)
-	s.callCentre = mint("user/*.cruds", auth.ClientCallCentre)
+	s.provider = mint("system/*.cruds", devserver.ClientProvider)
+	s.callCentre = mint("user/*.cruds", devserver.ClientCallCentre)
 	s.hub = mint("system/*.cruds", bookingHub)
 	ods := "https://fhir.nhs.uk/Id/ods-organization-code"
 	seed := []map[string]any{
-		{"resourceType": "Organization", "id": "trust", "name": "Demo Trust", "identifier": []any{map[string]any{"system": ods, "value": auth.DemoProvider}}},
+		{"resourceType": "Organization", "id": "trust", "name": "Demo Trust", "identifier": []any{map[string]any{"system": ods, "value": devserver.DemoProvider}}},
 		{"resourceType": "HealthcareService", "id": "hs-derm", "name": "Dermatology", "providedBy": map[string]any{"reference": "Organization/trust"},
 			"identifier": []any{map[string]any{"system": "urn:test:service", "value": "derm"}},
 			"extension":  []any{map[string]any{"url": directory.AcceptingReferrals, "valueBoolean": true}}},
@@ -325,7 +326,7 @@ func (s *secure) check(what string, st state) {
 			continue // a read or search, or a refused write (audited too)
 		}
 		for _, ag := range v.Agent {
-			if c := ag.Who.Identifier.Value; c == auth.ClientCallCentre || c == bookingHub {
+			if c := ag.Who.Identifier.Value; c == devserver.ClientCallCentre || c == bookingHub {
 				fail("the audit trail records a %s of the service by %s", v.Subtype[0].Code, c)
 			}
 		}

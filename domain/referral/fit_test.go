@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
@@ -488,8 +488,8 @@ func TestFindForReferral(t *testing.T) {
 // slot issue for their own referral but not defer it otherwise.
 func TestFitForPatients(t *testing.T) {
 	c := newSecureClient(t)
-	gp := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem}))
-	provider := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider}))
+	gp := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem}))
+	provider := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider}))
 	addSlots(provider, "hs-derm", 2, 3)
 	mine := gp.must(201, "POST", "/ServiceRequest", dermReferral(nil))
 	other := gp.must(201, "POST", "/ServiceRequest", dermReferral(nil))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -25,9 +26,9 @@ func newSecureClient(t *testing.T) *client {
 	c := &client{t: t, base: ts.URL + "/fhir", a: a}
 	seed := []map[string]any{
 		{"resourceType": "Organization", "id": "gp-a", "name": "Demo Practice",
-			"identifier": []any{map[string]any{"system": referral.ODSSystem, "value": auth.DemoGPPractice}}},
+			"identifier": []any{map[string]any{"system": referral.ODSSystem, "value": devserver.DemoGPPractice}}},
 		{"resourceType": "Organization", "id": "trust", "name": "Demo Trust",
-			"identifier": []any{map[string]any{"system": referral.ODSSystem, "value": auth.DemoProvider}}},
+			"identifier": []any{map[string]any{"system": referral.ODSSystem, "value": devserver.DemoProvider}}},
 		{"resourceType": "HealthcareService", "id": "hs-derm", "name": "Dermatology", "providedBy": ref("Organization/trust"),
 			"specialty": []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394582007"}}}}},
 		{"resourceType": "Patient", "id": "pat-1", "birthDate": "1980-05-17", "generalPractitioner": []any{ref("Organization/gp-a")},
@@ -55,9 +56,9 @@ func newSecureClient(t *testing.T) *client {
 }
 
 // mint returns a development-server token, as signpost token does.
-func (c *client) mint(opts auth.TokenOptions) string {
+func (c *client) mint(opts devserver.TokenOptions) string {
 	c.t.Helper()
-	tok, err := auth.MintToken(c.a.Config.Data, opts)
+	tok, err := devserver.MintToken(c.a.Config.Data, opts)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -69,8 +70,8 @@ func (c *client) mint(opts auth.TokenOptions) string {
 // it acts for (ODS code) and, when it differs, the client that entered it.
 func TestProvenanceNamesThePrincipal(t *testing.T) {
 	c := newSecureClient(t)
-	gp := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem}))
-	provider := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider}))
+	gp := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem}))
+	provider := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider}))
 
 	sr := gp.must(201, "POST", "/ServiceRequest", dermReferral(map[string]any{
 		"performer": []any{ref("HealthcareService/hs-derm")}}))
@@ -91,8 +92,8 @@ func TestProvenanceNamesThePrincipal(t *testing.T) {
 		}
 	}
 	want := map[string]any{
-		"awaiting-booking": []any{author(auth.ClientGPSystem, "referrer", auth.DemoGPPractice)},
-		"slot-issue":       []any{author(auth.ClientProvider, "provider", auth.DemoProvider)},
+		"awaiting-booking": []any{author(devserver.ClientGPSystem, "referrer", devserver.DemoGPPractice)},
+		"slot-issue":       []any{author(devserver.ClientProvider, "provider", devserver.DemoProvider)},
 	}
 	if diff := cmp.Diff(want, agents); diff != "" {
 		t.Errorf("Provenance agents by activity (-want +got):\n%s", diff)
@@ -105,10 +106,10 @@ func TestProvenanceNamesThePrincipal(t *testing.T) {
 // account, so the patient's action is not refused for it.)
 func TestProvenancePatientAgent(t *testing.T) {
 	c := newSecureClient(t)
-	gp := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem}))
+	gp := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem}))
 	sr := gp.must(201, "POST", "/ServiceRequest", dermReferral(nil))
 	srRef := "ServiceRequest/" + sr["id"].(string)
-	patient := c.as(c.mint(auth.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-1"}))
+	patient := c.as(c.mint(devserver.TokenOptions{Scope: "patient/*.cruds", Patient: "pat-1"}))
 	status, oo := patient.do("POST", "/"+srRef+"/$cancel", params())
 	if status != 200 {
 		t.Fatalf("the patient's $cancel of their referral: %d %v, want 200", status, oo)

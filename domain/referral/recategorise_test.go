@@ -17,6 +17,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -64,8 +65,8 @@ func newRecategoriseWorld(t *testing.T) *recategoriseWorld {
 	}
 	seed := []map[string]any{
 		org("icb-north", "QN1"), org("icb-south", "QS1"),
-		org("gp-a", auth.DemoGPPractice, "Organization/icb-north"), org("gp-b", "A99002", "Organization/icb-north"),
-		org("trust", auth.DemoProvider), org("trust-2", "R9902"),
+		org("gp-a", devserver.DemoGPPractice, "Organization/icb-north"), org("gp-b", "A99002", "Organization/icb-north"),
+		org("trust", devserver.DemoProvider), org("trust-2", "R9902"),
 		svc("hs-derm", "trust", sctDerm, []string{"icb-north"}),
 		svc("hs-cardio", "trust", sctCardio, []string{"icb-north"}),
 		svc("hs-cardio-2", "trust-2", sctCardio, []string{"icb-north", "icb-south"}),
@@ -104,13 +105,13 @@ func newRecategoriseWorld(t *testing.T) *recategoriseWorld {
 	if err != nil {
 		t.Fatalf("seeding: %v", err)
 	}
-	for name, o := range map[string]auth.TokenOptions{
-		"referrer":       {Client: auth.ClientGPSystem, Scope: "system/*.cruds"},
-		"other practice": {Client: auth.ClientGPSystem, Scope: "system/*.cruds", Org: "A99002"},
-		"provider":       {Client: auth.ClientProvider, Scope: "system/*.cruds"},
-		"other provider": {Client: auth.ClientProvider, Scope: "system/*.cruds", Org: "R9902"},
-		"patient":        {Client: auth.ClientPatientApp, Scope: "patient/*.cruds", Patient: "pat-1"},
-		"call centre":    {Client: auth.ClientCallCentre, Scope: "user/*.cruds"},
+	for name, o := range map[string]devserver.TokenOptions{
+		"referrer":       {Client: devserver.ClientGPSystem, Scope: "system/*.cruds"},
+		"other practice": {Client: devserver.ClientGPSystem, Scope: "system/*.cruds", Org: "A99002"},
+		"provider":       {Client: devserver.ClientProvider, Scope: "system/*.cruds"},
+		"other provider": {Client: devserver.ClientProvider, Scope: "system/*.cruds", Org: "R9902"},
+		"patient":        {Client: devserver.ClientPatientApp, Scope: "patient/*.cruds", Patient: "pat-1"},
+		"call centre":    {Client: devserver.ClientCallCentre, Scope: "user/*.cruds"},
 	} {
 		w.tokens[name] = c.mint(o)
 	}
@@ -366,9 +367,9 @@ func TestRecategorise(t *testing.T) {
 				t.Fatalf("%d recategorised Provenance records, want 1", len(recat))
 			}
 			p := recat[0]
-			wantOrg := auth.DemoGPPractice
+			wantOrg := devserver.DemoGPPractice
 			if tc.who == "provider" {
-				wantOrg = auth.DemoProvider
+				wantOrg = devserver.DemoProvider
 			}
 			if got := get(p, "agent", 0, "onBehalfOf", "identifier", "value"); got != wantOrg {
 				t.Errorf("Provenance acts for %v, want %s", got, wantOrg)

@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
 // The report fixture: a county of two commissioners, each with its
 // practice and patient, and three services of one provider.
 //
-//	icb-n (ODS auth.DemoCommissioner) commissions hs-derm-n, hs-cardio-n; gp-a (A99001) is part of it
+//	icb-n (ODS devserver.DemoCommissioner) commissions hs-derm-n, hs-cardio-n; gp-a (A99001) is part of it
 //	icb-s (ODS QWS)                   commissions hs-derm-s;              gp-b (B99002) is part of it
 //
 // Referrals (authoredOn; requester; performer):
@@ -62,7 +62,7 @@ func newReportFixture(t *testing.T) *reportFixture {
 	c := newSecureClient(t)
 	f := &reportFixture{c: c, referrals: map[string]string{}, appts: map[string]string{}, slots: map[string][]string{},
 		experience: referral.Base + "/Questionnaire/report-experience"}
-	f.setup = c.as(c.mint(auth.TokenOptions{Client: "report-setup", Scope: "system/*.cruds"}))
+	f.setup = c.as(c.mint(devserver.TokenOptions{Client: "report-setup", Scope: "system/*.cruds"}))
 	s := f.setup
 	ods := func(code string) []any {
 		return []any{map[string]any{"system": referral.ODSSystem, "value": code}}
@@ -71,10 +71,10 @@ func newReportFixture(t *testing.T) *reportFixture {
 		t.Helper()
 		s.must(201, "PUT", "/"+res["resourceType"].(string)+"/"+res["id"].(string), res)
 	}
-	put(map[string]any{"resourceType": "Organization", "id": "icb-n", "name": "North ICB", "identifier": ods(auth.DemoCommissioner)})
+	put(map[string]any{"resourceType": "Organization", "id": "icb-n", "name": "North ICB", "identifier": ods(devserver.DemoCommissioner)})
 	put(map[string]any{"resourceType": "Organization", "id": "icb-s", "name": "South ICB", "identifier": ods("QWS")})
 	put(map[string]any{"resourceType": "Organization", "id": "gp-b", "name": "Practice B", "identifier": ods(gpBODS), "partOf": ref("Organization/icb-s")})
-	// gp-a (ODS auth.DemoGPPractice) is newSecureClient's; it joins icb-n.
+	// gp-a (ODS devserver.DemoGPPractice) is newSecureClient's; it joins icb-n.
 	gpa := s.must(200, "GET", "/Organization/gp-a", nil)
 	gpa["partOf"] = ref("Organization/icb-n")
 	s.must(200, "PUT", "/Organization/gp-a", gpa)

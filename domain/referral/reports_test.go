@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 )
 
 // reportColumns are each report's columns and their FHIR types, as the
@@ -104,28 +105,28 @@ func splitCSV(t *testing.T, line string) []string {
 // callers mints the tokens the report tests use.
 func (f *reportFixture) callers() map[string]*client {
 	c := f.c
-	mint := func(o auth.TokenOptions) *client { return c.as(c.mint(o)) }
+	mint := func(o devserver.TokenOptions) *client { return c.as(c.mint(o)) }
 	ubrn, err := c.a.Auth.MintReferralToken(context.Background(), "pat-a", strings.TrimPrefix(f.referrals["R1"], "ServiceRequest/"), time.Minute)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return map[string]*client{
-		"patient":     mint(auth.TokenOptions{Client: auth.ClientPatientApp, Patient: "pat-a", Scope: "patient/*.rs"}),
+		"patient":     mint(devserver.TokenOptions{Client: devserver.ClientPatientApp, Patient: "pat-a", Scope: "patient/*.rs"}),
 		"ubrn":        c.as(ubrn),
-		"referrer":    mint(auth.TokenOptions{Client: auth.ClientGPSystem, Scope: "system/*.cruds"}),
-		"provider":    mint(auth.TokenOptions{Client: auth.ClientProvider, Scope: "system/*.cruds"}),
-		"call-centre": mint(auth.TokenOptions{Client: auth.ClientCallCentre, Scope: "user/*.cruds"}),
+		"referrer":    mint(devserver.TokenOptions{Client: devserver.ClientGPSystem, Scope: "system/*.cruds"}),
+		"provider":    mint(devserver.TokenOptions{Client: devserver.ClientProvider, Scope: "system/*.cruds"}),
+		"call-centre": mint(devserver.TokenOptions{Client: devserver.ClientCallCentre, Scope: "user/*.cruds"}),
 		// a user-level token without a role is no backend service
-		"user-no-role": mint(auth.TokenOptions{Client: "report-user", Scope: "user/*.rs"}),
+		"user-no-role": mint(devserver.TokenOptions{Client: "report-user", Scope: "user/*.rs"}),
 		// the commissioner's role does not survive a patient in context,
 		// an organisation missing, or no resource scope at all
-		"commissioner-patient":  mint(auth.TokenOptions{Client: auth.ClientCommissioner, Patient: "pat-a", Scope: "user/HealthcareService.rs"}),
-		"commissioner-no-org":   mint(auth.TokenOptions{Client: "report-commissioner", Role: auth.RoleCommissioner, Scope: "user/HealthcareService.rs"}),
-		"commissioner-no-scope": mint(auth.TokenOptions{Client: auth.ClientCommissioner, Scope: "openid"}),
-		"commissioner":          mint(auth.TokenOptions{Client: auth.ClientCommissioner, Scope: "user/HealthcareService.rs"}),
-		"commissioner-south":    mint(auth.TokenOptions{Client: auth.ClientCommissioner, Org: "QWS", Scope: "user/HealthcareService.rs"}),
-		"auditor":               mint(auth.TokenOptions{Client: auth.ClientAuditor, Scope: "user/AuditEvent.rs"}),
-		"system":                mint(auth.TokenOptions{Client: "reporting-service", Scope: "system/*.rs"}),
+		"commissioner-patient":  mint(devserver.TokenOptions{Client: devserver.ClientCommissioner, Patient: "pat-a", Scope: "user/HealthcareService.rs"}),
+		"commissioner-no-org":   mint(devserver.TokenOptions{Client: "report-commissioner", Role: auth.RoleCommissioner, Scope: "user/HealthcareService.rs"}),
+		"commissioner-no-scope": mint(devserver.TokenOptions{Client: devserver.ClientCommissioner, Scope: "openid"}),
+		"commissioner":          mint(devserver.TokenOptions{Client: devserver.ClientCommissioner, Scope: "user/HealthcareService.rs"}),
+		"commissioner-south":    mint(devserver.TokenOptions{Client: devserver.ClientCommissioner, Org: "QWS", Scope: "user/HealthcareService.rs"}),
+		"auditor":               mint(devserver.TokenOptions{Client: devserver.ClientAuditor, Scope: "user/AuditEvent.rs"}),
+		"system":                mint(devserver.TokenOptions{Client: "reporting-service", Scope: "system/*.rs"}),
 	}
 }
 
@@ -219,7 +220,7 @@ func TestReportCorrectness(t *testing.T) {
 		{"trends, all", "system", "referral-trends", "", []string{trendsCardio, trendsDermMar, trendsDermApr, trendsB}},
 		{"trends, north commissioner: its services only (R5 has none)", "commissioner", "referral-trends", "", []string{trendsCardio, trendsDermMar}},
 		{"trends, south commissioner", "commissioner-south", "referral-trends", "", []string{trendsB}},
-		{"trends, practice by ODS code", "auditor", "referral-trends", "practice=" + auth.DemoGPPractice, []string{trendsCardio, trendsDermMar, trendsDermApr}},
+		{"trends, practice by ODS code", "auditor", "referral-trends", "practice=" + devserver.DemoGPPractice, []string{trendsCardio, trendsDermMar, trendsDermApr}},
 		{"trends, practice by reference", "system", "referral-trends", "practice=Organization/gp-b", []string{trendsB}},
 		{"trends, practice by system|code", "system", "referral-trends", "practice=https://fhir.nhs.uk/Id/ods-organization-code|" + gpBODS, []string{trendsB}},
 		{"trends, unknown practice", "system", "referral-trends", "practice=Z00000", nil},
@@ -233,7 +234,7 @@ func TestReportCorrectness(t *testing.T) {
 		{"trends, to is included", "system", "referral-trends", "from=2026-03-01&to=2026-03-15",
 			[]string{"Organization/gp-a,394582007,Dermatology,2026-03,1", trendsB}},
 		{"trends, commissioner and a service it does not commission", "commissioner", "referral-trends", "service=hs-derm-s", nil},
-		{"trends, all filters", "system", "referral-trends", "practice=" + auth.DemoGPPractice + "&service=hs-derm-n&specialty=" + derm + "&from=2026-03-01&to=2026-03-31",
+		{"trends, all filters", "system", "referral-trends", "practice=" + devserver.DemoGPPractice + "&service=hs-derm-n&specialty=" + derm + "&from=2026-03-01&to=2026-03-31",
 			[]string{trendsDermMar}},
 
 		// $capacity-gaps
@@ -263,7 +264,7 @@ func TestReportCorrectness(t *testing.T) {
 		{"outcomes, all", "system", "booking-outcomes", "", []string{outCardio, outDermN, outDermS}},
 		{"outcomes, north commissioner", "commissioner", "booking-outcomes", "", []string{outCardio, outDermN}},
 		{"outcomes, south commissioner", "commissioner-south", "booking-outcomes", "", []string{outDermS}},
-		{"outcomes, practice leaves out W (no referral)", "system", "booking-outcomes", "practice=" + auth.DemoGPPractice,
+		{"outcomes, practice leaves out W (no referral)", "system", "booking-outcomes", "practice=" + devserver.DemoGPPractice,
 			[]string{outCardio, "HealthcareService/hs-derm-n,394582007,Dermatology,5,1,0,1,1,0,1,1"}},
 		{"outcomes, practice B", "auditor", "booking-outcomes", "practice=" + gpBODS, []string{outDermS}},
 		{"outcomes, service", "system", "booking-outcomes", "service=HealthcareService/hs-cardio-n", []string{outCardio}},
@@ -299,7 +300,7 @@ func TestReportBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		query, where string
 	}{
-		{"pratice=" + auth.DemoGPPractice, "pratice"},
+		{"pratice=" + devserver.DemoGPPractice, "pratice"},
 		{"from=2026-13-01", "from"},
 		{"from=2026-04-01&to=2026-03-01", "to"},
 		{"service=Patient/pat-a", "service"},
@@ -325,7 +326,7 @@ func TestReportBadInput(t *testing.T) {
 // filters and the row parts with the types the report answers.
 func TestReportDefinitions(t *testing.T) {
 	c := newSecureClient(t)
-	sys := c.as(c.mint(auth.TokenOptions{Client: "reporting-service", Scope: "system/*.rs"}))
+	sys := c.as(c.mint(devserver.TokenOptions{Client: "reporting-service", Scope: "system/*.rs"}))
 	for _, report := range reportNames {
 		def := sys.must(200, "GET", "/OperationDefinition/"+report, nil)
 		var in []string

@@ -1,4 +1,4 @@
-package api
+package access
 
 // Organisation rules: a referrer or provider reaches only what its
 // organisation has a relationship with (orgFilter: referrals, appointments,
@@ -47,7 +47,7 @@ const odsSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 //
 // Other roles (call centre, none) are not restricted by organisation, and
 // other types not at all (nil).
-func (s *Server) orgFilter(p *auth.Principal, typ string) search.Expr {
+func (g *Guard) orgFilter(p *auth.Principal, typ string) search.Expr {
 	if (p.Role != auth.RoleReferrer && p.Role != auth.RoleProvider) || !orgBound[typ] {
 		return nil
 	}
@@ -194,7 +194,7 @@ func orgWriteParam(role auth.Role, typ string) (param string, ok bool) {
 // checkOrgWrite applies the organisation rules of orgWriteParam to one
 // direct write: the current version (update, delete) and the proposed one
 // (create, update) must both belong to the caller's organisation.
-func (s *Server) checkOrgWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
+func (g *Guard) checkOrgWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
 	param, ok := orgWriteParam(p.Role, c.Type)
 	if !ok {
 		return nil
@@ -207,7 +207,7 @@ func (s *Server) checkOrgWrite(ctx context.Context, tx *write.Tx, p *auth.Princi
 		what = "name as requester"
 	}
 	if c.Old != nil {
-		owned, err := s.ownedBy(ctx, tx, c.Type, c.Old.JSON, param, p.Organization)
+		owned, err := g.ownedBy(ctx, tx, c.Type, c.Old.JSON, param, p.Organization)
 		if err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func (s *Server) checkOrgWrite(ctx context.Context, tx *write.Tx, p *auth.Princi
 		}
 	}
 	if c.New != nil {
-		owned, err := s.ownedBy(ctx, tx, c.Type, c.New.Bytes(), param, p.Organization)
+		owned, err := g.ownedBy(ctx, tx, c.Type, c.New.Bytes(), param, p.Organization)
 		if err != nil {
 			return err
 		}
@@ -241,8 +241,8 @@ func ownershipPath(typ, param string) string {
 // at least one Organization, and every Organization reached carries ods
 // as an ODS identifier. A link to anything without an organisation (a
 // Practitioner, a missing resource) leads nowhere and counts for nothing.
-func (s *Server) ownedBy(ctx context.Context, rd store.Reader, typ string, raw []byte, param, ods string) (bool, error) {
-	orgs, err := s.orgsOf(ctx, rd, typ, raw, param, 0)
+func (g *Guard) ownedBy(ctx context.Context, rd store.Reader, typ string, raw []byte, param, ods string) (bool, error) {
+	orgs, err := g.orgsOf(ctx, rd, typ, raw, param, 0)
 	if err != nil || len(orgs) == 0 {
 		return false, err
 	}
@@ -256,8 +256,8 @@ func (s *Server) ownedBy(ctx context.Context, rd store.Reader, typ string, raw [
 
 // orgsOf returns the ODS codes of each Organization the resource reaches
 // through param: its own when typ is Organization.
-func (s *Server) orgsOf(ctx context.Context, rd store.Reader, typ string, raw []byte, param string, hops int) ([][]string, error) {
-	entries, err := s.search.Extract(typ, raw)
+func (g *Guard) orgsOf(ctx context.Context, rd store.Reader, typ string, raw []byte, param string, hops int) ([][]string, error) {
+	entries, err := g.cfg.Search.Extract(typ, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (s *Server) orgsOf(ctx context.Context, rd store.Reader, typ string, raw []
 		} else if err != nil {
 			return nil, err
 		}
-		orgs, err := s.orgsOf(ctx, rd, e.RefType, res.JSON, next, hops+1)
+		orgs, err := g.orgsOf(ctx, rd, e.RefType, res.JSON, next, hops+1)
 		if err != nil {
 			return nil, err
 		}

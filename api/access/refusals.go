@@ -1,4 +1,4 @@
-package api
+package access
 
 // The audit of refused writes: a write the authorisation rules (or a
 // domain rule after them) refuse is never stored, so the record of its
@@ -10,6 +10,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
@@ -19,18 +20,18 @@ import (
 // record is dropped; a refused one leaves this entity in the record of the
 // failed request.
 func noteWrite(ctx context.Context, c *write.Change) {
-	noteAccess(ctx, c.Type, c.ID, "")
+	audit.Note(ctx, c.Type, c.ID, "")
 }
 
 // noteRefusedWrite adds to the request's audit record the patients whose
 // compartment the refused write's current or proposed resource is in.
-func (s *Server) noteRefusedWrite(ctx context.Context, c *write.Change) {
-	if infoOf(ctx) == nil || !inCompartmentType(c.Type) {
+func (g *Guard) noteRefusedWrite(ctx context.Context, c *write.Change) {
+	if !audit.Recording(ctx) || !inCompartmentType(c.Type) {
 		return
 	}
 	var patients []string
 	add := func(raw []byte) {
-		for _, id := range s.compartmentPatients(c.Type, c.ID, raw) {
+		for _, id := range g.compartmentPatients(c.Type, c.ID, raw) {
 			if !slices.Contains(patients, id) {
 				patients = append(patients, id)
 			}
@@ -43,18 +44,18 @@ func (s *Server) noteRefusedWrite(ctx context.Context, c *write.Change) {
 		add(c.New.Bytes())
 	}
 	for _, id := range patients {
-		noteAccess(ctx, "Patient", id, "")
+		audit.Note(ctx, "Patient", id, "")
 	}
 }
 
 // compartmentPatients lists the patients whose compartment the resource
 // typ/id with body raw is in.
-func (s *Server) compartmentPatients(typ, id string, raw []byte) []string {
+func (g *Guard) compartmentPatients(typ, id string, raw []byte) []string {
 	if typ == "Patient" {
 		return []string{id}
 	}
 	params := compartmentParams()[typ]
-	entries, err := s.search.Extract(typ, raw)
+	entries, err := g.cfg.Search.Extract(typ, raw)
 	if err != nil {
 		return nil
 	}

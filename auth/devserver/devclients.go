@@ -1,4 +1,4 @@
-package auth
+package devserver
 
 import (
 	"crypto/subtle"
@@ -13,6 +13,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/signpost-fhir/signpost/auth"
 )
 
 // How a demo client authenticates at the token endpoint.
@@ -38,10 +40,10 @@ type DemoClient struct {
 	JWK     *jose.JSONWebKey `json:"jwk,omitempty"`
 	// Scopes are the scopes the client may be granted; a requested scope is
 	// granted if one of these covers it (see Scope.Covers).
-	Scopes       []string `json:"scopes"`
-	Organization string   `json:"org,omitempty"`
-	Role         Role     `json:"role,omitempty"`
-	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	Scopes       []string  `json:"scopes"`
+	Organization string    `json:"org,omitempty"`
+	Role         auth.Role `json:"role,omitempty"`
+	RedirectURIs []string  `json:"redirect_uris,omitempty"`
 }
 
 // The demo clients' ids.
@@ -72,11 +74,11 @@ const (
 // dir.
 func newDemoClients(dir string) ([]*DemoClient, error) {
 	gpKeyFile := ClientGPSystem + "-key.pem"
-	gpKey, err := loadOrCreateRSAKey(filepath.Join(dir, gpKeyFile))
+	gpKey, err := auth.LoadOrCreateSigningKey(filepath.Join(dir, gpKeyFile))
 	if err != nil {
 		return nil, err
 	}
-	jwk := gpKey.jwk()
+	jwk := gpKey.JWK()
 	clients := []*DemoClient{
 		{
 			ID:           ClientGPSystem,
@@ -87,7 +89,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			JWK:          &jwk,
 			Scopes:       []string{"system/*.cruds"},
 			Organization: DemoGPPractice,
-			Role:         RoleReferrer,
+			Role:         auth.RoleReferrer,
 		},
 		{
 			ID:           ClientCallCentre,
@@ -97,7 +99,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Secret:       randomString(24),
 			Scopes:       []string{"user/*.cruds"},
 			Organization: DemoCallCentre,
-			Role:         RoleCallCentre,
+			Role:         auth.RoleCallCentre,
 		},
 		{
 			ID:           ClientProvider,
@@ -107,7 +109,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Secret:       randomString(24),
 			Scopes:       []string{"system/*.cruds"},
 			Organization: DemoProvider,
-			Role:         RoleProvider,
+			Role:         auth.RoleProvider,
 		},
 		{
 			ID:           ClientAuditor,
@@ -117,7 +119,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Secret:       randomString(24),
 			Scopes:       []string{"user/AuditEvent.rs", "system/AuditEvent.rs"},
 			Organization: DemoProvider,
-			Role:         RoleAuditor,
+			Role:         auth.RoleAuditor,
 		},
 		{
 			ID:           ClientCommissioner,
@@ -127,7 +129,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Secret:       randomString(24),
 			Scopes:       []string{"user/HealthcareService.rs", "user/Organization.rs", "user/Location.rs"},
 			Organization: DemoCommissioner,
-			Role:         RoleCommissioner,
+			Role:         auth.RoleCommissioner,
 		},
 		{
 			ID:          ClientPatientApp,
@@ -135,7 +137,7 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			AuthMethod:  AuthNone,
 			GrantTypes:  []string{string(oidc.GrantTypeCode)},
 			Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.cruds"},
-			Role:        RolePatient,
+			Role:        auth.RolePatient,
 			// Loopback redirects match on any port (RFC 8252 §7.3).
 			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
 		},
@@ -197,7 +199,7 @@ func (c *DemoClient) check() error {
 	default:
 		return fmt.Errorf("client %q: unknown token_endpoint_auth_method %q", c.ID, c.AuthMethod)
 	}
-	if c.Role != "" && !slices.Contains(Roles, c.Role) {
+	if c.Role != "" && !slices.Contains(auth.Roles, c.Role) {
 		return fmt.Errorf("client %q: unknown role %q", c.ID, c.Role)
 	}
 	return nil
@@ -215,12 +217,12 @@ func (c *DemoClient) secretMatches(secret string) bool {
 // allows reports whether the client may be granted scope: a resource scope
 // covered by one of its scopes, or a non-resource scope it lists.
 func (c *DemoClient) allows(scope string) bool {
-	s, err := ParseScope(scope)
+	s, err := auth.ParseScope(scope)
 	if err != nil {
 		return slices.Contains(c.Scopes, scope)
 	}
 	for _, raw := range c.Scopes {
-		if allowed, err := ParseScope(raw); err == nil && allowed.Covers(s) {
+		if allowed, err := auth.ParseScope(raw); err == nil && allowed.Covers(s) {
 			return true
 		}
 	}

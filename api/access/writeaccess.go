@@ -1,4 +1,4 @@
-package api
+package access
 
 // Access decisions for writes: authorizeWrite is the repo rule run inside
 // the transaction of every write, whichever way it arrives (REST, Bundle
@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -24,24 +25,28 @@ import (
 // that checks each write against the caller's scopes, patient compartment
 // and organisation, whichever way it arrives (REST, Bundle entry,
 // operation), and records it in the audit trail in the same transaction.
-func (s *Server) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	p := s.principal(ctx)
+func (g *Guard) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Change) error {
+	p := g.principal(ctx)
 	if p == nil {
 		return nil
 	}
 	in := interactionOfChange(c)
 	noteWrite(ctx, c) // a write refused here or by a later rule is audited with its target
-	if err := s.checkWrite(ctx, tx, p, c, in); err != nil {
-		s.noteRefusedWrite(ctx, c)
-		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
+	if err := g.checkWrite(ctx, tx, p, c, in); err != nil {
+		g.noteRefusedWrite(ctx, c)
+		return g.denied(ctx, g.unnamed(ctx, tx, c, err))
 	}
-	return s.auditWrite(ctx, tx, p, c, in)
+	op := ""
+	if o := operationOf(ctx); o != nil {
+		op = o.Name
+	}
+	return g.cfg.Audit.RecordWrite(ctx, tx, p, c, in, op)
 }
 
 // unnamed keeps a refusal from naming what it refused when the caller may
 // not read it: a write a rule makes besides the one asked for may touch a
 // resource the caller has never seen.
-func (s *Server) unnamed(ctx context.Context, tx *write.Tx, c *write.Change, err error) error {
+func (g *Guard) unnamed(ctx context.Context, tx *write.Tx, c *write.Change, err error) error {
 	fe := fhir.AsError(err)
 	name := c.Type + "/" + c.ID
 	named := false
@@ -51,7 +56,7 @@ func (s *Server) unnamed(ctx context.Context, tx *write.Tx, c *write.Change, err
 	if !named || c.Old == nil {
 		return err
 	}
-	if seen, verr := s.visible(ctx, tx, c.Type, c.ID); verr != nil || seen {
+	if seen, verr := g.visible(ctx, tx, c.Type, c.ID); verr != nil || seen {
 		return err
 	}
 	out := *fe
@@ -62,22 +67,22 @@ func (s *Server) unnamed(ctx context.Context, tx *write.Tx, c *write.Change, err
 	return &out
 }
 
-// authorizeChange checks, before a change is worked out (a PATCH), that
+// AuthorizeChange checks, before a change is worked out (a PATCH), that
 // the caller may change cur at all, as authorizeWrite will check it.
-func (s *Server) authorizeChange(ctx context.Context, tx *write.Tx, cur *fhir.Resource) error {
-	p := s.principal(ctx)
+func (g *Guard) AuthorizeChange(ctx context.Context, tx *write.Tx, cur *fhir.Resource) error {
+	p := g.principal(ctx)
 	if p == nil {
 		return nil
 	}
 	c := &write.Change{Type: cur.Type, ID: cur.ID, Old: cur}
 	noteWrite(ctx, c) // refused here, it is audited with its target
 	var err error = forbidden("AuditEvents are written only by the server")
-	if cur.Type != auditType {
-		err = s.checkDirect(ctx, tx, p, c, auth.Update)
+	if cur.Type != audit.Type {
+		err = g.checkDirect(ctx, tx, p, c, auth.Update)
 	}
 	if err != nil {
-		s.noteRefusedWrite(ctx, c)
-		return s.denied(ctx, s.unnamed(ctx, tx, c, err))
+		g.noteRefusedWrite(ctx, c)
+		return g.denied(ctx, g.unnamed(ctx, tx, c, err))
 	}
 	return nil
 }
@@ -92,19 +97,19 @@ func interactionOfChange(c *write.Change) auth.Interaction {
 	return auth.Update
 }
 
-func (s *Server) checkWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
-	if c.Type == auditType {
+func (g *Guard) checkWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
+	if c.Type == audit.Type {
 		return forbidden("AuditEvents are written only by the server")
 	}
 	if cq, ok := write.ConsequenceOf(ctx, c); ok {
-		return s.checkConsequence(ctx, tx, p, c, in, cq)
+		return g.checkConsequence(ctx, tx, p, c, in, cq)
 	}
-	return s.checkDirect(ctx, tx, p, c, in)
+	return g.checkDirect(ctx, tx, p, c, in)
 }
 
 // checkConsequence checks a write a domain rule declared as the
 // consequence of another (write.Consequence) by the grant it declares.
-func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction, cq write.Consequence) error {
+func (g *Guard) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction, cq write.Consequence) error {
 	switch cq.Grant {
 	case write.WithCause:
 		// Part of the write that causes it, which was checked itself; for a
@@ -113,7 +118,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Pri
 		if !inCompartmentType(c.Type) || !p.HasPatientContext() || p.Decide(c.Type, in).Unrestricted {
 			return nil
 		}
-		return s.checkCompartment(c, patientOf(p))
+		return g.checkCompartment(c, patientOf(p))
 	case write.ToWritersOf:
 		if len(cq.On) == 0 {
 			break
@@ -131,8 +136,8 @@ func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Pri
 			if err != nil {
 				return err
 			}
-			if err := s.checkDirect(ctx, tx, p, &write.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
-				if seen, _ := s.visible(ctx, tx, typ, id); !seen {
+			if err := g.checkDirect(ctx, tx, p, &write.Change{Type: typ, ID: id, Old: cur, New: obj}, auth.Update); err != nil {
+				if seen, _ := g.visible(ctx, tx, typ, id); !seen {
 					ref = "a " + typ + " it cannot read"
 				}
 				return forbidden("the change to a %s that follows %s is granted to those who may update %s; the access token may not", c.Type, cq.Of, ref)
@@ -145,7 +150,7 @@ func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Pri
 			if !ok {
 				continue
 			}
-			seen, err := s.visible(ctx, tx, typ, id)
+			seen, err := g.visible(ctx, tx, typ, id)
 			if err != nil {
 				return err
 			}
@@ -160,8 +165,8 @@ func (s *Server) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Pri
 // checkDirect checks a write the caller makes itself: its scopes (with the
 // patient compartment and granular queries) and the organisation rules,
 // before and after.
-func (s *Server) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
-	r, err := s.restrict(ctx, p, c.Type, in)
+func (g *Guard) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
+	r, err := g.restrict(ctx, p, c.Type, in)
 	if err != nil {
 		return err
 	}
@@ -170,31 +175,31 @@ func (s *Server) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principa
 	case r.queried && r.granted != nil:
 		// Granular scopes (SMART v2 "patient/Appointment.cu?status=proposed"):
 		// the resource must match a grant before and after the write.
-		if err := s.checkGranularWrite(c, r.granted); err != nil {
+		if err := g.checkGranularWrite(c, r.granted); err != nil {
 			return err
 		}
 	case r.patient != "" && r.filter != nil:
 		patient = r.patient
 	}
-	if err := s.checkOrgWrite(ctx, tx, p, c); err != nil {
+	if err := g.checkOrgWrite(ctx, tx, p, c); err != nil {
 		return err
 	}
-	if err := s.checkOrgReach(ctx, tx, p, c); err != nil {
+	if err := g.checkOrgReach(ctx, tx, p, c); err != nil {
 		return err
 	}
 	if patient == "" {
 		return nil
 	}
-	return s.checkCompartment(c, patient)
+	return g.checkCompartment(c, patient)
 }
 
 // checkCompartment requires both versions of a write to be in patient's
 // compartment.
-func (s *Server) checkCompartment(c *write.Change, patient string) error {
-	if c.Old != nil && !s.inCompartment(c.Type, c.ID, c.Old.JSON, patient) {
+func (g *Guard) checkCompartment(c *write.Change, patient string) error {
+	if c.Old != nil && !g.inCompartment(c.Type, c.ID, c.Old.JSON, patient) {
 		return forbidden("%s/%s is not in the compartment of the patient in context", c.Type, c.ID)
 	}
-	if c.New != nil && !s.inCompartment(c.Type, c.ID, c.New.Bytes(), patient) {
+	if c.New != nil && !g.inCompartment(c.Type, c.ID, c.New.Bytes(), patient) {
 		return forbidden("the %s does not belong to the patient in context (Patient/%s)", c.Type, patient)
 	}
 	return nil
@@ -206,8 +211,8 @@ func (s *Server) checkCompartment(c *write.Change, patient string) error {
 // an appointment it writes names must be ones it has a relationship with
 // (or registers in the same transaction). A patient it does not reach is
 // refused alike whether it exists or not.
-func (s *Server) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
-	org := s.orgFilter(p, c.Type)
+func (g *Guard) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
+	org := g.orgFilter(p, c.Type)
 	if org == nil {
 		return nil
 	}
@@ -224,7 +229,7 @@ func (s *Server) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Princi
 		return nil
 	}
 	res := &fhir.Resource{Type: c.Type, ID: c.ID, Version: 1, JSON: c.New.Bytes()}
-	ok, err := s.matchOne(ctx, tx, res, org)
+	ok, err := g.matchOne(ctx, tx, res, org)
 	if err != nil {
 		return err
 	}
@@ -236,19 +241,19 @@ func (s *Server) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Princi
 	}
 	before := map[string]bool{}
 	if c.Old != nil {
-		for _, ref := range s.patientsOf(c.Old.JSON) {
+		for _, ref := range g.patientsOf(c.Old.JSON) {
 			before[ref] = true
 		}
 	}
-	patients, err := s.restrict(ctx, p, "Patient", auth.Read)
+	patients, err := g.restrict(ctx, p, "Patient", auth.Read)
 	if err != nil {
 		return forbidden("the access token cannot read the Patient an Appointment is for")
 	}
-	for _, id := range s.patientsOf(c.New.Bytes()) {
+	for _, id := range g.patientsOf(c.New.Bytes()) {
 		if before[id] || tx.Created("Patient", id) {
 			continue
 		}
-		ok, err := s.reaches(ctx, tx, patients, "Patient", id)
+		ok, err := g.reaches(ctx, tx, patients, "Patient", id)
 		if err != nil {
 			return err
 		}
@@ -262,7 +267,7 @@ func (s *Server) checkOrgReach(ctx context.Context, tx *write.Tx, p *auth.Princi
 
 // patientsOf returns the ids of the Patients an Appointment's participants
 // name.
-func (s *Server) patientsOf(raw []byte) []string {
+func (g *Guard) patientsOf(raw []byte) []string {
 	var a struct {
 		Participant []struct {
 			Actor struct {
@@ -286,8 +291,8 @@ func (s *Server) patientsOf(raw []byte) []string {
 // of the patient compartment and each scope's query), evaluated on the
 // resource in memory. A query that needs other resources (a chain, _has)
 // cannot be decided on one resource and grants no write.
-func (s *Server) checkGranularWrite(c *write.Change, granted search.Expr) error {
-	reg, ok := s.search.(*search.Registry)
+func (g *Guard) checkGranularWrite(c *write.Change, granted search.Expr) error {
+	reg, ok := g.cfg.Search.(*search.Registry)
 	if !ok {
 		return forbidden("this server cannot check granular (query) scopes on writes; writing %s needs a scope without a query", c.Type)
 	}

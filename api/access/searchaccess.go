@@ -1,7 +1,7 @@
-package api
+package access
 
-// Confining searches: restrictQuery adds the caller's restriction to a
-// search and to every chain and _has inside it; visibleOnly drops the
+// Confining searches: RestrictQuery adds the caller's restriction to a
+// search and to every chain and _has inside it; VisibleOnly drops the
 // _include, _revinclude and history entries the caller may not read.
 
 import (
@@ -10,44 +10,45 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
-// restrictQuery confines a parsed search to what the caller may see: the
+// RestrictQuery confines a parsed search to what the caller may see: the
 // type's restriction is added to the filter, chained and _has searches
 // into types the caller cannot search are refused and confined likewise.
-// _include and _revinclude are filtered afterwards (visibleOnly).
-func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
-	if err := auditSearchable(q); err != nil {
+// _include and _revinclude are filtered afterwards (VisibleOnly).
+func (g *Guard) RestrictQuery(ctx context.Context, q *search.Query) error {
+	if err := audit.Searchable(q); err != nil {
 		return err
 	}
-	p := s.principal(ctx)
+	p := g.principal(ctx)
 	if p == nil {
 		return nil
 	}
-	noteAccess(ctx, q.Type, "", q.Canonical())
+	audit.Note(ctx, q.Type, "", q.Canonical())
 	types := []string{q.Type}
 	if q.Type == "" {
 		types = q.Types
 		if len(types) == 0 {
-			types = s.cfg.Writable
+			types = g.cfg.Writable
 		}
 	}
 	// The client's chains and _has are confined first; the restrictions
 	// added after them are the server's own and are not confined again.
 	for i, x := range q.Filter {
-		y, err := s.confine(ctx, p, x)
+		y, err := g.confine(ctx, p, x)
 		if err != nil {
-			return s.denied(ctx, err)
+			return g.denied(ctx, err)
 		}
 		q.Filter[i] = y
 	}
 	for _, typ := range types {
-		r, err := s.restrict(ctx, p, typ, auth.Search)
+		r, err := g.restrict(ctx, p, typ, auth.Search)
 		if err != nil {
-			return s.denied(ctx, err)
+			return g.denied(ctx, err)
 		}
 		filter := r.filter
 		if r.org != nil && isTrace(q) {
@@ -55,7 +56,7 @@ func (s *Server) restrictQuery(ctx context.Context, q *search.Query) error {
 		}
 		if filter != nil {
 			if q.Type == "" {
-				return s.denied(ctx, forbidden("a search across types needs unrestricted access to every type searched; search %s on its own", typ))
+				return g.denied(ctx, forbidden("a search across types needs unrestricted access to every type searched; search %s on its own", typ))
 			}
 			q.Filter = append(q.Filter, filter)
 		}
@@ -96,12 +97,12 @@ var (
 
 // confine rewrites chains and _has inside x so that they only look at
 // resources the caller may search.
-func (s *Server) confine(ctx context.Context, p *auth.Principal, x search.Expr) (search.Expr, error) {
+func (g *Guard) confine(ctx context.Context, p *auth.Principal, x search.Expr) (search.Expr, error) {
 	switch e := x.(type) {
 	case search.Or:
 		out := make(search.Or, len(e))
 		for i, y := range e {
-			z, err := s.confine(ctx, p, y)
+			z, err := g.confine(ctx, p, y)
 			if err != nil {
 				return nil, err
 			}
@@ -109,26 +110,26 @@ func (s *Server) confine(ctx context.Context, p *auth.Principal, x search.Expr) 
 		}
 		return out, nil
 	case search.Not:
-		y, err := s.confine(ctx, p, e.Expr)
+		y, err := g.confine(ctx, p, e.Expr)
 		return search.Not{Expr: y}, err
 	case search.Chain:
-		inner, err := s.confineInto(ctx, p, e.Target, e.Filter)
+		inner, err := g.confineInto(ctx, p, e.Target, e.Filter)
 		e.Filter = inner
 		return e, err
 	case search.Has:
-		inner, err := s.confineInto(ctx, p, e.Type, e.Filter)
+		inner, err := g.confineInto(ctx, p, e.Type, e.Filter)
 		e.Filter = inner
 		return e, err
 	}
 	return x, nil
 }
 
-func (s *Server) confineInto(ctx context.Context, p *auth.Principal, typ string, filter search.Expr) (search.Expr, error) {
-	r, err := s.restrict(ctx, p, typ, auth.Search)
+func (g *Guard) confineInto(ctx context.Context, p *auth.Principal, typ string, filter search.Expr) (search.Expr, error) {
+	r, err := g.restrict(ctx, p, typ, auth.Search)
 	if err != nil {
 		return nil, forbidden("the search reaches into %s, which the access token does not allow searching", typ)
 	}
-	inner, err := s.confine(ctx, p, filter)
+	inner, err := g.confine(ctx, p, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -138,11 +139,11 @@ func (s *Server) confineInto(ctx context.Context, p *auth.Principal, typ string,
 	return and(inner, r.filter), nil
 }
 
-// visibleOnly keeps the resources (current versions or history entries)
+// VisibleOnly keeps the resources (current versions or history entries)
 // whose current version the caller may read; the others are dropped
 // silently, as if they did not exist.
-func (s *Server) visibleOnly(ctx context.Context, rs []*fhir.Resource) []*fhir.Resource {
-	p := s.principal(ctx)
+func (g *Guard) VisibleOnly(ctx context.Context, rs []*fhir.Resource) []*fhir.Resource {
+	p := g.principal(ctx)
 	if p == nil || len(rs) == 0 {
 		return rs
 	}
@@ -152,7 +153,7 @@ func (s *Server) visibleOnly(ctx context.Context, rs []*fhir.Resource) []*fhir.R
 	}
 	visible := map[string]bool{}
 	for typ, ids := range byType {
-		r, err := s.restrict(ctx, p, typ, auth.Read)
+		r, err := g.restrict(ctx, p, typ, auth.Read)
 		if err != nil {
 			continue
 		}
@@ -164,7 +165,7 @@ func (s *Server) visibleOnly(ctx context.Context, rs []*fhir.Resource) []*fhir.R
 		}
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
-		page, err := s.store.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: ids}}, Count: len(ids)})
+		page, err := g.cfg.Store.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: ids}}, Count: len(ids)})
 		if err != nil {
 			continue
 		}

@@ -1,6 +1,6 @@
-package api
+package access
 
-// Authentication: the Security configuration, the middleware that verifies
+// Authentication: the middleware that verifies
 // each request's bearer token (public paths pass without one) and puts its
 // auth.Principal in the request context, the cache of verified tokens, and
 // principal, which every authorisation decision starts from. What a
@@ -20,43 +20,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
-
-// Security configures authentication, authorisation, audit and the
-// hardening middleware. The zero value is not usable: set Open for a server
-// without authorisation (tests and local experiments only), or a Verifier.
-type Security struct {
-	// Open turns authorisation and audit off: every request is served as
-	// if made by the server itself. Tests and local experiments only.
-	Open bool
-	// Verifier checks bearer tokens (auth.Verifier).
-	Verifier TokenVerifier
-	// SmartConfiguration is served at /fhir/.well-known/smart-configuration.
-	SmartConfiguration []byte
-	// AuthServer, when not nil, is Signpost's own token issuer, mounted at
-	// AuthPath without authentication: the embedded development
-	// authorisation server ("/auth"), or, with an external issuer, the
-	// issuer of UBRN patients' tokens ("/auth/ubrn").
-	AuthServer http.Handler
-	AuthPath   string
-	// CORSOrigins are the browser origins allowed to call the API ("*" for
-	// any); none means no CORS headers.
-	CORSOrigins []string
-	// HSTS sends Strict-Transport-Security (the server speaks TLS).
-	HSTS bool
-	// RateLimit is the sustained requests per second allowed per client
-	// (per client_id, or per remote address before authentication); 0 is
-	// no limit. RateBurst is the bucket size; default max(1, 2×RateLimit).
-	RateLimit float64
-	RateBurst int
-	// AuditFlush is how long read and search audits may wait in memory
-	// before being stored; default 500 ms.
-	AuditFlush time.Duration
-}
 
 // TokenVerifier checks a raw bearer token and returns its principal; every
 // failure is a *fhir.Error of kind fhir.Unauthorized (auth.Verifier).
@@ -74,8 +43,8 @@ func isServerWrite(ctx context.Context) bool { return write.IsServer(ctx) }
 
 // principal returns the caller of the request in ctx; nil when the server
 // is open or the work is the server's own.
-func (s *Server) principal(ctx context.Context) *auth.Principal {
-	if s.cfg.Security.Open || isServerWrite(ctx) {
+func (g *Guard) principal(ctx context.Context) *auth.Principal {
+	if g.cfg.Open || isServerWrite(ctx) {
 		return nil
 	}
 	p, ok := auth.FromContext(ctx)
@@ -87,40 +56,14 @@ func (s *Server) principal(ctx context.Context) *auth.Principal {
 	return p
 }
 
-// secure sets up the security layer: the token cache, the audit flusher,
-// the rate limiter and the authorisation rule on every writable type.
-func (s *Server) secure(rp *write.Path) {
-	sec := s.cfg.Security
-	s.tokens = &tokenCache{entries: map[[32]byte]*auth.Principal{}, now: time.Now}
-	if sec.RateLimit > 0 {
-		s.limiter = newRateLimiter(sec.RateLimit, sec.RateBurst)
-	}
-	if sec.Open {
-		s.log.Warn("AUTHORISATION IS OFF: every request is served without a token and nothing is audited (tests and local experiments only)")
-		return
-	}
-	if sec.AuthPath == "" {
-		s.cfg.Security.AuthPath = "/auth"
-	}
-	every := sec.AuditFlush
-	if every <= 0 {
-		every = 500 * time.Millisecond
-	}
-	s.audits = newAuditor(s, every)
-	for _, typ := range s.cfg.Writable {
-		rp.AddRule(typ, s.authorizeWrite)
-	}
-	rp.SetVisibility(s.visible)
-}
-
 // public reports whether the request is for a path served without a token.
-func (s *Server) public(c *gin.Context) bool {
+func (g *Guard) public(c *gin.Context) bool {
 	path := c.Request.URL.Path
 	switch path {
-	case "/healthz", "/readyz", "/fhir/metadata", smartPath:
+	case "/healthz", "/readyz", "/fhir/metadata", SmartPath:
 		return true
 	}
-	if s.cfg.Security.AuthServer != nil && (path == s.cfg.Security.AuthPath || strings.HasPrefix(path, s.cfg.Security.AuthPath+"/")) {
+	if g.cfg.AuthServer != nil && (path == g.cfg.AuthPath || strings.HasPrefix(path, g.cfg.AuthPath+"/")) {
 		return true
 	}
 	// Public operations, exactly where they are registered: /fhir/$op,
@@ -148,16 +91,18 @@ func (s *Server) public(c *gin.Context) bool {
 	if !ok || strings.HasPrefix(typ, "$") || strings.HasPrefix(id, "$") {
 		return false
 	}
-	op, _, ok := s.operationAt(typ, id, name)
-	return ok && op.Public
+	return g.cfg.PublicOperation != nil && g.cfg.PublicOperation(typ, id, name)
 }
 
-// authenticate verifies the bearer token and puts its principal in the
-// request context: 401 with WWW-Authenticate and an OperationOutcome when
-// it is missing or bad.
-func (s *Server) authenticate(c *gin.Context) {
-	if s.cfg.Security.Open || s.public(c) {
-		if !s.allow(c, "addr:"+c.ClientIP()) {
+// Authenticate is the middleware that verifies the bearer token and puts
+// its principal in the request context: 401 with WWW-Authenticate and an
+// OperationOutcome when it is missing or bad. Public paths (health,
+// metadata, SMART discovery, the mounted issuer, public operations) pass
+// without a token. It applies the rate limit, per client once the token is
+// verified.
+func (g *Guard) Authenticate(c *gin.Context) {
+	if g.cfg.Open || g.public(c) {
+		if !g.allow(c, "addr:"+c.ClientIP()) {
 			return
 		}
 		c.Next()
@@ -166,17 +111,15 @@ func (s *Server) authenticate(c *gin.Context) {
 	raw, err := auth.BearerToken(c.GetHeader("Authorization"))
 	var p *auth.Principal
 	if err == nil {
-		p, err = s.tokens.verify(c.Request.Context(), raw, s.cfg.Security.Verifier, s.resolvePatient)
+		p, err = g.tokens.verify(c.Request.Context(), raw, g.cfg.Verifier, g.resolvePatient)
 	}
 	if err != nil {
-		if !s.allow(c, "addr:"+c.ClientIP()) {
+		if !g.allow(c, "addr:"+c.ClientIP()) {
 			return
 		}
 		c.Header("WWW-Authenticate", auth.WWWAuthenticate("signpost", err))
-		if info := infoOf(c.Request.Context()); info != nil {
-			info.denied = true
-		}
-		s.failNow(c, err)
+		audit.Refused(c.Request.Context())
+		g.failNow(c, err)
 		return
 	}
 	// Public clients (a patient app, UBRN patients) are shared by many
@@ -185,44 +128,42 @@ func (s *Server) authenticate(c *gin.Context) {
 	if p.HasPatientContext() {
 		rateKey += " " + p.Subject
 	}
-	if !s.allow(c, rateKey) {
+	if !g.allow(c, rateKey) {
 		return
 	}
-	if info := infoOf(c.Request.Context()); info != nil {
-		info.principal = p
-	}
+	audit.Authenticated(c.Request.Context(), p)
 	c.Header("Cache-Control", "no-store")
 	c.Request = c.Request.WithContext(auth.NewContext(c.Request.Context(), p))
 	c.Next()
 }
 
 // failNow answers err and stops the handler chain.
-func (s *Server) failNow(c *gin.Context, err error) {
+func (g *Guard) failNow(c *gin.Context, err error) {
 	if fe := fhir.AsError(err); fe.Kind == fhir.Unauthorized {
 		if c.Writer.Header().Get("WWW-Authenticate") == "" {
 			c.Header("WWW-Authenticate", auth.WWWAuthenticate("signpost", err))
 		}
-		s.writeJSON(c, http.StatusUnauthorized, fhir.OperationOutcome(fe.Issues...))
+		g.cfg.WriteJSON(c, http.StatusUnauthorized, fhir.OperationOutcome(fe.Issues...))
 		c.Abort()
 		return
 	}
-	s.fail(c, err)
+	g.cfg.Fail(c, err)
 	c.Abort()
 }
 
 // resolvePatient finds the Patient an NHS login token's NHS number names.
-func (s *Server) resolvePatient(ctx context.Context, nhsNumber string) (string, error) {
-	q, err := s.search.Parse("Patient", url.Values{"identifier": {nhsNumberSystem + "|" + nhsNumber}}, search.ParseOptions{})
+func (g *Guard) resolvePatient(ctx context.Context, nhsNumber string) (string, error) {
+	q, err := g.cfg.Search.Parse("Patient", url.Values{"identifier": {nhsNumberSystem + "|" + nhsNumber}}, search.ParseOptions{})
 	if err != nil {
 		return "", err
 	}
 	q.Count = 2
-	page, err := s.store.Search(ctx, q)
+	page, err := g.cfg.Store.Search(ctx, q)
 	if err != nil {
 		return "", err
 	}
 	if len(page.Resources) != 1 {
-		return unresolvedPatient, nil // none, or ambiguous: reach no one
+		return auth.UnresolvedPatient, nil // none, or ambiguous: reach no one
 	}
 	return page.Resources[0].ID, nil
 }
@@ -281,18 +222,18 @@ func (tc *tokenCache) verify(ctx context.Context, raw string, v TokenVerifier,
 // name no other request has, so nothing is replayed to it; the API then
 // answers it 401. An open server names callers by their token's
 // unverified subject.
-func (s *Server) ClientOf(r *http.Request) string {
-	if s.cfg.Security.Open {
+func (g *Guard) ClientOf(r *http.Request) string {
+	if g.cfg.Open {
 		return "open " + unverifiedSubject(r.Header.Get("Authorization"))
 	}
 	raw, err := auth.BearerToken(r.Header.Get("Authorization"))
 	if err == nil && raw != "" {
 		var p *auth.Principal
-		if p, err = s.tokens.verify(r.Context(), raw, s.cfg.Security.Verifier, s.resolvePatient); err == nil {
+		if p, err = g.tokens.verify(r.Context(), raw, g.cfg.Verifier, g.resolvePatient); err == nil {
 			return p.ClientID + " " + p.Subject
 		}
 	}
-	return "unverified " + newID()
+	return "unverified " + write.NewID()
 }
 
 // unverifiedSubject reads a JWT's sub without verifying it.

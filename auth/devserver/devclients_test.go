@@ -1,9 +1,11 @@
-package auth
+package devserver
 
 import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/signpost-fhir/signpost/auth"
 )
 
 // TestNewDemoClientsJoinAnOldSet: a clients.json written before the
@@ -37,14 +39,14 @@ func TestNewDemoClientsJoinAnOldSet(t *testing.T) {
 			t.Fatalf("no %s client", ClientCommissioner)
 		}
 		c := set[i]
-		if c.Role != RoleCommissioner || c.Organization != DemoCommissioner || c.check() != nil || !c.allows("user/HealthcareService.rs") || c.allows("user/ServiceRequest.rs") {
+		if c.Role != auth.RoleCommissioner || c.Organization != DemoCommissioner || c.check() != nil || !c.allows("user/HealthcareService.rs") || c.allows("user/ServiceRequest.rs") {
 			t.Errorf("commissioner client = %+v", c)
 		}
 		if set[1].Secret != "an-operator-chose-this-one" {
 			t.Errorf("%s's secret was replaced", set[1].ID)
 		}
 	}
-	if err := validate.Struct(TokenOptions{Scope: "user/HealthcareService.rs", Role: RoleCommissioner}); err != nil {
+	if err := validate.Struct(TokenOptions{Scope: "user/HealthcareService.rs", Role: auth.RoleCommissioner}); err != nil {
 		t.Errorf("TokenOptions with the commissioner role: %v", err)
 	}
 }

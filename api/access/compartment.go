@@ -1,4 +1,4 @@
-package api
+package access
 
 // The patient compartment, as the official CompartmentDefinition defines
 // it: which types can belong to a patient, a search filter for a patient's
@@ -20,10 +20,6 @@ import (
 // the directory of services and free slots is for everyone.
 var directoryTypes = []string{"HealthcareService", "Location", "Organization", "Practitioner",
 	"PractitionerRole", "Schedule", "Slot", "Endpoint", "Questionnaire"}
-
-// unresolvedPatient is the compartment of a patient-context token whose NHS
-// number names no Patient: not a valid id, so it matches nothing.
-const unresolvedPatient = "#unresolved"
 
 // compartmentParams returns, per resource type, the search parameters that
 // put a resource in a Patient's compartment (the official
@@ -55,7 +51,7 @@ func patientOf(p *auth.Principal) string {
 	if p.Patient != "" {
 		return p.Patient
 	}
-	return unresolvedPatient
+	return auth.UnresolvedPatient
 }
 
 // compartmentFilter matches typ's resources in patient's compartment.
@@ -75,12 +71,12 @@ func compartmentFilter(typ, patient string) search.Expr {
 
 // inCompartment reports whether the resource typ/id with body raw is in
 // patient's compartment.
-func (s *Server) inCompartment(typ, id string, raw []byte, patient string) bool {
+func (g *Guard) inCompartment(typ, id string, raw []byte, patient string) bool {
 	if typ == "Patient" {
 		return id == patient
 	}
 	params := compartmentParams()[typ]
-	entries, err := s.search.Extract(typ, raw)
+	entries, err := g.cfg.Search.Extract(typ, raw)
 	if err != nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package api
+package access
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 // resources its chains lead to and its _has come from are looked up in rd.
 // The access layer checks a write's proposed version with it, against
 // the same expressions that confine searches (orgFilter).
-func (s *Server) matchOne(ctx context.Context, rd store.Reader, res *fhir.Resource, x search.Expr) (bool, error) {
-	m := &oneMatcher{s: s, rd: rd, res: res}
+func (g *Guard) matchOne(ctx context.Context, rd store.Reader, res *fhir.Resource, x search.Expr) (bool, error) {
+	m := &oneMatcher{g: g, rd: rd, res: res}
 	return m.eval(ctx, x)
 }
 
 type oneMatcher struct {
-	s       *Server
+	g       *Guard
 	rd      store.Reader
 	res     *fhir.Resource
 	entries []search.Entry
@@ -32,7 +32,7 @@ func (m *oneMatcher) load() error {
 	if m.ready {
 		return nil
 	}
-	es, err := m.s.search.Extract(m.res.Type, m.res.JSON)
+	es, err := m.g.cfg.Search.Extract(m.res.Type, m.res.JSON)
 	if err != nil {
 		return err
 	}
@@ -89,9 +89,9 @@ func (m *oneMatcher) eval(ctx context.Context, x search.Expr) (bool, error) {
 	// A leaf: the resource's own index entries decide, as the oracle
 	// (which every store agrees with) reads them.
 	if m.oracle == nil {
-		reg, ok := m.s.search.(*search.Registry)
+		reg, ok := m.g.cfg.Search.(*search.Registry)
 		if !ok {
-			return false, fmt.Errorf("api: matching %T on one resource needs a *search.Registry", x)
+			return false, fmt.Errorf("access: matching %T on one resource needs a *search.Registry", x)
 		}
 		o, err := search.NewOracle(reg, []*fhir.Resource{m.res})
 		if err != nil {

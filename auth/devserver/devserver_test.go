@@ -1,4 +1,4 @@
-package auth
+package devserver
 
 import (
 	"context"
@@ -22,6 +22,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/signpost-fhir/signpost/auth"
 )
 
 type fixedPatients []PatientChoice
@@ -37,7 +39,7 @@ var demoPatients = fixedPatients{
 // 127.0.0.1, as the API will mount it.
 type devFixture struct {
 	srv     *httptest.Server
-	dev     *DevServer
+	dev     *Server
 	dataDir string
 	fhir    string // the audience
 }
@@ -49,7 +51,7 @@ func newDevFixture(t *testing.T) *devFixture {
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.fhir = f.srv.URL + "/fhir"
-	dev, err := NewDevServer(DevServerConfig{Issuer: f.srv.URL + "/auth", Audience: f.fhir, DataDir: f.dataDir, Patients: demoPatients})
+	dev, err := New(Config{Issuer: f.srv.URL + "/auth", Audience: f.fhir, DataDir: f.dataDir, Patients: demoPatients})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func (f *devFixture) client(t *testing.T, id string) DemoClient {
 func (f *devFixture) assertion(t *testing.T, edit func(map[string]any)) string {
 	t.Helper()
 	c := f.client(t, ClientGPSystem)
-	b, err := os.ReadFile(filepath.Join(DevDir(f.dataDir), c.KeyFile))
+	b, err := os.ReadFile(filepath.Join(auth.DevDir(f.dataDir), c.KeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,7 @@ func jwtParts(t *testing.T, tok string) (header, claims map[string]any) {
 
 func TestDevServerFirstStart(t *testing.T) {
 	f := newDevFixture(t)
-	dir := DevDir(f.dataDir)
+	dir := auth.DevDir(f.dataDir)
 	for _, name := range []string{signingKeyFile, clientsFile, issuerFile, ClientGPSystem + "-key.pem"} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
@@ -138,7 +140,7 @@ func TestDevServerFirstStart(t *testing.T) {
 		}
 	}
 	// A second start reuses keys and credentials.
-	again, err := NewDevServer(DevServerConfig{Issuer: f.dev.Issuer(), Audience: f.fhir, DataDir: f.dataDir, Patients: demoPatients})
+	again, err := New(Config{Issuer: f.dev.Issuer(), Audience: f.fhir, DataDir: f.dataDir, Patients: demoPatients})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +197,12 @@ func TestDevServerDiscovery(t *testing.T) {
 func TestDevServerClientCredentials(t *testing.T) {
 	f := newDevFixture(t)
 	ctx := context.Background()
-	local, err := f.dev.Verifier(VerifierConfig{})
+	local, err := f.dev.Verifier(auth.VerifierConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same tokens verify through discovery and JWKS over HTTP.
-	remote, err := NewVerifier(ctx, VerifierConfig{Issuer: f.dev.Issuer(), Audience: f.fhir})
+	remote, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: f.dev.Issuer(), Audience: f.fhir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,19 +211,19 @@ func TestDevServerClientCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client_credentials with a JWT assertion: %v", err)
 	}
-	for name, v := range map[string]*Verifier{"local": local, "remote": remote} {
+	for name, v := range map[string]*auth.Verifier{"local": local, "remote": remote} {
 		p, err := v.Verify(ctx, tok.AccessToken)
 		if err != nil {
 			t.Fatalf("%s Verify: %v", name, err)
 		}
-		if p.ClientID != ClientGPSystem || p.Subject != ClientGPSystem || p.Organization != DemoGPPractice || p.Role != RoleReferrer {
+		if p.ClientID != ClientGPSystem || p.Subject != ClientGPSystem || p.Organization != DemoGPPractice || p.Role != auth.RoleReferrer {
 			t.Errorf("%s principal = %+v", name, p)
 		}
 		// user/Patient.rs is not the gp-system's to have.
 		if got, want := p.RawScopes, []string{"system/Appointment.cruds", "system/Slot.rs"}; !slices.Equal(got, want) {
 			t.Errorf("%s scopes = %q, want %q", name, got, want)
 		}
-		if !p.Allows(LevelSystem, "Appointment", Create) || p.Allows(LevelSystem, "Slot", Update) {
+		if !p.Allows(auth.LevelSystem, "Appointment", auth.Create) || p.Allows(auth.LevelSystem, "Slot", auth.Update) {
 			t.Errorf("%s Allows wrong for %q", name, p.RawScopes)
 		}
 	}
@@ -237,7 +239,7 @@ func TestDevServerClientCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Role != RoleCallCentre || p.Organization != DemoCallCentre || !slices.Equal(p.RawScopes, cc.Scopes) {
+	if p.Role != auth.RoleCallCentre || p.Organization != DemoCallCentre || !slices.Equal(p.RawScopes, cc.Scopes) {
 		t.Errorf("call-centre principal = %+v", p)
 	}
 
@@ -400,7 +402,7 @@ func TestDevServerAuthorizationCodePKCE(t *testing.T) {
 	if tok.Extra("id_token") == nil {
 		t.Errorf("no id_token in the token response")
 	}
-	v, err := f.dev.Verifier(VerifierConfig{})
+	v, err := f.dev.Verifier(auth.VerifierConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,10 +411,10 @@ func TestDevServerAuthorizationCodePKCE(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantScopes := []string{"openid", "fhirUser", "launch/patient", "patient/Appointment.rs", "patient/Slot.rs"} // not system/*.cruds
-	if p.Patient != "pat-2" || p.Role != RolePatient || p.ClientID != ClientPatientApp || p.FHIRUser != f.fhir+"/Patient/pat-2" || !slices.Equal(p.RawScopes, wantScopes) {
+	if p.Patient != "pat-2" || p.Role != auth.RolePatient || p.ClientID != ClientPatientApp || p.FHIRUser != f.fhir+"/Patient/pat-2" || !slices.Equal(p.RawScopes, wantScopes) {
 		t.Errorf("principal = %+v", p)
 	}
-	if d := p.Decide("Appointment", Search); !d.Allowed || !d.PatientOnly {
+	if d := p.Decide("Appointment", auth.Search); !d.Allowed || !d.PatientOnly {
 		t.Errorf("Decide(Appointment, search) = %+v, want patient-only", d)
 	}
 }
@@ -464,7 +466,7 @@ func TestDevServerAuthorizationRefusals(t *testing.T) {
 func TestMintToken(t *testing.T) {
 	f := newDevFixture(t)
 	ctx := context.Background()
-	v, err := f.dev.Verifier(VerifierConfig{})
+	v, err := f.dev.Verifier(auth.VerifierConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,16 +496,16 @@ func TestMintToken(t *testing.T) {
 	tests := []struct {
 		name string
 		opts TokenOptions
-		want Principal
+		want auth.Principal
 	}{
 		{"backend defaults", TokenOptions{Scope: "system/*.cruds"},
-			Principal{ClientID: ClientGPSystem, Subject: ClientGPSystem, Organization: DemoGPPractice, Role: RoleReferrer}},
+			auth.Principal{ClientID: ClientGPSystem, Subject: ClientGPSystem, Organization: DemoGPPractice, Role: auth.RoleReferrer}},
 		{"patient", TokenOptions{Scope: "launch/patient patient/*.rs", Patient: "pat-1"},
-			Principal{ClientID: ClientPatientApp, Subject: "Patient/pat-1", Patient: "pat-1", FHIRUser: f.fhir + "/Patient/pat-1", Role: RolePatient}},
-		{"overrides", TokenOptions{Scope: "user/*.cruds", Client: ClientCallCentre, Org: "Y12345", Role: RoleAuditor},
-			Principal{ClientID: ClientCallCentre, Subject: ClientCallCentre, Organization: "Y12345", Role: RoleAuditor}},
+			auth.Principal{ClientID: ClientPatientApp, Subject: "Patient/pat-1", Patient: "pat-1", FHIRUser: f.fhir + "/Patient/pat-1", Role: auth.RolePatient}},
+		{"overrides", TokenOptions{Scope: "user/*.cruds", Client: ClientCallCentre, Org: "Y12345", Role: auth.RoleAuditor},
+			auth.Principal{ClientID: ClientCallCentre, Subject: ClientCallCentre, Organization: "Y12345", Role: auth.RoleAuditor}},
 		{"unknown client", TokenOptions{Scope: "system/Slot.rs", Client: "script"},
-			Principal{ClientID: "script", Subject: "script"}},
+			auth.Principal{ClientID: "script", Subject: "script"}},
 	}
 	for _, tt := range tests {
 		tok, err := MintToken(f.dataDir, tt.opts)
@@ -514,7 +516,7 @@ func TestMintToken(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Verify: %v", tt.name, err)
 		}
-		got := Principal{ClientID: p.ClientID, Subject: p.Subject, Organization: p.Organization, Role: p.Role, Patient: p.Patient, FHIRUser: p.FHIRUser}
+		got := auth.Principal{ClientID: p.ClientID, Subject: p.Subject, Organization: p.Organization, Role: p.Role, Patient: p.Patient, FHIRUser: p.FHIRUser}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: principal = %+v, want %+v", tt.name, got, tt.want)
 		}

@@ -1,4 +1,4 @@
-package auth
+package devserver
 
 import (
 	"errors"
@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zitadel/oidc/v3/pkg/crypto"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
+	"github.com/signpost-fhir/signpost/auth"
 )
 
 // TokenOptions describe a token for MintToken.
@@ -20,8 +18,8 @@ type TokenOptions struct {
 	// Patient puts the token in a patient's context (Patient resource id).
 	Patient string `validate:"omitempty,max=64"`
 	// Org (ODS code) and Role default to the client's.
-	Org  string `validate:"omitempty,alphanum,max=16"`
-	Role Role   `validate:"omitempty,oneof=referrer provider call-centre auditor patient commissioner"`
+	Org  string    `validate:"omitempty,alphanum,max=16"`
+	Role auth.Role `validate:"omitempty,oneof=referrer provider call-centre auditor patient commissioner"`
 	// Client is the client_id; default "patient-app" with a Patient, else
 	// "gp-system". An unknown client id is allowed and has no defaults.
 	Client string `validate:"omitempty,max=64"`
@@ -41,7 +39,7 @@ func MintToken(dataDir string, opts TokenOptions) (string, error) {
 	if err := validate.Struct(opts); err != nil {
 		return "", fmt.Errorf("auth: token options: %w", err)
 	}
-	dir := DevDir(dataDir)
+	dir := auth.DevDir(dataDir)
 	var rec issuerRecord
 	if err := readJSON(filepath.Join(dir, issuerFile), &rec); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -49,12 +47,12 @@ func MintToken(dataDir string, opts TokenOptions) (string, error) {
 		}
 		return "", fmt.Errorf("auth: %w", err)
 	}
-	key, err := loadOrCreateRSAKey(filepath.Join(dir, signingKeyFile))
+	key, err := auth.LoadOrCreateSigningKey(filepath.Join(dir, signingKeyFile))
 	if err != nil {
 		return "", fmt.Errorf("auth: %w", err)
 	}
-	if key.id != rec.KeyID {
-		return "", fmt.Errorf("auth: %s: signing key %s is not the one the server recorded (%s)", dir, key.id, rec.KeyID)
+	if key.ID() != rec.KeyID {
+		return "", fmt.Errorf("auth: %s: signing key %s is not the one the server recorded (%s)", dir, key.ID(), rec.KeyID)
 	}
 	var clients []*DemoClient
 	if err := readJSON(filepath.Join(dir, clientsFile), &clients); err != nil {
@@ -81,51 +79,28 @@ func MintToken(dataDir string, opts TokenOptions) (string, error) {
 		g = clientGrant(rec.Audience, client, scopes)
 	}
 	if opts.Org != "" {
-		g.org = opts.Org
+		g.Org = opts.Org
 	}
 	if opts.Role != "" {
-		g.role = opts.Role
+		g.Role = opts.Role
 	}
 	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = rec.TokenTTL
 	}
-	return signAccessToken(rec.Issuer, key, g, time.Now().Add(ttl), tokenID())
-}
-
-// signAccessToken builds and signs an access token the way zitadel's
-// op.CreateJWT does for the token endpoint.
-func signAccessToken(issuer string, key op.SigningKey, g grant, exp time.Time, jti string) (string, error) {
-	claims := oidc.NewAccessTokenClaims(issuer, g.subject, g.audience, exp, jti, g.clientID, 0)
-	claims.Claims = g.privateClaims()
-	signer, err := op.SignerFromKey(key)
-	if err != nil {
-		return "", fmt.Errorf("auth: %w", err)
-	}
-	tok, err := crypto.Sign(claims, signer)
-	if err != nil {
-		return "", fmt.Errorf("auth: signing token: %w", err)
-	}
-	return tok, nil
+	return auth.SignAccessToken(rec.Issuer, key, g.TokenGrant, time.Now().Add(ttl))
 }
 
 // clientGrant is the grant of a client_credentials token.
 func clientGrant(audience string, c *DemoClient, scopes []string) grant {
-	return grant{subject: c.ID, clientID: c.ID, audience: []string{audience}, scopes: scopes, org: c.Organization, role: c.Role}
+	return grant{auth.TokenGrant{Subject: c.ID, ClientID: c.ID, Audience: []string{audience}, Scopes: scopes, Org: c.Organization, Role: c.Role}}
 }
 
 // patientGrant is the grant of a token the patient app obtains after the
-// user picked patientID. Its audience names the client too, as the ID token
-// issued alongside must.
+// user picked patientID (auth.PatientGrant), with the client's
+// organisation and role.
 func patientGrant(audience string, c *DemoClient, patientID string, scopes []string) grant {
-	return grant{
-		subject:  "Patient/" + patientID,
-		clientID: c.ID,
-		audience: []string{audience, c.ID},
-		scopes:   scopes,
-		patient:  patientID,
-		fhirUser: strings.TrimSuffix(audience, "/") + "/Patient/" + patientID,
-		org:      c.Organization,
-		role:     c.Role,
-	}
+	g := auth.PatientGrant(audience, c.ID, patientID, scopes)
+	g.Org, g.Role = c.Organization, c.Role
+	return grant{g}
 }

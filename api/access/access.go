@@ -1,16 +1,17 @@
-package api
+package access
 
 // Access decisions per interaction: restrict turns a principal's SMART
 // scopes for one type and interaction into nothing (403), everything, or a
 // search filter (the patient compartment, granular scope queries, the
-// organisation rule); authorizeType, authorizeInstance, authorizeHistory
-// and authorizeOperation apply it to a request, answering 404 for a single
+// organisation rule); authorizeType, AuthorizeInstance, AuthorizeHistory
+// and AuthorizeOperation apply it to a request, answering 404 for a single
 // resource the caller cannot see.
 
 import (
 	"context"
 	"slices"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
@@ -63,7 +64,7 @@ type restriction struct {
 
 // restrict works out the principal's restriction for in on typ, or a
 // Forbidden error.
-func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in auth.Interaction) (*restriction, error) {
+func (g *Guard) restrict(ctx context.Context, p *auth.Principal, typ string, in auth.Interaction) (*restriction, error) {
 	d := p.Decide(typ, in)
 	if !d.Allowed {
 		return nil, forbidden("the access token does not allow %s on %s", in, typ)
@@ -72,9 +73,9 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 	if !d.Unrestricted {
 		var alts search.Or
 		reach := false
-		for _, g := range d.Grants {
+		for _, grant := range d.Grants {
 			var parts []search.Expr
-			if g.Level == auth.LevelPatient {
+			if grant.Level == auth.LevelPatient {
 				r.patient = patientOf(p)
 				switch {
 				case slices.Contains(directoryTypes, typ) && in&(auth.Read|auth.Search) == in:
@@ -85,8 +86,8 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 					parts = append(parts, compartmentFilter(typ, r.patient))
 				}
 			}
-			if g.Query != nil {
-				q, err := s.search.Parse(typ, g.Query, search.ParseOptions{Strict: true})
+			if grant.Query != nil {
+				q, err := g.cfg.Search.Parse(typ, grant.Query, search.ParseOptions{Strict: true})
 				if err != nil {
 					continue // a scope query this server cannot apply grants nothing
 				}
@@ -111,7 +112,7 @@ func (s *Server) restrict(ctx context.Context, p *auth.Principal, typ string, in
 		r.queried = slices.ContainsFunc(d.Grants, func(g auth.Grant) bool { return g.Query != nil })
 		r.granted = r.filter
 	}
-	if org := s.orgFilter(p, typ); org != nil {
+	if org := g.orgFilter(p, typ); org != nil {
 		r.filter = and(nonNil(r.filter, org)...)
 		r.compartmentOnly = false
 		r.org = org
@@ -143,43 +144,43 @@ func and(xs ...search.Expr) search.Expr {
 }
 
 // authorizeType checks that the caller may perform in on typ at all.
-func (s *Server) authorizeType(ctx context.Context, typ string, in auth.Interaction) error {
-	p := s.principal(ctx)
+func (g *Guard) authorizeType(ctx context.Context, typ string, in auth.Interaction) error {
+	p := g.principal(ctx)
 	if p == nil {
 		return nil
 	}
-	noteAccess(ctx, typ, "", "")
-	_, err := s.restrict(ctx, p, typ, in)
-	return s.denied(ctx, err)
+	audit.Note(ctx, typ, "", "")
+	_, err := g.restrict(ctx, p, typ, in)
+	return g.denied(ctx, err)
 }
 
-// authorizeInstance checks that the caller may perform in on typ/id: the
+// AuthorizeInstance checks that the caller may perform in on typ/id: the
 // interaction must be granted (else 403) and, when the caller's reach is
 // restricted, the resource's current version must be within it (else 404,
 // so nothing is said about resources the caller cannot see).
-func (s *Server) authorizeInstance(ctx context.Context, rd store.Reader, typ, id string, in auth.Interaction) error {
-	p := s.principal(ctx)
+func (g *Guard) AuthorizeInstance(ctx context.Context, rd store.Reader, typ, id string, in auth.Interaction) error {
+	p := g.principal(ctx)
 	if p == nil {
 		return nil
 	}
-	noteAccess(ctx, typ, id, "")
-	r, err := s.restrict(ctx, p, typ, in)
+	audit.Note(ctx, typ, id, "")
+	r, err := g.restrict(ctx, p, typ, in)
 	if err != nil {
-		return s.denied(ctx, err)
+		return g.denied(ctx, err)
 	}
-	ok, err := s.reaches(ctx, rd, r, typ, id)
+	ok, err := g.reaches(ctx, rd, r, typ, id)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return s.denied(ctx, hidden(typ, id))
+		return g.denied(ctx, hidden(typ, id))
 	}
 	return nil
 }
 
 // reaches reports whether typ/id's current version in rd is within the
 // restriction r. A resource that does not exist is not.
-func (s *Server) reaches(ctx context.Context, rd store.Reader, r *restriction, typ, id string) (bool, error) {
+func (g *Guard) reaches(ctx context.Context, rd store.Reader, r *restriction, typ, id string) (bool, error) {
 	if r.filter == nil {
 		return true, nil
 	}
@@ -188,7 +189,7 @@ func (s *Server) reaches(ctx context.Context, rd store.Reader, r *restriction, t
 		if k := fhir.KindOf(err); err != nil && k != fhir.NotFound && k != fhir.Gone {
 			return false, err
 		}
-		return err == nil && s.inCompartment(typ, id, res.JSON, r.patient), nil
+		return err == nil && g.inCompartment(typ, id, res.JSON, r.patient), nil
 	}
 	page, err := rd.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{r.filter, search.IDIn{IDs: []string{id}}}, Count: 1})
 	if err != nil {
@@ -200,59 +201,57 @@ func (s *Server) reaches(ctx context.Context, rd store.Reader, r *restriction, t
 // visible reports whether the caller in ctx may read typ/id as rd holds
 // it: the repo's Visibility, with which the domain rules resolve the
 // references clients give them (write.ReadAs).
-func (s *Server) visible(ctx context.Context, rd store.Reader, typ, id string) (bool, error) {
-	p := s.principal(ctx)
+func (g *Guard) visible(ctx context.Context, rd store.Reader, typ, id string) (bool, error) {
+	p := g.principal(ctx)
 	if p == nil {
 		return true, nil
 	}
-	r, err := s.restrict(ctx, p, typ, auth.Read)
+	r, err := g.restrict(ctx, p, typ, auth.Read)
 	if err != nil {
 		return false, nil
 	}
-	return s.reaches(ctx, rd, r, typ, id)
+	return g.reaches(ctx, rd, r, typ, id)
 }
 
-// authorizeHistory checks a history request: an instance's needs read on
+// AuthorizeHistory checks a history request: an instance's needs read on
 // it, a type's or the system's search on the type (entries are then
-// filtered with visibleOnly).
-func (s *Server) authorizeHistory(ctx context.Context, typ, id string) error {
+// filtered with VisibleOnly).
+func (g *Guard) AuthorizeHistory(ctx context.Context, typ, id string) error {
 	switch {
 	case id != "":
-		return s.authorizeInstance(ctx, s.store, typ, id, auth.Read)
+		return g.AuthorizeInstance(ctx, g.cfg.Store, typ, id, auth.Read)
 	case typ != "":
-		return s.authorizeType(ctx, typ, auth.Search)
+		return g.authorizeType(ctx, typ, auth.Search)
 	}
 	return nil
 }
 
 // denied records a refused access for the audit trail and returns err.
-func (s *Server) denied(ctx context.Context, err error) error {
+func (g *Guard) denied(ctx context.Context, err error) error {
 	if err != nil {
-		if info := infoOf(ctx); info != nil {
-			info.denied = true
-		}
+		audit.Refused(ctx)
 	}
 	return err
 }
 
-// authorizeOperation checks an operation invocation: the interaction it
+// AuthorizeOperation checks an operation invocation: the interaction it
 // declares (Operation.Access) on its target, and returns the context the
 // operation runs in, in which the resources it writes are checked against
 // the caller's patient context.
-func (s *Server) authorizeOperation(ctx context.Context, op *operation.Operation, typ, id string) (context.Context, error) {
-	noteAccess(ctx, typ, id, "$"+op.Name)
+func (g *Guard) AuthorizeOperation(ctx context.Context, op *operation.Operation, typ, id string) (context.Context, error) {
+	audit.Note(ctx, typ, id, "$"+op.Name)
 	if op.Public {
 		// It authenticates its callers itself; what it writes is the
 		// server's doing (and audited with the request).
 		return serverContext(ctx), nil
 	}
 	ctx = withOperation(ctx, op)
-	p := s.principal(ctx)
+	p := g.principal(ctx)
 	if p == nil {
 		return ctx, nil
 	}
 	if err := checkOperationRoles(p, op); err != nil {
-		return ctx, s.denied(ctx, err)
+		return ctx, g.denied(ctx, err)
 	}
 	in := auth.Search
 	switch op.Access {
@@ -272,16 +271,16 @@ func (s *Server) authorizeOperation(ctx context.Context, op *operation.Operation
 	}
 	switch {
 	case id != "":
-		return ctx, s.authorizeInstance(ctx, s.store, typ, id, in)
+		return ctx, g.AuthorizeInstance(ctx, g.cfg.Store, typ, id, in)
 	case typ != "":
-		return ctx, s.authorizeType(ctx, typ, in)
+		return ctx, g.authorizeType(ctx, typ, in)
 	}
 	// A system-level operation: the caller needs the interaction on some
 	// type; the operation restricts what it returns itself.
-	for _, t := range s.cfg.Writable {
+	for _, t := range g.cfg.Writable {
 		if p.Decide(t, in).Allowed {
 			return ctx, nil
 		}
 	}
-	return ctx, s.denied(ctx, forbidden("the access token does not allow $%s", op.Name))
+	return ctx, g.denied(ctx, forbidden("the access token does not allow $%s", op.Name))
 }

@@ -1,4 +1,4 @@
-package auth
+package devserver
 
 import (
 	"html/template"
@@ -14,7 +14,7 @@ import (
 // The POST must carry the auth request's CSRF token (csrfField), which
 // only the page shown for that request holds: another site cannot read it,
 // so it cannot submit the form in the user's browser (403 without it). The
-// page also refuses to be framed (clickjacking), and NewDevServer puts the
+// page also refuses to be framed (clickjacking), and New puts the
 // handler behind http.CrossOriginProtection, which refuses cross-origin
 // POSTs from browsers before the token is even looked at. The server sets
 // no cookies, so there is no session to ride.

@@ -1,4 +1,7 @@
-package api
+// Package harden is the API's protection against misuse that needs no
+// identity: security headers on every response, CORS for the configured
+// browser origins, and a token-bucket rate limit per client.
+package harden
 
 import (
 	"math"
@@ -13,24 +16,41 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
-// harden sets the security headers on every response and answers CORS
-// preflight requests from the configured origins.
-func (s *Server) harden(c *gin.Context) {
+// Config configures the security headers and CORS.
+type Config struct {
+	// CORSOrigins are the browser origins allowed to call the API ("*"
+	// for any); none means no CORS headers.
+	CORSOrigins []string
+	// HSTS sends Strict-Transport-Security (the server speaks TLS).
+	HSTS bool
+	// AuthPath is where the mounted authorisation server is served, whose
+	// pages style themselves inline ("" when there is none).
+	AuthPath string
+}
+
+// Headers returns the middleware that sets the security headers on every
+// response and answers CORS preflight requests from the configured
+// origins.
+func Headers(cfg Config) gin.HandlerFunc {
+	return func(c *gin.Context) { cfg.headers(c) }
+}
+
+func (cfg Config) headers(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	if !strings.HasPrefix(c.Request.URL.Path, s.cfg.Security.AuthPath+"/") || s.cfg.Security.AuthPath == "" {
+	if !strings.HasPrefix(c.Request.URL.Path, cfg.AuthPath+"/") || cfg.AuthPath == "" {
 		// The development server's picker page styles itself inline.
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	} else {
 		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 	}
-	if s.cfg.Security.HSTS {
+	if cfg.HSTS {
 		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 	}
 	origin := c.GetHeader("Origin")
-	if origin == "" || !s.corsAllowed(origin) {
+	if origin == "" || !cfg.corsAllowed(origin) {
 		c.Next()
 		return
 	}
@@ -47,8 +67,8 @@ func (s *Server) harden(c *gin.Context) {
 	c.Next()
 }
 
-func (s *Server) corsAllowed(origin string) bool {
-	for _, o := range s.cfg.Security.CORSOrigins {
+func (cfg Config) corsAllowed(origin string) bool {
+	for _, o := range cfg.CORSOrigins {
 		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
 			return true
 		}
@@ -56,21 +76,9 @@ func (s *Server) corsAllowed(origin string) bool {
 	return false
 }
 
-// exemptFromNegotiation lists paths that answer in their own format
-// whatever Accept says: the SMART configuration (always JSON) and the
-// development authorisation server.
-func (s *Server) exemptFromNegotiation(path string) bool {
-	// Binary serves its native content; operations may answer other formats
-	// (a report as CSV) and check _format themselves.
-	if path == smartPath || strings.HasPrefix(path, "/fhir/Binary") || strings.Contains(path, "/$") {
-		return true
-	}
-	a := s.cfg.Security.AuthPath
-	return s.cfg.Security.AuthServer != nil && (path == a || strings.HasPrefix(path, a+"/"))
-}
-
-// rateLimiter is a token bucket per client.
-type rateLimiter struct {
+// Limiter is a token bucket per client.
+type Limiter struct {
+	fail  func(c *gin.Context, err error)
 	rate  float64 // tokens per second
 	burst float64
 	now   func() time.Time
@@ -85,16 +93,19 @@ type bucket struct {
 	at     time.Time
 }
 
-func newRateLimiter(rate float64, burst int) *rateLimiter {
+// NewLimiter returns a limiter allowing rate requests per second per
+// client, in bursts of burst (default max(1, 2×rate)); fail answers a
+// request over the limit (an OperationOutcome).
+func NewLimiter(rate float64, burst int, fail func(c *gin.Context, err error)) *Limiter {
 	if burst <= 0 {
 		burst = max(1, int(math.Ceil(2*rate)))
 	}
-	return &rateLimiter{rate: rate, burst: float64(burst), now: time.Now, buckets: map[string]*bucket{}}
+	return &Limiter{fail: fail, rate: rate, burst: float64(burst), now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // take spends one token of key's bucket; when there is none it returns how
 // long until there will be.
-func (l *rateLimiter) take(key string) (ok bool, wait time.Duration) {
+func (l *Limiter) take(key string) (ok bool, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -120,18 +131,19 @@ func (l *rateLimiter) take(key string) (ok bool, wait time.Duration) {
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 }
 
-// allow applies the rate limit to key; when it is exceeded it answers 429
-// with Retry-After and stops the request.
-func (s *Server) allow(c *gin.Context, key string) bool {
-	if s.limiter == nil {
+// Allow applies the rate limit to key; when it is exceeded it answers 429
+// with Retry-After and stops the request. A nil Limiter allows everything.
+func (l *Limiter) Allow(c *gin.Context, key string) bool {
+	if l == nil {
 		return true
 	}
-	ok, wait := s.limiter.take(key)
+	ok, wait := l.take(key)
 	if ok {
 		return true
 	}
 	secs := int(math.Ceil(wait.Seconds()))
 	c.Header("Retry-After", strconv.Itoa(max(1, secs)))
-	s.failNow(c, fhir.Errorf(fhir.TooManyRequests, "throttled", "", "too many requests from this client: retry after %d s", max(1, secs)))
+	l.fail(c, fhir.Errorf(fhir.TooManyRequests, "throttled", "", "too many requests from this client: retry after %d s", max(1, secs)))
+	c.Abort()
 	return false
 }

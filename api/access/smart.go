@@ -1,4 +1,4 @@
-package api
+package access
 
 // SMART on FHIR discovery: the .well-known/smart-configuration document,
 // CapabilityStatement.rest.security, and the mounted authorisation server
@@ -13,24 +13,26 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
-const smartPath = "/fhir/.well-known/smart-configuration"
+// SmartPath is where the SMART discovery document is served.
+const SmartPath = "/fhir/.well-known/smart-configuration"
 
 // smartConfiguration serves the SMART discovery document, always as JSON.
-func (s *Server) smartConfiguration(c *gin.Context) {
-	if len(s.cfg.Security.SmartConfiguration) == 0 {
-		s.fail(c, fhir.Errorf(fhir.NotFound, "not-found", "", "this server has no authorisation configured"))
+func (g *Guard) smartConfiguration(c *gin.Context) {
+	if len(g.cfg.SmartConfiguration) == 0 {
+		g.cfg.Fail(c, fhir.Errorf(fhir.NotFound, "not-found", "", "this server has no authorisation configured"))
 		return
 	}
-	c.Data(http.StatusOK, "application/json", s.cfg.Security.SmartConfiguration)
+	c.Data(http.StatusOK, "application/json", g.cfg.SmartConfiguration)
 }
 
-// capabilitySecurity is CapabilityStatement.rest.security: SMART on FHIR.
-func (s *Server) capabilitySecurity() map[string]any {
-	if s.cfg.Security.Open {
+// CapabilitySecurity is CapabilityStatement.rest.security: SMART on FHIR
+// (nil when the server is open).
+func (g *Guard) CapabilitySecurity() map[string]any {
+	if g.cfg.Open {
 		return nil
 	}
 	sec := map[string]any{
-		"cors": len(s.cfg.Security.CORSOrigins) > 0,
+		"cors": len(g.cfg.CORSOrigins) > 0,
 		"service": []map[string]any{{
 			"coding": []map[string]string{{
 				"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
@@ -44,7 +46,7 @@ func (s *Server) capabilitySecurity() map[string]any {
 		Authorize string `json:"authorization_endpoint"`
 		Token     string `json:"token_endpoint"`
 	}
-	if json.Unmarshal(s.cfg.Security.SmartConfiguration, &smart) == nil && smart.Token != "" {
+	if json.Unmarshal(g.cfg.SmartConfiguration, &smart) == nil && smart.Token != "" {
 		sec["extension"] = []map[string]any{{
 			"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
 			"extension": []map[string]string{
@@ -56,11 +58,11 @@ func (s *Server) capabilitySecurity() map[string]any {
 	return sec
 }
 
-// securityRoutes adds the SMART discovery document and mounts the
-// development authorisation server.
-func (s *Server) securityRoutes(r *gin.Engine) {
-	r.GET(smartPath, s.smartConfiguration)
-	if s.cfg.Security.AuthServer != nil {
-		r.Any(s.cfg.Security.AuthPath+"/*path", gin.WrapH(s.cfg.Security.AuthServer))
+// Routes adds the SMART discovery document and mounts the configured
+// authorisation server (the development server, or the UBRN issuer).
+func (g *Guard) Routes(r gin.IRoutes) {
+	r.GET(SmartPath, g.smartConfiguration)
+	if g.cfg.AuthServer != nil {
+		r.Any(g.cfg.AuthPath+"/*path", gin.WrapH(g.cfg.AuthServer))
 	}
 }

@@ -1,4 +1,4 @@
-package auth
+package devserver
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/signpost-fhir/signpost/auth"
 )
 
 // PatientChoice is one patient the development server's picker offers.
@@ -33,8 +35,8 @@ type PatientDirectory interface {
 	Patients(ctx context.Context) ([]PatientChoice, error)
 }
 
-// DevServerConfig configures the development authorisation server.
-type DevServerConfig struct {
+// Config configures the development authorisation server.
+type Config struct {
 	// Issuer is the server's public URL, including the prefix it is mounted
 	// under, e.g. "http://127.0.0.1:8080/auth".
 	Issuer string `validate:"required,http_url"`
@@ -53,11 +55,11 @@ type DevServerConfig struct {
 	TokenTTL time.Duration `validate:"gte=0,lte=24h"`
 }
 
-// DevServer is the embedded development authorisation server: a real OAuth 2
+// Server is the embedded development authorisation server: a real OAuth 2
 // and OpenID Connect provider (zitadel/oidc's op package) with SMART
 // additions, used only when Signpost has no external issuer.
-type DevServer struct {
-	cfg     DevServerConfig
+type Server struct {
+	cfg     Config
 	dir     string
 	prefix  string // the issuer URL's path, stripped by Handler
 	storage *devStorage
@@ -65,10 +67,10 @@ type DevServer struct {
 	handler http.Handler
 }
 
-// NewDevServer prepares the development server: it creates DevDir(DataDir)
+// New prepares the development server: it creates DevDir(DataDir)
 // (0700) with a signing key and demo clients at first start, reuses them
 // afterwards, and records the issuer for MintToken.
-func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
+func New(cfg Config) (*Server, error) {
 	if err := validate.Struct(cfg); err != nil {
 		return nil, fmt.Errorf("auth: development server config: %w", err)
 	}
@@ -80,11 +82,11 @@ func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: issuer %q: %w", cfg.Issuer, err)
 	}
-	dir := DevDir(cfg.DataDir)
+	dir := auth.DevDir(cfg.DataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("auth: development server: %w", err)
 	}
-	key, err := loadOrCreateRSAKey(filepath.Join(dir, signingKeyFile))
+	key, err := auth.LoadOrCreateSigningKey(filepath.Join(dir, signingKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("auth: development server signing key: %w", err)
 	}
@@ -92,12 +94,12 @@ func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: development server clients: %w", err)
 	}
-	rec := issuerRecord{Issuer: cfg.Issuer, Audience: cfg.Audience, KeyID: key.id, TokenTTL: cfg.TokenTTL}
+	rec := issuerRecord{Issuer: cfg.Issuer, Audience: cfg.Audience, KeyID: key.ID(), TokenTTL: cfg.TokenTTL}
 	if err := writeJSON(filepath.Join(dir, issuerFile), rec, 0o600); err != nil {
 		return nil, fmt.Errorf("auth: development server: %w", err)
 	}
 
-	s := &DevServer{cfg: cfg, dir: dir, prefix: strings.TrimSuffix(issuerURL.Path, "/"), clients: clients}
+	s := &Server{cfg: cfg, dir: dir, prefix: strings.TrimSuffix(issuerURL.Path, "/"), clients: clients}
 	s.storage = &devStorage{
 		key:      key,
 		audience: cfg.Audience,
@@ -155,25 +157,25 @@ func NewDevServer(cfg DevServerConfig) (*DevServer, error) {
 // Handler serves the authorisation server. Mount it at the issuer URL's path
 // (e.g. every path under "/auth/" for issuer http://host/auth) without
 // stripping the prefix: the handler strips it itself.
-func (s *DevServer) Handler() http.Handler { return s.handler }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Issuer returns the issuer URL.
-func (s *DevServer) Issuer() string { return s.cfg.Issuer }
+func (s *Server) Issuer() string { return s.cfg.Issuer }
 
 // TokenEndpoint returns the token endpoint URL.
-func (s *DevServer) TokenEndpoint() string {
+func (s *Server) TokenEndpoint() string {
 	return s.cfg.Issuer + "/" + op.DefaultEndpoints.Token.Relative()[1:]
 }
 
 // AuthorizationEndpoint returns the authorisation endpoint URL.
-func (s *DevServer) AuthorizationEndpoint() string {
+func (s *Server) AuthorizationEndpoint() string {
 	return op.DefaultEndpoints.Authorization.Absolute(s.cfg.Issuer)
 }
 
 // SmartEndpoints returns the server's endpoints for SmartConfiguration.
-func (s *DevServer) SmartEndpoints() SmartEndpoints {
+func (s *Server) SmartEndpoints() auth.SmartEndpoints {
 	e := op.DefaultEndpoints
-	return SmartEndpoints{
+	return auth.SmartEndpoints{
 		Issuer:                s.cfg.Issuer,
 		JWKSURI:               e.JwksURI.Absolute(s.cfg.Issuer),
 		AuthorizationEndpoint: s.AuthorizationEndpoint(),
@@ -187,18 +189,18 @@ func (s *DevServer) SmartEndpoints() SmartEndpoints {
 }
 
 // PublicKeys returns the server's public signing keys.
-func (s *DevServer) PublicKeys() []jose.JSONWebKey { return []jose.JSONWebKey{s.storage.key.jwk()} }
+func (s *Server) PublicKeys() []jose.JSONWebKey { return []jose.JSONWebKey{s.storage.key.JWK()} }
 
 // Verifier returns a Verifier for the server's tokens that uses its keys in
 // process (NewLocalVerifier); cfg's Issuer and Audience are set from the
 // server.
-func (s *DevServer) Verifier(cfg VerifierConfig) (*Verifier, error) {
+func (s *Server) Verifier(cfg auth.VerifierConfig) (*auth.Verifier, error) {
 	cfg.Issuer, cfg.Audience = s.cfg.Issuer, s.cfg.Audience
-	return NewLocalVerifier(cfg, s.PublicKeys())
+	return auth.NewLocalVerifier(cfg, s.PublicKeys())
 }
 
 // Clients returns the demo clients, credentials included.
-func (s *DevServer) Clients() []DemoClient {
+func (s *Server) Clients() []DemoClient {
 	out := make([]DemoClient, len(s.clients))
 	for i, c := range s.clients {
 		out[i] = *c
@@ -206,17 +208,17 @@ func (s *DevServer) Clients() []DemoClient {
 	return out
 }
 
-// DevWarning is the line to log, loudly, whenever the development server runs.
-const DevWarning = "WARNING: the embedded DEVELOPMENT authorisation server is running. " +
+// Warning is the line to log, loudly, whenever the development server runs.
+const Warning = "WARNING: the embedded DEVELOPMENT authorisation server is running. " +
 	"It hands out tokens to anyone holding the demo credentials below. Never use it with real patient data: configure --issuer instead."
 
 // Banner returns the development warning and the demo clients' credentials,
 // for the caller to log at start. It contains secrets: print it to the
 // operator's console, never to a shared log.
-func (s *DevServer) Banner() string {
+func (s *Server) Banner() string {
 	var b strings.Builder
 	line := strings.Repeat("!", 100)
-	fmt.Fprintf(&b, "%s\n%s\n%s\n", line, DevWarning, line)
+	fmt.Fprintf(&b, "%s\n%s\n%s\n", line, Warning, line)
 	fmt.Fprintf(&b, "issuer %s (token endpoint %s), audience %s\ndemo clients (from %s):\n",
 		s.cfg.Issuer, s.TokenEndpoint(), s.cfg.Audience, filepath.Join(s.dir, clientsFile))
 	for _, c := range s.clients {
@@ -228,7 +230,7 @@ func (s *DevServer) Banner() string {
 // devOPServer is zitadel's LegacyServer with the SMART behaviour it lacks.
 type devOPServer struct {
 	*op.LegacyServer
-	dev *DevServer
+	dev *Server
 }
 
 // assertionMaxLifetime is how far in the future a client assertion's exp may
@@ -315,4 +317,19 @@ func unverifiedClaim(jwt, name string) string {
 	}
 	v, _ := claims[name].(string)
 	return v
+}
+
+// MintReferralToken issues the short-lived access token of
+// ServiceRequest/$ubrn-access: in patientID's context, limited to one
+// referral (granular scopes) and the booking of appointments, signed like
+// every other token of the server. It implements referral.TokenMinter.
+func (s *Server) MintReferralToken(_ context.Context, patientID, referralID string, ttl time.Duration) (string, error) {
+	g, err := auth.ReferralGrant(s.cfg.Audience, patientID, referralID)
+	if err != nil {
+		return "", err
+	}
+	if ttl <= 0 || ttl > s.cfg.TokenTTL {
+		ttl = s.cfg.TokenTTL
+	}
+	return auth.SignAccessToken(s.cfg.Issuer, s.storage.key, g, time.Now().Add(ttl))
 }

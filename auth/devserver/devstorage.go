@@ -1,49 +1,33 @@
-package auth
+package devserver
 
 import (
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/signpost-fhir/signpost/auth"
 )
 
-// grant is what an access token says about its holder. The token endpoint
-// (through devStorage) and MintToken both turn a grant into the same claims.
-type grant struct {
-	subject  string
-	clientID string
-	audience []string
-	scopes   []string
-	patient  string
-	fhirUser string
-	org      string
-	role     Role
-}
+// grant is what an access token says about its holder (auth.TokenGrant),
+// as a token request of zitadel's. The token endpoint (through devStorage)
+// and MintToken both turn a grant into the same claims.
+type grant struct{ auth.TokenGrant }
 
 // privateClaims are the claims Signpost adds to zitadel's registered ones
-// (iss, sub, aud, exp, iat, nbf, jti, client_id); their names are those of
-// DefaultClaimNames.
-func (g grant) privateClaims() map[string]any {
-	m := map[string]any{"scope": strings.Join(g.scopes, " ")}
-	for k, v := range map[string]string{"patient": g.patient, "fhirUser": g.fhirUser, "org": g.org, "role": string(g.role)} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	return m
-}
+// (iss, sub, aud, exp, iat, nbf, jti, client_id).
+func (g grant) privateClaims() map[string]any { return g.PrivateClaims() }
 
 // op.TokenRequest.
-func (g *grant) GetSubject() string    { return g.subject }
-func (g *grant) GetAudience() []string { return g.audience }
-func (g *grant) GetScopes() []string   { return g.scopes }
+func (g *grant) GetSubject() string    { return g.Subject }
+func (g *grant) GetAudience() []string { return g.Audience }
+func (g *grant) GetScopes() []string   { return g.Scopes }
 
 // authRequest is one authorisation-code request, from /authorize to the code
 // exchange. It implements op.AuthRequest.
@@ -66,7 +50,7 @@ var _ op.AuthRequest = (*authRequest)(nil)
 func (a *authRequest) GetID() string         { return a.id }
 func (a *authRequest) GetACR() string        { return "" }
 func (a *authRequest) GetAMR() []string      { return []string{"pwd"} }
-func (a *authRequest) GetAudience() []string { return a.grant.audience }
+func (a *authRequest) GetAudience() []string { return a.grant.Audience }
 func (a *authRequest) GetAuthTime() time.Time {
 	return a.authTime
 }
@@ -83,7 +67,7 @@ func (a *authRequest) GetResponseType() oidc.ResponseType { return a.req.Respons
 func (a *authRequest) GetResponseMode() oidc.ResponseMode { return a.req.ResponseMode }
 func (a *authRequest) GetScopes() []string                { return a.req.Scopes }
 func (a *authRequest) GetState() string                   { return a.req.State }
-func (a *authRequest) GetSubject() string                 { return a.grant.subject }
+func (a *authRequest) GetSubject() string                 { return a.grant.Subject }
 func (a *authRequest) Done() bool                         { return a.done }
 
 // issuedToken is what the storage remembers of an access token, for
@@ -103,7 +87,7 @@ const authRequestTTL = 10 * time.Minute
 // uses is implemented; refresh tokens, token exchange and the JWT bearer grant
 // are refused.
 type devStorage struct {
-	key      *signingKey
+	key      *auth.SigningKey
 	audience string
 	ttl      time.Duration
 	clients  map[string]*DemoClient
@@ -289,7 +273,7 @@ func (s *devStorage) TerminateSession(context.Context, string, string) error { r
 func (s *devStorage) RevokeToken(_ context.Context, tokenID, _, clientID string) *oidc.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t, ok := s.tokens[tokenID]; ok && t.clientID == clientID {
+	if t, ok := s.tokens[tokenID]; ok && t.ClientID == clientID {
 		delete(s.tokens, tokenID)
 	}
 	return nil
@@ -382,9 +366,9 @@ func (s *devStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, stri
 // token carries fhirUser, as SMART asks.
 func (s *devStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	if r, ok := req.(*authRequest); ok {
-		info.Subject = r.grant.subject
-		if r.grant.fhirUser != "" {
-			info.AppendClaims("fhirUser", r.grant.fhirUser)
+		info.Subject = r.grant.Subject
+		if r.grant.FHIRUser != "" {
+			info.AppendClaims("fhirUser", r.grant.FHIRUser)
 		}
 	}
 	return nil
@@ -398,9 +382,9 @@ func (s *devStorage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo
 	if !ok || s.now().After(t.expiry) {
 		return fmt.Errorf("token: %w", errNotFound)
 	}
-	info.Subject = t.subject
-	if t.fhirUser != "" {
-		info.AppendClaims("fhirUser", t.fhirUser)
+	info.Subject = t.Subject
+	if t.FHIRUser != "" {
+		info.AppendClaims("fhirUser", t.FHIRUser)
 	}
 	return nil
 }
@@ -413,8 +397,8 @@ func (s *devStorage) SetIntrospectionFromToken(_ context.Context, resp *oidc.Int
 	if !ok || s.now().After(t.expiry) {
 		return fmt.Errorf("token: %w", errNotFound)
 	}
-	resp.Subject, resp.ClientID, resp.Scope = t.subject, t.clientID, t.scopes
-	resp.Audience, resp.Expiration = t.audience, oidc.FromTime(t.expiry)
+	resp.Subject, resp.ClientID, resp.Scope = t.Subject, t.ClientID, t.Scopes
+	resp.Audience, resp.Expiration = t.Audience, oidc.FromTime(t.expiry)
 	return nil
 }
 

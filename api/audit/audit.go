@@ -1,9 +1,19 @@
-package api
+// Package audit keeps Signpost's audit trail: an AuditEvent for every
+// read, search, write, operation and refused request. Writes are recorded
+// by the access layer in the write's own transaction (Trail.RecordWrite);
+// everything else is collected during the request (Note, Refused,
+// Authenticated), recorded by the Trail's middleware when the request ends,
+// buffered and stored within a flush interval (and on Close).
+//
+// The trail is indexed for the search parameters auditors use (Index,
+// Searchable), to keep the cost of recording every request low.
+package audit
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -20,12 +30,13 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-// The audit trail: an AuditEvent for every read, search, write, operation
-// and refused request. Writes are recorded by the authorisation rule in the
-// write's own transaction; everything else is buffered and stored within
-// AuditFlush (and on Close).
+// Type is the resource type of the audit trail.
+const Type = "AuditEvent"
 
-const auditType = "AuditEvent"
+const auditType = Type
+
+// odsSystem is the identifier system of ODS organisation codes.
+const odsSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 // Code systems of the AuditEvents Signpost records.
 const (
@@ -60,9 +71,9 @@ func infoOf(ctx context.Context) *requestInfo {
 // over many types, a large batch).
 const maxAuditEntities = 50
 
-// noteAccess records that the request touched typ/id or searched typ with
-// query.
-func noteAccess(ctx context.Context, typ, id, query string) {
+// Note records in the request's audit record that the request touched
+// typ/id or searched typ with query (a "$name" query names an operation).
+func Note(ctx context.Context, typ, id, query string) {
 	info := infoOf(ctx)
 	if info == nil {
 		return
@@ -80,13 +91,37 @@ func noteAccess(ctx context.Context, typ, id, query string) {
 	}
 }
 
-// auditRequests records every FHIR request that was not wholly audited in
-// a write transaction: reads, searches, operations without writes, and
-// every failure, including refused tokens.
-func (s *Server) auditRequests(c *gin.Context) {
+// Refused records that an authorisation check refused something in the
+// request: its record is kept (as a refusal) even when the request
+// succeeds otherwise (a batch with entries refused).
+func Refused(ctx context.Context) {
+	if info := infoOf(ctx); info != nil {
+		info.mu.Lock()
+		info.denied = true
+		info.mu.Unlock()
+	}
+}
+
+// Authenticated records the verified caller of the request.
+func Authenticated(ctx context.Context, p *auth.Principal) {
+	if info := infoOf(ctx); info != nil {
+		info.mu.Lock()
+		info.principal = p
+		info.mu.Unlock()
+	}
+}
+
+// Recording reports whether ctx is a request whose audit record is being
+// collected.
+func Recording(ctx context.Context) bool { return infoOf(ctx) != nil }
+
+// Middleware records every FHIR request that was not wholly audited in a
+// write transaction: reads, searches, operations without writes, and
+// every failure, including refused tokens. It runs before authentication,
+// so that refused tokens are recorded too.
+func (t *Trail) Middleware(c *gin.Context) {
 	path := c.Request.URL.Path
-	if s.cfg.Security.Open || c.Request.Method == http.MethodOptions || !strings.HasPrefix(path, "/fhir") ||
-		path == "/fhir/metadata" || path == smartPath {
+	if c.Request.Method == http.MethodOptions || !strings.HasPrefix(path, "/fhir") || slices.Contains(t.cfg.Unaudited, path) {
 		c.Next()
 		return
 	}
@@ -94,9 +129,9 @@ func (s *Server) auditRequests(c *gin.Context) {
 	// A large response reaches the client before the handler returns: the
 	// request counts as in flight until its record is buffered, so that a
 	// Flush after the response still finds it.
-	s.audits.begin()
+	t.begin()
 	var ev *auditEvent
-	defer func() { s.audits.end(ev) }()
+	defer func() { t.end(ev) }()
 	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), infoKey{}, info))
 	c.Next()
 	status := c.Writer.Status()
@@ -109,14 +144,14 @@ func (s *Server) auditRequests(c *gin.Context) {
 		status = http.StatusForbidden // a batch with entries refused
 	}
 	subtype, action := interactionOf(c)
-	ev = s.newAuditEvent(info.principal, subtype, action, status, info.entities)
+	ev = t.newAuditEvent(info.principal, subtype, action, status, info.entities)
 	ev.Agent = append(ev.Agent, auditAgent{
 		Type:      &codeableConcept{Coding: []coding{{System: participationSystem, Code: "DEV", Display: "device"}}},
 		Who:       reference{Display: "network client"},
 		Requestor: false,
 		Network:   &auditNetwork{Address: c.ClientIP(), Type: "2"},
 	})
-	if id := c.GetString(ctxRequestID); id != "" {
+	if id := t.requestID(c); id != "" {
 		ev.Source.Site = "request " + id
 	}
 }
@@ -230,16 +265,16 @@ type (
 )
 
 // newAuditEvent builds the record of one interaction.
-func (s *Server) newAuditEvent(p *auth.Principal, subtype, action string, status int, entities []auditEntity) *auditEvent {
+func (t *Trail) newAuditEvent(p *auth.Principal, subtype, action string, status int, entities []auditEntity) *auditEvent {
 	ev := &auditEvent{
 		ResourceType: auditType,
 		Type:         coding{System: auditTypeSystem, Code: "rest", Display: "RESTful Operation"},
 		Subtype:      []coding{{System: interactionSystem, Code: subtype}},
 		Action:       action,
-		Recorded:     s.now().UTC().Format(fhir.InstantFormat),
+		Recorded:     t.cfg.Now().UTC().Format(fhir.InstantFormat),
 		Outcome:      "0",
 		Source: auditSource{
-			Observer: reference{Display: "Signpost " + s.cfg.BaseURL},
+			Observer: reference{Display: "Signpost " + t.cfg.BaseURL},
 			Type:     []coding{{System: sourceTypeSystem, Code: "4", Display: "Application Server"}},
 		},
 	}
@@ -288,7 +323,7 @@ func (s *Server) newAuditEvent(p *auth.Principal, subtype, action string, status
 			ev.Entity = append(ev.Entity, ent)
 		}
 	}
-	if p != nil && p.Patient != "" && p.Patient != unresolvedPatient {
+	if p != nil && p.Patient != "" && p.Patient != auth.UnresolvedPatient {
 		ev.Entity = append(ev.Entity, auditObject{
 			What: &reference{Reference: "Patient/" + p.Patient},
 			Role: &coding{System: objectRoleSystem, Code: "1", Display: "Patient"},
@@ -297,8 +332,9 @@ func (s *Server) newAuditEvent(p *auth.Principal, subtype, action string, status
 	return ev
 }
 
-// auditWrite records a write in its own transaction.
-func (s *Server) auditWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction) error {
+// RecordWrite records a write by p in its own transaction: the change c,
+// which is the interaction in, made by operation op ("" outside one).
+func (t *Trail) RecordWrite(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change, in auth.Interaction, op string) error {
 	subtype, action := "update", "U"
 	switch in {
 	case auth.Create:
@@ -307,10 +343,10 @@ func (s *Server) auditWrite(ctx context.Context, tx *write.Tx, p *auth.Principal
 		subtype, action = "delete", "D"
 	}
 	ents := []auditEntity{{typ: c.Type, id: c.ID}}
-	if op := operationOf(ctx); op != nil {
-		ents = append(ents, auditEntity{query: "$" + op.Name})
+	if op != "" {
+		ents = append(ents, auditEntity{query: "$" + op})
 	}
-	w, err := s.auditWriteOf(s.newAuditEvent(p, subtype, action, http.StatusOK, ents), tx.Now())
+	w, err := t.writeOf(t.newAuditEvent(p, subtype, action, http.StatusOK, ents), tx.Now())
 	if err != nil {
 		return err
 	}
@@ -330,18 +366,18 @@ func (s *Server) auditWrite(ctx context.Context, tx *write.Tx, p *auth.Principal
 // interaction, how it ended, whose data). The others (address,
 // agent-name, agent-role, entity-name, entity-role, policy, site, and the
 // meta parameters) are not indexed, to keep the cost of recording every
-// request low; searching by them is refused (auditSearchable).
+// request low; searching by them is refused (Searchable).
 var auditIndexed = map[string]bool{
 	"_id": true, "_lastUpdated": true,
 	"action": true, "agent": true, "altid": true, "date": true, "entity": true, "entity-type": true,
 	"outcome": true, "patient": true, "source": true, "subtype": true, "type": true,
 }
 
-// auditWriteOf turns ev into a store write of a new AuditEvent: its id is
+// writeOf turns ev into a store write of a new AuditEvent: its id is
 // fresh, so it goes straight to the store; there is no current version to
 // read and no domain rule owns the audit trail. The bytes are marshalled
 // once, id and meta included, and indexed for auditIndexed only.
-func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, error) {
+func (t *Trail) writeOf(ev *auditEvent, now time.Time) (*store.Write, error) {
 	id := write.NewID()
 	ev.ID = id
 	ev.Meta = &auditMeta{VersionID: "1", LastUpdated: now.UTC().Format(fhir.InstantFormat)}
@@ -349,18 +385,23 @@ func (s *Server) auditWriteOf(ev *auditEvent, now time.Time) (*store.Write, erro
 	if err != nil {
 		return nil, err
 	}
-	index, err := s.Index(auditType, body)
+	index, err := Index(t.cfg.Search, auditType, body)
 	if err != nil {
 		return nil, err
 	}
 	return &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, Index: index}, nil
 }
 
+// Extractor extracts the index entries of a resource (search.Registry).
+type Extractor interface {
+	Extract(resourceType string, json []byte) ([]search.Entry, error)
+}
+
 // Index returns the index entries the server stores for a resource of
-// type typ: the registry's, except that the audit trail keeps only those
-// of auditIndexed. A reindex (app) uses it to store what the writes did.
-func (s *Server) Index(typ string, body []byte) ([]search.Entry, error) {
-	entries, err := s.search.Extract(typ, body)
+// type typ: ex's, except that the audit trail keeps only those of
+// auditIndexed. A reindex (app) uses it to store what the writes did.
+func Index(ex Extractor, typ string, body []byte) ([]search.Entry, error) {
+	entries, err := ex.Extract(typ, body)
 	if err != nil || typ != auditType {
 		return entries, err
 	}
@@ -374,10 +415,10 @@ func (s *Server) Index(typ string, body []byte) ([]search.Entry, error) {
 	return index, nil
 }
 
-// auditSearchable refuses a search that tests, sorts by or includes
-// through an AuditEvent parameter the audit trail is not indexed for: it
-// would silently find nothing.
-func auditSearchable(q *search.Query) error {
+// Searchable refuses a search that tests, sorts by or includes through an
+// AuditEvent parameter the audit trail is not indexed for: it would
+// silently find nothing.
+func Searchable(q *search.Query) error {
 	check := func(param string) error {
 		name, _, _ := strings.Cut(param, ":")
 		if auditIndexed[name] {
@@ -470,10 +511,30 @@ func exprParam(x search.Expr) string {
 	return ""
 }
 
-// auditor buffers audit records and stores them in batches.
-type auditor struct {
-	s     *Server
-	every time.Duration
+// Config is what the audit trail needs.
+type Config struct {
+	// BaseURL names the server in each record (AuditEvent.source).
+	BaseURL string
+	// Writes stores the records, as the server's own writes.
+	Writes *write.Path
+	// Search extracts the records' index entries.
+	Search Extractor
+	Logger *slog.Logger
+	// Now is the clock of the records (default time.Now).
+	Now func() time.Time
+	// Flush is how long read and search records may wait in memory before
+	// being stored; default 500 ms.
+	Flush time.Duration
+	// RequestID returns the id of a request, named in its record.
+	RequestID func(c *gin.Context) string
+	// Unaudited lists the paths under /fhir whose requests are not
+	// recorded (the CapabilityStatement, SMART discovery).
+	Unaudited []string
+}
+
+// Trail buffers audit records and stores them in batches.
+type Trail struct {
+	cfg Config
 
 	mu       sync.Mutex
 	pending  []*auditEvent
@@ -494,69 +555,86 @@ type auditor struct {
 // maxPendingAudits makes the buffer flush early under load.
 const maxPendingAudits = 2000
 
-func newAuditor(s *Server, every time.Duration) *auditor {
-	a := &auditor{s: s, every: every, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	a.idle = sync.NewCond(&a.mu)
-	go a.run()
-	return a
+// New starts a trail: its flusher runs until Close.
+func New(cfg Config) *Trail {
+	if cfg.Flush <= 0 {
+		cfg.Flush = 500 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	t := &Trail{cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	t.idle = sync.NewCond(&t.mu)
+	go t.run()
+	return t
+}
+
+func (t *Trail) requestID(c *gin.Context) string {
+	if t.cfg.RequestID == nil {
+		return ""
+	}
+	return t.cfg.RequestID(c)
 }
 
 // begin counts a request in flight; end buffers its record (nil: none).
-func (a *auditor) begin() {
-	a.mu.Lock()
-	a.inflight++
-	a.mu.Unlock()
+func (t *Trail) begin() {
+	t.mu.Lock()
+	t.inflight++
+	t.mu.Unlock()
 }
 
-func (a *auditor) end(ev *auditEvent) {
-	a.mu.Lock()
-	a.inflight--
-	if a.inflight == 0 {
-		a.idle.Broadcast()
+func (t *Trail) end(ev *auditEvent) {
+	t.mu.Lock()
+	t.inflight--
+	if t.inflight == 0 {
+		t.idle.Broadcast()
 	}
-	closed := a.closed
+	closed := t.closed
 	if !closed && ev != nil {
-		a.pending = append(a.pending, ev)
+		t.pending = append(t.pending, ev)
 	}
-	full := len(a.pending) >= maxPendingAudits
-	a.mu.Unlock()
+	full := len(t.pending) >= maxPendingAudits
+	t.mu.Unlock()
 	if closed && ev != nil {
-		a.store([]*auditEvent{ev}) // after Close: store it at once
+		t.store([]*auditEvent{ev}) // after Close: store it at once
 		return
 	}
 	if full {
 		select {
-		case a.kick <- struct{}{}:
+		case t.kick <- struct{}{}:
 		default:
 		}
 	}
 }
 
-func (a *auditor) run() {
-	defer close(a.done)
-	t := time.NewTicker(a.every)
-	defer t.Stop()
+func (t *Trail) run() {
+	defer close(t.done)
+	tick := time.NewTicker(t.cfg.Flush)
+	defer tick.Stop()
 	for {
 		select {
-		case <-t.C:
-		case <-a.kick:
-		case <-a.stop:
-			a.flush()
+		case <-tick.C:
+		case <-t.kick:
+		case <-t.stop:
+			t.flush()
 			return
 		}
-		a.flush()
+		t.flush()
 	}
 }
 
 // flush stores the pending records in one transaction.
-func (a *auditor) flush() {
-	a.storing.Lock()
-	defer a.storing.Unlock()
-	a.mu.Lock()
-	batch := a.pending
-	a.pending = nil
-	a.mu.Unlock()
-	a.store(batch)
+func (t *Trail) flush() {
+	t.storing.Lock()
+	defer t.storing.Unlock()
+	t.mu.Lock()
+	batch := t.pending
+	t.pending = nil
+	t.mu.Unlock()
+	t.store(batch)
 }
 
 // bulkPutter is the optional store capability of writing many new
@@ -565,16 +643,16 @@ type bulkPutter interface {
 	PutAll(ctx context.Context, ws []*store.Write) error
 }
 
-func (a *auditor) store(batch []*auditEvent) {
+func (t *Trail) store(batch []*auditEvent) {
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(serverContext(context.Background()), 30*time.Second)
+	ctx, cancel := context.WithTimeout(write.AsServer(context.Background()), 30*time.Second)
 	defer cancel()
-	err := a.s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+	err := t.cfg.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		ws := make([]*store.Write, len(batch))
 		for i, ev := range batch {
-			w, err := a.s.auditWriteOf(ev, tx.Now())
+			w, err := t.writeOf(ev, tx.Now())
 			if err != nil {
 				return err
 			}
@@ -591,42 +669,33 @@ func (a *auditor) store(batch []*auditEvent) {
 		return nil
 	})
 	if err != nil {
-		a.s.log.Error("audit: storing records failed", "records", len(batch), "error", err)
+		t.cfg.Logger.Error("audit: storing records failed", "records", len(batch), "error", err)
 	}
 }
 
-// Close stores the pending records and stops the flusher.
-func (a *auditor) Close() {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+// Close stores the pending records and stops the flusher: call it on
+// graceful shutdown, after the HTTP server has stopped and before the
+// store closes. A record that arrives afterwards is stored at once.
+func (t *Trail) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
 		return
 	}
-	a.closed = true
-	a.mu.Unlock()
-	close(a.stop)
-	<-a.done
+	t.closed = true
+	t.mu.Unlock()
+	close(t.stop)
+	<-t.done
 }
 
 // Flush stores the audit records of every request answered so far
 // (reads, searches, refusals), waiting for those still in flight; tests
 // and shutdown call it.
-func (s *Server) Flush() {
-	if s.audits != nil {
-		s.audits.mu.Lock()
-		for s.audits.inflight > 0 {
-			s.audits.idle.Wait()
-		}
-		s.audits.mu.Unlock()
-		s.audits.flush()
+func (t *Trail) Flush() {
+	t.mu.Lock()
+	for t.inflight > 0 {
+		t.idle.Wait()
 	}
-}
-
-// Close stores the buffered audit records and stops the flusher: call it
-// on graceful shutdown, after the HTTP server has stopped and before the
-// store closes.
-func (s *Server) Close() {
-	if s.audits != nil {
-		s.audits.Close()
-	}
+	t.mu.Unlock()
+	t.flush()
 }

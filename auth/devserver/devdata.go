@@ -1,0 +1,93 @@
+package devserver
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/signpost-fhir/signpost/auth"
+)
+
+// The development server keeps its state in auth.DevDir(DataDir), beside
+// the UBRN issuer's key:
+const (
+	signingKeyFile = "signing-key.pem" // the server's RSA signing key (PKCS#8, 0600)
+	issuerFile     = "issuer.json"     // issuer, audience and key id the running server uses
+	clientsFile    = "clients.json"    // demo clients with their credentials (0600)
+)
+
+// issuerRecord is what the server records for MintToken.
+type issuerRecord struct {
+	Issuer   string        `json:"issuer"`
+	Audience string        `json:"audience"`
+	KeyID    string        `json:"kid"`
+	TokenTTL time.Duration `json:"token_ttl"`
+}
+
+// publicKey is the op.Key the JWKS endpoint publishes for a signing key.
+type publicKey struct{ *auth.SigningKey }
+
+// Key returns the public key.
+func (k publicKey) Key() any { return k.PublicKey() }
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, so readers never see a partial file. (auth keeps its own for
+// the signing keys: a file helper is no part of auth's API.)
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func writeJSON(path string, v any, perm os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), perm)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// randomString returns n random bytes, hex-encoded.
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// tokenID returns a fresh jti.
+func tokenID() string { return randomString(16) }
+
+// sha256Sum hashes a secret so secrets of any length compare in constant time.
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
