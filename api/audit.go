@@ -559,12 +559,6 @@ func (a *auditor) flush() {
 	a.store(batch)
 }
 
-// bulkPutter is the optional store capability of writing many new
-// resources at once (store/sqlite's multi-row inserts).
-type bulkPutter interface {
-	PutAll(ctx context.Context, ws []*store.Write) error
-}
-
 func (a *auditor) store(batch []*auditEvent) {
 	if len(batch) == 0 {
 		return
@@ -580,15 +574,7 @@ func (a *auditor) store(batch []*auditEvent) {
 			}
 			ws[i] = w
 		}
-		if b, ok := tx.Tx.(bulkPutter); ok {
-			return b.PutAll(ctx, ws)
-		}
-		for _, w := range ws {
-			if err := tx.Tx.Put(ctx, w); err != nil {
-				return err
-			}
-		}
-		return nil
+		return store.PutAll(ctx, tx.Tx, ws)
 	})
 	if err != nil {
 		a.s.log.Error("audit: storing records failed", "records", len(batch), "error", err)

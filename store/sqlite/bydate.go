@@ -16,8 +16,6 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-var _ store.DateOrderer = (*Store)(nil)
-
 // SearchByDate implements store.DateOrderer.
 func (s *Store) SearchByDate(ctx context.Context, q *search.Query, param string) (*store.Page, bool, error) {
 	return reader{s: s, q: s.rdb}.SearchByDate(ctx, q, param)

@@ -29,7 +29,15 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-var _ store.Store = (*Store)(nil)
+// The contract and the optional capabilities the store implements.
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.BulkLoader  = (*Store)(nil)
+	_ store.Records     = (*Store)(nil)
+	_ store.Deriver     = (*Store)(nil)
+	_ store.Reindexer   = (*Store)(nil)
+	_ store.DateOrderer = (*Store)(nil)
+)
 
 // FileName is the database file's name inside the data directory.
 const FileName = "signpost.db"
