@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -14,6 +13,9 @@ var none = frag{sql: "SELECT NULL AS rid WHERE 0"}
 
 // set renders e as a set of rids of typ answered from an index's leading
 // columns, with its estimated size; ok is false when e has no such form.
+// Kinds of node without a case here have none: they are tested by probe,
+// which handles every kind (a search.Visitor), so a kind missing here
+// costs speed, never results.
 func (b *builder) set(e search.Expr, typ string) (f frag, est float64, ok bool) {
 	pidOf := func(param string) (int64, bool) { return b.r.pid(typ, param) }
 	switch e := e.(type) {
@@ -272,146 +274,196 @@ func (b *builder) dateSet(pid int64, ms []search.DateMatch, alias, head string, 
 // probe renders e as a condition on resource alias a of type typ, checked
 // per row through the (rid, pid) indexes.
 func (b *builder) probe(e search.Expr, typ, a string) (frag, error) {
+	r := search.Visit[probed](e, prober{b, typ, a})
+	return r.f, r.err
+}
+
+// probed is what prober returns for one expression.
+type probed struct {
+	f   frag
+	err error
+}
+
+// ret makes a probed of probe's results.
+func ret(f frag, err error) probed { return probed{f, err} }
+
+// prober is probe over each kind of node.
+type prober struct {
+	b      *builder
+	typ, a string
+}
+
+var _ search.Visitor[probed] = prober{}
+
+// exists renders EXISTS over table for parameter param of p.typ.
+func (p prober) exists(table, param, where string, args ...any) (frag, error) {
+	a := p.a
+	if p.typ == "" {
+		return frag{"EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + a + ".rid AND pid = (SELECT pid FROM params WHERE type = " + a +
+			".type AND code = ?) AND " + where + ")", append([]any{param}, args...)}, nil
+	}
+	pid, ok := p.b.r.pid(p.typ, param)
+	if !ok {
+		return frag{sql: "0"}, nil
+	}
+	return frag{"EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + a + ".rid AND pid = ? AND " + where + ")", append([]any{pid}, args...)}, nil
+}
+
+func (p prober) CompositeMatch(e search.CompositeMatch) probed {
+	return ret(p.b.compositeProbe(e, p.typ, p.a))
+}
+
+func (p prober) IDIn(e search.IDIn) probed {
+	a := p.a
+	return ret(frag{a + ".id IN (" + placeholders(len(e.IDs)) + ")", anys(e.IDs)}, nil)
+}
+
+func (p prober) TokenIn(e search.TokenIn) probed {
+	where := "value IN (" + placeholders(len(e.Codes)) + ")"
+	args := anys(e.Codes)
+	if e.HasSystem {
+		where += " AND system = ?"
+		args = append(args, e.System)
+	}
+	return ret(p.exists("idx_token", e.Param, where, args...))
+}
+
+func (p prober) TokenText(e search.TokenText) probed {
+	return ret(p.exists("idx_token", e.Param, "(text LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')",
+		likeEscape(e.Text)+"%", "% "+likeEscape(e.Text)+"%"))
+}
+
+func (p prober) StringMatch(e search.StringMatch) probed {
+	switch e.Mode {
+	case search.StringExact:
+		return ret(p.exists("idx_string", e.Param, "value = ?", e.Value))
+	case search.StringContains:
+		return ret(p.exists("idx_string", e.Param, "text LIKE ? ESCAPE '\\'", "%"+likeEscape(e.Value)+"%"))
+	}
+	return ret(p.exists("idx_string", e.Param, "text >= ? AND text < ?", e.Value, e.Value+"\U0010FFFF"))
+}
+
+func (p prober) DateMatch(e search.DateMatch) probed {
+	a := p.a
+	if e.Param == "_lastUpdated" {
+		c, args := rangeCond(e.Prefix, a+".updated", a+".updated + 1", e.Low, e.High)
+		if e.Prefix == search.Ap {
+			d := apWidth(e.Low, time.Now().UnixMicro())
+			c, args = a+".updated < ? AND "+a+".updated + 1 > ?", []any{satAdd(e.High, d), satAdd(e.Low, -d)}
+		}
+		return ret(frag{"(" + c + ")", args}, nil)
+	}
+	c := dateConds([]search.DateMatch{e}, "", time.Now().UnixMicro())
+	return ret(p.exists("idx_date", e.Param, "1"+c.sql, c.args...))
+}
+
+func (p prober) NumberMatch(e search.NumberMatch) probed {
+	c, args := numberCond(e, "low", "high")
+	return ret(p.exists("idx_number", e.Param, c, args...))
+}
+
+func (p prober) RefIn(e search.RefIn) probed {
+	var parts []string
+	var args []any
+	for _, ref := range e.Refs {
+		switch {
+		case ref.URL != "":
+			parts = append(parts, "(ref_id = '' AND url = ?)")
+			args = append(args, ref.URL)
+		case ref.Type != "":
+			parts = append(parts, "(ref_id = ? AND ref_type = ? AND url = '')")
+			args = append(args, ref.ID, ref.Type)
+		default:
+			parts = append(parts, "(ref_id = ? AND url = '')")
+			args = append(args, ref.ID)
+		}
+	}
+	return ret(p.exists("idx_ref", e.Param, "("+strings.Join(parts, " OR ")+")", args...))
+}
+
+func (p prober) URIMatch(e search.URIMatch) probed {
+	switch e.Mode {
+	case search.URIAbove:
+		return ret(p.exists("idx_uri", e.Param, "substr(?, 1, length(value)) = value", e.Value))
+	case search.URIBelow:
+		return ret(p.exists("idx_uri", e.Param, "value >= ? AND value < ?", e.Value, e.Value+"\U0010FFFF"))
+	}
+	return ret(p.exists("idx_uri", e.Param, "value = ?", e.Value))
+}
+
+func (p prober) Near(e search.Near) probed {
+	c := nearCond(e, "low", "high")
+	return ret(p.exists("idx_number", e.Param, c.sql, c.args...))
+}
+
+func (p prober) Missing(e search.Missing) probed {
+	var parts []string
+	var args []any
+	for _, t := range indexTables {
+		x, err := p.exists(t, e.Param, "1")
+		if err != nil {
+			return ret(frag{}, err)
+		}
+		parts = append(parts, x.sql)
+		args = append(args, x.args...)
+	}
+	c := "(" + strings.Join(parts, " OR ") + ")"
+	if e.Missing {
+		c = "NOT " + c
+	}
+	return ret(frag{c, args}, nil)
+}
+
+func (p prober) Or(e search.Or) probed {
 	var f frag
-	// exists renders EXISTS over table for parameter param of typ.
-	exists := func(table, param, where string, args ...any) (frag, error) {
-		if typ == "" {
-			return frag{"EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + a + ".rid AND pid = (SELECT pid FROM params WHERE type = " + a +
-				".type AND code = ?) AND " + where + ")", append([]any{param}, args...)}, nil
-		}
-		pid, ok := b.r.pid(typ, param)
-		if !ok {
-			return frag{sql: "0"}, nil
-		}
-		return frag{"EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + a + ".rid AND pid = ? AND " + where + ")", append([]any{pid}, args...)}, nil
+	if len(e) == 0 {
+		return ret(frag{sql: "0"}, nil)
 	}
-	switch e := e.(type) {
-	case search.CompositeMatch:
-		return b.compositeProbe(e, typ, a)
-	case search.IDIn:
-		return frag{a + ".id IN (" + placeholders(len(e.IDs)) + ")", anys(e.IDs)}, nil
-	case search.TokenIn:
-		where := "value IN (" + placeholders(len(e.Codes)) + ")"
-		args := anys(e.Codes)
-		if e.HasSystem {
-			where += " AND system = ?"
-			args = append(args, e.System)
-		}
-		return exists("idx_token", e.Param, where, args...)
-	case search.TokenText:
-		return exists("idx_token", e.Param, "(text LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')",
-			likeEscape(e.Text)+"%", "% "+likeEscape(e.Text)+"%")
-	case search.StringMatch:
-		switch e.Mode {
-		case search.StringExact:
-			return exists("idx_string", e.Param, "value = ?", e.Value)
-		case search.StringContains:
-			return exists("idx_string", e.Param, "text LIKE ? ESCAPE '\\'", "%"+likeEscape(e.Value)+"%")
-		}
-		return exists("idx_string", e.Param, "text >= ? AND text < ?", e.Value, e.Value+"\U0010FFFF")
-	case search.DateMatch:
-		if e.Param == "_lastUpdated" {
-			c, args := rangeCond(e.Prefix, a+".updated", a+".updated + 1", e.Low, e.High)
-			if e.Prefix == search.Ap {
-				d := apWidth(e.Low, time.Now().UnixMicro())
-				c, args = a+".updated < ? AND "+a+".updated + 1 > ?", []any{satAdd(e.High, d), satAdd(e.Low, -d)}
-			}
-			return frag{"(" + c + ")", args}, nil
-		}
-		c := dateConds([]search.DateMatch{e}, "", time.Now().UnixMicro())
-		return exists("idx_date", e.Param, "1"+c.sql, c.args...)
-	case search.NumberMatch:
-		c, args := numberCond(e, "low", "high")
-		return exists("idx_number", e.Param, c, args...)
-	case search.RefIn:
-		var parts []string
-		var args []any
-		for _, ref := range e.Refs {
-			switch {
-			case ref.URL != "":
-				parts = append(parts, "(ref_id = '' AND url = ?)")
-				args = append(args, ref.URL)
-			case ref.Type != "":
-				parts = append(parts, "(ref_id = ? AND ref_type = ? AND url = '')")
-				args = append(args, ref.ID, ref.Type)
-			default:
-				parts = append(parts, "(ref_id = ? AND url = '')")
-				args = append(args, ref.ID)
-			}
-		}
-		return exists("idx_ref", e.Param, "("+strings.Join(parts, " OR ")+")", args...)
-	case search.URIMatch:
-		switch e.Mode {
-		case search.URIAbove:
-			return exists("idx_uri", e.Param, "substr(?, 1, length(value)) = value", e.Value)
-		case search.URIBelow:
-			return exists("idx_uri", e.Param, "value >= ? AND value < ?", e.Value, e.Value+"\U0010FFFF")
-		}
-		return exists("idx_uri", e.Param, "value = ?", e.Value)
-	case search.Near:
-		c := nearCond(e, "low", "high")
-		return exists("idx_number", e.Param, c.sql, c.args...)
-	case search.Missing:
-		var parts []string
-		var args []any
-		for _, t := range indexTables {
-			x, err := exists(t, e.Param, "1")
-			if err != nil {
-				return f, err
-			}
-			parts = append(parts, x.sql)
-			args = append(args, x.args...)
-		}
-		c := "(" + strings.Join(parts, " OR ") + ")"
-		if e.Missing {
-			c = "NOT " + c
-		}
-		return frag{c, args}, nil
-	case search.Or:
-		if len(e) == 0 {
-			return frag{sql: "0"}, nil
-		}
-		var parts []string
-		for _, x := range e {
-			c, err := b.probe(x, typ, a)
-			if err != nil {
-				return f, err
-			}
-			parts = append(parts, c.sql)
-			f.args = append(f.args, c.args...)
-		}
-		f.sql = "(" + strings.Join(parts, " OR ") + ")"
-		return f, nil
-	case search.Not:
-		c, err := b.probe(e.Expr, typ, a)
+	var parts []string
+	for _, x := range e {
+		c, err := p.b.probe(x, p.typ, p.a)
 		if err != nil {
-			return f, err
+			return ret(frag{}, err)
 		}
-		return frag{"NOT " + c.sql, c.args}, nil
-	case search.Chain:
-		t := b.next()
-		inner, err := b.probe(e.Filter, e.Target, t)
-		if err != nil {
-			return f, err
-		}
-		c, err := exists("idx_ref f", e.Param, "f.url = '' AND f.ref_type = ? AND EXISTS (SELECT 1 FROM resources "+t+" WHERE "+t+
-			".type = f.ref_type AND "+t+".id = f.ref_id AND "+t+".deleted = 0 AND "+inner.sql+")", append([]any{e.Target}, inner.args...)...)
-		c.sql = strings.Replace(c.sql, "WHERE rid = ", "WHERE f.rid = ", 1)
-		return c, err
-	case search.Has:
-		pid, ok := b.r.pid(e.Type, e.Param)
-		if !ok {
-			return frag{sql: "0"}, nil
-		}
-		t := b.next()
-		inner, err := b.probe(e.Filter, e.Type, t)
-		if err != nil {
-			return f, err
-		}
-		return frag{"EXISTS (SELECT 1 FROM idx_ref f JOIN resources " + t + " ON " + t + ".rid = f.rid WHERE f.pid = ? AND f.ref_id = " + a +
-			".id AND f.ref_type = " + a + ".type AND f.url = '' AND " + t + ".deleted = 0 AND " + inner.sql + ")", append([]any{pid}, inner.args...)}, nil
+		parts = append(parts, c.sql)
+		f.args = append(f.args, c.args...)
 	}
-	return f, fhir.Errorf(fhir.NotSupported, "not-supported", "", "search expression %T is not supported", e)
+	f.sql = "(" + strings.Join(parts, " OR ") + ")"
+	return ret(f, nil)
+}
+
+func (p prober) Not(e search.Not) probed {
+	c, err := p.b.probe(e.Expr, p.typ, p.a)
+	if err != nil {
+		return ret(frag{}, err)
+	}
+	return ret(frag{"NOT " + c.sql, c.args}, nil)
+}
+
+func (p prober) Chain(e search.Chain) probed {
+	t := p.b.next()
+	inner, err := p.b.probe(e.Filter, e.Target, t)
+	if err != nil {
+		return ret(frag{}, err)
+	}
+	c, err := p.exists("idx_ref f", e.Param, "f.url = '' AND f.ref_type = ? AND EXISTS (SELECT 1 FROM resources "+t+" WHERE "+t+
+		".type = f.ref_type AND "+t+".id = f.ref_id AND "+t+".deleted = 0 AND "+inner.sql+")", append([]any{e.Target}, inner.args...)...)
+	c.sql = strings.Replace(c.sql, "WHERE rid = ", "WHERE f.rid = ", 1)
+	return ret(c, err)
+}
+
+func (p prober) Has(e search.Has) probed {
+	pid, ok := p.b.r.pid(e.Type, e.Param)
+	if !ok {
+		return ret(frag{sql: "0"}, nil)
+	}
+	t := p.b.next()
+	inner, err := p.b.probe(e.Filter, e.Type, t)
+	if err != nil {
+		return ret(frag{}, err)
+	}
+	return ret(frag{"EXISTS (SELECT 1 FROM idx_ref f JOIN resources " + t + " ON " + t + ".rid = f.rid WHERE f.pid = ? AND f.ref_id = " + p.a +
+		".id AND f.ref_type = " + p.a + ".type AND f.url = '' AND " + t + ".deleted = 0 AND " + inner.sql + ")", append([]any{pid}, inner.args...)}, nil)
 }
 
 // rangeCond is search.DateMatches as SQL over the columns lo and hi, for
