@@ -169,4 +169,5 @@ func (t tree[T]) Or(x Or) T                         { return t.v.Or(x) }
 func (t tree[T]) Not(x Not) T                       { return t.v.Not(x) }
 func (t tree[T]) Chain(x Chain) T                   { return t.v.Chain(x) }
 func (t tree[T]) Has(x Has) T                       { return t.v.Has(x) }
+
 var _ caller = (*visitCall[any])(nil)
