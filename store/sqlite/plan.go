@@ -73,7 +73,7 @@ func (b *builder) plan(q *search.Query, count int) (*queryPlan, error) {
 	for param, idx := range dates {
 		cands = append(cands, b.dateCandidates(q, param, idx)...)
 	}
-	for _, pr := range pairsOf(q.Type) {
+	for _, pr := range b.r.s.pairsOf(q.Type) {
 		if c := b.pairCandidate(q, pr); c != nil {
 			cands = append(cands, c)
 		}
@@ -171,7 +171,7 @@ func (b *builder) dateCandidates(q *search.Query, param string, idx []int) []*ca
 // pairCandidate drives q from the pair index pr when q has a reference
 // condition (or a chain) on pr.Ref and conditions on pr.Date, a
 // single-valued date parameter.
-func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
+func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 	refAt, codeAt := -1, -1
 	var dateIdx []int
 	var ms []search.DateMatch
@@ -208,7 +208,7 @@ func (b *builder) pairCandidate(q *search.Query, pr pair) *candidate {
 	if codeAt >= 0 {
 		covers = append(covers, codeAt)
 	}
-	cid, ok := b.r.pid(q.Type, pr.code())
+	cid, ok := b.r.pid(q.Type, pr.Key())
 	if !ok {
 		return &candidate{set: none, est: 0, covers: covers}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -14,7 +15,9 @@ const Scheme = "sqlite"
 
 func init() { store.Register(Scheme, open) }
 
-// open is the store.Opener of the scheme.
+// open is the store.Opener of the scheme: the pair index follows the
+// registry's pairs (search.Registry.Pairs), or search.DefaultPairs without
+// a registry.
 func open(_ context.Context, cfg store.Config) (store.Store, error) {
 	dir := cfg.Data
 	if _, path, ok := strings.Cut(cfg.URI, ":"); ok {
@@ -23,5 +26,9 @@ func open(_ context.Context, cfg store.Config) (store.Store, error) {
 			return nil, errors.New("sqlite: no directory after sqlite:")
 		}
 	}
-	return Open(dir)
+	o := Options{Pairs: search.DefaultPairs()}
+	if cfg.Search != nil {
+		o.Pairs = cfg.Search.Pairs()
+	}
+	return OpenOptions(dir, o)
 }
