@@ -32,7 +32,7 @@ var defaultPairs = []Pair{
 
 // DefaultPairs returns the pairs Signpost declares, for a backend opened
 // without a registry. A registry built with Options.Pairs nil declares
-// these (those of its types).
+// those of them that it supports.
 func DefaultPairs() []Pair { return append([]Pair(nil), defaultPairs...) }
 
 // Pairs returns the pairs the registry declares, in declaration order. A
@@ -51,9 +51,13 @@ func (r *Registry) PairsOf(resourceType string) []Pair {
 	return out
 }
 
-// setPairs keeps the pairs of ps whose type the registry has, checking
-// that their parameters exist with the right types.
-func (r *Registry) setPairs(ps []Pair) error {
+// setPairs keeps the pairs of ps whose type the registry has and whose
+// parameters it supports with the right types. A pair that fails the
+// check is an error when strict (pairs the caller gave) and is dropped
+// otherwise (the defaults, in a registry built without some of their
+// definitions).
+func (r *Registry) setPairs(ps []Pair, strict bool) error {
+pairs:
 	for _, p := range ps {
 		if r.types[p.Type] == nil {
 			continue
@@ -66,6 +70,9 @@ func (r *Registry) setPairs(ps []Pair) error {
 				continue
 			}
 			if q := r.Lookup(p.Type, c.code); q == nil || q.Type != c.typ || q.Unsupported != "" {
+				if !strict {
+					continue pairs
+				}
 				return fmt.Errorf("search: pair %s %s: %s is not a supported %s parameter of %s", p.Type, p.Key(), c.code, c.typ, p.Type)
 			}
 		}

@@ -37,8 +37,10 @@ type Options struct {
 	// Base is the server's base URL (e.g. "https://host/fhir"); absolute
 	// references under it are indexed and searched as relative ones.
 	Base string
-	// Pairs are the parameter pairs to index together (see Pair); nil
-	// means DefaultPairs. Those of types the registry lacks are dropped.
+	// Pairs are the parameter pairs to index together (see Pair); one
+	// whose parameters the registry does not support is an error. nil
+	// means DefaultPairs, less those the registry cannot support. Pairs
+	// of types the registry lacks are dropped.
 	Pairs []Pair
 }
 
@@ -259,11 +261,11 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 		sort.Slice(r.ordered[rt], func(i, j int) bool { return r.ordered[rt][i].Code < r.ordered[rt][j].Code })
 		slices.Sort(r.derived[rt])
 	}
-	pairs := opts.Pairs
+	pairs, strict := opts.Pairs, true
 	if pairs == nil {
-		pairs = defaultPairs
+		pairs, strict = defaultPairs, false
 	}
-	if err := r.setPairs(pairs); err != nil {
+	if err := r.setPairs(pairs, strict); err != nil {
 		return nil, err
 	}
 	return r, nil
