@@ -26,14 +26,13 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
 	"github.com/signpost-fhir/signpost/store"
-	"github.com/signpost-fhir/signpost/store/sqlite"
 )
 
 // Config is the deployment's configuration, as serve's flags set it.
 type Config struct {
 	Addr         string        // listen address, used for the default base URL
 	Data         string        // data directory
-	Store        string        // "sqlite" (default)
+	Store        string        // the store URI (store.Config.URI): "sqlite" (default), "sqlite:DIR", "mongodb://…"; may carry credentials: log it only through store.Redact
 	BaseURL      string        // public FHIR base including /fhir; default http://<Addr>/fhir
 	Timezone     string        // default Europe/London
 	MaxBodyBytes int64         // default 10 MB
@@ -114,7 +113,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(cfg, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +211,14 @@ func readPostcodes(path string) (map[string]referral.LatLon, error) {
 
 // OpenStore opens the store cfg names, without the rest of the server (for
 // tools such as signpost check).
-func OpenStore(cfg Config) (store.Store, error) { return openStore(cfg) }
+func OpenStore(cfg Config) (store.Store, error) { return openStore(cfg, nil) }
 
-func openStore(cfg Config) (store.Store, error) {
-	switch cfg.Store {
-	case "sqlite", "":
-		return sqlite.Open(cfg.Data)
+// openStore opens cfg.Store (default "sqlite") through the backend
+// registered for its scheme (app/backends.go decides which are built in).
+func openStore(cfg Config, reg *search.Registry) (store.Store, error) {
+	uri := cfg.Store
+	if uri == "" {
+		uri = "sqlite"
 	}
-	return nil, fmt.Errorf("store %q: only sqlite is available", cfg.Store)
+	return store.Open(context.Background(), store.Config{URI: uri, Data: cfg.Data, Search: reg})
 }

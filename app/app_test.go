@@ -17,6 +17,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}{
 		{"unknown timezone", app.Config{Timezone: "Mars/Olympus_Mons"}, "timezone"},
 		{"unknown store", app.Config{Store: "oracle"}, "oracle"},
+		{"store not built in", app.Config{Store: "mongodb+srv://alice:s3cret@cluster.example/signpost"}, "built in: sqlite"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -28,6 +29,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not mention %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "alice") {
+				t.Errorf("error %q shows the store's credentials", err)
 			}
 		})
 	}

@@ -41,63 +41,90 @@ func (m *oneMatcher) load() error {
 }
 
 func (m *oneMatcher) eval(ctx context.Context, x search.Expr) (bool, error) {
-	switch x := x.(type) {
-	case search.Or:
-		for _, y := range x {
-			ok, err := m.eval(ctx, y)
-			if ok || err != nil {
-				return ok, err
-			}
+	r := search.VisitTree[matched](x, oneEval{m, ctx})
+	return r.ok, r.err
+}
+
+// matched is what oneEval returns for one expression.
+type matched struct {
+	ok  bool
+	err error
+}
+
+// oneEval is oneMatcher.eval over each kind of node.
+type oneEval struct {
+	m   *oneMatcher
+	ctx context.Context
+}
+
+func (v oneEval) Or(x search.Or) matched {
+	for _, y := range x {
+		ok, err := v.m.eval(v.ctx, y)
+		if ok || err != nil {
+			return matched{ok, err}
 		}
-		return false, nil
-	case search.Not:
-		ok, err := m.eval(ctx, x.Expr)
-		return !ok, err
-	case search.IDIn:
-		for _, id := range x.IDs {
-			if id == m.res.ID {
-				return true, nil
-			}
-		}
-		return false, nil
-	case search.Chain:
-		if err := m.load(); err != nil {
-			return false, err
-		}
-		var ids []string
-		for _, e := range m.entries {
-			if e.Param == x.Param && e.Type == search.Reference && e.Value == "" && e.RefType == x.Target && e.RefID != "" {
-				ids = append(ids, e.RefID)
-			}
-		}
-		if len(ids) == 0 {
-			return false, nil
-		}
-		page, err := m.rd.Search(ctx, &search.Query{Type: x.Target, Filter: []search.Expr{x.Filter, search.IDIn{IDs: ids}}, Count: 1})
-		if err != nil {
-			return false, err
-		}
-		return len(page.Resources) > 0, nil
-	case search.Has:
-		ref := search.RefIn{Param: x.Param, Refs: []search.Ref{{Type: m.res.Type, ID: m.res.ID}}}
-		page, err := m.rd.Search(ctx, &search.Query{Type: x.Type, Filter: []search.Expr{x.Filter, ref}, Count: 1})
-		if err != nil {
-			return false, err
-		}
-		return len(page.Resources) > 0, nil
 	}
-	// A leaf: the resource's own index entries decide, as the oracle
-	// (which every store agrees with) reads them.
+	return matched{}
+}
+
+func (v oneEval) Not(x search.Not) matched {
+	ok, err := v.m.eval(v.ctx, x.Expr)
+	return matched{!ok, err}
+}
+
+func (v oneEval) Chain(x search.Chain) matched {
+	m := v.m
+	if err := m.load(); err != nil {
+		return matched{err: err}
+	}
+	var ids []string
+	for _, e := range m.entries {
+		if e.Param == x.Param && e.Type == search.Reference && e.Value == "" && e.RefType == x.Target && e.RefID != "" {
+			ids = append(ids, e.RefID)
+		}
+	}
+	if len(ids) == 0 {
+		return matched{}
+	}
+	page, err := m.rd.Search(v.ctx, &search.Query{Type: x.Target, Filter: []search.Expr{x.Filter, search.IDIn{IDs: ids}}, Count: 1})
+	if err != nil {
+		return matched{err: err}
+	}
+	return matched{ok: len(page.Resources) > 0}
+}
+
+func (v oneEval) Has(x search.Has) matched {
+	m := v.m
+	ref := search.RefIn{Param: x.Param, Refs: []search.Ref{{Type: m.res.Type, ID: m.res.ID}}}
+	page, err := m.rd.Search(v.ctx, &search.Query{Type: x.Type, Filter: []search.Expr{x.Filter, ref}, Count: 1})
+	if err != nil {
+		return matched{err: err}
+	}
+	return matched{ok: len(page.Resources) > 0}
+}
+
+func (v oneEval) Leaf(x search.Leaf) matched {
+	m := v.m
+	if ids, ok := x.(search.IDIn); ok {
+		for _, id := range ids.IDs {
+			if id == m.res.ID {
+				return matched{ok: true}
+			}
+		}
+		return matched{}
+	}
+	// The resource's own index entries decide, as the oracle (which every
+	// store agrees with) reads them.
 	if m.oracle == nil {
 		reg, ok := m.g.cfg.Search.(*search.Registry)
 		if !ok {
-			return false, fmt.Errorf("access: matching %T on one resource needs a *search.Registry", x)
+			return matched{err: fmt.Errorf("access: matching %T on one resource needs a *search.Registry", x)}
 		}
 		o, err := search.NewOracle(reg, []*fhir.Resource{m.res})
 		if err != nil {
-			return false, err
+			return matched{err: err}
 		}
 		m.oracle = o
 	}
-	return m.oracle.Match(&search.Query{Type: m.res.Type, Filter: []search.Expr{x}}, m.res), nil
+	return matched{ok: m.oracle.Match(&search.Query{Type: m.res.Type, Filter: []search.Expr{x}}, m.res)}
 }

@@ -98,30 +98,52 @@ var (
 // confine rewrites chains and _has inside x so that they only look at
 // resources the caller may search.
 func (g *Guard) confine(ctx context.Context, p *auth.Principal, x search.Expr) (search.Expr, error) {
-	switch e := x.(type) {
-	case search.Or:
-		out := make(search.Or, len(e))
-		for i, y := range e {
-			z, err := g.confine(ctx, p, y)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = z
+	r := search.VisitTree[confined](x, confiner{g, ctx, p})
+	return r.x, r.err
+}
+
+// confined is what confiner returns for one expression.
+type confined struct {
+	x   search.Expr
+	err error
+}
+
+// confiner is confine over each kind of node: leaves stay as they are.
+type confiner struct {
+	g   *Guard
+	ctx context.Context
+	p   *auth.Principal
+}
+
+func (c confiner) Leaf(x search.Leaf) confined { return confined{x: x} }
+
+func (c confiner) Or(e search.Or) confined {
+	out := make(search.Or, len(e))
+	for i, y := range e {
+		z, err := c.g.confine(c.ctx, c.p, y)
+		if err != nil {
+			return confined{err: err}
 		}
-		return out, nil
-	case search.Not:
-		y, err := g.confine(ctx, p, e.Expr)
-		return search.Not{Expr: y}, err
-	case search.Chain:
-		inner, err := g.confineInto(ctx, p, e.Target, e.Filter)
-		e.Filter = inner
-		return e, err
-	case search.Has:
-		inner, err := g.confineInto(ctx, p, e.Type, e.Filter)
-		e.Filter = inner
-		return e, err
+		out[i] = z
 	}
-	return x, nil
+	return confined{x: out}
+}
+
+func (c confiner) Not(e search.Not) confined {
+	y, err := c.g.confine(c.ctx, c.p, e.Expr)
+	return confined{search.Not{Expr: y}, err}
+}
+
+func (c confiner) Chain(e search.Chain) confined {
+	inner, err := c.g.confineInto(c.ctx, c.p, e.Target, e.Filter)
+	e.Filter = inner
+	return confined{e, err}
+}
+
+func (c confiner) Has(e search.Has) confined {
+	inner, err := c.g.confineInto(c.ctx, c.p, e.Type, e.Filter)
+	e.Filter = inner
+	return confined{e, err}
 }
 
 func (g *Guard) confineInto(ctx context.Context, p *auth.Principal, typ string, filter search.Expr) (search.Expr, error) {

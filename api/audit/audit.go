@@ -427,41 +427,7 @@ func Searchable(q *search.Query) error {
 		return fhir.Errorf(fhir.Invalid, "not-supported", "", "the audit trail is not indexed for the AuditEvent search parameter %q; "+
 			"it is searchable by %s", name, strings.Join(slices.Sorted(maps.Keys(auditIndexed)), ", ")).WithDetails("UNSUPPORTED_PARAMETER")
 	}
-	var walk func(typ string, x search.Expr) error
-	walk = func(typ string, x search.Expr) error {
-		switch e := x.(type) {
-		case search.Or:
-			for _, y := range e {
-				if err := walk(typ, y); err != nil {
-					return err
-				}
-			}
-			return nil
-		case search.Not:
-			return walk(typ, e.Expr)
-		case search.Chain:
-			if typ == auditType {
-				if err := check(e.Param); err != nil {
-					return err
-				}
-			}
-			return walk(e.Target, e.Filter)
-		case search.Has:
-			if e.Type == auditType {
-				if err := check(e.Param); err != nil {
-					return err
-				}
-			}
-			return walk(e.Type, e.Filter)
-		}
-		if typ != auditType {
-			return nil
-		}
-		if param := exprParam(x); param != "" {
-			return check(param)
-		}
-		return nil
-	}
+	walk := func(typ string, x search.Expr) error { return search.VisitTree[error](x, auditWalker{typ, check}) }
 	for _, x := range q.Filter {
 		if err := walk(q.Type, x); err != nil {
 			return err
@@ -484,31 +450,47 @@ func Searchable(q *search.Query) error {
 	return nil
 }
 
-// exprParam is the parameter a leaf of a search expression tests.
-func exprParam(x search.Expr) string {
-	switch e := x.(type) {
-	case search.TokenIn:
-		return e.Param
-	case search.TokenText:
-		return e.Param
-	case search.StringMatch:
-		return e.Param
-	case search.DateMatch:
-		return e.Param
-	case search.NumberMatch:
-		return e.Param
-	case search.RefIn:
-		return e.Param
-	case search.URIMatch:
-		return e.Param
-	case search.Near:
-		return e.Param
-	case search.Missing:
-		return e.Param
-	case search.CompositeMatch:
-		return e.Param
+// auditWalker checks, with check, every parameter of an AuditEvent that a
+// search expression over typ tests, through chains and _has.
+type auditWalker struct {
+	typ   string
+	check func(param string) error
+}
+
+func (w auditWalker) Leaf(x search.Leaf) error {
+	if w.typ != auditType {
+		return nil
 	}
-	return ""
+	return w.check(x.Parameter())
+}
+
+func (w auditWalker) Or(e search.Or) error {
+	for _, y := range e {
+		if err := search.VisitTree[error](y, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w auditWalker) Not(e search.Not) error { return search.VisitTree[error](e.Expr, w) }
+
+func (w auditWalker) Chain(e search.Chain) error {
+	if w.typ == auditType {
+		if err := w.check(e.Param); err != nil {
+			return err
+		}
+	}
+	return search.VisitTree[error](e.Filter, auditWalker{e.Target, w.check})
+}
+
+func (w auditWalker) Has(e search.Has) error {
+	if e.Type == auditType {
+		if err := w.check(e.Param); err != nil {
+			return err
+		}
+	}
+	return search.VisitTree[error](e.Filter, auditWalker{e.Type, w.check})
 }
 
 // Config is what the audit trail needs.
@@ -637,12 +619,6 @@ func (t *Trail) flush() {
 	t.store(batch)
 }
 
-// bulkPutter is the optional store capability of writing many new
-// resources at once (store/sqlite's multi-row inserts).
-type bulkPutter interface {
-	PutAll(ctx context.Context, ws []*store.Write) error
-}
-
 func (t *Trail) store(batch []*auditEvent) {
 	if len(batch) == 0 {
 		return
@@ -658,15 +634,7 @@ func (t *Trail) store(batch []*auditEvent) {
 			}
 			ws[i] = w
 		}
-		if b, ok := tx.Tx.(bulkPutter); ok {
-			return b.PutAll(ctx, ws)
-		}
-		for _, w := range ws {
-			if err := tx.Tx.Put(ctx, w); err != nil {
-				return err
-			}
-		}
-		return nil
+		return store.PutAll(ctx, tx.Tx, ws)
 	})
 	if err != nil {
 		t.cfg.Logger.Error("audit: storing records failed", "records", len(batch), "error", err)

@@ -23,19 +23,6 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-// bulkPutter is the optional bulk write of a store transaction
-// (store/sqlite's PutAll): the same effect as one Put per write.
-type bulkPutter interface {
-	PutAll(ctx context.Context, ws []*store.Write) error
-}
-
-// bulkLoader is the optional store setting for bulk loads
-// (store/sqlite: rarer checkpoints). The import process ends with the
-// load, so it is never turned off.
-type bulkLoader interface {
-	SetBulkLoad(on bool)
-}
-
 // importUsage documents the import command.
 const importUsage = `usage: signpost import [flags] FILE...
 
@@ -91,7 +78,8 @@ func importCmd(args []string) error {
 		return err
 	}
 	defer a.Close()
-	if b, ok := a.Store.(bulkLoader); ok {
+	// The import process ends with the load, so it is never turned off.
+	if b, ok := a.Store.(store.BulkLoader); ok {
 		b.SetBulkLoad(true)
 	}
 	var val *validation.Validator
@@ -392,15 +380,7 @@ func fastHead(line []byte) (typ, id string, at int) {
 // path when it has one.
 func (im *importer) write(ctx context.Context, ws []*store.Write) error {
 	return im.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if b, ok := tx.(bulkPutter); ok {
-			return b.PutAll(ctx, ws)
-		}
-		for _, w := range ws {
-			if err := tx.Put(ctx, w); err != nil {
-				return err
-			}
-		}
-		return nil
+		return store.PutAll(ctx, tx, ws)
 	})
 }
 

@@ -16,13 +16,15 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // addStoreFlags registers the flags every command that opens the data
 // directory shares.
 func addStoreFlags(fs *flag.FlagSet, cfg *app.Config) {
 	fs.StringVar(&cfg.Data, "data", "./data", "data directory: the embedded database, keys and local state")
-	fs.StringVar(&cfg.Store, "store", "sqlite", "store: sqlite (a database file in --data)")
+	fs.StringVar(&cfg.Store, "store", "sqlite", "store URI, by scheme: sqlite (a database file in --data), sqlite:DIR, or mongodb:// / mongodb+srv:// when built in;\n"+
+		"pass a URI with credentials as SIGNPOST_STORE, never as this flag (a command line shows in ps)")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base URL including /fhir (default http://<addr>/fhir)")
 	fs.StringVar(&cfg.Timezone, "timezone", "Europe/London", "time zone for date-only and zone-less search values")
 }
@@ -99,7 +101,7 @@ func serve(args []string) error {
 	}
 	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	log.Info("signpost listening", "addr", ln.Addr().String(), "base_url", a.Config.BaseURL, "data", cfg.Data)
+	log.Info("signpost listening", "addr", ln.Addr().String(), "base_url", a.Config.BaseURL, "data", cfg.Data, "store", store.Redact(cfg.Store))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -92,123 +92,162 @@ func (o *Oracle) any(res *fhir.Resource, param string, fn func(e *Entry) bool) b
 }
 
 func (o *Oracle) eval(x Expr, res *fhir.Resource) bool {
-	switch x := x.(type) {
-	case IDIn:
-		return contains(x.IDs, res.ID)
-	case TokenIn, TokenText, StringMatch, DateMatch, NumberMatch, RefIn, URIMatch, Near:
-		return o.any(res, leafParam(x), func(e *Entry) bool { return o.entryMatches(x, e) })
-	case CompositeMatch:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			if e.Type != Composite || len(e.Components) != len(x.Components) {
-				return false
-			}
-			for i, c := range x.Components {
-				if !o.entryMatches(c, &e.Components[i]) {
-					return false
-				}
-			}
-			return true
-		})
-	case Missing:
-		has := o.any(res, x.Param, func(*Entry) bool { return true })
-		return has != x.Missing
-	case Or:
-		for _, e := range x {
-			if o.eval(e, res) {
-				return true
-			}
-		}
-		return false
-	case Not:
-		return !o.eval(x.Expr, res)
-	case Chain:
-		return o.any(res, x.Param, func(e *Entry) bool {
-			if e.Value != "" || e.RefType != x.Target {
-				return false
-			}
-			t := o.byRef[e.RefType+"/"+e.RefID]
-			return t != nil && o.eval(x.Filter, t)
-		})
-	case Has:
-		for _, src := range o.byType[x.Type] {
-			points := o.any(src, x.Param, func(e *Entry) bool {
-				return e.Value == "" && e.RefType == res.Type && e.RefID == res.ID
-			})
-			if points && o.eval(x.Filter, src) {
-				return true
-			}
-		}
-		return false
-	}
-	panic(fmt.Sprintf("oracle: unknown expression %T", x))
+	return Visit[bool](x, evaluator{o, res})
 }
 
-// leafParam is the parameter a leaf expression tests.
-func leafParam(x Expr) string {
-	switch x := x.(type) {
-	case TokenIn:
-		return x.Param
-	case TokenText:
-		return x.Param
-	case StringMatch:
-		return x.Param
-	case DateMatch:
-		return x.Param
-	case NumberMatch:
-		return x.Param
-	case RefIn:
-		return x.Param
-	case URIMatch:
-		return x.Param
-	case Near:
-		return x.Param
+// evaluator is the oracle's test of one expression against one resource.
+type evaluator struct {
+	o   *Oracle
+	res *fhir.Resource
+}
+
+var _ Visitor[bool] = evaluator{}
+
+func (v evaluator) IDIn(x IDIn) bool { return contains(x.IDs, v.res.ID) }
+
+// leaf tests a leaf that one entry of its parameter can match.
+func (v evaluator) leaf(x Leaf) bool {
+	return v.o.any(v.res, x.Parameter(), func(e *Entry) bool { return v.o.entryMatches(x, e) })
+}
+
+func (v evaluator) TokenIn(x TokenIn) bool         { return v.leaf(x) }
+func (v evaluator) TokenText(x TokenText) bool     { return v.leaf(x) }
+func (v evaluator) StringMatch(x StringMatch) bool { return v.leaf(x) }
+func (v evaluator) DateMatch(x DateMatch) bool     { return v.leaf(x) }
+func (v evaluator) NumberMatch(x NumberMatch) bool { return v.leaf(x) }
+func (v evaluator) RefIn(x RefIn) bool             { return v.leaf(x) }
+func (v evaluator) URIMatch(x URIMatch) bool       { return v.leaf(x) }
+func (v evaluator) Near(x Near) bool               { return v.leaf(x) }
+
+func (v evaluator) CompositeMatch(x CompositeMatch) bool {
+	return v.o.any(v.res, x.Param, func(e *Entry) bool {
+		if e.Type != Composite || len(e.Components) != len(x.Components) {
+			return false
+		}
+		for i, c := range x.Components {
+			if !v.o.entryMatches(c, &e.Components[i]) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (v evaluator) Missing(x Missing) bool {
+	has := v.o.any(v.res, x.Param, func(*Entry) bool { return true })
+	return has != x.Missing
+}
+
+func (v evaluator) Or(x Or) bool {
+	for _, e := range x {
+		if v.o.eval(e, v.res) {
+			return true
+		}
 	}
-	panic(fmt.Sprintf("oracle: %T is not a leaf", x))
+	return false
+}
+
+func (v evaluator) Not(x Not) bool { return !v.o.eval(x.Expr, v.res) }
+
+func (v evaluator) Chain(x Chain) bool {
+	return v.o.any(v.res, x.Param, func(e *Entry) bool {
+		if e.Value != "" || e.RefType != x.Target {
+			return false
+		}
+		t := v.o.byRef[e.RefType+"/"+e.RefID]
+		return t != nil && v.o.eval(x.Filter, t)
+	})
+}
+
+func (v evaluator) Has(x Has) bool {
+	for _, src := range v.o.byType[x.Type] {
+		points := v.o.any(src, x.Param, func(e *Entry) bool {
+			return e.Value == "" && e.RefType == v.res.Type && e.RefID == v.res.ID
+		})
+		if points && v.o.eval(x.Filter, src) {
+			return true
+		}
+	}
+	return false
 }
 
 // entryMatches reports whether the leaf x matches one entry e (of x's
 // parameter, or a composite's component).
 func (o *Oracle) entryMatches(x Expr, e *Entry) bool {
-	switch x := x.(type) {
-	case TokenIn:
-		return (!x.HasSystem || e.System == x.System) && contains(x.Codes, e.Value)
-	case TokenText:
-		return strings.HasPrefix(e.Text, x.Text) || strings.Contains(e.Text, " "+x.Text)
-	case StringMatch:
-		switch x.Mode {
-		case StringExact:
-			return e.Value == x.Value
-		case StringContains:
-			return strings.Contains(e.Text, x.Value)
-		}
-		return strings.HasPrefix(e.Text, x.Value)
-	case DateMatch:
-		return DateMatches(x.Prefix, e.Low, e.High, x.Low, x.High, o.Now)
-	case NumberMatch:
-		if x.HasUnit && (e.Value != x.Unit || (x.System != "" && e.System != x.System)) {
-			return false
-		}
-		return NumberMatches(x.Prefix, e.NumLow, e.NumHigh, x.Low, x.High)
-	case RefIn:
-		for _, ref := range x.Refs {
-			if refMatches(ref, e) {
-				return true
-			}
-		}
-		return false
-	case URIMatch:
-		switch x.Mode {
-		case URIAbove:
-			return strings.HasPrefix(x.Value, e.Value)
-		case URIBelow:
-			return strings.HasPrefix(e.Value, x.Value)
-		}
-		return e.Value == x.Value
-	case Near:
-		return Distance(x.Lat, x.Lon, e.NumLow, e.NumHigh) <= x.KM
-	}
-	panic(fmt.Sprintf("oracle: %T is not a leaf", x))
+	return Visit[bool](x, entryMatcher{o, e})
 }
+
+// entryMatcher tests a leaf against one entry. Nodes that no single entry
+// decides (IDIn, Missing, CompositeMatch and the branches) are never
+// asked: a panic there is a bug in the oracle.
+type entryMatcher struct {
+	o *Oracle
+	e *Entry
+}
+
+var _ Visitor[bool] = entryMatcher{}
+
+func (m entryMatcher) TokenIn(x TokenIn) bool {
+	return (!x.HasSystem || m.e.System == x.System) && contains(x.Codes, m.e.Value)
+}
+
+func (m entryMatcher) TokenText(x TokenText) bool {
+	return strings.HasPrefix(m.e.Text, x.Text) || strings.Contains(m.e.Text, " "+x.Text)
+}
+
+func (m entryMatcher) StringMatch(x StringMatch) bool {
+	switch x.Mode {
+	case StringExact:
+		return m.e.Value == x.Value
+	case StringContains:
+		return strings.Contains(m.e.Text, x.Value)
+	}
+	return strings.HasPrefix(m.e.Text, x.Value)
+}
+
+func (m entryMatcher) DateMatch(x DateMatch) bool {
+	return DateMatches(x.Prefix, m.e.Low, m.e.High, x.Low, x.High, m.o.Now)
+}
+
+func (m entryMatcher) NumberMatch(x NumberMatch) bool {
+	if x.HasUnit && (m.e.Value != x.Unit || (x.System != "" && m.e.System != x.System)) {
+		return false
+	}
+	return NumberMatches(x.Prefix, m.e.NumLow, m.e.NumHigh, x.Low, x.High)
+}
+
+func (m entryMatcher) RefIn(x RefIn) bool {
+	for _, ref := range x.Refs {
+		if refMatches(ref, m.e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m entryMatcher) URIMatch(x URIMatch) bool {
+	switch x.Mode {
+	case URIAbove:
+		return strings.HasPrefix(x.Value, m.e.Value)
+	case URIBelow:
+		return strings.HasPrefix(m.e.Value, x.Value)
+	}
+	return m.e.Value == x.Value
+}
+
+func (m entryMatcher) Near(x Near) bool {
+	return Distance(x.Lat, x.Lon, m.e.NumLow, m.e.NumHigh) <= x.KM
+}
+
+func (m entryMatcher) notLeaf(x Expr) bool { panic(fmt.Sprintf("oracle: %T is not a leaf", x)) }
+
+func (m entryMatcher) IDIn(x IDIn) bool                     { return m.notLeaf(x) }
+func (m entryMatcher) Missing(x Missing) bool               { return m.notLeaf(x) }
+func (m entryMatcher) CompositeMatch(x CompositeMatch) bool { return m.notLeaf(x) }
+func (m entryMatcher) Or(x Or) bool                         { return m.notLeaf(x) }
+func (m entryMatcher) Not(x Not) bool                       { return m.notLeaf(x) }
+func (m entryMatcher) Chain(x Chain) bool                   { return m.notLeaf(x) }
+func (m entryMatcher) Has(x Has) bool                       { return m.notLeaf(x) }
 
 func refMatches(ref Ref, e *Entry) bool {
 	if ref.URL != "" {

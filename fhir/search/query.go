@@ -116,8 +116,10 @@ const (
 	SummaryCount SummaryMode = "count"
 )
 
-// Expr is a node of a search expression.
-type Expr interface{ isExpr() }
+// Expr is a node of a search expression: one of the types below, and no
+// other (accept seals it). Code that must treat every kind of node
+// implements Visitor (or, to walk the tree's structure, TreeVisitor).
+type Expr interface{ accept(caller) }
 
 // IDIn matches resources whose logical id is one of IDs.
 type IDIn struct{ IDs []string }
@@ -279,21 +281,21 @@ type Has struct {
 	Filter Expr
 }
 
-func (IDIn) isExpr()           {}
-func (TokenIn) isExpr()        {}
-func (TokenText) isExpr()      {}
-func (StringMatch) isExpr()    {}
-func (DateMatch) isExpr()      {}
-func (NumberMatch) isExpr()    {}
-func (RefIn) isExpr()          {}
-func (URIMatch) isExpr()       {}
-func (Near) isExpr()           {}
-func (Missing) isExpr()        {}
-func (CompositeMatch) isExpr() {}
-func (Or) isExpr()             {}
-func (Not) isExpr()            {}
-func (Chain) isExpr()          {}
-func (Has) isExpr()            {}
+func (x IDIn) accept(c caller)           { c.idIn(x) }
+func (x TokenIn) accept(c caller)        { c.tokenIn(x) }
+func (x TokenText) accept(c caller)      { c.tokenText(x) }
+func (x StringMatch) accept(c caller)    { c.stringMatch(x) }
+func (x DateMatch) accept(c caller)      { c.dateMatch(x) }
+func (x NumberMatch) accept(c caller)    { c.numberMatch(x) }
+func (x RefIn) accept(c caller)          { c.refIn(x) }
+func (x URIMatch) accept(c caller)       { c.uriMatch(x) }
+func (x Near) accept(c caller)           { c.near(x) }
+func (x Missing) accept(c caller)        { c.missing(x) }
+func (x CompositeMatch) accept(c caller) { c.compositeMatch(x) }
+func (x Or) accept(c caller)             { c.or(x) }
+func (x Not) accept(c caller)            { c.not(x) }
+func (x Chain) accept(c caller)          { c.chain(x) }
+func (x Has) accept(c caller)            { c.has(x) }
 
 // DateMatches reports whether a value range [vl, vh) matches the search
 // range [ql, qh) under prefix p, as FHIR defines the prefixes on ranges

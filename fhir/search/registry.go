@@ -37,6 +37,11 @@ type Options struct {
 	// Base is the server's base URL (e.g. "https://host/fhir"); absolute
 	// references under it are indexed and searched as relative ones.
 	Base string
+	// Pairs are the parameter pairs to index together (see Pair); one
+	// whose parameters the registry does not support is an error. nil
+	// means DefaultPairs, less those the registry cannot support. Pairs
+	// of types the registry lacks are dropped.
+	Pairs []Pair
 }
 
 // Param is one search parameter as it applies to one resource type.
@@ -128,6 +133,7 @@ type Registry struct {
 	types   map[string]map[string]*Param
 	ordered map[string][]*Param // indexable parameters, in code order
 	derived map[string][]string // per type, the urls of its parameters' derived extensions, sorted
+	pairs   []Pair              // parameters indexed together (Pairs)
 	model   model
 	loc     *time.Location
 	base    string
@@ -254,6 +260,13 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 		}
 		sort.Slice(r.ordered[rt], func(i, j int) bool { return r.ordered[rt][i].Code < r.ordered[rt][j].Code })
 		slices.Sort(r.derived[rt])
+	}
+	pairs, strict := opts.Pairs, true
+	if pairs == nil {
+		pairs, strict = defaultPairs, false
+	}
+	if err := r.setPairs(pairs, strict); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -30,10 +30,6 @@ func slotWrites(tb testing.TB, n int) []*store.Write {
 	return ws
 }
 
-type bulkPutter interface {
-	PutAll(ctx context.Context, ws []*store.Write) error
-}
-
 // BenchmarkPutAll measures the store's bulk path: b.N resources (mostly
 // slots, entries already extracted) in transactions of 5000.
 func BenchmarkPutAll(b *testing.B) {
@@ -49,7 +45,7 @@ func BenchmarkPutAll(b *testing.B) {
 		batch := ws[:n]
 		ws = ws[n:]
 		err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-			return tx.(bulkPutter).PutAll(ctx, batch)
+			return tx.(store.BulkPutter).PutAll(ctx, batch)
 		})
 		if err != nil {
 			b.Fatal(err)

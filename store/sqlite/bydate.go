@@ -16,8 +16,6 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-var _ store.DateOrderer = (*Store)(nil)
-
 // SearchByDate implements store.DateOrderer.
 func (s *Store) SearchByDate(ctx context.Context, q *search.Query, param string) (*store.Page, bool, error) {
 	return reader{s: s, q: s.rdb}.SearchByDate(ctx, q, param)
@@ -234,7 +232,7 @@ const byDateCols = "r.type, r.id, r.version, r.updated, r.seq"
 // at 1M slots, three schedules).
 func (b *builder) pairArms(q *search.Query, param string, dpid int64, ms []search.DateMatch, dateIdx []int,
 	after func(*frag), probes func(covers []int) (frag, error)) (arms []frag, code frag, ok bool, err error) {
-	for _, pr := range pairsOf(q.Type) {
+	for _, pr := range b.r.s.pairsOf(q.Type) {
 		if pr.Date != param {
 			continue
 		}
@@ -271,7 +269,7 @@ func (b *builder) pairArms(q *search.Query, param string, dpid int64, ms []searc
 			covers = append(covers, codeAt)
 			code = b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "m")
 		}
-		cid, ok := b.r.pid(q.Type, pr.code())
+		cid, ok := b.r.pid(q.Type, pr.Key())
 		if !ok {
 			return []frag{noDates}, frag{}, true, nil
 		}

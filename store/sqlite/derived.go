@@ -179,7 +179,7 @@ func (t *txn) PutDerived(ctx context.Context, typ, id string, v store.DerivedVal
 	case m.deleted:
 		return fhir.Errorf(fhir.Gone, "deleted", "", "%s/%s was deleted", typ, id)
 	}
-	for _, p := range pairsOf(typ) {
+	for _, p := range t.s.pairsOf(typ) {
 		for _, e := range v.Index {
 			if e.Param == p.Ref || e.Param == p.Date || e.Param == p.Code {
 				return fmt.Errorf("sqlite: derived value %s of %s/%s: parameter %s is part of a pair index", v.Name, typ, id, e.Param)

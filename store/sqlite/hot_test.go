@@ -38,7 +38,7 @@ func BenchmarkHotSearch(b *testing.B) {
 		n := min(len(ws), 5000)
 		batch := ws[:n]
 		ws = ws[n:]
-		if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(bulkPutter).PutAll(ctx, batch) }); err != nil {
+		if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(store.BulkPutter).PutAll(ctx, batch) }); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -72,7 +72,7 @@ func BenchmarkHotSearchHTTP(b *testing.B) {
 		n := min(len(ws), 5000)
 		batch := ws[:n]
 		ws = ws[n:]
-		if err := a.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(bulkPutter).PutAll(ctx, batch) }); err != nil {
+		if err := a.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.(store.BulkPutter).PutAll(ctx, batch) }); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -23,7 +23,7 @@ import (
 // Identical entries of one resource are stored once (INSERT OR IGNORE):
 // duplicates cannot change which resources match.
 //
-// idx_pair holds the declared pairs (see pairs): one row per reference
+// idx_pair holds the declared pairs (Store.pairs, search.Pair): one row per reference
 // value and date value of a resource, so "slots of these schedules in this
 // window" is one range scan per schedule. Its code column carries the
 // resource's value of the pair's token parameter (Slot status) so that the
@@ -123,33 +123,17 @@ var tables = [numTables]indexTable{
 // indexTables names the tables that hold search.Entry values.
 var indexTables = []string{"idx_string", "idx_token", "idx_date", "idx_number", "idx_ref", "idx_uri", "idx_composite"}
 
-// pair declares a compound index of one reference parameter and one date
-// parameter of a resource type: the hot "free slots of this service in the
-// next fortnight" search (Slot?schedule…&start=ge…&start=le…) becomes one
-// range scan per schedule instead of an intersection of two large sets.
-type pair struct {
-	Type, Ref, Date string
-	Code            string // a token parameter carried in the pair rows, or ""
-}
-
 // pairCodeProbe is the code of a pair row whose resource has several
 // values of the pair's token parameter: the value is checked in idx_token.
 // (No code starts with a space.)
 const pairCodeProbe = " "
 
-// pairs are the declared compound indexes.
-var pairs = []pair{
-	{Type: "Slot", Ref: "schedule", Date: "start", Code: "status"},
-	{Type: "Appointment", Ref: "patient", Date: "date"},
-}
-
-// pairCode is the params code under which a pair's rows are keyed.
-func (p pair) code() string { return p.Ref + "+" + p.Date }
-
-// pairsOf returns the pairs declared for typ.
-func pairsOf(typ string) []pair {
-	var out []pair
-	for _, p := range pairs {
+// pairsOf returns the pairs declared for typ: a pair (search.Pair) is a
+// compound index of one reference parameter and one date parameter of a
+// resource type, its rows keyed under the params code Pair.Key.
+func (s *Store) pairsOf(typ string) []search.Pair {
+	var out []search.Pair
+	for _, p := range s.pairs {
 		if p.Type == typ {
 			out = append(out, p)
 		}
@@ -176,7 +160,7 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entrie
 	typ := res.Type
 	var dates map[int64]int // date entries per pid, to spot multi-valued parameters
 	var refs map[int64]int  // likewise for references
-	ps := pairsOf(typ)
+	ps := t.s.pairsOf(typ)
 	for i := range entries {
 		e := &entries[i]
 		pid, err := t.pid(ctx, typ, e.Param)
@@ -234,7 +218,7 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entrie
 				}
 				if cid == 0 {
 					var err error
-					if cid, err = t.pid(ctx, typ, p.code()); err != nil {
+					if cid, err = t.pid(ctx, typ, p.Key()); err != nil {
 						return err
 					}
 				}

@@ -3,14 +3,16 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+
+	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 // migrate brings a database made by an earlier release up to the current
 // schema, once: every step checks whether it is needed. Open runs it after
 // creating any missing tables.
-func migrate(db *sql.DB) error {
-	for _, step := range []func(*sql.DB) error{migratePairCode, migrateStatSeq, migratePairOrder, migrateIndex} {
-		if err := step(db); err != nil {
+func migrate(db *sql.DB, pairs []search.Pair) error {
+	for _, step := range []func(*sql.DB, []search.Pair) error{migratePairCode, migrateStatSeq, migratePairOrder, migrateIndex} {
+		if err := step(db, pairs); err != nil {
 			return err
 		}
 	}
@@ -30,7 +32,7 @@ func hasColumn(db *sql.DB, table, column string) (bool, error) {
 // pair index is filled from the reference and date entries. A new database
 // only gets the marker. It first adds the index digest (migrateDigest),
 // so that the resources whose pair rows it fills have none.
-func migrateIndex(db *sql.DB) error {
+func migrateIndex(db *sql.DB, pairs []search.Pair) error {
 	if err := migrateDigest(db); err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func migrateIndex(db *sql.DB) error {
 		}
 		var cid int64
 		if err := tx.QueryRow(`INSERT INTO params (type, code) VALUES (?, ?)
-			ON CONFLICT (type, code) DO UPDATE SET code = excluded.code RETURNING pid`, p.Type, p.code()).Scan(&cid); err != nil {
+			ON CONFLICT (type, code) DO UPDATE SET code = excluded.code RETURNING pid`, p.Type, p.Key()).Scan(&cid); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
 		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid, updated, id)
@@ -80,7 +82,7 @@ func migrateIndex(db *sql.DB) error {
 
 // migratePairCode adds the code column to a pair index made before it,
 // and fills it for the pairs that carry a code, once.
-func migratePairCode(db *sql.DB) error {
+func migratePairCode(db *sql.DB, pairs []search.Pair) error {
 	if has, err := hasColumn(db, "idx_pair", "code"); err != nil || has {
 		return err
 	}
@@ -94,7 +96,7 @@ func migratePairCode(db *sql.DB) error {
 	}
 	for _, p := range pairs {
 		var cid, tok int64
-		err1 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.code()).Scan(&cid)
+		err1 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.Key()).Scan(&cid)
 		err2 := tx.QueryRow("SELECT pid FROM params WHERE type = ? AND code = ?", p.Type, p.Code).Scan(&tok)
 		if p.Code == "" || err1 != nil || err2 != nil {
 			continue // no pair rows, or no token entries: the default stays correct
@@ -109,7 +111,7 @@ func migratePairCode(db *sql.DB) error {
 
 // migratePairOrder adds the updated and id columns to a pair index made
 // before them, and fills them from the resources, once.
-func migratePairOrder(db *sql.DB) error {
+func migratePairOrder(db *sql.DB, _ []search.Pair) error {
 	if has, err := hasColumn(db, "idx_pair", "updated"); err != nil || has {
 		return err
 	}
@@ -144,7 +146,7 @@ func migrateDigest(db *sql.DB) error {
 
 // migrateStatSeq adds the seq column to the saved statistics of a database
 // made before it; rows saved without it count as computed at seq 0.
-func migrateStatSeq(db *sql.DB) error {
+func migrateStatSeq(db *sql.DB, _ []search.Pair) error {
 	if has, err := hasColumn(db, "idx_stats", "seq"); err != nil || has {
 		return err
 	}

@@ -15,8 +15,6 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-var _ store.Reindexer = (*Store)(nil)
-
 // indexMetaSchema holds what the store knows about how its index was
 // built (store.Reindexer), by key: metaVersion, the version the last
 // complete reindex recorded; during a reindex, metaReindexVersion and

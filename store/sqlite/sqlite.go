@@ -26,10 +26,19 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
-var _ store.Store = (*Store)(nil)
+// The contract and the optional capabilities the store implements.
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.BulkLoader  = (*Store)(nil)
+	_ store.Records     = (*Store)(nil)
+	_ store.Deriver     = (*Store)(nil)
+	_ store.Reindexer   = (*Store)(nil)
+	_ store.DateOrderer = (*Store)(nil)
+)
 
 // FileName is the database file's name inside the data directory.
 const FileName = "signpost.db"
@@ -45,7 +54,10 @@ type Store struct {
 	done     chan struct{}
 	closing  sync.Once
 	pids     pidCache
-	plan     planner // search statistics and date shapes (search.go)
+	plan     planner // search statistics and date shapes (stats.go)
+	// pairs are the parameter pairs indexed together in idx_pair (see
+	// index.go), from the registry the store was opened with.
+	pairs []search.Pair
 	// derivedTypes are the resource types with derived values (derived.go).
 	derivedTypes typeSet
 
@@ -89,8 +101,23 @@ func moderncDSN(path string, pragmas []string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the database in directory dir.
+// Open opens (creating if needed) the database in directory dir, with the
+// parameter pairs Signpost declares (search.DefaultPairs).
 func Open(dir string) (*Store, error) {
+	return OpenOptions(dir, Options{Pairs: search.DefaultPairs()})
+}
+
+// Options are the settings of OpenOptions.
+type Options struct {
+	// Pairs are the parameter pairs to keep a compound index of
+	// (search.Registry.Pairs). They must stay the same from one opening
+	// of a database to the next, or the index be rebuilt (Reindex).
+	Pairs []search.Pair
+}
+
+// OpenOptions opens (creating if needed) the database in directory dir
+// with o.
+func OpenOptions(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -111,7 +138,7 @@ func Open(dir string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
-	if err := migrate(wdb); err != nil {
+	if err := migrate(wdb, o.Pairs); err != nil {
 		wdb.Close()
 		return nil, err
 	}
@@ -136,7 +163,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	cdb.SetMaxOpenConns(1)
-	s := &Store{wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
+	s := &Store{pairs: o.Pairs, wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
 		wstmts: map[string]*sql.Stmt{}, ckptKick: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
 	s.plan.save = s.saveStat
 	go s.checkpointer()

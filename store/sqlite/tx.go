@@ -245,4 +245,10 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 	return flush()
 }
 
-var _ store.Tx = (*txn)(nil)
+// The transaction contract and the optional capabilities of a transaction.
+var (
+	_ store.Tx         = (*txn)(nil)
+	_ store.BulkPutter = (*txn)(nil)
+	_ store.RecordTx   = (*txn)(nil)
+	_ store.DeriverTx  = (*txn)(nil)
+)
