@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 )
@@ -83,7 +85,7 @@ func checkStatusTime(now time.Time, old, nw *appointment) error {
 func checkPrevious(ctx context.Context, tx *write.Tx, id string, old, nw *appointment) error {
 	var at []int
 	for i, e := range nw.Extension {
-		if e.URL == ExtPreviousAppointment {
+		if e.Url == ExtPreviousAppointment {
 			at = append(at, i)
 		}
 	}
@@ -107,7 +109,7 @@ func checkPrevious(ctx context.Context, tx *write.Tx, id string, old, nw *appoin
 	if ext.ValueReference == nil || len(pats) == 0 {
 		return invalid
 	}
-	prevID, ok := refID(ext.ValueReference.Reference, "Appointment")
+	prevID, ok := refID(str(ext.ValueReference.Reference), "Appointment")
 	if !ok || prevID == id {
 		return invalid
 	}
@@ -138,7 +140,7 @@ func (a *appointment) patients() []string {
 		if p.Actor == nil {
 			continue
 		}
-		if id, ok := refID(p.Actor.Reference, "Patient"); ok && !slices.Contains(out, id) {
+		if id, ok := refID(str(p.Actor.Reference), "Patient"); ok && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
@@ -146,11 +148,11 @@ func (a *appointment) patients() []string {
 	return out
 }
 
-func sameValueReference(a, b *extension) bool {
+func sameValueReference(a, b *r4.Extension) bool {
 	switch {
 	case a.ValueReference == nil || b.ValueReference == nil:
 		return a.ValueReference == b.ValueReference
 	default:
-		return a.ValueReference.Reference == b.ValueReference.Reference
+		return str(a.ValueReference.Reference) == str(b.ValueReference.Reference)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -356,7 +358,7 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 			if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
 				continue
 			}
-			bk, err := b.bookableSchedule(ctx, r, s.Schedule.Reference, fr.from != nil, reads)
+			bk, err := b.bookableSchedule(ctx, r, str(s.Schedule.Reference), fr.from != nil, reads)
 			if err != nil {
 				return nil, err
 			}
@@ -521,7 +523,7 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 	}
 	var services []*healthcareService
 	for _, a := range sc.Actor {
-		hid, ok := refID(a.Reference, "HealthcareService")
+		hid, ok := refID(str(a.Reference), "HealthcareService")
 		if !ok {
 			continue
 		}
@@ -555,19 +557,19 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 func schedulePosition(ctx context.Context, r store.Reader, sc *schedule, services []*healthcareService) *latLon {
 	var locs []string
 	for _, a := range sc.Actor {
-		if id, ok := refID(a.Reference, "Location"); ok {
+		if id, ok := refID(str(a.Reference), "Location"); ok {
 			locs = append(locs, id)
 		}
 	}
 	for _, hs := range services {
 		for _, l := range hs.Location {
-			if id, ok := refID(l.Reference, "Location"); ok {
+			if id, ok := refID(str(l.Reference), "Location"); ok {
 				locs = append(locs, id)
 			}
 		}
 	}
 	for _, a := range sc.Actor {
-		id, ok := refID(a.Reference, "PractitionerRole")
+		id, ok := refID(str(a.Reference), "PractitionerRole")
 		if !ok {
 			continue
 		}
@@ -576,11 +578,11 @@ func schedulePosition(ctx context.Context, r store.Reader, sc *schedule, service
 			continue
 		}
 		var pr struct {
-			Location []reference `json:"location"`
+			Location []r4.Reference `json:"location"`
 		}
 		_ = json.Unmarshal(res.JSON, &pr)
 		for _, l := range pr.Location {
-			if id, ok := refID(l.Reference, "Location"); ok {
+			if id, ok := refID(str(l.Reference), "Location"); ok {
 				locs = append(locs, id)
 			}
 		}
@@ -624,13 +626,7 @@ const ExtGeolocation = "http://hl7.org/fhir/StructureDefinition/geolocation"
 func patientPosition(raw []byte) *latLon {
 	var p struct {
 		Address []struct {
-			Extension []struct {
-				URL       string `json:"url"`
-				Extension []struct {
-					URL          string   `json:"url"`
-					ValueDecimal *float64 `json:"valueDecimal"`
-				} `json:"extension"`
-			} `json:"extension"`
+			Extension []r4.Extension `json:"extension"`
 		} `json:"address"`
 	}
 	if json.Unmarshal(raw, &p) != nil {
@@ -638,12 +634,12 @@ func patientPosition(raw []byte) *latLon {
 	}
 	for _, a := range p.Address {
 		for _, e := range a.Extension {
-			if e.URL != ExtGeolocation {
+			if e.Url != ExtGeolocation {
 				continue
 			}
-			var lat, lon *float64
+			var lat, lon *json.Number
 			for _, sub := range e.Extension {
-				switch sub.URL {
+				switch sub.Url {
 				case "latitude":
 					lat = sub.ValueDecimal
 				case "longitude":
@@ -651,7 +647,12 @@ func patientPosition(raw []byte) *latLon {
 				}
 			}
 			if lat != nil && lon != nil {
-				return &latLon{*lat, *lon}
+				la, err1 := lat.Float64()
+				lo, err2 := lon.Float64()
+				if err1 != nil || err2 != nil {
+					return nil
+				}
+				return &latLon{la, lo}
 			}
 		}
 	}
@@ -739,7 +740,7 @@ func appendProposal(b []byte, id string, p proposed, fr *findRequest) []byte {
 		part("Patient/"+fr.patient, "needs-action")
 	}
 	for _, a := range sc.Actor {
-		part(a.Reference, "accepted")
+		part(str(a.Reference), "accepted")
 	}
 	return append(b, "]}"...)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
@@ -27,13 +29,13 @@ func objectBundle(base string, tokens []string, props []proposed, fr *findReques
 		}
 		obj.Set("start", s.Start)
 		obj.Set("end", s.End)
-		obj.Set("slot", []reference{{Reference: "Slot/" + p.slotID}})
+		obj.Set("slot", []r4.Reference{literal("Slot/" + p.slotID)})
 		if fr.referral != "" {
-			obj.Set("basedOn", []reference{{Reference: "ServiceRequest/" + fr.referral}})
+			obj.Set("basedOn", []r4.Reference{literal("ServiceRequest/" + fr.referral)})
 		}
 		parts := []participant{}
 		if fr.patient != "" {
-			parts = append(parts, participant{Actor: &reference{Reference: "Patient/" + fr.patient}, Status: "needs-action"})
+			parts = append(parts, participant{Actor: &r4.Reference{Reference: opt("Patient/" + fr.patient)}, Status: "needs-action"})
 		}
 		for _, a := range sc.Actor {
 			ref := a
@@ -64,7 +66,7 @@ func TestProposalBundle(t *testing.T) {
 		"specialty":[{"coding":[{"system":"http://snomed.info/sct","code":"394585009","display":"Obstétrique \u2028 \"gyn\" \\ é"}]}],
 		"appointmentType":{"coding":[{"code":"ROUTINE"}],
 		  "text":"tab\there"}}`)
-	sc := &schedule{Actor: []reference{{Reference: "HealthcareService/hs-1"}, {}, {Reference: "Location/l<1>"}}}
+	sc := &schedule{Actor: []r4.Reference{literal("HealthcareService/hs-1"), {}, literal("Location/l<1>")}}
 	for _, tc := range []struct {
 		name  string
 		props []proposed

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
@@ -69,41 +71,27 @@ func slotStatus(apptStatus string) string {
 // liveStatuses are the Appointment statuses that hold slots.
 const liveStatuses = "pending,booked,arrived,checked-in,fulfilled,noshow"
 
-type reference struct {
-	Reference string `json:"reference,omitempty"`
-}
+// The views below read the few members booking needs, with samply's R4
+// datatypes (r4.Reference, r4.Coding, r4.Extension…) for their elements;
+// resources are written back by patching their own JSON (fhir.Object).
 
-type coding struct {
-	System string `json:"system,omitempty"`
-	Code   string `json:"code,omitempty"`
-}
-
-type codeableConcept struct {
-	Coding []coding `json:"coding,omitempty"`
-	Text   string   `json:"text,omitempty"`
-}
-
-type extension struct {
-	URL            string     `json:"url"`
-	ValueString    string     `json:"valueString,omitempty"`
-	ValueInstant   string     `json:"valueInstant,omitempty"`
-	ValueReference *reference `json:"valueReference,omitempty"`
-}
-
+// participant is the part of an Appointment.participant booking reads. It
+// stays a lean view: r4.AppointmentParticipant reads status as an enum and
+// refuses a participant without one.
 type participant struct {
-	Actor  *reference `json:"actor,omitempty"`
-	Status string     `json:"status,omitempty"`
+	Actor  *r4.Reference `json:"actor,omitempty"`
+	Status string        `json:"status,omitempty"`
 }
 
 // appointment is the part of an Appointment booking reads.
 type appointment struct {
-	Status            string           `json:"status"`
-	Start             string           `json:"start,omitempty"`
-	End               string           `json:"end,omitempty"`
-	Slot              []reference      `json:"slot,omitempty"`
-	Participant       []participant    `json:"participant,omitempty"`
-	CancelationReason *codeableConcept `json:"cancelationReason,omitempty"`
-	Extension         []extension      `json:"extension,omitempty"`
+	Status            string              `json:"status"`
+	Start             string              `json:"start,omitempty"`
+	End               string              `json:"end,omitempty"`
+	Slot              []r4.Reference      `json:"slot,omitempty"`
+	Participant       []participant       `json:"participant,omitempty"`
+	CancelationReason *r4.CodeableConcept `json:"cancelationReason,omitempty"`
+	Extension         []r4.Extension      `json:"extension,omitempty"`
 }
 
 func (a *appointment) live() bool { return slotStatus(a.Status) != "" }
@@ -112,10 +100,10 @@ func (a *appointment) live() bool { return slotStatus(a.Status) != "" }
 func (a *appointment) slotIDs() ([]string, error) {
 	var ids []string
 	for i, r := range a.Slot {
-		id, ok := refID(r.Reference, "Slot")
+		id, ok := refID(str(r.Reference), "Slot")
 		if !ok {
 			return nil, fhir.Errorf(fhir.Unprocessable, "invalid", "Appointment.slot["+itoa(i)+"]",
-				"%q is not a reference to a Slot of this server", r.Reference)
+				"%q is not a reference to a Slot of this server", str(r.Reference))
 		}
 		ids = append(ids, id)
 	}
@@ -126,17 +114,17 @@ func (a *appointment) slotIDs() ([]string, error) {
 func (a *appointment) patient() string {
 	for _, p := range a.Participant {
 		if p.Actor != nil {
-			if _, ok := refID(p.Actor.Reference, "Patient"); ok {
-				return p.Actor.Reference
+			if _, ok := refID(str(p.Actor.Reference), "Patient"); ok {
+				return str(p.Actor.Reference)
 			}
 		}
 	}
 	return ""
 }
 
-func (a *appointment) ext(url string) *extension {
+func (a *appointment) ext(url string) *r4.Extension {
 	for i := range a.Extension {
-		if a.Extension[i].URL == url {
+		if a.Extension[i].Url == url {
 			return &a.Extension[i]
 		}
 	}
@@ -145,46 +133,41 @@ func (a *appointment) ext(url string) *extension {
 
 // slot is the part of a Slot booking reads.
 type slot struct {
-	Status   string    `json:"status"`
-	Start    string    `json:"start"`
-	End      string    `json:"end"`
-	Schedule reference `json:"schedule"`
+	Status   string       `json:"status"`
+	Start    string       `json:"start"`
+	End      string       `json:"end"`
+	Schedule r4.Reference `json:"schedule"`
 	Meta     struct {
-		Tag []coding `json:"tag,omitempty"`
+		Tag []r4.Coding `json:"tag,omitempty"`
 	} `json:"meta"`
 }
 
 func (s *slot) externallyBusy() bool {
 	for _, t := range s.Meta.Tag {
-		if t.System == TagSystem && t.Code == TagExternallyBusy {
+		if str(t.System) == TagSystem && str(t.Code) == TagExternallyBusy {
 			return true
 		}
 	}
 	return false
 }
 
-type period struct {
-	Start string `json:"start,omitempty"`
-	End   string `json:"end,omitempty"`
-}
-
 // schedule is the part of a Schedule booking reads.
 type schedule struct {
-	Active          *bool       `json:"active,omitempty"`
-	Actor           []reference `json:"actor"`
-	PlanningHorizon *period     `json:"planningHorizon,omitempty"`
+	Active          *bool          `json:"active,omitempty"`
+	Actor           []r4.Reference `json:"actor"`
+	PlanningHorizon *r4.Period     `json:"planningHorizon,omitempty"`
 }
 
 // healthcareService is the part of a HealthcareService booking reads.
 type healthcareService struct {
-	Characteristic []codeableConcept `json:"characteristic,omitempty"`
-	Location       []reference       `json:"location,omitempty"`
+	Characteristic []r4.CodeableConcept `json:"characteristic,omitempty"`
+	Location       []r4.Reference       `json:"location,omitempty"`
 }
 
 func (h *healthcareService) indirectlyBookable() bool {
 	for _, c := range h.Characteristic {
 		for _, cd := range c.Coding {
-			if cd.System == BookabilitySystem && cd.Code == IndirectlyBookable {
+			if str(cd.System) == BookabilitySystem && str(cd.Code) == IndirectlyBookable {
 				return true
 			}
 		}
@@ -218,6 +201,31 @@ func parseInstant(s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	return t, err == nil
 }
+
+// str returns *p, or "" for nil: samply's models hold optional primitive
+// elements as pointers.
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// opt returns a pointer to s, or nil for "": an element left out.
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// samePeriod reports whether two periods have the same start and end.
+func samePeriod(a, b *r4.Period) bool {
+	return str(a.Start) == str(b.Start) && str(a.End) == str(b.End)
+}
+
+// literal returns a literal reference to ref ("Type/id").
+func literal(ref string) r4.Reference { return r4.Reference{Reference: opt(ref)} }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
@@ -301,16 +303,17 @@ func withPatient(obj *fhir.Object, patientRef, comment string) error {
 	for _, raw := range parts {
 		var p participant
 		if json.Unmarshal(raw, &p) == nil && p.Actor != nil {
-			if _, ok := refID(p.Actor.Reference, "Patient"); ok {
-				if sameRef(p.Actor.Reference, patientRef) {
+			if _, ok := refID(str(p.Actor.Reference), "Patient"); ok {
+				if sameRef(str(p.Actor.Reference), patientRef) {
 					return nil
 				}
 				return fhir.Errorf(fhir.Unprocessable, "business-rule", "patient-resource",
-					"the appointment is for %s, not %s", p.Actor.Reference, patientRef)
+					"the appointment is for %s, not %s", str(p.Actor.Reference), patientRef)
 			}
 		}
 	}
-	b, _ := json.Marshal(participant{Actor: &reference{Reference: patientRef}, Status: "accepted"})
+	pref := literal(patientRef)
+	b, _ := json.Marshal(r4.AppointmentParticipant{Actor: &pref, Status: r4.ParticipationStatusAccepted})
 	obj.Set("participant", append([]json.RawMessage{b}, parts...))
 	return nil
 }
@@ -323,14 +326,14 @@ func withBreachReason(obj *fhir.Object, p *operation.Parameters) error {
 	if strings.TrimSpace(reason) == "" {
 		return nil
 	}
-	return setExtension(obj, extension{URL: ExtBreachReason, ValueString: reason})
+	return setExtension(obj, r4.Extension{Url: ExtBreachReason, ValueString: &reason})
 }
 
 // fromProposal builds the Appointment a proposal stands for, in status.
 func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal, status string) (*fhir.Object, error) {
 	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
 	obj.Set("status", status)
-	var refs []reference
+	var refs []r4.Reference
 	var first, last *slot
 	var sc *schedule
 	for _, id := range p.Slots {
@@ -356,29 +359,30 @@ func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal,
 			if raw.Specialty != nil {
 				obj.Set("specialty", raw.Specialty)
 			}
-			if sid, ok := refID(s.Schedule.Reference, "Schedule"); ok {
+			if sid, ok := refID(str(s.Schedule.Reference), "Schedule"); ok {
 				if sres, err := tx.Read(ctx, "Schedule", sid); err == nil {
 					sc, _ = decode[schedule](sres.JSON)
 				}
 			}
 		}
 		last = s
-		refs = append(refs, reference{Reference: "Slot/" + id})
+		refs = append(refs, literal("Slot/"+id))
 	}
 	obj.Set("start", first.Start)
 	obj.Set("end", last.End)
 	obj.Set("slot", refs)
 	if p.Referral != "" {
-		obj.Set("basedOn", []reference{{Reference: "ServiceRequest/" + p.Referral}})
+		obj.Set("basedOn", []r4.Reference{literal("ServiceRequest/" + p.Referral)})
 	}
-	var parts []participant
+	var parts []r4.AppointmentParticipant
 	if p.Patient != "" {
-		parts = append(parts, participant{Actor: &reference{Reference: "Patient/" + p.Patient}, Status: "accepted"})
+		pref := literal("Patient/" + p.Patient)
+		parts = append(parts, r4.AppointmentParticipant{Actor: &pref, Status: r4.ParticipationStatusAccepted})
 	}
 	if sc != nil {
 		for _, a := range sc.Actor {
-			ref := a
-			parts = append(parts, participant{Actor: &ref, Status: "accepted"})
+			ref := literal(str(a.Reference))
+			parts = append(parts, r4.AppointmentParticipant{Actor: &ref, Status: r4.ParticipationStatusAccepted})
 		}
 	}
 	if len(parts) > 0 {
@@ -391,14 +395,14 @@ func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal,
 // appointment is cancelled and a copy booked into the new slots, pointing
 // at it with the R5 replaces extension.
 func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*operation.Result, error) {
-	var refs []reference
+	var refs []r4.Reference
 	for i, x := range req.Params.All("slot") {
 		s, _ := x.String()
 		id, ok := refID(s, "Slot")
 		if !ok {
 			return nil, fhir.Errorf(fhir.Invalid, "invalid", "slot["+itoa(i)+"]", "%q is not a Slot reference", s)
 		}
-		refs = append(refs, reference{Reference: "Slot/" + id})
+		refs = append(refs, literal("Slot/"+id))
 	}
 	if len(refs) == 0 {
 		return nil, fhir.Errorf(fhir.Invalid, "required", "slot", "$reschedule needs one or more slot references")
@@ -425,7 +429,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 			return nil, err
 		}
 		old.Set("status", "cancelled")
-		old.Set("cancelationReason", codeableConcept{Text: reason})
+		old.Set("cancelationReason", r4.CodeableConcept{Text: &reason})
 		oldRes, _, err := tx.Put(ctx, "Appointment", req.ID, old, cur.Version)
 		if err != nil {
 			return nil, err
@@ -443,7 +447,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 		if err := withBreachReason(nw, req.Params); err != nil {
 			return nil, err
 		}
-		if err := setExtension(nw, extension{URL: ExtReplaces, ValueReference: &reference{Reference: "Appointment/" + req.ID}}); err != nil {
+		if err := setExtension(nw, r4.Extension{Url: ExtReplaces, ValueReference: &r4.Reference{Reference: opt("Appointment/" + req.ID)}}); err != nil {
 			return nil, err
 		}
 		if _, err := b.prepareAppointment(ctx, tx, nw); err != nil {
@@ -548,7 +552,7 @@ func (b *Service) Sweep(ctx context.Context) (int, error) {
 				return err
 			}
 			obj.Set("status", "cancelled")
-			obj.Set("cancelationReason", codeableConcept{Text: "Hold expired"})
+			obj.Set("cancelationReason", r4.CodeableConcept{Text: opt("Hold expired")})
 			_, _, err = tx.Put(ctx, "Appointment", res.ID, obj, cur.Version)
 			released = err == nil
 			return err
@@ -568,6 +572,6 @@ func expired(a *appointment, now time.Time) bool {
 	if a.Status != "pending" || ext == nil {
 		return false
 	}
-	t, ok := parseInstant(ext.ValueInstant)
+	t, ok := parseInstant(str(ext.ValueInstant))
 	return ok && !now.Before(t)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -171,9 +173,9 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 		if !ok1 || !ok2 {
 			return fhir.Errorf(fhir.Unprocessable, "invalid", at, "Slot/%s has no valid start and end", id)
 		}
-		if len(slots) > 0 && s.Schedule.Reference != slots[0].slot.Schedule.Reference {
+		if len(slots) > 0 && str(s.Schedule.Reference) != str(slots[0].slot.Schedule.Reference) {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", at,
-				"Slot/%s belongs to %s, not %s: an appointment's slots must share one schedule", id, s.Schedule.Reference, slots[0].slot.Schedule.Reference)
+				"Slot/%s belongs to %s, not %s: an appointment's slots must share one schedule", id, str(s.Schedule.Reference), str(slots[0].slot.Schedule.Reference))
 		}
 		slots = append(slots, claimed{res, s, st, en})
 	}
@@ -202,7 +204,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 		return fhir.Errorf(fhir.Unprocessable, "required", "Appointment.participant",
 			"a booked appointment needs a participant whose actor is the Patient")
 	}
-	if err := b.checkSchedule(ctx, tx, slots[0].slot.Schedule.Reference, start, end); err != nil {
+	if err := b.checkSchedule(ctx, tx, str(slots[0].slot.Schedule.Reference), start, end); err != nil {
 		return err
 	}
 	target := slotStatus(a.Status)
@@ -213,7 +215,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 	}
 	if a.Status == "pending" {
 		expires := tx.Now().Add(b.cfg.HoldFor)
-		return setExtension(c.New, extension{URL: ExtHoldExpires, ValueInstant: expires.UTC().Format(time.RFC3339Nano)})
+		return setExtension(c.New, r4.Extension{Url: ExtHoldExpires, ValueInstant: opt(expires.UTC().Format(time.RFC3339Nano))})
 	}
 	return nil
 }
@@ -245,7 +247,7 @@ func (b *Service) checkSchedule(ctx context.Context, tx store.Reader, ref string
 			"the slots lie outside the planning horizon of Schedule/%s", id).WithDetails(ErrSlotNotAvailable)
 	}
 	for _, actor := range sc.Actor {
-		hid, ok := refID(actor.Reference, "HealthcareService")
+		hid, ok := refID(str(actor.Reference), "HealthcareService")
 		if !ok {
 			continue
 		}
@@ -273,13 +275,13 @@ func inHorizon(sc *schedule, start, end time.Time, loc *time.Location) bool {
 	if sc.PlanningHorizon == nil {
 		return true
 	}
-	if sc.PlanningHorizon.Start != "" {
-		if lo, _, err := search.DateRange(sc.PlanningHorizon.Start, loc); err == nil && start.UnixMicro() < lo {
+	if h := str(sc.PlanningHorizon.Start); h != "" {
+		if lo, _, err := search.DateRange(h, loc); err == nil && start.UnixMicro() < lo {
 			return false
 		}
 	}
-	if sc.PlanningHorizon.End != "" {
-		if _, hi, err := search.DateRange(sc.PlanningHorizon.End, loc); err == nil && end.UnixMicro() > hi {
+	if h := str(sc.PlanningHorizon.End); h != "" {
+		if _, hi, err := search.DateRange(h, loc); err == nil && end.UnixMicro() > hi {
 			return false
 		}
 	}
@@ -298,9 +300,9 @@ func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, ol
 		return nil
 	}
 	if ext != nil {
-		if t, ok := parseInstant(ext.ValueInstant); ok && !tx.Now().Before(t) {
+		if t, ok := parseInstant(str(ext.ValueInstant)); ok && !tx.Now().Before(t) {
 			return fhir.Errorf(fhir.Conflict, "conflict", "Appointment",
-				"the hold expired at %s; its slots may have been taken", ext.ValueInstant).WithDetails(ErrHoldExpired)
+				"the hold expired at %s; its slots may have been taken", str(ext.ValueInstant)).WithDetails(ErrHoldExpired)
 		}
 	}
 	if nw.patient() == "" {
@@ -487,8 +489,8 @@ func sameParticipants(a, b json.RawMessage) bool {
 
 // setExtension sets ext on obj, replacing any extension with its url. Other
 // extensions keep their bytes.
-func setExtension(obj *fhir.Object, ext extension) error {
-	removeExtension(obj, ext.URL)
+func setExtension(obj *fhir.Object, ext r4.Extension) error {
+	removeExtension(obj, ext.Url)
 	var exts []json.RawMessage
 	if raw := obj.Get("extension"); raw != nil {
 		if err := json.Unmarshal(raw, &exts); err != nil {
@@ -556,7 +558,7 @@ func (b *Service) slotRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 		if err != nil {
 			return err
 		}
-		if nw.Status == old.Status && nw.Start == old.Start && nw.End == old.End && nw.Schedule == old.Schedule {
+		if nw.Status == old.Status && nw.Start == old.Start && nw.End == old.End && str(nw.Schedule.Reference) == str(old.Schedule.Reference) {
 			return nil
 		}
 	}
@@ -587,13 +589,13 @@ func (b *Service) slotInHorizon(ctx context.Context, tx *write.Tx, c *write.Chan
 		return err
 	}
 	if c.Old != nil {
-		if old, err := decode[slot](c.Old.JSON); err == nil && old.Status == "free" && old.Start == nw.Start && old.End == nw.End && old.Schedule == nw.Schedule {
+		if old, err := decode[slot](c.Old.JSON); err == nil && old.Status == "free" && old.Start == nw.Start && old.End == nw.End && str(old.Schedule.Reference) == str(nw.Schedule.Reference) {
 			return nil
 		}
 	}
 	start, err1 := time.Parse(time.RFC3339, nw.Start)
 	end, err2 := time.Parse(time.RFC3339, nw.End)
-	id, ok := refID(nw.Schedule.Reference, "Schedule")
+	id, ok := refID(str(nw.Schedule.Reference), "Schedule")
 	if err1 != nil || err2 != nil || !ok || !end.After(tx.Now()) {
 		return nil // validation reports bad instants; past slots are never offered
 	}
@@ -641,7 +643,7 @@ func (b *Service) horizonCoversFreeSlots(ctx context.Context, tx *write.Tx, c *w
 		return err
 	}
 	if c.Old != nil {
-		if old, err := decode[schedule](c.Old.JSON); err == nil && old.PlanningHorizon != nil && *old.PlanningHorizon == *nw.PlanningHorizon {
+		if old, err := decode[schedule](c.Old.JSON); err == nil && old.PlanningHorizon != nil && samePeriod(old.PlanningHorizon, nw.PlanningHorizon) {
 			return nil
 		}
 	}
@@ -650,10 +652,10 @@ func (b *Service) horizonCoversFreeSlots(ctx context.Context, tx *write.Tx, c *w
 	// exactly at the horizon's end matches end=gt at the end's precision);
 	// each candidate is then judged as slotInHorizon judges it.
 	var outside []url.Values
-	if h := nw.PlanningHorizon.Start; h != "" {
+	if h := str(nw.PlanningHorizon.Start); h != "" {
 		outside = append(outside, url.Values{"start": {"lt" + h}, "end": {"gt" + now.UTC().Format(time.RFC3339)}})
 	}
-	if h := nw.PlanningHorizon.End; h != "" {
+	if h := str(nw.PlanningHorizon.End); h != "" {
 		outside = append(outside, url.Values{"end": {"gt" + h}})
 	}
 	for _, params := range outside {
@@ -696,16 +698,16 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		return nil
 	}
 	var r struct {
-		Appointment       reference  `json:"appointment"`
-		Actor             *reference `json:"actor"`
-		ParticipantStatus string     `json:"participantStatus"`
+		Appointment       r4.Reference  `json:"appointment"`
+		Actor             *r4.Reference `json:"actor"`
+		ParticipantStatus string        `json:"participantStatus"`
 	}
 	if err := json.Unmarshal(c.New.Bytes(), &r); err != nil {
 		return fhir.Errorf(fhir.Invalid, "structure", "AppointmentResponse", "cannot read the response: %v", err)
 	}
-	id, ok := refID(r.Appointment.Reference, "Appointment")
+	id, ok := refID(str(r.Appointment.Reference), "Appointment")
 	if !ok {
-		return fhir.Errorf(fhir.Unprocessable, "invalid", "AppointmentResponse.appointment", "%q is not an Appointment of this server", r.Appointment.Reference)
+		return fhir.Errorf(fhir.Unprocessable, "invalid", "AppointmentResponse.appointment", "%q is not an Appointment of this server", str(r.Appointment.Reference))
 	}
 	res, err := b.repo.ReadAs(ctx, tx, "Appointment", id) // one the caller cannot read does not exist
 	if err != nil {
@@ -732,8 +734,8 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		if err != nil {
 			return err
 		}
-		var actor reference
-		if json.Unmarshal(p.Get("actor"), &actor) != nil || !sameRef(actor.Reference, r.Actor.Reference) {
+		var actor r4.Reference
+		if json.Unmarshal(p.Get("actor"), &actor) != nil || !sameRef(str(actor.Reference), str(r.Actor.Reference)) {
 			continue
 		}
 		if cur, _ := p.String("status"); cur == r.ParticipantStatus {
@@ -746,7 +748,7 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		return err
 	}
 	return fhir.Errorf(fhir.Unprocessable, "business-rule", "AppointmentResponse.actor",
-		"%s is not a participant of Appointment/%s", r.Actor.Reference, id)
+		"%s is not a participant of Appointment/%s", str(r.Actor.Reference), id)
 }
 
 // sameRef compares two literal references by their Type/id tail.

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"time"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -148,11 +150,9 @@ func (d *Directory) serviceRule(ctx context.Context, tx *write.Tx, c *write.Chan
 
 // slotView is the part of a Slot the waiting times read.
 type slotView struct {
-	Schedule struct {
-		Reference string `json:"reference"`
-	} `json:"schedule"`
-	Status string `json:"status"`
-	Start  string `json:"start"`
+	Schedule r4.Reference `json:"schedule"`
+	Status   string       `json:"status"`
+	Start    string       `json:"start"`
 }
 
 // readSlot reads the members of a Slot the waiting times depend on, from
@@ -210,7 +210,7 @@ func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change)
 	switch {
 	case !oldFree && !newFree:
 		return nil
-	case oldFree && newFree && oldT.Equal(newT) && old.Schedule.Reference == nw.Schedule.Reference:
+	case oldFree && newFree && oldT.Equal(newT) && str(old.Schedule.Reference) == str(nw.Schedule.Reference):
 		return nil // still free at the same time: no wait changes
 	}
 	// The services of the schedules of the free versions, and what the
@@ -241,10 +241,10 @@ func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change)
 		}
 	}
 	if oldFree {
-		note(old.Schedule.Reference, oldT, false)
+		note(str(old.Schedule.Reference), oldT, false)
 	}
 	if newFree {
-		note(nw.Schedule.Reference, newT, true)
+		note(str(nw.Schedule.Reference), newT, true)
 	}
 	for _, ch := range changes {
 		if err := d.update(ctx, tx, ch, c.ID); err != nil {
@@ -539,7 +539,7 @@ func lastSampledDay(w Wait) (int, bool) {
 // derived waiting-time value: the extension (when there is one), and the
 // wait it holds with when it was computed (ok when it says).
 type serviceWait struct {
-	exts     []waitExt
+	exts     []r4.Extension
 	wait     Wait
 	computed time.Time
 	ok       bool
@@ -552,11 +552,11 @@ var noWait = &serviceWait{}
 // JSON. What cannot be read is left out: the wait is then recomputed and
 // rewritten.
 func decodeWaitValue(raw []byte) (*serviceWait, error) {
-	var e waitExt
-	if json.Unmarshal(raw, &e) != nil || e.URL != WaitingTime {
+	var e r4.Extension
+	if json.Unmarshal(raw, &e) != nil || e.Url != WaitingTime {
 		return noWait, nil
 	}
-	sw := &serviceWait{exts: []waitExt{e}}
+	sw := &serviceWait{exts: []r4.Extension{e}}
 	sw.wait, sw.computed = waitOf(e)
 	sw.ok = !sw.computed.IsZero()
 	return sw, nil
@@ -580,11 +580,11 @@ func (d *Directory) stored(ctx context.Context, tx *write.Tx, id string) (*servi
 // JSON with its derived values), with when it was computed.
 func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
 	var v struct {
-		Extension []waitExt `json:"extension"`
+		Extension []r4.Extension `json:"extension"`
 	}
 	_ = json.Unmarshal(serviceJSON, &v)
 	for _, e := range v.Extension {
-		if e.URL == WaitingTime {
+		if e.Url == WaitingTime {
 			w, computed := waitOf(e)
 			return w, computed, !computed.IsZero()
 		}
@@ -593,29 +593,29 @@ func storedWait(serviceJSON []byte) (Wait, time.Time, bool) {
 }
 
 // waitOf reads a waiting-time extension, with when it was computed.
-func waitOf(e waitExt) (Wait, time.Time) {
+func waitOf(e r4.Extension) (Wait, time.Time) {
 	var w Wait
 	var computed time.Time
 	for _, s := range e.Extension {
-		switch s.URL {
+		switch s.Url {
 		case "days":
 			if s.ValueInteger != nil {
 				w.Days = *s.ValueInteger
 			}
 		case "next-slot":
-			w.NextSlot, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+			w.NextSlot, _ = time.Parse(time.RFC3339, str(s.ValueDateTime))
 		case "average-days":
 			if s.ValueDecimal != nil {
-				w.AverageDays = *s.ValueDecimal
+				w.AverageDays, _ = s.ValueDecimal.Float64()
 			}
 		case "sample":
 			if s.ValueInteger != nil {
 				w.Sample = *s.ValueInteger
 			}
 		case "sample-end":
-			w.SampleEnd, _ = time.Parse(time.RFC3339, s.ValueDateTime)
+			w.SampleEnd, _ = time.Parse(time.RFC3339, str(s.ValueDateTime))
 		case "computed":
-			computed, _ = time.Parse(time.RFC3339, s.ValueInstant)
+			computed, _ = time.Parse(time.RFC3339, str(s.ValueInstant))
 		}
 	}
 	return w, computed
@@ -781,43 +781,57 @@ func (d *Directory) freeIn(ctx context.Context, tx store.Reader, serviceID strin
 	}
 }
 
-// waitExt is the waiting-time extension as written.
-type waitExt struct {
-	URL       string   `json:"url"`
-	Extension []subExt `json:"extension,omitempty"`
-}
-
-type subExt struct {
-	URL           string   `json:"url"`
-	ValueInteger  *int     `json:"valueInteger,omitempty"`
-	ValueDecimal  *float64 `json:"valueDecimal,omitempty"`
-	ValueDateTime string   `json:"valueDateTime,omitempty"`
-	ValueInstant  string   `json:"valueInstant,omitempty"`
-}
-
-func waitExtension(w Wait, now time.Time) waitExt {
-	e := waitExt{URL: WaitingTime}
+// waitExtension is the waiting-time extension of w as written at now (an
+// r4.Extension with the sub-extensions days, next-slot, average-days,
+// sample, sample-end and computed).
+func waitExtension(w Wait, now time.Time) r4.Extension {
+	e := r4.Extension{Url: WaitingTime}
 	if !w.NextSlot.IsZero() {
-		days, avg, n := w.Days, w.AverageDays, w.Sample
+		days, n := w.Days, w.Sample
 		e.Extension = append(e.Extension,
-			subExt{URL: "days", ValueInteger: &days},
-			subExt{URL: "next-slot", ValueDateTime: w.NextSlot.UTC().Format(time.RFC3339)},
-			subExt{URL: "average-days", ValueDecimal: &avg},
-			subExt{URL: "sample", ValueInteger: &n},
-			subExt{URL: "sample-end", ValueDateTime: w.SampleEnd.UTC().Format(time.RFC3339)})
+			r4.Extension{Url: "days", ValueInteger: &days},
+			r4.Extension{Url: "next-slot", ValueDateTime: opt(w.NextSlot.UTC().Format(time.RFC3339))},
+			r4.Extension{Url: "average-days", ValueDecimal: decimal(w.AverageDays)},
+			r4.Extension{Url: "sample", ValueInteger: &n},
+			r4.Extension{Url: "sample-end", ValueDateTime: opt(w.SampleEnd.UTC().Format(time.RFC3339))})
 	}
-	e.Extension = append(e.Extension, subExt{URL: "computed", ValueInstant: now.UTC().Format(fhir.InstantFormat)})
+	e.Extension = append(e.Extension, r4.Extension{Url: "computed", ValueInstant: opt(now.UTC().Format(fhir.InstantFormat))})
 	return e
 }
 
+// decimal returns f as a FHIR decimal, written as encoding/json writes a
+// float64.
+func decimal(f float64) *json.Number {
+	b, _ := json.Marshal(f)
+	n := json.Number(b)
+	return &n
+}
+
+// str returns *p, or "" for nil: samply's models hold optional primitive
+// elements as pointers.
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// opt returns a pointer to s, or nil for "": an element left out.
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // sameWait compares two waits, ignoring when they were computed.
-func sameWait(a, b waitExt) bool {
+func sameWait(a, b r4.Extension) bool {
 	x, y := a.Extension, b.Extension
 	for {
-		for len(x) > 0 && x[0].URL == "computed" {
+		for len(x) > 0 && x[0].Url == "computed" {
 			x = x[1:]
 		}
-		for len(y) > 0 && y[0].URL == "computed" {
+		for len(y) > 0 && y[0].Url == "computed" {
 			y = y[1:]
 		}
 		if len(x) == 0 || len(y) == 0 {
@@ -831,11 +845,18 @@ func sameWait(a, b waitExt) bool {
 }
 
 // sameSub reports whether two sub-extensions say the same.
-func sameSub(a, b subExt) bool {
+func sameSub(a, b r4.Extension) bool {
 	same := func(p, q *int) bool { return p == q || (p != nil && q != nil && *p == *q) }
-	return a.URL == b.URL && a.ValueDateTime == b.ValueDateTime && a.ValueInstant == b.ValueInstant &&
-		same(a.ValueInteger, b.ValueInteger) &&
-		(a.ValueDecimal == b.ValueDecimal || (a.ValueDecimal != nil && b.ValueDecimal != nil && *a.ValueDecimal == *b.ValueDecimal))
+	sameDecimal := func(p, q *json.Number) bool {
+		if p == nil || q == nil {
+			return p == q
+		}
+		x, errX := p.Float64()
+		y, errY := q.Float64()
+		return errX == nil && errY == nil && x == y
+	}
+	return a.Url == b.Url && str(a.ValueDateTime) == str(b.ValueDateTime) && str(a.ValueInstant) == str(b.ValueInstant) &&
+		same(a.ValueInteger, b.ValueInteger) && sameDecimal(a.ValueDecimal, b.ValueDecimal)
 }
 
 // ReadWait reads a service's waiting-time extension as of now, from the

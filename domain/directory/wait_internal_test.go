@@ -3,6 +3,8 @@ package directory
 import (
 	"testing"
 	"time"
+
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 // TestLastSampledDay: the bound on the last sampled slot's day is never
@@ -46,18 +48,18 @@ func TestSameWait(t *testing.T) {
 	later := waitExtension(w, now.Add(time.Hour))
 	other := w
 	other.AverageDays += 0.1
-	noComputed := waitExt{URL: WaitingTime, Extension: base.Extension[:len(base.Extension)-1]}
-	computedFirst := waitExt{URL: WaitingTime, Extension: append([]subExt{base.Extension[len(base.Extension)-1]}, noComputed.Extension...)}
-	noAverage := waitExt{URL: WaitingTime}
+	noComputed := r4.Extension{Url: WaitingTime, Extension: base.Extension[:len(base.Extension)-1]}
+	computedFirst := r4.Extension{Url: WaitingTime, Extension: append([]r4.Extension{base.Extension[len(base.Extension)-1]}, noComputed.Extension...)}
+	noAverage := r4.Extension{Url: WaitingTime}
 	for _, s := range base.Extension {
-		if s.URL == "average-days" {
+		if s.Url == "average-days" {
 			s.ValueDecimal = nil
 		}
 		noAverage.Extension = append(noAverage.Extension, s)
 	}
 	for _, tc := range []struct {
 		name string
-		a, b waitExt
+		a, b r4.Extension
 		want bool
 	}{
 		{"computed later", base, later, true},

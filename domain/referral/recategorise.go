@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -263,16 +265,15 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 	if task, err = tx.Read(ctx, "Task", task.ID); err != nil {
 		return nil, nil, err
 	}
-	prov := map[string]any{
-		"resourceType": "Provenance",
-		"target":       []reference{{Reference: versionRef(sr)}, {Reference: versionRef(task)}},
-		"recorded":     tx.Now().Format(fhir.InstantFormat),
-		"activity":     concept{Coding: []coding{{System: ActivitySystem, Code: Recategorised, Display: "Re-categorised"}}},
-		"agent":        provenanceAgents(ctx),
-		"reason":       []concept{{Text: why}},
+	prov := r4.Provenance{
+		Target:   []r4.Reference{*literal(versionRef(sr)), *literal(versionRef(task))},
+		Recorded: tx.Now().Format(fhir.InstantFormat),
+		Activity: &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(ActivitySystem), Code: opt(Recategorised), Display: opt("Re-categorised")}}},
+		Agent:    provenanceAgents(ctx),
+		Reason:   []r4.CodeableConcept{{Text: opt(why)}},
 	}
 	if owner != "" {
-		prov["entity"] = []map[string]any{{"role": "source", "what": reference{Reference: owner}}}
+		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: *literal(owner)}}
 	}
 	if _, err := create(recordKeeper(ctx), tx, "Provenance", prov); err != nil {
 		return nil, nil, err

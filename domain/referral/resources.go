@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/url"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -78,6 +80,26 @@ func findExt(exts []extension, url string) []extension {
 	}
 	return out
 }
+
+// str returns *p, or "" for nil: samply's models hold optional primitive
+// elements as pointers.
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// opt returns a pointer to s, or nil for "": an element left out.
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// literal returns a literal reference to ref ("Type/id").
+func literal(ref string) *r4.Reference { return &r4.Reference{Reference: opt(ref)} }
 
 // decode reads raw JSON into v, reporting a malformed stored resource.
 func decode(raw []byte, v any, what string) error {

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"strconv"
+
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -191,28 +194,32 @@ func (s *Service) createTask(ctx context.Context, tx *write.Tx, id, ubrn string,
 	} else if svc != "" {
 		state = AwaitingTriage // the provider books after triage
 	}
-	task := map[string]any{
-		"resourceType":   "Task",
-		"identifier":     []identifier{{System: UBRNSystem, Value: ubrn}},
-		"status":         "ready",
-		"businessStatus": stateConcept(state),
-		"intent":         "order",
-		"code":           concept{Coding: []coding{{System: TaskCodeSystem, Code: TaskCode, Display: "Referral workflow"}}},
-		"focus":          reference{Reference: "ServiceRequest/" + id},
-		"authoredOn":     tx.Now().Format(fhir.InstantFormat),
-		"lastModified":   tx.Now().Format(fhir.InstantFormat),
+	businessStatus := stateConcept(state)
+	task := r4.Task{
+		Identifier:     []r4.Identifier{{System: opt(UBRNSystem), Value: opt(ubrn)}},
+		Status:         r4.TaskStatusReady,
+		BusinessStatus: &businessStatus,
+		Intent:         "order",
+		Code:           &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(TaskCodeSystem), Code: opt(TaskCode), Display: opt("Referral workflow")}}},
+		Focus:          literal("ServiceRequest/" + id),
+		AuthoredOn:     opt(tx.Now().Format(fhir.InstantFormat)),
+		LastModified:   opt(tx.Now().Format(fhir.InstantFormat)),
 	}
 	if r.Subject.Reference != "" {
-		task["for"] = reference{Reference: r.Subject.Reference}
+		task.For = literal(r.Subject.Reference)
 	}
 	if r.Requester.Reference != "" {
-		task["requester"] = reference{Reference: r.Requester.Reference}
+		task.Requester = literal(r.Requester.Reference)
 	}
 	if r.Priority != "" {
-		task["priority"] = r.Priority
+		var p r4.RequestPriority
+		if err := p.UnmarshalJSON([]byte(strconv.Quote(r.Priority))); err != nil {
+			return fhir.Errorf(fhir.Unprocessable, "code-invalid", "ServiceRequest.priority", "%q is not a request priority", r.Priority)
+		}
+		task.Priority = &p
 	}
 	if len(r.Performer) > 0 && r.Performer[0].Reference != "" {
-		task["owner"] = reference{Reference: r.Performer[0].Reference}
+		task.Owner = literal(r.Performer[0].Reference)
 	}
 	// Part of writing the referral: whoever may create it gets its Task.
 	ctx = write.AsConsequence(ctx, write.Consequence{Type: "Task", Grant: write.WithCause, Of: "ServiceRequest/" + id})

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -111,8 +113,8 @@ func internal(ctx context.Context) context.Context {
 
 func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
 
-func stateConcept(st State) concept {
-	return concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}}
+func stateConcept(st State) r4.CodeableConcept {
+	return r4.CodeableConcept{Coding: []r4.Coding{{System: opt(StateSystem), Code: opt(string(st)), Display: opt(stateDisplay[st])}}}
 }
 
 var stateDisplay = map[State]string{
@@ -223,18 +225,18 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 // The Task's owner after the move is recorded as an entity (role source):
 // for a deferral, the service that had no slot.
 func (s *Service) writeProvenance(ctx context.Context, tx *write.Tx, task, request, owner string, st State, why string) error {
-	prov := map[string]any{
-		"resourceType": "Provenance",
-		"target":       []reference{{Reference: task}, {Reference: request}},
-		"recorded":     tx.Now().Format(fhir.InstantFormat),
-		"activity":     concept{Coding: []coding{{System: StateSystem, Code: string(st), Display: stateDisplay[st]}}},
-		"agent":        provenanceAgents(ctx),
+	activity := stateConcept(st)
+	prov := r4.Provenance{
+		Target:   []r4.Reference{*literal(task), *literal(request)},
+		Recorded: tx.Now().Format(fhir.InstantFormat),
+		Activity: &activity,
+		Agent:    provenanceAgents(ctx),
 	}
 	if owner != "" {
-		prov["entity"] = []map[string]any{{"role": "source", "what": reference{Reference: owner}}}
+		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: *literal(owner)}}
 	}
 	if why != "" {
-		prov["reason"] = []concept{{Text: why}}
+		prov.Reason = []r4.CodeableConcept{{Text: &why}}
 	}
 	_, err := create(recordKeeper(ctx), tx, "Provenance", prov)
 	return err
@@ -272,46 +274,46 @@ const participantSystem = "http://terminology.hl7.org/CodeSystem/provenance-part
 // application that entered the change when it is not the subject itself.
 // Without a principal (an open server, or the server's own background
 // work) the author is "unauthenticated".
-func provenanceAgents(ctx context.Context) []map[string]any {
+func provenanceAgents(ctx context.Context) []r4.ProvenanceAgent {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
-		return []map[string]any{{"type": participant("author", "Author"), "who": map[string]any{"display": "unauthenticated"}}}
+		return []r4.ProvenanceAgent{{Type: participant("author", "Author"), Who: r4.Reference{Display: opt("unauthenticated")}}}
 	}
-	who := map[string]any{}
+	var who r4.Reference
 	switch {
 	case p.FHIRUser != "":
 		if typ, id, ok := fhir.SplitReference(p.FHIRUser); ok {
-			who["reference"] = typ + "/" + id
+			who.Reference = opt(typ + "/" + id)
 		}
 	case p.Patient != "":
-		who["reference"] = "Patient/" + p.Patient
+		who.Reference = opt("Patient/" + p.Patient)
 	}
 	if p.Subject != "" {
-		who["identifier"] = identifier{System: SubjectSystem, Value: p.Subject}
-		who["display"] = p.Subject
+		who.Identifier = &r4.Identifier{System: opt(SubjectSystem), Value: opt(p.Subject)}
+		who.Display = opt(p.Subject)
 	}
-	if len(who) == 0 {
-		who["display"] = "unknown subject"
+	if who.Reference == nil && who.Identifier == nil && who.Display == nil {
+		who.Display = opt("unknown subject")
 	}
-	author := map[string]any{"type": participant("author", "Author"), "who": who}
+	author := r4.ProvenanceAgent{Type: participant("author", "Author"), Who: who}
 	if p.Role != "" {
-		author["role"] = []concept{{Text: string(p.Role)}}
+		author.Role = []r4.CodeableConcept{{Text: opt(string(p.Role))}}
 	}
 	if p.Organization != "" {
-		author["onBehalfOf"] = map[string]any{"type": "Organization",
-			"identifier": identifier{System: ODSSystem, Value: p.Organization}}
+		author.OnBehalfOf = &r4.Reference{Type: opt("Organization"),
+			Identifier: &r4.Identifier{System: opt(ODSSystem), Value: opt(p.Organization)}}
 	}
-	agents := []map[string]any{author}
+	agents := []r4.ProvenanceAgent{author}
 	if p.ClientID != "" && p.ClientID != p.Subject {
-		agents = append(agents, map[string]any{"type": participant("enterer", "Enterer"),
-			"who": map[string]any{"type": "Device", "identifier": identifier{System: ClientSystem, Value: p.ClientID},
-				"display": "client " + p.ClientID}})
+		agents = append(agents, r4.ProvenanceAgent{Type: participant("enterer", "Enterer"),
+			Who: r4.Reference{Type: opt("Device"), Identifier: &r4.Identifier{System: opt(ClientSystem), Value: opt(p.ClientID)},
+				Display: opt("client " + p.ClientID)}})
 	}
 	return agents
 }
 
-func participant(code, display string) concept {
-	return concept{Coding: []coding{{System: participantSystem, Code: code, Display: display}}}
+func participant(code, display string) *r4.CodeableConcept {
+	return &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(participantSystem), Code: opt(code), Display: opt(display)}}}
 }
 
 // syncRequestStatus keeps ServiceRequest.status at its R4 code: revoked
