@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -55,8 +55,8 @@ func TestBuiltResourcesValidate(t *testing.T) {
 		}},
 		{"Provenance of a deferral, signed in", "Provenance", func(t *testing.T) [][]byte {
 			c := newSecureClient(t)
-			gp := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientGPSystem}))
-			provider := c.as(c.mint(auth.TokenOptions{Scope: "system/*.cruds", Client: auth.ClientProvider}))
+			gp := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientGPSystem}))
+			provider := c.as(c.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: devserver.ClientProvider}))
 			sr := gp.must(201, "POST", "/ServiceRequest", dermReferral(map[string]any{
 				"performer": []any{ref("HealthcareService/hs-derm")}}))
 			srRef := "ServiceRequest/" + sr["id"].(string)
