@@ -134,7 +134,7 @@ func New(cfg Config) (*App, error) {
 	}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
-		Logger: cfg.Logger, Validator: val, Client: srv.ClientOf}, rp, reg)
+		Logger: cfg.Logger, Validator: val}, rp, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -181,7 +181,7 @@ func New(cfg Config) (*App, error) {
 }
 
 // Handler returns the server's HTTP handler.
-func (a *App) Handler() http.Handler { return a.Booking.Idempotency(a.API.Handler()) }
+func (a *App) Handler() http.Handler { return a.API.Handler() }
 
 // Close stops background work and releases the store.
 func (a *App) Close() error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
@@ -50,8 +51,8 @@ const (
 	ErrProposalInvalid     = "PROPOSAL_INVALID"
 	ErrNotBookable         = "SERVICE_NOT_BOOKABLE"
 	ErrNotAmendable        = "APPOINTMENT_NOT_AMENDABLE"
-	ErrIdempotencyKeyReuse = "IDEMPOTENCY_KEY_REUSED"
-	ErrIdempotencyPending  = "IDEMPOTENCY_KEY_IN_PROGRESS"
+	ErrIdempotencyKeyReuse = write.ErrIdempotencyKeyReuse
+	ErrIdempotencyPending  = write.ErrIdempotencyPending
 )
 
 // slotStatus is the Slot status an appointment in a status holds its slots

@@ -82,7 +82,7 @@ func (b *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 	if err := b.appointmentRules(ctx, tx, c); err != nil {
 		return err
 	}
-	return b.rememberWrite(ctx, tx, c)
+	return b.rememberWrite(ctx, tx, c, isInternal(ctx))
 }
 
 func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.Change) error {

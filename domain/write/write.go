@@ -92,9 +92,7 @@ func (r *Path) Store() store.Store { return r.store }
 
 // Update runs fn in one atomic store transaction.
 func (r *Path) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
-	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
-		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond)})
-	})
+	return r.UpdateClaiming(ctx, nil, fn)
 }
 
 // Tx is a write transaction: the store's, plus the write path.
@@ -103,6 +101,7 @@ type Tx struct {
 	repo    *Path
 	now     time.Time       // one lastUpdated for every write of the transaction
 	created map[string]bool // "Type/id" of the resources this transaction created
+	claim   *Claim          // the Idempotency-Key of the request it serves, if any
 }
 
 // Now returns the transaction's timestamp.
