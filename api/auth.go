@@ -106,7 +106,7 @@ func (s *Server) secure(rp *write.Path) {
 	}
 	s.audits = newAuditor(s, every)
 	for _, typ := range s.cfg.Writable {
-		rp.AddRule(typ, s.authorizeWrite)
+		rp.AddRule(typ, "access", s.authorizeWrite)
 	}
 	rp.SetVisibility(s.visible)
 }

@@ -118,6 +118,7 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	rp := write.New(st, reg)
+	rp.SetOrder(RuleOrder())
 	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
 		st.Close()
@@ -142,8 +143,6 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Booking.Operations() {
 		srv.AddOperation(op)
 	}
-	// The directory's Slot rule runs after the booking rules (it reads a
-	// slot's final status): keep it after them.
 	a.Directory = directory.New(rp, reg, directory.Config{Location: loc})
 	a.Directory.Register()
 	if !cfg.NoReindex {

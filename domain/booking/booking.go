@@ -99,11 +99,11 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
 		schedules: write.NewViews(decode[schedule]), services: write.NewViews(decode[healthcareService])}
 	rp.AddPrepare("Appointment", b.prepareAppointment)
-	rp.AddRule("Appointment", b.clinicalRule) // first: a refused status says why before any move it would make
-	rp.AddRule("Appointment", b.appointmentRule)
-	rp.AddRule("Slot", b.slotRule)
-	rp.AddRule("Schedule", b.scheduleRule)
-	rp.AddRule("AppointmentResponse", b.responseRule)
+	rp.AddRule("Appointment", "booking.clinical", b.clinicalRule)
+	rp.AddRule("Appointment", "booking.appointment", b.appointmentRule)
+	rp.AddRule("Slot", "booking.slot", b.slotRule)
+	rp.AddRule("Schedule", "booking.schedule", b.scheduleRule)
+	rp.AddRule("AppointmentResponse", "booking.response", b.responseRule)
 	return b, nil
 }
 

@@ -92,12 +92,13 @@ func New(rp *write.Path, reg *search.Registry, cfg Config) *Directory {
 		waits:  write.NewViews(decodeWaitValue)}
 }
 
-// Register adds the directory's rules to the repo. Register it after the
-// booking rules, so that the Slot rule sees a slot's final status.
+// Register adds the directory's rules to the repo, under the names app's
+// rule order declares (its Slot rule runs after booking's, so that it
+// sees a slot's final status).
 func (d *Directory) Register() {
-	d.repo.AddRule("HealthcareService", d.serviceRule)
-	d.repo.AddRule("Slot", d.slotRule)
-	d.repo.AddRule("Schedule", d.scheduleRule)
+	d.repo.AddRule("HealthcareService", "directory.service", d.serviceRule)
+	d.repo.AddRule("Slot", "directory.slot", d.slotRule)
+	d.repo.AddRule("Schedule", "directory.schedule", d.scheduleRule)
 }
 
 type deferKey struct{}

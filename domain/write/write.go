@@ -12,6 +12,7 @@ package write
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +43,9 @@ type Rule func(ctx context.Context, tx *Tx, c *Change) error
 type Path struct {
 	store   store.Store
 	indexer Indexer
-	rules   map[string][]Rule
+	order   Order                      // which rules run, in which order, per type
+	named   map[string]map[string]Rule // type → rule name → rule, as registered
+	rules   map[string][]Rule          // type → the registered rules in declared order
 	prepare map[string][]Prepare
 	visible Visibility // what the caller may read (ReadAs); nil: everything
 	now     func() time.Time
@@ -57,13 +60,90 @@ type Prepare func(ctx context.Context, r store.Reader, obj *fhir.Object) (change
 
 // New returns a Path over st.
 func New(st store.Store, ix Indexer) *Path {
-	return &Path{store: st, indexer: ix, rules: map[string][]Rule{}, prepare: map[string][]Prepare{}, now: time.Now}
+	return &Path{store: st, indexer: ix, named: map[string]map[string]Rule{}, rules: map[string][]Rule{},
+		prepare: map[string][]Prepare{}, now: time.Now}
 }
 
-// AddRule registers rule for writes of resourceType. Rules run in the order
-// they were added. Call it during start-up only.
-func (r *Path) AddRule(resourceType string, rule Rule) {
-	r.rules[resourceType] = append(r.rules[resourceType], rule)
+// Order declares which Rules run on the writes of each resource type and in
+// which order, by the names they are registered under (AddRule). The rules
+// listed under Every run first on every type's writes, then the type's
+// own. The order is declared in one place (app's rule table) rather than
+// implied by which package registered first; a declared rule that is not
+// registered (authorisation on an open server) is skipped.
+type Order struct {
+	Every []string            // rules that run first, on every type's writes
+	Types map[string][]string // each type's own rules, in the order they run
+}
+
+// names returns the rules o runs on writes of typ, in order.
+func (o Order) names(typ string) []string {
+	return append(slices.Clip(o.Every), o.Types[typ]...)
+}
+
+// SetOrder declares the rule order (Order). Call it during start-up only,
+// before AddRule; it panics when a rule already registered is not in o.
+func (r *Path) SetOrder(o Order) {
+	r.order = o
+	for typ := range r.named {
+		r.arrange(typ)
+	}
+}
+
+// Order returns a copy of the declared rule order.
+func (r *Path) Order() Order {
+	o := Order{Every: slices.Clone(r.order.Every), Types: map[string][]string{}}
+	for typ, names := range r.order.Types {
+		o.Types[typ] = slices.Clone(names)
+	}
+	return o
+}
+
+// RuleOrder returns the names of the registered rules that run on writes
+// of resourceType, in the order they run.
+func (r *Path) RuleOrder(resourceType string) []string {
+	var out []string
+	for _, name := range r.order.names(resourceType) {
+		if _, ok := r.named[resourceType][name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// AddRule registers rule under name for writes of resourceType; it runs
+// where the declared Order (SetOrder) puts name. Call it during start-up
+// only. Registering a rule the Order does not declare for resourceType, or
+// a name twice, is a programming error: AddRule panics, so that no rule
+// runs in an order nobody declared.
+func (r *Path) AddRule(resourceType, name string, rule Rule) {
+	if !slices.Contains(r.order.names(resourceType), name) {
+		panic(fmt.Sprintf("write: rule %q on %s is not in the declared rule order", name, resourceType))
+	}
+	if r.named[resourceType] == nil {
+		r.named[resourceType] = map[string]Rule{}
+	}
+	if _, dup := r.named[resourceType][name]; dup {
+		panic(fmt.Sprintf("write: rule %q on %s registered twice", name, resourceType))
+	}
+	r.named[resourceType][name] = rule
+	r.arrange(resourceType)
+}
+
+// arrange lists the registered rules of typ in declared order.
+func (r *Path) arrange(typ string) {
+	names := r.order.names(typ)
+	for name := range r.named[typ] {
+		if !slices.Contains(names, name) {
+			panic(fmt.Sprintf("write: rule %q on %s is not in the declared rule order", name, typ))
+		}
+	}
+	var rules []Rule
+	for _, name := range names {
+		if rule, ok := r.named[typ][name]; ok {
+			rules = append(rules, rule)
+		}
+	}
+	r.rules[typ] = rules
 }
 
 // AddPrepare registers p for resources of resourceType received from
