@@ -101,14 +101,6 @@ func (d *Directory) Register() {
 	d.repo.AddRule("Schedule", "directory.schedule", d.scheduleRule)
 }
 
-type deferKey struct{}
-
-// WithoutWaitingTimes returns a ctx in which slot writes do not recompute
-// waiting times: for bulk loads, which call Refresh once per service after.
-func WithoutWaitingTimes(ctx context.Context) context.Context {
-	return context.WithValue(ctx, deferKey{}, true)
-}
-
 // serviceRule keeps the waiting-time extension out of the stored service
 // (it is served from the derived value: a client's copy, such as one read
 // and sent back, is dropped) and checks the bookability characteristic.
@@ -190,7 +182,7 @@ func (s *slotView) freeAt(now time.Time) (time.Time, bool) {
 // that moves a free slot further out than the slots a service's wait
 // samples changes nothing either (see update).
 func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
+	if tx.Options().DeferDerived || !tx.CanDerive() { // a bulk load refreshes after (Refresh)
 		return nil
 	}
 	var nw, old *slotView
@@ -336,7 +328,7 @@ type scan struct {
 // so creating a schedule before its slots (the usual order) costs one
 // search.
 func (d *Directory) scheduleRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
+	if tx.Options().DeferDerived || !tx.CanDerive() { // a bulk load refreshes after (Refresh)
 		return nil
 	}
 	var before, after []string

@@ -102,16 +102,3 @@ func (t *Tx) Remember(ctx context.Context, c *Claim, a Answer) error {
 	}
 	return err
 }
-
-// Claim returns the Idempotency-Key claim of the request this transaction
-// serves (Path.UpdateClaiming); nil for none. The rule that owns the
-// resource a REST write produces records it (Remember).
-func (t *Tx) Claim() *Claim { return t.claim }
-
-// UpdateClaiming is Update for a REST write whose request carries the
-// unused Idempotency-Key c (nil for none): the transaction's Claim.
-func (r *Path) UpdateClaiming(ctx context.Context, c *Claim, fn func(ctx context.Context, tx *Tx) error) error {
-	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
-		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), claim: c})
-	})
-}

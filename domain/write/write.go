@@ -32,6 +32,17 @@ type Change struct {
 	Type, ID string
 	Old      *fhir.Resource // the current version; nil when there is none or it is deleted
 	New      *fhir.Object   // the proposed resource; nil for a delete. Rules may patch server-owned elements.
+	By       string         // PutOptions.By: the domain package whose rules make the write; "" for a client's
+}
+
+// PutOptions are what the caller of one write knows about it that the
+// Rules act on, passed explicitly rather than as context values.
+type PutOptions struct {
+	// By names the domain package whose own rules make the write (e.g.
+	// "booking" for a slot its appointment claims): that package's rules
+	// let through what they guard against from clients. It applies to
+	// this write only, not to the writes its rules make in turn.
+	By string
 }
 
 // Rule is domain logic that runs in the write transaction of every write of
@@ -172,8 +183,35 @@ func (r *Path) Store() store.Store { return r.store }
 
 // Update runs fn in one atomic store transaction.
 func (r *Path) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
-	return r.UpdateClaiming(ctx, nil, fn)
+	return r.UpdateWith(ctx, TxOptions{}, fn)
 }
+
+// TxOptions are what the caller of a transaction knows about it that the
+// Rules act on, passed explicitly rather than as context values.
+type TxOptions struct {
+	// Claim is the unused Idempotency-Key of the request the transaction
+	// serves (nil for none): the rule of the resource a REST write
+	// produces remembers its answer under it (Tx.Remember).
+	Claim *Claim
+	// DeferDerived: the writes do not recompute the derived values that
+	// depend on them (the directory's waiting times); the caller
+	// refreshes them itself once the writes are made (bulk loads).
+	DeferDerived bool
+}
+
+// UpdateWith is Update with options for the rules of its writes.
+func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx context.Context, tx *Tx) error) error {
+	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
+		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts})
+	})
+}
+
+// Options returns the options the transaction was started with.
+func (t *Tx) Options() TxOptions { return t.opts }
+
+// Claim returns the Idempotency-Key claim of the request the transaction
+// serves (TxOptions.Claim); nil for none.
+func (t *Tx) Claim() *Claim { return t.opts.Claim }
 
 // Tx is a write transaction: the store's, plus the write path.
 type Tx struct {
@@ -181,7 +219,7 @@ type Tx struct {
 	repo    *Path
 	now     time.Time       // one lastUpdated for every write of the transaction
 	created map[string]bool // "Type/id" of the resources this transaction created
-	claim   *Claim          // the Idempotency-Key of the request it serves, if any
+	opts    TxOptions       // what its caller said about it
 }
 
 // Now returns the transaction's timestamp.
@@ -210,6 +248,11 @@ func (t *Tx) Create(ctx context.Context, typ string, obj *fhir.Object) (*fhir.Re
 // expects to replace: any other current version fails with
 // fhir.PreconditionFailed. It reports whether the resource was created.
 func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64) (*fhir.Resource, bool, error) {
+	return t.PutWith(ctx, typ, id, obj, ifMatch, PutOptions{})
+}
+
+// PutWith is Put with options for the rules of the write.
+func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64, opts PutOptions) (*fhir.Resource, bool, error) {
 	cur, err := t.Read(ctx, typ, id)
 	var version int64
 	switch fhir.KindOf(err) {
@@ -223,7 +266,7 @@ func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch 
 		}
 		version = cur.Version
 	}
-	c := &Change{Type: typ, ID: id, Old: cur, New: obj}
+	c := &Change{Type: typ, ID: id, Old: cur, New: obj, By: opts.By}
 	if ifMatch != 0 && ifMatch != version {
 		return nil, false, t.mismatch(ctx, c, version, ifMatch)
 	}
