@@ -384,6 +384,11 @@ type serverKey struct{}
 // background jobs (releasing expired holds), record keeping (audit,
 // provenance) and loading demo data. Authorisation rules let such writes
 // through; they are still audited as the server's.
+//
+// It is a context value, not a write option, because it crosses layers:
+// it is who is acting, like the principal beside it, set where the work
+// starts and read by the access layer (api) and by reads (ReadAs) deep
+// below, through code that never sees it.
 func AsServer(ctx context.Context) context.Context {
 	return context.WithValue(ctx, serverKey{}, true)
 }
