@@ -3,7 +3,8 @@ package app
 import "github.com/signpost-fhir/signpost/domain/write"
 
 // RuleOrder declares which write rules run on the writes of each resource
-// type, and in which order: the one place that says so (write.Order). Each
+// type, and in which order, and likewise the Prepare steps: the one place
+// that says so (write.Order). Each
 // package registers its rules under these names (write.Path.AddRule); a
 // rule registered under a name not declared here stops the server at
 // start-up.
@@ -34,6 +35,14 @@ func RuleOrder() write.Order {
 			"Binary":                {"referral.binary"},
 			"QuestionnaireResponse": {"referral.questionnaire-response"},
 			"Communication":         {"referral.communication"},
+		},
+		// The steps that fill server-owned elements of an Appointment a
+		// client sends, before it is validated.
+		Prepare: map[string][]string{
+			"Appointment": {
+				"booking.slots",        // start and end from its slots
+				"referral.appointment", // the referral, and its patient as a participant
+			},
 		},
 	}
 }

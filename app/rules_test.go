@@ -39,6 +39,9 @@ func TestRuleOrder(t *testing.T) {
 			t.Errorf("declared on %s: %q, registered %q", typ, names, got)
 		}
 	}
+	if got, w := a.Writes.PrepareOrder("Appointment"), []string{"booking.slots", "referral.appointment"}; !slices.Equal(got, w) {
+		t.Errorf("prepare steps of Appointment: got %q, want %q", got, w)
+	}
 	// An open server runs the same domain rules, without authorisation.
 	open, _ := app.NewTest(t, app.Config{})
 	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot"}; !slices.Equal(got, w) {

@@ -98,7 +98,7 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	}
 	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
 		schedules: write.NewViews(decode[schedule]), services: write.NewViews(decode[healthcareService])}
-	rp.AddPrepare("Appointment", b.prepareAppointment)
+	rp.AddPrepare("Appointment", "booking.slots", b.prepareAppointment)
 	rp.AddRule("Appointment", "booking.clinical", b.clinicalRule)
 	rp.AddRule("Appointment", "booking.appointment", b.appointmentRule)
 	rp.AddRule("Slot", "booking.slot", b.slotRule)

@@ -113,7 +113,7 @@ func (s *Service) Register() {
 	s.repo.AddRule("ServiceRequest", "referral.category", s.categoryRule)
 	s.repo.AddRule("Task", "referral.task", s.taskRule)
 	s.repo.AddRule("Appointment", "referral.guidance", s.guidanceRule)
-	s.repo.AddPrepare("Appointment", s.prepareAppointment)
+	s.repo.AddPrepare("Appointment", "referral.appointment", s.prepareAppointment)
 	s.repo.AddRule("Appointment", "referral.appointment", s.appointmentRule)
 	s.repo.AddRule("DocumentReference", "referral.document-reference", documentReferenceRule)
 	s.repo.AddRule("Binary", "referral.binary", binaryRule)

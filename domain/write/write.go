@@ -54,11 +54,11 @@ type Rule func(ctx context.Context, tx *Tx, c *Change) error
 type Path struct {
 	store   store.Store
 	indexer Indexer
-	order   Order                      // which rules run, in which order, per type
-	named   map[string]map[string]Rule // type → rule name → rule, as registered
-	rules   map[string][]Rule          // type → the registered rules in declared order
-	prepare map[string][]Prepare
-	visible Visibility // what the caller may read (ReadAs); nil: everything
+	order   Order                         // which rules run, in which order, per type
+	named   map[string]map[string]Rule    // type → rule name → rule, as registered
+	rules   map[string][]Rule             // type → the registered rules in declared order
+	prepare map[string]map[string]Prepare // type → step name → Prepare step, as registered
+	visible Visibility                    // what the caller may read (ReadAs); nil: everything
 	now     func() time.Time
 }
 
@@ -72,7 +72,7 @@ type Prepare func(ctx context.Context, r store.Reader, obj *fhir.Object) (change
 // New returns a Path over st.
 func New(st store.Store, ix Indexer) *Path {
 	return &Path{store: st, indexer: ix, named: map[string]map[string]Rule{}, rules: map[string][]Rule{},
-		prepare: map[string][]Prepare{}, now: time.Now}
+		prepare: map[string]map[string]Prepare{}, now: time.Now}
 }
 
 // Order declares which Rules run on the writes of each resource type and in
@@ -84,6 +84,9 @@ func New(st store.Store, ix Indexer) *Path {
 type Order struct {
 	Every []string            // rules that run first, on every type's writes
 	Types map[string][]string // each type's own rules, in the order they run
+	// Prepare lists each type's Prepare steps (AddPrepare), in the order
+	// they run.
+	Prepare map[string][]string
 }
 
 // names returns the rules o runs on writes of typ, in order.
@@ -102,9 +105,12 @@ func (r *Path) SetOrder(o Order) {
 
 // Order returns a copy of the declared rule order.
 func (r *Path) Order() Order {
-	o := Order{Every: slices.Clone(r.order.Every), Types: map[string][]string{}}
+	o := Order{Every: slices.Clone(r.order.Every), Types: map[string][]string{}, Prepare: map[string][]string{}}
 	for typ, names := range r.order.Types {
 		o.Types[typ] = slices.Clone(names)
+	}
+	for typ, names := range r.order.Prepare {
+		o.Prepare[typ] = slices.Clone(names)
 	}
 	return o
 }
@@ -157,18 +163,45 @@ func (r *Path) arrange(typ string) {
 	r.rules[typ] = rules
 }
 
-// AddPrepare registers p for resources of resourceType received from
-// clients. Call it during start-up only.
-func (r *Path) AddPrepare(resourceType string, p Prepare) {
-	r.prepare[resourceType] = append(r.prepare[resourceType], p)
+// AddPrepare registers p under name for resources of resourceType received
+// from clients; it runs where the declared Order's Prepare puts name. Call
+// it during start-up only; like AddRule, it panics for a step the Order
+// does not declare, or a name registered twice.
+func (r *Path) AddPrepare(resourceType, name string, p Prepare) {
+	if !slices.Contains(r.order.Prepare[resourceType], name) {
+		panic(fmt.Sprintf("write: prepare step %q on %s is not in the declared order", name, resourceType))
+	}
+	if r.prepare[resourceType] == nil {
+		r.prepare[resourceType] = map[string]Prepare{}
+	}
+	if _, dup := r.prepare[resourceType][name]; dup {
+		panic(fmt.Sprintf("write: prepare step %q on %s registered twice", name, resourceType))
+	}
+	r.prepare[resourceType][name] = p
 }
 
-// Prepare runs the Prepare steps of resourceType over obj, in the order
-// they were added. The API calls it on every resource a client sends,
-// before validation. It reports whether obj changed.
+// PrepareOrder returns the names of the registered Prepare steps of
+// resourceType, in the order they run.
+func (r *Path) PrepareOrder(resourceType string) []string {
+	var out []string
+	for _, name := range r.order.Prepare[resourceType] {
+		if _, ok := r.prepare[resourceType][name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Prepare runs the Prepare steps of resourceType over obj, in declared
+// order. The API calls it on every resource a client sends, before
+// validation. It reports whether obj changed.
 func (r *Path) Prepare(ctx context.Context, resourceType string, obj *fhir.Object) (bool, error) {
 	changed := false
-	for _, p := range r.prepare[resourceType] {
+	for _, name := range r.order.Prepare[resourceType] {
+		p, ok := r.prepare[resourceType][name]
+		if !ok {
+			continue
+		}
 		c, err := p(ctx, r.store, obj)
 		if err != nil {
 			return changed, err
