@@ -661,7 +661,10 @@ func TestTraceThenRefer(t *testing.T) {
 // declared at all is the caller's own write.
 func TestConsequenceGrants(t *testing.T) {
 	s := newBoundaryServer(t)
-	s.app.Writes.AddRule("Endpoint", func(ctx context.Context, tx *write.Tx, c *write.Change) error {
+	order := s.app.Writes.Order()
+	order.Types["Endpoint"] = append(order.Types["Endpoint"], "test.consequences")
+	s.app.Writes.SetOrder(order)
+	s.app.Writes.AddRule("Endpoint", "test.consequences", func(ctx context.Context, tx *write.Tx, c *write.Change) error {
 		if c.New == nil {
 			return nil
 		}

@@ -85,7 +85,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	}
 	var res *fhir.Resource
 	var created bool
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
+	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
 		id, err := s.conditionalTarget(ctx, tx, typ, c.Request.URL.RawQuery, obj)
 		if err != nil {
 			return err
@@ -189,7 +189,7 @@ func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Cont
 		return err
 	}
 	var res *fhir.Resource
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
+	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
 		id, err := target(ctx, tx)
 		if err != nil {
 			return err

@@ -54,7 +54,8 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	if err := negotiate(c); err != nil && c.Query("_format") != "text/csv" && !strings.Contains(c.GetHeader("Accept"), "text/csv") {
 		return err
 	}
-	req := &operation.Request{Type: typ, ID: id, Header: c.Request.Header, Format: c.Query("_format"), BaseURL: s.cfg.BaseURL}
+	req := &operation.Request{Type: typ, ID: id, Format: c.Query("_format"), Accept: c.GetHeader("Accept"), BaseURL: s.cfg.BaseURL,
+		Idempotency: idempotencyOf(c)}
 	switch c.Request.Method {
 	case http.MethodGet:
 		if op.Affects {

@@ -197,7 +197,7 @@ func (s *Server) create(c *gin.Context, typ string) error {
 	cond := c.GetHeader("If-None-Exist")
 	var res *fhir.Resource
 	status := http.StatusCreated
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
+	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
 		if cond != "" {
 			existing, err := s.conditionalMatch(ctx, tx, typ, cond)
 			if err != nil {
@@ -243,7 +243,7 @@ func (s *Server) update(c *gin.Context, typ, id string) error {
 	}
 	var res *fhir.Resource
 	var created bool
-	err = s.repo.Update(c.Request.Context(), func(ctx context.Context, tx *write.Tx) error {
+	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
 		res, created, err = tx.Put(ctx, typ, id, obj, match)
 		return err
 	})

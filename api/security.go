@@ -92,7 +92,6 @@ type security struct {
 	headers, audit, authenticate gin.HandlerFunc
 	routes                       func(gin.IRoutes)     // SMART discovery, the mounted issuer
 	capability                   func() map[string]any // CapabilityStatement.rest.security
-	clientOf                     func(*http.Request) string
 }
 
 // newSecurity assembles the security layer of a server with configuration
@@ -126,8 +125,8 @@ func newSecurity(cfg *Config, rp *write.Path, st store.Store, sr Searcher, log *
 		},
 		Limit: limiter.Allow, Fail: fail, WriteJSON: writeJSON})
 	out := security{Authorizer: guard, authenticate: guard.Authenticate, routes: guard.Routes,
-		capability: guard.CapabilitySecurity, clientOf: guard.ClientOf,
-		headers: harden.Headers(harden.Config{CORSOrigins: sec.CORSOrigins, HSTS: sec.HSTS, AuthPath: sec.AuthPath})}
+		capability: guard.CapabilitySecurity,
+		headers:    harden.Headers(harden.Config{CORSOrigins: sec.CORSOrigins, HSTS: sec.HSTS, AuthPath: sec.AuthPath})}
 	if trail != nil {
 		out.audits, out.audit = trail, trail.Middleware
 	}
@@ -146,14 +145,6 @@ func (sec *Security) exemptFromNegotiation(path string) bool {
 	a := sec.AuthPath
 	return sec.AuthServer != nil && (path == a || strings.HasPrefix(path, a+"/"))
 }
-
-// ClientOf names the verified caller of r ("client_id sub"), for features
-// keyed by client that run before the API's own handlers (booking's
-// Idempotency-Key records). A request whose token does not verify gets a
-// name no other request has, so nothing is replayed to it; the API then
-// answers it 401. An open server names callers by their token's
-// unverified subject.
-func (s *Server) ClientOf(r *http.Request) string { return s.sec.clientOf(r) }
 
 // Index returns the index entries the server stores for a resource of
 // type typ: the registry's, except that the audit trail keeps only those

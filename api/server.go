@@ -56,6 +56,7 @@ type Config struct {
 	MaxBodyBytes int64         // request body limit (default 10 MB)
 	MaxCount     int           // the largest page of a search or history (default 1000): a larger _count is cut to it
 	Timeout      time.Duration // per-request deadline (default 30 s)
+	KeysFor      time.Duration // how long an Idempotency-Key is remembered (default 24 hours)
 	Writable     []string      // resource types with full REST interactions
 	ReadOnly     []string      // resource types served from Definitions
 	// SummaryElements lists per type the elements _summary=true keeps.
@@ -93,6 +94,9 @@ func New(cfg Config, rp *write.Path, v Validator, s Searcher, defs *Definitions)
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.KeysFor <= 0 {
+		cfg.KeysFor = 24 * time.Hour
+	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -120,6 +124,7 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.sec.audit)
 	}
 	r.Use(s.sec.authenticate)
+	r.Use(s.idempotency)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
 	r.GET("/readyz", s.ready)
 	s.sec.routes(r)

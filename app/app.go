@@ -118,6 +118,7 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	rp := write.New(st, reg)
+	rp.SetOrder(RuleOrder())
 	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
 		st.Close()
@@ -134,7 +135,7 @@ func New(cfg Config) (*App, error) {
 	}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
-		Logger: cfg.Logger, Validator: val, Client: srv.ClientOf}, rp, reg)
+		Logger: cfg.Logger, Validator: val}, rp, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -142,8 +143,6 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Booking.Operations() {
 		srv.AddOperation(op)
 	}
-	// The directory's Slot rule runs after the booking rules (it reads a
-	// slot's final status): keep it after them.
 	a.Directory = directory.New(rp, reg, directory.Config{Location: loc})
 	a.Directory.Register()
 	if !cfg.NoReindex {
@@ -181,7 +180,7 @@ func New(cfg Config) (*App, error) {
 }
 
 // Handler returns the server's HTTP handler.
-func (a *App) Handler() http.Handler { return a.Booking.Idempotency(a.API.Handler()) }
+func (a *App) Handler() http.Handler { return a.API.Handler() }
 
 // Close stops background work and releases the store.
 func (a *App) Close() error {

@@ -10,8 +10,6 @@ package access
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -214,41 +212,4 @@ func (tc *tokenCache) verify(ctx context.Context, raw string, v TokenVerifier,
 	}
 	tc.entries[key] = p
 	return p, nil
-}
-
-// ClientOf names the verified caller of r ("client_id sub"), for features
-// keyed by client that run before the API's own handlers (booking's
-// Idempotency-Key records). A request whose token does not verify gets a
-// name no other request has, so nothing is replayed to it; the API then
-// answers it 401. An open server names callers by their token's
-// unverified subject.
-func (g *Guard) ClientOf(r *http.Request) string {
-	if g.cfg.Open {
-		return "open " + unverifiedSubject(r.Header.Get("Authorization"))
-	}
-	raw, err := auth.BearerToken(r.Header.Get("Authorization"))
-	if err == nil && raw != "" {
-		var p *auth.Principal
-		if p, err = g.tokens.verify(r.Context(), raw, g.cfg.Verifier, g.resolvePatient); err == nil {
-			return p.ClientID + " " + p.Subject
-		}
-	}
-	return "unverified " + write.NewID()
-}
-
-// unverifiedSubject reads a JWT's sub without verifying it.
-func unverifiedSubject(authorization string) string {
-	tok, _ := strings.CutPrefix(authorization, "Bearer ")
-	parts := strings.Split(strings.TrimSpace(tok), ".")
-	if len(parts) != 3 {
-		return "anonymous"
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	var claims struct {
-		Sub string `json:"sub"`
-	}
-	if err != nil || json.Unmarshal(b, &claims) != nil || claims.Sub == "" {
-		return "anonymous"
-	}
-	return claims.Sub
 }

@@ -97,7 +97,7 @@ func New(cfg Config) *Guard {
 		return g
 	}
 	for _, typ := range cfg.Writable {
-		cfg.Writes.AddRule(typ, g.authorizeWrite)
+		cfg.Writes.AddRule(typ, "access", g.authorizeWrite)
 	}
 	cfg.Writes.SetVisibility(g.visible)
 	return g

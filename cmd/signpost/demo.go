@@ -258,7 +258,7 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 	added := 0
 	today := time.Now().In(a.Location)
 	for i, id := range services {
-		err := a.Writes.Update(directory.WithoutWaitingTimes(ctx), func(ctx context.Context, tx *write.Tx) error {
+		err := a.Writes.UpdateWith(ctx, write.TxOptions{DeferDerived: true}, func(ctx context.Context, tx *write.Tx) error {
 			w := &demoWriter{ctx: ctx, tx: tx}
 			sched := "demo-sched-" + id[len("demo-hs-"):]
 			w.put("Schedule", sched, map[string]any{"resourceType": "Schedule", "active": true,

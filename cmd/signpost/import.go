@@ -16,11 +16,8 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/conformance"
-	"github.com/signpost-fhir/signpost/domain/write"
-	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/domain/bulk"
 	"github.com/signpost-fhir/signpost/fhir/validation"
-	"github.com/signpost-fhir/signpost/store"
 )
 
 // importUsage documents the import command.
@@ -32,9 +29,10 @@ none) and becomes the next version of that resource. Resources are
 validated against the StructureDefinitions (--validate=false skips it),
 indexed on all cores, and written in batches of --batch, each batch one
 transaction: a failed batch stops the import with nothing of it written.
-Domain rules (booking, referral) do not run on imported resources: import
-is for loading directory and schedule data, not for transactions that need
-them. Give it the same --base-url (or --addr) and --timezone as serve, or
+Import is the domain's bulk path (domain/bulk): the write rules (booking,
+referral, waiting times, authorisation) do not run on imported resources,
+which it documents rule by rule; it is for loading directory and schedule
+data, not for transactions that need them. Give it the same --base-url (or --addr) and --timezone as serve, or
 serve reindexes what it imported. A progress bar goes to standard error.
 
 flags:`
@@ -78,17 +76,15 @@ func importCmd(args []string) error {
 		return err
 	}
 	defer a.Close()
-	// The import process ends with the load, so it is never turned off.
-	if b, ok := a.Store.(store.BulkLoader); ok {
-		b.SetBulkLoad(true)
-	}
-	var val *validation.Validator
+	var val bulk.Validator
 	if *validate {
 		if val, err = validation.New(conformance.StructureDefinitions(), conformance.Terminology()); err != nil {
 			return err
 		}
 	}
-	im := &importer{st: a.Store, reg: a.Search, val: val, batch: max(1, *batch), now: time.Now().UTC().Truncate(time.Millisecond)}
+	loader := bulk.New(a.Writes, a.Search, val)
+	defer loader.Close()
+	im := &importer{loader: loader, batch: max(1, *batch)}
 	var total int64
 	for _, f := range files {
 		if f != "-" {
@@ -132,32 +128,23 @@ func parseInterspersed(fs interface {
 	return pos, nil
 }
 
-// importer loads resources.
+// importer reads NDJSON files into a bulk.Loader.
 type importer struct {
-	st       store.Store
-	reg      *search.Registry
-	val      *validation.Validator
+	loader   *bulk.Loader
 	batch    int
-	now      time.Time
 	count    int
 	progress *progress
 }
 
-// line is one NDJSON line and where it came from.
-type line struct {
-	no   int
-	data []byte
-}
-
 // prepared is one batch ready to write, or the first error met.
 type prepared struct {
-	writes []*store.Write
-	err    error
+	batch *bulk.Batch
+	err   error
 }
 
 // file imports one NDJSON file: a reader splits it into batches, workers
-// (one per core) validate, stamp and index them, and this goroutine writes
-// them in order, one transaction each.
+// (one per core) prepare them (bulk.Loader.Prepare: validate, stamp and
+// index), and this goroutine writes them in order, one transaction each.
 func (im *importer) file(name string) error {
 	var r io.Reader = os.Stdin
 	if name != "-" {
@@ -174,7 +161,7 @@ func (im *importer) file(name string) error {
 	// Batches go to the workers with a result channel each, and the
 	// channels go to the writer in file order.
 	type job struct {
-		lines []line
+		lines []bulk.Line
 		out   chan prepared
 	}
 	jobs := make(chan job, workers)
@@ -184,7 +171,7 @@ func (im *importer) file(name string) error {
 		defer close(jobs)
 		defer close(order)
 		br := bufio.NewReaderSize(r, 1<<20)
-		var lines []line
+		var lines []bulk.Line
 		no := 0
 		send := func() bool {
 			j := job{lines: lines, out: make(chan prepared, 1)}
@@ -206,7 +193,7 @@ func (im *importer) file(name string) error {
 			im.progress.read(len(b))
 			no++
 			if t := bytes.TrimSpace(b); len(t) > 0 {
-				lines = append(lines, line{no: no, data: t})
+				lines = append(lines, bulk.Line{No: no, Data: t})
 			}
 			if len(lines) == im.batch && !send() {
 				return
@@ -229,8 +216,8 @@ func (im *importer) file(name string) error {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				ws, err := im.prepare(ctx, name, j.lines)
-				j.out <- prepared{writes: ws, err: err}
+				b, err := im.loader.Prepare(ctx, name, j.lines)
+				j.out <- prepared{batch: b, err: err}
 			}
 		}()
 	}
@@ -241,147 +228,17 @@ func (im *importer) file(name string) error {
 			cancel()
 			return p.err
 		}
-		if err := im.write(ctx, p.writes); err != nil {
+		if err := im.loader.Write(ctx, p.batch); err != nil {
 			cancel()
 			return fmt.Errorf("import %s: %w", name, err)
 		}
-		im.count += len(p.writes)
-		im.progress.wrote(len(p.writes))
+		im.count += p.batch.Len()
+		im.progress.wrote(p.batch.Len())
 	}
 	if readErr != nil {
 		return fmt.Errorf("import %s: %w", name, readErr)
 	}
 	return nil
-}
-
-// prepare validates, stamps and indexes one batch. A resource that exists
-// already becomes its next version.
-func (im *importer) prepare(ctx context.Context, name string, lines []line) ([]*store.Write, error) {
-	ws := make([]*store.Write, 0, len(lines))
-	ids := map[string][]string{}
-	objs := make([]*fhir.Object, len(lines))
-	fast := make([]int, len(lines)) // where meta goes in the line; 0: use objs
-	for i, l := range lines {
-		where := fmt.Sprintf("%s:%d", name, l.no)
-		typ, id, at := fastHead(l.data)
-		if at > 0 && fhir.ValidID(id) && im.reg.Lookup(typ, "_id") != nil {
-			if err := im.validate(where, typ, l.data); err != nil {
-				return nil, err
-			}
-			fast[i] = at
-			ids[typ] = append(ids[typ], id)
-			ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: im.now}})
-			continue
-		}
-		obj, err := fhir.ParseObject(l.data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		typ, _ = obj.String("resourceType")
-		if typ == "" || im.reg.Lookup(typ, "_id") == nil {
-			return nil, fmt.Errorf("%s: resourceType %q cannot be stored", where, typ)
-		}
-		if err := im.validate(where, typ, l.data); err != nil {
-			return nil, err
-		}
-		id, _ = obj.String("id")
-		if id == "" {
-			id = write.NewID()
-		} else if !fhir.ValidID(id) {
-			return nil, fmt.Errorf("%s: %q is not a valid id", where, id)
-		}
-		objs[i] = obj
-		ids[typ] = append(ids[typ], id)
-		ws = append(ws, &store.Write{Resource: &fhir.Resource{Type: typ, ID: id, Version: 1, LastUpdated: im.now}})
-	}
-	// Resources already stored become their next version.
-	current := map[string]int64{}
-	for typ, list := range ids {
-		page, err := im.st.Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{search.IDIn{IDs: list}}, Count: len(list)})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range page.Resources {
-			current[r.Reference()] = r.Version
-		}
-	}
-	for i, w := range ws {
-		res := w.Resource
-		res.Version = current[res.Reference()] + 1
-		current[res.Reference()] = res.Version // a resource repeated in the batch
-		var body []byte
-		var err error
-		if at := fast[i]; at > 0 {
-			line := lines[i].data
-			body = make([]byte, 0, len(line)+80)
-			body = append(body, line[:at]...)
-			body = fmt.Appendf(body, `,"meta":{"versionId":"%d","lastUpdated":"%s"}`, res.Version, res.LastUpdated.Format(fhir.InstantFormat))
-			body = append(body, line[at:]...)
-		} else if body, err = fhir.Stamp(objs[i], res.ID, res.Version, res.LastUpdated); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, lines[i].no, err)
-		}
-		res.JSON = body
-		if w.Index, err = im.reg.Extract(res.Type, body); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, lines[i].no, err)
-		}
-	}
-	return ws, nil
-}
-
-// validate reports the errors the validator finds in a resource, if
-// validation is on.
-func (im *importer) validate(where, typ string, data []byte) error {
-	if im.val == nil {
-		return nil
-	}
-	var problems []string
-	for _, is := range im.val.Validate(data) {
-		if is.Severity == "error" || is.Severity == "fatal" {
-			problems = append(problems, strings.Join(is.Expression, ",")+": "+is.Diagnostics)
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s: %s is not valid: %s", where, typ, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// fastHead recognises the common shape of a line that needs no
-// re-encoding: an object whose first members are resourceType and id (plain
-// strings) and that has no meta. It returns them and the offset after the
-// id value, where meta can be spliced in; at is 0 for any other shape,
-// which takes the general path (fhir.ParseObject and fhir.Stamp).
-func fastHead(line []byte) (typ, id string, at int) {
-	ms, ok := topMembers(line)
-	if !ok || len(ms) < 2 || ms[0].key != "resourceType" || ms[1].key != "id" {
-		return "", "", 0
-	}
-	for _, m := range ms[2:] {
-		if m.key == "meta" || m.key == "id" || m.key == "resourceType" {
-			return "", "", 0
-		}
-	}
-	str := func(m member) (string, bool) {
-		v := line[m.valStart:m.valEnd]
-		if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v[1:len(v)-1], '\\') >= 0 {
-			return "", false
-		}
-		return string(v[1 : len(v)-1]), true
-	}
-	typ, ok1 := str(ms[0])
-	id, ok2 := str(ms[1])
-	if !ok1 || !ok2 {
-		return "", "", 0
-	}
-	return typ, id, ms[1].valEnd
-}
-
-// write stores one batch in one transaction, through the store's bulk
-// path when it has one.
-func (im *importer) write(ctx context.Context, ws []*store.Write) error {
-	return im.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		return store.PutAll(ctx, tx, ws)
-	})
 }
 
 // progress draws a progress bar on a terminal-like writer.
@@ -446,112 +303,4 @@ func maxRSS() int64 {
 		return 0
 	}
 	return ru.Maxrss << 10 // kilobytes on Linux
-}
-
-// member is a top-level member of a JSON object: the key and where its
-// value ends.
-type member struct {
-	key      string
-	valStart int
-	valEnd   int
-}
-
-// topMembers lists the top-level members of the JSON object in b without
-// decoding the values, or ok false when b is not an object it can scan.
-func topMembers(b []byte) (ms []member, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil, true
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return nil, false
-		}
-		end := skipString(b, i)
-		if end < 0 {
-			return nil, false
-		}
-		key := string(b[i+1 : end-1])
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		i = skipSpace(b, i+1)
-		vs := i
-		if i = skipValue(b, i); i < 0 {
-			return nil, false
-		}
-		ms = append(ms, member{key: key, valStart: vs, valEnd: i})
-		i = skipSpace(b, i)
-		switch {
-		case i < len(b) && b[i] == ',':
-			i = skipSpace(b, i+1)
-		case i < len(b) && b[i] == '}':
-			return ms, skipSpace(b, i+1) == len(b)
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index after the value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				if j = skipString(b, j); j < 0 {
-					return -1
-				}
-				j--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }

@@ -17,14 +17,15 @@
 // busy-tentative until the hold-expires extension's instant; Sweep
 // releases expired holds, and Run sweeps periodically.
 //
-// Booking writes may carry an Idempotency-Key (see Service.Idempotency).
+// Booking writes may carry an Idempotency-Key: the API claims it
+// (api/idempotency.go) and the booking rules and operations store their
+// answer under it in the transaction of the write (write.Tx.Remember).
 package booking
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -41,18 +42,13 @@ type Searcher interface {
 // Config configures booking.
 type Config struct {
 	Data        string         // data directory: the proposal signing key is kept there
-	BaseURL     string         // public FHIR base, for Location headers of replayed answers
+	BaseURL     string         // public FHIR base
 	Location    *time.Location // the server's time zone, for date-only windows (default Europe/London)
 	HoldFor     time.Duration  // how long $hold keeps slots (default 5 minutes)
 	ProposalFor time.Duration  // how long a $find proposal stays valid (default 15 minutes)
-	KeysFor     time.Duration  // how long an Idempotency-Key is remembered (default 24 hours)
 	SweepEvery  time.Duration  // how often Run releases expired holds (default 5 seconds)
-	// Client names the client a request comes from, the scope of its
-	// Idempotency-Keys. Default: ClientFromAuthorization. Once auth
-	// verifies tokens, pass a function returning the verified client id.
-	Client    func(r *http.Request) string
-	Logger    *slog.Logger
-	Validator Validator // checks $book's appointment-resource; nil skips that
+	Logger      *slog.Logger
+	Validator   Validator // checks $book's appointment-resource; nil skips that
 }
 
 // Service is the booking domain wired to a repo.
@@ -75,8 +71,7 @@ type Service struct {
 
 // New returns the booking service over rp and registers its Rules and
 // Prepare steps with rp. Register its operations with
-// api.Server.AddOperation (Operations) and wrap the HTTP handler with
-// Idempotency.
+// api.Server.AddOperation (Operations).
 func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	if cfg.Location == nil {
 		loc, err := time.LoadLocation("Europe/London")
@@ -91,14 +86,8 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	if cfg.ProposalFor <= 0 {
 		cfg.ProposalFor = 15 * time.Minute
 	}
-	if cfg.KeysFor <= 0 {
-		cfg.KeysFor = 24 * time.Hour
-	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 5 * time.Second
-	}
-	if cfg.Client == nil {
-		cfg.Client = ClientFromAuthorization
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -109,12 +98,12 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	}
 	b := &Service{cfg: cfg, repo: rp, search: s, key: key, now: time.Now,
 		schedules: write.NewViews(decode[schedule]), services: write.NewViews(decode[healthcareService])}
-	rp.AddPrepare("Appointment", b.prepareAppointment)
-	rp.AddRule("Appointment", b.clinicalRule) // first: a refused status says why before any move it would make
-	rp.AddRule("Appointment", b.appointmentRule)
-	rp.AddRule("Slot", b.slotRule)
-	rp.AddRule("Schedule", b.scheduleRule)
-	rp.AddRule("AppointmentResponse", b.responseRule)
+	rp.AddPrepare("Appointment", "booking.slots", b.prepareAppointment)
+	rp.AddRule("Appointment", "booking.clinical", b.clinicalRule)
+	rp.AddRule("Appointment", "booking.appointment", b.appointmentRule)
+	rp.AddRule("Slot", "booking.slot", b.slotRule)
+	rp.AddRule("Schedule", "booking.schedule", b.scheduleRule)
+	rp.AddRule("AppointmentResponse", "booking.response", b.responseRule)
 	return b, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 )
 
@@ -52,8 +53,8 @@ const (
 	ErrProposalInvalid     = "PROPOSAL_INVALID"
 	ErrNotBookable         = "SERVICE_NOT_BOOKABLE"
 	ErrNotAmendable        = "APPOINTMENT_NOT_AMENDABLE"
-	ErrIdempotencyKeyReuse = "IDEMPOTENCY_KEY_REUSED"
-	ErrIdempotencyPending  = "IDEMPOTENCY_KEY_IN_PROGRESS"
+	ErrIdempotencyKeyReuse = write.ErrIdempotencyKeyReuse
+	ErrIdempotencyPending  = write.ErrIdempotencyPending
 )
 
 // slotStatus is the Slot status an appointment in a status holds its slots

@@ -470,7 +470,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 func (b *Service) write(ctx context.Context, req *operation.Request, fn func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error)) (*operation.Result, error) {
 	var body []byte
 	err := b.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
-		out, err := fn(withoutClaim(ctx), tx)
+		out, err := fn(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -483,7 +483,7 @@ func (b *Service) write(ctx context.Context, req *operation.Request, fn func(ctx
 			entries = append(entries, bundleEntry{FullURL: req.BaseURL + "/" + res.Type + "/" + res.ID, Resource: res.JSON, Mode: mode})
 		}
 		body = searchset(entries)
-		return b.remember(ctx, tx, record{Status: http.StatusOK, Body: body})
+		return tx.Remember(ctx, claimOf(req), write.Answer{Status: http.StatusOK, Body: body})
 	})
 	if err != nil {
 		return nil, err

@@ -18,16 +18,14 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
-// internalKey marks a context whose writes booking itself makes (a slot
+// own is the write.PutOptions of the writes booking itself makes (a slot
 // claimed or freed by an appointment, a participant status set from an
-// AppointmentResponse): the rules that guard against clients let them pass.
-type internalKey struct{}
+// AppointmentResponse): the rules that guard against clients let them
+// pass. It applies to that write only, not to the writes its rules make.
+var own = write.PutOptions{By: "booking"}
 
-func internal(ctx context.Context) context.Context {
-	return context.WithValue(ctx, internalKey{}, true)
-}
-
-func isInternal(ctx context.Context) bool { return ctx.Value(internalKey{}) != nil }
+// isOwn reports whether booking itself makes the write c.
+func isOwn(c *write.Change) bool { return c.By == own.By }
 
 // prepareAppointment fills start and end of a booking from its slots when
 // the client left them out, before validation requires them (app-3).
@@ -84,7 +82,7 @@ func (b *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 	if err := b.appointmentRules(ctx, tx, c); err != nil {
 		return err
 	}
-	return b.rememberWrite(ctx, tx, c)
+	return b.rememberWrite(ctx, tx, c, isOwn(c))
 }
 
 func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.Change) error {
@@ -110,7 +108,7 @@ func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.C
 		return err
 	}
 	if old != nil {
-		if err := checkAmend(ctx, oldObj, c.New, old, nw); err != nil {
+		if err := checkAmend(isOwn(c), oldObj, c.New, old, nw); err != nil {
 			return err
 		}
 	}
@@ -362,7 +360,7 @@ func setSlotStatus(ctx context.Context, tx *write.Tx, res *fhir.Resource, status
 	// Claiming or freeing its slots is part of writing the appointment:
 	// whoever may write the appointment may do it.
 	ctx = write.AsConsequence(ctx, write.Consequence{Type: "Slot", ID: res.ID, Grant: write.WithCause, Of: "the appointment holding it"})
-	_, _, err = tx.Put(internal(ctx), "Slot", res.ID, obj, res.Version)
+	_, _, err = tx.PutWith(ctx, "Slot", res.ID, obj, res.Version, own)
 	return err
 }
 
@@ -392,7 +390,7 @@ var statusMoves = map[string][]string{
 // amendment while it is live (slots are claimed when an appointment
 // becomes live: $reschedule it, or book a new appointment), and once
 // cancelled it is final.
-func checkAmend(ctx context.Context, oldObj, newObj *fhir.Object, old, nw *appointment) error {
+func checkAmend(byBooking bool, oldObj, newObj *fhir.Object, old, nw *appointment) error {
 	var issues []fhir.Issue
 	bad := func(key, format string, args ...any) {
 		issues = append(issues, fhir.Issue{Code: "business-rule", Details: ErrNotAmendable,
@@ -437,7 +435,7 @@ func checkAmend(ctx context.Context, oldObj, newObj *fhir.Object, old, nw *appoi
 					bad(k, "an appointment that is %s cannot become %s", old.Status, nw.Status)
 				}
 			case k == "cancelationReason" && nw.Status == "cancelled":
-			case k == "participant" && isInternal(ctx) && sameParticipants(oldObj.Get(k), newObj.Get(k)):
+			case k == "participant" && byBooking && sameParticipants(oldObj.Get(k), newObj.Get(k)):
 			case k == "slot" || k == "start" || k == "end":
 				bad(k, "cannot be amended; use Appointment/$reschedule to move a booking")
 			default:
@@ -537,7 +535,7 @@ func removeExtension(obj *fhir.Object, url string) {
 // move or delete them while a live appointment uses them. It also keeps
 // free slots within their schedule's planning horizon (slotInHorizon).
 func (b *Service) slotRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if isInternal(ctx) {
+	if isOwn(c) {
 		return nil
 	}
 	if err := b.slotInHorizon(ctx, tx, c); err != nil {
@@ -744,7 +742,7 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		p.Set("status", r.ParticipantStatus)
 		parts[i] = p.Bytes()
 		obj.Set("participant", parts)
-		_, _, err = tx.Put(internal(ctx), "Appointment", id, obj, res.Version)
+		_, _, err = tx.PutWith(ctx, "Appointment", id, obj, res.Version, own)
 		return err
 	}
 	return fhir.Errorf(fhir.Unprocessable, "business-rule", "AppointmentResponse.actor",

@@ -94,20 +94,13 @@ func New(rp *write.Path, reg *search.Registry, cfg Config) *Directory {
 		waits:  write.NewViews(decodeWaitValue)}
 }
 
-// Register adds the directory's rules to the repo. Register it after the
-// booking rules, so that the Slot rule sees a slot's final status.
+// Register adds the directory's rules to the repo, under the names app's
+// rule order declares (its Slot rule runs after booking's, so that it
+// sees a slot's final status).
 func (d *Directory) Register() {
-	d.repo.AddRule("HealthcareService", d.serviceRule)
-	d.repo.AddRule("Slot", d.slotRule)
-	d.repo.AddRule("Schedule", d.scheduleRule)
-}
-
-type deferKey struct{}
-
-// WithoutWaitingTimes returns a ctx in which slot writes do not recompute
-// waiting times: for bulk loads, which call Refresh once per service after.
-func WithoutWaitingTimes(ctx context.Context) context.Context {
-	return context.WithValue(ctx, deferKey{}, true)
+	d.repo.AddRule("HealthcareService", "directory.service", d.serviceRule)
+	d.repo.AddRule("Slot", "directory.slot", d.slotRule)
+	d.repo.AddRule("Schedule", "directory.schedule", d.scheduleRule)
 }
 
 // serviceRule keeps the waiting-time extension out of the stored service
@@ -189,7 +182,7 @@ func (s *slotView) freeAt(now time.Time) (time.Time, bool) {
 // that moves a free slot further out than the slots a service's wait
 // samples changes nothing either (see update).
 func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
+	if tx.Options().DeferDerived || !tx.CanDerive() { // a bulk load refreshes after (Refresh)
 		return nil
 	}
 	var nw, old *slotView
@@ -335,7 +328,7 @@ type scan struct {
 // so creating a schedule before its slots (the usual order) costs one
 // search.
 func (d *Directory) scheduleRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if v, _ := ctx.Value(deferKey{}).(bool); v || !tx.CanDerive() {
+	if tx.Options().DeferDerived || !tx.CanDerive() { // a bulk load refreshes after (Refresh)
 		return nil
 	}
 	var before, after []string

@@ -153,7 +153,7 @@ func (s *Service) accessCodeOp() *operation.Operation {
 				// referral may replace it.
 				ctx = write.AsConsequence(ctx, write.Consequence{Type: "Task", ID: task.ID, Grant: write.ToWritersOf,
 					On: []string{sr.Reference()}, Of: "$access-code " + sr.Reference()})
-				_, _, err = tx.Put(internal(ctx), "Task", task.ID, obj, 0)
+				_, _, err = tx.PutWith(ctx, "Task", task.ID, obj, 0, own)
 				return err
 			})
 			if err != nil {

@@ -178,7 +178,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 				return err
 			}
 			patch(obj)
-			if _, _, err := tx.Put(internal(follows(task.Reference())), "Task", task.ID, obj, 0); err != nil {
+			if _, _, err := tx.PutWith(follows(task.Reference()), "Task", task.ID, obj, 0, own); err != nil {
 				return fmt.Errorf("Appointment/%s: %w", c.ID, err)
 			}
 			continue
@@ -451,6 +451,6 @@ func (s *Service) setPerformer(ctx context.Context, tx *write.Tx, sr *fhir.Resou
 		return err
 	}
 	obj.Set("performer", []reference{{Reference: service}})
-	_, _, err = tx.Put(internal(ctx), cur.Type, cur.ID, obj, 0)
+	_, _, err = tx.PutWith(ctx, cur.Type, cur.ID, obj, 0, own)
 	return err
 }

@@ -150,7 +150,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 						return err
 					}
 					obj.Set("performer", []reference{{Reference: service}})
-					if _, _, err := tx.Put(internal(ctx), "ServiceRequest", sr.ID, obj, 0); err != nil {
+					if _, _, err := tx.PutWith(ctx, "ServiceRequest", sr.ID, obj, 0, own); err != nil {
 						return err
 					}
 				}

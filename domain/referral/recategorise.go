@@ -47,7 +47,7 @@ var categoryElements = []string{"performerType", "code"}
 // code of an existing referral: that is $recategorise's job, which keeps
 // the workflow, the bookings and the shortlist in step with the category.
 func (s *Service) categoryRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if c.Old == nil || c.New == nil || isInternal(ctx) {
+	if c.Old == nil || c.New == nil || isOwn(c) {
 		return nil
 	}
 	old, err := fhir.ParseObject(c.Old.JSON)
@@ -234,7 +234,7 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 	if err := obj.SetExtensions(ShortlistExtension); err != nil {
 		return nil, nil, err
 	}
-	if _, _, err := tx.Put(internal(ctx), "ServiceRequest", sr.ID, obj, 0); err != nil {
+	if _, _, err := tx.PutWith(ctx, "ServiceRequest", sr.ID, obj, 0, own); err != nil {
 		return nil, nil, err
 	}
 	why := "re-categorised as " + categoryLabel(in.category)

@@ -108,17 +108,17 @@ func New(rp *write.Path, reg *search.Registry, cfg Config) *Service {
 
 // Register adds the package's rules to the repo: call it once at start-up.
 func (s *Service) Register() {
-	s.repo.AddRule("Patient", s.patientRule)
-	s.repo.AddRule("ServiceRequest", s.serviceRequestRule)
-	s.repo.AddRule("ServiceRequest", s.categoryRule)
-	s.repo.AddRule("Task", s.taskRule)
-	s.repo.AddRule("Appointment", s.guidanceRule)
-	s.repo.AddPrepare("Appointment", s.prepareAppointment)
-	s.repo.AddRule("Appointment", s.appointmentRule)
-	s.repo.AddRule("DocumentReference", documentReferenceRule)
-	s.repo.AddRule("Binary", binaryRule)
-	s.repo.AddRule("QuestionnaireResponse", s.questionnaireResponseRule)
-	s.repo.AddRule("Communication", s.communicationRule)
+	s.repo.AddRule("Patient", "referral.patient", s.patientRule)
+	s.repo.AddRule("ServiceRequest", "referral.service-request", s.serviceRequestRule)
+	s.repo.AddRule("ServiceRequest", "referral.category", s.categoryRule)
+	s.repo.AddRule("Task", "referral.task", s.taskRule)
+	s.repo.AddRule("Appointment", "referral.guidance", s.guidanceRule)
+	s.repo.AddPrepare("Appointment", "referral.appointment", s.prepareAppointment)
+	s.repo.AddRule("Appointment", "referral.appointment", s.appointmentRule)
+	s.repo.AddRule("DocumentReference", "referral.document-reference", documentReferenceRule)
+	s.repo.AddRule("Binary", "referral.binary", binaryRule)
+	s.repo.AddRule("QuestionnaireResponse", "referral.questionnaire-response", s.questionnaireResponseRule)
+	s.repo.AddRule("Communication", "referral.communication", s.communicationRule)
 }
 
 // Operations returns the operations the package implements, for the API.

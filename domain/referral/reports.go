@@ -72,7 +72,7 @@ func (s *Service) reportOp(name string, build func(rd *reportData) (*report, err
 				return nil, err
 			}
 			format, _ := req.Params.String("format")
-			if format == "text/csv" || format == "csv" || req.Format == "text/csv" || req.Format == "csv" || strings.Contains(req.Header.Get("Accept"), "text/csv") {
+			if format == "text/csv" || format == "csv" || req.Format == "text/csv" || req.Format == "csv" || strings.Contains(req.Accept, "text/csv") {
 				return &operation.Result{Body: rep.csv(), ContentType: "text/csv; charset=utf-8"}, nil
 			}
 			body, err := rep.parameters()

@@ -158,6 +158,15 @@ func (s *Service) readAs(ctx context.Context, tx store.Reader, ref string) (*fhi
 
 // putJSON writes a fresh resource built from v through tx.
 func create(ctx context.Context, tx *write.Tx, typ string, v any) (*fhir.Resource, error) {
+	return createWith(ctx, tx, typ, v, write.PutOptions{})
+}
+
+// createOwn is create for a resource this package makes itself (own).
+func createOwn(ctx context.Context, tx *write.Tx, typ string, v any) (*fhir.Resource, error) {
+	return createWith(ctx, tx, typ, v, own)
+}
+
+func createWith(ctx context.Context, tx *write.Tx, typ string, v any, opts write.PutOptions) (*fhir.Resource, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -166,5 +175,6 @@ func create(ctx context.Context, tx *write.Tx, typ string, v any) (*fhir.Resourc
 	if err != nil {
 		return nil, err
 	}
-	return tx.Create(ctx, typ, obj)
+	res, _, err := tx.PutWith(ctx, typ, write.NewID(), obj, 0, opts)
+	return res, err
 }

@@ -110,7 +110,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *write.Tx, c *write
 				return err
 			}
 		}
-		if !isInternal(ctx) {
+		if !isOwn(c) {
 			if err := c.New.KeepExtensions(c.Old.JSON, ShortlistExtension); err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *write.Tx, c *write
 			return err
 		}
 	}
-	if !isInternal(ctx) {
+	if !isOwn(c) {
 		if err := c.New.SetExtensions(ShortlistExtension); err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func (s *Service) createTask(ctx context.Context, tx *write.Tx, id, ubrn string,
 	}
 	// Part of writing the referral: whoever may create it gets its Task.
 	ctx = write.AsConsequence(ctx, write.Consequence{Type: "Task", Grant: write.WithCause, Of: "ServiceRequest/" + id})
-	_, err := create(internal(ctx), tx, "Task", task)
+	_, err := createOwn(ctx, tx, "Task", task)
 	return err
 }
 

@@ -152,7 +152,7 @@ func (s *Service) shortlistOp() *operation.Operation {
 					if err := obj.SetExtensions(ShortlistExtension, exts...); err != nil {
 						return err
 					}
-					_, _, err = tx.Put(internal(ctx), "ServiceRequest", sr.ID, obj, 0)
+					_, _, err = tx.PutWith(ctx, "ServiceRequest", sr.ID, obj, 0, own)
 					saved = true
 					return err
 				})

@@ -102,16 +102,14 @@ func (t *taskView) reasonText() string {
 	return ""
 }
 
-type internalKey struct{}
+// own is the write.PutOptions of a write by this package, which may set
+// the elements the server owns (the Task's creation, the access-code
+// hash, the saved shortlist). It applies to that write only, not to the
+// writes its rules make in turn.
+var own = write.PutOptions{By: "referral"}
 
-// internal marks ctx as a write by this package, which may set the
-// elements the server owns (the Task's creation, the access-code hash, the
-// saved shortlist).
-func internal(ctx context.Context) context.Context {
-	return context.WithValue(ctx, internalKey{}, true)
-}
-
-func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
+// isOwn reports whether this package makes the write c.
+func isOwn(c *write.Change) bool { return c.By == own.By }
 
 func stateConcept(st State) r4.CodeableConcept {
 	return r4.CodeableConcept{Coding: []r4.Coding{{System: opt(StateSystem), Code: opt(string(st)), Display: opt(stateDisplay[st])}}}
@@ -140,7 +138,7 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 		}
 	}
 	if c.New == nil {
-		if oldT.isReferral() && !isInternal(ctx) {
+		if oldT.isReferral() && !isOwn(c) {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task",
 				"Task/%s is the workflow of %s: cancel the referral instead of deleting it", c.ID, oldT.Focus.Reference)
 		}
@@ -152,7 +150,7 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	if !oldT.isReferral() && !newT.isReferral() {
 		return nil
 	}
-	if c.Old == nil && !isInternal(ctx) {
+	if c.Old == nil && !isOwn(c) {
 		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code",
 			"referral workflow Tasks are created by the server with their ServiceRequest").WithDetails("SERVER_OWNED")
 	}
@@ -164,7 +162,7 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.focus",
 				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
 		}
-		if !isInternal(ctx) {
+		if !isOwn(c) {
 			for _, url := range []string{AccessExtension, BreachExtension, RedirectedExtension} {
 				if err := c.New.KeepExtensions(c.Old.JSON, url); err != nil {
 					return err
@@ -340,7 +338,7 @@ func (s *Service) syncRequestStatus(ctx context.Context, tx *write.Tx, ref strin
 	obj.Set("status", want)
 	// Part of the Task's move: whoever may move the Task may do it.
 	ctx = write.AsConsequence(ctx, write.Consequence{Type: res.Type, ID: res.ID, Grant: write.WithCause, Of: "its Task's move"})
-	_, _, err = tx.Put(internal(ctx), res.Type, res.ID, obj, 0)
+	_, _, err = tx.PutWith(ctx, res.Type, res.ID, obj, 0, own)
 	return err
 }
 
@@ -373,7 +371,7 @@ func (s *Service) moveTask(ctx context.Context, tx *write.Tx, task *fhir.Resourc
 	if patch != nil {
 		patch(obj)
 	}
-	res, _, err := tx.Put(internal(ctx), "Task", task.ID, obj, 0)
+	res, _, err := tx.PutWith(ctx, "Task", task.ID, obj, 0, own)
 	return res, err
 }
 

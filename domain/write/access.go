@@ -65,6 +65,10 @@ type consequenceKey struct{}
 // applies only to the write c names: any other write made with ctx (by the
 // rules of that write, say) is checked as the caller's own unless it is
 // declared in turn.
+//
+// It is a context value, not a PutOptions field, because the access layer
+// (api) reads it with the caller's principal, which travels in the
+// context: the domain declares, the access layer decides.
 func AsConsequence(ctx context.Context, c Consequence) context.Context {
 	return context.WithValue(ctx, consequenceKey{}, c)
 }

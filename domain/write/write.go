@@ -12,6 +12,7 @@ package write
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,17 @@ type Change struct {
 	Type, ID string
 	Old      *fhir.Resource // the current version; nil when there is none or it is deleted
 	New      *fhir.Object   // the proposed resource; nil for a delete. Rules may patch server-owned elements.
+	By       string         // PutOptions.By: the domain package whose rules make the write; "" for a client's
+}
+
+// PutOptions are what the caller of one write knows about it that the
+// Rules act on, passed explicitly rather than as context values.
+type PutOptions struct {
+	// By names the domain package whose own rules make the write (e.g.
+	// "booking" for a slot its appointment claims): that package's rules
+	// let through what they guard against from clients. It applies to
+	// this write only, not to the writes its rules make in turn.
+	By string
 }
 
 // Rule is domain logic that runs in the write transaction of every write of
@@ -42,9 +54,11 @@ type Rule func(ctx context.Context, tx *Tx, c *Change) error
 type Path struct {
 	store   store.Store
 	indexer Indexer
-	rules   map[string][]Rule
-	prepare map[string][]Prepare
-	visible Visibility // what the caller may read (ReadAs); nil: everything
+	order   Order                         // which rules run, in which order, per type
+	named   map[string]map[string]Rule    // type → rule name → rule, as registered
+	rules   map[string][]Rule             // type → the registered rules in declared order
+	prepare map[string]map[string]Prepare // type → step name → Prepare step, as registered
+	visible Visibility                    // what the caller may read (ReadAs); nil: everything
 	now     func() time.Time
 }
 
@@ -57,27 +71,137 @@ type Prepare func(ctx context.Context, r store.Reader, obj *fhir.Object) (change
 
 // New returns a Path over st.
 func New(st store.Store, ix Indexer) *Path {
-	return &Path{store: st, indexer: ix, rules: map[string][]Rule{}, prepare: map[string][]Prepare{}, now: time.Now}
+	return &Path{store: st, indexer: ix, named: map[string]map[string]Rule{}, rules: map[string][]Rule{},
+		prepare: map[string]map[string]Prepare{}, now: time.Now}
 }
 
-// AddRule registers rule for writes of resourceType. Rules run in the order
-// they were added. Call it during start-up only.
-func (r *Path) AddRule(resourceType string, rule Rule) {
-	r.rules[resourceType] = append(r.rules[resourceType], rule)
+// Order declares which Rules run on the writes of each resource type and in
+// which order, by the names they are registered under (AddRule). The rules
+// listed under Every run first on every type's writes, then the type's
+// own. The order is declared in one place (app's rule table) rather than
+// implied by which package registered first; a declared rule that is not
+// registered (authorisation on an open server) is skipped.
+type Order struct {
+	Every []string            // rules that run first, on every type's writes
+	Types map[string][]string // each type's own rules, in the order they run
+	// Prepare lists each type's Prepare steps (AddPrepare), in the order
+	// they run.
+	Prepare map[string][]string
 }
 
-// AddPrepare registers p for resources of resourceType received from
-// clients. Call it during start-up only.
-func (r *Path) AddPrepare(resourceType string, p Prepare) {
-	r.prepare[resourceType] = append(r.prepare[resourceType], p)
+// names returns the rules o runs on writes of typ, in order.
+func (o Order) names(typ string) []string {
+	return append(slices.Clip(o.Every), o.Types[typ]...)
 }
 
-// Prepare runs the Prepare steps of resourceType over obj, in the order
-// they were added. The API calls it on every resource a client sends,
-// before validation. It reports whether obj changed.
+// SetOrder declares the rule order (Order). Call it during start-up only,
+// before AddRule; it panics when a rule already registered is not in o.
+func (r *Path) SetOrder(o Order) {
+	r.order = o
+	for typ := range r.named {
+		r.arrange(typ)
+	}
+}
+
+// Order returns a copy of the declared rule order.
+func (r *Path) Order() Order {
+	o := Order{Every: slices.Clone(r.order.Every), Types: map[string][]string{}, Prepare: map[string][]string{}}
+	for typ, names := range r.order.Types {
+		o.Types[typ] = slices.Clone(names)
+	}
+	for typ, names := range r.order.Prepare {
+		o.Prepare[typ] = slices.Clone(names)
+	}
+	return o
+}
+
+// RuleOrder returns the names of the registered rules that run on writes
+// of resourceType, in the order they run.
+func (r *Path) RuleOrder(resourceType string) []string {
+	var out []string
+	for _, name := range r.order.names(resourceType) {
+		if _, ok := r.named[resourceType][name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// AddRule registers rule under name for writes of resourceType; it runs
+// where the declared Order (SetOrder) puts name. Call it during start-up
+// only. Registering a rule the Order does not declare for resourceType, or
+// a name twice, is a programming error: AddRule panics, so that no rule
+// runs in an order nobody declared.
+func (r *Path) AddRule(resourceType, name string, rule Rule) {
+	if !slices.Contains(r.order.names(resourceType), name) {
+		panic(fmt.Sprintf("write: rule %q on %s is not in the declared rule order", name, resourceType))
+	}
+	if r.named[resourceType] == nil {
+		r.named[resourceType] = map[string]Rule{}
+	}
+	if _, dup := r.named[resourceType][name]; dup {
+		panic(fmt.Sprintf("write: rule %q on %s registered twice", name, resourceType))
+	}
+	r.named[resourceType][name] = rule
+	r.arrange(resourceType)
+}
+
+// arrange lists the registered rules of typ in declared order.
+func (r *Path) arrange(typ string) {
+	names := r.order.names(typ)
+	for name := range r.named[typ] {
+		if !slices.Contains(names, name) {
+			panic(fmt.Sprintf("write: rule %q on %s is not in the declared rule order", name, typ))
+		}
+	}
+	var rules []Rule
+	for _, name := range names {
+		if rule, ok := r.named[typ][name]; ok {
+			rules = append(rules, rule)
+		}
+	}
+	r.rules[typ] = rules
+}
+
+// AddPrepare registers p under name for resources of resourceType received
+// from clients; it runs where the declared Order's Prepare puts name. Call
+// it during start-up only; like AddRule, it panics for a step the Order
+// does not declare, or a name registered twice.
+func (r *Path) AddPrepare(resourceType, name string, p Prepare) {
+	if !slices.Contains(r.order.Prepare[resourceType], name) {
+		panic(fmt.Sprintf("write: prepare step %q on %s is not in the declared order", name, resourceType))
+	}
+	if r.prepare[resourceType] == nil {
+		r.prepare[resourceType] = map[string]Prepare{}
+	}
+	if _, dup := r.prepare[resourceType][name]; dup {
+		panic(fmt.Sprintf("write: prepare step %q on %s registered twice", name, resourceType))
+	}
+	r.prepare[resourceType][name] = p
+}
+
+// PrepareOrder returns the names of the registered Prepare steps of
+// resourceType, in the order they run.
+func (r *Path) PrepareOrder(resourceType string) []string {
+	var out []string
+	for _, name := range r.order.Prepare[resourceType] {
+		if _, ok := r.prepare[resourceType][name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Prepare runs the Prepare steps of resourceType over obj, in declared
+// order. The API calls it on every resource a client sends, before
+// validation. It reports whether obj changed.
 func (r *Path) Prepare(ctx context.Context, resourceType string, obj *fhir.Object) (bool, error) {
 	changed := false
-	for _, p := range r.prepare[resourceType] {
+	for _, name := range r.order.Prepare[resourceType] {
+		p, ok := r.prepare[resourceType][name]
+		if !ok {
+			continue
+		}
 		c, err := p(ctx, r.store, obj)
 		if err != nil {
 			return changed, err
@@ -92,10 +216,35 @@ func (r *Path) Store() store.Store { return r.store }
 
 // Update runs fn in one atomic store transaction.
 func (r *Path) Update(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return r.UpdateWith(ctx, TxOptions{}, fn)
+}
+
+// TxOptions are what the caller of a transaction knows about it that the
+// Rules act on, passed explicitly rather than as context values.
+type TxOptions struct {
+	// Claim is the unused Idempotency-Key of the request the transaction
+	// serves (nil for none): the rule of the resource a REST write
+	// produces remembers its answer under it (Tx.Remember).
+	Claim *Claim
+	// DeferDerived: the writes do not recompute the derived values that
+	// depend on them (the directory's waiting times); the caller
+	// refreshes them itself once the writes are made (bulk loads).
+	DeferDerived bool
+}
+
+// UpdateWith is Update with options for the rules of its writes.
+func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx context.Context, tx *Tx) error) error {
 	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
-		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond)})
+		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts})
 	})
 }
+
+// Options returns the options the transaction was started with.
+func (t *Tx) Options() TxOptions { return t.opts }
+
+// Claim returns the Idempotency-Key claim of the request the transaction
+// serves (TxOptions.Claim); nil for none.
+func (t *Tx) Claim() *Claim { return t.opts.Claim }
 
 // Tx is a write transaction: the store's, plus the write path.
 type Tx struct {
@@ -103,6 +252,7 @@ type Tx struct {
 	repo    *Path
 	now     time.Time       // one lastUpdated for every write of the transaction
 	created map[string]bool // "Type/id" of the resources this transaction created
+	opts    TxOptions       // what its caller said about it
 }
 
 // Now returns the transaction's timestamp.
@@ -131,6 +281,11 @@ func (t *Tx) Create(ctx context.Context, typ string, obj *fhir.Object) (*fhir.Re
 // expects to replace: any other current version fails with
 // fhir.PreconditionFailed. It reports whether the resource was created.
 func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64) (*fhir.Resource, bool, error) {
+	return t.PutWith(ctx, typ, id, obj, ifMatch, PutOptions{})
+}
+
+// PutWith is Put with options for the rules of the write.
+func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64, opts PutOptions) (*fhir.Resource, bool, error) {
 	cur, err := t.Read(ctx, typ, id)
 	var version int64
 	switch fhir.KindOf(err) {
@@ -144,7 +299,7 @@ func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch 
 		}
 		version = cur.Version
 	}
-	c := &Change{Type: typ, ID: id, Old: cur, New: obj}
+	c := &Change{Type: typ, ID: id, Old: cur, New: obj, By: opts.By}
 	if ifMatch != 0 && ifMatch != version {
 		return nil, false, t.mismatch(ctx, c, version, ifMatch)
 	}
@@ -262,6 +417,11 @@ type serverKey struct{}
 // background jobs (releasing expired holds), record keeping (audit,
 // provenance) and loading demo data. Authorisation rules let such writes
 // through; they are still audited as the server's.
+//
+// It is a context value, not a write option, because it crosses layers:
+// it is who is acting, like the principal beside it, set where the work
+// starts and read by the access layer (api) and by reads (ReadAs) deep
+// below, through code that never sees it.
 func AsServer(ctx context.Context) context.Context {
 	return context.WithValue(ctx, serverKey{}, true)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
 )
@@ -53,9 +54,23 @@ type Request struct {
 	Type, ID string      // the target: type and/or instance, when not system level
 	Params   *Parameters // the inputs, from a Parameters body or the query string
 	Body     []byte      // the raw body, for operations that take a resource
-	Header   http.Header // the request headers (Prefer, Idempotency-Key…)
 	Format   string      // the _format parameter, if any (e.g. "text/csv")
+	Accept   string      // the media types the caller accepts (its Accept header), e.g. "text/csv"
 	BaseURL  string      // the server's public FHIR base
+	// Idempotency, when not nil, is the unused Idempotency-Key the
+	// invocation carries: an operation that writes stores its answer
+	// under it in the transaction of its write (write.Tx.Remember, after
+	// converting it to a write.Claim), so a retry is answered from memory.
+	Idempotency *Idempotency
+}
+
+// Idempotency is an Idempotency-Key no committed write has used yet, as the
+// API names it (write.Claim has the same fields).
+type Idempotency struct {
+	Client  string        // the verified caller, the scope of the key
+	Key     string        // the Idempotency-Key as sent
+	Request string        // a digest of the request: the same key with another request is refused
+	KeepFor time.Duration // how long the answer is remembered
 }
 
 // Result is what an operation answers.

@@ -1,0 +1,48 @@
+package app
+
+import "github.com/signpost-fhir/signpost/domain/write"
+
+// RuleOrder declares which write rules run on the writes of each resource
+// type, and in which order, and likewise the Prepare steps: the one place
+// that says so (write.Order). Each
+// package registers its rules under these names (write.Path.AddRule); a
+// rule registered under a name not declared here stops the server at
+// start-up.
+func RuleOrder() write.Order {
+	return write.Order{
+		// Authorisation first (api): a caller who may not make a write
+		// learns nothing from the domain's answer to it. Not registered on
+		// an open server.
+		Every: []string{"access"},
+		Types: map[string][]string{
+			"Appointment": {
+				"booking.clinical",     // a refused status says why before any move it would make
+				"booking.appointment",  // claims and frees slots; records an Idempotency-Key's answer
+				"referral.guidance",    // booking guidance answered before a booking
+				"referral.appointment", // the referral's workflow follows its bookings
+			},
+			"AppointmentResponse": {"booking.response"},
+			"Slot": {
+				"booking.slot",   // the status a slot may take
+				"directory.slot", // waiting times from the slot's final status: after booking's
+			},
+			"Schedule":              {"booking.schedule", "directory.schedule"},
+			"HealthcareService":     {"directory.service"},
+			"Patient":               {"referral.patient"},
+			"ServiceRequest":        {"referral.service-request", "referral.category"},
+			"Task":                  {"referral.task"},
+			"DocumentReference":     {"referral.document-reference"},
+			"Binary":                {"referral.binary"},
+			"QuestionnaireResponse": {"referral.questionnaire-response"},
+			"Communication":         {"referral.communication"},
+		},
+		// The steps that fill server-owned elements of an Appointment a
+		// client sends, before it is validated.
+		Prepare: map[string][]string{
+			"Appointment": {
+				"booking.slots",        // start and end from its slots
+				"referral.appointment", // the referral, and its patient as a participant
+			},
+		},
+	}
+}

@@ -1,0 +1,50 @@
+package app_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/signpost-fhir/signpost/app"
+)
+
+// TestRuleOrder pins which rules run on each type's writes, and in which
+// order, with authorisation on (app.RuleOrder declares it; the packages
+// register under its names). A change here is a change of behaviour.
+func TestRuleOrder(t *testing.T) {
+	a, _ := app.NewTest(t, app.Config{Auth: true})
+	want := map[string][]string{
+		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment"},
+		"AppointmentResponse":   {"access", "booking.response"},
+		"Slot":                  {"access", "booking.slot", "directory.slot"},
+		"Schedule":              {"access", "booking.schedule", "directory.schedule"},
+		"HealthcareService":     {"access", "directory.service"},
+		"Patient":               {"access", "referral.patient"},
+		"ServiceRequest":        {"access", "referral.service-request", "referral.category"},
+		"Task":                  {"access", "referral.task"},
+		"DocumentReference":     {"access", "referral.document-reference"},
+		"Binary":                {"access", "referral.binary"},
+		"QuestionnaireResponse": {"access", "referral.questionnaire-response"},
+		"Communication":         {"access", "referral.communication"},
+		"Organization":          {"access"},
+	}
+	for typ, w := range want {
+		if got := a.Writes.RuleOrder(typ); !slices.Equal(got, w) {
+			t.Errorf("rules on %s: got %q, want %q", typ, got, w)
+		}
+	}
+	// Every type the table names has its rules registered: nothing is
+	// declared that no package provides.
+	for typ, names := range app.RuleOrder().Types {
+		if got := a.Writes.RuleOrder(typ); !slices.Equal(got[1:], names) {
+			t.Errorf("declared on %s: %q, registered %q", typ, names, got)
+		}
+	}
+	if got, w := a.Writes.PrepareOrder("Appointment"), []string{"booking.slots", "referral.appointment"}; !slices.Equal(got, w) {
+		t.Errorf("prepare steps of Appointment: got %q, want %q", got, w)
+	}
+	// An open server runs the same domain rules, without authorisation.
+	open, _ := app.NewTest(t, app.Config{})
+	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot"}; !slices.Equal(got, w) {
+		t.Errorf("open server, rules on Slot: got %q, want %q", got, w)
+	}
+}
