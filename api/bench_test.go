@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 )
 
 // The benchmarks below drive the whole HTTP stack (gin, middleware,
@@ -101,7 +102,7 @@ func benchLoop(b *testing.B, setup func() (op func() error, err error)) {
 // BenchmarkCreate measures POST /fhir/Patient: each op is one durable,
 // acknowledged create.
 func BenchmarkCreate(b *testing.B) {
-	_, ts := app.NewTest(b, app.Config{})
+	_, ts := apptest.New(b, app.Config{})
 	body := benchPatient(b)
 	c := benchClient()
 	url := ts.URL + "/fhir/Patient"
@@ -118,7 +119,7 @@ func BenchmarkCreate(b *testing.B) {
 
 // BenchmarkRead measures GET /fhir/Patient/{id} of one stored Patient.
 func BenchmarkRead(b *testing.B) {
-	_, ts := app.NewTest(b, app.Config{})
+	_, ts := apptest.New(b, app.Config{})
 	c := benchClient()
 	_, created := benchMust(b, c, http.MethodPost, ts.URL+"/fhir/Patient", benchPatient(b), http.StatusCreated)
 	url := ts.URL + "/fhir/Patient/" + benchID(b, created)
@@ -137,7 +138,7 @@ func BenchmarkRead(b *testing.B) {
 // serving the bytes the server answers for that read, with its ETag, from
 // memory, over the same transport and client.
 func BenchmarkBareGin(b *testing.B) {
-	_, ts := app.NewTest(b, app.Config{})
+	_, ts := apptest.New(b, app.Config{})
 	c := benchClient()
 	_, created := benchMust(b, c, http.MethodPost, ts.URL+"/fhir/Patient", benchPatient(b), http.StatusCreated)
 	id := benchID(b, created)
@@ -172,7 +173,7 @@ func bareGin(body []byte, etag string) http.Handler {
 // BenchmarkUpdate measures PUT /fhir/Patient/{id} with If-Match: each
 // client goroutine updates its own Patient, one version after another.
 func BenchmarkUpdate(b *testing.B) {
-	_, ts := app.NewTest(b, app.Config{})
+	_, ts := apptest.New(b, app.Config{})
 	body := benchPatient(b)
 	c := benchClient()
 	var n atomic.Int64

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -34,7 +35,7 @@ type server struct {
 
 func newServer(t testing.TB, cfg app.Config) *server {
 	t.Helper()
-	a, ts := app.NewTest(t, cfg)
+	a, ts := apptest.New(t, cfg)
 	return &server{t: t, app: a, ts: ts, base: ts.URL + "/fhir"}
 }
 

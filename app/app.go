@@ -52,9 +52,9 @@ type Config struct {
 	RateLimit   float64   // requests per second per client; 0: no limit
 	Console     io.Writer // where the development server's banner with demo credentials goes; nil: nowhere
 	// Open serves without authorisation or audit: tests and local
-	// experiments only (logged loudly). NewTest sets it unless Auth is set.
+	// experiments only (logged loudly). apptest.New sets it unless Auth is set.
 	Open bool
-	Auth bool // NewTest only: keep authorisation on
+	Auth bool // apptest.New only: keep authorisation on
 	// NoReindex opens the store without bringing its index up to date
 	// when the search parameters changed (see App.Reindex): for signpost
 	// reindex, which does it itself with progress.

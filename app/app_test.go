@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 )
 
 func TestNewRefusesBadConfig(t *testing.T) {
@@ -60,7 +61,7 @@ func send(t *testing.T, method, url, body string) (int, string) {
 func TestDataSurvivesRestart(t *testing.T) {
 	data := t.TempDir()
 	t.Run("write", func(t *testing.T) {
-		_, ts := app.NewTest(t, app.Config{Data: data})
+		_, ts := apptest.New(t, app.Config{Data: data})
 		for _, body := range []string{`{"resourceType":"Patient","id":"kept","gender":"male"}`, `{"resourceType":"Patient","id":"kept","gender":"female"}`} {
 			if code, b := send(t, "PUT", ts.URL+"/fhir/Patient/kept", body); code >= 300 {
 				t.Fatalf("PUT: %d %s", code, b)
@@ -68,7 +69,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 		}
 	})
 	t.Run("read after restart", func(t *testing.T) {
-		_, ts := app.NewTest(t, app.Config{Data: data})
+		_, ts := apptest.New(t, app.Config{Data: data})
 		tests := []struct {
 			path, want string
 		}{

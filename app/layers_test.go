@@ -112,3 +112,20 @@ func TestLayersCatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryHasNoTestSupport: the signpost binary links no test support
+// (package testing, httptest, the apptest, storetest and bookingtest
+// helpers): those live in _test.go files and test-only packages.
+func TestBinaryHasNoTestSupport(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../cmd/signpost").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		switch {
+		case dep == "testing", dep == "net/http/httptest",
+			strings.HasSuffix(dep, "/apptest"), strings.HasSuffix(dep, "/storetest"), strings.HasSuffix(dep, "/bookingtest"):
+			t.Errorf("the signpost binary links %s, test support", dep)
+		}
+	}
+}

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 )
 
 // TestRuleOrder pins which rules run on each type's writes, and in which
 // order, with authorisation on (app.RuleOrder declares it; the packages
 // register under its names). A change here is a change of behaviour.
 func TestRuleOrder(t *testing.T) {
-	a, _ := app.NewTest(t, app.Config{Auth: true})
+	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
 		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment"},
 		"AppointmentResponse":   {"access", "booking.response"},
@@ -43,7 +44,7 @@ func TestRuleOrder(t *testing.T) {
 		t.Errorf("prepare steps of Appointment: got %q, want %q", got, w)
 	}
 	// An open server runs the same domain rules, without authorisation.
-	open, _ := app.NewTest(t, app.Config{})
+	open, _ := apptest.New(t, app.Config{})
 	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot"}; !slices.Equal(got, w) {
 		t.Errorf("open server, rules on Slot: got %q, want %q", got, w)
 	}

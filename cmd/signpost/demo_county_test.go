@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
@@ -119,7 +120,7 @@ func ids(rs []map[string]any) []string {
 // specialty's shortlist offers four or five choices with distances worked
 // out from the embedded postcode table.
 func TestDemoCounty(t *testing.T) {
-	a, ts := app.NewTest(t, app.Config{})
+	a, ts := apptest.New(t, app.Config{})
 	if err := loadDemo(context.Background(), a, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -282,13 +283,13 @@ func demoShortlistPatient(t *testing.T, icb int) int {
 // by the county's postcode table; one without the county does not load it.
 func TestDemoPostcodesAfterRestart(t *testing.T) {
 	data := t.TempDir()
-	first, _ := app.NewTest(t, app.Config{Data: data})
+	first, _ := apptest.New(t, app.Config{Data: data})
 	if err := loadDemo(context.Background(), first, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	first.Close()
 
-	a, ts := app.NewTest(t, app.Config{Data: data})
+	a, ts := apptest.New(t, app.Config{Data: data})
 	if err := addDemoPostcodes(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +301,7 @@ func TestDemoPostcodesAfterRestart(t *testing.T) {
 		t.Errorf("after a restart without --demo, location-source = %v, want postcode", src)
 	}
 
-	empty, ets := app.NewTest(t, app.Config{})
+	empty, ets := apptest.New(t, app.Config{})
 	if err := addDemoPostcodes(context.Background(), empty); err != nil {
 		t.Fatal(err)
 	}

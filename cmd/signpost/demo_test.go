@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
@@ -19,7 +20,7 @@ import (
 )
 
 func TestDemoLoadsOnceAndTopsUp(t *testing.T) {
-	a, _ := app.NewTest(t, app.Config{})
+	a, _ := apptest.New(t, app.Config{})
 	ctx := context.Background()
 	var out bytes.Buffer
 	if err := loadDemo(ctx, a, &out); err != nil {
@@ -66,7 +67,7 @@ func TestDemoLoadsOnceAndTopsUp(t *testing.T) {
 // time writing nothing), prints a sign-in per persona with its token
 // command, and each persona's token reaches what the persona should.
 func TestDemoSignIns(t *testing.T) {
-	a, ts := app.NewTest(t, app.Config{Auth: true})
+	a, ts := apptest.New(t, app.Config{Auth: true})
 	ctx := context.Background()
 	for range 2 {
 		if err := loadDemo(ctx, a, io.Discard); err != nil {

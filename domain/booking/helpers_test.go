@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -30,7 +31,7 @@ type server struct {
 
 func newServer(t testing.TB, cfg app.Config) *server {
 	t.Helper()
-	a, ts := app.NewTest(t, cfg)
+	a, ts := apptest.New(t, cfg)
 	ts.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 128
 	return &server{t: t, app: a, base: ts.URL + "/fhir"}
 }

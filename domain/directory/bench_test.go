@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 )
@@ -32,7 +33,7 @@ func BenchmarkSlotWrite(b *testing.B) {
 		{"1x2000/no-upkeep", 1, true, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, _ := app.NewTest(b, app.Config{})
+			a, _ := apptest.New(b, app.Config{})
 			const n = 2000
 			seedSlots(b, a, n, bc.services)
 			ctx := context.Background()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
@@ -97,7 +98,7 @@ func (s *secure) must(want int, token, method, path string, body any, headers ..
 // hs-far (one free slot in 35 days), and a patient.
 func newSecure(t *testing.T) *secure {
 	t.Helper()
-	a, ts := app.NewTest(t, app.Config{Auth: true})
+	a, ts := apptest.New(t, app.Config{Auth: true})
 	s := &secure{t: t, a: a, base: ts.URL + "/fhir"}
 	mint := func(scope, client string) string {
 		tok, err := devserver.MintToken(a.Config.Data, devserver.TokenOptions{Scope: scope, Client: client})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/domain/directory"
 )
 
@@ -58,7 +59,7 @@ func (c *client) ids(path string) []string {
 }
 
 func setup(t *testing.T) *client {
-	_, ts := app.NewTest(t, app.Config{})
+	_, ts := apptest.New(t, app.Config{})
 	c := &client{t: t, base: ts.URL + "/fhir"}
 	b, err := os.ReadFile("testdata/directory.json")
 	if err != nil {

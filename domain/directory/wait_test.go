@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -81,7 +82,7 @@ type modelSlot struct {
 // from scratch over a model of all the slots: the incremental upkeep never
 // drifts from the truth.
 func TestWaitMatchesRecompute(t *testing.T) {
-	a, _ := app.NewTest(t, app.Config{})
+	a, _ := apptest.New(t, app.Config{})
 	ctx := context.Background()
 	loc := a.Location
 	services := []string{"s0", "s1", "s2"}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 )
 
 // client talks to a real test server.
@@ -27,7 +28,7 @@ func newClient(t *testing.T) *client {
 // newClientWith starts the real server with cfg.
 func newClientWith(t *testing.T, cfg app.Config) *client {
 	t.Helper()
-	a, ts := app.NewTest(t, cfg)
+	a, ts := apptest.New(t, cfg)
 	return &client{t: t, base: ts.URL + "/fhir", a: a}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
@@ -22,7 +23,7 @@ import (
 // system scopes.
 func newSecureClient(t *testing.T) *client {
 	t.Helper()
-	a, ts := app.NewTest(t, app.Config{Auth: true})
+	a, ts := apptest.New(t, app.Config{Auth: true})
 	c := &client{t: t, base: ts.URL + "/fhir", a: a}
 	seed := []map[string]any{
 		{"resourceType": "Organization", "id": "gp-a", "name": "Demo Practice",

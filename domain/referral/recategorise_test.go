@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
@@ -44,7 +45,7 @@ type recategoriseWorld struct {
 
 func newRecategoriseWorld(t *testing.T) *recategoriseWorld {
 	t.Helper()
-	a, ts := app.NewTest(t, app.Config{Auth: true})
+	a, ts := apptest.New(t, app.Config{Auth: true})
 	c := &client{t: t, base: ts.URL + "/fhir", a: a}
 	org := func(id, ods string, extra ...any) map[string]any {
 		o := map[string]any{"resourceType": "Organization", "id": id, "name": id,

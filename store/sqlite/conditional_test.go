@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -18,7 +19,7 @@ import (
 // NHS number at once through the real server: exactly one creates the
 // patient (201), the others find it (200), and one patient is stored.
 func TestConcurrentConditionalCreate(t *testing.T) {
-	a, ts := app.NewTest(t, app.Config{})
+	a, ts := apptest.New(t, app.Config{})
 	const nhs = "9434765919"
 	body := `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"family":"Zoë"}]}`
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/search/synth"
 	"github.com/signpost-fhir/signpost/store"
@@ -65,7 +66,7 @@ func BenchmarkHotSearch(b *testing.B) {
 // server (routing, parsing, store, _include, Bundle encoding) over a region
 // of 10,000 slots, without the network.
 func BenchmarkHotSearchHTTP(b *testing.B) {
-	a, _ := app.NewTest(b, app.Config{})
+	a, _ := apptest.New(b, app.Config{})
 	ws := slotWrites(b, 10000)
 	ctx := context.Background()
 	for len(ws) > 0 {
