@@ -72,25 +72,28 @@ func (s *Service) convertOp() *operation.Operation {
 				if err := decode(hs.JSON, &hv, "HealthcareService"); err != nil {
 					return err
 				}
-				sr := map[string]any{
-					"resourceType":   "ServiceRequest",
-					"status":         "active",
-					"intent":         "order",
-					"priority":       priority,
-					"subject":        v.Subject,
-					"authoredOn":     tx.Now().Format(fhir.InstantFormat),
-					"performer":      []r4.Reference{{Reference: elem.Opt(hs.Reference()), Display: elem.Opt(hv.Name)}},
-					"supportingInfo": []r4.Reference{elem.Ref(cr.Reference())},
-					"category":       []r4.CodeableConcept{{Coding: []r4.Coding{{System: elem.Opt(Base + "/CodeSystem/referral-source"), Code: elem.Opt("gp"), Display: elem.Opt("GP referral")}}}},
+				p := r4.RequestPriorityRoutine
+				if priority == "urgent" {
+					p = r4.RequestPriorityUrgent
+				}
+				sr := r4.ServiceRequest{
+					Status:         r4.RequestStatusActive,
+					Intent:         r4.RequestIntentOrder,
+					Priority:       &p,
+					Subject:        r4.Reference{Reference: v.Subject.Reference, Display: v.Subject.Display},
+					AuthoredOn:     elem.Opt(tx.Now().Format(fhir.InstantFormat)),
+					Performer:      []r4.Reference{{Reference: elem.Opt(hs.Reference()), Display: elem.Opt(hv.Name)}},
+					SupportingInfo: []r4.Reference{elem.Ref(cr.Reference())},
+					Category:       []r4.CodeableConcept{{Coding: []r4.Coding{{System: elem.Opt(Base + "/CodeSystem/referral-source"), Code: elem.Opt("gp"), Display: elem.Opt("GP referral")}}}},
 				}
 				if elem.Str(v.Requester.Reference) != "" {
-					sr["requester"] = v.Requester
+					sr.Requester = &r4.Reference{Reference: v.Requester.Reference, Display: v.Requester.Display}
 				}
 				if len(hv.Specialty) > 0 {
-					sr["performerType"] = hv.Specialty[0]
+					sr.PerformerType = terms(hv.Specialty[0])
 				}
 				if len(hv.Type) > 0 {
-					sr["code"] = hv.Type[0]
+					sr.Code = terms(hv.Type[0])
 				}
 				if out, err = create(ctx, tx, "ServiceRequest", sr); err != nil {
 					return err
@@ -201,4 +204,14 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *write.Tx, c
 		return s.experienceCheck(ctx, tx, v.Questionnaire, referrals)
 	}
 	return nil
+}
+
+// terms copies the codings (system, code, display) and text of c, the
+// members $convert has always carried over from the HealthcareService.
+func terms(c r4.CodeableConcept) *r4.CodeableConcept {
+	out := &r4.CodeableConcept{Text: c.Text}
+	for _, x := range c.Coding {
+		out.Coding = append(out.Coding, r4.Coding{System: x.System, Code: x.Code, Display: x.Display})
+	}
+	return out
 }
