@@ -28,14 +28,6 @@ func Opt(s string) *string {
 // Ref returns a literal reference to ref ("Type/id").
 func Ref(ref string) r4.Reference { return r4.Reference{Reference: Opt(ref)} }
 
-// RefOf returns the reference string of r, or "" when r is nil.
-func RefOf(r *r4.Reference) string {
-	if r == nil {
-		return ""
-	}
-	return Str(r.Reference)
-}
-
 // HasCoding reports whether c has a coding of code in system.
 func HasCoding(c r4.CodeableConcept, system, code string) bool {
 	for _, x := range c.Coding {
