@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -112,7 +113,7 @@ func Check(ctx context.Context, st store.Store, loc *time.Location) ([]Finding, 
 			if s.Status == "free" {
 				start, err1 := time.Parse(time.RFC3339, s.Start)
 				end, err2 := time.Parse(time.RFC3339, s.End)
-				scID, ok := refID(str(s.Schedule.Reference), "Schedule")
+				scID, ok := refID(elem.Str(s.Schedule.Reference), "Schedule")
 				if sc := schedules[scID]; ok && sc != nil && err1 == nil && err2 == nil && end.After(now) && !inHorizon(sc, start, end, loc) {
 					findings = append(findings, Finding{"Slot/" + id, nil, "is free outside the planning horizon of Schedule/" + scID})
 				}

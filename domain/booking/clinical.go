@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // Signpost error codes of the clinical state rules
@@ -109,7 +110,7 @@ func checkPrevious(ctx context.Context, tx *write.Tx, id string, old, nw *appoin
 	if ext.ValueReference == nil || len(pats) == 0 {
 		return invalid
 	}
-	prevID, ok := refID(str(ext.ValueReference.Reference), "Appointment")
+	prevID, ok := refID(elem.Str(ext.ValueReference.Reference), "Appointment")
 	if !ok || prevID == id {
 		return invalid
 	}
@@ -140,7 +141,7 @@ func (a *appointment) patients() []string {
 		if p.Actor == nil {
 			continue
 		}
-		if id, ok := refID(str(p.Actor.Reference), "Patient"); ok && !slices.Contains(out, id) {
+		if id, ok := refID(elem.Str(p.Actor.Reference), "Patient"); ok && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
@@ -153,6 +154,6 @@ func sameValueReference(a, b *r4.Extension) bool {
 	case a.ValueReference == nil || b.ValueReference == nil:
 		return a.ValueReference == b.ValueReference
 	default:
-		return str(a.ValueReference.Reference) == str(b.ValueReference.Reference)
+		return elem.Str(a.ValueReference.Reference) == elem.Str(b.ValueReference.Reference)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
@@ -358,7 +359,7 @@ func (b *Service) propose(ctx context.Context, r store.Reader, fr *findRequest) 
 			if fr.days != nil && !fr.days[strings.ToLower(st.In(b.cfg.Location).Weekday().String()[:3])] {
 				continue
 			}
-			bk, err := b.bookableSchedule(ctx, r, str(s.Schedule.Reference), fr.from != nil, reads)
+			bk, err := b.bookableSchedule(ctx, r, elem.Str(s.Schedule.Reference), fr.from != nil, reads)
 			if err != nil {
 				return nil, err
 			}
@@ -523,7 +524,7 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 	}
 	var services []*healthcareService
 	for _, a := range sc.Actor {
-		hid, ok := refID(str(a.Reference), "HealthcareService")
+		hid, ok := refID(elem.Str(a.Reference), "HealthcareService")
 		if !ok {
 			continue
 		}
@@ -557,19 +558,19 @@ func (b *Service) bookableSchedule(ctx context.Context, r store.Reader, ref stri
 func schedulePosition(ctx context.Context, r store.Reader, sc *schedule, services []*healthcareService) *latLon {
 	var locs []string
 	for _, a := range sc.Actor {
-		if id, ok := refID(str(a.Reference), "Location"); ok {
+		if id, ok := refID(elem.Str(a.Reference), "Location"); ok {
 			locs = append(locs, id)
 		}
 	}
 	for _, hs := range services {
 		for _, l := range hs.Location {
-			if id, ok := refID(str(l.Reference), "Location"); ok {
+			if id, ok := refID(elem.Str(l.Reference), "Location"); ok {
 				locs = append(locs, id)
 			}
 		}
 	}
 	for _, a := range sc.Actor {
-		id, ok := refID(str(a.Reference), "PractitionerRole")
+		id, ok := refID(elem.Str(a.Reference), "PractitionerRole")
 		if !ok {
 			continue
 		}
@@ -582,7 +583,7 @@ func schedulePosition(ctx context.Context, r store.Reader, sc *schedule, service
 		}
 		_ = json.Unmarshal(res.JSON, &pr)
 		for _, l := range pr.Location {
-			if id, ok := refID(str(l.Reference), "Location"); ok {
+			if id, ok := refID(elem.Str(l.Reference), "Location"); ok {
 				locs = append(locs, id)
 			}
 		}
@@ -740,7 +741,7 @@ func appendProposal(b []byte, id string, p proposed, fr *findRequest) []byte {
 		part("Patient/"+fr.patient, "needs-action")
 	}
 	for _, a := range sc.Actor {
-		part(str(a.Reference), "accepted")
+		part(elem.Str(a.Reference), "accepted")
 	}
 	return append(b, "]}"...)
 }

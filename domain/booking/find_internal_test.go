@@ -7,6 +7,7 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // objectBundle is how $find rendered its searchset before proposalBundle:
@@ -29,13 +30,13 @@ func objectBundle(base string, tokens []string, props []proposed, fr *findReques
 		}
 		obj.Set("start", s.Start)
 		obj.Set("end", s.End)
-		obj.Set("slot", []r4.Reference{literal("Slot/" + p.slotID)})
+		obj.Set("slot", []r4.Reference{elem.Ref("Slot/" + p.slotID)})
 		if fr.referral != "" {
-			obj.Set("basedOn", []r4.Reference{literal("ServiceRequest/" + fr.referral)})
+			obj.Set("basedOn", []r4.Reference{elem.Ref("ServiceRequest/" + fr.referral)})
 		}
 		parts := []participant{}
 		if fr.patient != "" {
-			parts = append(parts, participant{Actor: &r4.Reference{Reference: opt("Patient/" + fr.patient)}, Status: "needs-action"})
+			parts = append(parts, participant{Actor: &r4.Reference{Reference: elem.Opt("Patient/" + fr.patient)}, Status: "needs-action"})
 		}
 		for _, a := range sc.Actor {
 			ref := a
@@ -66,7 +67,7 @@ func TestProposalBundle(t *testing.T) {
 		"specialty":[{"coding":[{"system":"http://snomed.info/sct","code":"394585009","display":"Obstétrique \u2028 \"gyn\" \\ é"}]}],
 		"appointmentType":{"coding":[{"code":"ROUTINE"}],
 		  "text":"tab\there"}}`)
-	sc := &schedule{Actor: []r4.Reference{literal("HealthcareService/hs-1"), {}, literal("Location/l<1>")}}
+	sc := &schedule{Actor: []r4.Reference{elem.Ref("HealthcareService/hs-1"), {}, elem.Ref("Location/l<1>")}}
 	for _, tc := range []struct {
 		name  string
 		props []proposed

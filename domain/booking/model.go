@@ -11,6 +11,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // Canonical URLs and codes Signpost's booking uses.
@@ -101,10 +102,10 @@ func (a *appointment) live() bool { return slotStatus(a.Status) != "" }
 func (a *appointment) slotIDs() ([]string, error) {
 	var ids []string
 	for i, r := range a.Slot {
-		id, ok := refID(str(r.Reference), "Slot")
+		id, ok := refID(elem.Str(r.Reference), "Slot")
 		if !ok {
 			return nil, fhir.Errorf(fhir.Unprocessable, "invalid", "Appointment.slot["+itoa(i)+"]",
-				"%q is not a reference to a Slot of this server", str(r.Reference))
+				"%q is not a reference to a Slot of this server", elem.Str(r.Reference))
 		}
 		ids = append(ids, id)
 	}
@@ -115,8 +116,8 @@ func (a *appointment) slotIDs() ([]string, error) {
 func (a *appointment) patient() string {
 	for _, p := range a.Participant {
 		if p.Actor != nil {
-			if _, ok := refID(str(p.Actor.Reference), "Patient"); ok {
-				return str(p.Actor.Reference)
+			if _, ok := refID(elem.Str(p.Actor.Reference), "Patient"); ok {
+				return elem.Str(p.Actor.Reference)
 			}
 		}
 	}
@@ -145,7 +146,7 @@ type slot struct {
 
 func (s *slot) externallyBusy() bool {
 	for _, t := range s.Meta.Tag {
-		if str(t.System) == TagSystem && str(t.Code) == TagExternallyBusy {
+		if elem.Str(t.System) == TagSystem && elem.Str(t.Code) == TagExternallyBusy {
 			return true
 		}
 	}
@@ -168,7 +169,7 @@ type healthcareService struct {
 func (h *healthcareService) indirectlyBookable() bool {
 	for _, c := range h.Characteristic {
 		for _, cd := range c.Coding {
-			if str(cd.System) == BookabilitySystem && str(cd.Code) == IndirectlyBookable {
+			if elem.Str(cd.System) == BookabilitySystem && elem.Str(cd.Code) == IndirectlyBookable {
 				return true
 			}
 		}
@@ -203,30 +204,10 @@ func parseInstant(s string) (time.Time, bool) {
 	return t, err == nil
 }
 
-// str returns *p, or "" for nil: samply's models hold optional primitive
-// elements as pointers.
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// opt returns a pointer to s, or nil for "": an element left out.
-func opt(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 // samePeriod reports whether two periods have the same start and end.
 func samePeriod(a, b *r4.Period) bool {
-	return str(a.Start) == str(b.Start) && str(a.End) == str(b.End)
+	return elem.Str(a.Start) == elem.Str(b.Start) && elem.Str(a.End) == elem.Str(b.End)
 }
-
-// literal returns a literal reference to ref ("Type/id").
-func literal(ref string) r4.Reference { return r4.Reference{Reference: opt(ref)} }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -303,16 +304,16 @@ func withPatient(obj *fhir.Object, patientRef, comment string) error {
 	for _, raw := range parts {
 		var p participant
 		if json.Unmarshal(raw, &p) == nil && p.Actor != nil {
-			if _, ok := refID(str(p.Actor.Reference), "Patient"); ok {
-				if sameRef(str(p.Actor.Reference), patientRef) {
+			if _, ok := refID(elem.Str(p.Actor.Reference), "Patient"); ok {
+				if sameRef(elem.Str(p.Actor.Reference), patientRef) {
 					return nil
 				}
 				return fhir.Errorf(fhir.Unprocessable, "business-rule", "patient-resource",
-					"the appointment is for %s, not %s", str(p.Actor.Reference), patientRef)
+					"the appointment is for %s, not %s", elem.Str(p.Actor.Reference), patientRef)
 			}
 		}
 	}
-	pref := literal(patientRef)
+	pref := elem.Ref(patientRef)
 	b, _ := json.Marshal(r4.AppointmentParticipant{Actor: &pref, Status: r4.ParticipationStatusAccepted})
 	obj.Set("participant", append([]json.RawMessage{b}, parts...))
 	return nil
@@ -359,29 +360,29 @@ func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal,
 			if raw.Specialty != nil {
 				obj.Set("specialty", raw.Specialty)
 			}
-			if sid, ok := refID(str(s.Schedule.Reference), "Schedule"); ok {
+			if sid, ok := refID(elem.Str(s.Schedule.Reference), "Schedule"); ok {
 				if sres, err := tx.Read(ctx, "Schedule", sid); err == nil {
 					sc, _ = decode[schedule](sres.JSON)
 				}
 			}
 		}
 		last = s
-		refs = append(refs, literal("Slot/"+id))
+		refs = append(refs, elem.Ref("Slot/"+id))
 	}
 	obj.Set("start", first.Start)
 	obj.Set("end", last.End)
 	obj.Set("slot", refs)
 	if p.Referral != "" {
-		obj.Set("basedOn", []r4.Reference{literal("ServiceRequest/" + p.Referral)})
+		obj.Set("basedOn", []r4.Reference{elem.Ref("ServiceRequest/" + p.Referral)})
 	}
 	var parts []r4.AppointmentParticipant
 	if p.Patient != "" {
-		pref := literal("Patient/" + p.Patient)
+		pref := elem.Ref("Patient/" + p.Patient)
 		parts = append(parts, r4.AppointmentParticipant{Actor: &pref, Status: r4.ParticipationStatusAccepted})
 	}
 	if sc != nil {
 		for _, a := range sc.Actor {
-			ref := literal(str(a.Reference))
+			ref := elem.Ref(elem.Str(a.Reference))
 			parts = append(parts, r4.AppointmentParticipant{Actor: &ref, Status: r4.ParticipationStatusAccepted})
 		}
 	}
@@ -402,7 +403,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 		if !ok {
 			return nil, fhir.Errorf(fhir.Invalid, "invalid", "slot["+itoa(i)+"]", "%q is not a Slot reference", s)
 		}
-		refs = append(refs, literal("Slot/"+id))
+		refs = append(refs, elem.Ref("Slot/"+id))
 	}
 	if len(refs) == 0 {
 		return nil, fhir.Errorf(fhir.Invalid, "required", "slot", "$reschedule needs one or more slot references")
@@ -447,7 +448,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 		if err := withBreachReason(nw, req.Params); err != nil {
 			return nil, err
 		}
-		if err := setExtension(nw, r4.Extension{Url: ExtReplaces, ValueReference: &r4.Reference{Reference: opt("Appointment/" + req.ID)}}); err != nil {
+		if err := setExtension(nw, r4.Extension{Url: ExtReplaces, ValueReference: &r4.Reference{Reference: elem.Opt("Appointment/" + req.ID)}}); err != nil {
 			return nil, err
 		}
 		if _, err := b.prepareAppointment(ctx, tx, nw); err != nil {
@@ -552,7 +553,7 @@ func (b *Service) Sweep(ctx context.Context) (int, error) {
 				return err
 			}
 			obj.Set("status", "cancelled")
-			obj.Set("cancelationReason", r4.CodeableConcept{Text: opt("Hold expired")})
+			obj.Set("cancelationReason", r4.CodeableConcept{Text: elem.Opt("Hold expired")})
 			_, _, err = tx.Put(ctx, "Appointment", res.ID, obj, cur.Version)
 			released = err == nil
 			return err
@@ -572,6 +573,6 @@ func expired(a *appointment, now time.Time) bool {
 	if a.Status != "pending" || ext == nil {
 		return false
 	}
-	t, ok := parseInstant(str(ext.ValueInstant))
+	t, ok := parseInstant(elem.Str(ext.ValueInstant))
 	return ok && !now.Before(t)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -171,9 +172,9 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 		if !ok1 || !ok2 {
 			return fhir.Errorf(fhir.Unprocessable, "invalid", at, "Slot/%s has no valid start and end", id)
 		}
-		if len(slots) > 0 && str(s.Schedule.Reference) != str(slots[0].slot.Schedule.Reference) {
+		if len(slots) > 0 && elem.Str(s.Schedule.Reference) != elem.Str(slots[0].slot.Schedule.Reference) {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", at,
-				"Slot/%s belongs to %s, not %s: an appointment's slots must share one schedule", id, str(s.Schedule.Reference), str(slots[0].slot.Schedule.Reference))
+				"Slot/%s belongs to %s, not %s: an appointment's slots must share one schedule", id, elem.Str(s.Schedule.Reference), elem.Str(slots[0].slot.Schedule.Reference))
 		}
 		slots = append(slots, claimed{res, s, st, en})
 	}
@@ -202,7 +203,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 		return fhir.Errorf(fhir.Unprocessable, "required", "Appointment.participant",
 			"a booked appointment needs a participant whose actor is the Patient")
 	}
-	if err := b.checkSchedule(ctx, tx, str(slots[0].slot.Schedule.Reference), start, end); err != nil {
+	if err := b.checkSchedule(ctx, tx, elem.Str(slots[0].slot.Schedule.Reference), start, end); err != nil {
 		return err
 	}
 	target := slotStatus(a.Status)
@@ -213,7 +214,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 	}
 	if a.Status == "pending" {
 		expires := tx.Now().Add(b.cfg.HoldFor)
-		return setExtension(c.New, r4.Extension{Url: ExtHoldExpires, ValueInstant: opt(expires.UTC().Format(time.RFC3339Nano))})
+		return setExtension(c.New, r4.Extension{Url: ExtHoldExpires, ValueInstant: elem.Opt(expires.UTC().Format(time.RFC3339Nano))})
 	}
 	return nil
 }
@@ -245,7 +246,7 @@ func (b *Service) checkSchedule(ctx context.Context, tx store.Reader, ref string
 			"the slots lie outside the planning horizon of Schedule/%s", id).WithDetails(ErrSlotNotAvailable)
 	}
 	for _, actor := range sc.Actor {
-		hid, ok := refID(str(actor.Reference), "HealthcareService")
+		hid, ok := refID(elem.Str(actor.Reference), "HealthcareService")
 		if !ok {
 			continue
 		}
@@ -273,12 +274,12 @@ func inHorizon(sc *schedule, start, end time.Time, loc *time.Location) bool {
 	if sc.PlanningHorizon == nil {
 		return true
 	}
-	if h := str(sc.PlanningHorizon.Start); h != "" {
+	if h := elem.Str(sc.PlanningHorizon.Start); h != "" {
 		if lo, _, err := search.DateRange(h, loc); err == nil && start.UnixMicro() < lo {
 			return false
 		}
 	}
-	if h := str(sc.PlanningHorizon.End); h != "" {
+	if h := elem.Str(sc.PlanningHorizon.End); h != "" {
 		if _, hi, err := search.DateRange(h, loc); err == nil && end.UnixMicro() > hi {
 			return false
 		}
@@ -298,9 +299,9 @@ func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, ol
 		return nil
 	}
 	if ext != nil {
-		if t, ok := parseInstant(str(ext.ValueInstant)); ok && !tx.Now().Before(t) {
+		if t, ok := parseInstant(elem.Str(ext.ValueInstant)); ok && !tx.Now().Before(t) {
 			return fhir.Errorf(fhir.Conflict, "conflict", "Appointment",
-				"the hold expired at %s; its slots may have been taken", str(ext.ValueInstant)).WithDetails(ErrHoldExpired)
+				"the hold expired at %s; its slots may have been taken", elem.Str(ext.ValueInstant)).WithDetails(ErrHoldExpired)
 		}
 	}
 	if nw.patient() == "" {
@@ -556,7 +557,7 @@ func (b *Service) slotRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 		if err != nil {
 			return err
 		}
-		if nw.Status == old.Status && nw.Start == old.Start && nw.End == old.End && str(nw.Schedule.Reference) == str(old.Schedule.Reference) {
+		if nw.Status == old.Status && nw.Start == old.Start && nw.End == old.End && elem.Str(nw.Schedule.Reference) == elem.Str(old.Schedule.Reference) {
 			return nil
 		}
 	}
@@ -587,13 +588,13 @@ func (b *Service) slotInHorizon(ctx context.Context, tx *write.Tx, c *write.Chan
 		return err
 	}
 	if c.Old != nil {
-		if old, err := decode[slot](c.Old.JSON); err == nil && old.Status == "free" && old.Start == nw.Start && old.End == nw.End && str(old.Schedule.Reference) == str(nw.Schedule.Reference) {
+		if old, err := decode[slot](c.Old.JSON); err == nil && old.Status == "free" && old.Start == nw.Start && old.End == nw.End && elem.Str(old.Schedule.Reference) == elem.Str(nw.Schedule.Reference) {
 			return nil
 		}
 	}
 	start, err1 := time.Parse(time.RFC3339, nw.Start)
 	end, err2 := time.Parse(time.RFC3339, nw.End)
-	id, ok := refID(str(nw.Schedule.Reference), "Schedule")
+	id, ok := refID(elem.Str(nw.Schedule.Reference), "Schedule")
 	if err1 != nil || err2 != nil || !ok || !end.After(tx.Now()) {
 		return nil // validation reports bad instants; past slots are never offered
 	}
@@ -650,10 +651,10 @@ func (b *Service) horizonCoversFreeSlots(ctx context.Context, tx *write.Tx, c *w
 	// exactly at the horizon's end matches end=gt at the end's precision);
 	// each candidate is then judged as slotInHorizon judges it.
 	var outside []url.Values
-	if h := str(nw.PlanningHorizon.Start); h != "" {
+	if h := elem.Str(nw.PlanningHorizon.Start); h != "" {
 		outside = append(outside, url.Values{"start": {"lt" + h}, "end": {"gt" + now.UTC().Format(time.RFC3339)}})
 	}
-	if h := str(nw.PlanningHorizon.End); h != "" {
+	if h := elem.Str(nw.PlanningHorizon.End); h != "" {
 		outside = append(outside, url.Values{"end": {"gt" + h}})
 	}
 	for _, params := range outside {
@@ -703,9 +704,9 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 	if err := json.Unmarshal(c.New.Bytes(), &r); err != nil {
 		return fhir.Errorf(fhir.Invalid, "structure", "AppointmentResponse", "cannot read the response: %v", err)
 	}
-	id, ok := refID(str(r.Appointment.Reference), "Appointment")
+	id, ok := refID(elem.Str(r.Appointment.Reference), "Appointment")
 	if !ok {
-		return fhir.Errorf(fhir.Unprocessable, "invalid", "AppointmentResponse.appointment", "%q is not an Appointment of this server", str(r.Appointment.Reference))
+		return fhir.Errorf(fhir.Unprocessable, "invalid", "AppointmentResponse.appointment", "%q is not an Appointment of this server", elem.Str(r.Appointment.Reference))
 	}
 	res, err := b.repo.ReadAs(ctx, tx, "Appointment", id) // one the caller cannot read does not exist
 	if err != nil {
@@ -733,7 +734,7 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 			return err
 		}
 		var actor r4.Reference
-		if json.Unmarshal(p.Get("actor"), &actor) != nil || !sameRef(str(actor.Reference), str(r.Actor.Reference)) {
+		if json.Unmarshal(p.Get("actor"), &actor) != nil || !sameRef(elem.Str(actor.Reference), elem.Str(r.Actor.Reference)) {
 			continue
 		}
 		if cur, _ := p.String("status"); cur == r.ParticipantStatus {
@@ -746,7 +747,7 @@ func (b *Service) responseRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		return err
 	}
 	return fhir.Errorf(fhir.Unprocessable, "business-rule", "AppointmentResponse.actor",
-		"%s is not a participant of Appointment/%s", str(r.Actor.Reference), id)
+		"%s is not a participant of Appointment/%s", elem.Str(r.Actor.Reference), id)
 }
 
 // sameRef compares two literal references by their Type/id tail.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -203,7 +204,7 @@ func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change)
 	switch {
 	case !oldFree && !newFree:
 		return nil
-	case oldFree && newFree && oldT.Equal(newT) && str(old.Schedule.Reference) == str(nw.Schedule.Reference):
+	case oldFree && newFree && oldT.Equal(newT) && elem.Str(old.Schedule.Reference) == elem.Str(nw.Schedule.Reference):
 		return nil // still free at the same time: no wait changes
 	}
 	// The services of the schedules of the free versions, and what the
@@ -234,10 +235,10 @@ func (d *Directory) slotRule(ctx context.Context, tx *write.Tx, c *write.Change)
 		}
 	}
 	if oldFree {
-		note(str(old.Schedule.Reference), oldT, false)
+		note(elem.Str(old.Schedule.Reference), oldT, false)
 	}
 	if newFree {
-		note(str(nw.Schedule.Reference), newT, true)
+		note(elem.Str(nw.Schedule.Reference), newT, true)
 	}
 	for _, ch := range changes {
 		if err := d.update(ctx, tx, ch, c.ID); err != nil {
@@ -596,7 +597,7 @@ func waitOf(e r4.Extension) (Wait, time.Time) {
 				w.Days = *s.ValueInteger
 			}
 		case "next-slot":
-			w.NextSlot, _ = time.Parse(time.RFC3339, str(s.ValueDateTime))
+			w.NextSlot, _ = time.Parse(time.RFC3339, elem.Str(s.ValueDateTime))
 		case "average-days":
 			if s.ValueDecimal != nil {
 				w.AverageDays, _ = s.ValueDecimal.Float64()
@@ -606,9 +607,9 @@ func waitOf(e r4.Extension) (Wait, time.Time) {
 				w.Sample = *s.ValueInteger
 			}
 		case "sample-end":
-			w.SampleEnd, _ = time.Parse(time.RFC3339, str(s.ValueDateTime))
+			w.SampleEnd, _ = time.Parse(time.RFC3339, elem.Str(s.ValueDateTime))
 		case "computed":
-			computed, _ = time.Parse(time.RFC3339, str(s.ValueInstant))
+			computed, _ = time.Parse(time.RFC3339, elem.Str(s.ValueInstant))
 		}
 	}
 	return w, computed
@@ -783,12 +784,12 @@ func waitExtension(w Wait, now time.Time) r4.Extension {
 		days, n := w.Days, w.Sample
 		e.Extension = append(e.Extension,
 			r4.Extension{Url: "days", ValueInteger: &days},
-			r4.Extension{Url: "next-slot", ValueDateTime: opt(w.NextSlot.UTC().Format(time.RFC3339))},
+			r4.Extension{Url: "next-slot", ValueDateTime: elem.Opt(w.NextSlot.UTC().Format(time.RFC3339))},
 			r4.Extension{Url: "average-days", ValueDecimal: decimal(w.AverageDays)},
 			r4.Extension{Url: "sample", ValueInteger: &n},
-			r4.Extension{Url: "sample-end", ValueDateTime: opt(w.SampleEnd.UTC().Format(time.RFC3339))})
+			r4.Extension{Url: "sample-end", ValueDateTime: elem.Opt(w.SampleEnd.UTC().Format(time.RFC3339))})
 	}
-	e.Extension = append(e.Extension, r4.Extension{Url: "computed", ValueInstant: opt(now.UTC().Format(fhir.InstantFormat))})
+	e.Extension = append(e.Extension, r4.Extension{Url: "computed", ValueInstant: elem.Opt(now.UTC().Format(fhir.InstantFormat))})
 	return e
 }
 
@@ -798,23 +799,6 @@ func decimal(f float64) *json.Number {
 	b, _ := json.Marshal(f)
 	n := json.Number(b)
 	return &n
-}
-
-// str returns *p, or "" for nil: samply's models hold optional primitive
-// elements as pointers.
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// opt returns a pointer to s, or nil for "": an element left out.
-func opt(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 // sameWait compares two waits, ignoring when they were computed.
@@ -848,7 +832,7 @@ func sameSub(a, b r4.Extension) bool {
 		y, errY := q.Float64()
 		return errX == nil && errY == nil && x == y
 	}
-	return a.Url == b.Url && str(a.ValueDateTime) == str(b.ValueDateTime) && str(a.ValueInstant) == str(b.ValueInstant) &&
+	return a.Url == b.Url && elem.Str(a.ValueDateTime) == elem.Str(b.ValueDateTime) && elem.Str(a.ValueInstant) == elem.Str(b.ValueInstant) &&
 		same(a.ValueInteger, b.ValueInteger) && sameDecimal(a.ValueDecimal, b.ValueDecimal)
 }
 

@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -72,7 +75,7 @@ func codeMatches(stored, code string) bool {
 // AccessCodeRecord is the store.Records kind of access-code records: the
 // salted hash of a referral's current access code, kept outside every FHIR
 // resource so that no one who can read the referral or its Task can read
-// it (or try codes against it offline). The Task's extension
+// it (or try codes against it offline). The Task's r4.Extension
 // AccessExtension holds only the record's key, a random id; a new code gets
 // a new record and key, so the old code stops working at once, and its
 // record is left to expire.
@@ -146,7 +149,7 @@ func (s *Service) accessCodeOp() *operation.Operation {
 				if err != nil {
 					return err
 				}
-				if err := obj.SetExtensions(AccessExtension, extension{URL: AccessExtension, ValueString: &key}); err != nil {
+				if err := obj.SetExtensions(AccessExtension, r4.Extension{Url: AccessExtension, ValueString: &key}); err != nil {
 					return err
 				}
 				// The code's record is the referral's: whoever may update the
@@ -216,8 +219,8 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 				{Name: "access_token", ValueType: "String", Value: mustJSON(tok)},
 				{Name: "token_type", ValueType: "String", Value: mustJSON("Bearer")},
 				{Name: "expires_in", ValueType: "Integer", Value: []byte(strconv.Itoa(int(s.cfg.TokenTTL.Seconds())))},
-				{Name: "patient", ValueType: "Reference", Value: mustJSON(reference{Reference: "Patient/" + patient})},
-				{Name: "referral", ValueType: "Reference", Value: mustJSON(reference{Reference: "ServiceRequest/" + referral})},
+				{Name: "patient", ValueType: "Reference", Value: mustJSON(elem.Ref("Patient/" + patient))},
+				{Name: "referral", ValueType: "Reference", Value: mustJSON(elem.Ref("ServiceRequest/" + referral))},
 			}}
 			return &operation.Result{Body: out.Encode(), Header: http.Header{"Cache-Control": {"no-store"}}}, nil
 		},
@@ -297,7 +300,7 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 		return "", "", false, err
 	}
 	key := absentID
-	if keys := findExt(tv.Extension, AccessExtension); len(keys) > 0 && keys[0].ValueString != nil {
+	if keys := elem.Extensions(tv.Extension, AccessExtension); len(keys) > 0 && keys[0].ValueString != nil {
 		key = *keys[0].ValueString
 	} else {
 		ok = false
@@ -328,7 +331,7 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 	if err := decode(srJSON, &r, "ServiceRequest"); err != nil {
 		return "", "", false, err
 	}
-	typ, pid, okRef := fhir.SplitReference(r.Subject.Reference)
+	typ, pid, okRef := fhir.SplitReference(elem.Str(r.Subject.Reference))
 	if !okRef || typ != "Patient" {
 		pid, ok = absentID, false
 	}

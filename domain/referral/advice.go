@@ -1,12 +1,15 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 )
 
@@ -17,11 +20,11 @@ import (
 // may answer, or convert the request into a referral with $convert.
 
 type commRequestView struct {
-	Status    string      `json:"status"`
-	Subject   reference   `json:"subject"`
-	Requester reference   `json:"requester"`
-	Recipient []reference `json:"recipient"`
-	Priority  string      `json:"priority"`
+	Status    string         `json:"status"`
+	Subject   r4.Reference   `json:"subject"`
+	Requester r4.Reference   `json:"requester"`
+	Recipient []r4.Reference `json:"recipient"`
+	Priority  string         `json:"priority"`
 }
 
 // convertOp is CommunicationRequest/{id}/$convert.
@@ -53,11 +56,11 @@ func (s *Service) convertOp() *operation.Operation {
 				}
 				service := ""
 				for _, r := range v.Recipient {
-					if t, _, ok := fhir.SplitReference(r.Reference); ok && t == "HealthcareService" {
-						service = r.Reference
+					if t, _, ok := fhir.SplitReference(elem.Str(r.Reference)); ok && t == "HealthcareService" {
+						service = elem.Str(r.Reference)
 					}
 				}
-				if service == "" || v.Subject.Reference == "" {
+				if service == "" || elem.Str(v.Subject.Reference) == "" {
 					return fhir.Errorf(fhir.Unprocessable, "required", "CommunicationRequest.recipient",
 						"an advice request names the patient (subject) and the specialist HealthcareService (recipient) to become a referral")
 				}
@@ -69,25 +72,28 @@ func (s *Service) convertOp() *operation.Operation {
 				if err := decode(hs.JSON, &hv, "HealthcareService"); err != nil {
 					return err
 				}
-				sr := map[string]any{
-					"resourceType":   "ServiceRequest",
-					"status":         "active",
-					"intent":         "order",
-					"priority":       priority,
-					"subject":        v.Subject,
-					"authoredOn":     tx.Now().Format(fhir.InstantFormat),
-					"performer":      []reference{{Reference: hs.Reference(), Display: hv.Name}},
-					"supportingInfo": []reference{{Reference: cr.Reference()}},
-					"category":       []concept{{Coding: []coding{{System: Base + "/CodeSystem/referral-source", Code: "gp", Display: "GP referral"}}}},
+				p := r4.RequestPriorityRoutine
+				if priority == "urgent" {
+					p = r4.RequestPriorityUrgent
 				}
-				if v.Requester.Reference != "" {
-					sr["requester"] = v.Requester
+				sr := r4.ServiceRequest{
+					Status:         r4.RequestStatusActive,
+					Intent:         r4.RequestIntentOrder,
+					Priority:       &p,
+					Subject:        r4.Reference{Reference: v.Subject.Reference, Display: v.Subject.Display},
+					AuthoredOn:     elem.Opt(tx.Now().Format(fhir.InstantFormat)),
+					Performer:      []r4.Reference{{Reference: elem.Opt(hs.Reference()), Display: elem.Opt(hv.Name)}},
+					SupportingInfo: []r4.Reference{elem.Ref(cr.Reference())},
+					Category:       []r4.CodeableConcept{{Coding: []r4.Coding{{System: elem.Opt(Base + "/CodeSystem/referral-source"), Code: elem.Opt("gp"), Display: elem.Opt("GP referral")}}}},
+				}
+				if elem.Str(v.Requester.Reference) != "" {
+					sr.Requester = &r4.Reference{Reference: v.Requester.Reference, Display: v.Requester.Display}
 				}
 				if len(hv.Specialty) > 0 {
-					sr["performerType"] = hv.Specialty[0]
+					sr.PerformerType = terms(hv.Specialty[0])
 				}
 				if len(hv.Type) > 0 {
-					sr["code"] = hv.Type[0]
+					sr.Code = terms(hv.Type[0])
 				}
 				if out, err = create(ctx, tx, "ServiceRequest", sr); err != nil {
 					return err
@@ -117,40 +123,40 @@ func (s *Service) communicationRule(ctx context.Context, tx *write.Tx, c *write.
 		return nil
 	}
 	var v struct {
-		BasedOn      []reference `json:"basedOn"`
-		InResponseTo []reference `json:"inResponseTo"`
+		BasedOn      []r4.Reference `json:"basedOn"`
+		InResponseTo []r4.Reference `json:"inResponseTo"`
 	}
 	if err := decode(c.New.Bytes(), &v, "Communication"); err != nil {
 		return err
 	}
 	var thread []string
 	for i, b := range v.BasedOn {
-		if t, _, ok := fhir.SplitReference(b.Reference); !ok || t != "CommunicationRequest" {
+		if t, _, ok := fhir.SplitReference(elem.Str(b.Reference)); !ok || t != "CommunicationRequest" {
 			continue
 		}
-		res, err := readRef(ctx, tx, b.Reference)
+		res, err := readRef(ctx, tx, elem.Str(b.Reference))
 		if err != nil {
-			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.basedOn[%d]", i), "%s does not exist", b.Reference)
+			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.basedOn[%d]", i), "%s does not exist", elem.Str(b.Reference))
 		}
 		thread = append(thread, res.Reference())
 	}
 	for i, r := range v.InResponseTo {
-		prev, err := readRef(ctx, tx, r.Reference)
+		prev, err := readRef(ctx, tx, elem.Str(r.Reference))
 		if err != nil {
-			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.inResponseTo[%d]", i), "%s does not exist", r.Reference)
+			return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("Communication.inResponseTo[%d]", i), "%s does not exist", elem.Str(r.Reference))
 		}
 		var pv struct {
-			BasedOn []reference `json:"basedOn"`
+			BasedOn []r4.Reference `json:"basedOn"`
 		}
 		_ = json.Unmarshal(prev.JSON, &pv)
 		for _, t := range thread {
 			found := false
 			for _, b := range pv.BasedOn {
-				found = found || sameRef(b.Reference, t)
+				found = found || sameRef(elem.Str(b.Reference), t)
 			}
 			if !found {
 				return fhir.Errorf(fhir.Unprocessable, "business-rule", fmt.Sprintf("Communication.inResponseTo[%d]", i),
-					"%s belongs to another advice thread than %s", r.Reference, t)
+					"%s belongs to another advice thread than %s", elem.Str(r.Reference), t)
 			}
 		}
 	}
@@ -167,8 +173,8 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *write.Tx, c
 		return nil
 	}
 	var v struct {
-		BasedOn       []reference `json:"basedOn"`
-		Questionnaire string      `json:"questionnaire"`
+		BasedOn       []r4.Reference `json:"basedOn"`
+		Questionnaire string         `json:"questionnaire"`
 	}
 	if err := decode(c.New.Bytes(), &v, "QuestionnaireResponse"); err != nil {
 		return err
@@ -176,11 +182,11 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *write.Tx, c
 	linked := false
 	var referrals []string
 	for i, b := range v.BasedOn {
-		if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
+		if t, _, ok := fhir.SplitReference(elem.Str(b.Reference)); ok && t == "ServiceRequest" {
 			linked = true
-			referrals = append(referrals, b.Reference)
-			if _, err := readRef(ctx, tx, b.Reference); err != nil {
-				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("QuestionnaireResponse.basedOn[%d]", i), "referral %s does not exist", b.Reference)
+			referrals = append(referrals, elem.Str(b.Reference))
+			if _, err := readRef(ctx, tx, elem.Str(b.Reference)); err != nil {
+				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("QuestionnaireResponse.basedOn[%d]", i), "referral %s does not exist", elem.Str(b.Reference))
 			}
 		}
 	}
@@ -198,4 +204,14 @@ func (s *Service) questionnaireResponseRule(ctx context.Context, tx *write.Tx, c
 		return s.experienceCheck(ctx, tx, v.Questionnaire, referrals)
 	}
 	return nil
+}
+
+// terms copies the codings (system, code, display) and text of c, the
+// members $convert has always carried over from the HealthcareService.
+func terms(c r4.CodeableConcept) *r4.CodeableConcept {
+	out := &r4.CodeableConcept{Text: c.Text}
+	for _, x := range c.Coding {
+		out.Coding = append(out.Coding, r4.Coding{System: x.System, Code: x.Code, Display: x.Display})
+	}
+	return out
 }

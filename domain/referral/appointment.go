@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,19 +13,46 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/store"
 )
 
+// appointmentView is the part of an Appointment the referral rules read.
+// It stays a plain view of strings (inputRef, inputIdentifier,
+// inputExtension) rather than samply's datatypes because prepareAppointment
+// reads it from the client's JSON before validation: r4.Identifier (also
+// inside r4.Reference) and the complex extension values read their
+// code-typed members as enums that refuse unknown codes, so a resource the
+// validator would reject with a precise issue would instead fail to decode
+// and skip the UBRN linking whose errors the client sees today.
 type appointmentView struct {
-	Status      string       `json:"status"`
-	Start       string       `json:"start"`
-	BasedOn     []reference  `json:"basedOn"`
-	Identifier  []identifier `json:"identifier"`
-	Slot        []reference  `json:"slot"`
+	Status      string            `json:"status"`
+	Start       string            `json:"start"`
+	BasedOn     []inputRef        `json:"basedOn"`
+	Identifier  []inputIdentifier `json:"identifier"`
+	Slot        []inputRef        `json:"slot"`
 	Participant []struct {
-		Actor reference `json:"actor"`
+		Actor inputRef `json:"actor"`
 	} `json:"participant"`
-	Extension []extension `json:"extension"`
+	Extension []inputExtension `json:"extension"`
+}
+
+// inputRef is a reference as a client sent it (see appointmentView).
+type inputRef struct {
+	Reference string `json:"reference,omitempty"`
+}
+
+// inputIdentifier is an identifier as a client sent it (see appointmentView).
+type inputIdentifier struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value,omitempty"`
+}
+
+// inputExtension is an extension as a client sent it, with the one value
+// the rules read (see appointmentView).
+type inputExtension struct {
+	URL         string  `json:"url"`
+	ValueString *string `json:"valueString,omitempty"`
 }
 
 // books reports whether the appointment, in its status, is a booking the
@@ -47,8 +76,8 @@ func (a *appointmentView) referrals() []string {
 }
 
 func (a *appointmentView) breachReason() string {
-	for _, e := range findExt(a.Extension, BreachReasonExtension) {
-		if e.ValueString != nil {
+	for _, e := range a.Extension {
+		if e.URL == BreachReasonExtension && e.ValueString != nil {
 			return *e.ValueString
 		}
 	}
@@ -98,7 +127,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 			return err
 		}
 		if u := r.ubrn(); u != "" && !hasIdentifier(a.Identifier, UBRNSystem, u) {
-			if err := addIdentifier(c.New, identifier{System: UBRNSystem, Value: u}); err != nil {
+			if err := addIdentifier(c.New, r4.Identifier{System: elem.Opt(UBRNSystem), Value: elem.Opt(u)}); err != nil {
 				return err
 			}
 		}
@@ -162,7 +191,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 		}
 		patch := func(obj *fhir.Object) {
 			if owner != "" && to == Booked {
-				obj.Set("owner", reference{Reference: owner})
+				obj.Set("owner", elem.Ref(owner))
 			}
 			if breach != "" {
 				_ = obj.SetExtensions(BreachExtension, breachExtension(breach, "Appointment/"+c.ID, a.Start))
@@ -224,8 +253,8 @@ func (s *Service) prepareAppointment(ctx context.Context, rd store.Reader, obj *
 			continue // the rule reports it
 		}
 		var r requestView
-		if decode(sr.JSON, &r, "ServiceRequest") == nil && r.Subject.Reference != "" {
-			addParticipant(obj, canonicalRef(r.Subject.Reference))
+		if decode(sr.JSON, &r, "ServiceRequest") == nil && elem.Str(r.Subject.Reference) != "" {
+			addParticipant(obj, canonicalRef(elem.Str(r.Subject.Reference)))
 			return true, nil
 		}
 	}
@@ -238,7 +267,7 @@ func addParticipant(obj *fhir.Object, ref string) {
 	if raw := obj.Get("participant"); raw != nil {
 		_ = json.Unmarshal(raw, &parts)
 	}
-	obj.Set("participant", append(parts, mustJSON(map[string]any{"actor": reference{Reference: ref}, "status": "accepted"})))
+	obj.Set("participant", append(parts, mustJSON(map[string]any{"actor": elem.Ref(ref), "status": "accepted"})))
 }
 
 // linkReferral makes an appointment that names a referral only by its UBRN
@@ -286,8 +315,8 @@ func (s *Service) linkReferral(ctx context.Context, rd store.Reader, obj *fhir.O
 			return false, fhir.Errorf(fhir.Invalid, "structure", "Appointment.basedOn", "basedOn must be an array")
 		}
 	}
-	obj.Set("basedOn", append(based, mustJSON(reference{Reference: ref})))
-	a.BasedOn = append(a.BasedOn, reference{Reference: ref})
+	obj.Set("basedOn", append(based, mustJSON(elem.Ref(ref))))
+	a.BasedOn = append(a.BasedOn, inputRef{Reference: ref})
 	return true, nil
 }
 
@@ -303,7 +332,7 @@ func (s *Service) checkFit(ctx context.Context, tx *write.Tx, c *write.Change, a
 	if err := f.checkServices(ctx, tx, services); err != nil {
 		return "", err
 	}
-	patient := canonicalRef(f.r.Subject.Reference)
+	patient := canonicalRef(elem.Str(f.r.Subject.Reference))
 	hasPatient := false
 	for i, p := range a.Participant {
 		if typ, _, ok := fhir.SplitReference(p.Actor.Reference); ok && typ == "Patient" {
@@ -345,24 +374,24 @@ func (s *Service) appointmentServices(ctx context.Context, tx store.Reader, a *a
 			continue // the booking rules report a missing slot
 		}
 		var v struct {
-			Schedule reference `json:"schedule"`
+			Schedule r4.Reference `json:"schedule"`
 		}
 		_ = json.Unmarshal(res.JSON, &v)
-		if v.Schedule.Reference == "" || schedules[v.Schedule.Reference] {
+		if elem.Str(v.Schedule.Reference) == "" || schedules[elem.Str(v.Schedule.Reference)] {
 			continue
 		}
-		schedules[v.Schedule.Reference] = true
-		sc, err := readRef(ctx, tx, v.Schedule.Reference)
+		schedules[elem.Str(v.Schedule.Reference)] = true
+		sc, err := readRef(ctx, tx, elem.Str(v.Schedule.Reference))
 		if err != nil {
 			continue
 		}
 		var scv struct {
-			Actor []reference `json:"actor"`
+			Actor []r4.Reference `json:"actor"`
 		}
 		_ = json.Unmarshal(sc.JSON, &scv)
 		for _, act := range scv.Actor {
-			if typ, _, ok := fhir.SplitReference(act.Reference); ok && typ == "HealthcareService" {
-				set[canonicalRef(act.Reference)] = true
+			if typ, _, ok := fhir.SplitReference(elem.Str(act.Reference)); ok && typ == "HealthcareService" {
+				set[canonicalRef(elem.Str(act.Reference))] = true
 			}
 		}
 	}
@@ -376,15 +405,15 @@ func (s *Service) appointmentServices(ctx context.Context, tx store.Reader, a *a
 
 // breachExtension records on a Task that appointment was booked outside
 // the referral's two-week wait, and why.
-func breachExtension(reason, appointment, start string) extension {
-	return extension{URL: BreachExtension, Extension: []extension{
-		{URL: "reason", ValueString: &reason},
-		{URL: "appointment", ValueReference: &reference{Reference: appointment}},
-		{URL: "start", ValueDateTime: &start},
+func breachExtension(reason, appointment, start string) r4.Extension {
+	return r4.Extension{Url: BreachExtension, Extension: []r4.Extension{
+		{Url: "reason", ValueString: &reason},
+		{Url: "appointment", ValueReference: &r4.Reference{Reference: elem.Opt(appointment)}},
+		{Url: "start", ValueDateTime: &start},
 	}}
 }
 
-func hasIdentifier(ids []identifier, system, value string) bool {
+func hasIdentifier(ids []inputIdentifier, system, value string) bool {
 	for _, id := range ids {
 		if id.System == system && id.Value == value {
 			return true
@@ -401,17 +430,17 @@ var liveAppointment = "proposed,pending,booked,arrived,checked-in,waitlist"
 // ref that still holds slots, with reason; the booking rules free their
 // slots in the same transaction. It returns the appointments cancelled.
 func (s *Service) cancelAppointments(ctx context.Context, tx *write.Tx, ref, reason string) ([]string, error) {
-	return s.cancelAppointmentsFor(ctx, tx, ref, concept{Text: reason})
+	return s.cancelAppointmentsFor(ctx, tx, ref, r4.CodeableConcept{Text: elem.Opt(reason)})
 }
 
 // byProvider is the cancellation reason of appointments the provider's
 // decision cancels ($reject, $redirect): the provider's (prov).
-func byProvider(reason string) concept {
-	return concept{Coding: []coding{{System: CancellationReasonSystem, Code: "prov", Display: "Provider"}}, Text: reason}
+func byProvider(reason string) r4.CodeableConcept {
+	return r4.CodeableConcept{Coding: []r4.Coding{{System: elem.Opt(CancellationReasonSystem), Code: elem.Opt("prov"), Display: elem.Opt("Provider")}}, Text: elem.Opt(reason)}
 }
 
 // cancelAppointmentsFor is cancelAppointments with a coded reason.
-func (s *Service) cancelAppointmentsFor(ctx context.Context, tx *write.Tx, ref string, reason concept) ([]string, error) {
+func (s *Service) cancelAppointmentsFor(ctx context.Context, tx *write.Tx, ref string, reason r4.CodeableConcept) ([]string, error) {
 	appts, err := find(ctx, tx, s.reg, "Appointment", "based-on="+ref+"&status="+liveAppointment)
 	if err != nil {
 		return nil, err
@@ -443,14 +472,14 @@ func (s *Service) setPerformer(ctx context.Context, tx *write.Tx, sr *fhir.Resou
 	if err := decode(cur.JSON, &r, "ServiceRequest"); err != nil {
 		return err
 	}
-	if len(r.Performer) == 1 && sameRef(r.Performer[0].Reference, service) {
+	if len(r.Performer) == 1 && sameRef(elem.Str(r.Performer[0].Reference), service) {
 		return nil
 	}
 	obj, err := fhir.ParseObject(cur.JSON)
 	if err != nil {
 		return err
 	}
-	obj.Set("performer", []reference{{Reference: service}})
+	obj.Set("performer", []r4.Reference{elem.Ref(service)})
 	_, _, err = tx.PutWith(ctx, cur.Type, cur.ID, obj, 0, own)
 	return err
 }

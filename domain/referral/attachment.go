@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // MaxAttachmentBytes is the largest referral document accepted (5 MB,
@@ -61,7 +64,7 @@ func documentReferenceRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	}
 	var d struct {
 		Context struct {
-			Related []reference `json:"related"`
+			Related []r4.Reference `json:"related"`
 		} `json:"context"`
 		Content []struct {
 			Attachment attachmentView `json:"attachment"`
@@ -72,11 +75,11 @@ func documentReferenceRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	}
 	linked := false
 	for i, r := range d.Context.Related {
-		if typ, _, ok := fhir.SplitReference(r.Reference); ok && typ == "ServiceRequest" {
+		if typ, _, ok := fhir.SplitReference(elem.Str(r.Reference)); ok && typ == "ServiceRequest" {
 			linked = true
-			if _, err := readRef(ctx, tx, r.Reference); err != nil {
+			if _, err := readRef(ctx, tx, elem.Str(r.Reference)); err != nil {
 				return fhir.Errorf(fhir.Unprocessable, "not-found", fmt.Sprintf("DocumentReference.context.related[%d]", i),
-					"referral %s does not exist", r.Reference)
+					"referral %s does not exist", elem.Str(r.Reference))
 			}
 		}
 	}
@@ -105,14 +108,14 @@ func binaryRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
 		return nil
 	}
 	var b struct {
-		ContentType     string    `json:"contentType"`
-		Data            string    `json:"data"`
-		SecurityContext reference `json:"securityContext"`
+		ContentType     string       `json:"contentType"`
+		Data            string       `json:"data"`
+		SecurityContext r4.Reference `json:"securityContext"`
 	}
 	if err := json.Unmarshal(c.New.Bytes(), &b); err != nil {
 		return fhir.Errorf(fhir.Invalid, "structure", "Binary", "Binary cannot be read: %v", err)
 	}
-	typ, _, ok := fhir.SplitReference(b.SecurityContext.Reference)
+	typ, _, ok := fhir.SplitReference(elem.Str(b.SecurityContext.Reference))
 	if !ok || (typ != "ServiceRequest" && typ != "DocumentReference") {
 		return nil
 	}

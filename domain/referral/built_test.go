@@ -15,7 +15,8 @@ import (
 // TestBuiltResourcesValidate: every resource the referral rules build
 // themselves with samply's R4 models (the workflow Task, the Provenance of
 // a state change, unauthenticated and with a signed-in author, an
-// organisation and a client, and the Provenance of $recategorise), reached
+// organisation and a client, the Provenance of $recategorise, and the
+// ServiceRequest $convert makes of an advice request), reached
 // through the real requests, passes Signpost's own validator as stored.
 func TestBuiltResourcesValidate(t *testing.T) {
 	v, err := validation.New(conformance.StructureDefinitions(), conformance.Terminology())
@@ -69,6 +70,16 @@ func TestBuiltResourcesValidate(t *testing.T) {
 			w.as("referrer").must(200, "POST", "/"+sr+"/$recategorise", recategorise(concept("394579002"),
 				param("service", ref("HealthcareService/hs-cardio")), param("reason", "chest pain on exertion")))
 			return all(t, w.c, "Provenance", "target", sr)
+		}},
+		{"ServiceRequest of $convert", "ServiceRequest", func(t *testing.T) [][]byte {
+			c := newClient(t)
+			loadDirectory(c)
+			cr := c.create(map[string]any{"resourceType": "CommunicationRequest", "status": "active",
+				"subject": ref("Patient/pat-1"), "requester": ref("Organization/gp-a"),
+				"recipient": []any{ref("HealthcareService/hs-derm-city")},
+				"payload":   []any{map[string]any{"contentString": "Is this lesion suitable for the two-week wait?"}}})
+			sr := c.must(201, "POST", "/"+cr+"/$convert", params("priority", "urgent"))
+			return all(t, c, "ServiceRequest", "_id", sr["id"].(string))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -79,19 +80,19 @@ func (s *Service) fitOf(ctx context.Context, rd store.Reader, sr *fhir.Resource)
 		return nil, err
 	}
 	now := s.cfg.Now().In(s.cfg.Location)
-	if f.pc, err = s.patientContext(ctx, rd, f.r.Subject.Reference, now); fhir.KindOf(err) == fhir.Unprocessable {
+	if f.pc, err = s.patientContext(ctx, rd, elem.Str(f.r.Subject.Reference), now); fhir.KindOf(err) == fhir.Unprocessable {
 		f.pc = patientContext{age: -1, whereFrom: "none"} // a subject not on this server: nothing known of them
 	} else if err != nil {
 		return nil, err
 	}
-	for _, e := range findExt(f.r.Extension, ShortlistExtension) {
+	for _, e := range elem.Extensions(f.r.Extension, ShortlistExtension) {
 		if e.ValueReference != nil {
-			f.shortlist = append(f.shortlist, canonicalRef(e.ValueReference.Reference))
+			f.shortlist = append(f.shortlist, canonicalRef(elem.Str(e.ValueReference.Reference)))
 		}
 	}
-	for _, e := range findExt(f.tv.Extension, RedirectedExtension) {
+	for _, e := range elem.Extensions(f.tv.Extension, RedirectedExtension) {
 		if e.ValueReference != nil {
-			f.redirected = canonicalRef(e.ValueReference.Reference)
+			f.redirected = canonicalRef(elem.Str(e.ValueReference.Reference))
 		}
 	}
 	if f.r.twoWeekWait() {
@@ -168,14 +169,14 @@ func (f *fit) judgeService(res *fhir.Resource) ([]string, error) {
 func (f *fit) withProvider(service string) bool {
 	switch f.tv.state() {
 	case AwaitingTriage, Accepted, Booked:
-		return canonicalRef(f.tv.Owner.Reference) == service
+		return canonicalRef(elem.Str(f.tv.Owner.Reference)) == service
 	}
 	return false
 }
 
 func (hs *serviceView) indirectlyBookable() bool {
 	for _, ch := range hs.Characteristic {
-		if ch.has(directory.BookabilitySystem, directory.IndirectlyBookable) {
+		if elem.HasCoding(ch, directory.BookabilitySystem, directory.IndirectlyBookable) {
 			return true
 		}
 	}
@@ -272,7 +273,7 @@ func (s *Service) Plan(ctx context.Context, rd store.Reader, referralID string) 
 var _ booking.Referrals = (*Service)(nil)
 
 func (f *fit) patientID() string {
-	if typ, id, ok := fhir.SplitReference(f.r.Subject.Reference); ok && typ == "Patient" {
+	if typ, id, ok := fhir.SplitReference(elem.Str(f.r.Subject.Reference)); ok && typ == "Patient" {
 		return id
 	}
 	return ""
@@ -282,8 +283,8 @@ func (f *fit) patientID() string {
 // triage.
 func providerBooks(f *fit) *fhir.Issue {
 	who := "its provider"
-	if f.tv.Owner.Reference != "" {
-		who = f.tv.Owner.Reference
+	if elem.Str(f.tv.Owner.Reference) != "" {
+		who = elem.Str(f.tv.Owner.Reference)
 	}
 	return &fhir.Issue{Severity: "information", Code: "informational", Details: ErrProviderBooks, Expression: []string{"referral-identifier"},
 		Diagnostics: fmt.Sprintf("referral %s is with %s for triage: the provider books the appointment and tells the patient, so there is nothing to choose here", f.ubrnLabel(), who)}

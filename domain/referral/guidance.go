@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"sort"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -42,11 +45,11 @@ func (s *Service) guidanceRule(ctx context.Context, tx *write.Tx, c *write.Chang
 		return nil
 	}
 	var a, old struct {
-		Status      string      `json:"status"`
-		BasedOn     []reference `json:"basedOn"`
-		Slot        []reference `json:"slot"`
+		Status      string         `json:"status"`
+		BasedOn     []r4.Reference `json:"basedOn"`
+		Slot        []r4.Reference `json:"slot"`
 		Participant []struct {
-			Actor reference `json:"actor"`
+			Actor r4.Reference `json:"actor"`
 		} `json:"participant"`
 	}
 	if err := decode(c.New.Bytes(), &a, "Appointment"); err != nil {
@@ -61,8 +64,8 @@ func (s *Service) guidanceRule(ctx context.Context, tx *write.Tx, c *write.Chang
 	}
 	var referrals []string
 	for _, b := range a.BasedOn {
-		if t, _, ok := fhir.SplitReference(b.Reference); ok && t == "ServiceRequest" {
-			referrals = append(referrals, b.Reference)
+		if t, _, ok := fhir.SplitReference(elem.Str(b.Reference)); ok && t == "ServiceRequest" {
+			referrals = append(referrals, elem.Str(b.Reference))
 		}
 	}
 	if len(referrals) == 0 {
@@ -72,30 +75,30 @@ func (s *Service) guidanceRule(ctx context.Context, tx *write.Tx, c *write.Chang
 	// schedules.
 	services := map[string]bool{}
 	for _, p := range a.Participant {
-		if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
-			services[p.Actor.Reference] = true
+		if t, _, ok := fhir.SplitReference(elem.Str(p.Actor.Reference)); ok && t == "HealthcareService" {
+			services[elem.Str(p.Actor.Reference)] = true
 		}
 	}
 	for _, sl := range a.Slot {
-		slot, err := readRef(ctx, tx, sl.Reference)
+		slot, err := readRef(ctx, tx, elem.Str(sl.Reference))
 		if err != nil {
 			continue // the booking rules report unknown slots
 		}
 		var sv struct {
-			Schedule reference `json:"schedule"`
+			Schedule r4.Reference `json:"schedule"`
 		}
 		_ = json.Unmarshal(slot.JSON, &sv)
-		sched, err := readRef(ctx, tx, sv.Schedule.Reference)
+		sched, err := readRef(ctx, tx, elem.Str(sv.Schedule.Reference))
 		if err != nil {
 			continue
 		}
 		var sc struct {
-			Actor []reference `json:"actor"`
+			Actor []r4.Reference `json:"actor"`
 		}
 		_ = json.Unmarshal(sched.JSON, &sc)
 		for _, act := range sc.Actor {
-			if t, _, ok := fhir.SplitReference(act.Reference); ok && t == "HealthcareService" {
-				services[act.Reference] = true
+			if t, _, ok := fhir.SplitReference(elem.Str(act.Reference)); ok && t == "HealthcareService" {
+				services[elem.Str(act.Reference)] = true
 			}
 		}
 	}
@@ -212,10 +215,10 @@ func (s *Service) questionnaire(ctx context.Context, tx store.Reader, ref string
 // isExperience reports whether a Questionnaire is a patient-experience one.
 func isExperience(raw []byte) bool {
 	var q struct {
-		Extension []extension `json:"extension"`
+		Extension []r4.Extension `json:"extension"`
 	}
 	_ = json.Unmarshal(raw, &q)
-	for _, e := range findExt(q.Extension, ExperienceExtension) {
+	for _, e := range elem.Extensions(q.Extension, ExperienceExtension) {
 		if e.ValueBoolean != nil && *e.ValueBoolean {
 			return true
 		}

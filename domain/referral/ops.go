@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"fmt"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 )
 
@@ -62,7 +65,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 			service, _ := req.Params.String("service")
 			raise := name == "defer" && isNoSlots(reason)
 			if act.needService && service == "" && !raise {
-				return nil, fhir.Errorf(fhir.Invalid, "required", "service", "$%s needs the service (a HealthcareService reference)", name)
+				return nil, fhir.Errorf(fhir.Invalid, "required", "service", "$%s needs the service (a HealthcareService r4.Reference)", name)
 			}
 			var out *fhir.Resource
 			err := s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
@@ -116,13 +119,13 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					On: []string{sr.Reference()}, Of: "$" + name + " " + sr.Reference()})
 				out, err = s.moveTask(moved, tx, task, act.to, reason, func(obj *fhir.Object) {
 					if name == "redirect" {
-						_ = obj.SetExtensions(RedirectedExtension, extension{URL: RedirectedExtension, ValueReference: &reference{Reference: service}})
+						_ = obj.SetExtensions(RedirectedExtension, r4.Extension{Url: RedirectedExtension, ValueReference: &r4.Reference{Reference: elem.Opt(service)}})
 					}
 					switch {
 					case act.ownerIsTarget:
-						obj.Set("owner", reference{Reference: service})
-					case act.ownerIsSender && r.Requester.Reference != "":
-						obj.Set("owner", r.Requester)
+						obj.Set("owner", elem.Ref(service))
+					case act.ownerIsSender && elem.Str(r.Requester.Reference) != "":
+						obj.Set("owner", r4.Reference{Reference: r.Requester.Reference, Display: r.Requester.Display})
 					}
 				})
 				if err != nil {
@@ -136,7 +139,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					if reason != "" {
 						why += ": " + reason
 					}
-					cancel := concept{Text: why}
+					cancel := r4.CodeableConcept{Text: elem.Opt(why)}
 					if name == "reject" || name == "redirect" {
 						cancel = byProvider(why)
 					}
@@ -149,7 +152,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					if err != nil {
 						return err
 					}
-					obj.Set("performer", []reference{{Reference: service}})
+					obj.Set("performer", []r4.Reference{elem.Ref(service)})
 					if _, _, err := tx.PutWith(ctx, "ServiceRequest", sr.ID, obj, 0, own); err != nil {
 						return err
 					}
@@ -196,8 +199,8 @@ func (s *Service) slotIssueService(ctx context.Context, tx *write.Tx, sr *fhir.R
 		return "", err
 	}
 	for _, p := range f.r.Performer {
-		if typ, _, ok := fhir.SplitReference(p.Reference); ok && typ == "HealthcareService" {
-			return canonicalRef(p.Reference), nil
+		if typ, _, ok := fhir.SplitReference(elem.Str(p.Reference)); ok && typ == "HealthcareService" {
+			return canonicalRef(elem.Str(p.Reference)), nil
 		}
 	}
 	if len(f.shortlist) > 0 {

@@ -1,12 +1,15 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // CheckNHSNumber reports why s is not a valid NHS number, or nil: ten
@@ -57,21 +60,21 @@ func (s *Service) patientRule(ctx context.Context, tx *write.Tx, c *write.Change
 	if c.New == nil {
 		return nil
 	}
-	var ids []identifier
+	var ids []r4.Identifier
 	if raw := c.New.Get("identifier"); raw != nil {
 		if err := json.Unmarshal(raw, &ids); err != nil {
 			return fhir.Errorf(fhir.Invalid, "structure", "Patient.identifier", "Patient.identifier must be an array of Identifiers")
 		}
 	}
 	for i, id := range ids {
-		if id.System != NHSNumberSystem {
+		if elem.Str(id.System) != NHSNumberSystem {
 			continue
 		}
 		at := fmt.Sprintf("Patient.identifier[%d].value", i)
-		if err := CheckNHSNumber(id.Value); err != nil {
+		if err := CheckNHSNumber(elem.Str(id.Value)); err != nil {
 			return fhir.Errorf(fhir.Unprocessable, "value", at, "%v", err).WithDetails("INVALID_NHS_NUMBER")
 		}
-		others, err := find(ctx, tx, s.reg, "Patient", "identifier="+NHSNumberSystem+"|"+id.Value)
+		others, err := find(ctx, tx, s.reg, "Patient", "identifier="+NHSNumberSystem+"|"+elem.Str(id.Value))
 		if err != nil {
 			return err
 		}
@@ -84,7 +87,7 @@ func (s *Service) patientRule(ctx context.Context, tx *write.Tx, c *write.Change
 				who = "Patient/" + o.ID
 			}
 			return fhir.Errorf(fhir.Conflict, "duplicate", at,
-				"NHS number %s already belongs to %s", id.Value, who).WithDetails("DUPLICATE_NHS_NUMBER")
+				"NHS number %s already belongs to %s", elem.Str(id.Value), who).WithDetails("DUPLICATE_NHS_NUMBER")
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -78,7 +79,7 @@ func (s *Service) Suitability(ctx context.Context, rd store.Reader, srJSON []byt
 	if err := decode(srJSON, &r, "ServiceRequest"); err != nil {
 		return nil, err
 	}
-	pc, err := s.patientContext(ctx, rd, r.Subject.Reference, s.cfg.Now().In(s.cfg.Location))
+	pc, err := s.patientContext(ctx, rd, elem.Str(r.Subject.Reference), s.cfg.Now().In(s.cfg.Location))
 	if err != nil {
 		return nil, err
 	}
@@ -138,11 +139,11 @@ func readRecategorise(p *operation.Parameters) (*recategoriseInput, error) {
 			continue
 		}
 		x := all[0]
-		var cc concept
+		var cc r4.CodeableConcept
 		if len(all) > 1 || x.ValueType != "CodeableConcept" || json.Unmarshal(x.Value, &cc) != nil {
 			return nil, fhir.Errorf(fhir.Invalid, "value", name, "%s must be one valueCodeableConcept", name)
 		}
-		if len(cc.Coding) == 0 || slices.ContainsFunc(cc.Coding, func(c coding) bool { return c.System == "" || c.Code == "" }) {
+		if len(cc.Coding) == 0 || slices.ContainsFunc(cc.Coding, func(c r4.Coding) bool { return elem.Str(c.System) == "" || elem.Str(c.Code) == "" }) {
 			return nil, fhir.Errorf(fhir.Invalid, "value", name, "%s needs codings with a system and a code", name)
 		}
 		in.category[element] = x.Value
@@ -203,7 +204,7 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 		return nil, nil, fhir.Errorf(fhir.Unprocessable, "business-rule", "",
 			"%s already has this category: to send it to another service use $redirect", sr.Reference())
 	}
-	owner, to := r.Requester.Reference, AwaitingBooking
+	owner, to := elem.Str(r.Requester.Reference), AwaitingBooking
 	if in.service != "" {
 		hs, err := readRef(ctx, tx, in.service)
 		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
@@ -220,7 +221,7 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 				"%s is not suitable for the re-categorised referral: %s", hs.Reference(), strings.Join(why, "; ")).WithDetails(ErrNotSuitable)
 		}
 		owner = hs.Reference()
-		obj.Set("performer", []reference{{Reference: owner}})
+		obj.Set("performer", []r4.Reference{elem.Ref(owner)})
 		if cur == Redirected || CanMove(cur, Redirected) {
 			to = Redirected
 		}
@@ -248,7 +249,7 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 	// cancellation does not move it again.
 	task, err = s.moveTask(ctx, tx, task, to, why, func(o *fhir.Object) {
 		if owner != "" {
-			o.Set("owner", reference{Reference: owner})
+			o.Set("owner", elem.Ref(owner))
 		} else {
 			o.Delete("owner")
 		}
@@ -266,14 +267,14 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 		return nil, nil, err
 	}
 	prov := r4.Provenance{
-		Target:   []r4.Reference{*literal(versionRef(sr)), *literal(versionRef(task))},
+		Target:   []r4.Reference{elem.Ref(versionRef(sr)), elem.Ref(versionRef(task))},
 		Recorded: tx.Now().Format(fhir.InstantFormat),
-		Activity: &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(ActivitySystem), Code: opt(Recategorised), Display: opt("Re-categorised")}}},
+		Activity: &r4.CodeableConcept{Coding: []r4.Coding{{System: elem.Opt(ActivitySystem), Code: elem.Opt(Recategorised), Display: elem.Opt("Re-categorised")}}},
 		Agent:    provenanceAgents(ctx),
-		Reason:   []r4.CodeableConcept{{Text: opt(why)}},
+		Reason:   []r4.CodeableConcept{{Text: elem.Opt(why)}},
 	}
 	if owner != "" {
-		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: *literal(owner)}}
+		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: elem.Ref(owner)}}
 	}
 	if _, err := create(recordKeeper(ctx), tx, "Provenance", prov); err != nil {
 		return nil, nil, err
@@ -301,9 +302,9 @@ func (s *Service) mayRecategorise(ctx context.Context, rd store.Reader, r *reque
 	case p.HasPatientContext() || p.Role == auth.RolePatient:
 		return deny("a referral is re-categorised by its referrer or the provider that holds it, not by the patient")
 	case p.Role == auth.RoleReferrer:
-		via = r.Requester.Reference
+		via = elem.Str(r.Requester.Reference)
 	case p.Role == auth.RoleProvider:
-		via = tv.Owner.Reference
+		via = elem.Str(tv.Owner.Reference)
 	case p.Role == "":
 		return nil
 	default:
@@ -348,26 +349,26 @@ func odsCodes(ctx context.Context, rd store.Reader, ref string, hops int) ([]str
 	}
 	if typ == "Organization" {
 		var v struct {
-			Identifier []identifier `json:"identifier"`
+			Identifier []r4.Identifier `json:"identifier"`
 		}
 		if err := json.Unmarshal(res.JSON, &v); err != nil {
 			return nil, nil
 		}
 		var out []string
 		for _, id := range v.Identifier {
-			if id.System == ODSSystem {
-				out = append(out, id.Value)
+			if elem.Str(id.System) == ODSSystem {
+				out = append(out, elem.Str(id.Value))
 			}
 		}
 		return out, nil
 	}
 	var linked map[string]json.RawMessage
 	_ = json.Unmarshal(res.JSON, &linked)
-	var next reference
-	if json.Unmarshal(linked[link], &next) != nil || next.Reference == "" {
+	var next r4.Reference
+	if json.Unmarshal(linked[link], &next) != nil || elem.Str(next.Reference) == "" {
 		return nil, nil
 	}
-	return odsCodes(ctx, rd, next.Reference, hops+1)
+	return odsCodes(ctx, rd, elem.Str(next.Reference), hops+1)
 }
 
 func versionRef(r *fhir.Resource) string {
@@ -378,7 +379,7 @@ func versionRef(r *fhir.Resource) string {
 // display (or code), else the new service type's.
 func categoryLabel(category map[string]json.RawMessage) string {
 	for _, k := range categoryElements {
-		var c concept
+		var c r4.CodeableConcept
 		if json.Unmarshal(category[k], &c) != nil {
 			continue
 		}

@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"slices"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -28,7 +31,7 @@ type reportFilters struct {
 	window
 	practices   map[string]bool // "Organization/id" of the referring practices
 	services    map[string]bool // "HealthcareService/id"
-	specialties []coding        // a code, with its system when given
+	specialties []r4.Coding     // a code, with its system when given
 	// visible are the services the caller may report on (a
 	// commissioner's); nil for every service.
 	visible map[string]bool
@@ -38,14 +41,14 @@ type reportFilters struct {
 var reportParams = []string{"practice", "service", "specialty", "from", "to", "format"}
 
 // specialtyOK reports whether a specialty concept matches the filter.
-func (f *reportFilters) specialtyOK(cs ...concept) bool {
+func (f *reportFilters) specialtyOK(cs ...r4.CodeableConcept) bool {
 	if f.specialties == nil {
 		return true
 	}
 	for _, want := range f.specialties {
 		for _, c := range cs {
 			for _, x := range c.Coding {
-				if x.Code == want.Code && (want.System == "" || want.System == x.System) {
+				if elem.Str(x.Code) == elem.Str(want.Code) && (elem.Str(want.System) == "" || elem.Str(want.System) == elem.Str(x.System)) {
 					return true
 				}
 			}
@@ -62,7 +65,7 @@ type reportData struct {
 	st  store.Reader
 	f   reportFilters
 
-	services  map[string]*reportService  // every HealthcareService by reference
+	services  map[string]*reportService  // every HealthcareService by r4.Reference
 	practices map[string]string          // requester reference → practice
 	referrals map[string]*reportReferral // by reference; nil: not a referral
 	owners    map[string]string          // referral reference → its Task's owner
@@ -87,15 +90,15 @@ type reportReferral struct {
 type reportAppointment struct {
 	res  *fhir.Resource
 	view struct {
-		Status            string      `json:"status"`
-		Start             string      `json:"start"`
-		BasedOn           []reference `json:"basedOn"`
-		Slot              []reference `json:"slot"`
-		CancelationReason concept     `json:"cancelationReason"`
-		Extension         []extension `json:"extension"`
+		Status            string             `json:"status"`
+		Start             string             `json:"start"`
+		BasedOn           []r4.Reference     `json:"basedOn"`
+		Slot              []r4.Reference     `json:"slot"`
+		CancelationReason r4.CodeableConcept `json:"cancelationReason"`
+		Extension         []r4.Extension     `json:"extension"`
 		Participant       []struct {
-			Actor  reference `json:"actor"`
-			Status string    `json:"status"`
+			Actor  r4.Reference `json:"actor"`
+			Status string       `json:"status"`
 		} `json:"participant"`
 	}
 	start    time.Time
@@ -171,7 +174,7 @@ func (s *Service) newReportData(ctx context.Context, st store.Reader, name strin
 		if code == "" {
 			return nil, fhir.Errorf(fhir.Invalid, "value", "specialty", "specialty %q is not a code or system|code", v)
 		}
-		rd.f.specialties = append(rd.f.specialties, coding{System: system, Code: code})
+		rd.f.specialties = append(rd.f.specialties, r4.Coding{System: elem.Opt(system), Code: elem.Opt(code)})
 	}
 	if p, ok := auth.FromContext(ctx); ok && p.Role == auth.RoleCommissioner {
 		if err := rd.commissioned(p.Organization); err != nil {
@@ -206,7 +209,7 @@ func (rd *reportData) readPeriod(params *operation.Parameters) error {
 	return nil
 }
 
-// addPractice adds a practice filter: an Organization reference, or an ODS
+// addPractice adds a practice filter: an Organization r4.Reference, or an ODS
 // code (bare, or as ods-system|code) resolved to the Organizations that
 // carry it.
 func (rd *reportData) addPractice(v string) error {
@@ -260,8 +263,8 @@ func (rd *reportData) commissioned(ods string) error {
 	}
 	rd.f.visible = map[string]bool{}
 	for ref, svc := range rd.services {
-		for _, e := range findExt(svc.view.Extension, CommissionedBy) {
-			if e.ValueReference != nil && slices.ContainsFunc(orgs, func(o string) bool { return sameRef(o, e.ValueReference.Reference) }) {
+		for _, e := range elem.Extensions(svc.view.Extension, CommissionedBy) {
+			if e.ValueReference != nil && slices.ContainsFunc(orgs, func(o string) bool { return sameRef(o, elem.Str(e.ValueReference.Reference)) }) {
 				rd.f.visible[ref] = true
 			}
 		}
@@ -326,11 +329,11 @@ func (rd *reportData) practiceOf(requester string) string {
 	if t, _, ok := fhir.SplitReference(requester); ok && (t == "PractitionerRole" || t == "HealthcareService") {
 		if res, err := readRef(rd.ctx, rd.st, requester); err == nil {
 			var v struct {
-				Organization reference `json:"organization"`
-				ProvidedBy   reference `json:"providedBy"`
+				Organization r4.Reference `json:"organization"`
+				ProvidedBy   r4.Reference `json:"providedBy"`
 			}
 			_ = json.Unmarshal(res.JSON, &v)
-			if o := v.Organization.Reference + v.ProvidedBy.Reference; o != "" {
+			if o := elem.Str(v.Organization.Reference) + elem.Str(v.ProvidedBy.Reference); o != "" {
 				practice = o
 			}
 		}
@@ -350,14 +353,14 @@ func (rd *reportData) referral(res *fhir.Resource) (*reportReferral, error) {
 		rd.referrals[ref] = nil
 		return nil, nil
 	}
-	r.practice = rd.practiceOf(r.view.Requester.Reference)
+	r.practice = rd.practiceOf(elem.Str(r.view.Requester.Reference))
 	r.authored = res.LastUpdated
 	if t, ok := parseWhen(r.view.AuthoredOn, rd.s.cfg.Location); ok {
 		r.authored = t
 	}
 	for _, p := range r.view.Performer {
-		if t, _, ok := fhir.SplitReference(p.Reference); ok && t == "HealthcareService" {
-			r.service = p.Reference
+		if t, _, ok := fhir.SplitReference(elem.Str(p.Reference)); ok && t == "HealthcareService" {
+			r.service = elem.Str(p.Reference)
 			break
 		}
 	}
@@ -401,7 +404,7 @@ func (rd *reportData) loadOwners() error {
 	for _, res := range tasks {
 		var tv taskView
 		if json.Unmarshal(res.JSON, &tv) == nil {
-			rd.owners[tv.Focus.Reference] = tv.Owner.Reference
+			rd.owners[elem.Str(tv.Focus.Reference)] = elem.Str(tv.Owner.Reference)
 		}
 	}
 	return nil
@@ -438,19 +441,19 @@ func (rd *reportData) appointments() ([]*reportAppointment, error) {
 			a.start = t
 		}
 		for _, p := range a.view.Participant {
-			if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "HealthcareService" {
-				a.service = p.Actor.Reference
+			if t, _, ok := fhir.SplitReference(elem.Str(p.Actor.Reference)); ok && t == "HealthcareService" {
+				a.service = elem.Str(p.Actor.Reference)
 				break
 			}
 		}
 		if a.service == "" && len(a.view.Slot) > 0 {
-			a.service = rd.slotService(a.view.Slot[0].Reference)
+			a.service = rd.slotService(elem.Str(a.view.Slot[0].Reference))
 		}
 		if !rd.serviceOK(a.service) {
 			continue
 		}
 		for _, b := range a.view.BasedOn {
-			r, err := rd.referralRef(b.Reference)
+			r, err := rd.referralRef(elem.Str(b.Reference))
 			if err != nil {
 				return nil, err
 			}
@@ -472,27 +475,27 @@ func (rd *reportData) slotService(slot string) string {
 		return ""
 	}
 	var sv struct {
-		Schedule reference `json:"schedule"`
+		Schedule r4.Reference `json:"schedule"`
 	}
 	_ = json.Unmarshal(res.JSON, &sv)
 	sched := sv.Schedule.Reference
-	if svc, ok := rd.schedules[sched]; ok {
+	if svc, ok := rd.schedules[elem.Str(sched)]; ok {
 		return svc
 	}
-	rd.schedules[sched] = ""
-	if res, err := readRef(rd.ctx, rd.st, sched); err == nil {
+	rd.schedules[elem.Str(sched)] = ""
+	if res, err := readRef(rd.ctx, rd.st, elem.Str(sched)); err == nil {
 		var v struct {
-			Actor []reference `json:"actor"`
+			Actor []r4.Reference `json:"actor"`
 		}
 		_ = json.Unmarshal(res.JSON, &v)
 		for _, a := range v.Actor {
-			if strings.HasPrefix(a.Reference, "HealthcareService/") {
-				rd.schedules[sched] = a.Reference
+			if strings.HasPrefix(elem.Str(a.Reference), "HealthcareService/") {
+				rd.schedules[elem.Str(sched)] = elem.Str(a.Reference)
 				break
 			}
 		}
 	}
-	return rd.schedules[sched]
+	return rd.schedules[elem.Str(sched)]
 }
 
 // everBooked reports whether an appointment was booked at some version.
@@ -532,14 +535,14 @@ func (rd *reportData) slotIssues() ([]slotIssue, error) {
 	}
 	for _, res := range provs {
 		var p struct {
-			Recorded string      `json:"recorded"`
-			Activity concept     `json:"activity"`
-			Target   []reference `json:"target"`
+			Recorded string             `json:"recorded"`
+			Activity r4.CodeableConcept `json:"activity"`
+			Target   []r4.Reference     `json:"target"`
 			Entity   []struct {
-				What reference `json:"what"`
+				What r4.Reference `json:"what"`
 			} `json:"entity"`
 		}
-		if json.Unmarshal(res.JSON, &p) != nil || !p.Activity.has(StateSystem, string(SlotIssue)) {
+		if json.Unmarshal(res.JSON, &p) != nil || !elem.HasCoding(p.Activity, StateSystem, string(SlotIssue)) {
 			continue
 		}
 		recorded := res.LastUpdated
@@ -548,7 +551,7 @@ func (rd *reportData) slotIssues() ([]slotIssue, error) {
 		}
 		practice := ""
 		for _, t := range p.Target {
-			r, err := rd.referralRef(t.Reference)
+			r, err := rd.referralRef(elem.Str(t.Reference))
 			if err != nil {
 				return nil, err
 			}
@@ -561,8 +564,8 @@ func (rd *reportData) slotIssues() ([]slotIssue, error) {
 		}
 		service := ""
 		for _, e := range p.Entity {
-			if strings.HasPrefix(e.What.Reference, "HealthcareService/") {
-				service = e.What.Reference
+			if strings.HasPrefix(elem.Str(e.What.Reference), "HealthcareService/") {
+				service = elem.Str(e.What.Reference)
 			}
 		}
 		if rd.serviceOK(service) {

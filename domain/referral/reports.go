@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -13,6 +15,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -122,7 +125,7 @@ func (rep *report) parameters() ([]byte, error) {
 				}
 				part.Value = mustJSON(f)
 			case colReference:
-				part.Value = mustJSON(reference{Reference: cell})
+				part.Value = mustJSON(elem.Ref(cell))
 			default:
 				part.Value = mustJSON(cell)
 			}
@@ -206,12 +209,12 @@ func (s *Service) referralTrends(rd *reportData) (*report, error) {
 
 // specialtyKey identifies a specialty concept by its first coding (system
 // and code), else its text, and returns its code and display.
-func specialtyKey(c concept) (key, code, display string) {
-	if len(c.Coding) > 0 && c.Coding[0].Code != "" {
+func specialtyKey(c r4.CodeableConcept) (key, code, display string) {
+	if len(c.Coding) > 0 && elem.Str(c.Coding[0].Code) != "" {
 		x := c.Coding[0]
-		return x.System + "|" + x.Code, x.Code, x.Display
+		return elem.Str(x.System) + "|" + elem.Str(x.Code), elem.Str(x.Code), elem.Str(x.Display)
 	}
-	return "text|" + c.Text, "", c.Text
+	return "text|" + elem.Str(c.Text), "", elem.Str(c.Text)
 }
 
 // commonest returns the display used most often, the first in order on a
@@ -350,13 +353,13 @@ func bookedStatus(status string) bool {
 // "other".
 func cancelledBy(a *reportAppointment) string {
 	for _, c := range a.view.CancelationReason.Coding {
-		if c.System != CancellationReasonSystem {
+		if elem.Str(c.System) != CancellationReasonSystem {
 			continue
 		}
 		switch {
-		case c.Code == "pat" || strings.HasPrefix(c.Code, "pat-"):
+		case elem.Str(c.Code) == "pat" || strings.HasPrefix(elem.Str(c.Code), "pat-"):
 			return "patient"
-		case c.Code == "prov" || strings.HasPrefix(c.Code, "prov-"):
+		case elem.Str(c.Code) == "prov" || strings.HasPrefix(elem.Str(c.Code), "prov-"):
 			return "provider"
 		}
 	}
@@ -364,7 +367,7 @@ func cancelledBy(a *reportAppointment) string {
 		if p.Status != "declined" {
 			continue
 		}
-		if t, _, ok := fhir.SplitReference(p.Actor.Reference); ok && t == "Patient" {
+		if t, _, ok := fhir.SplitReference(elem.Str(p.Actor.Reference)); ok && t == "Patient" {
 			return "patient"
 		}
 		return "provider"
@@ -391,9 +394,9 @@ func (s *Service) bookingOutcomes(rd *reportData) (*report, error) {
 	)
 	replaced := map[string]bool{}
 	for _, a := range appts {
-		for _, e := range findExt(a.view.Extension, ReplacesExtension) {
+		for _, e := range elem.Extensions(a.view.Extension, ReplacesExtension) {
 			if e.ValueReference != nil {
-				replaced[e.ValueReference.Reference] = true
+				replaced[elem.Str(e.ValueReference.Reference)] = true
 			}
 		}
 	}

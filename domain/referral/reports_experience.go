@@ -1,11 +1,14 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"encoding/json"
 	"slices"
 	"strconv"
 
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
 // patientExperience reports patient-experience answers by service and
@@ -29,11 +32,11 @@ func (s *Service) patientExperience(rd *reportData) (*report, error) {
 	experience := map[string]*fhir.Resource{} // questionnaire ref → Questionnaire, nil if not experience
 	for _, res := range qrs {
 		var qr struct {
-			Status        string      `json:"status"`
-			Questionnaire string      `json:"questionnaire"`
-			BasedOn       []reference `json:"basedOn"`
-			Authored      string      `json:"authored"`
-			Item          []qrItem    `json:"item"`
+			Status        string         `json:"status"`
+			Questionnaire string         `json:"questionnaire"`
+			BasedOn       []r4.Reference `json:"basedOn"`
+			Authored      string         `json:"authored"`
+			Item          []qrItem       `json:"item"`
 		}
 		if json.Unmarshal(res.JSON, &qr) != nil || !slices.Contains(answered, qr.Status) {
 			continue
@@ -57,7 +60,7 @@ func (s *Service) patientExperience(rd *reportData) (*report, error) {
 		}
 		service, practice := "", ""
 		for _, b := range qr.BasedOn {
-			r, err := rd.referralRef(b.Reference)
+			r, err := rd.referralRef(elem.Str(b.Reference))
 			if err != nil {
 				return nil, err
 			}
@@ -65,7 +68,7 @@ func (s *Service) patientExperience(rd *reportData) (*report, error) {
 				continue
 			}
 			practice = r.practice
-			if service, _, err = s.fulfilledAppointment(ctx, st, b.Reference); err != nil {
+			if service, _, err = s.fulfilledAppointment(ctx, st, elem.Str(b.Reference)); err != nil {
 				return nil, err
 			}
 		}

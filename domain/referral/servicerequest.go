@@ -12,36 +12,37 @@ import (
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/store"
 )
 
 // requestView is what the rules read of a ServiceRequest.
 type requestView struct {
-	Identifier    []identifier `json:"identifier"`
-	Status        string       `json:"status"`
-	Priority      string       `json:"priority"`
-	Subject       reference    `json:"subject"`
-	Requester     reference    `json:"requester"`
-	Performer     []reference  `json:"performer"`
-	PerformerType concept      `json:"performerType"`
-	Code          concept      `json:"code"`
-	Category      []concept    `json:"category"`
-	AuthoredOn    string       `json:"authoredOn"`
-	Extension     []extension  `json:"extension"`
+	Identifier    []r4.Identifier      `json:"identifier"`
+	Status        string               `json:"status"`
+	Priority      string               `json:"priority"`
+	Subject       r4.Reference         `json:"subject"`
+	Requester     r4.Reference         `json:"requester"`
+	Performer     []r4.Reference       `json:"performer"`
+	PerformerType r4.CodeableConcept   `json:"performerType"`
+	Code          r4.CodeableConcept   `json:"code"`
+	Category      []r4.CodeableConcept `json:"category"`
+	AuthoredOn    string               `json:"authoredOn"`
+	Extension     []r4.Extension       `json:"extension"`
 }
 
 func (r *requestView) ubrn() string {
 	for _, id := range r.Identifier {
-		if id.System == UBRNSystem {
-			return id.Value
+		if elem.Str(id.System) == UBRNSystem {
+			return elem.Str(id.Value)
 		}
 	}
 	return ""
 }
 
 func (r *requestView) twoWeekWait() bool {
-	for _, e := range findExt(r.Extension, PriorityExtension) {
-		if e.ValueCoding != nil && e.ValueCoding.Code == "two-week-wait" {
+	for _, e := range elem.Extensions(r.Extension, PriorityExtension) {
+		if e.ValueCoding != nil && elem.Str(e.ValueCoding.Code) == "two-week-wait" {
 			return true
 		}
 	}
@@ -93,9 +94,9 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *write.Tx, c *write
 	}
 	for i, cat := range nr.Category {
 		for _, cd := range cat.Coding {
-			if cd.System == Base+"/CodeSystem/referral-source" && !referralSources[cd.Code] {
+			if elem.Str(cd.System) == Base+"/CodeSystem/referral-source" && !referralSources[elem.Str(cd.Code)] {
 				return fhir.Errorf(fhir.Unprocessable, "code-invalid", fmt.Sprintf("ServiceRequest.category[%d]", i),
-					"referral source must be gp, tertiary or primary-to-primary, not %q", cd.Code)
+					"referral source must be gp, tertiary or primary-to-primary, not %q", elem.Str(cd.Code))
 			}
 		}
 	}
@@ -106,7 +107,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *write.Tx, c *write
 				"the UBRN of ServiceRequest/%s is %s and cannot change", c.ID, or.ubrn()).WithDetails("SERVER_OWNED")
 		}
 		if nr.ubrn() == "" {
-			if err := addIdentifier(c.New, identifier{System: UBRNSystem, Value: or.ubrn()}); err != nil {
+			if err := addIdentifier(c.New, r4.Identifier{System: elem.Opt(UBRNSystem), Value: elem.Opt(or.ubrn())}); err != nil {
 				return err
 			}
 		}
@@ -147,7 +148,7 @@ func (s *Service) serviceRequestRule(ctx context.Context, tx *write.Tx, c *write
 		if ubrn == "" {
 			return fmt.Errorf("ServiceRequest/%s: no free UBRN after 20 tries", c.ID)
 		}
-		if err := addIdentifier(c.New, identifier{System: UBRNSystem, Value: ubrn}); err != nil {
+		if err := addIdentifier(c.New, r4.Identifier{System: elem.Opt(UBRNSystem), Value: elem.Opt(ubrn)}); err != nil {
 			return err
 		}
 	}
@@ -174,7 +175,7 @@ func (s *Service) ubrnTaken(ctx context.Context, tx *write.Tx, ubrn, self string
 	return false, nil
 }
 
-func addIdentifier(obj *fhir.Object, id identifier) error {
+func addIdentifier(obj *fhir.Object, id r4.Identifier) error {
 	var ids []json.RawMessage
 	if raw := obj.Get("identifier"); raw != nil {
 		if err := json.Unmarshal(raw, &ids); err != nil {
@@ -196,20 +197,20 @@ func (s *Service) createTask(ctx context.Context, tx *write.Tx, id, ubrn string,
 	}
 	businessStatus := stateConcept(state)
 	task := r4.Task{
-		Identifier:     []r4.Identifier{{System: opt(UBRNSystem), Value: opt(ubrn)}},
+		Identifier:     []r4.Identifier{{System: elem.Opt(UBRNSystem), Value: elem.Opt(ubrn)}},
 		Status:         r4.TaskStatusReady,
 		BusinessStatus: &businessStatus,
 		Intent:         "order",
-		Code:           &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(TaskCodeSystem), Code: opt(TaskCode), Display: opt("Referral workflow")}}},
-		Focus:          literal("ServiceRequest/" + id),
-		AuthoredOn:     opt(tx.Now().Format(fhir.InstantFormat)),
-		LastModified:   opt(tx.Now().Format(fhir.InstantFormat)),
+		Code:           &r4.CodeableConcept{Coding: []r4.Coding{{System: elem.Opt(TaskCodeSystem), Code: elem.Opt(TaskCode), Display: elem.Opt("Referral workflow")}}},
+		Focus:          &r4.Reference{Reference: elem.Opt("ServiceRequest/" + id)},
+		AuthoredOn:     elem.Opt(tx.Now().Format(fhir.InstantFormat)),
+		LastModified:   elem.Opt(tx.Now().Format(fhir.InstantFormat)),
 	}
-	if r.Subject.Reference != "" {
-		task.For = literal(r.Subject.Reference)
+	if elem.Str(r.Subject.Reference) != "" {
+		task.For = &r4.Reference{Reference: r.Subject.Reference}
 	}
-	if r.Requester.Reference != "" {
-		task.Requester = literal(r.Requester.Reference)
+	if elem.Str(r.Requester.Reference) != "" {
+		task.Requester = &r4.Reference{Reference: r.Requester.Reference}
 	}
 	if r.Priority != "" {
 		var p r4.RequestPriority
@@ -218,8 +219,8 @@ func (s *Service) createTask(ctx context.Context, tx *write.Tx, id, ubrn string,
 		}
 		task.Priority = &p
 	}
-	if len(r.Performer) > 0 && r.Performer[0].Reference != "" {
-		task.Owner = literal(r.Performer[0].Reference)
+	if len(r.Performer) > 0 && elem.Str(r.Performer[0].Reference) != "" {
+		task.Owner = &r4.Reference{Reference: r.Performer[0].Reference}
 	}
 	// Part of writing the referral: whoever may create it gets its Task.
 	ctx = write.AsConsequence(ctx, write.Consequence{Type: "Task", Grant: write.WithCause, Of: "ServiceRequest/" + id})
@@ -231,11 +232,11 @@ func (s *Service) createTask(ctx context.Context, tx *write.Tx, id, ubrn string,
 // when that service is indirectly bookable, else "".
 func (s *Service) indirectService(ctx context.Context, tx store.Reader, r *requestView) (string, error) {
 	for _, p := range r.Performer {
-		typ, _, ok := fhir.SplitReference(p.Reference)
+		typ, _, ok := fhir.SplitReference(elem.Str(p.Reference))
 		if !ok || typ != "HealthcareService" {
 			continue
 		}
-		res, err := readRef(ctx, tx, p.Reference)
+		res, err := readRef(ctx, tx, elem.Str(p.Reference))
 		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
 			continue
 		} else if err != nil {
@@ -275,7 +276,7 @@ func (s *Service) chooseService(ctx context.Context, tx *write.Tx, id string, ol
 		return nil
 	}
 	_, err = s.moveTask(ctx, tx, task, AwaitingTriage, "indirectly bookable service chosen: the provider books after triage", func(obj *fhir.Object) {
-		obj.Set("owner", reference{Reference: svc})
+		obj.Set("owner", elem.Ref(svc))
 	})
 	return err
 }

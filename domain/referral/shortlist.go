@@ -1,6 +1,8 @@
 package referral
 
 import (
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -73,13 +76,13 @@ type patientContext struct {
 }
 
 type serviceView struct {
-	Name           string      `json:"name"`
-	Active         *bool       `json:"active"`
-	Specialty      []concept   `json:"specialty"`
-	Type           []concept   `json:"type"`
-	Characteristic []concept   `json:"characteristic"`
-	Location       []reference `json:"location"`
-	Extension      []extension `json:"extension"`
+	Name           string               `json:"name"`
+	Active         *bool                `json:"active"`
+	Specialty      []r4.CodeableConcept `json:"specialty"`
+	Type           []r4.CodeableConcept `json:"type"`
+	Characteristic []r4.CodeableConcept `json:"characteristic"`
+	Location       []r4.Reference       `json:"location"`
+	Extension      []r4.Extension       `json:"extension"`
 }
 
 // shortlistOp is ServiceRequest/{id}/$shortlist.
@@ -147,7 +150,7 @@ func (s *Service) shortlistOp() *operation.Operation {
 					}
 					var exts []any
 					for _, c := range list {
-						exts = append(exts, extension{URL: ShortlistExtension, ValueReference: &reference{Reference: c.Service, Display: c.Name}})
+						exts = append(exts, r4.Extension{Url: ShortlistExtension, ValueReference: &r4.Reference{Reference: elem.Opt(c.Service), Display: elem.Opt(c.Name)}})
 					}
 					if err := obj.SetExtensions(ShortlistExtension, exts...); err != nil {
 						return err
@@ -224,7 +227,7 @@ func (s *Service) Shortlist(ctx context.Context, tx store.Reader, sr *fhir.Resou
 		return nil, patientContext{}, err
 	}
 	now := s.cfg.Now().In(s.cfg.Location)
-	pc, err := s.patientContext(ctx, tx, r.Subject.Reference, now)
+	pc, err := s.patientContext(ctx, tx, elem.Str(r.Subject.Reference), now)
 	if err != nil {
 		return nil, pc, err
 	}
@@ -248,17 +251,17 @@ func (s *Service) Shortlist(ctx context.Context, tx store.Reader, sr *fhir.Resou
 		c := Candidate{Service: res.Reference(), Name: hs.Name}
 		judge(&c, &r, &hs, &pc)
 		for _, ch := range hs.Characteristic {
-			if b := ch.code(directory.BookabilitySystem); b != "" {
+			if b := elem.CodeIn(ch, directory.BookabilitySystem); b != "" {
 				c.Bookability = b
 			}
 		}
 		c.Wait, c.HasWait = directory.ReadWait(res.JSON, now)
 		if pc.where != nil {
 			for _, l := range hs.Location {
-				p, ok := positions[l.Reference]
+				p, ok := positions[elem.Str(l.Reference)]
 				if !ok {
-					p = locationPosition(ctx, tx, l.Reference)
-					positions[l.Reference] = p
+					p = locationPosition(ctx, tx, elem.Str(l.Reference))
+					positions[elem.Str(l.Reference)] = p
 				}
 				if p != nil {
 					d := DistanceKM(*pc.where, *p)
@@ -304,14 +307,14 @@ func judge(c *Candidate, r *requestView, hs *serviceView, pc *patientContext) {
 	match := ""
 	for _, want := range r.PerformerType.Coding {
 		for _, sp := range hs.Specialty {
-			if sp.has(want.System, want.Code) {
+			if elem.HasCoding(sp, elem.Str(want.System), elem.Str(want.Code)) {
 				match = "specialty " + label(want)
 			}
 		}
 	}
 	for _, want := range r.Code.Coding {
 		for _, t := range hs.Type {
-			if match == "" && t.has(want.System, want.Code) {
+			if match == "" && elem.HasCoding(t, elem.Str(want.System), elem.Str(want.Code)) {
 				match = "service type " + label(want)
 			}
 		}
@@ -324,7 +327,7 @@ func judge(c *Candidate, r *requestView, hs *serviceView, pc *patientContext) {
 	if hs.Active != nil && !*hs.Active {
 		c.Excluded = append(c.Excluded, "service is not active")
 	}
-	for _, e := range findExt(hs.Extension, AcceptingReferrals) {
+	for _, e := range elem.Extensions(hs.Extension, AcceptingReferrals) {
 		if e.ValueBoolean != nil && !*e.ValueBoolean {
 			c.Excluded = append(c.Excluded, "service is not accepting referrals")
 		}
@@ -334,8 +337,8 @@ func judge(c *Candidate, r *requestView, hs *serviceView, pc *patientContext) {
 		c.Reasons = append(c.Reasons, "patient's commissioner unknown: commissioning not checked")
 	default:
 		ok := false
-		for _, e := range findExt(hs.Extension, CommissionedBy) {
-			if e.ValueReference != nil && sameRef(e.ValueReference.Reference, pc.commissioner) {
+		for _, e := range elem.Extensions(hs.Extension, CommissionedBy) {
+			if e.ValueReference != nil && sameRef(elem.Str(e.ValueReference.Reference), pc.commissioner) {
 				ok = true
 			}
 		}
@@ -345,17 +348,17 @@ func judge(c *Candidate, r *requestView, hs *serviceView, pc *patientContext) {
 			c.Excluded = append(c.Excluded, "not commissioned by the patient's commissioner "+pc.commissioner)
 		}
 	}
-	for _, e := range findExt(hs.Extension, Eligibility) {
+	for _, e := range elem.Extensions(hs.Extension, Eligibility) {
 		for _, sub := range e.Extension {
 			switch {
-			case sub.URL == "min-age" && sub.ValueInteger != nil && pc.age >= 0 && pc.age < *sub.ValueInteger:
+			case sub.Url == "min-age" && sub.ValueInteger != nil && pc.age >= 0 && pc.age < *sub.ValueInteger:
 				c.Excluded = append(c.Excluded, fmt.Sprintf("patient aged %d is under the minimum age %d", pc.age, *sub.ValueInteger))
-			case sub.URL == "max-age" && sub.ValueInteger != nil && pc.age >= 0 && pc.age > *sub.ValueInteger:
+			case sub.Url == "max-age" && sub.ValueInteger != nil && pc.age >= 0 && pc.age > *sub.ValueInteger:
 				c.Excluded = append(c.Excluded, fmt.Sprintf("patient aged %d is over the maximum age %d", pc.age, *sub.ValueInteger))
 			}
 		}
 		var genders []string
-		for _, sub := range findExt(e.Extension, "gender") {
+		for _, sub := range elem.Extensions(e.Extension, "gender") {
 			if sub.ValueCode != nil {
 				genders = append(genders, *sub.ValueCode)
 			}
@@ -375,11 +378,11 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func label(c coding) string {
-	if c.Display != "" {
-		return c.Display
+func label(c r4.Coding) string {
+	if elem.Str(c.Display) != "" {
+		return elem.Str(c.Display)
 	}
-	return c.Code
+	return elem.Str(c.Code)
 }
 
 func sameRef(a, b string) bool {
@@ -401,12 +404,12 @@ func (s *Service) patientContext(ctx context.Context, tx store.Reader, ref strin
 		return pc, fhir.Errorf(fhir.Unprocessable, "not-found", "ServiceRequest.subject", "%s does not exist", ref)
 	}
 	var p struct {
-		BirthDate           string      `json:"birthDate"`
-		Gender              string      `json:"gender"`
-		GeneralPractitioner []reference `json:"generalPractitioner"`
+		BirthDate           string         `json:"birthDate"`
+		Gender              string         `json:"gender"`
+		GeneralPractitioner []r4.Reference `json:"generalPractitioner"`
 		Address             []struct {
-			PostalCode string      `json:"postalCode"`
-			Extension  []extension `json:"extension"`
+			PostalCode string         `json:"postalCode"`
+			Extension  []r4.Extension `json:"extension"`
 		} `json:"address"`
 	}
 	if err := decode(res.JSON, &p, "Patient"); err != nil {
@@ -420,29 +423,33 @@ func (s *Service) patientContext(ctx context.Context, tx store.Reader, ref strin
 		}
 	}
 	for _, gp := range p.GeneralPractitioner {
-		if t, _, ok := fhir.SplitReference(gp.Reference); ok && t == "Organization" {
-			if org, err := readRef(ctx, tx, gp.Reference); err == nil {
+		if t, _, ok := fhir.SplitReference(elem.Str(gp.Reference)); ok && t == "Organization" {
+			if org, err := readRef(ctx, tx, elem.Str(gp.Reference)); err == nil {
 				var o struct {
-					PartOf reference `json:"partOf"`
+					PartOf r4.Reference `json:"partOf"`
 				}
 				_ = json.Unmarshal(org.JSON, &o)
-				pc.commissioner = o.PartOf.Reference
+				pc.commissioner = elem.Str(o.PartOf.Reference)
 			}
 		}
 	}
 	for _, a := range p.Address {
-		for _, g := range findExt(a.Extension, Geolocation) {
+		for _, g := range elem.Extensions(a.Extension, Geolocation) {
 			var ll LatLon
 			var n int
 			for _, sub := range g.Extension {
 				if sub.ValueDecimal == nil {
 					continue
 				}
-				switch sub.URL {
+				d, err := sub.ValueDecimal.Float64()
+				if err != nil {
+					continue
+				}
+				switch sub.Url {
 				case "latitude":
-					ll.Lat, n = *sub.ValueDecimal, n+1
+					ll.Lat, n = d, n+1
 				case "longitude":
-					ll.Lon, n = *sub.ValueDecimal, n+1
+					ll.Lon, n = d, n+1
 				}
 			}
 			if n == 2 && pc.where == nil {
@@ -486,7 +493,7 @@ func shortlistParameters(cands []Candidate, pc patientContext, count int, explai
 		if len(c.Excluded) > 0 {
 			if explain {
 				p := operation.Parameter{Name: "excluded", Part: []operation.Parameter{
-					{Name: "service", ValueType: "Reference", Value: mustJSON(reference{Reference: c.Service, Display: c.Name})}}}
+					{Name: "service", ValueType: "Reference", Value: mustJSON(r4.Reference{Reference: elem.Opt(c.Service), Display: elem.Opt(c.Name)})}}}
 				for _, why := range c.Excluded {
 					p.Part = append(p.Part, operation.Parameter{Name: "reason", ValueType: "String", Value: mustJSON(why)})
 				}
@@ -499,7 +506,7 @@ func shortlistParameters(cands []Candidate, pc patientContext, count int, explai
 		}
 		n++
 		p := operation.Parameter{Name: "service", Part: []operation.Parameter{
-			{Name: "service", ValueType: "Reference", Value: mustJSON(reference{Reference: c.Service, Display: c.Name})},
+			{Name: "service", ValueType: "Reference", Value: mustJSON(r4.Reference{Reference: elem.Opt(c.Service), Display: elem.Opt(c.Name)})},
 			{Name: "rank", ValueType: "Integer", Value: mustJSON(n)},
 			{Name: "score", ValueType: "Decimal", Value: mustJSON(c.Score)}}}
 		if c.HasWait {

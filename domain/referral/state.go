@@ -11,6 +11,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -51,7 +52,7 @@ func CanMove(from, to State) bool { return slices.Contains(transitions[from], to
 // Worklist is a named list of referral Tasks someone must work.
 type Worklist string
 
-// The worklists. A Task carries its worklist in the extension
+// The worklists. A Task carries its worklist in the r4.Extension
 // https://signpost.example/fhir/StructureDefinition/worklist, searchable as
 // Task?worklist=<code> (with owner= to narrow it to a service or referrer).
 const (
@@ -78,26 +79,26 @@ func WorklistOf(st State) Worklist {
 
 // taskView is what the Task rule reads.
 type taskView struct {
-	Code           concept     `json:"code"`
-	BusinessStatus concept     `json:"businessStatus"`
-	StatusReason   concept     `json:"statusReason"`
-	Focus          reference   `json:"focus"`
-	For            reference   `json:"for"`
-	Owner          reference   `json:"owner"`
-	Extension      []extension `json:"extension"`
+	Code           r4.CodeableConcept `json:"code"`
+	BusinessStatus r4.CodeableConcept `json:"businessStatus"`
+	StatusReason   r4.CodeableConcept `json:"statusReason"`
+	Focus          r4.Reference       `json:"focus"`
+	For            r4.Reference       `json:"for"`
+	Owner          r4.Reference       `json:"owner"`
+	Extension      []r4.Extension     `json:"extension"`
 }
 
-func (t *taskView) isReferral() bool { return t.Code.has(TaskCodeSystem, TaskCode) }
-func (t *taskView) state() State     { return State(t.BusinessStatus.code(StateSystem)) }
+func (t *taskView) isReferral() bool { return elem.HasCoding(t.Code, TaskCodeSystem, TaskCode) }
+func (t *taskView) state() State     { return State(elem.CodeIn(t.BusinessStatus, StateSystem)) }
 func (t *taskView) reasonText() string {
-	if t.StatusReason.Text != "" {
-		return t.StatusReason.Text
+	if elem.Str(t.StatusReason.Text) != "" {
+		return elem.Str(t.StatusReason.Text)
 	}
 	for _, c := range t.StatusReason.Coding {
-		if c.Display != "" {
-			return c.Display
+		if elem.Str(c.Display) != "" {
+			return elem.Str(c.Display)
 		}
-		return c.Code
+		return elem.Str(c.Code)
 	}
 	return ""
 }
@@ -112,7 +113,7 @@ var own = write.PutOptions{By: "referral"}
 func isOwn(c *write.Change) bool { return c.By == own.By }
 
 func stateConcept(st State) r4.CodeableConcept {
-	return r4.CodeableConcept{Coding: []r4.Coding{{System: opt(StateSystem), Code: opt(string(st)), Display: opt(stateDisplay[st])}}}
+	return r4.CodeableConcept{Coding: []r4.Coding{{System: elem.Opt(StateSystem), Code: elem.Opt(string(st)), Display: elem.Opt(stateDisplay[st])}}}
 }
 
 var stateDisplay = map[State]string{
@@ -140,7 +141,7 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	if c.New == nil {
 		if oldT.isReferral() && !isOwn(c) {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task",
-				"Task/%s is the workflow of %s: cancel the referral instead of deleting it", c.ID, oldT.Focus.Reference)
+				"Task/%s is the workflow of %s: cancel the referral instead of deleting it", c.ID, elem.Str(oldT.Focus.Reference))
 		}
 		return nil
 	}
@@ -158,9 +159,9 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 		if !newT.isReferral() {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.code", "the code of referral Task/%s cannot change", c.ID)
 		}
-		if newT.Focus.Reference != oldT.Focus.Reference {
+		if elem.Str(newT.Focus.Reference) != elem.Str(oldT.Focus.Reference) {
 			return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.focus",
-				"referral Task/%s stays focused on %s", c.ID, oldT.Focus.Reference)
+				"referral Task/%s stays focused on %s", c.ID, elem.Str(oldT.Focus.Reference))
 		}
 		if !isOwn(c) {
 			for _, url := range []string{AccessExtension, BreachExtension, RedirectedExtension} {
@@ -183,12 +184,12 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	from := oldT.state()
 	if c.Old != nil && from != to && !CanMove(from, to) {
 		return fhir.Errorf(fhir.Unprocessable, "business-rule", "Task.businessStatus",
-			"referral %s cannot move from %s to %s", oldT.Focus.Reference, from, to).WithDetails("ILLEGAL_TRANSITION")
+			"referral %s cannot move from %s to %s", elem.Str(oldT.Focus.Reference), from, to).WithDetails("ILLEGAL_TRANSITION")
 	}
 	// Server-owned: the worklist and the FHIR status follow the state.
 	var wl []any
 	if w := WorklistOf(to); w != "" {
-		wl = append(wl, extension{URL: WorklistExtension, ValueCoding: &coding{System: WorklistSystem, Code: string(w)}})
+		wl = append(wl, r4.Extension{Url: WorklistExtension, ValueCoding: &r4.Coding{System: elem.Opt(WorklistSystem), Code: elem.Opt(string(w))}})
 	}
 	if err := c.New.SetExtensions(WorklistExtension, wl...); err != nil {
 		return err
@@ -210,11 +211,11 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 	if c.Old != nil {
 		version = c.Old.Version + 1
 	}
-	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), newT.Focus.Reference, newT.Owner.Reference, to, newT.reasonText()); err != nil {
+	if err := s.writeProvenance(ctx, tx, "Task/"+c.ID+"/_history/"+strconv.FormatInt(version, 10), elem.Str(newT.Focus.Reference), elem.Str(newT.Owner.Reference), to, newT.reasonText()); err != nil {
 		return err
 	}
 	if c.Old != nil {
-		return s.syncRequestStatus(ctx, tx, newT.Focus.Reference, to)
+		return s.syncRequestStatus(ctx, tx, elem.Str(newT.Focus.Reference), to)
 	}
 	return nil
 }
@@ -225,13 +226,13 @@ func (s *Service) taskRule(ctx context.Context, tx *write.Tx, c *write.Change) e
 func (s *Service) writeProvenance(ctx context.Context, tx *write.Tx, task, request, owner string, st State, why string) error {
 	activity := stateConcept(st)
 	prov := r4.Provenance{
-		Target:   []r4.Reference{*literal(task), *literal(request)},
+		Target:   []r4.Reference{elem.Ref(task), elem.Ref(request)},
 		Recorded: tx.Now().Format(fhir.InstantFormat),
 		Activity: &activity,
 		Agent:    provenanceAgents(ctx),
 	}
 	if owner != "" {
-		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: *literal(owner)}}
+		prov.Entity = []r4.ProvenanceEntity{{Role: r4.ProvenanceEntityRoleSource, What: elem.Ref(owner)}}
 	}
 	if why != "" {
 		prov.Reason = []r4.CodeableConcept{{Text: &why}}
@@ -275,43 +276,43 @@ const participantSystem = "http://terminology.hl7.org/CodeSystem/provenance-part
 func provenanceAgents(ctx context.Context) []r4.ProvenanceAgent {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
-		return []r4.ProvenanceAgent{{Type: participant("author", "Author"), Who: r4.Reference{Display: opt("unauthenticated")}}}
+		return []r4.ProvenanceAgent{{Type: participant("author", "Author"), Who: r4.Reference{Display: elem.Opt("unauthenticated")}}}
 	}
 	var who r4.Reference
 	switch {
 	case p.FHIRUser != "":
 		if typ, id, ok := fhir.SplitReference(p.FHIRUser); ok {
-			who.Reference = opt(typ + "/" + id)
+			who.Reference = elem.Opt(typ + "/" + id)
 		}
 	case p.Patient != "":
-		who.Reference = opt("Patient/" + p.Patient)
+		who.Reference = elem.Opt("Patient/" + p.Patient)
 	}
 	if p.Subject != "" {
-		who.Identifier = &r4.Identifier{System: opt(SubjectSystem), Value: opt(p.Subject)}
-		who.Display = opt(p.Subject)
+		who.Identifier = &r4.Identifier{System: elem.Opt(SubjectSystem), Value: elem.Opt(p.Subject)}
+		who.Display = elem.Opt(p.Subject)
 	}
 	if who.Reference == nil && who.Identifier == nil && who.Display == nil {
-		who.Display = opt("unknown subject")
+		who.Display = elem.Opt("unknown subject")
 	}
 	author := r4.ProvenanceAgent{Type: participant("author", "Author"), Who: who}
 	if p.Role != "" {
-		author.Role = []r4.CodeableConcept{{Text: opt(string(p.Role))}}
+		author.Role = []r4.CodeableConcept{{Text: elem.Opt(string(p.Role))}}
 	}
 	if p.Organization != "" {
-		author.OnBehalfOf = &r4.Reference{Type: opt("Organization"),
-			Identifier: &r4.Identifier{System: opt(ODSSystem), Value: opt(p.Organization)}}
+		author.OnBehalfOf = &r4.Reference{Type: elem.Opt("Organization"),
+			Identifier: &r4.Identifier{System: elem.Opt(ODSSystem), Value: elem.Opt(p.Organization)}}
 	}
 	agents := []r4.ProvenanceAgent{author}
 	if p.ClientID != "" && p.ClientID != p.Subject {
 		agents = append(agents, r4.ProvenanceAgent{Type: participant("enterer", "Enterer"),
-			Who: r4.Reference{Type: opt("Device"), Identifier: &r4.Identifier{System: opt(ClientSystem), Value: opt(p.ClientID)},
-				Display: opt("client " + p.ClientID)}})
+			Who: r4.Reference{Type: elem.Opt("Device"), Identifier: &r4.Identifier{System: elem.Opt(ClientSystem), Value: elem.Opt(p.ClientID)},
+				Display: elem.Opt("client " + p.ClientID)}})
 	}
 	return agents
 }
 
 func participant(code, display string) *r4.CodeableConcept {
-	return &r4.CodeableConcept{Coding: []r4.Coding{{System: opt(participantSystem), Code: opt(code), Display: opt(display)}}}
+	return &r4.CodeableConcept{Coding: []r4.Coding{{System: elem.Opt(participantSystem), Code: elem.Opt(code), Display: elem.Opt(display)}}}
 }
 
 // syncRequestStatus keeps ServiceRequest.status at its R4 code: revoked
@@ -363,7 +364,7 @@ func (s *Service) moveTask(ctx context.Context, tx *write.Tx, task *fhir.Resourc
 	}
 	obj.Set("businessStatus", stateConcept(st))
 	if why != "" {
-		obj.Set("statusReason", concept{Text: why})
+		obj.Set("statusReason", r4.CodeableConcept{Text: elem.Opt(why)})
 	} else {
 		obj.Delete("statusReason")
 	}
