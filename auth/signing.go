@@ -81,7 +81,7 @@ func LoadOrCreateSigningKey(path string) (*SigningKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
 		return newSigningKey(key)
@@ -112,9 +112,11 @@ func newSigningKey(key *rsa.PrivateKey) (*SigningKey, error) {
 	return &SigningKey{id: base64.RawURLEncoding.EncodeToString(tp), key: key}, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// WriteFileAtomic writes one file of an authorisation data directory
+// (signing keys, the development server's clients and grants) through a
+// temporary file in the same directory, so readers never see a partial
+// file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err

@@ -5,10 +5,15 @@
 package apptest
 
 import (
+	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // New starts the real server with cfg over a temporary data directory
@@ -33,4 +38,67 @@ func New(t testing.TB, cfg app.Config) (*app.App, *httptest.Server) {
 		a.Close()
 	})
 	return a, ts
+}
+
+// IntoThePast moves Appointment/id and its slots back in time, straight in
+// the store (no rule runs), as time passing would: afterwards the
+// appointment started ago ago, so that a test can record it as arrived,
+// fulfilled or, once ended, a no-show.
+func IntoThePast(t testing.TB, a *app.App, id string, ago time.Duration) {
+	t.Helper()
+	err := a.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		res, err := tx.Read(ctx, "Appointment", id)
+		if err != nil {
+			return err
+		}
+		var appt struct {
+			Start string `json:"start"`
+			Slot  []struct {
+				Reference string `json:"reference"`
+			} `json:"slot"`
+		}
+		if err := json.Unmarshal(res.JSON, &appt); err != nil {
+			return err
+		}
+		start, err := time.Parse(time.RFC3339, appt.Start)
+		if err != nil {
+			return err
+		}
+		shift := time.Now().Add(-ago).Sub(start).Truncate(time.Second)
+		move := func(res *fhir.Resource) error {
+			obj, err := fhir.ParseObject(res.JSON)
+			if err != nil {
+				return err
+			}
+			for _, k := range []string{"start", "end"} {
+				if v, ok := obj.String(k); ok {
+					tm, err := time.Parse(time.RFC3339, v)
+					if err != nil {
+						return err
+					}
+					obj.Set(k, tm.Add(shift).UTC().Format(time.RFC3339))
+				}
+			}
+			idx, err := a.Search.Extract(res.Type, obj.Bytes())
+			if err != nil {
+				return err
+			}
+			next := &fhir.Resource{Type: res.Type, ID: res.ID, Version: res.Version + 1, LastUpdated: time.Now().UTC(), JSON: obj.Bytes()}
+			return tx.Put(ctx, &store.Write{Resource: next, Index: idx})
+		}
+		for _, s := range appt.Slot {
+			_, sid, _ := fhir.SplitReference(s.Reference)
+			slot, err := tx.Read(ctx, "Slot", sid)
+			if err != nil {
+				return err
+			}
+			if err := move(slot); err != nil {
+				return err
+			}
+		}
+		return move(res)
+	})
+	if err != nil {
+		t.Fatalf("moving Appointment/%s into the past: %v", id, err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/signpost-fhir/signpost/auth"
@@ -35,35 +34,12 @@ type publicKey struct{ *auth.SigningKey }
 // Key returns the public key.
 func (k publicKey) Key() any { return k.PublicKey() }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so readers never see a partial file. (auth keeps its own for
-// the signing keys: a file helper is no part of auth's API.)
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 func writeJSON(path string, v any, perm os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), perm)
+	return auth.WriteFileAtomic(path, append(b, '\n'), perm)
 }
 
 func readJSON(path string, v any) error {

@@ -14,11 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
-	"github.com/signpost-fhir/signpost/store"
 )
 
 // The ways a write reaches the server: as a single request, as the only
@@ -153,61 +153,11 @@ func (s *server) versions(t *testing.T) map[string]int64 {
 	return out
 }
 
-// intoThePast moves Appointment/id and its slots back in time, straight in
-// the store, as time passing would: afterwards the appointment started ago
-// ago.
+// intoThePast moves Appointment/id and its slots back in time, as time
+// passing would: afterwards the appointment started ago ago.
 func (s *server) intoThePast(t *testing.T, id string, ago time.Duration) {
 	t.Helper()
-	err := s.app.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		res, err := tx.Read(ctx, "Appointment", id)
-		if err != nil {
-			return err
-		}
-		var a struct {
-			Start string
-			Slot  []struct{ Reference string }
-		}
-		json.Unmarshal(res.JSON, &a)
-		start, err := time.Parse(time.RFC3339, a.Start)
-		if err != nil {
-			return err
-		}
-		shift := time.Now().Add(-ago).Sub(start).Truncate(time.Second)
-		move := func(res *fhir.Resource) error {
-			obj, err := fhir.ParseObject(res.JSON)
-			if err != nil {
-				return err
-			}
-			for _, k := range []string{"start", "end"} {
-				if v, ok := obj.String(k); ok {
-					tm, err := time.Parse(time.RFC3339, v)
-					if err != nil {
-						return err
-					}
-					obj.Set(k, tm.Add(shift).UTC().Format(time.RFC3339))
-				}
-			}
-			idx, err := s.app.Search.Extract(res.Type, obj.Bytes())
-			if err != nil {
-				return err
-			}
-			return tx.Put(ctx, &store.Write{Index: idx, Resource: &fhir.Resource{Type: res.Type, ID: res.ID,
-				Version: res.Version + 1, LastUpdated: time.Now().UTC(), JSON: obj.Bytes()}})
-		}
-		for _, sl := range a.Slot {
-			slot, err := tx.Read(ctx, "Slot", strings.TrimPrefix(sl.Reference, "Slot/"))
-			if err != nil {
-				return err
-			}
-			if err := move(slot); err != nil {
-				return err
-			}
-		}
-		return move(res)
-	})
-	if err != nil {
-		t.Fatalf("moving Appointment/%s into the past: %v", id, err)
-	}
+	apptest.IntoThePast(t, s.app, id, ago)
 }
 
 // clinicalFixture makes fresh appointments for the rows of the clinical
