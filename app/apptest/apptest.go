@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/app"
+	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -100,5 +102,36 @@ func IntoThePast(t testing.TB, a *app.App, id string, ago time.Duration) {
 	})
 	if err != nil {
 		t.Fatalf("moving Appointment/%s into the past: %v", id, err)
+	}
+}
+
+// Seed writes resources (each with its resourceType and id) through the
+// write path in one transaction, as a setup client with system scopes and
+// no role would: every rule runs, and organisation rules do not stand in
+// the way of the fixture.
+func Seed(t testing.TB, a *app.App, resources ...map[string]any) {
+	t.Helper()
+	scopes, _ := auth.ParseScopes("system/*.cruds")
+	setup := auth.NewContext(context.Background(), &auth.Principal{Subject: "test-setup", ClientID: "test-setup", Scopes: scopes})
+	err := a.Writes.Update(setup, func(ctx context.Context, tx *write.Tx) error {
+		for _, r := range resources {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			obj, err := fhir.ParseObject(b)
+			if err != nil {
+				return err
+			}
+			typ, _ := r["resourceType"].(string)
+			id, _ := r["id"].(string)
+			if _, _, err := tx.Put(ctx, typ, id, obj, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seeding: %v", err)
 	}
 }

@@ -16,11 +16,8 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
-	"github.com/signpost-fhir/signpost/domain/write"
-	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
@@ -133,24 +130,7 @@ func newSecure(t *testing.T) *secure {
 		seed = append(seed, slot(fmt.Sprintf("s%02d", d), "sc", at(d)))
 	}
 	seed = append(seed, slot("far", "sc-far", at(35)))
-	scopes, _ := auth.ParseScopes("system/*.cruds")
-	setup := auth.NewContext(context.Background(), &auth.Principal{Subject: "test-setup", ClientID: "test-setup", Scopes: scopes})
-	err := a.Writes.Update(setup, func(ctx context.Context, tx *write.Tx) error {
-		for _, r := range seed {
-			b, _ := json.Marshal(r)
-			obj, err := fhir.ParseObject(b)
-			if err != nil {
-				return err
-			}
-			if _, _, err := tx.Put(ctx, r["resourceType"].(string), r["id"].(string), obj, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("seeding: %v", err)
-	}
+	apptest.Seed(t, a, seed...)
 	return s
 }
 

@@ -1,19 +1,14 @@
 package referral_test
 
 import (
-	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
-	"github.com/signpost-fhir/signpost/domain/write"
-	"github.com/signpost-fhir/signpost/fhir"
 )
 
 // newSecureClient starts the real server with authorisation on and returns
@@ -35,24 +30,7 @@ func newSecureClient(t *testing.T) *client {
 		{"resourceType": "Patient", "id": "pat-1", "birthDate": "1980-05-17", "generalPractitioner": []any{ref("Organization/gp-a")},
 			"identifier": []any{map[string]any{"system": referral.NHSNumberSystem, "value": "9990000018"}}},
 	}
-	scopes, _ := auth.ParseScopes("system/*.cruds")
-	setup := auth.NewContext(context.Background(), &auth.Principal{Subject: "test-setup", ClientID: "test-setup", Scopes: scopes})
-	err := a.Writes.Update(setup, func(ctx context.Context, tx *write.Tx) error {
-		for _, r := range seed {
-			b, _ := json.Marshal(r)
-			obj, err := fhir.ParseObject(b)
-			if err != nil {
-				return err
-			}
-			if _, _, err := tx.Put(ctx, r["resourceType"].(string), r["id"].(string), obj, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("seeding: %v", err)
-	}
+	apptest.Seed(t, a, seed...)
 	return c
 }
 

@@ -17,10 +17,8 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/referral"
-	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
@@ -88,24 +86,7 @@ func newRecategoriseWorld(t *testing.T) *recategoriseWorld {
 		seed = append(seed, map[string]any{"resourceType": "Slot", "id": id, "schedule": ref("Schedule/sc-derm"), "status": "free",
 			"start": start.Add(time.Duration(i) * time.Hour).Format(time.RFC3339), "end": start.Add(time.Duration(i)*time.Hour + 20*time.Minute).Format(time.RFC3339)})
 	}
-	scopes, _ := auth.ParseScopes("system/*.cruds")
-	setup := auth.NewContext(context.Background(), &auth.Principal{Subject: "test-setup", ClientID: "test-setup", Scopes: scopes})
-	err := a.Writes.Update(setup, func(ctx context.Context, tx *write.Tx) error {
-		for _, r := range seed {
-			b, _ := json.Marshal(r)
-			obj, err := fhir.ParseObject(b)
-			if err != nil {
-				return err
-			}
-			if _, _, err := tx.Put(ctx, r["resourceType"].(string), r["id"].(string), obj, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("seeding: %v", err)
-	}
+	apptest.Seed(t, a, seed...)
 	for name, o := range map[string]devserver.TokenOptions{
 		"referrer":       {Client: devserver.ClientGPSystem, Scope: "system/*.cruds"},
 		"other practice": {Client: devserver.ClientGPSystem, Scope: "system/*.cruds", Org: "A99002"},
