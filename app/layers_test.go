@@ -17,8 +17,11 @@ var layers = []struct {
 	prefix string   // a package path under the module, and its subtree
 	may    []string // prefixes it may import
 }{
-	{"cmd/", []string{"app", "api", "domain/", "auth", "store", "fhir", "conformance"}},
-	{"app", []string{"api", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"cmd/", []string{"app", "api", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"app", []string{"api", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	// Adapters (HL7 v2, GP Connect, notifications) act through the domain,
+	// beside the API, never through its handlers.
+	{"adapters", []string{"domain/", "auth", "store", "fhir", "conformance"}},
 	// Handlers stay generic: of the domain, the API knows only the write
 	// path; the domain's operations reach it through app.
 	{"api", []string{"domain/write", "auth", "store", "fhir", "conformance"}},
@@ -96,6 +99,8 @@ func TestLayersCatch(t *testing.T) {
 		{"domain/referral", "domain/booking", true},
 		{"store/storetest", "conformance", true},
 		{"cmd/signpost", "app", true},
+		{"adapters/hl7v2", "api", false},
+		{"adapters/pas", "domain/booking", true},
 	} {
 		allowed := false
 		for _, l := range layers {
