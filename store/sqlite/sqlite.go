@@ -38,6 +38,8 @@ var (
 	_ store.Deriver     = (*Store)(nil)
 	_ store.Reindexer   = (*Store)(nil)
 	_ store.DateOrderer = (*Store)(nil)
+	_ store.Outbox      = (*Store)(nil)
+	_ store.Inbox       = (*Store)(nil)
 )
 
 // FileName is the database file's name inside the data directory.

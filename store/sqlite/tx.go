@@ -251,4 +251,6 @@ var (
 	_ store.BulkPutter = (*txn)(nil)
 	_ store.RecordTx   = (*txn)(nil)
 	_ store.DeriverTx  = (*txn)(nil)
+	_ store.OutboxTx   = (*txn)(nil)
+	_ store.InboxTx    = (*txn)(nil)
 )
