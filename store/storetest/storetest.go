@@ -39,6 +39,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchByDate", testSearchByDate},
 		{"Records", testRecords},
 		{"Derived", testDerived},
+		{"OutboxOrder", testOutboxOrder},
+		{"OutboxLimit", testOutboxLimit},
+		{"OutboxLease", testOutboxLease},
+		{"OutboxBackoff", testOutboxBackoff},
+		{"OutboxDeadLetter", testOutboxDeadLetter},
+		{"OutboxAtomic", testOutboxAtomic},
+		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+		{"Inbox", testInbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// crashDirEnv names the data directory of the child process
+// TestOutboxSurvivesCrash starts; set, the test is that child.
+const crashDirEnv = "SIGNPOST_OUTBOX_CRASH_DIR"
+
+var crashEpoch = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// TestOutboxSurvivesCrash enqueues two messages with a resource in a
+// process, claims one, and kills the process with SIGKILL before it
+// delivers either (no Close, no checkpoint). Opened again, the store still
+// has both: the unclaimed one pending, the claimed one claimable once its
+// lease ends, each with its control id.
+func TestOutboxSurvivesCrash(t *testing.T) {
+	if dir := os.Getenv(crashDirEnv); dir != "" {
+		crashChild(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxSurvivesCrash$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child = %v, want killed by SIGKILL; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "enqueued and claimed") {
+		t.Fatalf("the child did not get as far as the kill; output:\n%s", out)
+	}
+
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Read(ctx, "Appointment", "a1"); err != nil {
+		t.Errorf("the appointment written with the messages: %v", err)
+	}
+	got, err := s.Claim(ctx, "pas", crashEpoch, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].ControlID != "ctl-b" {
+		t.Fatalf("Claim after the crash = %+v, %v; want ctl-b (ctl-a's lease lasts)", got, err)
+	}
+	got, err = s.Claim(ctx, "pas", crashEpoch.Add(time.Minute), time.Minute, 10)
+	if err != nil || len(got) != 2 || got[0].ControlID != "ctl-a" || got[0].Attempts != 2 || string(got[0].Payload) != "payload a" {
+		t.Fatalf("Claim after the leases = %+v, %v; want ctl-a (its payload, attempt 2), then ctl-b", got, err)
+	}
+}
+
+// crashChild is the child of TestOutboxSurvivesCrash: it writes, claims
+// and kills itself.
+func crashChild(t *testing.T, dir string) {
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.Put(ctx, &store.Write{Resource: slotless("a1")}); err != nil {
+			return err
+		}
+		for _, m := range []store.Message{
+			{Destination: "pas", Key: "Appointment/a1", ControlID: "ctl-a", Payload: []byte("payload a"), Created: crashEpoch},
+			{Destination: "pas", Key: "Appointment/b1", ControlID: "ctl-b", Payload: []byte("payload b"), Created: crashEpoch},
+		} {
+			if _, err := tx.(store.OutboxTx).Enqueue(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Claim(ctx, "pas", crashEpoch, time.Minute, 1); err != nil || len(got) != 1 {
+		t.Fatalf("Claim = %v, %v", got, err)
+	}
+	os.Stdout.WriteString("enqueued and claimed\n")
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal arrives
+}
+
+// slotless is a minimal Appointment/id, version 1.
+func slotless(id string) *fhir.Resource {
+	return &fhir.Resource{Type: "Appointment", ID: id, Version: 1, LastUpdated: crashEpoch,
+		JSON: []byte(`{"resourceType":"Appointment","id":"` + id + `","status":"booked","participant":[]}`)}
+}
+
+// TestMigrateOutbox: a database made before the outbox and inbox gets
+// their tables when it is opened again.
+func TestMigrateOutbox(t *testing.T) {
+	dir := t.TempDir()
+	olderDatabase(t, dir, nil, "DROP TABLE outbox", "DROP TABLE inbox")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.(store.OutboxTx).Enqueue(ctx, store.Message{Destination: "pas", Key: "k", ControlID: "c1", Created: crashEpoch}); err != nil {
+			return err
+		}
+		return tx.(store.InboxTx).RecordReceived(ctx, store.Inbound{Sender: "pas", ControlID: "c1"})
+	})
+	if err != nil {
+		t.Fatalf("outbox and inbox after migration: %v", err)
+	}
+	if b, err := s.Backlog(ctx, crashEpoch); err != nil || len(b) != 1 || b[0].Pending != 1 {
+		t.Errorf("Backlog = %+v, %v; want one pending", b, err)
+	}
+}
