@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,5 +123,46 @@ func TestMigrateOutbox(t *testing.T) {
 	}
 	if b, err := s.Backlog(ctx, crashEpoch); err != nil || len(b) != 1 || b[0].Pending != 1 {
 		t.Errorf("Backlog = %+v, %v; want one pending", b, err)
+	}
+}
+
+// TestOutboxPlans checks that the outbox's queries read only the messages
+// not yet finished, through the partial indexes: delivered messages pile
+// up, and must not slow a claim down.
+func TestOutboxPlans(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	claimSelect := claimSQL[strings.Index(claimSQL, "(SELECT o.id")+1 : strings.LastIndex(claimSQL, ")")]
+	for _, tt := range []struct {
+		name, query string
+		want        []string
+	}{
+		{"claim", claimSelect, []string{"SEARCH o USING INDEX outbox_due (destination=?)",
+			"SEARCH e USING INDEX outbox_open (destination=? AND okey=? AND id<?)"}},
+		{"dead letters", "SELECT id FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT 3",
+			[]string{"SEARCH outbox USING COVERING INDEX outbox_dead (destination=?)"}},
+	} {
+		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+tt.query, "pas", 1, 2, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, w := range tt.want {
+			if !slices.Contains(plan, w) {
+				t.Errorf("%s: plan %q lacks %q", tt.name, plan, w)
+			}
+		}
 	}
 }
