@@ -40,9 +40,11 @@ type OutboxTx interface {
 // other Claim returns it; when it ends without an outcome (the dispatcher
 // crashed) the message is claimable again, with the same control id. An
 // outcome is reported with the message's ID and Claim as Claim returned
-// them; an outcome of a claim that is no longer current (its lease ended and the message was claimed again, or an
-// outcome was already reported) gives an error of kind fhir.Conflict and
-// changes nothing, and an unknown ID gives fhir.NotFound.
+// them. An outcome of a claim that is no longer current (the message was
+// claimed again after the lease ended, or an outcome was already
+// reported) gives an error of kind fhir.Conflict and changes nothing; an
+// unknown ID gives fhir.NotFound. A lease that ended while nobody claimed
+// the message again still takes its outcome.
 type OutboxDelivery interface {
 	// Claim leases to the caller, until now+lease, up to limit messages
 	// for destination, oldest first: of each ordering key only the
