@@ -44,15 +44,15 @@ func (d Delimiters) Unescape(s string) string {
 func (d Delimiters) unescapeOne(seq string) (string, bool) {
 	switch seq {
 	case "F":
-		return string(d.Field), true
+		return char(d.Field), true
 	case "S":
-		return string(d.Component), true
+		return char(d.Component), true
 	case "T":
-		return string(d.Subcomponent), true
+		return char(d.Subcomponent), true
 	case "R":
-		return string(d.Repetition), true
+		return char(d.Repetition), true
 	case "E":
-		return string(d.Escape), true
+		return char(d.Escape), true
 	}
 	if len(seq) >= 3 && seq[0] == 'X' && len(seq)%2 == 1 {
 		out := make([]byte, 0, len(seq)/2)
@@ -97,7 +97,7 @@ func (d Delimiters) EscapeText(s string) string {
 		return s
 	}
 	var b strings.Builder
-	e := string(d.Escape)
+	e := char(d.Escape)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		var code string
@@ -129,3 +129,7 @@ func (d Delimiters) EscapeText(s string) string {
 func (d Delimiters) needsEscape(c byte) bool {
 	return c == d.Field || c == d.Component || c == d.Subcomponent || c == d.Repetition || c == d.Escape || c == '\r' || c == '\n'
 }
+
+// char is the one-byte string of c (string(c) would make it a rune, two
+// bytes in UTF-8 for a separator above 0x7F).
+func char(c byte) string { return string([]byte{c}) }

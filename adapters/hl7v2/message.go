@@ -129,9 +129,14 @@ func Parse(data []byte) (*Message, error) {
 	if len(enc) > 5 {
 		return nil, syntaxErr("MSH-2 %q is longer than the encoding characters it should hold", clip(enc, 10))
 	}
+	if len(enc) == 5 {
+		if t := enc[4]; bytes.IndexByte(enc[:4], t) >= 0 || t == d.Field || isSegmentName([]byte{t}) {
+			return nil, syntaxErr("MSH-2 %q: the truncation character %q repeats a separator or is a letter or digit", enc, t)
+		}
+	}
 	m := &Message{Delimiters: d}
 	msh := &Segment{Name: "MSH", Fields: []Field{
-		{{{string(d.Field)}}},
+		{{{char(d.Field)}}},
 		{{{string(enc)}}},
 	}}
 	if hasTail {
@@ -210,7 +215,7 @@ func splitField(b []byte, d Delimiters) Field {
 		comps := bytes.Split(r, []byte{d.Component})
 		rep := make(Repetition, len(comps))
 		for j, c := range comps {
-			subs := strings.Split(string(c), string(d.Subcomponent))
+			subs := strings.Split(string(c), char(d.Subcomponent))
 			rep[j] = Component(subs)
 		}
 		f[i] = rep
@@ -264,7 +269,7 @@ func (r Repetition) raw(d Delimiters) string {
 		if i > 0 {
 			b.WriteByte(d.Component)
 		}
-		b.WriteString(strings.Join(c, string(d.Subcomponent)))
+		b.WriteString(strings.Join(c, char(d.Subcomponent)))
 	}
 	return b.String()
 }
@@ -276,7 +281,7 @@ func NewMessage(d Delimiters) (*Message, error) {
 		return nil, fmt.Errorf("hl7v2: %v", err)
 	}
 	return &Message{Delimiters: d, Segments: []*Segment{{Name: "MSH", Fields: []Field{
-		{{{string(d.Field)}}},
+		{{{char(d.Field)}}},
 		{{{d.encodingCharacters()}}},
 	}}}}, nil
 }

@@ -234,7 +234,7 @@ func (m *Message) Raw(path string) string {
 	}
 	comp := rep[p.Comp-1]
 	if p.Sub == 0 {
-		return strings.Join(comp, string(d.Subcomponent))
+		return strings.Join(comp, char(d.Subcomponent))
 	}
 	if p.Sub > len(comp) {
 		return ""
