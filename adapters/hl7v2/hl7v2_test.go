@@ -160,13 +160,13 @@ func TestEscapes(t *testing.T) {
 		{std, `line\X0D\\X0A\next`, "line\r\nnext", true},
 		{std, `\X41424344\`, `ABCD`, false},
 		{std, `caf\XC3A9\`, `café`, false},
-		{std, `\H\bold\N\`, `\H\bold\N\`, false},        // highlighting: kept
-		{std, `one\.br\two`, `one\.br\two`, false},      // formatting: kept
-		{std, `\Zabc\`, `\Zabc\`, false},                // local escape: kept
-		{std, `\X4\`, `\X4\`, false},                    // odd hex digits: kept
-		{std, `\XZZ\`, `\XZZ\`, false},                  // not hex: kept
-		{std, `trailing \`, `trailing \`, false},        // unterminated: kept
-		{std, `\\`, `\\`, false},                        // empty escape: kept
+		{std, `\H\bold\N\`, `\H\bold\N\`, false},   // highlighting: kept
+		{std, `one\.br\two`, `one\.br\two`, false}, // formatting: kept
+		{std, `\Zabc\`, `\Zabc\`, false},           // local escape: kept
+		{std, `\X4\`, `\X4\`, false},               // odd hex digits: kept
+		{std, `\XZZ\`, `\XZZ\`, false},             // not hex: kept
+		{std, `trailing \`, `trailing \`, false},   // unterminated: kept
+		{std, `\\`, `\\`, false},                   // empty escape: kept
 		{std, `\F\\F\`, `||`, true},
 		{odd, `a*F*b*S*c*T*d*R*e*E*f`, `a#b$c@d%e*f`, true},
 		{odd, `back\slash|pipe^hat`, `back\slash|pipe^hat`, true},
