@@ -98,8 +98,9 @@ func (c *Client) dial(ctx context.Context) error {
 func (c *Client) exchange(ctx context.Context, msg []byte) ([]byte, error) {
 	timeout := orDefault(c.AckTimeout, 30*time.Second)
 	deadline := time.Now().Add(timeout)
+	ctxFirst := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, ctxFirst = d, true
 	}
 	conn := c.conn
 	conn.SetDeadline(deadline)
@@ -109,20 +110,23 @@ func (c *Client) exchange(ctx context.Context, msg []byte) ([]byte, error) {
 		if errors.Is(err, ErrFrameByte) {
 			return nil, err
 		}
-		return nil, c.wrap(ctx, "sending", err, timeout)
+		return nil, c.wrap(ctx, ctxFirst, "sending", err, timeout)
 	}
 	ack, err := c.r.ReadMessage()
 	if err != nil {
-		return nil, c.wrap(ctx, "waiting for the acknowledgement", err, timeout)
+		return nil, c.wrap(ctx, ctxFirst, "waiting for the acknowledgement", err, timeout)
 	}
 	return ack, nil
 }
 
 // wrap names what failed, turning a deadline into ErrAckTimeout or the
-// context's error.
-func (c *Client) wrap(ctx context.Context, doing string, err error, timeout time.Duration) error {
+// context's error (ctxFirst: the context's deadline was the nearer one).
+func (c *Client) wrap(ctx context.Context, ctxFirst bool, doing string, err error, timeout time.Duration) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("mllp: %s to %s: %w", doing, c.Addr, ctx.Err())
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && ctxFirst {
+		return fmt.Errorf("mllp: %s to %s: %w", doing, c.Addr, context.DeadlineExceeded)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%w from %s (%v)", ErrAckTimeout, c.Addr, timeout)
