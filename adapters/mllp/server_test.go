@@ -350,7 +350,7 @@ func TestTLS(t *testing.T) {
 	if ack, err := c.Send(context.Background(), []byte("secret")); err != nil || string(ack) != "ACK:secret" {
 		t.Errorf("Send over TLS = %q, %v", ack, err)
 	}
-	plain := &Client{Addr: addr, AckTimeout: 2 * time.Second}
+	plain := &Client{Addr: addr, AckTimeout: 300 * time.Millisecond}
 	defer plain.Close()
 	if ack, err := plain.Send(context.Background(), []byte("x")); err == nil {
 		t.Errorf("a plain client got %q from a TLS server", ack)
