@@ -14,17 +14,17 @@ type Outcome int
 
 // The three outcomes.
 const (
-	Accept Outcome = iota
-	Error
-	Reject
+	OutcomeAccept Outcome = iota // AA or CA
+	OutcomeError                 // AE or CE
+	OutcomeReject                // AR or CR
 )
 
 // letter is the outcome's second letter in MSA-1.
 func (o Outcome) letter() string {
 	switch o {
-	case Error:
+	case OutcomeError:
 		return "E"
-	case Reject:
+	case OutcomeReject:
 		return "R"
 	}
 	return "A"
@@ -56,9 +56,9 @@ func (m *Message) WantsAck(commit bool, o Outcome) bool {
 	case "NE":
 		return false
 	case "ER":
-		return o != Accept
+		return o != OutcomeAccept
 	case "SU":
-		return o == Accept
+		return o == OutcomeAccept
 	}
 	return true
 }

@@ -18,21 +18,21 @@ func TestBuildAck(t *testing.T) {
 		{
 			name: "original mode accept",
 			file: "adt_a04.hl7",
-			ack:  Ack{Outcome: Accept, ControlID: "ACK1", Time: at},
+			ack:  Ack{Outcome: OutcomeAccept, ControlID: "ACK1", Time: at},
 			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A04^ACK|ACK1|P|2.3.1\n" +
 				"MSA|AA|A04-55501\n",
 		},
 		{
 			name: "original mode, commit asked: still AA",
 			file: "adt_a04.hl7",
-			ack:  Ack{Outcome: Accept, Commit: true, ControlID: "ACK1", Time: at},
+			ack:  Ack{Outcome: OutcomeAccept, Commit: true, ControlID: "ACK1", Time: at},
 			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A04^ACK|ACK1|P|2.3.1\n" +
 				"MSA|AA|A04-55501\n",
 		},
 		{
 			name: "v2.3.1 error also carries ERR-1",
 			file: "adt_a04.hl7",
-			ack:  Ack{Outcome: Error, Text: "cannot apply", Issues: []*Issue{pidMissing}, ControlID: "ACK2", Time: at},
+			ack:  Ack{Outcome: OutcomeError, Text: "cannot apply", Issues: []*Issue{pidMissing}, ControlID: "ACK2", Time: at},
 			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A04^ACK|ACK2|P|2.3.1\n" +
 				"MSA|AE|A04-55501|cannot apply\n" +
 				"ERR|PID^1^3^101&Required field missing&HL70357|PID^1^3|101^Required field missing^HL70357|E||||no NHS number in PID-3\n",
@@ -40,7 +40,7 @@ func TestBuildAck(t *testing.T) {
 		{
 			name: "enhanced mode commit reject, v2.5.1, two issues",
 			file: "siu_s12.hl7",
-			ack: Ack{Outcome: Reject, Commit: true, ControlID: "ACK3", Time: at, Issues: []*Issue{
+			ack: Ack{Outcome: OutcomeReject, Commit: true, ControlID: "ACK3", Time: at, Issues: []*Issue{
 				{Location: Path{Segment: "SCH", SegRep: 1, Field: 11, Rep: 1, Comp: 4}, Code: CodeDataType, Text: "start | end ^ bad"},
 				{Code: CodeInternal, Severity: SeverityWarning, Text: "store busy"},
 			}},
@@ -52,21 +52,28 @@ func TestBuildAck(t *testing.T) {
 		{
 			name: "enhanced mode application accept",
 			file: "adt_a40.hl7",
-			ack:  Ack{Outcome: Accept, ControlID: "ACK4", Time: at},
+			ack:  Ack{Outcome: OutcomeAccept, ControlID: "ACK4", Time: at},
 			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A40^ACK|ACK4|P|2.5\n" +
 				"MSA|AA|A40-55503\n",
 		},
 		{
+			name: "enhanced mode commit accept",
+			file: "adt_a40.hl7",
+			ack:  Ack{Outcome: OutcomeAccept, Commit: true, ControlID: "ACK7", Time: at},
+			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A40^ACK|ACK7|P|2.5\n" +
+				"MSA|CA|A40-55503\n",
+		},
+		{
 			name: "enhanced mode commit error",
 			file: "adt_a40.hl7",
-			ack:  Ack{Outcome: Error, Commit: true, ControlID: "ACK5", Time: at},
+			ack:  Ack{Outcome: OutcomeError, Commit: true, ControlID: "ACK5", Time: at},
 			want: "MSH|^~\\&|SIGNPOST|SIGNPOST|PAS|RH8|20261207091500+0000||ACK^A40^ACK|ACK5|P|2.5\n" +
 				"MSA|CE|A40-55503\n",
 		},
 		{
 			name: "odd separators kept",
 			file: "odd_separators.hl7",
-			ack:  Ack{Outcome: Accept, ControlID: "ACK6", Time: at, Text: "ok#done"},
+			ack:  Ack{Outcome: OutcomeAccept, ControlID: "ACK6", Time: at, Text: "ok#done"},
 			want: "MSH#$%*@#SIGNPOST#SIGNPOST#PAS#RH8#20261207091500+0000##ACK$A08$ACK#ACK6#P#2.3\n" +
 				"MSA#AA#ODD-1#ok*F*done\n",
 		},
@@ -115,16 +122,16 @@ func TestWantsAck(t *testing.T) {
 		o            Outcome
 		want         bool
 	}{
-		{"", "", false, Accept, true},
-		{"", "", true, Reject, true},
-		{"AL", "NE", true, Accept, true},
-		{"AL", "NE", false, Accept, false},
-		{"NE", "AL", true, Error, false},
-		{"ER", "", true, Accept, false},
-		{"ER", "", true, Error, true},
-		{"", "SU", false, Accept, true},
-		{"", "SU", false, Reject, false},
-		{"SU", "", false, Reject, true},
+		{"", "", false, OutcomeAccept, true},
+		{"", "", true, OutcomeReject, true},
+		{"AL", "NE", true, OutcomeAccept, true},
+		{"AL", "NE", false, OutcomeAccept, false},
+		{"NE", "AL", true, OutcomeError, false},
+		{"ER", "", true, OutcomeAccept, false},
+		{"ER", "", true, OutcomeError, true},
+		{"", "SU", false, OutcomeAccept, true},
+		{"", "SU", false, OutcomeReject, false},
+		{"SU", "", false, OutcomeReject, true},
 	}
 	for _, tt := range tests {
 		m := mustParse(t, []byte("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5|||"+tt.msh15+"|"+tt.msh16))

@@ -47,7 +47,7 @@ func FuzzParse(f *testing.F) {
 			_ = m.Raw(p)
 		}
 		_ = m.CheckHeader()
-		ack, err := BuildAck(m, Ack{Outcome: Error, Issues: []*Issue{{Code: CodeInternal, Text: string(data[:min(len(data), 40)])}}})
+		ack, err := BuildAck(m, Ack{Outcome: OutcomeError, Issues: []*Issue{{Code: CodeInternal, Text: string(data[:min(len(data), 40)])}}})
 		if err != nil {
 			t.Fatalf("BuildAck: %v", err)
 		}

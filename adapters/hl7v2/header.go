@@ -30,8 +30,8 @@ const (
 	CodeTableValue        = "103" // table value not found
 	CodeUnsupportedType   = "200" // unsupported message type
 	CodeUnsupportedEvent  = "201" // unsupported event code
-	CodeUnsupportedProcID = "202" // unsupported processing id
-	CodeUnsupportedVer    = "203" // unsupported version id
+	CodeUnsupportedProcessingID = "202" // unsupported processing id
+	CodeUnsupportedVersion    = "203" // unsupported version id
 	CodeUnknownKey        = "204" // unknown key identifier
 	CodeDuplicateKey      = "205" // duplicate key identifier
 	CodeRecordLocked      = "206" // application record locked
@@ -43,7 +43,7 @@ var codeText = map[string]string{
 	CodeSegmentSequence: "Segment sequence error", CodeRequiredMissing: "Required field missing",
 	CodeDataType: "Data type error", CodeTableValue: "Table value not found",
 	CodeUnsupportedType: "Unsupported message type", CodeUnsupportedEvent: "Unsupported event code",
-	CodeUnsupportedProcID: "Unsupported processing id", CodeUnsupportedVer: "Unsupported version id",
+	CodeUnsupportedProcessingID: "Unsupported processing id", CodeUnsupportedVersion: "Unsupported version id",
 	CodeUnknownKey: "Unknown key identifier", CodeDuplicateKey: "Duplicate key identifier",
 	CodeRecordLocked: "Application record locked", CodeInternal: "Application internal error",
 }
@@ -97,7 +97,7 @@ func (m *Message) CheckHeader() error {
 	case m.Version() == "":
 		return issue("MSH-12", CodeRequiredMissing, "MSH-12 (version id) is empty")
 	case !slices.Contains(SupportedVersions, m.Version()):
-		return issue("MSH-12", CodeUnsupportedVer, fmt.Sprintf("version %q is not supported (supported: %s)", m.Version(), strings.Join(SupportedVersions, ", ")))
+		return issue("MSH-12", CodeUnsupportedVersion, fmt.Sprintf("version %q is not supported (supported: %s)", m.Version(), strings.Join(SupportedVersions, ", ")))
 	}
 	return nil
 }

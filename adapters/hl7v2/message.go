@@ -99,8 +99,11 @@ func syntaxErr(format string, args ...any) error {
 
 // Parse reads one ER7 message. Segments may end in \r (the standard), \n or
 // \r\n, and blank lines are skipped; trailing separators are accepted. The
-// separators are those MSH-1 and MSH-2 declare. Parse checks the syntax only:
-// CheckHeader checks that MSH carries what a receiver needs.
+// separators are those MSH-1 and MSH-2 declare; an MSH segment after the
+// first is read as an ordinary segment. Parse checks the syntax only:
+// CheckHeader checks that MSH carries what a receiver needs. Parse sets no
+// size limit of its own (its time and memory are linear in the input): the
+// transport bounds a message (mllp.Server.MaxMessageSize).
 func Parse(data []byte) (*Message, error) {
 	lines := splitSegments(data)
 	if len(lines) == 0 {

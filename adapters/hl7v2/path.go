@@ -39,7 +39,7 @@ func ParsePath(s string) (Path, error) {
 	}
 	p := Path{SegRep: 1}
 	if name, occ, ok := strings.Cut(seg, "["); ok {
-		n, err := bracket(occ, "")
+		n, err := bracket(occ)
 		if err != nil {
 			return bad("segment occurrence: " + err.Error())
 		}
@@ -55,7 +55,7 @@ func ParsePath(s string) (Path, error) {
 	}
 	field := parts[0]
 	if f, rep, ok := strings.Cut(field, "["); ok {
-		n, err := bracket(rep, "")
+		n, err := bracket(rep)
 		if err != nil {
 			return bad("repetition: " + err.Error())
 		}
@@ -82,7 +82,7 @@ func ParsePath(s string) (Path, error) {
 }
 
 // bracket reads "n]" (what follows a "[").
-func bracket(s, _ string) (int, error) {
+func bracket(s string) (int, error) {
 	n, ok := strings.CutSuffix(s, "]")
 	if !ok {
 		return 0, fmt.Errorf("missing ]")

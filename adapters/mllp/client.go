@@ -142,7 +142,8 @@ func (c *Client) closeConn() {
 	}
 }
 
-// Close closes the connection; a later Send opens a new one.
+// Close closes the connection (after a Send in progress returns); a later
+// Send opens a new one.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

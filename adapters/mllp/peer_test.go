@@ -79,7 +79,7 @@ func TestPeerSendsToServer(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			ack, err := hl7v2.BuildAck(m, hl7v2.Ack{Outcome: hl7v2.Accept})
+			ack, err := hl7v2.BuildAck(m, hl7v2.Ack{Outcome: hl7v2.OutcomeAccept})
 			if err != nil {
 				return nil, err
 			}

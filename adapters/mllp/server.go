@@ -239,7 +239,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, peer netip.Addr) {
 			}
 			return
 		}
-		ack, err := s.Handler(ctx, peer, msg)
+		ack, err := s.handle(ctx, peer, msg)
 		if err != nil {
 			log.Warn("mllp: the message was not taken in; closing the connection without acknowledging it", "err", err)
 			return
@@ -253,6 +253,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, peer netip.Addr) {
 			return
 		}
 	}
+}
+
+// handle runs the handler, turning a panic into an error so that one bad
+// message closes its connection rather than the process.
+func (s *Server) handle(ctx context.Context, peer netip.Addr, msg []byte) (ack []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mllp: the handler panicked: %v", p)
+		}
+	}()
+	return s.Handler(ctx, peer, msg)
 }
 
 // orDefault is d, or def when d is not positive.

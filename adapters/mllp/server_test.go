@@ -260,14 +260,25 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestHandlerErrorClosesWithoutAck(t *testing.T) {
-	addr := serve(t, &Server{AllowedPeers: loopback, Handler: func(context.Context, netip.Addr, []byte) ([]byte, error) {
-		return nil, errors.New("store unavailable")
+func TestHandlerFailureClosesWithoutAck(t *testing.T) {
+	addr := serve(t, &Server{AllowedPeers: loopback, Handler: func(_ context.Context, _ netip.Addr, msg []byte) ([]byte, error) {
+		switch string(msg) {
+		case "fail":
+			return nil, errors.New("store unavailable")
+		case "panic":
+			panic("a bug in the handler")
+		}
+		return []byte("ok"), nil
 	}})
 	c := &Client{Addr: addr, AckTimeout: 5 * time.Second}
 	defer c.Close()
-	if ack, err := c.Send(context.Background(), []byte("x")); err == nil || errors.Is(err, ErrAckTimeout) {
-		t.Errorf("Send = %q, %v; want the connection closed without an acknowledgement", ack, err)
+	for _, msg := range []string{"fail", "panic"} {
+		if ack, err := c.Send(context.Background(), []byte(msg)); err == nil || errors.Is(err, ErrAckTimeout) {
+			t.Errorf("Send(%q) = %q, %v; want the connection closed without an acknowledgement", msg, ack, err)
+		}
+		if ack, err := c.Send(context.Background(), []byte("next")); err != nil || string(ack) != "ok" {
+			t.Errorf("Send after %q = %q, %v; want the server still serving", msg, ack, err)
+		}
 	}
 }
 
