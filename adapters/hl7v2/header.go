@@ -24,18 +24,18 @@ func (m *Message) Type() (code, event string) { return m.Get("MSH-9.1"), m.Get("
 
 // Codes from HL7 table 0357 (message error condition codes), for ERR-3.
 const (
-	CodeSegmentSequence   = "100" // segment sequence error
-	CodeRequiredMissing   = "101" // required field missing
-	CodeDataType          = "102" // data type error
-	CodeTableValue        = "103" // table value not found
-	CodeUnsupportedType   = "200" // unsupported message type
-	CodeUnsupportedEvent  = "201" // unsupported event code
+	CodeSegmentSequence         = "100" // segment sequence error
+	CodeRequiredMissing         = "101" // required field missing
+	CodeDataType                = "102" // data type error
+	CodeTableValue              = "103" // table value not found
+	CodeUnsupportedType         = "200" // unsupported message type
+	CodeUnsupportedEvent        = "201" // unsupported event code
 	CodeUnsupportedProcessingID = "202" // unsupported processing id
-	CodeUnsupportedVersion    = "203" // unsupported version id
-	CodeUnknownKey        = "204" // unknown key identifier
-	CodeDuplicateKey      = "205" // duplicate key identifier
-	CodeRecordLocked      = "206" // application record locked
-	CodeInternal          = "207" // application internal error
+	CodeUnsupportedVersion      = "203" // unsupported version id
+	CodeUnknownKey              = "204" // unknown key identifier
+	CodeDuplicateKey            = "205" // duplicate key identifier
+	CodeRecordLocked            = "206" // application record locked
+	CodeInternal                = "207" // application internal error
 )
 
 // codeText is table 0357's text for each code, written in ERR-3.2.
