@@ -1,0 +1,275 @@
+// Package dispatch delivers an outbox destination's messages (store.Outbox)
+// to their receiver, at least once and in order per ordering key: a
+// Dispatcher claims the messages due, hands each to a Sender and records
+// the outcome. A positive acknowledgement marks the message delivered; an
+// error (HL7 v2 AE), a transport failure or an acknowledgement timeout
+// retries it with exponential back-off; a rejection (AR), or a configured
+// retry limit reached, makes it a dead letter, which holds its key's later
+// messages until an operator replays or discards it (store.OutboxAdmin).
+// The store keeps the order and the leases; after a crash a message whose
+// lease ended is claimed and sent again with its control id unchanged, so
+// a receiver that de-duplicates by it applies it once.
+//
+// HL7 is the Sender of HL7 v2 messages over MLLP.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+// A Sender delivers one message to the destination's receiver and says
+// what the receiver made of it. An error means the message may not have
+// arrived (connection refused or lost, no acknowledgement in time): the
+// dispatcher retries it. ctx ends when the message's lease does.
+type Sender interface {
+	Send(ctx context.Context, msg store.Queued) (Outcome, error)
+}
+
+// Outcome is the receiver's answer to a message.
+type Outcome struct {
+	Result Result
+	// Reason says why a message was not accepted (the receiver's text);
+	// it is recorded with the retry or the dead letter.
+	Reason string
+}
+
+// Result is what becomes of a message that reached its receiver.
+type Result int
+
+// The results of a send.
+const (
+	// Accepted: the receiver took the message (HL7 v2 AA or CA); it is
+	// delivered.
+	Accepted Result = iota
+	// Failed: the receiver could not process it this time (AE or CE, or
+	// an answer that does not answer it); it is retried.
+	Failed
+	// Rejected: the receiver will never process it as sent (AR or CR);
+	// it becomes a dead letter.
+	Rejected
+)
+
+// String names the result.
+func (r Result) String() string {
+	switch r {
+	case Accepted:
+		return "accepted"
+	case Failed:
+		return "failed"
+	case Rejected:
+		return "rejected"
+	}
+	return fmt.Sprintf("Result(%d)", int(r))
+}
+
+// A Dispatcher delivers one destination's outbox messages through a
+// Sender. Run it once; Wake, Status and DispatchOnce are safe to call
+// while it runs.
+type Dispatcher struct {
+	ob   store.OutboxDelivery
+	send Sender
+	cfg  Config
+	wake chan struct{}
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what a Dispatcher has done since it was made, for an
+// operator's view.
+type Status struct {
+	Destination  string
+	Delivered    int64 // messages accepted
+	Retried      int64 // failed attempts scheduled again
+	DeadLettered int64 // messages rejected or given up
+	// LastError is the reason of the last failed attempt, dead letter or
+	// store error, and LastErrorAt when it happened ("" and zero if none).
+	LastError   string
+	LastErrorAt time.Time
+}
+
+// New returns a Dispatcher delivering cfg.Destination's messages from ob
+// through send, or the errors of cfg.Validate.
+func New(ob store.OutboxDelivery, send Sender, cfg Config) (*Dispatcher, error) {
+	if ob == nil || send == nil {
+		return nil, errors.New("dispatch: New needs an outbox and a sender")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Dispatcher{ob: ob, send: send, cfg: cfg, wake: make(chan struct{}, 1),
+		status: Status{Destination: cfg.Destination}}, nil
+}
+
+// Wake nudges a running dispatcher to look for messages now (say after an
+// enqueue committed) instead of at its next poll. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns what the dispatcher has done.
+func (d *Dispatcher) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.status
+}
+
+// Run delivers until ctx is cancelled, then returns nil. It claims and
+// sends what is due, again at once while batches come back full, then
+// waits for Wake or the poll interval. A store error is logged and tried
+// again at the next poll. A send in progress when ctx is cancelled is cut
+// off and its message released, due at once, for the next run.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	timer := time.NewTimer(d.cfg.PollInterval)
+	defer timer.Stop()
+	for {
+		n, err := d.DispatchOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil && n == d.cfg.Batch {
+			continue
+		}
+		timer.Reset(d.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// DispatchOnce claims once the messages due (up to the batch size), sends
+// each in turn and records each outcome; it returns how many it claimed.
+// The error is that of the claim; an outcome the store refuses (the lease
+// was lost to another claim) is logged and skipped, as the message's new
+// holder reports it.
+func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
+	msgs, err := d.ob.Claim(ctx, d.cfg.Destination, d.cfg.Now(), d.cfg.Lease, d.cfg.Batch)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.failed(fmt.Sprintf("claiming messages: %v", err))
+		}
+		return 0, err
+	}
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			d.release(ctx, m, "the dispatcher stopped before sending it")
+			continue
+		}
+		d.deliver(ctx, m)
+	}
+	return len(msgs), nil
+}
+
+// deliver sends m, claimed, and records the outcome.
+func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
+	now := d.cfg.Now()
+	left := m.NextAt.Sub(now)
+	if left <= 0 {
+		// Its lease ended while earlier messages of the batch were sent:
+		// someone may have claimed it again; leave it to the next claim.
+		d.cfg.Logger.Warn("dispatch: lease ended before sending; left for the next claim",
+			"destination", m.Destination, "control_id", m.ControlID)
+		return
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, left)
+	out, err := d.send.Send(sendCtx, m)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		d.release(ctx, m, "the dispatcher stopped while sending it")
+		return
+	}
+	// An answer received is recorded even when the dispatcher is stopping.
+	ctx, cancel = outcomeContext(ctx)
+	defer cancel()
+	now = d.cfg.Now()
+	switch {
+	case err == nil && out.Result == Accepted:
+		if d.record(m, "delivered", d.ob.Delivered(ctx, m.ID, m.Claim, now)) {
+			d.count(func(s *Status) { s.Delivered++ })
+		}
+	case err == nil && out.Result == Rejected:
+		d.deadLetter(ctx, m, fmt.Sprintf("rejected: %s", out.Reason), now)
+	default:
+		reason := out.Reason
+		if err != nil {
+			reason = err.Error()
+		} else if out.Result != Failed {
+			reason = fmt.Sprintf("the sender gave an unknown result %v: %s", out.Result, out.Reason)
+		}
+		if d.cfg.MaxAttempts > 0 && m.Attempts >= d.cfg.MaxAttempts {
+			d.deadLetter(ctx, m, fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, reason), now)
+			return
+		}
+		next := now.Add(d.cfg.Backoff.Delay(m.Attempts, d.cfg.Rand()))
+		d.failed(fmt.Sprintf("%s: attempt %d: %s", m.ControlID, m.Attempts, reason))
+		if d.record(m, "retry", d.ob.Retry(ctx, m.ID, m.Claim, reason, next)) {
+			d.count(func(s *Status) { s.Retried++ })
+		}
+	}
+}
+
+// deadLetter makes m a dead letter with reason.
+func (d *Dispatcher) deadLetter(ctx context.Context, m store.Queued, reason string, now time.Time) {
+	d.failed(fmt.Sprintf("%s: dead letter: %s", m.ControlID, reason))
+	if d.record(m, "dead letter", d.ob.DeadLetter(ctx, m.ID, m.Claim, reason, now)) {
+		d.count(func(s *Status) { s.DeadLettered++ })
+	}
+}
+
+// release returns m, whose send the dispatcher's stop cut off, to pending,
+// due at once, so that a restart need not wait for its lease. The store
+// call outlives ctx, briefly.
+func (d *Dispatcher) release(ctx context.Context, m store.Queued, reason string) {
+	rctx, cancel := outcomeContext(ctx)
+	defer cancel()
+	d.record(m, "release", d.ob.Retry(rctx, m.ID, m.Claim, reason, d.cfg.Now()))
+}
+
+// outcomeContext is the context an outcome is recorded in: ctx's values,
+// not its cancellation, so that an outcome known is not lost to a stop,
+// and a bound of its own.
+func outcomeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
+// record reports whether the store recorded an outcome (err is nil), and
+// logs one it refused.
+func (d *Dispatcher) record(m store.Queued, what string, err error) bool {
+	if err == nil {
+		return true
+	}
+	if fhir.KindOf(err) == fhir.Conflict {
+		d.cfg.Logger.Warn("dispatch: the claim was lost before its outcome was recorded; the message will be sent again",
+			"destination", m.Destination, "control_id", m.ControlID, "outcome", what)
+		return false
+	}
+	d.failed(fmt.Sprintf("%s: recording %s: %v", m.ControlID, what, err))
+	return false
+}
+
+// failed logs msg and keeps it as the last error.
+func (d *Dispatcher) failed(msg string) {
+	d.cfg.Logger.Warn("dispatch: "+msg, "destination", d.cfg.Destination)
+	d.count(func(s *Status) { s.LastError, s.LastErrorAt = msg, d.cfg.Now() })
+}
+
+// count updates the status under the lock.
+func (d *Dispatcher) count(f func(*Status)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(&d.status)
+}
