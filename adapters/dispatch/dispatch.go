@@ -34,6 +34,7 @@ type Sender interface {
 
 // Outcome is the receiver's answer to a message.
 type Outcome struct {
+	// Result is what becomes of the message.
 	Result Result
 	// Reason says why a message was not accepted (the receiver's text);
 	// it is recorded with the retry or the dead letter.
