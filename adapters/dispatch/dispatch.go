@@ -27,7 +27,8 @@ import (
 // A Sender delivers one message to the destination's receiver and says
 // what the receiver made of it. An error means the message may not have
 // arrived (connection refused or lost, no acknowledgement in time): the
-// dispatcher retries it. ctx ends when the message's lease does.
+// dispatcher retries it. ctx ends when the message's lease does, or when
+// the dispatcher stops; Send must then return promptly.
 type Sender interface {
 	Send(ctx context.Context, msg store.Queued) (Outcome, error)
 }
