@@ -129,7 +129,7 @@ func TestBinaryHasNoTestSupport(t *testing.T) {
 	for _, dep := range strings.Fields(string(out)) {
 		switch {
 		case dep == "testing", dep == "net/http/httptest",
-			strings.HasSuffix(dep, "/apptest"), strings.HasSuffix(dep, "/storetest"), strings.HasSuffix(dep, "/bookingtest"):
+			strings.HasSuffix(dep, "/apptest"), strings.HasSuffix(dep, "/authtest"), strings.HasSuffix(dep, "/storetest"), strings.HasSuffix(dep, "/bookingtest"):
 			t.Errorf("the signpost binary links %s, test support", dep)
 		}
 	}

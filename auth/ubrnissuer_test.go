@@ -2,8 +2,7 @@ package auth
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"github.com/signpost-fhir/signpost/auth/authtest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -152,9 +151,9 @@ func TestUBRNIssuerKeepsItsKey(t *testing.T) {
 func TestUBRNIssuerRefuses(t *testing.T) {
 	f := newUBRNFixture(t)
 	key := f.privateJWK()
-	stranger := rsaKey(t, key.KeyID) // same kid, another key
+	stranger := authtest.RSAKey(t, key.KeyID) // same kid, another key
 	sign := func(k jose.JSONWebKey, edit func(map[string]any)) string {
-		return signJWT(t, k, jose.RS256, f.referralClaims(edit))
+		return authtest.SignJWT(t, k, jose.RS256, f.referralClaims(edit))
 	}
 	for _, tc := range []struct {
 		name, token, want string
@@ -204,7 +203,7 @@ func TestUBRNIssuerMintRefusesBadIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, claims := jwtParts(t, tok)
+	_, claims := authtest.JWTParts(t, tok)
 	exp, _ := claims["exp"].(float64)
 	iat, _ := claims["iat"].(float64)
 	if got := time.Duration(exp-iat) * time.Second; got != 15*time.Minute {
@@ -219,7 +218,7 @@ func TestVerifiersChooseByIssuer(t *testing.T) {
 	ctx := context.Background()
 	f := newUBRNFixture(t)
 	ext := newTestIssuer(t)
-	extKey := rsaKey(t, "ext-1")
+	extKey := authtest.RSAKey(t, "ext-1")
 	ext.publish(extKey)
 	ev, err := NewVerifier(ctx, VerifierConfig{Issuer: ext.issuerName, Audience: f.fhir})
 	if err != nil {
@@ -259,13 +258,13 @@ func TestVerifiersChooseByIssuer(t *testing.T) {
 		wantErr string // "" for accepted
 		wantIss string
 	}{
-		{"professional token", signJWT(t, extKey, jose.RS256, professional(nil)), "", ext.issuerName},
+		{"professional token", authtest.SignJWT(t, extKey, jose.RS256, professional(nil)), "", ext.issuerName},
 		{"UBRN token", ubrnTok, "", f.u.Issuer()},
-		{"external iss signed with the UBRN key", signJWT(t, ubrnKeyAsExt, jose.RS256, professional(nil)), "signature does not verify", ""},
-		{"UBRN iss signed with the external key", signJWT(t, extKeyAsUBRN, jose.RS256, f.referralClaims(nil)), "signature does not verify", ""},
-		{"broad scopes under the UBRN iss, external key", signJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { c["iss"] = f.u.Issuer() })), "not one of the issuer's keys", ""},
-		{"untrusted issuer", signJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { c["iss"] = "https://idp.invalid" })), `issuer "https://idp.invalid" is not trusted`, ""},
-		{"no issuer", signJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { delete(c, "iss") })), "no issuer", ""},
+		{"external iss signed with the UBRN key", authtest.SignJWT(t, ubrnKeyAsExt, jose.RS256, professional(nil)), "signature does not verify", ""},
+		{"UBRN iss signed with the external key", authtest.SignJWT(t, extKeyAsUBRN, jose.RS256, f.referralClaims(nil)), "signature does not verify", ""},
+		{"broad scopes under the UBRN iss, external key", authtest.SignJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { c["iss"] = f.u.Issuer() })), "not one of the issuer's keys", ""},
+		{"untrusted issuer", authtest.SignJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { c["iss"] = "https://idp.invalid" })), `issuer "https://idp.invalid" is not trusted`, ""},
+		{"no issuer", authtest.SignJWT(t, extKey, jose.RS256, professional(func(c map[string]any) { delete(c, "iss") })), "no issuer", ""},
 		{"not a JWT", "abc", "three dot-separated parts", ""},
 		{"payload not JSON", "e30.bm9wZQ.c2ln", "not base64url-encoded JSON", ""},
 		{"missing", "", "no access token", ""},
@@ -293,23 +292,4 @@ func TestVerifiersChooseByIssuer(t *testing.T) {
 			}
 		})
 	}
-}
-
-// jwtParts decodes a JWS's header and claims without verifying it.
-func jwtParts(t *testing.T, tok string) (header, claims map[string]any) {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token %q is not a JWS", tok)
-	}
-	for i, v := range []*map[string]any{&header, &claims} {
-		b, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return header, claims
 }

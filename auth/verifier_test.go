@@ -2,15 +2,12 @@ package auth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/signpost-fhir/signpost/auth/authtest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,43 +67,6 @@ func (ti *testIssuer) publish(keys ...jose.JSONWebKey) {
 	}
 }
 
-func rsaKey(t testing.TB, kid string) jose.JSONWebKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "RS256", Use: "sig"}
-}
-
-func ecKey(t testing.TB, kid string) jose.JSONWebKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "ES256", Use: "sig"}
-}
-
-// signJWT signs claims with key (a private JWK) under alg.
-func signJWT(t testing.TB, key jose.JSONWebKey, alg jose.SignatureAlgorithm, claims map[string]any) string {
-	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func b64(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -116,7 +76,7 @@ const testAudience = "http://127.0.0.1/fhir"
 
 func TestVerifierAdversarial(t *testing.T) {
 	ti := newTestIssuer(t)
-	good, ec, stranger := rsaKey(t, "k1"), ecKey(t, "e1"), rsaKey(t, "k1")
+	good, ec, stranger := authtest.RSAKey(t, "k1"), authtest.ECKey(t, "e1"), authtest.RSAKey(t, "k1")
 	ti.publish(good, ec)
 	v, err := NewVerifier(context.Background(), VerifierConfig{Issuer: ti.issuerName, Audience: testAudience})
 	if err != nil {
@@ -135,7 +95,7 @@ func TestVerifierAdversarial(t *testing.T) {
 		}
 		return c
 	}
-	valid := signJWT(t, good, jose.RS256, claims(nil))
+	valid := authtest.SignJWT(t, good, jose.RS256, claims(nil))
 	pubPEM := func() []byte {
 		der, _ := x509.MarshalPKIXPublicKey(good.Public().Key)
 		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
@@ -150,24 +110,24 @@ func TestVerifierAdversarial(t *testing.T) {
 		wantDiag   string // substring of the diagnostics
 	}{
 		{name: "valid RS256", token: valid},
-		{name: "valid ES256", token: signJWT(t, ec, jose.ES256, claims(nil))},
-		{name: "exp within clock skew", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["exp"] = now.Add(-20 * time.Second).Unix() }))},
-		{name: "nbf within clock skew", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(20 * time.Second).Unix() }))},
+		{name: "valid ES256", token: authtest.SignJWT(t, ec, jose.ES256, claims(nil))},
+		{name: "exp within clock skew", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["exp"] = now.Add(-20 * time.Second).Unix() }))},
+		{name: "nbf within clock skew", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(20 * time.Second).Unix() }))},
 		{name: "no token", token: "", wantDetail: DetailTokenMissing, wantDiag: "no access token"},
 		{name: "garbled", token: "not-a-jwt", wantDetail: DetailTokenInvalid, wantDiag: "not a signed JWT"},
 		{name: "garbled three parts", token: "a.b.c", wantDetail: DetailTokenInvalid, wantDiag: "header"},
-		{name: "expired", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["exp"] = now.Add(-10 * time.Minute).Unix() })), wantDetail: DetailTokenExpired, wantDiag: "expired at"},
-		{name: "no exp", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { delete(c, "exp") })), wantDetail: DetailTokenExpired},
-		{name: "nbf in the future", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(3 * time.Minute).Unix() })), wantDetail: DetailTokenInvalid, wantDiag: "not valid before"},
-		{name: "nbf far in the future", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() })), wantDetail: DetailTokenInvalid, wantDiag: "not valid"},
-		{name: "wrong issuer", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["iss"] = "https://evil.example" })), wantDetail: DetailTokenInvalid, wantDiag: "not trusted"},
-		{name: "wrong audience", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["aud"] = "http://127.0.0.1/other" })), wantDetail: DetailTokenInvalid, wantDiag: "audience"},
-		{name: "no audience", token: signJWT(t, good, jose.RS256, claims(func(c map[string]any) { delete(c, "aud") })), wantDetail: DetailTokenInvalid, wantDiag: "audience"},
+		{name: "expired", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["exp"] = now.Add(-10 * time.Minute).Unix() })), wantDetail: DetailTokenExpired, wantDiag: "expired at"},
+		{name: "no exp", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { delete(c, "exp") })), wantDetail: DetailTokenExpired},
+		{name: "nbf in the future", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(3 * time.Minute).Unix() })), wantDetail: DetailTokenInvalid, wantDiag: "not valid before"},
+		{name: "nbf far in the future", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() })), wantDetail: DetailTokenInvalid, wantDiag: "not valid"},
+		{name: "wrong issuer", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["iss"] = "https://evil.example" })), wantDetail: DetailTokenInvalid, wantDiag: "not trusted"},
+		{name: "wrong audience", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { c["aud"] = "http://127.0.0.1/other" })), wantDetail: DetailTokenInvalid, wantDiag: "audience"},
+		{name: "no audience", token: authtest.SignJWT(t, good, jose.RS256, claims(func(c map[string]any) { delete(c, "aud") })), wantDetail: DetailTokenInvalid, wantDiag: "audience"},
 		{name: "alg none", token: b64(map[string]string{"alg": "none", "typ": "JWT"}) + "." + b64(claims(nil)) + ".", wantDetail: DetailTokenInvalid, wantDiag: `alg "none"`},
-		{name: "HS256 signed with the public key", token: signJWT(t, jose.JSONWebKey{Key: pubPEM, KeyID: "k1"}, jose.HS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: `alg "HS256"`},
+		{name: "HS256 signed with the public key", token: authtest.SignJWT(t, jose.JSONWebKey{Key: pubPEM, KeyID: "k1"}, jose.HS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: `alg "HS256"`},
 		{name: "tampered payload", token: tampered, wantDetail: DetailTokenInvalid, wantDiag: "signature does not verify"},
-		{name: "signed by a stranger's key with a known kid", token: signJWT(t, stranger, jose.RS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: "signature does not verify"},
-		{name: "RS256 token claiming the EC key", token: signJWT(t, jose.JSONWebKey{Key: good.Key, KeyID: "e1"}, jose.RS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: "signature"},
+		{name: "signed by a stranger's key with a known kid", token: authtest.SignJWT(t, stranger, jose.RS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: "signature does not verify"},
+		{name: "RS256 token claiming the EC key", token: authtest.SignJWT(t, jose.JSONWebKey{Key: good.Key, KeyID: "e1"}, jose.RS256, claims(nil)), wantDetail: DetailTokenInvalid, wantDiag: "signature"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +172,7 @@ func TestVerifierAdversarial(t *testing.T) {
 // once, rate-limited, and that a rotated key is then accepted.
 func TestVerifierKeyRotation(t *testing.T) {
 	ti := newTestIssuer(t)
-	old, rotated := rsaKey(t, "old"), rsaKey(t, "new")
+	old, rotated := authtest.RSAKey(t, "old"), authtest.RSAKey(t, "new")
 	ti.publish(old)
 	v, err := NewVerifier(context.Background(), VerifierConfig{Issuer: ti.issuerName, Audience: testAudience, RefreshInterval: time.Minute})
 	if err != nil {
@@ -222,7 +182,7 @@ func TestVerifierKeyRotation(t *testing.T) {
 	v.now = func() time.Time { return clock }
 	claims := map[string]any{"iss": ti.issuerName, "sub": "s", "aud": testAudience, "exp": time.Now().Add(24 * time.Hour).Unix(), "scope": "system/Slot.rs"}
 	verify := func(key jose.JSONWebKey) error {
-		_, err := v.Verify(context.Background(), signJWT(t, key, jose.RS256, claims))
+		_, err := v.Verify(context.Background(), authtest.SignJWT(t, key, jose.RS256, claims))
 		return err
 	}
 
@@ -238,8 +198,8 @@ func TestVerifierKeyRotation(t *testing.T) {
 		{name: "known kid: no fetch", key: old, wantOK: true, wantFetch: 1},
 		{name: "issuer rotates; new kid within the interval is refused without a fetch", publish: []jose.JSONWebKey{old, rotated}, key: rotated, wantOK: false, wantFetch: 1},
 		{name: "after the interval an unknown kid refreshes once", advance: 61 * time.Second, key: rotated, wantOK: true, wantFetch: 2},
-		{name: "made-up kid refreshes at most once per interval", advance: 61 * time.Second, key: rsaKey(t, "made-up-1"), wantOK: false, wantFetch: 3},
-		{name: "another made-up kid straight after: no fetch", key: rsaKey(t, "made-up-2"), wantOK: false, wantFetch: 3},
+		{name: "made-up kid refreshes at most once per interval", advance: 61 * time.Second, key: authtest.RSAKey(t, "made-up-1"), wantOK: false, wantFetch: 3},
+		{name: "another made-up kid straight after: no fetch", key: authtest.RSAKey(t, "made-up-2"), wantOK: false, wantFetch: 3},
 		{name: "old key still accepted while published", key: old, wantOK: true, wantFetch: 3},
 		{name: "withdrawn key refused once keys are fetched again (max age)", advance: 2 * time.Hour, publish: []jose.JSONWebKey{rotated}, key: old, wantOK: false, wantFetch: 4},
 		{name: "rotated key still accepted", key: rotated, wantOK: true, wantFetch: 4},
@@ -258,7 +218,7 @@ func TestVerifierKeyRotation(t *testing.T) {
 		}
 	}
 	// The rejection of an unknown kid names it.
-	err = verify(rsaKey(t, "made-up-3"))
+	err = verify(authtest.RSAKey(t, "made-up-3"))
 	if fe := fhir.AsError(err); len(fe.Issues) == 0 || !strings.Contains(fe.Issues[0].Diagnostics, `key "made-up-3"`) {
 		t.Errorf("unknown kid error = %v", err)
 	}
@@ -266,13 +226,13 @@ func TestVerifierKeyRotation(t *testing.T) {
 
 func TestVerifierConcurrentUnknownKidFetchesOnce(t *testing.T) {
 	ti := newTestIssuer(t)
-	k := rsaKey(t, "k")
+	k := authtest.RSAKey(t, "k")
 	ti.publish(k)
 	v, err := NewVerifier(context.Background(), VerifierConfig{Issuer: ti.issuerName, Audience: testAudience})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := signJWT(t, rsaKey(t, "unknown"), jose.RS256, map[string]any{"iss": ti.issuerName, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()})
+	tok := authtest.SignJWT(t, authtest.RSAKey(t, "unknown"), jose.RS256, map[string]any{"iss": ti.issuerName, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() { v.Verify(context.Background(), tok) })
@@ -345,12 +305,12 @@ func TestWWWAuthenticate(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	key := rsaKey(b, "k")
+	key := authtest.RSAKey(b, "k")
 	v, err := NewLocalVerifier(VerifierConfig{Issuer: "http://127.0.0.1/auth", Audience: testAudience}, []jose.JSONWebKey{key})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok := signJWT(b, key, jose.RS256, map[string]any{
+	tok := authtest.SignJWT(b, key, jose.RS256, map[string]any{
 		"iss": "http://127.0.0.1/auth", "sub": "s", "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix(),
 		"scope": "system/*.cruds", "org": "A99001", "role": "referrer", "client_id": "gp-system",
 	})

@@ -3,9 +3,9 @@ package devserver
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/signpost-fhir/signpost/auth/authtest"
 	"io"
 	"maps"
 	"net/http"
@@ -92,7 +92,7 @@ func (f *devFixture) assertion(t *testing.T, edit func(map[string]any)) string {
 	if edit != nil {
 		edit(claims)
 	}
-	return signJWT(t, jose.JSONWebKey{Key: key, KeyID: c.JWK.KeyID}, jose.RS256, claims)
+	return authtest.SignJWT(t, jose.JSONWebKey{Key: key, KeyID: c.JWK.KeyID}, jose.RS256, claims)
 }
 
 func (f *devFixture) backendToken(ctx context.Context, assertion string, scopes ...string) (*oauth2.Token, error) {
@@ -107,24 +107,6 @@ func (f *devFixture) backendToken(ctx context.Context, assertion string, scopes 
 		AuthStyle: oauth2.AuthStyleInParams,
 	}
 	return cc.Token(ctx)
-}
-
-func jwtParts(t *testing.T, tok string) (header, claims map[string]any) {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token %q is not a JWS", tok)
-	}
-	for i, v := range []*map[string]any{&header, &claims} {
-		b, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return header, claims
 }
 
 func TestDevServerFirstStart(t *testing.T) {
@@ -270,7 +252,7 @@ func TestDevServerClientCredentials(t *testing.T) {
 			return f.backendToken(ctx, f.assertion(t, func(c map[string]any) { c["sub"] = "someone" }))
 		}},
 		{"assertion signed by another key", func() (*oauth2.Token, error) {
-			return f.backendToken(ctx, signJWT(t, rsaKey(t, f.client(t, ClientGPSystem).JWK.KeyID), jose.RS256, map[string]any{
+			return f.backendToken(ctx, authtest.SignJWT(t, authtest.RSAKey(t, f.client(t, ClientGPSystem).JWK.KeyID), jose.RS256, map[string]any{
 				"iss": ClientGPSystem, "sub": ClientGPSystem, "aud": f.dev.TokenEndpoint(), "jti": "x", "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 			}))
 		}},
@@ -479,8 +461,8 @@ func TestMintToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ih, ic := jwtParts(t, issued.AccessToken)
-	mh, mc := jwtParts(t, minted)
+	ih, ic := authtest.JWTParts(t, issued.AccessToken)
+	mh, mc := authtest.JWTParts(t, minted)
 	if !maps.Equal(ih, mh) {
 		t.Errorf("headers differ: issued %v, minted %v", ih, mh)
 	}

@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"encoding/json"
+	"github.com/signpost-fhir/signpost/auth/authtest"
 	"io"
 	"net/http"
 	"net/url"
@@ -60,7 +61,7 @@ func (f *devFixture) call(t *testing.T, c tokenCall) (int, http.Header, map[stri
 // grantedScopes reads the scope claim of an access token.
 func grantedScopes(t *testing.T, tok string) []string {
 	t.Helper()
-	_, claims := jwtParts(t, tok)
+	_, claims := authtest.JWTParts(t, tok)
 	s, _ := claims["scope"].(string)
 	out := strings.Fields(s)
 	slices.Sort(out)
@@ -102,7 +103,7 @@ func TestDevTokenEndpointAdversarial(t *testing.T) {
 		}
 		return out
 	}
-	foreign := signJWT(t, rsaKey(t, f.client(t, ClientGPSystem).JWK.KeyID), jose.RS256, map[string]any{
+	foreign := authtest.SignJWT(t, authtest.RSAKey(t, f.client(t, ClientGPSystem).JWK.KeyID), jose.RS256, map[string]any{
 		"iss": ClientGPSystem, "sub": ClientGPSystem, "aud": f.dev.TokenEndpoint(), "jti": "foreign-1",
 		"exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 	})
