@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -134,4 +136,32 @@ func Seed(t testing.TB, a *app.App, resources ...map[string]any) {
 	if err != nil {
 		t.Fatalf("seeding: %v", err)
 	}
+}
+
+// Versions returns the current version of every resource of types in a's
+// store, by "Type/id": taken before and after a refused request, equal
+// snapshots show that nothing changed.
+func Versions(t testing.TB, a *app.App, types ...string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, typ := range types {
+		q, err := a.Search.Parse(typ, url.Values{"_count": {"1000"}}, search.ParseOptions{MaxCount: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			page, err := a.Store.Search(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Resources {
+				out[r.Reference()] = r.Version
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+	}
+	return out
 }

@@ -1,11 +1,9 @@
 package booking_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,7 +16,6 @@ import (
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/fhir"
-	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 // The ways a write reaches the server: as a single request, as the only
@@ -136,21 +133,7 @@ func (s *server) send(t *testing.T, mode string, w sent) outcome {
 // rows may touch, by "Type/id".
 func (s *server) versions(t *testing.T) map[string]int64 {
 	t.Helper()
-	out := map[string]int64{}
-	for _, typ := range []string{"Appointment", "Slot", "Schedule", "Patient", "HealthcareService", "ServiceRequest", "Task", "Provenance"} {
-		q, err := s.app.Search.Parse(typ, url.Values{"_count": {"1000"}}, search.ParseOptions{MaxCount: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, err := s.app.Store.Search(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range page.Resources {
-			out[r.Reference()] = r.Version
-		}
-	}
-	return out
+	return apptest.Versions(t, s.app, "Appointment", "Slot", "Schedule", "Patient", "HealthcareService", "ServiceRequest", "Task", "Provenance")
 }
 
 // intoThePast moves Appointment/id and its slots back in time, as time
@@ -265,30 +248,39 @@ func TestClinicalStateRules(t *testing.T) {
 	for _, tc := range rows {
 		for _, mode := range writeModes {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
-				w := tc.write(t)
-				before := s.versions(t)
-				got := s.send(t, mode, w)
-				if got.status != tc.status {
-					t.Fatalf("status %d, want %d: %s", got.status, tc.status, got.body)
-				}
-				if tc.detail == "" {
-					return
-				}
-				if got.detail() != tc.detail {
-					t.Errorf("detail %q, want %q: %s", got.detail(), tc.detail, got.body)
-				}
-				if is := got.issues(); len(is) != 1 || is[0].Code != "business-rule" {
-					t.Errorf("issues %+v, want one business-rule issue", is)
-				}
-				if diff := cmp.Diff([]string{"Appointment.status"}, got.expressions("Appointment")); diff != "" {
-					t.Errorf("issue locations (-want +got):\n%s", diff)
-				}
-				if diff := cmp.Diff(before, s.versions(t)); diff != "" {
-					t.Errorf("a refused write changed resources (-before +after):\n%s", diff)
-				}
+				s.checkRule(t, mode, tc.write(t), tc.status, tc.detail, "Appointment.status")
 			})
 		}
 	}
+}
+
+// checkRule sends w by mode and checks the answer's status; for a refusal
+// by a rule (detail set) also its one business-rule issue, with that
+// detail, at where, and that nothing changed. It returns the refusal for
+// further checks, nil for an accepted write.
+func (s *server) checkRule(t *testing.T, mode string, w sent, status int, detail, where string) *outcome {
+	t.Helper()
+	before := s.versions(t)
+	got := s.send(t, mode, w)
+	if got.status != status {
+		t.Fatalf("status %d, want %d: %s", got.status, status, got.body)
+	}
+	if detail == "" {
+		return nil
+	}
+	if got.detail() != detail {
+		t.Errorf("detail %q, want %q: %s", got.detail(), detail, got.body)
+	}
+	if is := got.issues(); len(is) != 1 || is[0].Code != "business-rule" {
+		t.Errorf("issues %+v, want one business-rule issue", is)
+	}
+	if diff := cmp.Diff([]string{where}, got.expressions("Appointment")); diff != "" {
+		t.Errorf("issue locations (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(before, s.versions(t)); diff != "" {
+		t.Errorf("a refused write changed resources (-before +after):\n%s", diff)
+	}
+	return &got
 }
 
 // TestFollowUpAppointments: a follow-up's previousAppointment must be an
@@ -375,23 +367,9 @@ func TestFollowUpAppointments(t *testing.T) {
 	for _, tc := range rows {
 		for _, mode := range writeModes {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
-				w := tc.write(t)
-				before := s.versions(t)
-				got := s.send(t, mode, w)
-				if got.status != tc.status {
-					t.Fatalf("status %d, want %d: %s", got.status, tc.status, got.body)
-				}
-				if tc.detail == "" {
+				got := s.checkRule(t, mode, tc.write(t), tc.status, tc.detail, tc.where)
+				if got == nil {
 					return
-				}
-				if got.detail() != tc.detail {
-					t.Errorf("detail %q, want %q: %s", got.detail(), tc.detail, got.body)
-				}
-				if is := got.issues(); len(is) != 1 || is[0].Code != "business-rule" {
-					t.Errorf("issues %+v, want one business-rule issue", is)
-				}
-				if diff := cmp.Diff([]string{tc.where}, got.expressions("Appointment")); diff != "" {
-					t.Errorf("issue locations (-want +got):\n%s", diff)
 				}
 				for _, leak := range []string{theirs, "p3", "Otherpatient", gone} {
 					if strings.Contains(string(got.body), leak) {
@@ -400,9 +378,6 @@ func TestFollowUpAppointments(t *testing.T) {
 				}
 				for _, is := range got.issues() {
 					diagnostics[is.Diagnostics] = true
-				}
-				if diff := cmp.Diff(before, s.versions(t)); diff != "" {
-					t.Errorf("a refused write changed resources (-before +after):\n%s", diff)
 				}
 			})
 		}

@@ -132,21 +132,7 @@ func (w *recategoriseWorld) book(t *testing.T, sr string) (string, string) {
 // (the audit trail aside), by "Type/id".
 func versions(t *testing.T, c *client) map[string]int64 {
 	t.Helper()
-	out := map[string]int64{}
-	for _, typ := range []string{"ServiceRequest", "Task", "Appointment", "Slot", "Provenance", "HealthcareService", "Patient"} {
-		q, err := c.a.Search.Parse(typ, url.Values{"_count": {"1000"}}, search.ParseOptions{MaxCount: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, err := c.a.Store.Search(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range page.Resources {
-			out[r.Reference()] = r.Version
-		}
-	}
-	return out
+	return apptest.Versions(t, c.a, "ServiceRequest", "Task", "Appointment", "Slot", "Provenance", "HealthcareService", "Patient")
 }
 
 // stored returns the current JSON of ref straight from the store.
