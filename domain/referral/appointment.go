@@ -138,8 +138,17 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 					return err
 				}
 			}
-			if c.Old == nil || !old.books() || old.Start != a.Start || !slices.Contains(old.referrals(), ref) ||
-				!slices.Equal(services, mustServices(s.appointmentServices(ctx, tx, &old))) {
+			// Judged when it becomes a booking of the referral, or its time
+			// or services change; a status change of the booking is not.
+			recheck := c.Old == nil || !old.books() || old.Start != a.Start || !slices.Contains(old.referrals(), ref)
+			if !recheck {
+				was, err := s.appointmentServices(ctx, tx, &old)
+				if err != nil {
+					return err
+				}
+				recheck = !slices.Equal(services, was)
+			}
+			if recheck {
 				if breach, err = s.checkFit(ctx, tx, c, &a, sr, services); err != nil {
 					return err
 				}
@@ -227,8 +236,6 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 	}
 	return nil
 }
-
-func mustServices(s []string, _ error) []string { return s }
 
 // prepareAppointment fills, before validation, what an appointment takes
 // from its referral: the referral itself (linkReferral) and, for a
@@ -370,8 +377,10 @@ func (s *Service) appointmentServices(ctx context.Context, tx store.Reader, a *a
 	schedules := map[string]bool{}
 	for _, sl := range a.Slot {
 		res, err := readRef(ctx, tx, sl.Reference)
-		if err != nil {
+		if gone(err) {
 			continue // the booking rules report a missing slot
+		} else if err != nil {
+			return nil, err
 		}
 		var v struct {
 			Schedule r4.Reference `json:"schedule"`
@@ -382,8 +391,10 @@ func (s *Service) appointmentServices(ctx context.Context, tx store.Reader, a *a
 		}
 		schedules[elem.Str(v.Schedule.Reference)] = true
 		sc, err := readRef(ctx, tx, elem.Str(v.Schedule.Reference))
-		if err != nil {
+		if gone(err) {
 			continue
+		} else if err != nil {
+			return nil, err
 		}
 		var scv struct {
 			Actor []r4.Reference `json:"actor"`
@@ -482,4 +493,11 @@ func (s *Service) setPerformer(ctx context.Context, tx *write.Tx, sr *fhir.Resou
 	obj.Set("performer", []r4.Reference{elem.Ref(service)})
 	_, _, err = tx.PutWith(ctx, cur.Type, cur.ID, obj, 0, own)
 	return err
+}
+
+// gone reports whether err says a resource read is not there (never was,
+// deleted, or not a valid reference).
+func gone(err error) bool {
+	k := fhir.KindOf(err)
+	return err != nil && (k == fhir.NotFound || k == fhir.Gone || k == fhir.Invalid)
 }
