@@ -3,9 +3,12 @@ package referral
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
@@ -245,7 +248,7 @@ func (s *Service) Plan(ctx context.Context, rd store.Reader, referralID string) 
 		return &booking.Plan{Patient: f.patientID(), Notice: providerBooks(f)}, nil
 	}
 	plan := &booking.Plan{Patient: f.patientID(), Until: f.deadline}
-	services, err := find(ctx, rd, s.reg, "HealthcareService", "")
+	services, err := f.candidates(ctx, rd, s)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +274,63 @@ func (s *Service) Plan(ctx context.Context, rd store.Reader, referralID string) 
 }
 
 var _ booking.Referrals = (*Service)(nil)
+
+// candidates returns the services a booking for the referral might be at:
+// those of its specialty (performerType) or service type (code), found by
+// search rather than by judging the whole directory, and those of its
+// saved shortlist and redirection. Each is then judged.
+func (f *fit) candidates(ctx context.Context, rd store.Reader, s *Service) ([]*fhir.Resource, error) {
+	seen := map[string]bool{}
+	var out []*fhir.Resource
+	add := func(rs ...*fhir.Resource) {
+		for _, r := range rs {
+			if !seen[r.Reference()] {
+				seen[r.Reference()] = true
+				out = append(out, r)
+			}
+		}
+	}
+	for param, cc := range map[string]r4.CodeableConcept{"specialty": f.r.PerformerType, "service-type": f.r.Code} {
+		var values []string
+		for _, c := range cc.Coding {
+			if code := elem.Str(c.Code); code != "" {
+				values = append(values, tokenValue(elem.Str(c.System), code))
+			}
+		}
+		if len(values) == 0 {
+			continue
+		}
+		found, err := find(ctx, rd, s.reg, "HealthcareService", url.Values{param: {strings.Join(values, ",")}}.Encode())
+		if err != nil {
+			return nil, err
+		}
+		add(found...)
+	}
+	for _, ref := range append(slices.Clone(f.shortlist), f.redirected) {
+		if ref == "" || seen[ref] {
+			continue
+		}
+		res, err := readRef(ctx, rd, ref)
+		if gone(err) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		add(res)
+	}
+	return out, nil
+}
+
+// tokenValue is a token search value for a coding: system|code, or the
+// code alone (any system) when it has none, escaped as FHIR search
+// escapes.
+func tokenValue(system, code string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`)
+	if system == "" {
+		return esc.Replace(code)
+	}
+	return esc.Replace(system) + "|" + esc.Replace(code)
+}
 
 func (f *fit) patientID() string {
 	if typ, id, ok := fhir.SplitReference(elem.Str(f.r.Subject.Reference)); ok && typ == "Patient" {
