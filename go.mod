@@ -7,11 +7,11 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.6
 	github.com/go-playground/validator/v10 v10.30.6
 	github.com/google/uuid v1.6.0
+	github.com/samply/golang-fhir-models/fhir-models v0.3.2
 	golang.org/x/text v0.43.0
+	gopkg.in/yaml.v3 v3.0.1
 	modernc.org/sqlite v1.61.1
 )
-
-require github.com/samply/golang-fhir-models/fhir-models v0.3.2 // indirect
 
 require (
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
@@ -59,6 +60,9 @@ type Config struct {
 	// when the search parameters changed (see App.Reindex): for signpost
 	// reindex, which does it itself with progress.
 	NoReindex bool
+	// Adapters are the adapter instances to run (serve --adapters FILE,
+	// read by adapters.Load); nil runs none.
+	Adapters *adapters.File
 }
 
 // App is an assembled server.
@@ -74,6 +78,7 @@ type App struct {
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
+	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
 	stop      func()               // stops background work
 }
 
@@ -169,6 +174,10 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	if err := a.startAdapters(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(write.AsServer(context.Background()))
 	done := make(chan struct{})
 	go func() { // releases holds that expired, also while the server was down
@@ -186,6 +195,13 @@ func (a *App) Handler() http.Handler { return a.API.Handler() }
 func (a *App) Close() error {
 	if a.stop != nil {
 		a.stop()
+	}
+	if a.Adapters != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Adapters.Stop(ctx); err != nil {
+			a.Config.Logger.Warn("stopping adapters", "error", err)
+		}
 	}
 	a.API.Close() // stores the buffered audit records
 	return a.Store.Close()

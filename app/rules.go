@@ -20,6 +20,7 @@ func RuleOrder() write.Order {
 				"booking.appointment",  // claims and frees slots; records an Idempotency-Key's answer
 				"referral.guidance",    // booking guidance answered before a booking
 				"referral.appointment", // the referral's workflow follows its bookings
+				"adapters",             // other systems hear of the change (outbox), once the domain has settled it
 			},
 			"AppointmentResponse": {"booking.response"},
 			"Slot": {
@@ -29,8 +30,8 @@ func RuleOrder() write.Order {
 			"Schedule":              {"booking.schedule", "directory.schedule"},
 			"HealthcareService":     {"directory.service"},
 			"Patient":               {"referral.patient"},
-			"ServiceRequest":        {"referral.service-request", "referral.category"},
-			"Task":                  {"referral.task"},
+			"ServiceRequest":        {"referral.service-request", "referral.category", "adapters"},
+			"Task":                  {"referral.task", "adapters"},
 			"DocumentReference":     {"referral.document-reference"},
 			"Binary":                {"referral.binary"},
 			"QuestionnaireResponse": {"referral.questionnaire-response"},

@@ -14,14 +14,14 @@ import (
 func TestRuleOrder(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
-		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment"},
+		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "adapters"},
 		"AppointmentResponse":   {"access", "booking.response"},
 		"Slot":                  {"access", "booking.slot", "directory.slot"},
 		"Schedule":              {"access", "booking.schedule", "directory.schedule"},
 		"HealthcareService":     {"access", "directory.service"},
 		"Patient":               {"access", "referral.patient"},
-		"ServiceRequest":        {"access", "referral.service-request", "referral.category"},
-		"Task":                  {"access", "referral.task"},
+		"ServiceRequest":        {"access", "referral.service-request", "referral.category", "adapters"},
+		"Task":                  {"access", "referral.task", "adapters"},
 		"DocumentReference":     {"access", "referral.document-reference"},
 		"Binary":                {"access", "referral.binary"},
 		"QuestionnaireResponse": {"access", "referral.questionnaire-response"},

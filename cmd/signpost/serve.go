@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -61,6 +63,7 @@ func serve(args []string) error {
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
+	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	if err := parse(fs, args); err != nil {
@@ -76,6 +79,12 @@ func serve(args []string) error {
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
+	}
+	if *adapterFile != "" {
+		var err error
+		if cfg.Adapters, err = adapters.Load(*adapterFile); err != nil {
+			return fmt.Errorf("serve --adapters: %w", err)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

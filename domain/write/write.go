@@ -232,12 +232,36 @@ type TxOptions struct {
 	DeferDerived bool
 }
 
-// UpdateWith is Update with options for the rules of its writes.
+// UpdateWith is Update with options for the rules of its writes. Once the
+// transaction commits, the work its rules deferred (Tx.AfterCommit) runs in
+// order; the first error of that work is returned, the transaction staying
+// committed.
 func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx context.Context, tx *Tx) error) error {
-	return r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
-		return fn(ctx, &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts})
+	var last *Tx // the attempt that committed: the store may run fn again after a transient error
+	err := r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
+		last = &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts}
+		return fn(ctx, last)
 	})
+	if err != nil || last == nil {
+		return err
+	}
+	for _, f := range last.after {
+		if err := f(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// AfterCommit defers f until the transaction has committed: work a rule
+// starts that must not run inside the transaction, because it waits on
+// another system or tells one (waking an outbox dispatcher, asking a PAS
+// to confirm a booking). f runs in the caller's goroutine, after the
+// commit and before Update returns, in the order the calls were made; it
+// does not run when the transaction rolls back. Its error is the caller's
+// answer, the transaction staying committed: f makes any compensating
+// writes itself.
+func (t *Tx) AfterCommit(f func(ctx context.Context) error) { t.after = append(t.after, f) }
 
 // Options returns the options the transaction was started with.
 func (t *Tx) Options() TxOptions { return t.opts }
@@ -250,9 +274,10 @@ func (t *Tx) Claim() *Claim { return t.opts.Claim }
 type Tx struct {
 	store.Tx
 	repo    *Path
-	now     time.Time       // one lastUpdated for every write of the transaction
-	created map[string]bool // "Type/id" of the resources this transaction created
-	opts    TxOptions       // what its caller said about it
+	now     time.Time                         // one lastUpdated for every write of the transaction
+	created map[string]bool                   // "Type/id" of the resources this transaction created
+	opts    TxOptions                         // what its caller said about it
+	after   []func(ctx context.Context) error // AfterCommit's work, in order
 }
 
 // Now returns the transaction's timestamp.

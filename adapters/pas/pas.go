@@ -1,0 +1,250 @@
+// Package pas is the hospital PAS adapter (kind "hl7v2-pas"): it connects a
+// trust's patient administration system to Signpost over HL7 v2 and MLLP.
+//
+//   - inbound (inbound.go): SIU and ADT messages from the PAS, applied
+//     through the domain's write path as the instance's principal,
+//     recorded in the store's inbox so a resent message is applied once;
+//   - outbound (outbound.go): changes made in Signpost to the PAS's
+//     schedules, queued in the outbox in the change's own transaction and
+//     delivered by a dispatcher (adapters/dispatch);
+//   - pas-confirmed bookings (confirm.go): the PAS's answer decides a
+//     booking of its slots;
+//   - the slot feed (feed.go): the PAS's published slots, by pas_slot_id.
+package pas
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/dispatch"
+	"github.com/signpost-fhir/signpost/adapters/mllp"
+	"github.com/signpost-fhir/signpost/store"
+)
+
+func init() { adapters.Register(Kind, New) }
+
+// Adapter is one hl7v2-pas instance.
+type Adapter struct {
+	env      adapters.Env
+	set      Settings
+	services map[string]bool // the HealthcareService ids the PAS owns
+	allow    []netip.Prefix  // peers that may connect to the listener
+	tls      *tls.Config     // nil without TLS
+	store    store.Store
+
+	client     *mllp.Client         // to the PAS; nil without Send
+	dispatcher *dispatch.Dispatcher // delivers the outbox to client; nil without Send
+	server     *mllp.Server         // nil without Listen
+
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	listenOn net.Addr // the listener's bound address, once started
+	lastErr  string
+	lastAt   time.Time
+}
+
+// New is the hl7v2-pas Factory: it reads and validates settings.
+func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
+	var set Settings
+	if len(settings) == 0 {
+		settings = []byte("{}")
+	}
+	if err := adapters.Decode(settings, &set); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	if err := adapters.Validate(&set); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	if set.Listen == "" && set.Send == "" {
+		return nil, errors.New("settings: neither listen nor send is set: the instance would do nothing")
+	}
+	if set.Mode == ModePASConfirmed && set.Send == "" {
+		return nil, errors.New("settings.send: a pas-confirmed instance must be able to ask the PAS")
+	}
+	set = set.withDefaults(env)
+	a := &Adapter{env: env, set: set, services: map[string]bool{}, store: env.Writes.Store()}
+	for _, s := range set.Services {
+		a.services[s] = true
+	}
+	var err error
+	if a.allow, err = mllp.ParseAllowList(set.Allow); err != nil {
+		return nil, fmt.Errorf("settings.allow: %w", err)
+	}
+	if set.TLS != nil {
+		if a.tls, err = set.TLS.config(); err != nil {
+			return nil, fmt.Errorf("settings.tls: %w", err)
+		}
+	}
+	if set.Send != "" {
+		ob, ok := a.store.(store.Outbox)
+		if !ok {
+			return nil, errors.New("settings.send: the store keeps no outbox, so messages to the PAS could be lost")
+		}
+		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.or(30 * time.Second)}
+		a.dispatcher, err = dispatch.New(ob, dispatch.HL7{Client: a.client}, dispatch.Config{
+			Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
+			Backoff: dispatch.Backoff{Base: set.RetryBase.or(0), Max: set.RetryMax.or(0), Factor: 2, Jitter: 0.2},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("settings: %w", err)
+		}
+	}
+	if set.Listen != "" {
+		if _, ok := a.store.(store.Inbox); !ok {
+			return nil, errors.New("settings.listen: the store keeps no inbox, so a resent message could be applied twice")
+		}
+		a.server = &mllp.Server{Handler: a.receive, AllowedPeers: a.allow, TLSConfig: a.tls, Logger: env.Logger}
+	}
+	return a, nil
+}
+
+// withDefaults fills the settings left empty.
+func (s Settings) withDefaults(env adapters.Env) Settings {
+	org := env.Principal.Organization
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&s.Application, "SIGNPOST")
+	def(&s.Facility, org)
+	def(&s.PASApplication, "PAS")
+	def(&s.PASFacility, org)
+	def(&s.Version, "2.5.1")
+	return s
+}
+
+// config builds the TLS configuration: the certificate presented, and the
+// CA that verifies the peer (client certificates required on the listener).
+func (t *TLS) config() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", t.CA)
+		}
+		c.RootCAs, c.ClientCAs, c.ClientAuth = pool, pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+// Start binds the listener and starts it and the dispatcher.
+func (a *Adapter) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		return errors.New("already started")
+	}
+	var ln net.Listener
+	if a.server != nil {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", a.set.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		a.listenOn = ln.Addr()
+	}
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel, a.done = cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	if ln != nil {
+		wg.Go(func() {
+			if err := a.server.Serve(run, ln); err != nil {
+				a.failed(fmt.Sprintf("listener: %v", err))
+			}
+		})
+	}
+	if a.dispatcher != nil {
+		wg.Go(func() { _ = a.dispatcher.Run(run) })
+	}
+	go func() { wg.Wait(); close(a.done) }()
+	return nil
+}
+
+// Stop stops the listener and the dispatcher and waits for them.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	cancel, done := a.cancel, a.done
+	a.cancel = nil
+	a.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if a.client != nil {
+		a.client.Close()
+	}
+	return nil
+}
+
+// Addr is the listener's bound address (nil before Start or without
+// one): tests listen on port 0.
+func (a *Adapter) Addr() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.listenOn
+}
+
+// Status says how the instance is doing.
+func (a *Adapter) Status(ctx context.Context) adapters.Status {
+	a.mu.Lock()
+	st := adapters.Status{State: adapters.StateUp, LastError: a.lastErr, LastErrorAt: a.lastAt}
+	if a.cancel == nil {
+		st.State = adapters.StateStopped
+	}
+	a.mu.Unlock()
+	if a.dispatcher != nil {
+		ds := a.dispatcher.Status()
+		if ds.LastErrorAt.After(st.LastErrorAt) {
+			st.LastError, st.LastErrorAt = ds.LastError, ds.LastErrorAt
+		}
+	}
+	if ob, ok := a.store.(store.Outbox); ok && a.dispatcher != nil {
+		if backlog, err := ob.Backlog(ctx, a.env.Now()); err == nil {
+			for _, b := range backlog {
+				if b.Destination == a.env.Name {
+					st.Backlog = append(st.Backlog, b)
+					if st.State == adapters.StateUp && (b.Dead > 0 || b.Pending > 0) {
+						st.State, st.Detail = adapters.StateDegraded, fmt.Sprintf("%d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
+					}
+				}
+			}
+		}
+	}
+	return st
+}
+
+// failed records an error for Status.
+func (a *Adapter) failed(msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lastErr, a.lastAt = msg, a.env.Now()
+	a.env.Logger.Warn("pas adapter", "error", msg)
+}
