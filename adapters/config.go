@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
@@ -74,12 +76,19 @@ const instanceScopes = "system/*.cruds"
 
 var instanceName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
-// configValidator checks a File's fields; a kind validates its settings
-// with Validate.
+// configValidator checks a File's fields, and a kind's settings
+// (Validate). Besides validator's own rules: instancename, role (one of
+// auth.Roles) and hostport (host:port, port 0 to 65535, 0 choosing a free
+// one).
 var configValidator = func() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string { return jsonName(f.Tag.Get("json")) })
 	_ = v.RegisterValidation("instancename", func(fl validator.FieldLevel) bool { return instanceName.MatchString(fl.Field().String()) })
+	_ = v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
+		host, port, err := net.SplitHostPort(fl.Field().String())
+		n, perr := strconv.Atoi(port)
+		return err == nil && host != "" && perr == nil && n >= 0 && n <= 65535
+	})
 	_ = v.RegisterValidation("role", func(fl validator.FieldLevel) bool {
 		return slices.Contains(auth.Roles, auth.Role(fl.Field().String()))
 	})

@@ -35,13 +35,13 @@ type Settings struct {
 	// Listen is the MLLP listen address (host:port) for messages from the
 	// PAS; "" receives none. Bind a loopback address unless the PAS is
 	// elsewhere.
-	Listen string `json:"listen" validate:"omitempty,hostname_port"`
+	Listen string `json:"listen" validate:"omitempty,hostport"`
 	// Allow lists the peer addresses or CIDR ranges that may connect to
 	// Listen. Required with Listen.
 	Allow []string `json:"allow" validate:"required_with=Listen,dive,required"`
 	// Send is the PAS's MLLP address (host:port) for Signpost's messages;
 	// "" sends none.
-	Send string `json:"send" validate:"omitempty,hostname_port"`
+	Send string `json:"send" validate:"omitempty,hostport"`
 	// TLS secures both directions when set.
 	TLS *TLS `json:"tls"`
 	// Services are the ids of the HealthcareServices whose schedules the
