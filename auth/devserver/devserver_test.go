@@ -524,8 +524,8 @@ func TestMintToken(t *testing.T) {
 
 	for name, opts := range map[string]TokenOptions{
 		"no scope, a client without scopes": {Client: "script"},
-		"unknown role": {Scope: "system/Slot.rs", Role: "admin"},
-		"ttl too long": {Scope: "system/Slot.rs", TTL: 48 * time.Hour},
+		"unknown role":                      {Scope: "system/Slot.rs", Role: "admin"},
+		"ttl too long":                      {Scope: "system/Slot.rs", TTL: 48 * time.Hour},
 	} {
 		if _, err := MintToken(f.dataDir, opts); err == nil {
 			t.Errorf("%s: MintToken succeeded", name)
