@@ -34,7 +34,7 @@ type File struct {
 	// Set prunes them (store.OutboxAdmin.Prune); default DefaultRetention,
 	// at least MinRetention. Dead letters and undelivered messages are
 	// never pruned.
-	Retention Duration `json:"retention"`
+	Retention Duration   `json:"retention"`
 	Adapters  []Instance `json:"adapters" validate:"dive"`
 
 	source string     // the file Load read, for messages
