@@ -298,6 +298,14 @@ func TestOperatorViewAccess(t *testing.T) {
 		t.Errorf("GET $adapter-replay = %d %s, want 405: it changes state", code, body)
 	}
 
+	// The CapabilityStatement declares the operations with their definitions.
+	_, meta := s.do("", "GET", "/fhir/metadata", nil)
+	for _, name := range []string{adapters.OpStatus, adapters.OpDeadLetters, adapters.OpReplay, adapters.OpDiscard} {
+		if !strings.Contains(string(meta), `{"name":"`+name+`","definition":"https://signpost.example/fhir/OperationDefinition/`+name+`"}`) {
+			t.Errorf("the CapabilityStatement does not declare $%s with its definition", name)
+		}
+	}
+
 	// Every call is in the audit trail, the operator's by its client.
 	s.app.API.Flush()
 	audit := s.token("script", "system/AuditEvent.rs")
