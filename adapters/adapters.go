@@ -143,7 +143,17 @@ func factory(kind string) (Factory, bool) {
 	return f, ok
 }
 
-// A Set is the running instances of a deployment.
+// Waker is implemented by an adapter whose outbox dispatcher can be told
+// to look for messages now: the operator view wakes the instances after a
+// dead letter is replayed or discarded, rather than leave the messages
+// to the next poll.
+type Waker interface {
+	Wake()
+}
+
+// A Set is the running instances of a deployment. It also keeps the
+// outbox and inbox from growing forever (Prune) and offers the operator
+// view's operations (operate.go).
 type Set struct {
 	names     []string // in file order
 	instances map[string]Adapter
@@ -151,7 +161,16 @@ type Set struct {
 	watchers  map[string][]Watcher // type → the instances watching it
 	mu        sync.Mutex
 	started   []string
+
+	admin     store.OutboxAdmin // nil when the store keeps no outbox
+	now       func() time.Time
+	logger    *slog.Logger
+	retention time.Duration
+	stopPrune func() // stops the pruner; nil when it is not running
 }
+
+// PruneEvery is how often a started Set prunes the outbox and inbox.
+const PruneEvery = time.Hour
 
 // Build configures every instance of f (each through its kind's Factory)
 // and registers, on base.Writes, the RuleName rule that hands the writes
@@ -160,12 +179,24 @@ type Set struct {
 // Env every instance shares; Build sets its Name, Principal and Logger.
 // Every problem of every instance is reported, not just the first.
 func Build(f *File, base Env) (*Set, error) {
-	s := &Set{instances: map[string]Adapter{}, kinds: map[string]string{}, watchers: map[string][]Watcher{}}
-	var errs []error
+	s := &Set{instances: map[string]Adapter{}, kinds: map[string]string{}, watchers: map[string][]Watcher{},
+		now: base.Now, logger: base.Logger, retention: f.retention()}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if base.Writes != nil {
+		s.admin, _ = base.Writes.Store().(store.OutboxAdmin)
+	}
+	var errs []problem
 	for i, in := range f.Adapters {
 		mk, ok := factory(in.Kind)
 		if !ok {
-			errs = append(errs, fmt.Errorf("adapters[%d] (%s): unknown kind %q; known: %q", i, in.Name, in.Kind, Kinds()))
+			path := fmt.Sprintf("adapters[%d].kind", i)
+			errs = append(errs, problem{path: path, line: lineOf(f.doc, path),
+				msg: fmt.Sprintf("unknown kind %q; the kinds built in are %q", in.Kind, Kinds())})
 			continue
 		}
 		env := base
@@ -180,7 +211,7 @@ func Build(f *File, base Env) (*Set, error) {
 		}
 		a, err := mk(env, in.Settings)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("adapters[%d] (%s): %w", i, in.Name, err))
+			errs = append(errs, f.instanceError(i, err)...)
 			continue
 		}
 		s.names = append(s.names, in.Name)
@@ -192,8 +223,8 @@ func Build(f *File, base Env) (*Set, error) {
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, f.fileError(errs)
 	}
 	if base.Writes == nil {
 		return s, nil
@@ -233,9 +264,10 @@ func (s *Set) Names() []string { return slices.Clone(s.names) }
 // Get returns the instance called name.
 func (s *Set) Get(name string) (Adapter, bool) { a, ok := s.instances[name]; return a, ok }
 
-// Operations collects the FHIR operations the instances offer.
+// Operations collects the FHIR operations the instances offer, and the
+// operator view's (operate.go): app adds them to the API.
 func (s *Set) Operations() []*operation.Operation {
-	var out []*operation.Operation
+	out := s.operatorOps()
 	for _, n := range s.names {
 		if o, ok := s.instances[n].(Operator); ok {
 			out = append(out, o.Operations()...)
@@ -245,7 +277,9 @@ func (s *Set) Operations() []*operation.Operation {
 }
 
 // Start starts every instance in file order. When one fails, those already
-// started are stopped and the error names the instance.
+// started are stopped and the error names the instance. Then, when the
+// store keeps an outbox, it prunes it (Prune) and goes on pruning every
+// PruneEvery until Stop.
 func (s *Set) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,13 +290,60 @@ func (s *Set) Start(ctx context.Context) error {
 		}
 		s.started = append(s.started, n)
 	}
+	if s.admin != nil && s.stopPrune == nil {
+		s.prune(ctx)
+		run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(PruneEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-run.Done():
+					return
+				case <-t.C:
+					s.prune(run)
+				}
+			}
+		}()
+		s.stopPrune = func() { cancel(); <-done }
+	}
 	return nil
 }
 
-// Stop stops the started instances in reverse order and waits for them.
+// Prune deletes from the outbox the messages delivered or discarded, and
+// from the inbox the records of messages received, longer ago than the
+// configured retention (File.Retention), and returns how many. A started
+// Set calls it every PruneEvery; a store without an outbox has nothing to
+// prune.
+func (s *Set) Prune(ctx context.Context) (int, error) {
+	if s.admin == nil {
+		return 0, nil
+	}
+	return s.admin.Prune(ctx, s.now().Add(-s.retention))
+}
+
+// prune is Prune, logged.
+func (s *Set) prune(ctx context.Context) {
+	n, err := s.Prune(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.logger.Warn("adapters: pruning the outbox and inbox", "error", err)
+	case n > 0:
+		s.logger.Info("adapters: pruned the outbox and inbox", "deleted", n, "retention", s.retention.String())
+	}
+}
+
+// Stop stops the pruner and the started instances, in reverse order, and
+// waits for them.
 func (s *Set) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopPrune != nil {
+		s.stopPrune()
+		s.stopPrune = nil
+	}
 	return s.stopLocked(ctx)
 }
 

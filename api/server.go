@@ -64,6 +64,12 @@ type Config struct {
 	Logger          *slog.Logger
 	// Security configures authorisation, audit and hardening (security.go).
 	Security Security
+	// Readiness, when set, returns lines /readyz adds to its body after
+	// "ready", such as the adapter instances' states. They inform; they
+	// never withdraw readiness (a PAS that is down is not an outage of the
+	// API). /readyz needs no token: the lines must not carry patient data
+	// or secrets.
+	Readiness func(ctx context.Context) []string
 }
 
 // Server serves the FHIR REST API.
@@ -166,7 +172,13 @@ func (s *Server) ready(c *gin.Context) {
 		c.String(http.StatusServiceUnavailable, "store unavailable")
 		return
 	}
-	c.String(http.StatusOK, "ready")
+	body := "ready"
+	if s.cfg.Readiness != nil {
+		for _, line := range s.cfg.Readiness(ctx) {
+			body += "\n" + line
+		}
+	}
+	c.String(http.StatusOK, body)
 }
 
 // typeLevel serves /fhir/:type: search, create, conditional update and

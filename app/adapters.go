@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/signpost-fhir/signpost/adapters"
 	_ "github.com/signpost-fhir/signpost/adapters/pas" // hl7v2-pas: a hospital PAS over HL7 v2 and MLLP
@@ -33,4 +34,23 @@ func (a *App) startAdapters() error {
 	}
 	a.Adapters = set
 	return nil
+}
+
+// adapterReadiness is /readyz's line per adapter instance: its name, kind,
+// state and detail (never its last error, which may name hosts: the
+// operator view, behind a token, has it). An instance down or degraded
+// does not withdraw readiness.
+func (a *App) adapterReadiness(ctx context.Context) []string {
+	if a.Adapters == nil {
+		return nil
+	}
+	var out []string
+	for _, st := range a.Adapters.Status(ctx) {
+		line := fmt.Sprintf("adapter %s (%s): %s", st.Name, st.Kind, st.State)
+		if st.Detail != "" {
+			line += ": " + strings.ReplaceAll(st.Detail, "\n", " ")
+		}
+		out = append(out, line)
+	}
+	return out
 }

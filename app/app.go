@@ -129,9 +129,11 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
-		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec}, rp, val, reg, defs)
-	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, API: srv, Location: loc, Auth: dev, UBRN: ubrn}
+		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
+		Readiness: a.adapterReadiness}, rp, val, reg, defs)
+	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
 			st.Close()

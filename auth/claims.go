@@ -27,7 +27,7 @@ type ClaimNames struct {
 	// RoleMap maps the issuer's role values (e.g. a CIS2 role code or a
 	// Keycloak realm role) onto Signpost roles. Values not in the map are
 	// taken as Signpost role names if they are one; otherwise ignored.
-	RoleMap map[string]Role `json:"role_map" validate:"dive,keys,required,endkeys,oneof=referrer provider call-centre auditor patient commissioner"`
+	RoleMap map[string]Role `json:"role_map" validate:"dive,keys,required,endkeys,oneof=referrer provider call-centre auditor patient commissioner operator"`
 }
 
 // DefaultClaimNames returns the claims the embedded development server writes

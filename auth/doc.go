@@ -19,7 +19,7 @@
 //	nhs_number  NHS login: the patient's NHS number, string or number
 //	fhirUser    the user's own FHIR resource URL
 //	org         the user's or client's organisation, an ODS code
-//	role        referrer | provider | call-centre | auditor | commissioner | patient
+//	role        referrer | provider | call-centre | auditor | commissioner | patient | operator
 //
 // ClaimNames maps an issuer's own claims onto these: each is a claim name or
 // a dotted path into nested objects, a path crossing an array visits every
@@ -52,7 +52,10 @@
 //   - AuditEvent: no scope lets a client create, update or delete one
 //     (*.cruds included); reading and searching need system/AuditEvent.rs, or
 //     user/AuditEvent.rs with the auditor role; wildcard types do not reach
-//     the audit trail.
+//     the audit trail;
+//   - the operator role (the deployment's operations staff) reads and
+//     searches only the directory (OperatorTypes) and writes nothing,
+//     whatever its scopes: it reaches no clinical data.
 //
 // A bare "*.*" (no context) is not a SMART scope and is rejected.
 //

@@ -24,10 +24,22 @@ const (
 	// runs the reports ($referral-trends, $booking-outcomes…) on the
 	// services it commissions, the Organization whose ODS code is its org.
 	RoleCommissioner Role = "commissioner"
+	// RoleOperator runs the deployment: it calls the system operations of
+	// the adapters' operator view ($adapters, $adapter-dead-letters,
+	// $adapter-replay, $adapter-discard). It reaches no clinical data:
+	// whatever its scopes say, it may only read and search the directory
+	// (OperatorTypes).
+	RoleOperator Role = "operator"
 )
 
 // Roles lists every role Signpost knows.
-var Roles = []Role{RoleReferrer, RoleProvider, RoleCallCentre, RoleAuditor, RolePatient, RoleCommissioner}
+var Roles = []Role{RoleReferrer, RoleProvider, RoleCallCentre, RoleAuditor, RolePatient, RoleCommissioner, RoleOperator}
+
+// OperatorTypes are the resource types the operator role may read and
+// search (with a scope that grants it): the directory, which names the
+// services an adapter instance owns. No scope gives the operator role
+// anything else, nor any write.
+var OperatorTypes = []string{"Organization", "HealthcareService", "Location"}
 
 // UnresolvedPatient is the Patient of a patient-context principal whose
 // NHS number names no Patient: not a valid id, so it matches nothing.

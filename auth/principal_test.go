@@ -54,6 +54,15 @@ func TestDecide(t *testing.T) {
 		{name: "AuditEvent: never updated", p: principal("system/AuditEvent.cruds", RoleAuditor, ""), typ: "AuditEvent", in: Update},
 		{name: "AuditEvent: never deleted", p: principal("user/AuditEvent.*", RoleAuditor, ""), typ: "AuditEvent", in: Delete},
 		{name: "AuditEvent: patient scopes never", p: principal("patient/AuditEvent.rs", RolePatient, "p1"), typ: "AuditEvent", in: Read},
+		// The operator role reads the directory and nothing clinical,
+		// whatever its scopes.
+		{name: "operator: reads the directory", p: principal("user/HealthcareService.rs", RoleOperator, ""), typ: "HealthcareService", in: Search,
+			want: Decision{Allowed: true, Unrestricted: true, Grants: []Grant{{Level: LevelUser}}}},
+		{name: "operator: never writes the directory", p: principal("system/*.cruds", RoleOperator, ""), typ: "HealthcareService", in: Update},
+		{name: "operator: no Patient through a wildcard", p: principal("system/*.cruds", RoleOperator, ""), typ: "Patient", in: Read},
+		{name: "operator: no Appointment named by its scope", p: principal("user/Appointment.rs", RoleOperator, ""), typ: "Appointment", in: Search},
+		{name: "operator: no ServiceRequest", p: principal("user/*.rs", RoleOperator, ""), typ: "ServiceRequest", in: Search},
+		{name: "operator: no audit trail", p: principal("system/AuditEvent.rs", RoleOperator, ""), typ: "AuditEvent", in: Search},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -243,9 +244,13 @@ const auditEventType = "AuditEvent"
 // resourceType. It encodes the rules no scope can override: AuditEvents are
 // never created, changed or deleted through the API, and reading or searching
 // them needs a scope naming AuditEvent explicitly (wildcards do not reach the
-// audit trail) at system level, or at user level with the auditor role.
+// audit trail) at system level, or at user level with the auditor role; the
+// operator role reads and searches OperatorTypes only.
 func (s Scope) grants(role Role, resourceType string, in Interaction) bool {
 	if in == 0 || in&^s.Permissions != 0 {
+		return false
+	}
+	if role == RoleOperator && (in&^(Read|Search) != 0 || !slices.Contains(OperatorTypes, resourceType)) {
 		return false
 	}
 	if resourceType == auditEventType {

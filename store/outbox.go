@@ -84,6 +84,15 @@ type OutboxAdmin interface {
 	// Backlog counts, per destination with any message not yet delivered
 	// or discarded, what waits, in destination order.
 	Backlog(ctx context.Context, now time.Time) ([]Backlog, error)
+	// Prune deletes what no longer needs keeping, so that the outbox and
+	// the inbox do not grow forever: the messages delivered or discarded
+	// before before (Finished), and, when the store keeps an Inbox, the
+	// records of inbound messages received before before. Dead letters,
+	// pending and in-flight messages stay whatever their age. It returns
+	// how many messages and records it deleted. A resend of an inbound
+	// message whose record was pruned is no longer known as one: keep
+	// records longer than a sender may resend.
+	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
 // Message is an outbound message as it is enqueued.

@@ -57,6 +57,11 @@ const (
 	// the reports on the services DemoCommissioner commissions and reads
 	// the directory.
 	ClientCommissioner = "commissioner"
+	// ClientOperator is the deployment's operations console: it calls the
+	// adapters' operator view ($adapters, $adapter-dead-letters,
+	// $adapter-replay, $adapter-discard; signpost adapters) and reads the
+	// directory, nothing clinical (auth.RoleOperator).
+	ClientOperator = "operator"
 )
 
 // Demo organisations (ODS-shaped codes reserved for the demo).
@@ -130,6 +135,16 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Scopes:       []string{"user/HealthcareService.rs", "user/Organization.rs", "user/Location.rs"},
 			Organization: DemoCommissioner,
 			Role:         auth.RoleCommissioner,
+		},
+		{
+			ID:           ClientOperator,
+			Description:  "operations console: the adapters' status, dead letters, replay (client_credentials, client_secret_basic)",
+			AuthMethod:   AuthClientSecretBasic,
+			GrantTypes:   []string{string(oidc.GrantTypeClientCredentials)},
+			Secret:       randomString(24),
+			Scopes:       []string{"user/HealthcareService.rs", "user/Organization.rs", "user/Location.rs"},
+			Organization: DemoProvider,
+			Role:         auth.RoleOperator,
 		},
 		{
 			ID:          ClientPatientApp,

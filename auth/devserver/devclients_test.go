@@ -17,7 +17,7 @@ func TestNewDemoClientsJoinAnOldSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := slices.DeleteFunc(slices.Clone(all), func(c *DemoClient) bool { return c.ID == ClientCommissioner })
+	old := slices.DeleteFunc(slices.Clone(all), func(c *DemoClient) bool { return c.ID == ClientCommissioner || c.ID == ClientOperator })
 	old[1].Secret = "an-operator-chose-this-one"
 	if err := writeJSON(filepath.Join(dir, clientsFile), old, 0o600); err != nil {
 		t.Fatal(err)
@@ -41,6 +41,13 @@ func TestNewDemoClientsJoinAnOldSet(t *testing.T) {
 		c := set[i]
 		if c.Role != auth.RoleCommissioner || c.Organization != DemoCommissioner || c.check() != nil || !c.allows("user/HealthcareService.rs") || c.allows("user/ServiceRequest.rs") {
 			t.Errorf("commissioner client = %+v", c)
+		}
+		i = slices.IndexFunc(set, func(c *DemoClient) bool { return c.ID == ClientOperator })
+		if i < 0 {
+			t.Fatalf("no %s client", ClientOperator)
+		}
+		if c := set[i]; c.Role != auth.RoleOperator || c.check() != nil || !c.allows("user/HealthcareService.rs") || c.allows("user/Patient.rs") || c.allows("system/*.rs") {
+			t.Errorf("operator client = %+v", c)
 		}
 		if set[1].Secret != "an-operator-chose-this-one" {
 			t.Errorf("%s's secret was replaced", set[1].ID)

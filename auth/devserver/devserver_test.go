@@ -488,6 +488,9 @@ func TestMintToken(t *testing.T) {
 			auth.Principal{ClientID: ClientCallCentre, Subject: ClientCallCentre, Organization: "Y12345", Role: auth.RoleAuditor}},
 		{"unknown client", TokenOptions{Scope: "system/Slot.rs", Client: "script"},
 			auth.Principal{ClientID: "script", Subject: "script"}},
+		// signpost token --client operator: the client's scopes by default.
+		{"operator, the client's scopes", TokenOptions{Client: ClientOperator},
+			auth.Principal{ClientID: ClientOperator, Subject: ClientOperator, Organization: DemoProvider, Role: auth.RoleOperator}},
 	}
 	for _, tt := range tests {
 		tok, err := MintToken(f.dataDir, tt.opts)
@@ -502,7 +505,11 @@ func TestMintToken(t *testing.T) {
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: principal = %+v, want %+v", tt.name, got, tt.want)
 		}
-		if !slices.Equal(p.RawScopes, strings.Fields(tt.opts.Scope)) {
+		wantScopes := strings.Fields(tt.opts.Scope)
+		if tt.opts.Scope == "" {
+			wantScopes = []string{"user/HealthcareService.rs", "user/Organization.rs", "user/Location.rs"}
+		}
+		if !slices.Equal(p.RawScopes, wantScopes) {
 			t.Errorf("%s: scopes = %q", tt.name, p.RawScopes)
 		}
 	}
@@ -516,9 +523,9 @@ func TestMintToken(t *testing.T) {
 	}
 
 	for name, opts := range map[string]TokenOptions{
-		"no scope":     {},
-		"unknown role": {Scope: "system/Slot.rs", Role: "admin"},
-		"ttl too long": {Scope: "system/Slot.rs", TTL: 48 * time.Hour},
+		"no scope, a client without scopes": {Client: "script"},
+		"unknown role":                      {Scope: "system/Slot.rs", Role: "admin"},
+		"ttl too long":                      {Scope: "system/Slot.rs", TTL: 48 * time.Hour},
 	} {
 		if _, err := MintToken(f.dataDir, opts); err == nil {
 			t.Errorf("%s: MintToken succeeded", name)

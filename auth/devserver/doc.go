@@ -47,6 +47,9 @@
 //	             HealthcareService, Organization, Location; role
 //	             commissioner, org QWN (the demo county's north ICB): runs
 //	             the reports on the services that ICB commissions
+//	operator     client_credentials with client_secret_basic; user/ read of
+//	             HealthcareService, Organization, Location; role operator,
+//	             org R9901: the adapters' operator view, nothing clinical
 //	patient-app  public client: authorization code with PKCE S256 (required;
 //	             plain is refused), redirect to a loopback /callback on any
 //	             port or Config.RedirectURIs; the user chooses a

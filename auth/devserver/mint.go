@@ -13,13 +13,14 @@ import (
 
 // TokenOptions describe a token for MintToken.
 type TokenOptions struct {
-	// Scope is the space-separated scope string, e.g. "system/*.cruds".
-	Scope string `validate:"required"`
+	// Scope is the space-separated scope string, e.g. "system/*.cruds";
+	// default the client's scopes (a known client's, see DemoClient).
+	Scope string
 	// Patient puts the token in a patient's context (Patient resource id).
 	Patient string `validate:"omitempty,max=64"`
 	// Org (ODS code) and Role default to the client's.
 	Org  string    `validate:"omitempty,alphanum,max=16"`
-	Role auth.Role `validate:"omitempty,oneof=referrer provider call-centre auditor patient commissioner"`
+	Role auth.Role `validate:"omitempty,oneof=referrer provider call-centre auditor patient commissioner operator"`
 	// Client is the client_id; default "patient-app" with a Patient, else
 	// "gp-system". An unknown client id is allowed and has no defaults.
 	Client string `validate:"omitempty,max=64"`
@@ -72,6 +73,12 @@ func MintToken(dataDir string, opts TokenOptions) (string, error) {
 		}
 	}
 	scopes := strings.Fields(opts.Scope)
+	if len(scopes) == 0 {
+		scopes = client.Scopes
+	}
+	if len(scopes) == 0 {
+		return "", fmt.Errorf("auth: token options: no scope given, and client %q has none to default to", opts.Client)
+	}
 	var g grant
 	if opts.Patient != "" {
 		g = patientGrant(rec.Audience, client, opts.Patient, scopes)

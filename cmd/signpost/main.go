@@ -6,6 +6,7 @@
 //	signpost generate   write a synthetic region as NDJSON
 //	signpost import     bulk-load NDJSON files into the store
 //	signpost reindex    rebuild the search index with this release's search parameters
+//	signpost adapters   the operator view of a running server's adapters: status, dead letters, replay, discard
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -26,6 +27,7 @@ var commands = map[string]func(args []string) error{
 	"reindex":  reindexCmd,
 	"check":    check,
 	"token":    token,
+	"adapters": adaptersCmd,
 }
 
 func main() {
@@ -37,6 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  reindex  rebuild the search index of the store in --data with this release's search parameters")
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
+		fmt.Fprintln(os.Stderr, "  adapters status|dead-letters|replay ID|discard ID: a running server's adapters, with an operator's token")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

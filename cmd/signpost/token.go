@@ -20,17 +20,14 @@ func token(args []string) error {
 	var opts devserver.TokenOptions
 	var role string
 	fs.StringVar(&data, "data", "./data", "data directory the server runs on")
-	fs.StringVar(&opts.Scope, "scope", "", "space-separated scopes, e.g. 'system/*.rs' or 'patient/Appointment.cruds'")
+	fs.StringVar(&opts.Scope, "scope", "", "space-separated scopes, e.g. 'system/*.rs' or 'patient/Appointment.cruds' (default the client's)")
 	fs.StringVar(&opts.Patient, "patient", "", "Patient id to put the token in that patient's context")
 	fs.StringVar(&opts.Org, "org", "", "organisation ODS code (default the client's)")
-	fs.StringVar(&role, "role", "", "role: referrer, provider, call-centre, auditor, commissioner or patient (default the client's)")
+	fs.StringVar(&role, "role", "", "role: referrer, provider, call-centre, auditor, commissioner, operator or patient (default the client's)")
 	fs.StringVar(&opts.Client, "client", "", "client_id (default patient-app with --patient, else gp-system)")
 	fs.DurationVar(&opts.TTL, "ttl", 0, "lifetime (default the server's, one hour; at most 24h)")
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if opts.Scope == "" {
-		return fmt.Errorf("token: --scope is required")
 	}
 	opts.Role = auth.Role(role)
 	opts.TTL = opts.TTL.Round(time.Second)

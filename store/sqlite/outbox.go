@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox (destination, okey, id) WHERE state IN ('pending', 'in-flight', 'dead');
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (destination, id) WHERE state IN ('pending', 'in-flight');
 CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (destination, id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (finished) WHERE state IN ('done', 'discarded');
 
 CREATE TABLE IF NOT EXISTS inbox (
 	sender     TEXT    NOT NULL,
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 	received   INTEGER NOT NULL,
 	PRIMARY KEY (sender, control_id)
 );
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received);
 `
 
 // micros is t in unix microseconds, 0 for the zero time.
@@ -262,6 +264,46 @@ func (s *Store) Backlog(ctx context.Context, now time.Time) ([]store.Backlog, er
 		out = append(out, b)
 	}
 	return out, rows.Err()
+}
+
+// pruneBatch is the most rows one transaction of Prune deletes, so that a
+// large prune does not hold the store's one writer for long (a variable
+// for a test).
+var pruneBatch = 1000
+
+// pruneSQL are Prune's statements, each deleting up to pruneBatch rows
+// finished (or received) before ?1.
+var pruneSQL = []string{
+	`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+		WHERE state IN ('done', 'discarded') AND finished < ?1 LIMIT ?2)`,
+	`DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox WHERE received < ?1 LIMIT ?2)`,
+}
+
+// Prune implements store.OutboxAdmin: it deletes in transactions of up to
+// pruneBatch rows, so writes go on between them.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for _, q := range pruneSQL {
+		for {
+			var n int64
+			err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				res, err := tx.(*txn).exec(ctx, q, before.UnixMicro(), pruneBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return total, err
+			}
+			total += int(n)
+			if n < int64(pruneBatch) {
+				break
+			}
+		}
+	}
+	return total, nil
 }
 
 // Received implements store.Inbox.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -144,6 +145,8 @@ func TestOutboxPlans(t *testing.T) {
 			"SEARCH e USING INDEX outbox_open (destination=? AND okey=? AND id<?)"}},
 		{"dead letters", "SELECT id FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT 3",
 			[]string{"SEARCH outbox USING COVERING INDEX outbox_dead (destination=?)"}},
+		{"prune the outbox", pruneSelect(pruneSQL[0]), []string{"SEARCH outbox USING INDEX outbox_finished (finished<?)"}},
+		{"prune the inbox", pruneSelect(pruneSQL[1]), []string{"SEARCH inbox USING COVERING INDEX inbox_received (received<?)"}},
 	} {
 		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+tt.query, "pas", 1, 2, 3)
 		if err != nil {
@@ -165,4 +168,85 @@ func TestOutboxPlans(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pruneSelect is the sub-select of a prune statement, with ?1 and ?2 as
+// plain parameters.
+func pruneSelect(q string) string {
+	sel := q[strings.Index(q, "(SELECT")+1 : strings.LastIndex(q, ")")]
+	return strings.NewReplacer("?1", "?", "?2", "?").Replace(sel)
+}
+
+// TestPruneInBatches: Prune deletes in transactions of pruneBatch rows
+// and goes on until nothing is left to delete.
+func TestPruneInBatches(t *testing.T) {
+	defer func(n int) { pruneBatch = n }(pruneBatch)
+	pruneBatch = 3
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const n = 8
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for i := range n {
+			id := fmt.Sprint("m", i)
+			if _, err := tx.(store.OutboxTx).Enqueue(ctx, store.Message{Destination: "pas", Key: id, ControlID: id, Created: crashEpoch}); err != nil {
+				return err
+			}
+			if err := tx.(store.InboxTx).RecordReceived(ctx, store.Inbound{Sender: "pas", ControlID: id, Received: crashEpoch}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Claim(ctx, "pas", crashEpoch, time.Minute, n)
+	if err != nil || len(got) != n {
+		t.Fatalf("Claim = %d, %v; want %d", len(got), err, n)
+	}
+	for _, q := range got {
+		if err := s.Delivered(ctx, q.ID, q.Claim, crashEpoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if deleted, err := s.Prune(ctx, crashEpoch.Add(time.Second)); err != nil || deleted != 2*n {
+		t.Errorf("Prune = %d, %v; want %d", deleted, err, 2*n)
+	}
+	var left int
+	if err := s.rdb.QueryRow("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM inbox)").Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d rows left, %v; want none", left, err)
+	}
+}
+
+// BenchmarkPrune measures Prune deleting delivered messages (payloads of
+// 1 KB) in its batches, per message deleted.
+func BenchmarkPrune(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const n = 20000
+	for b.Loop() {
+		b.StopTimer()
+		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.(*txn).exec(ctx, `WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < ?1)
+				INSERT INTO outbox (destination, okey, control_id, content_type, payload, created, state, avail, finished)
+				SELECT 'pas', 'k' || x, 'c' || x || '-' || ?2, 'application/hl7-v2', zeroblob(1024), 1, 'done', 0, 2 FROM i`, n, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if deleted, err := s.Prune(ctx, time.UnixMicro(3)); err != nil || deleted != n {
+			b.Fatalf("Prune = %d, %v", deleted, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
 }

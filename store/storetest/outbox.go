@@ -503,3 +503,93 @@ func testInbox(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testOutboxPrune checks that Prune deletes the messages delivered or
+// discarded before its time and the inbox records received before it, and
+// nothing else: dead letters, pending and in-flight messages stay whatever
+// their age, a key's order holds, and ids keep increasing.
+func testOutboxPrune(t *testing.T, s store.Store) {
+	ob := outbox(t, s)
+	ctx := context.Background()
+	ib, hasInbox := s.(store.Inbox)
+	ids := enqueue(t, s, msg("pas", "a", "a1"), msg("pas", "a", "a2"), msg("pas", "b", "b1"), msg("pas", "c", "c1"),
+		msg("pas", "d", "d1"), msg("pas", "e", "e1"))
+	got := wantClaim(t, ob, "pas", epoch, "a1", "b1", "c1", "d1", "e1")
+	byID := map[string]store.Queued{}
+	for _, q := range got {
+		byID[q.ControlID] = q
+	}
+	outcome := func(name string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	at := func(h int) time.Time { return epoch.Add(time.Duration(h) * time.Hour) }
+	outcome("Delivered a1", ob.Delivered(ctx, byID["a1"].ID, byID["a1"].Claim, at(1)))         // done, old
+	outcome("DeadLetter b1", ob.DeadLetter(ctx, byID["b1"].ID, byID["b1"].Claim, "AR", at(1))) // dead, old
+	outcome("DeadLetter c1", ob.DeadLetter(ctx, byID["c1"].ID, byID["c1"].Claim, "AR", at(1))) // then discarded, old
+	outcome("Discard c1", ob.Discard(ctx, ids["c1"], "sent by hand", at(2)))                   //
+	outcome("Delivered d1", ob.Delivered(ctx, byID["d1"].ID, byID["d1"].Claim, at(10)))        // done, recent
+	outcome("Retry e1", ob.Retry(ctx, byID["e1"].ID, byID["e1"].Claim, "AE", at(-24*365)))     // pending, due long ago
+	if hasInbox {
+		for i, h := range []int{1, 10} {
+			in := store.Inbound{Sender: "pas-rh8|PAS|RH8", ControlID: fmt.Sprint("in", i), Answer: []byte("MSA|AA"), Received: at(h)}
+			outcome("RecordReceived", s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				return tx.(store.InboxTx).RecordReceived(ctx, in)
+			}))
+		}
+	}
+	backlog := func() string {
+		t.Helper()
+		b, err := ob.Backlog(ctx, at(11))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(b)
+	}
+	before := backlog()
+
+	for _, tt := range []struct {
+		name   string
+		before time.Time
+		want   int // messages and records deleted
+	}{
+		{"nothing finished before the epoch", epoch, 0},
+		{"a1, c1 and in0, finished or received before 3h", at(3), 2},
+		{"again: nothing left before 3h", at(3), 0},
+		{"d1 and in1, a year on", at(24 * 365), 1},
+	} {
+		want := tt.want
+		if hasInbox && tt.want > 0 {
+			want++ // the inbox record received in the same span
+		}
+		n, err := ob.Prune(ctx, tt.before)
+		if err != nil || n != want {
+			t.Errorf("Prune(%s): %d, %v; want %d", tt.name, n, err, want)
+		}
+		if after := backlog(); after != before {
+			t.Errorf("Prune(%s) changed the backlog: %s, was %s", tt.name, after, before)
+		}
+	}
+	if dead, err := ob.DeadLetters(ctx, "pas", 10); err != nil || !slices.Equal(controlIDs(dead), []string{"b1"}) {
+		t.Errorf("DeadLetters after Prune = %v, %v; want [b1]: dead letters are kept", controlIDs(dead), err)
+	}
+	if err := ob.Replay(ctx, ids["a1"], at(11)); fhir.KindOf(err) != fhir.NotFound {
+		t.Errorf("Replay of a pruned message = %v, want not found", err)
+	}
+	if hasInbox {
+		for _, id := range []string{"in0", "in1"} {
+			if _, err := ib.Received(ctx, "pas-rh8|PAS|RH8", id); fhir.KindOf(err) != fhir.NotFound {
+				t.Errorf("Received(%s) after Prune = %v, want not found", id, err)
+			}
+		}
+	}
+	// a1 (done, pruned) no longer orders key a: a2 flows; e1 pending
+	// stays; b1 still holds nothing else; new messages get larger ids.
+	wantClaim(t, ob, "pas", at(11), "a2", "e1")
+	later := enqueue(t, s, msg("pas", "f", "f1"))
+	if later["f1"] <= ids["e1"] {
+		t.Errorf("id after Prune %d, want more than %d: ids keep increasing", later["f1"], ids["e1"])
+	}
+}

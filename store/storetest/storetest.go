@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxDeadLetter", testOutboxDeadLetter},
 		{"OutboxAtomic", testOutboxAtomic},
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+		{"OutboxPrune", testOutboxPrune},
 		{"Inbox", testInbox},
 	}
 	for _, tt := range tests {
