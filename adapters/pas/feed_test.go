@@ -335,3 +335,73 @@ func TestSlotFeed(t *testing.T) {
 		})
 	}
 }
+
+// TestSlotFeedAccess: the trust's provider may upload its PAS's feed;
+// another trust's provider, a referrer, a patient and a backend service
+// without a role may not, and nothing they send changes anything.
+func TestSlotFeedAccess(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	feed := csvFeed(feedSlot{clinic: clinic, id: "A1", start: f.SlotStart(20), end: f.SlotStart(21), status: "free"})
+	cases := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"no token", "", 401},
+		{"another trust's provider", f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "other-trust", Org: "RXX99", Role: "provider"}), 403},
+		{"a referrer", f.token(devserver.ClientGPSystem), 403},
+		{"a patient", f.mint(devserver.TokenOptions{Scope: "patient/*.cruds", Patient: patientID}), 403},
+		{"a backend service without a role", f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "backend"}), 403},
+		{"the trust's provider", f.token(devserver.ClientProvider), 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := apptest.Versions(t, f.App, "Slot")
+			code, out := f.upload(c.token, "adapter="+instance, pas.FeedCSV, feed)
+			if code != c.status {
+				t.Fatalf("status %d, want %d: %v", code, c.status, out)
+			}
+			changed := len(apptest.Versions(t, f.App, "Slot")) != len(before)
+			if changed != (code == 200) {
+				t.Errorf("status %d, and a slot created: %v", code, changed)
+			}
+		})
+	}
+	if code, out := f.upload(f.token(devserver.ClientProvider), "adapter=pas-other", pas.FeedCSV, feed); code != 400 {
+		t.Errorf("another instance's name: %d %v", code, out)
+	}
+}
+
+// TestSlotFeedRuleRefusal: a row the booking rules refuse when applied (a
+// free slot beyond its schedule's planning horizon) is reported as
+// rejected, with the rule's reason and its line, and the other rows of
+// its batch are applied.
+func TestSlotFeedRuleRefusal(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	horizonEnd := f.First.AddDate(0, 0, 14)
+	apptest.Seed(t, f.App, map[string]any{"resourceType": "Schedule", "id": schedule,
+		"actor":           []any{map[string]any{"reference": "HealthcareService/" + service}},
+		"planningHorizon": map[string]any{"start": f.First.AddDate(0, 0, -1).Format(time.RFC3339), "end": horizonEnd.Format(time.RFC3339)}})
+	far := horizonEnd.AddDate(0, 0, 7)
+	feed := csvFeed(
+		feedSlot{clinic: clinic, id: "R1", start: f.SlotStart(20), end: f.SlotStart(21), status: "free"},
+		feedSlot{clinic: clinic, id: "R2", start: far, end: far.Add(slotLength), status: "free"},
+		feedSlot{clinic: clinic, id: "R3", start: f.SlotStart(22), end: f.SlotStart(23), status: "busy"},
+	)
+	code, out := f.upload(f.token(devserver.ClientProvider), "adapter="+instance, pas.FeedCSV, feed)
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, out)
+	}
+	if diff := cmp.Diff(map[string]int{"rows": 3, "created": 2, "updated": 0, "unchanged": 0, "skipped": 0, "rejected": 1, "withdrawn": 0}, counts(out)); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"3 rejected R2"}, feedIssues(out)); diff != "" {
+		t.Errorf("issues (-want +got):\n%s", diff)
+	}
+	if b, _ := json.Marshal(out); !strings.Contains(string(b), "planning horizon") {
+		t.Errorf("the reason is not the rule's: %s", b)
+	}
+	if f.feedSlotOf("R1") == nil || f.feedSlotOf("R3") == nil || f.feedSlotOf("R2") != nil {
+		t.Error("the rows beside the refused one were not applied, or the refused one was")
+	}
+}
