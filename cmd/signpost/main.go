@@ -6,6 +6,7 @@
 //	signpost generate   write a synthetic region as NDJSON
 //	signpost import     bulk-load NDJSON files into the store
 //	signpost reindex    rebuild the search index with this release's search parameters
+//	signpost pas-feed   upload a PAS slot feed (CSV or NDJSON) to a running server
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -26,6 +27,7 @@ var commands = map[string]func(args []string) error{
 	"reindex":  reindexCmd,
 	"check":    check,
 	"token":    token,
+	"pas-feed": pasFeed,
 }
 
 func main() {
@@ -37,6 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  reindex  rebuild the search index of the store in --data with this release's search parameters")
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
+		fmt.Fprintln(os.Stderr, "  pas-feed upload a PAS slot feed (CSV or NDJSON) to a running server's hl7v2-pas adapter")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {
