@@ -188,7 +188,7 @@ func TestSlotFeed(t *testing.T) {
 	base[1].svc = "http://snomed.info/sct|394579002"
 	moved := slices.Clone(base)
 	moved[0] = row("P1", 3, "free") // P1 later
-	moved[1].status = "busy"         // P2 taken in the PAS
+	moved[1].status = "busy"        // P2 taken in the PAS
 	snapshot := func() map[string]int64 { return apptest.Versions(t, f.App, "Slot", "Schedule", "Appointment") }
 
 	type step struct {
