@@ -405,3 +405,43 @@ func TestSlotFeedRuleRefusal(t *testing.T) {
 		t.Error("the rows beside the refused one were not applied, or the refused one was")
 	}
 }
+
+// TestSlotFeedSkipsHeldSlot: a slot held for a booking in Signpost
+// (busy-tentative, a pending Appointment) is skipped, in incremental and
+// in full mode, and stays as it was.
+func TestSlotFeedSkipsHeldSlot(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	provider := f.token(devserver.ClientProvider)
+	start := f.SlotStart(20)
+	feed := func(s time.Time) []byte {
+		return csvFeed(feedSlot{clinic: clinic, id: "H1", start: s, end: s.Add(slotLength), status: "free"})
+	}
+	if code, out := f.upload(provider, "adapter="+instance, pas.FeedCSV, feed(start)); code != 200 || counts(out)["created"] != 1 {
+		t.Fatalf("%d %v", code, out)
+	}
+	s := f.feedSlotOf("H1")
+	apptest.Seed(t, f.App, map[string]any{"resourceType": "Appointment", "id": "appt-held", "status": "pending",
+		"start": s["start"], "end": s["end"], "slot": []any{map[string]any{"reference": "Slot/" + s["id"].(string)}},
+		"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "needs-action"}}})
+	if st := f.feedSlotOf("H1")["status"]; st != "busy-tentative" {
+		t.Fatalf("the held slot is %v", st)
+	}
+	before := apptest.Versions(t, f.App, "Slot")
+	for _, q := range []string{"", "&mode=full&clinic=" + clinic} {
+		body := feed(start.Add(time.Hour))
+		if q != "" {
+			body = csvFeed(feedSlot{clinic: clinic, id: "H2", start: start.Add(2 * time.Hour), end: start.Add(2*time.Hour + slotLength), status: "free"})
+		}
+		code, out := f.upload(provider, "adapter="+instance+q, pas.FeedCSV, body)
+		if code != 200 || counts(out)["skipped"] != 1 {
+			t.Errorf("%q: %d %v", q, code, out)
+		}
+		if b, _ := json.Marshal(out); !strings.Contains(string(b), "busy-tentative") {
+			t.Errorf("%q: the reason does not say the slot is held: %s", q, b)
+		}
+	}
+	after := apptest.Versions(t, f.App, "Slot")
+	if ref := "Slot/" + s["id"].(string); after[ref] != before[ref] {
+		t.Errorf("the held slot changed: version %d → %d", before[ref], after[ref])
+	}
+}
