@@ -156,6 +156,9 @@ func (a *Adapter) ApplyFeed(ctx context.Context, body []byte, mediaType string, 
 	default:
 		return nil, fhir.Errorf(fhir.Invalid, "value", "mode", "mode %q is neither %s nor %s", opt.Mode, FeedIncremental, FeedFull)
 	}
+	if opt.Mode != FeedFull && len(opt.Clinics) > 0 {
+		return nil, fhir.Errorf(fhir.Invalid, "value", "clinic", "the clinic input goes with mode=full")
+	}
 	var rows []*feedRow
 	var issues []fhir.Issue
 	var err error
@@ -179,9 +182,6 @@ func (a *Adapter) ApplyFeed(ctx context.Context, body []byte, mediaType string, 
 		if why, ok := bad[c]; ok {
 			issues = append(issues, fhir.Issue{Code: "value", Expression: []string{"clinic"}, Diagnostics: "clinic input: " + why})
 		}
-	}
-	if opt.Mode != FeedFull && len(opt.Clinics) > 0 {
-		return nil, fhir.Errorf(fhir.Invalid, "value", "clinic", "the clinic input goes with mode=full")
 	}
 	ids := map[string]int{} // pas_slot_id → line
 	for _, r := range rows {
