@@ -29,6 +29,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -264,16 +265,71 @@ func (s *Set) Names() []string { return slices.Clone(s.names) }
 // Get returns the instance called name.
 func (s *Set) Get(name string) (Adapter, bool) { a, ok := s.instances[name]; return a, ok }
 
-// Operations collects the FHIR operations the instances offer, and the
-// operator view's (operate.go): app adds them to the API.
+// Operations collects the operator view's operations (operate.go) and the
+// FHIR operations the instances offer: app adds them to the API. Instances
+// of one kind offer theirs under the same name: when several do, the Set
+// offers one operation that hands each invocation to the instance its
+// InstanceInput names.
 func (s *Set) Operations() []*operation.Operation {
 	out := s.operatorOps()
+	byName := map[string]map[string]*operation.Operation{} // name → instance → its operation
 	for _, n := range s.names {
-		if o, ok := s.instances[n].(Operator); ok {
-			out = append(out, o.Operations()...)
+		o, ok := s.instances[n].(Operator)
+		if !ok {
+			continue
+		}
+		for _, op := range o.Operations() {
+			if byName[op.Name] == nil {
+				byName[op.Name] = map[string]*operation.Operation{}
+				out = append(out, op)
+			}
+			byName[op.Name][n] = op
+		}
+	}
+	for i, op := range out {
+		if ops := byName[op.Name]; len(ops) > 1 {
+			out[i] = routed(op, ops)
 		}
 	}
 	return out
+}
+
+// InstanceInput is the input that names the instance an operation several
+// instances offer is invoked on (?adapter=pas-rh8).
+const InstanceInput = "adapter"
+
+// routed is first (one of the instances' operations named alike, all
+// described by its definition) handing each invocation to the operation
+// of the instance named by its InstanceInput.
+func routed(first *operation.Operation, ops map[string]*operation.Operation) *operation.Operation {
+	r := *first
+	r.Roles = nil
+	for _, op := range ops {
+		if len(op.Roles) == 0 { // one is open to every role: so is the Set's
+			r.Roles = nil
+			break
+		}
+		for _, role := range op.Roles {
+			if !slices.Contains(r.Roles, role) {
+				r.Roles = append(r.Roles, role)
+			}
+		}
+	}
+	sort.Strings(r.Roles)
+	r.Handle = func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
+		name, _ := req.Params.String(InstanceInput)
+		op, ok := ops[name]
+		if !ok {
+			names := make([]string, 0, len(ops))
+			for n := range ops {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, fhir.Errorf(fhir.Invalid, "value", InstanceInput, "$%s needs the %s input naming one of the adapter instances %q", first.Name, InstanceInput, names)
+		}
+		return op.Handle(ctx, req)
+	}
+	return &r
 }
 
 // Start starts every instance in file order. When one fails, those already

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,6 +72,19 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 		if err != nil {
 			return err
 		}
+		if mt := uploadType(c, op); mt != "" {
+			// An upload in a media type the operation declares: its
+			// inputs are in the query string.
+			if err := checkUTF8(body, "the request body"); err != nil {
+				return err
+			}
+			query := c.Request.URL.Query()
+			if err := checkSearchSize(query); err != nil {
+				return err
+			}
+			req.Body, req.ContentType, req.Params = body, mt, operation.FromQuery(query)
+			break
+		}
 		if err := checkBodyType(c, body, fhirJSON, isJSONType); err != nil {
 			return err
 		}
@@ -120,6 +134,17 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	}
 	writeJSON(c, status, res.Body)
 	return nil
+}
+
+// uploadType returns the request body's media type when it is one of the
+// operation's BodyTypes, and "" otherwise (FHIR JSON, or refused by
+// checkBodyType).
+func uploadType(c *gin.Context, op *Operation) string {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || !slices.Contains(op.BodyTypes, mt) {
+		return ""
+	}
+	return mt
 }
 
 // validateOp is $validate: the resource in the body (or in a "resource"

@@ -7,6 +7,7 @@
 //	signpost import     bulk-load NDJSON files into the store
 //	signpost reindex    rebuild the search index with this release's search parameters
 //	signpost adapters   the operator view of a running server's adapters: status, dead letters, replay, discard
+//	signpost pas-feed   upload a PAS slot feed (CSV or NDJSON) to a running server
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -28,6 +29,7 @@ var commands = map[string]func(args []string) error{
 	"check":    check,
 	"token":    token,
 	"adapters": adaptersCmd,
+	"pas-feed": pasFeed,
 }
 
 func main() {
@@ -40,6 +42,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  check    check that slots and appointments agree (exit 1 on findings)")
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
 		fmt.Fprintln(os.Stderr, "  adapters status|dead-letters|replay ID|discard ID: a running server's adapters, with an operator's token")
+		fmt.Fprintln(os.Stderr, "  pas-feed upload a PAS slot feed (CSV or NDJSON) to a running server's hl7v2-pas adapter")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

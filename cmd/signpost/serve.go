@@ -66,6 +66,7 @@ func serve(args []string) error {
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
+	demoPASOn := addDemoPASFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -91,6 +92,14 @@ func serve(args []string) error {
 	slog.SetDefault(log) // libraries that log through slog's default (zitadel's routes) log as JSON too
 	cfg.Logger = log
 	cfg.Console = os.Stdout // the development server's banner with demo credentials: for the operator, never in the JSON log on stderr
+	var dp *demoPAS
+	if *demo && *demoPASOn {
+		var err error
+		if dp, err = startDemoPAS(&cfg, os.Stdout); err != nil {
+			return err
+		}
+		defer dp.Close() // after a.Close: the adapter stops first
+	}
 	a, err := app.New(cfg)
 	if err != nil {
 		return err
@@ -99,6 +108,11 @@ func serve(args []string) error {
 	if *demo {
 		if err := loadDemo(context.Background(), a, os.Stdout); err != nil {
 			return err
+		}
+		if dp != nil {
+			if err := dp.run(context.Background(), a); err != nil {
+				return err
+			}
 		}
 	} else if err := addDemoPostcodes(context.Background(), a); err != nil { // a demo county loaded before
 		return err

@@ -43,6 +43,12 @@ type Operation struct {
 	// enforces it before Access; the operation may narrow what each
 	// caller sees further.
 	Roles []string
+	// BodyTypes are the media types, besides FHIR JSON, that the operation
+	// takes as its POST body (an upload: "text/csv",
+	// "application/x-ndjson"). Such a body reaches Handle untouched in
+	// Request.Body, its type in Request.ContentType, and the inputs come
+	// from the query string.
+	BodyTypes []string
 	// Public operations may be invoked without an access token: they
 	// authenticate the caller themselves (e.g. $ubrn-access with a UBRN and
 	// an access code) and must limit attempts themselves.
@@ -53,10 +59,13 @@ type Operation struct {
 type Request struct {
 	Type, ID string      // the target: type and/or instance, when not system level
 	Params   *Parameters // the inputs, from a Parameters body or the query string
-	Body     []byte      // the raw body, for operations that take a resource
-	Format   string      // the _format parameter, if any (e.g. "text/csv")
-	Accept   string      // the media types the caller accepts (its Accept header), e.g. "text/csv"
-	BaseURL  string      // the server's public FHIR base
+	Body     []byte      // the raw body, for operations that take a resource or an upload
+	// ContentType is the body's media type (without parameters) when it
+	// is one of the operation's BodyTypes; "" for a FHIR JSON body.
+	ContentType string
+	Format      string // the _format parameter, if any (e.g. "text/csv")
+	Accept      string // the media types the caller accepts (its Accept header), e.g. "text/csv"
+	BaseURL     string // the server's public FHIR base
 	// Idempotency, when not nil, is the unused Idempotency-Key the
 	// invocation carries: an operation that writes stores its answer
 	// under it in the transaction of its write (write.Tx.Remember, after
