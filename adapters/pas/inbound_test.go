@@ -1,0 +1,299 @@
+package pas_test
+
+// Inbound: messages from the PAS applied through the write path, each
+// checked by the resources it leaves, and messages refused with the right
+// acknowledgement and nothing applied.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/adapters/hl7v2"
+	"github.com/signpost-fhir/signpost/adapters/pas"
+	"github.com/signpost-fhir/signpost/app/apptest"
+	"github.com/signpost-fhir/signpost/conformance"
+	"github.com/signpost-fhir/signpost/domain/booking"
+	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/fhir/validation"
+)
+
+// nhsNo returns a valid NHS number made from n (mod-11 check digit),
+// skipping those whose check digit would be 10.
+func nhsNo(n int) string {
+	for ; ; n++ {
+		s := fmt.Sprintf("%09d", 900000000+n%100000000)
+		sum := 0
+		for i := range 9 {
+			sum += int(s[i]-'0') * (10 - i)
+		}
+		check := 11 - sum%11
+		if check == 11 {
+			check = 0
+		}
+		if check != 10 {
+			return s + fmt.Sprint(check)
+		}
+	}
+}
+
+// er7 writes an HL7 message: MSH for typ (such as "SIU^S12^SIU_S12") with
+// control id ctrl, version 2.5.1, then segs, one a line.
+func er7(typ, ctrl string, segs ...string) string {
+	return "MSH|^~\\&|PAS|RH8|SIGNPOST|RH8|20261206120000||" + typ + "|" + ctrl + "|P|2.5.1\n" + strings.Join(segs, "\n")
+}
+
+// ts writes t as an HL7 timestamp.
+func ts(t time.Time) string { return hl7v2.FormatTime(t) }
+
+// pidOf is a PID for NHS number nhs and PAS number pasNo.
+func pidOf(nhs, pasNo string) string {
+	return "PID|1||" + nhs + "^^^NHS^NH~" + pasNo + "^^^RH8^PI||PARKER^ROSE^ANN^^MS^^L||19700101|F|||2 MILL LANE^^EXETER^DEVON^EX2 2BB^GBR^H||01392 111111^PRN^PH"
+}
+
+// booking is an SIU message about filler id filler for the patient pid at
+// clinic from start for minutes.
+func siu(event, ctrl, filler, pid, clinic string, start time.Time, minutes int, extra ...string) string {
+	segs := []string{
+		fmt.Sprintf("SCH||%s^PAS|||||ROUTINE^Routine^HL70276|NEW^New patient^HL70277|%d|MIN|^^%d^%s||||||||||||||BOOKED^Booked^HL70278", filler, minutes, minutes, ts(start)),
+		"NTE|1||first visit",
+		pid,
+		"RGS|1|A",
+		fmt.Sprintf("AIS|1|A|CARD-NEW^New cardiology outpatient^LOCAL|%s|0|MIN|%d|MIN", ts(start), minutes),
+		fmt.Sprintf("AIL|1|A|%s^CLINIC 3^^RH8|CLINIC^Outpatient clinic|^Cardiology|%s|0|MIN|%d|MIN", clinic, ts(start), minutes),
+		fmt.Sprintf("AIP|1|A|C3456789^JONES^ALED^^^DR|CONS^Consultant|^Cardiology|%s|0|MIN|%d|MIN", ts(start), minutes),
+	}
+	return er7("SIU^"+event+"^SIU_S12", ctrl, append(segs, extra...)...)
+}
+
+// ref names an SIU's appointment only (for S15, S17, S26).
+func siuRef(event, ctrl, filler string, extra ...string) string {
+	return er7("SIU^"+event+"^SIU_S12", ctrl, append([]string{"SCH||" + filler + "^PAS||||CANC^Patient cancelled"}, extra...)...)
+}
+
+// expectAck fails unless ack carries code in MSA-1.
+func expectAck(t *testing.T, ack *hl7v2.Message, code string) {
+	t.Helper()
+	if got := ack.Get("MSA-1"); got != code {
+		t.Fatalf("MSA-1 %q, want %q; acknowledgement:\n%s", got, code, ack)
+	}
+}
+
+// byFiller returns the appointments with the PAS's filler id.
+func (f *fixture) byFiller(filler string) []map[string]any {
+	f.t.Helper()
+	return f.storeSearch("Appointment", "identifier", pas.FillerSystem(instance)+"|"+filler)
+}
+
+// storeSearch finds the resources of typ whose token param is value,
+// straight from the store.
+func (f *fixture) storeSearch(typ, param, value string) []map[string]any {
+	f.t.Helper()
+	q, err := f.App.Search.Parse(typ, map[string][]string{param: {value}, "_count": {"100"}}, searchOpts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	page, err := f.App.Store.Search(context.Background(), q)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, r := range page.Resources {
+		var m map[string]any
+		_ = json.Unmarshal(r.JSON, &m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// one returns the only element of rs.
+func one(t *testing.T, what string, rs []map[string]any) map[string]any {
+	t.Helper()
+	if len(rs) != 1 {
+		t.Fatalf("%s: %d found, want 1: %v", what, len(rs), rs)
+	}
+	return rs[0]
+}
+
+// searchOpts parse the tests' searches.
+var searchOpts = search.ParseOptions{MaxCount: 1000}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// slotStatus is Slot/id's status.
+func (f *fixture) slotStatus(id string) string { return str(f.read("Slot", id)["status"]) }
+
+// registered registers a new patient through an ADT^A04 and returns
+// their id.
+func (f *fixture) registered(nhs, pasNo string) string {
+	f.t.Helper()
+	expectAck(f.t, f.send(er7("ADT^A04^ADT_A01", "REG-"+nhs, "EVN|A04", pidOf(nhs, pasNo))), "AA")
+	return str(one(f.t, "patient "+nhs, f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))["id"])
+}
+
+// TestInboundApplied: each message type, applied, leaves the resources
+// the mapping says, through the domain's rules (slots claimed and freed).
+func TestInboundApplied(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	v, err := validation.New(conformance.StructureDefinitions(), conformance.Terminology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := func(what string, r map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(r)
+		for _, is := range v.Validate(b) {
+			if is.Severity == "" || is.Severity == "error" || is.Severity == "fatal" {
+				t.Errorf("%s does not validate: %s at %v\n%s", what, is.Diagnostics, is.Expression, b)
+			}
+		}
+	}
+	nhs, pasNo := nhsNo(101), "RH8P101"
+
+	// ADT^A04: a new patient, managed by the trust.
+	ack := f.send(er7("ADT^A04^ADT_A01", "A04-1", "EVN|A04", pidOf(nhs, pasNo)))
+	expectAck(t, ack, "AA")
+	p := one(t, "registered patient", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))
+	valid("the registered Patient", p)
+	pid := str(p["id"])
+	if got := fmt.Sprint(p["identifier"]); !strings.Contains(got, pasSystem) || !strings.Contains(got, pasNo) {
+		t.Errorf("identifiers %s lack the PAS number", got)
+	}
+	if p["birthDate"] != "1970-01-01" || p["gender"] != "female" || !strings.Contains(fmt.Sprint(p["name"]), "PARKER") ||
+		!strings.Contains(fmt.Sprint(p["managingOrganization"]), "Organization/trust") || !strings.Contains(fmt.Sprint(p["address"]), "EX2 2BB") {
+		t.Errorf("patient %v", p)
+	}
+
+	// ADT^A08 of the same patient, found by PAS number alone: updated.
+	ack = f.send(er7("ADT^A08^ADT_A01", "A08-1", "EVN|A08",
+		"PID|1||"+pasNo+"^^^RH8^PI||PARKER^ROSE^^^MS||19700101|F|||9 NEW ROAD^^EXETER^^EX3 3CC^GBR^H"))
+	expectAck(t, ack, "AA")
+	p = f.read("Patient", pid)
+	if !strings.Contains(fmt.Sprint(p["address"]), "EX3 3CC") || !strings.Contains(fmt.Sprint(p["identifier"]), nhs) {
+		t.Errorf("after A08: %v", p)
+	}
+
+	// ADT^A31 of an unknown patient: created, and MSA-3 says so.
+	other := nhsNo(202)
+	ack = f.send(er7("ADT^A31^ADT_A05", "A31-1", "EVN|A31", pidOf(other, "RH8P202")))
+	expectAck(t, ack, "AA")
+	if !strings.Contains(ack.Get("MSA-3"), "not known") {
+		t.Errorf("MSA-3 %q does not say the patient was created", ack.Get("MSA-3"))
+	}
+	one(t, "A31 patient", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+other))
+	ack = f.send(er7("ADT^A28^ADT_A05", "A28-1", "EVN|A28", pidOf(nhsNo(303), "RH8P303")))
+	expectAck(t, ack, "AA")
+
+	// SIU^S12 in slot-0: booked, slot busy, filler id kept, AIP a participant.
+	ack = f.send(siu("S12", "S12-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(0), 15))
+	expectAck(t, ack, "AA")
+	a1 := one(t, "F1", f.byFiller("F1"))
+	valid("the booked Appointment", a1)
+	if a1["status"] != "booked" || !strings.Contains(fmt.Sprint(a1["slot"]), "Slot/slot-0") ||
+		!strings.Contains(fmt.Sprint(a1["participant"]), "Patient/"+pid) || !strings.Contains(fmt.Sprint(a1["participant"]), "C3456789") ||
+		a1["comment"] != "first visit" || a1["minutesDuration"] != float64(15) {
+		t.Errorf("appointment %v", a1)
+	}
+	if s := f.slotStatus("slot-0"); s != "busy" {
+		t.Errorf("slot-0 is %s", s)
+	}
+
+	// S12 over slot-1 and slot-2 (30 minutes): both busy.
+	expectAck(t, f.send(siu("S12", "S12-2", "F2", pidOf(nhs, pasNo), clinic, f.SlotStart(1), 30)), "AA")
+	if s1, s2 := f.slotStatus("slot-1"), f.slotStatus("slot-2"); s1 != "busy" || s2 != "busy" {
+		t.Errorf("slot-1 %s, slot-2 %s", s1, s2)
+	}
+
+	// S12 outside the published slots: a Slot created for it, busy.
+	late := f.First.Add(5 * time.Hour)
+	expectAck(t, f.send(siu("S12", "S12-3", "F3", pidOf(nhs, pasNo), clinic, late, 20)), "AA")
+	a3 := one(t, "F3", f.byFiller("F3"))
+	slotRef := str(a3["slot"].([]any)[0].(map[string]any)["reference"])
+	s := f.read("Slot", strings.TrimPrefix(slotRef, "Slot/"))
+	if s["status"] != "busy" || s["start"] != late.UTC().Format(time.RFC3339) || s["end"] != late.Add(20*time.Minute).UTC().Format(time.RFC3339) {
+		t.Errorf("created slot %v", s)
+	}
+
+	// S14 with a new note: the comment changes, nothing else.
+	expectAck(t, f.send(strings.Replace(siu("S14", "S14-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(0), 15), "first visit", "bring your letter", 1)), "AA")
+	if a := f.read("Appointment", str(a1["id"])); a["comment"] != "bring your letter" || a["status"] != "booked" {
+		t.Errorf("after S14: %v", a)
+	}
+
+	// S13: F1 moves to slot-3: the old one cancelled, slot-0 freed, a new one replaces it.
+	expectAck(t, f.send(siu("S13", "S13-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(3), 15)), "AA")
+	if a := f.read("Appointment", str(a1["id"])); a["status"] != "cancelled" {
+		t.Errorf("rescheduled appointment is %v", a["status"])
+	}
+	var moved map[string]any
+	for _, a := range f.byFiller("F1") {
+		if a["status"] == "booked" {
+			moved = a
+		}
+	}
+	if moved == nil || !strings.Contains(fmt.Sprint(moved["slot"]), "Slot/slot-3") ||
+		!strings.Contains(fmt.Sprint(moved["extension"]), booking.ExtReplaces) || !strings.Contains(fmt.Sprint(moved["extension"]), str(a1["id"])) {
+		t.Errorf("the rescheduled booking: %v", moved)
+	}
+	if s0, s3 := f.slotStatus("slot-0"), f.slotStatus("slot-3"); s0 != "free" || s3 != "busy" {
+		t.Errorf("slot-0 %s, slot-3 %s", s0, s3)
+	}
+	valid("the rescheduled Appointment", moved)
+
+	// S15 cancels F2: its slots are free again.
+	expectAck(t, f.send(siuRef("S15", "S15-1", "F2")), "AA")
+	a2 := one(t, "F2", f.byFiller("F2"))
+	if a2["status"] != "cancelled" || !strings.Contains(fmt.Sprint(a2["cancelationReason"]), "Patient cancelled") {
+		t.Errorf("after S15: %v", a2)
+	}
+	if s1, s2 := f.slotStatus("slot-1"), f.slotStatus("slot-2"); s1 != "free" || s2 != "free" {
+		t.Errorf("after S15 slot-1 %s, slot-2 %s", s1, s2)
+	}
+
+	// S17 deletes F3: entered-in-error, its slot freed.
+	expectAck(t, f.send(siuRef("S17", "S17-1", "F3")), "AA")
+	if a := one(t, "F3", f.byFiller("F3")); a["status"] != "entered-in-error" {
+		t.Errorf("after S17: %v", a["status"])
+	}
+	if st := str(f.read("Slot", strings.TrimPrefix(slotRef, "Slot/"))["status"]); st != "free" {
+		t.Errorf("after S17 the created slot is %s", st)
+	}
+
+	// S26 once the moved appointment has ended: noshow.
+	apptest.IntoThePast(t, f.App, str(moved["id"]), 2*time.Hour)
+	expectAck(t, f.send(siuRef("S26", "S26-1", "F1")), "AA")
+	if a := f.read("Appointment", str(moved["id"])); a["status"] != "noshow" {
+		t.Errorf("after S26: %v", a["status"])
+	}
+
+	// A40: the patient registered by A31 merges into the first; a future
+	// booking of theirs moves with them.
+	expectAck(t, f.send(siu("S12", "S12-4", "F4", pidOf(other, "RH8P202"), clinic, f.SlotStart(4), 15)), "AA")
+	ack = f.send(er7("ADT^A40^ADT_A39", "A40-1", "EVN|A40", "PID|1||"+nhs+"^^^NHS^NH~"+pasNo+"^^^RH8^PI||PARKER^ROSE",
+		"MRG|RH8P202^^^RH8^PI"))
+	expectAck(t, ack, "AA")
+	gone := one(t, "merged", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+other))
+	if gone["active"] != false || !strings.Contains(fmt.Sprint(gone["link"]), "Patient/"+pid) || !strings.Contains(fmt.Sprint(gone["link"]), "replaced-by") {
+		t.Errorf("merged patient %v", gone)
+	}
+	valid("the merged Patient", gone)
+	if l := fmt.Sprint(f.read("Patient", pid)["link"]); !strings.Contains(l, "replaces") {
+		t.Errorf("survivor links %s", l)
+	}
+	var f4 map[string]any
+	for _, a := range f.byFiller("F4") {
+		if a["status"] == "booked" {
+			f4 = a
+		}
+	}
+	if f4 == nil || !strings.Contains(fmt.Sprint(f4["participant"]), "Patient/"+pid) || !strings.Contains(fmt.Sprint(f4["slot"]), "slot-4") {
+		t.Errorf("the merged patient's booking did not move: %v", f4)
+	}
+	if s := f.slotStatus("slot-4"); s != "busy" {
+		t.Errorf("slot-4 %s", s)
+	}
+}
