@@ -297,3 +297,151 @@ func TestInboundApplied(t *testing.T) {
 		t.Errorf("slot-4 %s", s)
 	}
 }
+
+// TestInboundRefused: malformed and unappliable messages, each answered
+// with the right acknowledgement code (and ERR naming the segment and
+// field where one is given), and nothing applied: the store's versions of
+// every patient, appointment, slot and schedule stay as they were.
+func TestInboundRefused(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, func(s *pas.Settings) {
+		s.Clinics["DERM1"] = "sched-other"
+		s.Clinics["GHOST"] = "sched-missing"
+	})
+	nhs, pasNo := nhsNo(404), "RH8P404"
+	pid := pidOf(nhs, pasNo)
+	f.registered(nhs, pasNo)
+	expectAck(t, f.send(siu("S12", "BOOKED-1", "F-BOOKED", pid, clinic, f.SlotStart(5), 15)), "AA")
+	expectAck(t, f.send(siu("S12", "BOOKED-2", "F-OTHER", pid, clinic, f.SlotStart(3), 15)), "AA")
+	expectAck(t, f.send(er7("ADT^A08^ADT_A01", "DUP-1", "EVN|A08", pid)), "AA")
+	stranger := nhsNo(505) // a patient of another practice, unknown to the trust
+	tomorrow := f.First.Add(2 * time.Hour)
+	apptest.Seed(t, f.App,
+		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{map[string]any{"reference": "HealthcareService/" + other}}},
+		map[string]any{"resourceType": "Slot", "id": "slot-o", "status": "free", "schedule": map[string]any{"reference": "Schedule/sched-other"},
+			"start": tomorrow.Format(time.RFC3339), "end": tomorrow.Add(slotLength).Format(time.RFC3339)},
+		map[string]any{"resourceType": "Appointment", "id": "appt-other", "status": "booked",
+			"slot": []any{map[string]any{"reference": "Slot/slot-o"}}, "start": tomorrow.Format(time.RFC3339), "end": tomorrow.Add(slotLength).Format(time.RFC3339),
+			"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}}},
+		map[string]any{"resourceType": "Patient", "id": "pat-stranger", "name": []any{map[string]any{"family": "Stranger"}},
+			"generalPractitioner": []any{map[string]any{"reference": "Organization/gp-a"}},
+			"identifier":          []any{map[string]any{"system": referral.NHSNumberSystem, "value": stranger}}},
+	)
+	free := f.SlotStart(4)
+	s12 := func(ctrl string, edit func(string) string) string {
+		return edit(siu("S12", ctrl, "F-"+ctrl, pid, clinic, free, 15))
+	}
+	replace := func(old, nw string) func(string) string {
+		return func(s string) string {
+			if !strings.Contains(s, old) {
+				t.Fatalf("the message has no %q to replace", old)
+			}
+			return strings.Replace(s, old, nw, 1)
+		}
+	}
+	drop := func(seg string) func(string) string {
+		return func(s string) string {
+			var keep []string
+			for _, l := range strings.Split(s, "\n") {
+				if !strings.HasPrefix(l, seg+"|") && l != seg {
+					keep = append(keep, l)
+				}
+			}
+			return strings.Join(keep, "\n")
+		}
+	}
+	head := "MSH|^~\\&|PAS|RH8|SIGNPOST|RH8|20261206120000||"
+	for _, tc := range []struct {
+		name      string
+		msg       string
+		code      string
+		seg       string // ERR-2.1, when checked
+		field     string // ERR-2.3, when checked
+		noControl bool   // MSA-2 is empty: no control id could be read
+	}{
+		{"no MSH", "PID|1||" + nhs + "^^^NHS^NH", "AR", "", "", true},
+		{"not HL7 at all", "hello, PAS here", "AR", "", "", true},
+		{"MSH-2 too short", "MSH|^~\\|PAS|RH8|SIGNPOST|RH8|20261206120000||ADT^A08|BAD-ENC-1|P|2.5.1\nPID|1||" + pasNo + "^^^RH8^PI", "AR", "MSH", "2", false},
+		{"encoding characters are letters", "MSH|abcd|PAS|RH8|SIGNPOST|RH8|20261206120000||ADT^A08|BAD-ENC-2|P|2.5.1", "AR", "MSH", "2", false},
+		{"encoding characters repeat", "MSH|^^\\&|PAS|RH8|SIGNPOST|RH8|20261206120000||ADT^A08|BAD-ENC-3|P|2.5.1", "AR", "MSH", "2", false},
+		{"truncated MSH", "MSH|^~\\&|PAS|RH8", "AR", "MSH", "9", true},
+		{"no control id", head + "ADT^A08^ADT_A01||P|2.5.1\nPID|1||" + pasNo + "^^^RH8^PI", "AR", "MSH", "10", true},
+		{"no message type", head + "|NOTYPE-1|P|2.5.1", "AR", "MSH", "9", false},
+		{"no trigger event", head + "SIU|NOEVENT-1|P|2.5.1\nSCH||X^PAS", "AR", "MSH", "9", false},
+		{"no processing id", head + "ADT^A08^ADT_A01|NOPROC-1||2.5.1\n" + pid, "AR", "MSH", "11", false},
+		{"version 2.6", head + "ADT^A08^ADT_A01|V26-1|P|2.6\n" + pid, "AR", "MSH", "12", false},
+		{"version 2.2", head + "ADT^A08^ADT_A01|V22-1|P|2.2\n" + pid, "AR", "MSH", "12", false},
+		{"no version", head + "ADT^A08^ADT_A01|V0-1|P\n" + pid, "AR", "MSH", "12", false},
+		{"unsupported type ORU", er7("ORU^R01^ORU_R01", "ORU-1", pid, "OBX|1|TX|X||hello"), "AR", "MSH", "9", false},
+		{"unsupported event SIU^S99", siu("S99", "S99-1", "F-S99", pid, clinic, free, 15), "AR", "MSH", "9", false},
+		{"unsupported event ADT^A01", er7("ADT^A01^ADT_A01", "A01-1", "EVN|A01", pid), "AR", "MSH", "9", false},
+		{"bad segment name", er7("ADT^A08^ADT_A01", "SEGNAME-1", "EVN|A08", "pid|1||"+nhs+"^^^NHS^NH"), "AR", "", "", false},
+		{"unknown escape in PID-5", er7("ADT^A08^ADT_A01", "ESC-1", "EVN|A08", strings.Replace(pid, "PARKER", "PAR\\Q\\KER", 1)), "AR", "PID", "5", false},
+		{"escape not closed in NTE", s12("ESC-2", replace("first visit", "first \\T visit")), "AR", "NTE", "3", false},
+		{"odd hex escape", er7("ADT^A08^ADT_A01", "ESC-3", "EVN|A08", strings.Replace(pid, "EXETER", "EXE\\X4\\TER", 1)), "AR", "PID", "11", false},
+		{"S12 without PID", s12("NOPID-1", drop("PID")), "AR", "", "", false},
+		{"S12 without SCH", s12("NOSCH-1", drop("SCH")), "AR", "", "", false},
+		{"S12 truncated SCH (no filler id)", s12("TRSCH-1", func(s string) string { return strings.Replace(drop("SCH")(s), "NTE|", "SCH|\nNTE|", 1) }), "AR", "SCH", "2", false},
+		{"S12 truncated PID", s12("TRPID-1", replace(pid, "PID|1")), "AR", "PID", "3", false},
+		{"S12 bad NHS number", s12("BADNHS-1", replace(nhs+"^^^NHS", "1234567890^^^NHS")), "AR", "PID", "3", false},
+		{"S12 unknown patient", s12("UNKPAT-1", replace(pid, pidOf(nhsNo(909), "RH8P909"))), "AE", "PID", "3", false},
+		{"S12 patient the trust has no relationship with", s12("NOREL-1", replace(pid, pidOf(stranger, "RH8P000"))), "AR", "SCH", "2", false},
+		{"S12 slot already booked", siu("S12", "TAKEN-1", "F-TAKEN", pid, clinic, f.SlotStart(5), 15), "AE", "AIL", "6", false},
+		{"S12 across a booked slot", siu("S12", "TAKEN-2", "F-TAKEN2", pid, clinic, f.SlotStart(4), 30), "AE", "AIL", "6", false},
+		{"S12 not on the slots' times", siu("S12", "SKEW-1", "F-SKEW", pid, clinic, f.SlotStart(4).Add(5*time.Minute), 15), "AE", "AIL", "6", false},
+		{"S12 unknown clinic", siu("S12", "CLINIC-1", "F-CLINIC", pid, "XYZ", free, 15), "AR", "AIL", "3", false},
+		{"S12 clinic of a service the PAS does not own", siu("S12", "DERM-1", "F-DERM", pid, "DERM1", free, 15), "AR", "AIL", "3", false},
+		{"S12 clinic mapped to a missing schedule", siu("S12", "GHOST-1", "F-GHOST", pid, "GHOST", free, 15), "AR", "AIL", "3", false},
+		{"S12 bad start time", s12("BADTIME-1", replace("AIL|1|A|"+clinic+"^CLINIC 3^^RH8|CLINIC^Outpatient clinic|^Cardiology|"+ts(free), "AIL|1|A|"+clinic+"^CLINIC 3^^RH8|CLINIC^Outpatient clinic|^Cardiology|2026134")), "AR", "AIL", "6", false},
+		{"S12 bad duration units", s12("UNITS-1", replace("|0|MIN|15|MIN\nAIP", "|0|MIN|15|FORTNIGHT\nAIP")), "AR", "AIL", "10", false},
+		{"S12 in the past", siu("S12", "PAST-1", "F-PAST", pid, clinic, f.First.AddDate(0, 0, -3), 15), "AE", "", "", false},
+		{"S12 filler status cancelled", s12("STATUS-1", replace("BOOKED^Booked^HL70278", "Cancelled^Cancelled^HL70278")), "AR", "SCH", "25", false},
+		{"S12 filler id already booked", siu("S12", "AGAIN-1", "F-BOOKED", pid, clinic, free, 15), "AR", "SCH", "2", false},
+		{"S13 to a booked slot (the cancel rolls back)", siu("S13", "MOVE-1", "F-BOOKED", pid, clinic, f.SlotStart(3), 15), "AE", "AIL", "6", false},
+		{"S15 of an unknown appointment", siuRef("S15", "CANC-1", "F-NOBODY"), "AE", "SCH", "2", false},
+		{"S15 of an appointment at a service not owned", er7("SIU^S15^SIU_S12", "CANC-2", "SCH|appt-other^SIGNPOST||||CANC^Cancelled"), "AR", "SCH", "2", false},
+		{"S15 naming no appointment", er7("SIU^S15^SIU_S12", "CANC-3", "SCH|||||CANC^Cancelled"), "AR", "SCH", "2", false},
+		{"S26 before the appointment ended", siuRef("S26", "NOSHOW-1", "F-BOOKED"), "AE", "SCH", "2", false},
+		{"A08 unknown sex", er7("ADT^A08^ADT_A01", "SEX-1", "EVN|A08", strings.Replace(pid, "|F|", "|Z|", 1)), "AR", "PID", "8", false},
+		{"A04 bad birth date", er7("ADT^A04^ADT_A01", "BORN-1", "EVN|A04", strings.Replace(pid, "19700101", "1970-01-01", 1)), "AR", "PID", "7", false},
+		{"A04 without a usable identifier", er7("ADT^A04^ADT_A01", "NOID-1", "EVN|A04", "PID|1||D1234^^^DVLA^DL||NOONE^NOBODY"), "AR", "PID", "3", false},
+		{"A04 without PID", er7("ADT^A04^ADT_A01", "NOPID-2", "EVN|A04"), "AR", "", "", false},
+		{"A40 without MRG", er7("ADT^A40^ADT_A39", "MERGE-1", "EVN|A40", pid), "AR", "", "", false},
+		{"A40 of an unknown patient", er7("ADT^A40^ADT_A39", "MERGE-2", "EVN|A40", pid, "MRG|RH8P999^^^RH8^PI"), "AE", "MRG", "1", false},
+		{"A40 of a patient into themself", er7("ADT^A40^ADT_A39", "MERGE-3", "EVN|A40", pid, "MRG|"+pasNo+"^^^RH8^PI"), "AR", "MRG", "1", false},
+		{"control id reused for other content", er7("ADT^A08^ADT_A01", "DUP-1", "EVN|A08", strings.Replace(pid, "ROSE", "ROSA", 1)), "AR", "MSH", "10", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := tc.msg
+			before := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot", "Schedule")
+			ack := f.send(msg)
+			if got := ack.Get("MSA-1"); got != tc.code {
+				t.Errorf("MSA-1 %q, want %q:\n%s", got, tc.code, ack)
+			}
+			if tc.seg != "" && (ack.Get("ERR-2.1") != tc.seg || ack.Get("ERR-2.3") != tc.field) {
+				t.Errorf("ERR-2 %q, want %s field %s:\n%s", ack.Raw("ERR-2"), tc.seg, tc.field, ack)
+			}
+			if ack.Get("MSA-3") == "" || ack.Get("ERR-8") == "" {
+				t.Errorf("no reason given:\n%s", ack)
+			}
+			if want, err := hl7v2.Parse([]byte(strings.ReplaceAll(msg, "\n", "\r"))); err == nil && !tc.noControl && ack.Get("MSA-2") != want.ControlID() {
+				t.Errorf("MSA-2 %q, want %q", ack.Get("MSA-2"), want.ControlID())
+			}
+			if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot", "Schedule"); !equalVersions(before, after) {
+				t.Errorf("the message changed the store:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+// equalVersions compares two apptest.Versions snapshots.
+func equalVersions(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
