@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
+	"github.com/signpost-fhir/signpost/adapters/mllp"
 	"github.com/signpost-fhir/signpost/adapters/pas"
 	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/conformance"
@@ -444,4 +446,159 @@ func equalVersions(a, b map[string]int64) bool {
 		}
 	}
 	return true
+}
+
+// TestInboundResend: a resent message is answered with the same
+// acknowledgement, byte for byte, and applied once, whatever its segment
+// endings; a rejected message's AR is recorded and given again; an AE is
+// not recorded, so the same message applies once its cause is fixed.
+func TestInboundResend(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	nhs, pasNo := nhsNo(606), "RH8P606"
+	a04 := er7("ADT^A04^ADT_A01", "RS-1", "EVN|A04", pidOf(nhs, pasNo))
+	first := f.send(a04)
+	expectAck(t, first, "AA")
+	before := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot")
+	for _, resend := range []string{a04, strings.ReplaceAll(a04, "\n", "\r\n")} {
+		again := f.send(resend)
+		if string(again.Encode()) != string(first.Encode()) {
+			t.Errorf("the resend was answered\n%s\nnot as the first\n%s", again, first)
+		}
+	}
+	if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot"); !equalVersions(before, after) {
+		t.Errorf("the resend was applied again:\nbefore %v\nafter  %v", before, after)
+	}
+	one(t, "patients", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))
+
+	// AR: recorded, the same answer again.
+	bad := siu("S12", "RS-2", "F-RS2", pidOf(nhs, pasNo), "NOWHERE", f.SlotStart(0), 15)
+	ar := f.send(bad)
+	expectAck(t, ar, "AR")
+	if again := f.send(bad); string(again.Encode()) != string(ar.Encode()) {
+		t.Errorf("the rejected message's resend was answered\n%s\nnot\n%s", again, ar)
+	}
+
+	// AE: not recorded; once the patient is registered the resend applies.
+	later, laterPAS := nhsNo(707), "RH8P707"
+	s12 := siu("S12", "RS-3", "F-RS3", pidOf(later, laterPAS), clinic, f.SlotStart(1), 15)
+	expectAck(t, f.send(s12), "AE")
+	f.registered(later, laterPAS)
+	expectAck(t, f.send(s12), "AA")
+	one(t, "F-RS3", f.byFiller("F-RS3"))
+	if s := f.slotStatus("slot-1"); s != "busy" {
+		t.Errorf("slot-1 is %s", s)
+	}
+}
+
+// TestInboundConcurrentCopies: copies of one message arriving together
+// over separate connections are applied once, and every copy is answered
+// with the one acknowledgement recorded.
+func TestInboundConcurrentCopies(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	nhs, pasNo := nhsNo(808), "RH8P808"
+	f.registered(nhs, pasNo)
+	msg := []byte(strings.ReplaceAll(siu("S12", "CC-1", "F-CC", pidOf(nhs, pasNo), clinic, f.SlotStart(2), 15), "\n", "\r"))
+	const copies = 8
+	answers := make([][]byte, copies)
+	errs := make([]error, copies)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range copies {
+		wg.Go(func() {
+			c := &mllp.Client{Addr: f.PAS.Addr().String(), AckTimeout: 10 * time.Second}
+			defer c.Close()
+			<-start
+			answers[i], errs[i] = c.Send(context.Background(), msg)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range copies {
+		if errs[i] != nil {
+			t.Fatalf("copy %d: %v", i, errs[i])
+		}
+		ack, err := hl7v2.Parse(answers[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectAck(t, ack, "AA")
+		if string(answers[i]) != string(answers[0]) {
+			t.Errorf("copy %d was answered\n%q\nnot as copy 0\n%q", i, answers[i], answers[0])
+		}
+	}
+	one(t, "F-CC", f.byFiller("F-CC"))
+	if s := f.slotStatus("slot-2"); s != "busy" {
+		t.Errorf("slot-2 is %s", s)
+	}
+}
+
+// TestInboundAckModes: original mode answers AA/AE/AR; enhanced mode
+// answers the accept acknowledgement MSH-15 asks for (CA, CE, CR), else
+// the application acknowledgement MSH-16 asks for, else nothing.
+func TestInboundAckModes(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	nhs, pasNo := nhsNo(909), "RH8P909"
+	f.registered(nhs, pasNo)
+	unknown := pidOf(nhsNo(1010), "RH8P1010")
+	for _, tc := range []struct {
+		name       string
+		msh15      string
+		msh16      string
+		pid        string
+		want       string // "" for no acknowledgement
+		wantStored bool
+	}{
+		{"original, applied", "", "", pidOf(nhs, pasNo), "AA", true},
+		{"original, unknown patient", "", "", unknown, "AE", false},
+		{"enhanced AL/NE, applied", "AL", "NE", pidOf(nhs, pasNo), "CA", true},
+		{"enhanced AL/AL, unknown patient", "AL", "AL", unknown, "CE", false},
+		{"enhanced NE/AL, applied", "NE", "AL", pidOf(nhs, pasNo), "AA", true},
+		{"enhanced ER/AL, applied", "ER", "AL", pidOf(nhs, pasNo), "AA", true},
+		{"enhanced ER/NE, unknown patient", "ER", "NE", unknown, "CE", false},
+		{"enhanced NE/NE, applied", "NE", "NE", pidOf(nhs, pasNo), "", true},
+		{"enhanced SU/ER, applied", "SU", "ER", pidOf(nhs, pasNo), "CA", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			filler := "F-MODE-" + strings.NewReplacer(" ", "-", "/", "-", ",", "").Replace(tc.name)
+			slot := len(f.storeSearch("Appointment", "status", "booked"))
+			msg := siu("S12", filler, filler, tc.pid, clinic, f.SlotStart(slot), 15)
+			msg = strings.Replace(msg, "|P|2.5.1", "|P|2.5.1|||"+tc.msh15+"|"+tc.msh16, 1)
+			raw, err := f.PAS.Receive(context.Background(), []byte(strings.ReplaceAll(msg, "\n", "\r")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if raw != nil {
+					t.Errorf("answered %q, want no acknowledgement", raw)
+				}
+			} else {
+				ack, err := hl7v2.Parse(raw)
+				if err != nil {
+					t.Fatalf("%v: %q", err, raw)
+				}
+				expectAck(t, ack, tc.want)
+			}
+			if got := len(f.byFiller(filler)) == 1; got != tc.wantStored {
+				t.Errorf("applied %v, want %v", got, tc.wantStored)
+			}
+		})
+	}
+}
+
+// TestInboundAudited: a write an inbound message makes is audited as the
+// instance's (client id adapter/pas-rh8), not as an anonymous server
+// write.
+func TestInboundAudited(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	id := f.registered(nhsNo(1111), "RH8P1111")
+	events := f.storeSearch("AuditEvent", "entity", "Patient/"+id)
+	if len(events) == 0 {
+		t.Fatal("no AuditEvent names the patient the PAS registered")
+	}
+	for _, ev := range events {
+		who := fmt.Sprint(ev["agent"])
+		if !strings.Contains(who, "adapter/"+instance) {
+			t.Errorf("AuditEvent %v does not name the instance: agent %s", ev["id"], who)
+		}
+	}
 }
