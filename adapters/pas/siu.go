@@ -508,13 +508,16 @@ type aSlot struct {
 // published slots). A slot that overlaps t and is not free is AE (taken);
 // slots that overlap t without tiling it are AE too.
 func (a *Adapter) slotsFor(ctx context.Context, tx *write.Tx, schedule string, t timing) ([]aSlot, error) {
-	until := t.end
+	until, from := t.end, t.start.Add(-24*time.Hour)
 	if until.IsZero() {
 		until = t.start.Add(time.Microsecond)
 	}
 	page, err := tx.Search(ctx, &search.Query{Type: "Slot", Count: 200, Filter: []search.Expr{
 		search.RefIn{Param: "schedule", Refs: []search.Ref{{Type: "Schedule", ID: schedule}}},
 		search.DateMatch{Param: "start", Prefix: search.Lt, Low: until.UnixMicro(), High: until.UnixMicro() + 1},
+		// No slot lasts a day: the lower bound keeps the search to the
+		// slots around t instead of every earlier one.
+		search.DateMatch{Param: "start", Prefix: search.Sa, Low: from.UnixMicro() - 1, High: from.UnixMicro()},
 		search.DateMatch{Param: "end", Prefix: search.Sa, Low: t.start.UnixMicro(), High: t.start.UnixMicro() + 1},
 	}})
 	if err != nil {
