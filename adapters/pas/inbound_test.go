@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -600,5 +602,96 @@ func TestInboundAudited(t *testing.T) {
 		if !strings.Contains(who, "adapter/"+instance) {
 			t.Errorf("AuditEvent %v does not name the instance: agent %s", ev["id"], who)
 		}
+	}
+}
+
+// TestInboundMoves: an S14 whose time changed reschedules (as S13 does);
+// an S13 without AIL moves within the appointment's own clinic, its time
+// from AIS; a booking made in Signpost (found by its id in SCH-1) moves
+// too and takes the PAS's filler id.
+func TestInboundMoves(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	nhs, pasNo := nhsNo(1313), "RH8P1313"
+	pid := f.registered(nhs, pasNo)
+	expectAck(t, f.send(siu("S12", "MV-1", "F-MV", pidOf(nhs, pasNo), clinic, f.SlotStart(0), 15)), "AA")
+	expectAck(t, f.send(siu("S14", "MV-2", "F-MV", pidOf(nhs, pasNo), clinic, f.SlotStart(1), 15)), "AA")
+	booked := func(filler string) map[string]any {
+		t.Helper()
+		var out []map[string]any
+		for _, a := range f.byFiller(filler) {
+			if a["status"] == "booked" {
+				out = append(out, a)
+			}
+		}
+		return one(t, "booked "+filler, out)
+	}
+	if a := booked("F-MV"); !strings.Contains(jsonOf(a["slot"]), "Slot/slot-1") {
+		t.Errorf("after S14 with a new time: %v", a["slot"])
+	}
+	noAIL := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if !strings.HasPrefix(l, "AIL|") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	expectAck(t, f.send(noAIL(siu("S13", "MV-3", "F-MV", pidOf(nhs, pasNo), clinic, f.SlotStart(2), 15))), "AA")
+	if a := booked("F-MV"); !strings.Contains(jsonOf(a["slot"]), "Slot/slot-2") {
+		t.Errorf("after S13 without AIL: %v", a["slot"])
+	}
+	for i, s := range []string{"free", "free", "busy"} {
+		if got := f.slotStatus(fmt.Sprintf("slot-%d", i)); got != s {
+			t.Errorf("slot-%d is %s, want %s", i, got, s)
+		}
+	}
+
+	// A booking made in Signpost, moved by the PAS naming it in SCH-1.
+	apptest.Seed(t, f.App, map[string]any{"resourceType": "Appointment", "id": "sp-appt", "status": "booked",
+		"slot": []any{map[string]any{"reference": "Slot/slot-4"}}, "start": f.SlotStart(4).Format(time.RFC3339), "end": f.SlotStart(5).Format(time.RFC3339),
+		"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + pid}, "status": "accepted"}}})
+	msg := strings.Replace(siu("S13", "MV-4", "F-SP", pidOf(nhs, pasNo), clinic, f.SlotStart(5), 15), "SCH||F-SP^PAS", "SCH|sp-appt^SIGNPOST|F-SP^PAS", 1)
+	expectAck(t, f.send(msg), "AA")
+	if a := booked("F-SP"); !strings.Contains(jsonOf(a["slot"]), "Slot/slot-5") || !strings.Contains(jsonOf(a["extension"]), "Appointment/sp-appt") {
+		t.Errorf("the Signpost booking moved by the PAS: %v", a)
+	}
+	if a := f.read("Appointment", "sp-appt"); a["status"] != "cancelled" {
+		t.Errorf("sp-appt is %v", a["status"])
+	}
+}
+
+// TestInboundSamples: the codec's real-world message shapes (versions 2.3.1
+// and 2.4, escapes, aliases, e-mail in XTN-4) apply as the mapping says.
+func TestInboundSamples(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "hl7v2", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	expectAck(t, f.send(read("adt_a04.hl7")), "AA")
+	p := one(t, "sample patient", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|9876543210"))
+	if !strings.Contains(jsonOf(p["name"]), `"O'BRIEN"`) || !strings.Contains(jsonOf(p["identifier"]), "RH8A200001") || p["gender"] != "male" {
+		t.Errorf("after the A04 sample: %v", p)
+	}
+	ack := f.send(read("adt_a08.hl7"))
+	expectAck(t, ack, "AA")
+	p = f.read("Patient", str(p["id"]))
+	if tel := jsonOf(p["telecom"]); !strings.Contains(tel, "sean@example.org") || !strings.Contains(tel, `"mobile"`) {
+		t.Errorf("telecom after the A08 sample: %s", tel)
+	}
+	if addr := jsonOf(p["address"]); !strings.Contains(addr, "Flat 1^2") {
+		t.Errorf("address after the A08 sample: %s", addr)
+	}
+	if name := jsonOf(p["name"]); !strings.Contains(name, "SEÁN") {
+		t.Errorf("name after the A08 sample: %s", name)
+	}
+	// The S12 sample books a patient Signpost does not know: AE, 2.5.1's ERR.
+	ack = f.send(read("siu_s12.hl7"))
+	if ack.Get("MSA-1") != "CE" || ack.Get("ERR-2.1") != "PID" {
+		t.Errorf("the S12 sample (enhanced mode AL/NE) was answered\n%s", ack)
 	}
 }
