@@ -221,6 +221,7 @@ func TestInboundApplied(t *testing.T) {
 	if s["status"] != "busy" || s["start"] != late.UTC().Format(time.RFC3339) || s["end"] != late.Add(20*time.Minute).UTC().Format(time.RFC3339) {
 		t.Errorf("created slot %v", s)
 	}
+	valid("the Slot created for a booking outside the published slots", s)
 
 	// S14 with a new note: the comment changes, nothing else.
 	expectAck(t, f.send(strings.Replace(siu("S14", "S14-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(0), 15), "first visit", "bring your letter", 1)), "AA")
