@@ -25,6 +25,9 @@ package pas
 //     message is rejected again with the same answer even if the state
 //     that rejected it has changed; AE answers are not, so a resend after
 //     the cause is fixed (the patient registered, the slot freed) applies.
+//     A message whose header cannot be read or checked (no control id to
+//     record it by, an unsupported version) is answered and not recorded,
+//     nor is a reused control id (the first message holds the record).
 //
 // Acknowledgement modes: in original mode (MSH-15 and MSH-16 empty) every
 // message gets AA, AE or AR. In enhanced mode the message is applied
