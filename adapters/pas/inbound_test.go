@@ -402,6 +402,7 @@ func TestInboundRefused(t *testing.T) {
 		{"S12 filler status cancelled", s12("STATUS-1", replace("BOOKED^Booked^HL70278", "Cancelled^Cancelled^HL70278")), "AR", "SCH", "25", false},
 		{"S12 filler id already booked", siu("S12", "AGAIN-1", "F-BOOKED", pid, clinic, free, 15), "AR", "SCH", "2", false},
 		{"S13 to a booked slot (the cancel rolls back)", siu("S13", "MOVE-1", "F-BOOKED", pid, clinic, f.SlotStart(3), 15), "AE", "AIL", "6", false},
+		{"S14 with a bad start time", strings.Replace(siu("S14", "MOD-1", "F-BOOKED", pid, clinic, f.SlotStart(5), 15), "|"+ts(f.SlotStart(5))+"|0|MIN|15|MIN\nAIP", "|20261399|0|MIN|15|MIN\nAIP", 1), "AR", "AIL", "6", false},
 		{"S15 of an unknown appointment", siuRef("S15", "CANC-1", "F-NOBODY"), "AE", "SCH", "2", false},
 		{"S15 of an appointment at a service not owned", er7("SIU^S15^SIU_S12", "CANC-2", "SCH|appt-other^SIGNPOST||||CANC^Cancelled"), "AR", "SCH", "2", false},
 		{"S15 naming no appointment", er7("SIU^S15^SIU_S12", "CANC-3", "SCH|||||CANC^Cancelled"), "AR", "SCH", "2", false},

@@ -129,7 +129,11 @@ func (a *Adapter) siuModified(ctx context.Context, tx *write.Tx, m *hl7v2.Messag
 		Slot       []r4.Reference
 	}
 	_ = json.Unmarshal(cur.JSON, &have)
-	if t, err := a.timingOf(m); err == nil {
+	if m.Get("AIL-6") != "" || m.Get("AIS-4") != "" || m.Get("SCH-11.4") != "" {
+		t, err := a.timingOf(m)
+		if err != nil {
+			return "", err
+		}
 		moved := !sameInstant(have.Start, t.start) || (!t.end.IsZero() && !sameInstant(have.End, t.end))
 		if sched, _, err := a.scheduleOf(ctx, tx, m); err == nil && !moved && len(have.Slot) > 0 {
 			s, err := tx.Read(ctx, "Slot", refIDOf(elem.Str(have.Slot[0].Reference)))
