@@ -202,7 +202,7 @@ func TestBuildErrors(t *testing.T) {
 		name, settings string
 		want           []string
 	}{
-		{"unknown kind", "", []string{"3: adapters[0].kind: unknown kind \"hl7v2-pass\"", `the kinds built in are ["hl7v2-pas"`}},
+		{"unknown kind", "", []string{"3: adapters[0].kind: unknown kind \"hl7v2-pass\"", `"hl7v2-pas"`}},
 		{"no settings", "", nil}, // filled below
 		{"unknown setting", listen + "\nlisen: 127.0.0.1:1", []string{"11: adapters[0].settings.lisen: unknown field; the fields here are listen, allow, send"}},
 		{"listen without allow", strings.Replace(listen, "allow: [127.0.0.1]", "", 1), []string{"adapters[0].settings.allow: is required with Listen"}},
