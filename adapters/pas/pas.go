@@ -99,7 +99,7 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 			Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
 			// A claim outlasts a send (dial, then the ACK) but no more: after
 			// a crash, a message in flight is sent again once it ends.
-			Lease: dialTimeout + a.client.AckTimeout + 5*time.Second,
+			Lease:   dialTimeout + a.client.AckTimeout + 5*time.Second,
 			Backoff: dispatch.Backoff{Base: set.RetryBase.or(0), Max: set.RetryMax.or(0), Factor: 2, Jitter: 0.2},
 		})
 		if err != nil {
