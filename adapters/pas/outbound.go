@@ -589,7 +589,7 @@ func (a *Adapter) flush(ctx context.Context, tx *write.Tx, o *outgoing) error {
 		if err != nil {
 			return err
 		}
-		if s.PlacerID, err = a.placer(ctx, tx, ev.res.ID, ev.replaces); err != nil {
+		if s.PlacerID, err = a.placer(ctx, cached{tx, o.seen}, ev.res.ID, ev.replaces); err != nil {
 			return err
 		}
 		m, err := b.SIU(ev.event, s)
@@ -619,14 +619,14 @@ func (a *Adapter) flush(ctx context.Context, tx *write.Tx, o *outgoing) error {
 
 // placer is the placer appointment id (SCH-1) of appointment id, which
 // replaces the appointment replaces (or none): the first appointment of
-// its chain of replacements.
-func (a *Adapter) placer(ctx context.Context, tx *write.Tx, id, replaces string) (string, error) {
+// its chain of replacements that the PAS owns (one moved in from another
+// service starts a chain of its own).
+func (a *Adapter) placer(ctx context.Context, rd store.Reader, id, replaces string) (string, error) {
 	for range maxChain {
 		if replaces == "" {
 			return id, nil
 		}
-		id = replaces
-		prev, err := readOrNil(ctx, tx, "Appointment", id)
+		prev, err := readOrNil(ctx, rd, "Appointment", replaces)
 		if err != nil {
 			return "", err
 		}
@@ -634,12 +634,18 @@ func (a *Adapter) placer(ctx context.Context, tx *write.Tx, id, replaces string)
 			return id, nil
 		}
 		var v struct {
+			Slot      []r4.Reference `json:"slot"`
 			Extension []r4.Extension `json:"extension"`
 		}
 		if err := json.Unmarshal(prev.JSON, &v); err != nil {
-			return "", fmt.Errorf("Appointment/%s: %w", id, err)
+			return "", fmt.Errorf("Appointment/%s: %w", replaces, err)
 		}
-		replaces = replaced(v.Extension)
+		if mine, err := a.ownsAppointment(ctx, rd, v.Slot, prev, nil); err != nil {
+			return "", err
+		} else if !mine {
+			return id, nil
+		}
+		id, replaces = replaces, replaced(v.Extension)
 	}
 	return id, nil
 }
