@@ -63,8 +63,9 @@ func TestOutboundNotify(t *testing.T) {
 		{"moved in from the other service", func() string { return f.reschedule(ids["other service"], 0) }, // slot-0, freed by the first reschedule
 			[]msg{{"S12", "moved in from the other service", "Booked", 0}}}, // a booking of its own, not another service's chain
 		{"by the instance itself", func() string {
+			n := len(f.Peer.Applied())
 			id := f.book(4)
-			f.Peer.WaitApplied(len(f.Peer.Applied()) + 1)
+			f.Peer.WaitApplied(n + 1) // the booking's S12 first, so that the PAS could hear of a cancellation after it
 			f.asInstance(func(ctx context.Context, tx *write.Tx) error {
 				res, err := tx.Read(ctx, "Appointment", id)
 				if err != nil {
