@@ -440,7 +440,7 @@ func (a *Adapter) moveAppointments(ctx context.Context, tx *write.Tx, from, to s
 		if !live(res) {
 			continue
 		}
-		if owned, err := a.ownsAppointment(ctx, tx, res); err != nil {
+		if owned, err := a.ownsStored(ctx, tx, res); err != nil {
 			return n, err
 		} else if !owned {
 			continue // another provider's: theirs to move

@@ -33,7 +33,7 @@ import (
 func BenchmarkInboundS12(b *testing.B) {
 	for _, conns := range []int{4, 1} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			addr, first := benchServer(b, b.N)
+			addr, first := inboundServer(b, b.N)
 			msgs := make([][]byte, b.N)
 			for i := range b.N {
 				start := first.Add(time.Duration(i) * slotLength)
@@ -92,11 +92,11 @@ var (
 	benchPAS = "RH8P4242"
 )
 
-// benchServer starts the server with pas-rh8 listening, seeded with the
+// inboundServer starts the server with pas-rh8 listening, seeded with the
 // trust, its service and schedule, n free 15-minute slots from tomorrow
 // 09:00 UTC on, and a patient the trust manages; it returns the listener's
 // address and the first slot's start.
-func benchServer(b *testing.B, n int) (string, time.Time) {
+func inboundServer(b *testing.B, n int) (string, time.Time) {
 	b.Helper()
 	set := pas.Settings{Listen: "127.0.0.1:0", Allow: []string{"127.0.0.1"},
 		Services: []string{service}, Clinics: map[string]string{clinic: schedule},

@@ -64,12 +64,6 @@ const (
 	EventReferralModified = "I13" // modify patient referral
 )
 
-// FillerSystem is the identifier system under which an Appointment keeps
-// the PAS's own id of it (SCH-2, the filler appointment id) for the
-// instance: per instance, since two PAS number their appointments
-// independently.
-func FillerSystem(instance string) string { return "urn:signpost:adapter:" + instance + ":filler" }
-
 // UBRNNamespace is the namespace (EI-2) of the UBRN in SCH-26 and ARQ-24.
 const UBRNNamespace = "UBRN"
 
@@ -761,13 +755,8 @@ func (a *apptView) minutes() int {
 	return 0
 }
 
-// slotView and scheduleView are what LoadSubject reads of a Slot and a
-// Schedule.
-type slotView struct {
-	Schedule r4.Reference `json:"schedule"`
-	Start    string       `json:"start"`
-}
-
+// scheduleView is what LoadSubject reads of a Schedule (and slotView,
+// feed.go, of a Slot).
 type scheduleView struct {
 	Actor []r4.Reference `json:"actor"`
 }

@@ -325,7 +325,7 @@ func (a *Adapter) appointmentOf(ctx context.Context, tx *write.Tx, m *hl7v2.Mess
 		}
 		return nil, failure("SCH-2", hl7v2.CodeUnknownKey, "no appointment has %s", what)
 	}
-	owned, err := a.ownsAppointment(ctx, tx, res)
+	owned, err := a.ownsStored(ctx, tx, res)
 	if err != nil {
 		return nil, err
 	}
@@ -364,39 +364,14 @@ func live(res *fhir.Resource) bool {
 	return false
 }
 
-// ownsAppointment reports whether the appointment is at a service the PAS
-// owns: a HealthcareService participant, or a slot of one's schedule.
-func (a *Adapter) ownsAppointment(ctx context.Context, tx *write.Tx, res *fhir.Resource) (bool, error) {
-	var ap struct {
-		Slot        []r4.Reference
-		Participant []struct{ Actor *r4.Reference }
-	}
+// ownsStored reports whether the stored appointment res is at a service
+// the PAS owns (ownsAppointment, by its slots).
+func (a *Adapter) ownsStored(ctx context.Context, tx *write.Tx, res *fhir.Resource) (bool, error) {
+	var ap struct{ Slot []r4.Reference }
 	if err := json.Unmarshal(res.JSON, &ap); err != nil {
 		return false, err
 	}
-	for _, p := range ap.Participant {
-		if p.Actor != nil {
-			if typ, id, ok := fhir.SplitReference(elem.Str(p.Actor.Reference)); ok && typ == "HealthcareService" && a.services[id] {
-				return true, nil
-			}
-		}
-	}
-	for _, s := range ap.Slot {
-		sr, err := tx.Read(ctx, "Slot", refIDOf(elem.Str(s.Reference)))
-		if err != nil {
-			continue
-		}
-		var slot struct{ Schedule r4.Reference }
-		if json.Unmarshal(sr.JSON, &slot) != nil {
-			continue
-		}
-		if svc, err := a.scheduleService(ctx, tx, refIDOf(elem.Str(slot.Schedule.Reference))); err != nil {
-			return false, err
-		} else if svc != "" {
-			return true, nil
-		}
-	}
-	return false, nil
+	return a.ownsAppointment(ctx, tx, ap.Slot, res, nil)
 }
 
 // scheduleService returns the service of Schedule/id the PAS owns, or "".
