@@ -697,3 +697,23 @@ func TestInboundSamples(t *testing.T) {
 		t.Errorf("the S12 sample (enhanced mode AL/NE) was answered\n%s", ack)
 	}
 }
+
+// TestInboundFollowsReschedules: a PAS message naming, by its placer id
+// (SCH-1), an appointment rescheduled in Signpost acts on the appointment
+// that replaced it: outbound messages keep the first placer id of a
+// reschedule chain (outbound.go).
+func TestInboundFollowsReschedules(t *testing.T) {
+	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
+	first := f.book(0)
+	second := f.reschedule(first, 1)
+	third := f.reschedule(second, 2)
+	expectAck(t, f.send(er7("SIU^S15^SIU_S12", "CHAIN-1", "SCH|"+first+"^SIGNPOST|||||CANC^Patient cancelled")), "AA")
+	for id, want := range map[string]string{first: "cancelled", second: "cancelled", third: "cancelled"} {
+		if got := str(f.read("Appointment", id)["status"]); got != want {
+			t.Errorf("Appointment/%s is %s, want %s", id, got, want)
+		}
+	}
+	if got := f.slotStatus("slot-2"); got != "free" {
+		t.Errorf("slot-2 (the last appointment's) is %s after the PAS cancelled the chain, want free", got)
+	}
+}

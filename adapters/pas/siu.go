@@ -311,10 +311,7 @@ func (a *Adapter) appointmentOf(ctx context.Context, tx *write.Tx, m *hl7v2.Mess
 		}
 	}
 	if res == nil && placer != "" && fhir.ValidID(placer) {
-		res, err = tx.Read(ctx, "Appointment", placer)
-		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
-			res, err = nil, nil
-		} else if err != nil {
+		if res, err = a.byPlacer(ctx, tx, placer); err != nil {
 			return nil, err
 		}
 	}
@@ -351,6 +348,34 @@ func (a *Adapter) byFiller(ctx context.Context, tx *write.Tx, filler string) (*f
 		}
 	}
 	return all[0], nil
+}
+
+// byPlacer finds the appointment Signpost sent as placer id (SCH-1): that
+// appointment or, when it was rescheduled, the one that replaced it, and
+// so on (outbound messages keep the first placer id of a reschedule
+// chain, outbound.go). Nil when there is none.
+func (a *Adapter) byPlacer(ctx context.Context, tx *write.Tx, placer string) (*fhir.Resource, error) {
+	res, err := tx.Read(ctx, "Appointment", placer)
+	if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	for range maxChain {
+		if live(res) {
+			return res, nil
+		}
+		page, err := tx.Search(ctx, &search.Query{Type: "Appointment", Count: 1, Filter: []search.Expr{
+			search.RefIn{Param: "replaces", Refs: []search.Ref{{Type: "Appointment", ID: res.ID}}}}})
+		if err != nil {
+			return nil, err
+		}
+		if len(page.Resources) == 0 {
+			return res, nil
+		}
+		res = page.Resources[0]
+	}
+	return res, nil
 }
 
 // live reports whether an appointment holds its slots.
