@@ -263,6 +263,31 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 // writes itself.
 func (t *Tx) AfterCommit(f func(ctx context.Context) error) { t.after = append(t.after, f) }
 
+// Supersede records, from a transaction's AfterCommit work, that res is
+// a newer version of a resource the transaction wrote, made by that work
+// in a later transaction (a booking another system confirmed): the
+// caller answers with it instead (Latest), so that a client is told the
+// outcome rather than the state the transaction left while it waited.
+func (t *Tx) Supersede(res *fhir.Resource) {
+	if t.latest == nil {
+		t.latest = map[string]*fhir.Resource{}
+	}
+	t.latest[res.Type+"/"+res.ID] = res
+}
+
+// Latest returns the version of res to answer with: the one the
+// transaction's AfterCommit work superseded it with (Supersede), else
+// res. A nil res, or one of a nil Tx, is returned as it is.
+func (t *Tx) Latest(res *fhir.Resource) *fhir.Resource {
+	if t == nil || res == nil {
+		return res
+	}
+	if l, ok := t.latest[res.Type+"/"+res.ID]; ok && l.Version > res.Version {
+		return l
+	}
+	return res
+}
+
 // Options returns the options the transaction was started with.
 func (t *Tx) Options() TxOptions { return t.opts }
 
@@ -278,6 +303,7 @@ type Tx struct {
 	created map[string]bool                   // "Type/id" of the resources this transaction created
 	opts    TxOptions                         // what its caller said about it
 	after   []func(ctx context.Context) error // AfterCommit's work, in order
+	latest  map[string]*fhir.Resource         // "Type/id" → the version AfterCommit's work superseded it with
 }
 
 // Now returns the transaction's timestamp.
