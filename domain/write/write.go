@@ -240,7 +240,15 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 	var last *Tx // the attempt that committed: the store may run fn again after a transient error
 	err := r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
 		last = &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts}
-		return fn(ctx, last)
+		if err := fn(ctx, last); err != nil {
+			return err
+		}
+		for i := 0; i < len(last.before); i++ { // a step may add another
+			if err := last.before[i](ctx); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil || last == nil {
 		return err
@@ -288,6 +296,29 @@ func (t *Tx) Latest(res *fhir.Resource) *fhir.Resource {
 	return res
 }
 
+// BeforeCommit defers f until the transaction's work is done, just before
+// it commits: f runs inside the transaction, after every write (so after
+// every rule), in the order the calls were made, and its error rolls the
+// transaction back. A rule uses it for what depends on the transaction as
+// a whole, such as an adapter's messages (a cancellation and a booking
+// in one transaction are one reschedule).
+func (t *Tx) BeforeCommit(f func(ctx context.Context) error) { t.before = append(t.before, f) }
+
+// Local returns the transaction's value under key, made by mk on first
+// use: state a rule keeps across the writes of one transaction (with
+// BeforeCommit, to act on them together). key is compared as a map key.
+func (t *Tx) Local(key any, mk func() any) any {
+	if v, ok := t.local[key]; ok {
+		return v
+	}
+	if t.local == nil {
+		t.local = map[any]any{}
+	}
+	v := mk()
+	t.local[key] = v
+	return v
+}
+
 // Options returns the options the transaction was started with.
 func (t *Tx) Options() TxOptions { return t.opts }
 
@@ -304,6 +335,8 @@ type Tx struct {
 	opts    TxOptions                         // what its caller said about it
 	after   []func(ctx context.Context) error // AfterCommit's work, in order
 	latest  map[string]*fhir.Resource         // "Type/id" → the version AfterCommit's work superseded it with
+	before  []func(ctx context.Context) error // BeforeCommit's work, in order
+	local   map[any]any                       // Local's values
 }
 
 // Now returns the transaction's timestamp.
