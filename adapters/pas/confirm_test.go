@@ -1,0 +1,272 @@
+package pas_test
+
+// pas-confirmed bookings through the real HTTP API: the PAS's answer to
+// SRM^S01 decides them.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/adapters/hl7v2"
+	"github.com/signpost-fhir/signpost/adapters/pas"
+	"github.com/signpost-fhir/signpost/app/apptest"
+	"github.com/signpost-fhir/signpost/auth/devserver"
+	"github.com/signpost-fhir/signpost/domain/booking"
+	"github.com/signpost-fhir/signpost/domain/referral"
+)
+
+// answerS01 answers SRM^S01 with outcome (and text), everything else
+// (the compensating SRM^S04) with AA.
+func answerS01(outcome hl7v2.Outcome, text string) func(*hl7v2.Message) hl7v2.Ack {
+	return func(m *hl7v2.Message) hl7v2.Ack {
+		if _, ev := m.Type(); ev == pas.EventRequestBooking {
+			return hl7v2.Ack{Outcome: outcome, Text: text}
+		}
+		return hl7v2.Ack{Outcome: hl7v2.OutcomeAccept}
+	}
+}
+
+// TestPASConfirmedBooking: a booking of the PAS's slot, made by the
+// referrer through POST Appointment, is answered as the PAS answers
+// SRM^S01: AA books it (201, booked, slot busy, the referral booked); AE
+// and AR give 502 PAS_RESPONDED_WITH_ERROR, no answer in time 504
+// PAS_NOT_RESPONDING, and in those the appointment is cancelled, its slot
+// free, SRM^S04 delivered to the PAS and the referral on the provider's
+// slot-issues worklist.
+func TestPASConfirmedBooking(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		answer     func(*hl7v2.Message) hl7v2.Ack // nil: the PAS never answers in time
+		wantStatus int
+		wantCode   string
+	}{
+		{"AA", answerS01(hl7v2.OutcomeAccept, ""), http.StatusCreated, ""},
+		{"AE", answerS01(hl7v2.OutcomeError, "clinic closed that day"), http.StatusBadGateway, pas.ErrPASRespondedWithError},
+		{"AR", answerS01(hl7v2.OutcomeReject, "slot not known"), http.StatusBadGateway, pas.ErrPASRespondedWithError},
+		{"timeout", nil, http.StatusGatewayTimeout, pas.ErrPASNotResponding},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newConfirmFixture(t, c.answer == nil)
+			if c.answer != nil {
+				f.Peer.Answer(c.answer)
+			}
+			sr := f.referral()
+			status, body := f.do(f.token(devserver.ClientGPSystem), "POST", "/Appointment", f.appointment(0, sr))
+			if status != c.wantStatus {
+				t.Fatalf("POST Appointment: %d %v, want %d", status, body, c.wantStatus)
+			}
+			if c.answer == nil {
+				f.release() // the PAS answers AA at last, too late
+			}
+			s01 := f.Peer.Received()[0]
+			if code, ev := s01.Type(); code != "SRM" || ev != pas.EventRequestBooking {
+				t.Fatalf("the PAS was sent %s^%s first, want SRM^S01", code, ev)
+			}
+			id := s01.Get("ARQ-1.1")
+			appt := f.read("Appointment", id)
+			task := f.task(sr)
+			if c.wantCode == "" {
+				if body["status"] != "booked" || body["id"] != id {
+					t.Errorf("answered %v %v, want the booked Appointment/%s", body["id"], body["status"], id)
+				}
+				if appt["status"] != "booked" || booking.AwaitsConfirmation(mustJSON(appt)) != "" {
+					t.Errorf("Appointment/%s is %v, want booked (no longer awaiting)", id, appt["status"])
+				}
+				if got := f.read("Slot", "slot-0")["status"]; got != "busy" {
+					t.Errorf("slot-0 is %v, want busy", got)
+				}
+				if got := state(task); got != string(referral.Booked) {
+					t.Errorf("the referral is %s, want booked", got)
+				}
+				if n := len(f.Peer.Received()); n != 1 {
+					t.Errorf("the PAS received %d messages, want only SRM^S01", n)
+				}
+				return
+			}
+			if got := detailsCode(body); got != c.wantCode {
+				t.Errorf("answered %v, want the code %s", body, c.wantCode)
+			}
+			if appt["status"] != "cancelled" {
+				t.Errorf("Appointment/%s is %v, want cancelled", id, appt["status"])
+			}
+			if got := f.read("Slot", "slot-0")["status"]; got != "free" {
+				t.Errorf("slot-0 is %v, want free", got)
+			}
+			if got := state(task); got != string(referral.SlotIssue) {
+				t.Errorf("the referral is %s, want slot-issue", got)
+			}
+			if got := worklist(task); got != string(referral.SlotIssues) {
+				t.Errorf("the referral's Task is on worklist %q, want %s", got, referral.SlotIssues)
+			}
+			if got := task["owner"].(map[string]any)["reference"]; got != "HealthcareService/"+service {
+				t.Errorf("the referral's Task is owned by %v, want the PAS's service", got)
+			}
+			s04 := f.waitRequest(pas.EventRequestCancel)
+			if got := s04.Get("ARQ-1.1"); got != id {
+				t.Errorf("SRM^S04 cancels %q, want %s", got, id)
+			}
+			if c.answer == nil {
+				if got := f.read("Appointment", id)["status"]; got != "cancelled" {
+					t.Errorf("after the late AA, Appointment/%s is %v, want cancelled still", id, got)
+				}
+				if got := f.read("Slot", "slot-0")["status"]; got != "free" {
+					t.Errorf("after the late AA, slot-0 is %v, want free still", got)
+				}
+			}
+		})
+	}
+}
+
+// cardiology is the PAS's service's specialty (SNOMED CT), and so the
+// referrals'.
+var cardiology = map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394579002"}}}
+
+// confirmFixture is the fixture in mode pas-confirmed, with a PAS that,
+// when it is slow, holds its answers to SRM^S01 until release.
+type confirmFixture struct {
+	*fixture
+	hold chan struct{} // closed by release
+}
+
+// newConfirmFixture starts the fixture in mode pas-confirmed. A slow PAS
+// holds every answer until release, and the instance waits for it only
+// briefly; a prompt one is waited for long enough for a loaded machine.
+func newConfirmFixture(t *testing.T, slow bool) *confirmFixture {
+	timeout := 20 * time.Second
+	if slow {
+		timeout = 300 * time.Millisecond
+	}
+	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
+		s.ConfirmTimeout = pas.Duration(timeout)
+	}), hold: make(chan struct{})}
+	apptest.Seed(t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
+		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{cardiology}})
+	if slow {
+		f.Peer.Answer(func(m *hl7v2.Message) hl7v2.Ack {
+			<-f.hold
+			return hl7v2.Ack{Outcome: hl7v2.OutcomeAccept}
+		})
+		t.Cleanup(f.release)
+	}
+	return f
+}
+
+// release lets a slow PAS answer.
+func (f *confirmFixture) release() {
+	select {
+	case <-f.hold:
+	default:
+		close(f.hold)
+	}
+}
+
+// referral creates a referral from the demo practice to the PAS's service
+// for the patient and returns its "ServiceRequest/id".
+func (f *confirmFixture) referral() string {
+	f.t.Helper()
+	status, sr := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
+		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
+		"subject": map[string]any{"reference": "Patient/" + patientID}, "requester": map[string]any{"reference": "Organization/gp-a"},
+		"performerType": cardiology, "authoredOn": time.Now().UTC().Format("2006-01-02"),
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
+		"performer": []any{map[string]any{"reference": "HealthcareService/" + service}}})
+	if status != http.StatusCreated {
+		f.t.Fatalf("POST ServiceRequest: %d %v", status, sr)
+	}
+	return "ServiceRequest/" + sr["id"].(string)
+}
+
+// appointment is a booking of slot-i for the patient based on sr.
+func (f *confirmFixture) appointment(i int, sr string) map[string]any {
+	start := f.SlotStart(i)
+	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
+	a := map[string]any{"resourceType": "Appointment", "status": "booked",
+		"slot":  []any{ref(fmt.Sprintf("Slot/slot-%d", i))},
+		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
+		"participant": []any{
+			map[string]any{"actor": ref("Patient/" + patientID), "status": "accepted"},
+			map[string]any{"actor": ref("HealthcareService/" + service), "status": "accepted"}}}
+	if sr != "" {
+		a["basedOn"] = []any{ref(sr)}
+	}
+	return a
+}
+
+// task returns the workflow Task of referral sr, from the store.
+func (f *confirmFixture) task(sr string) map[string]any {
+	f.t.Helper()
+	status, b := f.do(f.token(devserver.ClientGPSystem), "GET", "/Task?focus="+sr+"&code="+referral.TaskCodeSystem+"|"+referral.TaskCode, nil)
+	entries, _ := b["entry"].([]any)
+	if status != http.StatusOK || len(entries) != 1 {
+		f.t.Fatalf("the Task of %s: %d %v", sr, status, b)
+	}
+	return entries[0].(map[string]any)["resource"].(map[string]any)
+}
+
+// waitRequest waits until the PAS has applied an SRM of event and returns
+// the first.
+func (f *confirmFixture) waitRequest(event string) *hl7v2.Message {
+	f.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		for _, m := range f.Peer.Applied() {
+			if code, ev := m.Type(); code == "SRM" && ev == event {
+				return m
+			}
+		}
+		select {
+		case <-f.Peer.arrived:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			f.t.Fatalf("the PAS applied no SRM^%s", event)
+		}
+	}
+}
+
+func state(task map[string]any) string {
+	bs, _ := task["businessStatus"].(map[string]any)
+	codings, _ := bs["coding"].([]any)
+	if len(codings) == 0 {
+		return ""
+	}
+	s, _ := codings[0].(map[string]any)["code"].(string)
+	return s
+}
+
+func worklist(task map[string]any) string {
+	exts, _ := task["extension"].([]any)
+	for _, e := range exts {
+		e := e.(map[string]any)
+		if e["url"] == referral.WorklistExtension {
+			code, _ := e["valueCoding"].(map[string]any)["code"].(string)
+			return code
+		}
+	}
+	return ""
+}
+
+// detailsCode returns the Signpost error code of an OperationOutcome.
+func detailsCode(oo map[string]any) string {
+	issues, _ := oo["issue"].([]any)
+	for _, is := range issues {
+		d, _ := is.(map[string]any)["details"].(map[string]any)
+		codings, _ := d["coding"].([]any)
+		for _, c := range codings {
+			if code, _ := c.(map[string]any)["code"].(string); code != "" {
+				return code
+			}
+		}
+	}
+	return ""
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
