@@ -171,7 +171,7 @@ func (f *confirmFixture) referral() string {
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": map[string]any{"reference": "Patient/" + patientID}, "requester": map[string]any{"reference": "Organization/gp-a"},
 		"performerType": cardiology, "authoredOn": time.Now().UTC().Format("2006-01-02"),
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
+		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
 		"performer": []any{map[string]any{"reference": "HealthcareService/" + service}}})
 	if status != http.StatusCreated {
 		f.t.Fatalf("POST ServiceRequest: %d %v", status, sr)
