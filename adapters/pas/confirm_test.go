@@ -270,3 +270,145 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// TestPASConfirmedPaths: every way of booking the PAS's slot waits for
+// the PAS and answers with its outcome: POST, PUT, a transaction Bundle,
+// a batch Bundle, $book of an appointment-resource and $book of a hold
+// (a pending Appointment).
+func TestPASConfirmedPaths(t *testing.T) {
+	type path struct {
+		name string
+		// book books slot-i for the referral sr and returns the status and
+		// the Appointment answered (nil when the answer is an error).
+		book func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any)
+	}
+	paths := []path{
+		{"POST", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			st, b := f.do(tok, "POST", "/Appointment", f.appointment(i, sr))
+			return st, resourceOr(st, b), b
+		}},
+		{"PUT", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			a := f.appointment(i, sr)
+			a["id"] = fmt.Sprintf("put-%d", i)
+			st, b := f.do(tok, "PUT", "/Appointment/"+a["id"].(string), a)
+			return st, resourceOr(st, b), b
+		}},
+		{"transaction", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+				map[string]any{"resource": f.appointment(i, sr), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
+			if st != http.StatusOK {
+				return st, nil, b
+			}
+			return http.StatusCreated, entryResource(b, 0), b
+		}},
+		{"batch", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+				map[string]any{"resource": f.appointment(i, sr), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
+			if st != http.StatusOK {
+				f.t.Fatalf("batch: %d %v", st, b)
+			}
+			e := b["entry"].([]any)[0].(map[string]any)
+			var code int
+			fmt.Sscan(e["response"].(map[string]any)["status"].(string), &code)
+			if code != http.StatusCreated {
+				oo, _ := e["response"].(map[string]any)["outcome"].(map[string]any)
+				return code, nil, oo
+			}
+			return code, e["resource"].(map[string]any), b
+		}},
+		{"$book resource", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			a := f.appointment(i, sr)
+			a["status"] = "proposed"
+			st, b := f.do(tok, "POST", "/Appointment/$book", parameters(
+				map[string]any{"name": "appointment-resource", "resource": a},
+				map[string]any{"name": "patient-reference", "valueReference": map[string]any{"reference": "Patient/" + patientID}}))
+			if st != http.StatusOK {
+				return st, nil, b
+			}
+			return http.StatusCreated, entryResource(b, 0), b
+		}},
+		{"$book hold", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
+			a := f.appointment(i, sr)
+			a["status"] = "pending"
+			st, hold := f.do(tok, "POST", "/Appointment", a)
+			if st != http.StatusCreated || hold["status"] != "pending" || booking.AwaitsConfirmation(mustJSON(hold)) != "" {
+				f.t.Fatalf("a hold of the PAS's slot: %d %v, want a plain hold (the PAS is not asked)", st, hold)
+			}
+			if n := len(f.Peer.Received()); n != 0 {
+				f.t.Fatalf("a hold sent the PAS %d messages", n)
+			}
+			st, b := f.do(tok, "POST", "/Appointment/$book", parameters(
+				map[string]any{"name": "appointment-reference", "valueReference": map[string]any{"reference": "Appointment/" + hold["id"].(string)}}))
+			if st != http.StatusOK {
+				return st, nil, b
+			}
+			return http.StatusCreated, entryResource(b, 0), b
+		}},
+	}
+	for _, p := range paths {
+		for _, accept := range []bool{true, false} {
+			name := p.name + "/AA"
+			if !accept {
+				name = p.name + "/AR"
+			}
+			t.Run(name, func(t *testing.T) {
+				f := newConfirmFixture(t, false)
+				if !accept {
+					f.Peer.Answer(answerS01(hl7v2.OutcomeReject, "no"))
+				}
+				sr := f.referral()
+				st, appt, body := p.book(f, f.token(devserver.ClientGPSystem), 1, sr)
+				slot := f.read("Slot", "slot-1")["status"]
+				if accept {
+					if st != http.StatusCreated || appt == nil || appt["status"] != "booked" {
+						t.Fatalf("answered %d %v, want the booked Appointment", st, body)
+					}
+					if stored := f.read("Appointment", appt["id"].(string)); stored["status"] != "booked" {
+						t.Errorf("Appointment/%v is %v, want booked", appt["id"], stored["status"])
+					}
+					if slot != "busy" {
+						t.Errorf("slot-1 is %v, want busy", slot)
+					}
+					return
+				}
+				if st != http.StatusBadGateway || detailsCode(body) != pas.ErrPASRespondedWithError {
+					t.Fatalf("answered %d %v, want 502 %s", st, body, pas.ErrPASRespondedWithError)
+				}
+				if slot != "free" {
+					t.Errorf("slot-1 is %v, want free", slot)
+				}
+				if got := state(f.task(sr)); got != string(referral.SlotIssue) {
+					t.Errorf("the referral is %s, want slot-issue", got)
+				}
+				f.waitRequest(pas.EventRequestCancel)
+			})
+		}
+	}
+}
+
+// resourceOr returns b when st is a success, else nil.
+func resourceOr(st int, b map[string]any) map[string]any {
+	if st >= 300 {
+		return nil
+	}
+	return b
+}
+
+// entryResource returns the resource of a Bundle's entry i.
+func entryResource(b map[string]any, i int) map[string]any {
+	entries, _ := b["entry"].([]any)
+	if i >= len(entries) {
+		return nil
+	}
+	r, _ := entries[i].(map[string]any)["resource"].(map[string]any)
+	return r
+}
+
+// parameters is a Parameters resource of params.
+func parameters(params ...map[string]any) map[string]any {
+	ps := make([]any, len(params))
+	for i, p := range params {
+		ps[i] = p
+	}
+	return map[string]any{"resourceType": "Parameters", "parameter": ps}
+}
