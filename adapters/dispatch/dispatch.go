@@ -82,6 +82,9 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	status Status
+	// retryAt is the soonest retry this dispatcher scheduled that may not
+	// have come due yet: Run looks again then rather than at its next poll.
+	retryAt time.Time
 }
 
 // Status is what a Dispatcher has done since it was made, for an
@@ -136,20 +139,50 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	timer := time.NewTimer(d.cfg.PollInterval)
 	defer timer.Stop()
 	for {
+		start := d.cfg.Now()
 		n, err := d.DispatchOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err == nil && n == d.cfg.Batch {
+		// A batch claimed may have freed the next message of each of its
+		// keys (or more were due than a batch holds): look again at once.
+		// Messages that failed are not due again yet, so this ends.
+		if err == nil && n > 0 {
 			continue
 		}
-		timer.Reset(d.cfg.PollInterval)
+		timer.Reset(d.wait(start))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
 		case <-timer.C:
 		}
+	}
+}
+
+// wait is how long Run waits for a wake-up after a round that started at
+// start: the poll interval, or less when a retry it scheduled comes due
+// sooner.
+func (d *Dispatcher) wait(start time.Time) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.cfg.PollInterval
+	if d.retryAt.IsZero() {
+		return w
+	}
+	if !d.retryAt.After(start) { // due before the round began: it was claimed
+		d.retryAt = time.Time{}
+		return w
+	}
+	return max(min(w, d.retryAt.Sub(d.cfg.Now())), 0)
+}
+
+// retryScheduled notes a retry due at next, for wait.
+func (d *Dispatcher) retryScheduled(next time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.retryAt.IsZero() || next.Before(d.retryAt) || !d.retryAt.After(d.cfg.Now()) {
+		d.retryAt = next
 	}
 }
 
@@ -220,6 +253,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 		d.failed(fmt.Sprintf("%s: attempt %d: %s", m.ControlID, m.Attempts, reason))
 		if d.record(m, "retry", d.ob.Retry(ctx, m.ID, m.Claim, reason, next)) {
 			d.count(func(s *Status) { s.Retried++ })
+			d.retryScheduled(next)
 		}
 	}
 }

@@ -8,8 +8,9 @@ package pas
 // The segments follow the HL7 v2-to-FHIR implementation guide's mappings
 // (SCH, AIS, AIL, AIP, PID, table 0278) read in reverse:
 //
-//   - SCH-1 (ARQ-1) placer appointment id: the Appointment's id, with
-//     Signpost's application (MSH-3) as namespace;
+//   - SCH-1 (ARQ-1) placer appointment id: the Appointment's id (of the
+//     first of a chain of reschedules, Subject.PlacerID), with Signpost's
+//     application (MSH-3) as namespace;
 //   - SCH-2 (ARQ-2) filler appointment id: the PAS's id, once known, kept
 //     on the Appointment as an identifier of system FillerSystem(instance)
 //     ("urn:signpost:adapter:<instance>:filler"), with the PAS's
@@ -87,6 +88,18 @@ type Subject struct {
 	Patient      *fhir.Resource   // the patient taking part
 	Referral     *fhir.Resource   // the ServiceRequest it is based on, if any
 	Practitioner []*fhir.Resource // the practitioners taking part
+	// PlacerID is the placer appointment id (SCH-1, ARQ-1); "" means the
+	// Appointment's id. An appointment that replaces another (Signpost's
+	// $reschedule) keeps the first one's, so the PAS sees one appointment.
+	PlacerID string
+}
+
+// placer is s's placer appointment id.
+func (s *Subject) placer() string {
+	if s.PlacerID != "" {
+		return s.PlacerID
+	}
+	return s.Appointment.ID
 }
 
 // LoadSubject reads, through rd (the write transaction), what the
@@ -261,7 +274,7 @@ func (b Builder) SRM(event string, s *Subject) (*hl7v2.Message, error) {
 		return nil, err
 	}
 	w := writer{m: m}
-	w.set("ARQ-1.1", s.Appointment.ID)
+	w.set("ARQ-1.1", s.placer())
 	w.set("ARQ-1.2", b.Settings.Application)
 	if f := filler(a, b.Instance); f != "" {
 		w.set("ARQ-2.1", f)
@@ -389,7 +402,7 @@ func (b Builder) header(code, event, structure string) (*hl7v2.Message, error) {
 
 // sch writes the SCH segment.
 func (b Builder) sch(w *writer, event string, s *Subject, a *apptView) {
-	w.set("SCH-1.1", s.Appointment.ID)
+	w.set("SCH-1.1", s.placer())
 	w.set("SCH-1.2", b.Settings.Application)
 	if f := filler(a, b.Instance); f != "" {
 		w.set("SCH-2.1", f)

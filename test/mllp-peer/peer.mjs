@@ -9,8 +9,10 @@
 //                                    {"msa1", "msa2", "raw"}
 //   node peer.mjs serve              listens on 127.0.0.1 (a free port),
 //                                    prints {"port"}, then for each message
-//                                    {"type", "event", "raw"}, answering with
-//                                    simple-hl7's own ACK (MSA AA + MSH-10)
+//                                    {"type", "event", "raw", "control",
+//                                    "sch1", "sch25", "pid3", "pid3type"},
+//                                    answering with simple-hl7's own ACK
+//                                    (MSA AA + MSH-10)
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -52,7 +54,20 @@ if (mode === 'send') {
       console.error(String(err));
       return;
     }
-    out({ type: req.type, event: req.event, raw: req.raw });
+    // What simple-hl7 itself reads of a scheduling message: the control
+    // id (MSH-10), the placer appointment id (SCH-1.1), the filler status
+    // (SCH-25.1) and the first patient identifier with its type (PID-3[1]).
+    const sch = req.msg.getSegment('SCH');
+    const pid = req.msg.getSegment('PID');
+    const cx = pid ? pid.getField(3, 1).split('^') : []; // PID-3's first repetition
+    out({
+      type: req.type, event: req.event, raw: req.raw,
+      control: req.msg.header.getField(8).toString(),
+      sch1: sch ? sch.getComponent(1, 1).toString() : '',
+      sch25: sch ? sch.getComponent(25, 1).toString() : '',
+      pid3: cx[0] || '',
+      pid3type: cx[4] || '',
+    });
     res.end();
   });
   server.start(0);
