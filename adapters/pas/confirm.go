@@ -50,7 +50,6 @@ import (
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/mllp"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -63,10 +62,6 @@ const (
 	ErrPASRespondedWithError = "PAS_RESPONDED_WITH_ERROR" // AE or AR: 502
 	ErrPASNotResponding      = "PAS_NOT_RESPONDING"       // no answer in time: 504
 )
-
-// HL7ContentType is the media type of the HL7 v2 (ER7) messages the
-// instance queues in the outbox.
-const HL7ContentType = "application/hl7-v2"
 
 // defaultConfirmTimeout bounds the wait for the PAS's answer when
 // Settings.ConfirmTimeout is not set.
@@ -90,35 +85,22 @@ func (a *Adapter) confirmBookings() error {
 // acceptance, a booking the PAS made) and a reschedule, which the PAS is
 // told of through the outbox (SRM^S03).
 func (a *Adapter) asks(ctx context.Context, c *write.Change) bool {
-	if a.isOwn(ctx) {
+	if a.fromSelf(ctx) {
 		return false
 	}
-	return c.New == nil || replaced(c.New.Bytes()) == ""
+	return c.New == nil || replacesOf(c.New.Bytes()) == ""
 }
 
-// isOwn reports whether ctx acts as the instance itself (Env.Context).
-func (a *Adapter) isOwn(ctx context.Context) bool {
-	p, ok := auth.FromContext(ctx)
-	return ok && p == a.env.Principal
-}
-
-// replaced returns the id of the appointment an Appointment replaces (a
-// reschedule's booking: booking.ExtReplaces), or "".
-func replaced(appointmentJSON []byte) string {
+// replacesOf returns the id of the appointment an Appointment (its JSON)
+// replaces (a reschedule's booking: booking.ExtReplaces), or "".
+func replacesOf(appointmentJSON []byte) string {
 	var v struct {
 		Extension []r4.Extension `json:"extension"`
 	}
 	if json.Unmarshal(appointmentJSON, &v) != nil {
 		return ""
 	}
-	for _, e := range v.Extension {
-		if e.Url == booking.ExtReplaces && e.ValueReference != nil {
-			if typ, id, ok := fhir.SplitReference(elem.Str(e.ValueReference.Reference)); ok && typ == "Appointment" {
-				return id
-			}
-		}
-	}
-	return ""
+	return replaced(v.Extension)
 }
 
 // requests is what one transaction asks of the PAS, gathered by
@@ -137,9 +119,13 @@ type requestsKey struct{ instance string }
 // watchRequest is the request profile's part of Watch: it notes the
 // transaction's changes to appointments that ask something of the PAS
 // and, the first time, schedules their messages for just before the
-// commit (sendRequests).
+// commit (sendRequests). A referral's moves are told to the PAS as in the
+// notify profile (watchTask: REF^I13).
 func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if c.Type != "Appointment" || a.isOwn(ctx) {
+	if c.Type == "Task" && a.dispatcher != nil {
+		return a.watchTask(ctx, tx, c)
+	}
+	if c.Type != "Appointment" || a.fromSelf(ctx) {
 		return nil
 	}
 	var rq *requests
@@ -165,7 +151,7 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 		}
 	case wasLive && !isLive(c.New.Bytes()):
 		rq.cancelled = append(rq.cancelled, c.ID)
-	case !wasLive && isLive(c.New.Bytes()) && replaced(c.New.Bytes()) != "":
+	case !wasLive && isLive(c.New.Bytes()) && replacesOf(c.New.Bytes()) != "":
 		rq.moved = append(rq.moved, c.ID)
 	}
 	return nil
@@ -196,7 +182,7 @@ func (a *Adapter) sendRequests(ctx context.Context, tx *write.Tx, rq *requests) 
 		if err != nil || s == nil {
 			return err
 		}
-		moved[replaced(s.Appointment.JSON)] = true
+		moved[replacesOf(s.Appointment.JSON)] = true
 		if err := a.queue(ctx, tx, EventRequestModify, s); err != nil {
 			return err
 		}
@@ -219,7 +205,7 @@ func (a *Adapter) sendRequests(ctx context.Context, tx *write.Tx, rq *requests) 
 		queued = true
 	}
 	if queued {
-		tx.AfterCommit(func(context.Context) error { a.wake(); return nil })
+		tx.AfterCommit(func(context.Context) error { a.Wake(); return nil })
 	}
 	for _, id := range rq.booked {
 		s, err := a.subject(ctx, tx, id, nil)
@@ -257,30 +243,29 @@ func (a *Adapter) subject(ctx context.Context, tx *write.Tx, id string, last *fh
 	if s.Service == nil || !a.services[s.Service.ID] {
 		return nil, nil
 	}
+	if s.PlacerID, err = a.placer(ctx, tx, res.ID, replacesOf(res.JSON)); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // queue builds the SRM of event about s and queues it in tx's outbox,
-// ordered with the appointment's other messages.
+// ordered with the other messages of the appointment's chain of
+// reschedules (keyed by its placer id, as the notify profile's).
 func (a *Adapter) queue(ctx context.Context, tx *write.Tx, event string, s *Subject) error {
 	msg, err := a.builder().SRM(event, s)
 	if err != nil {
 		return fmt.Errorf("SRM^%s for %s: %w", event, s.Appointment.Reference(), err)
 	}
-	otx, ok := tx.Tx.(store.OutboxTx)
+	ob, ok := tx.Tx.(store.OutboxTx)
 	if !ok {
-		return errors.New("the store keeps no outbox: the PAS could not be told")
+		return fmt.Errorf("adapter %s: the store's transactions keep no outbox", a.env.Name)
 	}
-	_, err = otx.Enqueue(ctx, store.Message{Destination: a.env.Name, Key: "Appointment/" + s.Appointment.ID,
-		ControlID: msg.ControlID(), ContentType: HL7ContentType, Payload: msg.Encode(), Created: tx.Now()})
-	return err
-}
-
-// wake nudges the dispatcher after messages were queued.
-func (a *Adapter) wake() {
-	if a.dispatcher != nil {
-		a.dispatcher.Wake()
+	key := s.PlacerID
+	if key == "" {
+		key = s.Appointment.ID
 	}
+	return a.enqueue(ctx, ob, "Appointment/"+key, msg)
 }
 
 // pasBooking is one booking the PAS is asked to confirm.
@@ -452,6 +437,9 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		if err != nil {
 			return err
 		}
+		if s.PlacerID, err = a.placer(ctx, tx, res.ID, replacesOf(res.JSON)); err != nil {
+			return err
+		}
 		if err := a.queue(ctx, tx, EventRequestCancel, s); err != nil {
 			return err
 		}
@@ -473,7 +461,7 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		return nil
 	})
 	if queued && err == nil {
-		a.wake()
+		a.Wake()
 	}
 	return err
 }

@@ -120,9 +120,9 @@ func TestPASConfirmedBooking(t *testing.T) {
 	}
 }
 
-// cardiology is the PAS's service's specialty (SNOMED CT), and so the
+// pasSpecialty is the specialty (SNOMED CT) of the PAS's service, and so of the
 // referrals'.
-var cardiology = map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394579002"}}}
+var pasSpecialty = map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394579002"}}}
 
 // confirmFixture is the fixture in mode pas-confirmed, with a PAS that,
 // when it is slow, holds its answers to SRM^S01 until release.
@@ -143,7 +143,7 @@ func newConfirmFixture(t *testing.T, slow bool) *confirmFixture {
 		s.ConfirmTimeout = pas.Duration(timeout)
 	}), hold: make(chan struct{})}
 	apptest.Seed(t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
-		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{cardiology}})
+		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{pasSpecialty}})
 	if slow {
 		f.Peer.Answer(func(m *hl7v2.Message) hl7v2.Ack {
 			<-f.hold
@@ -170,7 +170,7 @@ func (f *confirmFixture) referral() string {
 	status, sr := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": map[string]any{"reference": "Patient/" + patientID}, "requester": map[string]any{"reference": "Organization/gp-a"},
-		"performerType": cardiology, "authoredOn": time.Now().UTC().Format("2006-01-02"),
+		"performerType": pasSpecialty, "authoredOn": time.Now().UTC().Format("2006-01-02"),
 		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
 		"performer": []any{map[string]any{"reference": "HealthcareService/" + service}}})
 	if status != http.StatusCreated {
