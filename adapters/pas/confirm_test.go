@@ -4,6 +4,7 @@ package pas_test
 // SRM^S01 decides them.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -120,8 +121,8 @@ func TestPASConfirmedBooking(t *testing.T) {
 	}
 }
 
-// pasSpecialty is the specialty (SNOMED CT) of the PAS's service, and so of the
-// referrals'.
+// pasSpecialty is the specialty (SNOMED CT) of the PAS's service and of
+// the referrals to it.
 var pasSpecialty = map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "394579002"}}}
 
 // confirmFixture is the fixture in mode pas-confirmed, with a PAS that,
@@ -411,4 +412,118 @@ func parameters(params ...map[string]any) map[string]any {
 		ps[i] = p
 	}
 	return map[string]any{"resourceType": "Parameters", "parameter": ps}
+}
+
+// TestPASConfirmedIdempotency: a booking the PAS refused is not
+// remembered under its Idempotency-Key (the client may retry it, and the
+// retry books anew); one it accepted is, as the booked Appointment.
+func TestPASConfirmedIdempotency(t *testing.T) {
+	f := newConfirmFixture(t, false)
+	f.Peer.Answer(answerS01(hl7v2.OutcomeError, "try later"))
+	tok := f.token(devserver.ClientGPSystem)
+	sr := f.referral()
+	body := f.appointment(2, sr)
+	st, replayed, first := f.doKey(tok, "POST", "/Appointment", body, "key-1")
+	if st != http.StatusBadGateway || replayed {
+		t.Fatalf("first attempt: %d (replayed %v) %v, want 502", st, replayed, first)
+	}
+	f.Peer.Answer(nil) // the PAS accepts from now on
+	st, replayed, second := f.doKey(tok, "POST", "/Appointment", body, "key-1")
+	if st != http.StatusCreated || replayed || second["status"] != "booked" {
+		t.Fatalf("retry after the refusal: %d (replayed %v) %v, want a new booking, 201", st, replayed, second)
+	}
+	st, replayed, third := f.doKey(tok, "POST", "/Appointment", body, "key-1")
+	if st != http.StatusCreated || !replayed || third["id"] != second["id"] || third["status"] != "booked" {
+		t.Fatalf("retry after the acceptance: %d (replayed %v) %v %v, want the booked Appointment/%v replayed", st, replayed, third["id"], third["status"], second["id"])
+	}
+	f.waitRequest(pas.EventRequestCancel) // the refused booking's, delivered by the outbox
+	if n := len(f.Peer.Received()); n != 3 { // S01 refused, S04 for it, S01 accepted
+		t.Errorf("the PAS received %d messages, want 3", n)
+	}
+}
+
+// TestPASConfirmedChanges: a cancellation of a booked appointment of the
+// PAS's service is queued as SRM^S04, a $reschedule as one SRM^S03 (no
+// S04) about the moved appointment under its first placer id; the
+// client is answered at once.
+func TestPASConfirmedChanges(t *testing.T) {
+	f := newConfirmFixture(t, false)
+	tok := f.token(devserver.ClientGPSystem)
+	st, a := f.do(tok, "POST", "/Appointment", f.appointment(3, ""))
+	if st != http.StatusCreated || a["status"] != "booked" {
+		t.Fatalf("booking: %d %v", st, a)
+	}
+	id := a["id"].(string)
+	st, b := f.do(tok, "POST", "/Appointment/"+id+"/$reschedule", parameters(
+		map[string]any{"name": "slot", "valueReference": map[string]any{"reference": "Slot/slot-4"}}))
+	if st != http.StatusOK {
+		t.Fatalf("$reschedule: %d %v", st, b)
+	}
+	moved := entryResource(b, 0)
+	if moved["status"] != "booked" {
+		t.Fatalf("the rescheduled appointment is %v, want booked at once", moved["status"])
+	}
+	s03 := f.waitRequest(pas.EventRequestModify)
+	if got := s03.Get("ARQ-1.1"); got != id {
+		t.Errorf("SRM^S03's placer id is %q, want the first appointment's %s", got, id)
+	}
+	cancelled := moved
+	cancelled["status"] = "cancelled"
+	cancelled["cancelationReason"] = map[string]any{"text": "patient asked"}
+	if st, b := f.do(tok, "PUT", "/Appointment/"+moved["id"].(string), cancelled); st != http.StatusOK || b["status"] != "cancelled" {
+		t.Fatalf("cancelling: %d %v", st, b)
+	}
+	s04 := f.waitRequest(pas.EventRequestCancel)
+	if got := s04.Get("ARQ-1.1"); got != id {
+		t.Errorf("SRM^S04's placer id is %q, want %s", got, id)
+	}
+	var events []string
+	for _, m := range f.Peer.Applied() {
+		_, ev := m.Type()
+		events = append(events, ev)
+	}
+	if want := []string{"S01", "S03", "S04"}; fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("the PAS applied %v, want %v", events, want)
+	}
+	if got := f.read("Slot", "slot-4")["status"]; got != "free" {
+		t.Errorf("slot-4 is %v after the cancellation, want free", got)
+	}
+}
+
+// doKey is fixture.do with an Idempotency-Key; it reports whether the
+// answer was a replay.
+func (f *confirmFixture) doKey(token, method, path string, body any, key string) (int, bool, map[string]any) {
+	f.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, f.URL+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, resp.Header.Get("Idempotent-Replayed") == "true", out
+}
+
+// TestPASErrorCodes: the codes a refused booking answers with are in the
+// CodeSystem the server serves.
+func TestPASErrorCodes(t *testing.T) {
+	f := newFixture(t, pas.ModePASConfirmed, nil)
+	st, cs := f.do(f.token(devserver.ClientGPSystem), "GET", "/CodeSystem/error", nil)
+	if st != http.StatusOK {
+		t.Fatalf("GET CodeSystem/error: %d", st)
+	}
+	have := map[string]bool{}
+	for _, c := range cs["concept"].([]any) {
+		have[c.(map[string]any)["code"].(string)] = true
+	}
+	for _, code := range []string{pas.ErrPASRespondedWithError, pas.ErrPASNotResponding} {
+		if !have[code] {
+			t.Errorf("CodeSystem error has no %s", code)
+		}
+	}
 }
