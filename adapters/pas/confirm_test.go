@@ -436,7 +436,7 @@ func TestPASConfirmedIdempotency(t *testing.T) {
 	if st != http.StatusCreated || !replayed || third["id"] != second["id"] || third["status"] != "booked" {
 		t.Fatalf("retry after the acceptance: %d (replayed %v) %v %v, want the booked Appointment/%v replayed", st, replayed, third["id"], third["status"], second["id"])
 	}
-	f.waitRequest(pas.EventRequestCancel) // the refused booking's, delivered by the outbox
+	f.waitRequest(pas.EventRequestCancel)    // the refused booking's, delivered by the outbox
 	if n := len(f.Peer.Received()); n != 3 { // S01 refused, S04 for it, S01 accepted
 		t.Errorf("the PAS received %d messages, want 3", n)
 	}
