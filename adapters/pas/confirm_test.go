@@ -105,7 +105,7 @@ func TestPASConfirmedBooking(t *testing.T) {
 			if got := task["owner"].(map[string]any)["reference"]; got != "HealthcareService/"+service {
 				t.Errorf("the referral's Task is owned by %v, want the PAS's service", got)
 			}
-			s04 := f.waitRequest(pas.EventRequestCancel)
+			s04 := f.waitRequest(pas.EventRequestCancel, "")
 			if got := s04.Get("ARQ-1.1"); got != id {
 				t.Errorf("SRM^S04 cancels %q, want %s", got, id)
 			}
@@ -207,14 +207,14 @@ func (f *confirmFixture) task(sr string) map[string]any {
 	return entries[0].(map[string]any)["resource"].(map[string]any)
 }
 
-// waitRequest waits until the PAS has applied an SRM of event and returns
-// the first.
-func (f *confirmFixture) waitRequest(event string) *hl7v2.Message {
+// waitRequest waits until the PAS has applied an SRM of event (about
+// the placer id id, when not "") and returns the first.
+func (f *confirmFixture) waitRequest(event, id string) *hl7v2.Message {
 	f.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		for _, m := range f.Peer.Applied() {
-			if code, ev := m.Type(); code == "SRM" && ev == event {
+			if code, ev := m.Type(); code == "SRM" && ev == event && (id == "" || m.Get("ARQ-1.1") == id) {
 				return m
 			}
 		}
@@ -331,12 +331,13 @@ func TestPASConfirmedPaths(t *testing.T) {
 		{"$book hold", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
 			a := f.appointment(i, sr)
 			a["status"] = "pending"
+			sent := len(f.Peer.Received())
 			st, hold := f.do(tok, "POST", "/Appointment", a)
 			if st != http.StatusCreated || hold["status"] != "pending" || booking.AwaitsConfirmation(mustJSON(hold)) != "" {
 				f.t.Fatalf("a hold of the PAS's slot: %d %v, want a plain hold (the PAS is not asked)", st, hold)
 			}
-			if n := len(f.Peer.Received()); n != 0 {
-				f.t.Fatalf("a hold sent the PAS %d messages", n)
+			if n := len(f.Peer.Received()); n != sent {
+				f.t.Fatalf("a hold sent the PAS %d messages", n-sent)
 			}
 			st, b := f.do(tok, "POST", "/Appointment/$book", parameters(
 				map[string]any{"name": "appointment-reference", "valueReference": map[string]any{"reference": "Appointment/" + hold["id"].(string)}}))
@@ -346,20 +347,25 @@ func TestPASConfirmedPaths(t *testing.T) {
 			return http.StatusCreated, entryResource(b, 0), b
 		}},
 	}
-	for _, p := range paths {
+	// One PAS accepts every booking, each of its own slot; another refuses
+	// them, and a refused booking's slot is free again for the next.
+	accepting, refusing := newConfirmFixture(t, false), newConfirmFixture(t, false)
+	refusing.Peer.Answer(answerS01(hl7v2.OutcomeReject, "no"))
+	for i, p := range paths {
 		for _, accept := range []bool{true, false} {
 			name := p.name + "/AA"
 			if !accept {
 				name = p.name + "/AR"
 			}
 			t.Run(name, func(t *testing.T) {
-				f := newConfirmFixture(t, false)
+				f, n := accepting.on(t), i
 				if !accept {
-					f.Peer.Answer(answerS01(hl7v2.OutcomeReject, "no"))
+					f, n = refusing.on(t), 1
 				}
+				slotID := fmt.Sprintf("slot-%d", n)
 				sr := f.referral()
-				st, appt, body := p.book(f, f.token(devserver.ClientGPSystem), 1, sr)
-				slot := f.read("Slot", "slot-1")["status"]
+				st, appt, body := p.book(f, f.token(devserver.ClientGPSystem), n, sr)
+				slot := f.read("Slot", slotID)["status"]
 				if accept {
 					if st != http.StatusCreated || appt == nil || appt["status"] != "booked" {
 						t.Fatalf("answered %d %v, want the booked Appointment", st, body)
@@ -368,7 +374,7 @@ func TestPASConfirmedPaths(t *testing.T) {
 						t.Errorf("Appointment/%v is %v, want booked", appt["id"], stored["status"])
 					}
 					if slot != "busy" {
-						t.Errorf("slot-1 is %v, want busy", slot)
+						t.Errorf("%s is %v, want busy", slotID, slot)
 					}
 					return
 				}
@@ -376,15 +382,28 @@ func TestPASConfirmedPaths(t *testing.T) {
 					t.Fatalf("answered %d %v, want 502 %s", st, body, pas.ErrPASRespondedWithError)
 				}
 				if slot != "free" {
-					t.Errorf("slot-1 is %v, want free", slot)
+					t.Errorf("%s is %v, want free", slotID, slot)
 				}
 				if got := state(f.task(sr)); got != string(referral.SlotIssue) {
 					t.Errorf("the referral is %s, want slot-issue", got)
 				}
-				f.waitRequest(pas.EventRequestCancel)
+				var asked string // the appointment of the last SRM^S01
+				for _, m := range f.Peer.Received() {
+					if _, ev := m.Type(); ev == pas.EventRequestBooking {
+						asked = m.Get("ARQ-1.1")
+					}
+				}
+				f.waitRequest(pas.EventRequestCancel, asked)
 			})
 		}
 	}
+}
+
+// on returns the fixture for the (sub)test t.
+func (f *confirmFixture) on(t *testing.T) *confirmFixture {
+	c := *f.fixture
+	c.t = t
+	return &confirmFixture{fixture: &c, hold: f.hold}
 }
 
 // resourceOr returns b when st is a success, else nil.
@@ -436,8 +455,8 @@ func TestPASConfirmedIdempotency(t *testing.T) {
 	if st != http.StatusCreated || !replayed || third["id"] != second["id"] || third["status"] != "booked" {
 		t.Fatalf("retry after the acceptance: %d (replayed %v) %v %v, want the booked Appointment/%v replayed", st, replayed, third["id"], third["status"], second["id"])
 	}
-	f.waitRequest(pas.EventRequestCancel)    // the refused booking's, delivered by the outbox
-	if n := len(f.Peer.Received()); n != 3 { // S01 refused, S04 for it, S01 accepted
+	f.waitRequest(pas.EventRequestCancel, "") // the refused booking's, delivered by the outbox
+	if n := len(f.Peer.Received()); n != 3 {  // S01 refused, S04 for it, S01 accepted
 		t.Errorf("the PAS received %d messages, want 3", n)
 	}
 }
@@ -463,7 +482,7 @@ func TestPASConfirmedChanges(t *testing.T) {
 	if moved["status"] != "booked" {
 		t.Fatalf("the rescheduled appointment is %v, want booked at once", moved["status"])
 	}
-	s03 := f.waitRequest(pas.EventRequestModify)
+	s03 := f.waitRequest(pas.EventRequestModify, "")
 	if got := s03.Get("ARQ-1.1"); got != id {
 		t.Errorf("SRM^S03's placer id is %q, want the first appointment's %s", got, id)
 	}
@@ -473,7 +492,7 @@ func TestPASConfirmedChanges(t *testing.T) {
 	if st, b := f.do(tok, "PUT", "/Appointment/"+moved["id"].(string), cancelled); st != http.StatusOK || b["status"] != "cancelled" {
 		t.Fatalf("cancelling: %d %v", st, b)
 	}
-	s04 := f.waitRequest(pas.EventRequestCancel)
+	s04 := f.waitRequest(pas.EventRequestCancel, "")
 	if got := s04.Get("ARQ-1.1"); got != id {
 		t.Errorf("SRM^S04's placer id is %q, want %s", got, id)
 	}
