@@ -82,10 +82,11 @@ func (a *Adapter) confirmBookings() error {
 
 // asks is the instance's booking.AsksFunc: a booking of its services'
 // slots waits for the PAS, except the instance's own writes (the PAS's
-// acceptance, a booking the PAS made) and a reschedule, which the PAS is
-// told of through the outbox (SRM^S03).
+// acceptance, a booking the PAS made), the server's own work (demo data)
+// and a reschedule, which the PAS is told of through the outbox
+// (SRM^S03).
 func (a *Adapter) asks(ctx context.Context, c *write.Change) bool {
-	if a.fromSelf(ctx) {
+	if a.fromSelf(ctx) || write.IsServer(ctx) {
 		return false
 	}
 	return c.New == nil || replacesOf(c.New.Bytes()) == ""
@@ -453,7 +454,11 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		_ = json.Unmarshal(res.JSON, &v)
 		for _, ref := range v.BasedOn {
 			if typ, _, ok := fhir.SplitReference(elem.Str(ref.Reference)); ok && typ == "ServiceRequest" {
-				if _, err := a.env.Referral.RaiseSlotIssue(ctx, tx, elem.Str(ref.Reference), s.Service.Reference(), reason); err != nil {
+				_, err := a.env.Referral.RaiseSlotIssue(ctx, tx, elem.Str(ref.Reference), s.Service.Reference(), reason)
+				if k := fhir.KindOf(err); k == fhir.Unprocessable || k == fhir.NotFound {
+					// Past booking (accepted, say) or gone: the cancellation stands alone.
+					a.env.Logger.Info("no slot issue for the refused booking's referral", "appointment", b.id, "referral", elem.Str(ref.Reference), "reason", err)
+				} else if err != nil {
 					return err
 				}
 			}
