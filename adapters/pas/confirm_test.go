@@ -5,13 +5,18 @@ package pas_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
+	"github.com/signpost-fhir/signpost/adapters/mllp"
 	"github.com/signpost-fhir/signpost/adapters/pas"
 	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
@@ -543,6 +548,110 @@ func TestPASErrorCodes(t *testing.T) {
 	for _, code := range []string{pas.ErrPASRespondedWithError, pas.ErrPASNotResponding} {
 		if !have[code] {
 			t.Errorf("CodeSystem error has no %s", code)
+		}
+	}
+}
+
+// TestPASConfirmedFillerID: a PAS that answers SRM^S01 with SRR^S01 gives
+// its own id of the appointment (SCH-2); the booked Appointment keeps it
+// (identifier FillerSystem), and the later SRM^S04 names it (ARQ-2).
+func TestPASConfirmedFillerID(t *testing.T) {
+	srr := newSRRPeer(t)
+	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
+		s.Send, s.ConfirmTimeout = srr.addr, pas.Duration(20*time.Second)
+	})}
+	tok := f.token(devserver.ClientGPSystem)
+	st, a := f.do(tok, "POST", "/Appointment", f.appointment(5, ""))
+	if st != http.StatusCreated || a["status"] != "booked" {
+		t.Fatalf("booking: %d %v", st, a)
+	}
+	id := a["id"].(string)
+	want := "F-" + id
+	var kept string
+	for _, x := range a["identifier"].([]any) {
+		if x := x.(map[string]any); x["system"] == pas.FillerSystem(instance) {
+			kept, _ = x["value"].(string)
+		}
+	}
+	if kept != want {
+		t.Errorf("the booked Appointment keeps filler id %q, want %q (%v)", kept, want, a["identifier"])
+	}
+	a["status"], a["cancelationReason"] = "cancelled", map[string]any{"text": "patient asked"}
+	if st, b := f.do(tok, "PUT", "/Appointment/"+id, a); st != http.StatusOK {
+		t.Fatalf("cancelling: %d %v", st, b)
+	}
+	s04 := srr.wait(t, pas.EventRequestCancel)
+	if got := s04.Get("ARQ-2.1"); got != want {
+		t.Errorf("SRM^S04 names filler id %q, want %q", got, want)
+	}
+}
+
+// srrPeer is a PAS answering SRM^S01 with SRR^S01, its filler id "F-"
+// and the placer id, and everything else with an ACK.
+type srrPeer struct {
+	addr string
+	mu   sync.Mutex
+	got  []*hl7v2.Message
+	more chan struct{}
+}
+
+func newSRRPeer(t *testing.T) *srrPeer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &srrPeer{addr: ln.Addr().String(), more: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	srv := &mllp.Server{AllowAnyPeer: true, Handler: func(_ context.Context, _ netip.Addr, raw []byte) ([]byte, error) {
+		m, err := hl7v2.Parse(raw)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.got = append(p.got, m)
+		p.mu.Unlock()
+		select {
+		case p.more <- struct{}{}:
+		default:
+		}
+		ack, err := hl7v2.BuildAck(m, hl7v2.Ack{Outcome: hl7v2.OutcomeAccept})
+		if err != nil {
+			return nil, err
+		}
+		if _, ev := m.Type(); ev == pas.EventRequestBooking {
+			for _, set := range [][2]string{{"MSH-9.1", "SRR"}, {"MSH-9.3", "SRR_S01"},
+				{"SCH-1.1", m.Get("ARQ-1.1")}, {"SCH-2.1", "F-" + m.Get("ARQ-1.1")}, {"SCH-2.2", "PAS"}} {
+				if err := ack.Set(set[0], set[1]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return ack.Encode(), nil
+	}}
+	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p
+}
+
+// wait waits until the peer has received an SRM of event and returns it.
+func (p *srrPeer) wait(t *testing.T, event string) *hl7v2.Message {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, m := range p.got {
+			if _, ev := m.Type(); ev == event {
+				p.mu.Unlock()
+				return m
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.more:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("the PAS received no SRM^%s", event)
 		}
 	}
 }
