@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -460,7 +461,13 @@ func (b Builder) pid(w *writer, s *Subject) {
 	if s.Patient == nil {
 		return
 	}
-	var p r4.Patient
+	var p struct {
+		Identifier []r4.Identifier `json:"identifier"`
+		Name       []r4.HumanName  `json:"name"`
+		BirthDate  *string         `json:"birthDate"`
+		Gender     string          `json:"gender"`
+		Address    []r4.Address    `json:"address"`
+	}
 	if err := json.Unmarshal(s.Patient.JSON, &p); err != nil {
 		w.fail(fmt.Errorf("%s: %w", s.Patient.Reference(), err))
 		return
@@ -506,9 +513,7 @@ func (b Builder) pid(w *writer, s *Subject) {
 	if p.BirthDate != nil {
 		w.set("PID-7", strings.ReplaceAll(*p.BirthDate, "-", ""))
 	}
-	if p.Gender != nil {
-		w.set("PID-8", administrativeSex[p.Gender.Code()])
-	}
+	w.set("PID-8", administrativeSex[p.Gender])
 	if len(p.Address) > 0 {
 		ad := p.Address[0]
 		if len(ad.Line) > 0 {
@@ -832,19 +837,33 @@ func (w *writer) set(path, value string) {
 	if w.err != nil {
 		return
 	}
-	if value == "" {
-		p, err := hl7v2.ParsePath(path)
-		if err != nil {
-			w.err = err
-			return
-		}
-		if w.m.Segment(p.Segment, p.SegRep) != nil {
-			return
-		}
+	p, err := parsePath(path)
+	if err != nil {
+		w.err = err
+		return
 	}
-	if err := w.m.Set(path, value); err != nil {
+	if value == "" && w.m.Segment(p.Segment, p.SegRep) != nil {
+		return
+	}
+	if err := w.m.SetPath(p, value); err != nil {
 		w.err = err
 	}
+}
+
+// paths caches the parsed paths the builders write: the same few dozen
+// for every message, parsed once.
+var paths sync.Map // string → hl7v2.Path
+
+func parsePath(s string) (hl7v2.Path, error) {
+	if p, ok := paths.Load(s); ok {
+		return p.(hl7v2.Path), nil
+	}
+	p, err := hl7v2.ParsePath(s)
+	if err != nil {
+		return p, err
+	}
+	paths.Store(s, p)
+	return p, nil
 }
 
 func (w *writer) fail(err error) {

@@ -106,6 +106,32 @@ func (a *Adapter) fromSelf(ctx context.Context) bool {
 type outgoing struct {
 	appts []*apptEvent
 	refs  []*ReferralSubject
+	// seen caches the Slots and Schedules read in the transaction: what
+	// the messages read of them (a slot's schedule, a schedule's actors)
+	// does not change while a booking's transaction runs, and reading
+	// them once each keeps the booking's cost down.
+	seen map[string]*fhir.Resource
+}
+
+// cached is a store.Reader that reads Slots and Schedules once.
+type cached struct {
+	store.Reader
+	seen map[string]*fhir.Resource
+}
+
+// Read implements store.Reader.
+func (c cached) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
+	if typ != "Slot" && typ != "Schedule" {
+		return c.Reader.Read(ctx, typ, id)
+	}
+	if res, ok := c.seen[typ+"/"+id]; ok {
+		return res, nil
+	}
+	res, err := c.Reader.Read(ctx, typ, id)
+	if err == nil {
+		c.seen[typ+"/"+id] = res
+	}
+	return res, err
 }
 
 // apptEvent is one appointment event noted in the transaction.
@@ -123,7 +149,7 @@ type outKey struct{ a *Adapter }
 // use for them to be queued before it commits.
 func (a *Adapter) pending(tx *write.Tx) *outgoing {
 	return tx.Local(outKey{a}, func() any {
-		o := &outgoing{}
+		o := &outgoing{seen: map[string]*fhir.Resource{}}
 		tx.BeforeCommit(func(ctx context.Context) error { return a.flush(ctx, tx, o) })
 		return o
 	}).(*outgoing)
@@ -134,7 +160,8 @@ type apptState struct {
 	Status    string         `json:"status"`
 	Slot      []r4.Reference `json:"slot"`
 	Extension []r4.Extension `json:"extension"`
-	raw       map[string]any
+	body      []byte
+	raw       map[string]any // body decoded, by members (members)
 }
 
 // known are the statuses of an appointment the PAS has heard of.
@@ -153,16 +180,23 @@ func readAppt(b []byte) (*apptState, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &s.raw); err != nil {
-		return nil, err
-	}
+	s.body = b
 	return &s, nil
+}
+
+// members returns the appointment's members decoded (nil if it cannot be).
+func (s *apptState) members() map[string]any {
+	if s.raw == nil {
+		_ = json.Unmarshal(s.body, &s.raw)
+	}
+	return s.raw
 }
 
 // differ reports whether any of keys differs between o and n.
 func differ(o, n *apptState, keys []string) bool {
+	om, nm := o.members(), n.members()
 	for _, k := range keys {
-		if !reflect.DeepEqual(o.raw[k], n.raw[k]) {
+		if !reflect.DeepEqual(om[k], nm[k]) {
 			return true
 		}
 	}
@@ -224,7 +258,8 @@ func (a *Adapter) watchAppointment(ctx context.Context, tx *write.Tx, c *write.C
 	if n != nil {
 		slots = append(slots, n.Slot...)
 	}
-	mine, err := a.ownsAppointment(ctx, tx, slots, res, c.Old)
+	out := a.pending(tx)
+	mine, err := a.ownsAppointment(ctx, cached{tx, out.seen}, slots, res, c.Old)
 	if err != nil || !mine {
 		return err
 	}
@@ -239,7 +274,6 @@ func (a *Adapter) watchAppointment(ctx context.Context, tx *write.Tx, c *write.C
 	} else {
 		ev.replaces = replaced(n.Extension)
 	}
-	out := a.pending(tx)
 	out.appts = append(out.appts, ev)
 	return nil
 }
@@ -259,7 +293,7 @@ func replaced(exts []r4.Extension) string {
 // ownsAppointment reports whether the PAS owns the appointment: one of
 // its slots is on a Schedule of one of the instance's services, or (for
 // one recorded without slots) such a service takes part.
-func (a *Adapter) ownsAppointment(ctx context.Context, tx *write.Tx, slots []r4.Reference, res *fhir.Resource, old *fhir.Resource) (bool, error) {
+func (a *Adapter) ownsAppointment(ctx context.Context, tx store.Reader, slots []r4.Reference, res *fhir.Resource, old *fhir.Resource) (bool, error) {
 	seen := map[string]bool{}
 	for _, ref := range slots {
 		r := elem.Str(ref.Reference)
@@ -551,11 +585,11 @@ func (a *Adapter) flush(ctx context.Context, tx *write.Tx, o *outgoing) error {
 		if ev.dropped {
 			continue
 		}
-		s, err := LoadSubject(ctx, tx, ev.res)
+		s, err := LoadSubject(ctx, cached{tx, o.seen}, ev.res)
 		if err != nil {
 			return err
 		}
-		if s.PlacerID, err = a.placer(ctx, tx, ev.res.ID, ev.replaces); err != nil {
+		if s.PlacerID, err = a.placer(ctx, cached{tx, o.seen}, ev.res.ID, ev.replaces); err != nil {
 			return err
 		}
 		m, err := b.SIU(ev.event, s)
@@ -585,14 +619,14 @@ func (a *Adapter) flush(ctx context.Context, tx *write.Tx, o *outgoing) error {
 
 // placer is the placer appointment id (SCH-1) of appointment id, which
 // replaces the appointment replaces (or none): the first appointment of
-// its chain of replacements.
-func (a *Adapter) placer(ctx context.Context, tx *write.Tx, id, replaces string) (string, error) {
+// its chain of replacements that the PAS owns (one moved in from another
+// service starts a chain of its own).
+func (a *Adapter) placer(ctx context.Context, rd store.Reader, id, replaces string) (string, error) {
 	for range maxChain {
 		if replaces == "" {
 			return id, nil
 		}
-		id = replaces
-		prev, err := readOrNil(ctx, tx, "Appointment", id)
+		prev, err := readOrNil(ctx, rd, "Appointment", replaces)
 		if err != nil {
 			return "", err
 		}
@@ -600,12 +634,18 @@ func (a *Adapter) placer(ctx context.Context, tx *write.Tx, id, replaces string)
 			return id, nil
 		}
 		var v struct {
+			Slot      []r4.Reference `json:"slot"`
 			Extension []r4.Extension `json:"extension"`
 		}
 		if err := json.Unmarshal(prev.JSON, &v); err != nil {
-			return "", fmt.Errorf("Appointment/%s: %w", id, err)
+			return "", fmt.Errorf("Appointment/%s: %w", replaces, err)
 		}
-		replaces = replaced(v.Extension)
+		if mine, err := a.ownsAppointment(ctx, rd, v.Slot, prev, nil); err != nil {
+			return "", err
+		} else if !mine {
+			return id, nil
+		}
+		id, replaces = replaces, replaced(v.Extension)
 	}
 	return id, nil
 }

@@ -49,6 +49,8 @@ func TestOutboundNotify(t *testing.T) {
 		{"no-show", func() string { f.setStatus(ids["past"], "noshow", devserver.ClientProvider); return "" },
 			[]msg{{"S26", "past", "Noshow", past}}},
 		{"hold", func() string { return f.hold(2) }, nil}, // a hold is not announced
+		{"$book the hold", func() string { return f.bookHold(ids["hold"]) },
+			[]msg{{"S12", "hold", "Booked", 2}}},
 		{"book-2", func() string { return f.book(3) },
 			[]msg{{"S12", "book-2", "Booked", 3}}},
 		{"modify", func() string {
@@ -58,9 +60,12 @@ func TestOutboundNotify(t *testing.T) {
 		{"cancel", func() string { f.setStatus(ids["book-2"], "cancelled", devserver.ClientCallCentre); return "" },
 			[]msg{{"S15", "book-2", "Cancelled", 3}}},
 		{"other service", func() string { return f.bookOther() }, nil},
+		{"moved in from the other service", func() string { return f.reschedule(ids["other service"], 0) }, // slot-0, freed by the first reschedule
+			[]msg{{"S12", "moved in from the other service", "Booked", 0}}}, // a booking of its own, not another service's chain
 		{"by the instance itself", func() string {
+			n := len(f.Peer.Applied())
 			id := f.book(4)
-			f.Peer.WaitApplied(len(f.Peer.Applied()) + 1)
+			f.Peer.WaitApplied(n + 1) // the booking's S12 first, so that the PAS could hear of a cancellation after it
 			f.asInstance(func(ctx context.Context, tx *write.Tx) error {
 				res, err := tx.Read(ctx, "Appointment", id)
 				if err != nil {
@@ -110,8 +115,8 @@ func TestOutboundNotify(t *testing.T) {
 			}
 		}
 	}
-	if n := len(f.Peer.Received()); n != 9 {
-		t.Errorf("the PAS received %d messages, want 9", n)
+	if n := len(f.Peer.Received()); n != 11 {
+		t.Errorf("the PAS received %d messages, want 11", n)
 	}
 }
 
@@ -312,6 +317,19 @@ func bookBody(slot, status string) map[string]any {
 	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	return map[string]any{"resourceType": "Appointment", "status": status, "slot": []any{ref(slot)},
 		"participant": []any{map[string]any{"actor": ref("Patient/" + patientID), "status": "accepted"}}}
+}
+
+// bookHold books the hold id with $book and returns its id.
+func (f *fixture) bookHold(id string) string {
+	f.t.Helper()
+	st, out := f.do(f.token(devserver.ClientCallCentre), "POST", "/Appointment/$book", map[string]any{
+		"resourceType": "Parameters", "parameter": []any{
+			map[string]any{"name": "appointment-reference", "valueString": "Appointment/" + id},
+			map[string]any{"name": "patient-reference", "valueString": "Patient/" + patientID}}})
+	if st != 200 {
+		f.t.Fatalf("$book: %d %v", st, out)
+	}
+	return id
 }
 
 // reschedule moves appointment id to slot-i with $reschedule and returns
