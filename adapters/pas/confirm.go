@@ -83,13 +83,29 @@ func (a *Adapter) confirmBookings() error {
 // asks is the instance's booking.AsksFunc: a booking of its services'
 // slots waits for the PAS, except the instance's own writes (the PAS's
 // acceptance, a booking the PAS made), the server's own work (demo data)
-// and a reschedule, which the PAS is told of through the outbox
-// (SRM^S03).
-func (a *Adapter) asks(ctx context.Context, c *write.Change) bool {
-	if a.fromSelf(ctx) || write.IsServer(ctx) {
+// and a reschedule of one of the PAS's appointments, which the PAS is
+// told of through the outbox (SRM^S03). An appointment moved in from
+// another service is a new booking to the PAS, and waits for it.
+func (a *Adapter) asks(ctx context.Context, tx *write.Tx, c *write.Change) bool {
+	if a.fromSelf(ctx) || write.IsServer(ctx) || c.New == nil {
 		return false
 	}
-	return c.New == nil || replacesOf(c.New.Bytes()) == ""
+	prevID := replacesOf(c.New.Bytes())
+	if prevID == "" {
+		return true
+	}
+	prev, err := readOrNil(ctx, tx, "Appointment", prevID)
+	if err != nil || prev == nil {
+		return true // nothing the PAS knows is moved: a booking of its own
+	}
+	var v struct {
+		Slot []r4.Reference `json:"slot"`
+	}
+	if json.Unmarshal(prev.JSON, &v) != nil {
+		return true
+	}
+	mine, err := a.ownsAppointment(ctx, tx, v.Slot, prev, nil)
+	return err != nil || !mine
 }
 
 // replacesOf returns the id of the appointment an Appointment (its JSON)
@@ -220,7 +236,7 @@ func (a *Adapter) sendRequests(ctx context.Context, tx *write.Tx, rq *requests) 
 		if err != nil {
 			return fmt.Errorf("SRM^S01 for Appointment/%s: %w", id, err)
 		}
-		b := &pasBooking{id: id, first: s.Appointment, created: rq.created[id], claim: tx.Claim(), msg: msg}
+		b := &pasBooking{id: id, created: rq.created[id], claim: tx.Claim(), msg: msg}
 		tx.AfterCommit(func(ctx context.Context) error { return a.confirm(ctx, tx, b) })
 	}
 	return nil
@@ -272,8 +288,7 @@ func (a *Adapter) queue(ctx context.Context, tx *write.Tx, event string, s *Subj
 // pasBooking is one booking the PAS is asked to confirm.
 type pasBooking struct {
 	id      string
-	first   *fhir.Resource // the pending version the booking's transaction wrote
-	created bool           // that transaction created the appointment (201)
+	created bool           // the booking's transaction created the appointment (201)
 	claim   *write.Claim   // its Idempotency-Key, if any
 	msg     *hl7v2.Message // SRM^S01
 }

@@ -655,3 +655,36 @@ func (p *srrPeer) wait(t *testing.T, event string) *hl7v2.Message {
 		}
 	}
 }
+
+// TestPASConfirmedMovedIn: an appointment of another service rescheduled
+// into the PAS's slot is, to the PAS, a new booking: it waits for its
+// SRM^S01 (and is refused with it), rather than being told as a move.
+func TestPASConfirmedMovedIn(t *testing.T) {
+	f := newConfirmFixture(t, false)
+	start := f.SlotStart(0).Add(-time.Hour)
+	apptest.Seed(t, f.App,
+		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{map[string]any{"reference": "HealthcareService/" + other}}},
+		map[string]any{"resourceType": "Slot", "id": "other-0", "status": "free", "schedule": map[string]any{"reference": "Schedule/sched-other"},
+			"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
+	tok := f.token(devserver.ClientGPSystem)
+	a := f.appointment(0, "")
+	a["slot"] = []any{map[string]any{"reference": "Slot/other-0"}}
+	a["start"], a["end"] = start.Format(time.RFC3339), start.Add(slotLength).Format(time.RFC3339)
+	a["participant"] = []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}}
+	st, booked := f.do(tok, "POST", "/Appointment", a)
+	if st != http.StatusCreated || booked["status"] != "booked" || len(f.Peer.Received()) != 0 {
+		t.Fatalf("booking another service: %d %v (the PAS received %d messages)", st, booked, len(f.Peer.Received()))
+	}
+	f.Peer.Answer(answerS01(hl7v2.OutcomeReject, "unknown patient"))
+	st, b := f.do(tok, "POST", "/Appointment/"+booked["id"].(string)+"/$reschedule", parameters(
+		map[string]any{"name": "slot", "valueReference": map[string]any{"reference": "Slot/slot-2"}}))
+	if st != http.StatusBadGateway || detailsCode(b) != pas.ErrPASRespondedWithError {
+		t.Fatalf("$reschedule into the PAS's slot: %d %v, want 502", st, b)
+	}
+	if _, ev := f.Peer.Received()[0].Type(); ev != pas.EventRequestBooking {
+		t.Errorf("the PAS was sent SRM^%s, want S01", ev)
+	}
+	if got := f.read("Slot", "slot-2")["status"]; got != "free" {
+		t.Errorf("slot-2 is %v, want free", got)
+	}
+}

@@ -28,11 +28,12 @@ import (
 const ExtAwaitingConfirmation = "https://signpost.example/fhir/StructureDefinition/awaiting-confirmation"
 
 // AsksFunc reports whether the write c, which would book slots of a
-// service the system confirms, must wait for the system's answer. It
-// answers false for the system's own writes (its acceptance, a booking
-// made in it), which book at once, and for writes the system hears of
-// afterwards instead (a reschedule it is told of).
-type AsksFunc func(ctx context.Context, c *write.Change) bool
+// service the system confirms, must wait for the system's answer; tx is
+// its transaction, to read what the answer depends on. It answers false
+// for the system's own writes (its acceptance, a booking made in it),
+// which book at once, and for writes the system hears of afterwards
+// instead (a reschedule of one of its appointments).
+type AsksFunc func(ctx context.Context, tx *write.Tx, c *write.Change) bool
 
 // confirmer is a system of record other than Signpost.
 type confirmer struct {

@@ -31,7 +31,7 @@ func TestConfirmedBy(t *testing.T) {
 		slotAt("s1", "sc", t0, 15*time.Minute), slotAt("s2", "sc", t0.Add(time.Hour), 15*time.Minute),
 		slotAt("s3", "sc", t0.Add(2*time.Hour), 15*time.Minute), slotAt("o1", "sc-other", t0, 15*time.Minute))
 	asked := 0
-	s.app.Booking.ConfirmedBy("hs", "pas-x", func(ctx context.Context, c *write.Change) bool {
+	s.app.Booking.ConfirmedBy("hs", "pas-x", func(ctx context.Context, _ *write.Tx, c *write.Change) bool {
 		if ctx.Value(confirmerKey{}) != nil {
 			return false
 		}

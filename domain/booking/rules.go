@@ -213,7 +213,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 		if err != nil {
 			return err
 		}
-		if cf != nil && cf.asks(ctx, c) {
+		if cf != nil && cf.asks(ctx, tx, c) {
 			if err := awaitConfirmation(c, a, cf); err != nil {
 				return err
 			}
@@ -328,10 +328,10 @@ func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, ol
 		return err
 	}
 	switch {
-	case cf != nil && cf.asks(ctx, c) && waiting != nil:
+	case cf != nil && cf.asks(ctx, tx, c) && waiting != nil:
 		return fhir.Errorf(fhir.Conflict, "conflict", "Appointment.status",
 			"Appointment/%s awaits confirmation by %s: it is booked when %s accepts it", c.ID, elem.Str(waiting.ValueString), cf.by).WithDetails(ErrNotAmendable)
-	case cf != nil && cf.asks(ctx, c): // a hold being booked: the other system decides
+	case cf != nil && cf.asks(ctx, tx, c): // a hold being booked: the other system decides
 		if err := awaitConfirmation(c, nw, cf); err != nil {
 			return err
 		}
