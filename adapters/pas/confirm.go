@@ -155,9 +155,11 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 		tx.BeforeCommit(func(ctx context.Context) error { return a.sendRequests(ctx, tx, rq) })
 	}
 	wasLive := c.Old != nil && isLive(c.Old.JSON)
+	// The PAS knows a live appointment unless it is a hold nobody booked.
+	known := wasLive && (status(c.Old.JSON) != "pending" || booking.AwaitsConfirmation(c.Old.JSON) != "")
 	switch {
 	case c.New == nil:
-		if wasLive {
+		if known {
 			rq.cancelled = append(rq.cancelled, c.ID)
 			rq.last[c.ID] = c.Old
 		}
@@ -166,7 +168,7 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 			rq.booked = append(rq.booked, c.ID)
 			rq.created[c.ID] = c.Old == nil
 		}
-	case wasLive && !isLive(c.New.Bytes()):
+	case known && !isLive(c.New.Bytes()):
 		rq.cancelled = append(rq.cancelled, c.ID)
 	case !wasLive && isLive(c.New.Bytes()) && replacesOf(c.New.Bytes()) != "":
 		rq.moved = append(rq.moved, c.ID)
@@ -176,15 +178,20 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 
 // isLive reports whether an Appointment holds its slots.
 func isLive(appointmentJSON []byte) bool {
-	var v struct {
-		Status string `json:"status"`
-	}
-	_ = json.Unmarshal(appointmentJSON, &v)
-	switch v.Status {
+	switch status(appointmentJSON) {
 	case "pending", "booked", "arrived", "checked-in", "fulfilled", "noshow":
 		return true
 	}
 	return false
+}
+
+// status is an Appointment's status.
+func status(appointmentJSON []byte) string {
+	var v struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(appointmentJSON, &v)
+	return v.Status
 }
 
 // sendRequests runs just before the transaction commits: it queues
@@ -196,8 +203,11 @@ func (a *Adapter) sendRequests(ctx context.Context, tx *write.Tx, rq *requests) 
 	moved := map[string]bool{} // appointments a reschedule of this transaction replaced
 	for _, id := range rq.moved {
 		s, err := a.subject(ctx, tx, id, nil)
-		if err != nil || s == nil {
+		if err != nil {
 			return err
+		}
+		if s == nil {
+			continue
 		}
 		moved[replacesOf(s.Appointment.JSON)] = true
 		if err := a.queue(ctx, tx, EventRequestModify, s); err != nil {
@@ -407,11 +417,11 @@ func (a *Adapter) book(ctx context.Context, b *pasBooking, filler string) (*fhir
 		if out, _, err = tx.Put(ctx, "Appointment", b.id, obj, cur.Version); err != nil {
 			return err
 		}
-		status := http.StatusOK
+		code := http.StatusOK
 		if b.created {
-			status = http.StatusCreated
+			code = http.StatusCreated
 		}
-		return tx.Remember(ctx, b.claim, write.Answer{Status: status, Type: out.Type, ID: out.ID, Version: out.Version})
+		return tx.Remember(ctx, b.claim, write.Answer{Status: code, Type: out.Type, ID: out.ID, Version: out.Version})
 	})
 	return out, err
 }

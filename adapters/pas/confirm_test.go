@@ -469,10 +469,21 @@ func TestPASConfirmedIdempotency(t *testing.T) {
 // TestPASConfirmedChanges: a cancellation of a booked appointment of the
 // PAS's service is queued as SRM^S04, a $reschedule as one SRM^S03 (no
 // S04) about the moved appointment under its first placer id; the
-// client is answered at once.
+// client is answered at once. A hold released is not sent.
 func TestPASConfirmedChanges(t *testing.T) {
 	f := newConfirmFixture(t, false)
 	tok := f.token(devserver.ClientGPSystem)
+	// A hold the PAS never heard of is released without a word to it.
+	h := f.appointment(5, "")
+	h["status"] = "pending"
+	st, hold := f.do(tok, "POST", "/Appointment", h)
+	if st != http.StatusCreated {
+		t.Fatalf("a hold: %d %v", st, hold)
+	}
+	hold["status"], hold["cancelationReason"] = "cancelled", map[string]any{"text": "not needed"}
+	if st, b := f.do(tok, "PUT", "/Appointment/"+hold["id"].(string), hold); st != http.StatusOK {
+		t.Fatalf("releasing the hold: %d %v", st, b)
+	}
 	st, a := f.do(tok, "POST", "/Appointment", f.appointment(3, ""))
 	if st != http.StatusCreated || a["status"] != "booked" {
 		t.Fatalf("booking: %d %v", st, a)
