@@ -22,6 +22,9 @@ import (
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // answerS01 answers SRM^S01 with outcome (and text), everything else
@@ -697,5 +700,65 @@ func TestPASConfirmedMovedIn(t *testing.T) {
 	}
 	if got := f.read("Slot", "slot-2")["status"]; got != "free" {
 		t.Errorf("slot-2 is %v, want free", got)
+	}
+}
+
+// TestPASConfirmedHoldExpiry: a booking left awaiting the PAS when
+// Signpost stopped before the answer (here: stored so, as a crash would
+// leave it) is released when its hold expires, and the PAS is told to
+// cancel it (SRM^S04), in case it had accepted.
+func TestPASConfirmedHoldExpiry(t *testing.T) {
+	f := newConfirmFixture(t, false)
+	start := f.SlotStart(4)
+	expired := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	appt := map[string]any{"resourceType": "Appointment", "id": "left", "status": "pending",
+		"slot": []any{map[string]any{"reference": "Slot/slot-4"}}, "start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
+		"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}},
+		"extension": []any{
+			map[string]any{"url": booking.ExtAwaitingConfirmation, "valueString": instance},
+			map[string]any{"url": booking.ExtHoldExpires, "valueInstant": expired}}}
+	slot := f.read("Slot", "slot-4")
+	slot["status"] = "busy-tentative"
+	f.store(slot, appt)
+	if n, err := f.App.Booking.Sweep(write.AsServer(context.Background())); err != nil || n != 1 { // as the server sweeps
+		t.Fatalf("Sweep released %d holds (%v), want 1", n, err)
+	}
+	s04 := f.waitRequest(pas.EventRequestCancel, "left")
+	if _, ev := s04.Type(); ev != pas.EventRequestCancel {
+		t.Errorf("the PAS was sent %s", ev)
+	}
+	if got := f.read("Slot", "slot-4")["status"]; got != "free" {
+		t.Errorf("slot-4 is %v, want free", got)
+	}
+}
+
+// store writes resources straight to the store with their index entries,
+// without the write path's rules: the state a crash leaves.
+func (f *confirmFixture) store(resources ...map[string]any) {
+	f.t.Helper()
+	err := f.App.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		for _, r := range resources {
+			typ, id := r["resourceType"].(string), r["id"].(string)
+			var version int64 = 1
+			if cur, err := tx.Read(ctx, typ, id); err == nil {
+				version = cur.Version + 1
+			}
+			raw, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			idx, err := f.App.Search.Extract(typ, raw)
+			if err != nil {
+				return err
+			}
+			res := &fhir.Resource{Type: typ, ID: id, Version: version, LastUpdated: time.Now().UTC(), JSON: raw}
+			if err := tx.Put(ctx, &store.Write{Resource: res, Index: idx}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatalf("storing: %v", err)
 	}
 }
