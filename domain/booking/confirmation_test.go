@@ -102,6 +102,10 @@ func TestConfirmedBy(t *testing.T) {
 	if o["status"] != "booked" || hasExt(o, booking.ExtAwaitingConfirmation) || s.slotStatus("o1") != "busy" {
 		t.Errorf("another service's booking: %v, slot %s; want booked, unmarked, busy", o, s.slotStatus("o1"))
 	}
+	o["extension"] = other["extension"]
+	if amended := must(t, "amending", s.do("PUT", "/Appointment/"+o["id"].(string), o), 200).json(); hasExt(amended, booking.ExtAwaitingConfirmation) {
+		t.Errorf("a client's amendment set the mark: %v", amended)
+	}
 	s.check()
 }
 

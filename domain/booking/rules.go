@@ -128,6 +128,7 @@ func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.C
 	case wasLive && nw.live() && old.Status == "pending":
 		return b.confirm(ctx, tx, c, old, nw)
 	}
+	removeExtension(c.New, ExtAwaitingConfirmation) // only a pending booking awaits
 	return nil
 }
 
