@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/domain/booking"
+	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
@@ -96,6 +98,13 @@ type Env struct {
 	Now       func() time.Time
 	Location  *time.Location // the deployment's timezone (HL7 v2 times without offset)
 	BaseURL   string         // the FHIR base, for full URLs in messages
+	// Booking and Referral are the domain services an instance acts
+	// through beside the write path: a system of record confirms
+	// bookings (booking.Service.ConfirmedBy), a refused booking's
+	// referral becomes a slot issue (referral.Service.RaiseSlotIssue).
+	// nil where the domain is not assembled (the framework's own tests).
+	Booking  *booking.Service
+	Referral *referral.Service
 }
 
 // Context returns ctx acting as the instance's principal: the domain's

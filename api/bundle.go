@@ -377,7 +377,9 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	sorted := append([]*txEntry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return order[sorted[i].method] < order[sorted[j].method] })
 	responses := make([]bundleEntry, len(entries))
+	var wtx *write.Tx // the attempt that committed
 	err := s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
 		// Deletes come first, so that conditions below see their effect.
 		for _, e := range sorted {
 			if e.method != http.MethodDelete {
@@ -439,8 +441,34 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 		return nil, err
 	}
 	out := s.newBundle("transaction-response")
+	for i := range responses {
+		responses[i] = latestEntry(wtx, responses[i])
+	}
 	out.Entry = responses
 	return out, nil
+}
+
+// latestEntry answers a write entry with the version the transaction's
+// after-commit work superseded its resource with (write.Tx.Latest), if
+// any.
+func latestEntry(tx *write.Tx, e bundleEntry) bundleEntry {
+	if e.Response == nil || e.Resource == nil {
+		return e
+	}
+	ref, v, ok := strings.Cut(e.Response.Location, "/_history/")
+	typ, id, ok2 := strings.Cut(ref, "/")
+	version, err := strconv.ParseInt(v, 10, 64)
+	if !ok || !ok2 || err != nil {
+		return e
+	}
+	res := tx.Latest(&fhir.Resource{Type: typ, ID: id, Version: version})
+	if res.Version == version {
+		return e
+	}
+	e.Resource = res.JSON
+	e.Response = &entryResponse{Status: e.Response.Status, Location: typ + "/" + id + "/_history/" + itoa(res.Version),
+		Etag: res.ETag(), LastModified: res.LastUpdated.Format(fhir.InstantFormat)}
+	return e
 }
 
 // batch processes each entry on its own.
@@ -455,11 +483,16 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 		case http.MethodGet:
 			resp, err = s.runEntry(ctx, s.store, e)
 		default:
+			var wtx *write.Tx
 			err = s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 				var err error
+				wtx = tx
 				resp, err = s.runEntry(ctx, tx, e)
 				return err
 			})
+			if err == nil {
+				resp = latestEntry(wtx, resp)
+			}
 		}
 		if err != nil {
 			fe := fhir.AsError(e.relocate(err))

@@ -85,7 +85,9 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	}
 	var res *fhir.Resource
 	var created bool
+	var wtx *write.Tx // the attempt that committed
 	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
 		id, err := s.conditionalTarget(ctx, tx, typ, c.Request.URL.RawQuery, obj)
 		if err != nil {
 			return err
@@ -96,7 +98,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, typ string) error {
 	if err != nil {
 		return err
 	}
-	s.writeResource(c, statusFor(created), res)
+	s.writeResource(c, statusFor(created), wtx.Latest(res))
 	return nil
 }
 
@@ -189,7 +191,9 @@ func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Cont
 		return err
 	}
 	var res *fhir.Resource
+	var wtx *write.Tx // the attempt that committed
 	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
 		id, err := target(ctx, tx)
 		if err != nil {
 			return err
@@ -200,7 +204,7 @@ func (s *Server) applyPatch(c *gin.Context, typ string, target func(context.Cont
 	if err != nil {
 		return err
 	}
-	s.writeResource(c, http.StatusOK, res)
+	s.writeResource(c, http.StatusOK, wtx.Latest(res))
 	return nil
 }
 

@@ -34,6 +34,8 @@ var statusOf = map[fhir.Kind]int{
 	fhir.TooLarge:           http.StatusRequestEntityTooLarge,
 	fhir.TooManyRequests:    http.StatusTooManyRequests,
 	fhir.NotSupported:       http.StatusMethodNotAllowed,
+	fhir.BadGateway:         http.StatusBadGateway,
+	fhir.GatewayTimeout:     http.StatusGatewayTimeout,
 }
 
 // StatusOf returns the HTTP status for err.

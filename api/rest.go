@@ -196,8 +196,10 @@ func (s *Server) create(c *gin.Context, typ string) error {
 	}
 	cond := c.GetHeader("If-None-Exist")
 	var res *fhir.Resource
+	var wtx *write.Tx // the attempt that committed
 	status := http.StatusCreated
 	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
 		if cond != "" {
 			existing, err := s.conditionalMatch(ctx, tx, typ, cond)
 			if err != nil {
@@ -214,7 +216,7 @@ func (s *Server) create(c *gin.Context, typ string) error {
 	if err != nil {
 		return err
 	}
-	s.writeResource(c, status, res)
+	s.writeResource(c, status, wtx.Latest(res))
 	return nil
 }
 
@@ -243,14 +245,16 @@ func (s *Server) update(c *gin.Context, typ, id string) error {
 	}
 	var res *fhir.Resource
 	var created bool
+	var wtx *write.Tx // the attempt that committed
 	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
 		res, created, err = tx.Put(ctx, typ, id, obj, match)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.writeResource(c, statusFor(created), res)
+	s.writeResource(c, statusFor(created), wtx.Latest(res))
 	return nil
 }
 

@@ -22,7 +22,7 @@ func (a *App) startAdapters() error {
 		f = &adapters.File{}
 	}
 	set, err := adapters.Build(f, adapters.Env{Writes: a.Writes, Logger: a.Config.Logger,
-		Location: a.Location, BaseURL: a.Config.BaseURL})
+		Location: a.Location, BaseURL: a.Config.BaseURL, Booking: a.Booking, Referral: a.Referral})
 	if err != nil {
 		return fmt.Errorf("adapters: %w", err)
 	}

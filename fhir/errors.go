@@ -27,11 +27,13 @@ const (
 	TooLarge                       // the request body exceeds the limit (413)
 	TooManyRequests                // rate limited (429)
 	NotSupported                   // the interaction is not supported (405)
+	BadGateway                     // another system the request depends on refused it (502)
+	GatewayTimeout                 // another system the request depends on did not answer in time (504)
 )
 
 var kindNames = [...]string{"other", "invalid", "unprocessable", "not found", "gone", "conflict",
 	"precondition failed", "forbidden", "unauthorized", "not acceptable", "unsupported media type",
-	"too large", "too many requests", "not supported"}
+	"too large", "too many requests", "not supported", "bad gateway", "gateway timeout"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

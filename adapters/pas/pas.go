@@ -112,6 +112,11 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 		}
 		a.server = &mllp.Server{Handler: a.receive, AllowedPeers: a.allow, TLSConfig: a.tls, Logger: env.Logger}
 	}
+	if set.Mode == ModePASConfirmed {
+		if err := a.confirmBookings(); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 

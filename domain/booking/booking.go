@@ -67,6 +67,10 @@ type Service struct {
 	// Referrals tells $find what a referral allows. Set it before
 	// serving; nil offers any service for a referral.
 	Referrals Referrals
+
+	// confirmers are the other systems of record, by the
+	// HealthcareService id whose bookings each confirms (ConfirmedBy).
+	confirmers map[string]confirmer
 }
 
 // New returns the booking service over rp and registers its Rules and

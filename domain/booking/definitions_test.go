@@ -22,6 +22,7 @@ func TestCanonicalsResolve(t *testing.T) {
 		codes          []string
 	}{
 		{booking.ExtHoldExpires, "StructureDefinition", nil},
+		{booking.ExtAwaitingConfirmation, "StructureDefinition", nil},
 		{booking.ExtReplaces, "StructureDefinition", nil},
 		{booking.ExtPreviousAppointment, "StructureDefinition", nil},
 		{booking.TagSystem, "CodeSystem", []string{booking.TagExternallyBusy}},

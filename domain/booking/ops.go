@@ -468,26 +468,44 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 // write runs fn in one transaction and answers a searchset Bundle of the
 // resources it returns (the first a match, the rest includes); an
 // Idempotency-Key's record is stored in the same transaction.
+//
+// A booking another system must confirm (ConfirmedBy) is answered as that
+// system's answer left it (write.Tx.Latest): booked when it accepted, an
+// error when it did not; its key remembers that answer, stored once it is
+// known, and nothing when it is an error.
 func (b *Service) write(ctx context.Context, req *operation.Request, fn func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error)) (*operation.Result, error) {
 	var body []byte
+	var out []*fhir.Resource
+	var wtx *write.Tx // the attempt that committed
+	waits := false    // a resource written awaits another system's answer
 	err := b.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
-		out, err := fn(ctx, tx)
-		if err != nil {
+		var err error
+		wtx, waits = tx, false
+		if out, err = fn(ctx, tx); err != nil {
 			return err
 		}
-		var entries []bundleEntry
-		for i, res := range out {
-			mode := "match"
-			if i > 0 {
-				mode = "include"
-			}
-			entries = append(entries, bundleEntry{FullURL: req.BaseURL + "/" + res.Type + "/" + res.ID, Resource: res.JSON, Mode: mode})
+		for _, res := range out {
+			waits = waits || (res.Type == "Appointment" && AwaitsConfirmation(res.JSON) != "")
 		}
-		body = searchset(entries)
+		body = resultBundle(req.BaseURL, out)
+		if waits {
+			return nil
+		}
 		return tx.Remember(ctx, claimOf(req), write.Answer{Status: http.StatusOK, Body: body})
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || !waits {
+		return &operation.Result{Body: body}, err
+	}
+	for i, res := range out {
+		out[i] = wtx.Latest(res)
+	}
+	body = resultBundle(req.BaseURL, out)
+	if claim := claimOf(req); claim != nil {
+		if err := b.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+			return tx.Remember(ctx, claim, write.Answer{Status: http.StatusOK, Body: body})
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return &operation.Result{Body: body}, nil
 }
@@ -497,6 +515,20 @@ type bundleEntry struct {
 	FullURL  string
 	Resource json.RawMessage
 	Mode     string
+}
+
+// resultBundle is the answer of an operation that wrote out: the first a
+// match, the rest includes.
+func resultBundle(base string, out []*fhir.Resource) []byte {
+	var entries []bundleEntry
+	for i, res := range out {
+		mode := "match"
+		if i > 0 {
+			mode = "include"
+		}
+		entries = append(entries, bundleEntry{FullURL: base + "/" + res.Type + "/" + res.ID, Resource: res.JSON, Mode: mode})
+	}
+	return searchset(entries)
 }
 
 func searchset(entries []bundleEntry) []byte {

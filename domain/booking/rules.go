@@ -83,7 +83,7 @@ func (b *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 	if err := b.appointmentRules(ctx, tx, c); err != nil {
 		return err
 	}
-	return b.rememberWrite(ctx, tx, c, isOwn(c))
+	return b.rememberWrite(ctx, tx, c, isOwn(c) || newlyAwaiting(c))
 }
 
 func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.Change) error {
@@ -120,12 +120,15 @@ func (b *Service) appointmentRules(ctx context.Context, tx *write.Tx, c *write.C
 	wasLive := old != nil && old.live()
 	switch {
 	case !wasLive && nw.live():
+		removeExtension(c.New, ExtAwaitingConfirmation) // server-owned: claim sets it
 		return b.claim(ctx, tx, c, nw)
 	case wasLive && !nw.live():
+		removeExtension(c.New, ExtAwaitingConfirmation) // nothing left to confirm
 		return b.release(ctx, tx, old)
 	case wasLive && nw.live() && old.Status == "pending":
 		return b.confirm(ctx, tx, c, old, nw)
 	}
+	removeExtension(c.New, ExtAwaitingConfirmation) // only a pending booking awaits
 	return nil
 }
 
@@ -205,6 +208,17 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 	}
 	if err := b.checkSchedule(ctx, tx, elem.Str(slots[0].slot.Schedule.Reference), start, end); err != nil {
 		return err
+	}
+	if a.Status == "booked" { // a booking another system confirms waits for it
+		cf, err := b.confirmerOf(ctx, tx, elem.Str(slots[0].slot.Schedule.Reference))
+		if err != nil {
+			return err
+		}
+		if cf != nil && cf.asks(ctx, tx, c) {
+			if err := awaitConfirmation(c, a, cf); err != nil {
+				return err
+			}
+		}
 	}
 	target := slotStatus(a.Status)
 	for _, s := range slots {
@@ -290,14 +304,42 @@ func inHorizon(sc *schedule, start, end time.Time, loc *time.Location) bool {
 // confirm handles a live appointment staying live after a hold: when the
 // hold is confirmed its slots become busy; while it stays pending its
 // expiry stays the server's.
+//
+// A booking another system confirms (ConfirmedBy) stays pending, its hold
+// renewed, until that system's own write books it; a client's write
+// cannot book it meanwhile.
 func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, old, nw *appointment) error {
 	ext := old.ext(ExtHoldExpires)
+	waiting := old.ext(ExtAwaitingConfirmation)
 	if nw.Status == "pending" {
+		if waiting != nil {
+			if err := setExtension(c.New, *waiting); err != nil {
+				return err
+			}
+		} else {
+			removeExtension(c.New, ExtAwaitingConfirmation)
+		}
 		if ext != nil {
 			return setExtension(c.New, *ext)
 		}
 		return nil
 	}
+	cf, err := b.confirmerOfSlots(ctx, tx, nw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cf != nil && cf.asks(ctx, tx, c) && waiting != nil:
+		return fhir.Errorf(fhir.Conflict, "conflict", "Appointment.status",
+			"Appointment/%s awaits confirmation by %s: it is booked when %s accepts it", c.ID, elem.Str(waiting.ValueString), cf.by).WithDetails(ErrNotAmendable)
+	case cf != nil && cf.asks(ctx, tx, c): // a hold being booked: the other system decides
+		if err := awaitConfirmation(c, nw, cf); err != nil {
+			return err
+		}
+		expires := tx.Now().Add(b.cfg.HoldFor)
+		return setExtension(c.New, r4.Extension{Url: ExtHoldExpires, ValueInstant: elem.Opt(expires.UTC().Format(time.RFC3339Nano))})
+	}
+	removeExtension(c.New, ExtAwaitingConfirmation)
 	if ext != nil {
 		if t, ok := parseInstant(elem.Str(ext.ValueInstant)); ok && !tx.Now().Before(t) {
 			return fhir.Errorf(fhir.Conflict, "conflict", "Appointment",

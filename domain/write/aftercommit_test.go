@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -59,5 +60,39 @@ func TestAfterCommit(t *testing.T) {
 				t.Errorf("ran %q, err %v; want %q, %v", ran, err, c.want, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestSupersede: after-commit work that wrote a newer version of what the
+// transaction wrote makes it the one answered (Latest); an older or
+// unrelated version does not.
+func TestSupersede(t *testing.T) {
+	rp := write.New(retryingStore{attempts: 2}, nil)
+	wrote := &fhir.Resource{Type: "Appointment", ID: "a", Version: 1}
+	var wtx *write.Tx
+	err := rp.Update(context.Background(), func(ctx context.Context, tx *write.Tx) error {
+		wtx = tx
+		tx.AfterCommit(func(context.Context) error {
+			tx.Supersede(&fhir.Resource{Type: "Appointment", ID: "a", Version: 2})
+			tx.Supersede(&fhir.Resource{Type: "Slot", ID: "s", Version: 1})
+			return nil
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wtx.Latest(wrote); got.Version != 2 {
+		t.Errorf("Latest(Appointment/a v1) is v%d, want v2", got.Version)
+	}
+	if got := wtx.Latest(&fhir.Resource{Type: "Slot", ID: "s", Version: 3}); got.Version != 3 {
+		t.Errorf("Latest(Slot/s v3) is v%d, want v3 (an older version supersedes nothing)", got.Version)
+	}
+	if got := wtx.Latest(&fhir.Resource{Type: "Appointment", ID: "b", Version: 1}); got.Version != 1 || got.ID != "b" {
+		t.Errorf("Latest(Appointment/b) is %s v%d, want itself", got.ID, got.Version)
+	}
+	var none *write.Tx
+	if got := none.Latest(wrote); got != wrote {
+		t.Error("a nil Tx's Latest is not its argument")
 	}
 }

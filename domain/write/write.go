@@ -271,6 +271,31 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 // writes itself.
 func (t *Tx) AfterCommit(f func(ctx context.Context) error) { t.after = append(t.after, f) }
 
+// Supersede records, from a transaction's AfterCommit work, that res is
+// a newer version of a resource the transaction wrote, made by that work
+// in a later transaction (a booking another system confirmed): the
+// caller answers with it instead (Latest), so that a client is told the
+// outcome rather than the state the transaction left while it waited.
+func (t *Tx) Supersede(res *fhir.Resource) {
+	if t.latest == nil {
+		t.latest = map[string]*fhir.Resource{}
+	}
+	t.latest[res.Type+"/"+res.ID] = res
+}
+
+// Latest returns the version of res to answer with: the one the
+// transaction's AfterCommit work superseded it with (Supersede), else
+// res. A nil res, or one of a nil Tx, is returned as it is.
+func (t *Tx) Latest(res *fhir.Resource) *fhir.Resource {
+	if t == nil || res == nil {
+		return res
+	}
+	if l, ok := t.latest[res.Type+"/"+res.ID]; ok && l.Version > res.Version {
+		return l
+	}
+	return res
+}
+
 // BeforeCommit defers f until the transaction's work is done, just before
 // it commits: f runs inside the transaction, after every write (so after
 // every rule), in the order the calls were made, and its error rolls the
@@ -309,6 +334,7 @@ type Tx struct {
 	created map[string]bool                   // "Type/id" of the resources this transaction created
 	opts    TxOptions                         // what its caller said about it
 	after   []func(ctx context.Context) error // AfterCommit's work, in order
+	latest  map[string]*fhir.Resource         // "Type/id" → the version AfterCommit's work superseded it with
 	before  []func(ctx context.Context) error // BeforeCommit's work, in order
 	local   map[any]any                       // Local's values
 }
