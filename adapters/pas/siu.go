@@ -221,7 +221,9 @@ func (a *Adapter) reschedule(ctx context.Context, tx *write.Tx, m *hl7v2.Message
 		setServiceParticipant(nw, service)
 	}
 	if filler := m.Get("SCH-2.1"); filler != "" {
-		addIdentifier(nw, FillerSystem(a.env.Name), filler)
+		if err := addIdentifier(nw, FillerSystem(a.env.Name), filler); err != nil {
+			return err
+		}
 	}
 	if note := notes(m); note != "" {
 		nw.Set("comment", note)
@@ -712,18 +714,6 @@ func setServiceParticipant(obj *fhir.Object, service string) {
 		}
 	}
 	obj.Set("participant", append(parts, map[string]any{"actor": elem.Ref(ref), "status": "accepted"}))
-}
-
-// addIdentifier adds system|value to obj's identifiers unless it is there.
-func addIdentifier(obj *fhir.Object, system, value string) {
-	var ids []r4.Identifier
-	_ = json.Unmarshal(obj.Get("identifier"), &ids)
-	for _, id := range ids {
-		if elem.Str(id.System) == system && elem.Str(id.Value) == value {
-			return
-		}
-	}
-	obj.Set("identifier", append(ids, r4.Identifier{System: elem.Opt(system), Value: elem.Opt(value)}))
 }
 
 // setExtension sets ext on obj, replacing any extension with its url.
