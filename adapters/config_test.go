@@ -195,7 +195,9 @@ func TestLoadNamesTheFile(t *testing.T) {
 // adapters[i].settings with their line: the hl7v2-pas kind's own rules.
 func TestBuildErrors(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{})
-	base := adapters.Env{Writes: write.New(a.Store, a.Search)} // a write path without the adapters' rule
+	wp := write.New(a.Store, a.Search) // a write path of its own, for the adapters' rule
+	wp.SetOrder(app.RuleOrder())
+	base := adapters.Env{Writes: wp, Booking: a.Booking, Referral: a.Referral}
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pem")
 	for _, tt := range []struct {
