@@ -19,7 +19,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
-// The demo's PAS (docs/demo-pas.md): with serve --demo, a PAS stand-in
+// The demo's PAS (docs/pas.md): with serve --demo, a PAS stand-in
 // (adapters/pas/standin) plays the patient administration system of
 // Kingsbridge University Hospitals (the provider demo client's trust) for
 // its cardiology clinic, and an hl7v2-pas adapter instance connects it to
@@ -39,7 +39,7 @@ const (
 
 // addDemoPASFlag registers --demo-pas on fs.
 func addDemoPASFlag(fs *flag.FlagSet) *bool {
-	return fs.Bool("demo-pas", true, "with --demo: run a PAS stand-in for Kingsbridge cardiology and connect it through an hl7v2-pas adapter (docs/demo-pas.md)")
+	return fs.Bool("demo-pas", true, "with --demo: run a PAS stand-in for Kingsbridge cardiology and connect it through an hl7v2-pas adapter (docs/pas.md)")
 }
 
 // demoPAS is the running stand-in and what it was told.
@@ -107,7 +107,7 @@ func (d *demoPAS) run(ctx context.Context, a *app.App) error {
 	}
 	listener := ad.Addr().String()
 	fmt.Fprintf(d.out, `
-demo PAS (docs/demo-pas.md): a stand-in for the patient administration system of
+demo PAS (docs/pas.md): a stand-in for the patient administration system of
   Kingsbridge University Hospitals (ODS %s), cardiology clinic %s = Schedule/%s.
   It listens for Signpost's HL7 v2 messages on %s and logs each one below (←);
   Signpost's adapter %s listens for the PAS on %s.

@@ -51,7 +51,7 @@ func TestDemoPAS(t *testing.T) {
 	a, _, d, out := demoPASApp(t)
 	ctx := context.Background()
 	for _, want := range []string{
-		"demo PAS (docs/demo-pas.md)",
+		"demo PAS (docs/pas.md)",
 		"demo PAS → slot feed of clinic KB-CARD (mode full): 40 rows: 40 created, 0 updated",
 		"demo PAS → SIU^S12 DEMO-S12-KB-CARD-",
 		"← ACK A", // AA once inbound SIU is applied; an answer either way

@@ -93,7 +93,7 @@ func TestServeDemoPAS(t *testing.T) {
 	data := t.TempDir()
 	p := startSignpost(t, bin, data, "--demo")
 	log := p.log.String()
-	for _, want := range []string{"demo PAS (docs/demo-pas.md)", "Signpost's adapter demo-pas-kingsbridge listens for the PAS on 127.0.0.1:",
+	for _, want := range []string{"demo PAS (docs/pas.md)", "Signpost's adapter demo-pas-kingsbridge listens for the PAS on 127.0.0.1:",
 		"demo PAS → slot feed of clinic KB-CARD (mode full): 40 rows: 40 created", "demo PAS → SIU^S12 DEMO-S12-KB-CARD-"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("serve --demo did not print %q", want)

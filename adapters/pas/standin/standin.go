@@ -1,5 +1,5 @@
 // Package standin is a hospital PAS stand-in for demonstrations (serve
-// --demo, docs/demo-pas.md): a small MLLP peer that acknowledges and logs,
+// --demo, docs/pas.md): a small MLLP peer that acknowledges and logs,
 // one readable line each, every message Signpost sends it, and that sends
 // Signpost what a PAS would (an SIU^S12 for an appointment booked in the
 // PAS). It speaks raw HL7 v2 through adapters/hl7v2 and adapters/mllp, and
