@@ -1,0 +1,54 @@
+package mongo_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/256dpi/lungo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/signpost-fhir/signpost/store"
+	"github.com/signpost-fhir/signpost/store/mongo"
+	"github.com/signpost-fhir/signpost/store/storetest"
+)
+
+// envURI names a real MongoDB deployment (a replica set) to run the same
+// tests against; without it they run on lungo's in-process engine.
+const envURI = "SIGNPOST_TEST_MONGODB_URI"
+
+var dbSeq atomic.Int64
+
+// open returns a new, empty store: on the deployment of envURI (a
+// database of its own, dropped at the end), or on a fresh lungo engine.
+func open(t *testing.T) store.Store {
+	t.Helper()
+	ctx := context.Background()
+	uri := os.Getenv(envURI)
+	if uri == "" {
+		s, err := mongo.OpenMemory(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	client, err := lungo.Connect(ctx, options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(store.Redact(uri), err)
+	}
+	name := fmt.Sprintf("signpost_test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	s, err := mongo.New(ctx, client, name, func() error {
+		_ = client.Database(name).Drop(context.Background())
+		return client.Disconnect(context.Background())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, open)
+}
