@@ -17,24 +17,26 @@ import (
 // of one resource, with its index) and of the versions collection (one
 // version, without index).
 type resDoc struct {
-	Key  string `bson:"_id"` // resources: "Type/id"; versions: "Type/id/version"
+	// The fields a search orders by come first: lungo finds a field by
+	// walking the document's fields in order.
+	Key string `bson:"_id"` // resources: "Type/id"; versions: "Type/id/version"
+	LU  int64  `bson:"lu"`  // lastUpdated, unix microseconds
+	ID  string `bson:"id"`
+	// SK holds, per parameter (escaped by skField), the values _sort
+	// uses: {h: true, a: ascending value, d: descending value}.
+	SK   bson.D `bson:"sk,omitempty"`
 	Type string `bson:"type"`
-	ID   string `bson:"id"`
 	V    int64  `bson:"v"`
-	LU   int64  `bson:"lu"`  // lastUpdated, unix microseconds
 	LU1  int64  `bson:"lu1"` // lu+1: _lastUpdated as the range [lu, lu1)
 	Del  bool   `bson:"del"`
-	JSON []byte `bson:"json,omitempty"`
 	Seq  int64  `bson:"seq"` // history order (Store.nextSeq)
 	// Ix holds the index entries: the version's own and those of the
 	// derived values (D set); multikey indexes cover ix.p with ix.v,
 	// ix.rt/ix.ri, ix.lo and ix.t.
 	Ix []entryDoc `bson:"ix,omitempty"`
 	// DV holds the derived values (store.Deriver).
-	DV []derivedDoc `bson:"dv,omitempty"`
-	// SK holds, per parameter (escaped by skField), the values _sort
-	// uses: {h: true, a: ascending value, d: descending value}.
-	SK bson.D `bson:"sk,omitempty"`
+	DV   []derivedDoc `bson:"dv,omitempty"`
+	JSON []byte       `bson:"json,omitempty"`
 }
 
 // derivedDoc is one derived value.
@@ -244,4 +246,3 @@ func cmp3(lt, gt bool) int {
 	}
 	return 0
 }
-
