@@ -6,6 +6,9 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/signpost-fhir/signpost/fhir"
 
 	"github.com/256dpi/lungo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -62,4 +65,11 @@ func TestStore(t *testing.T) {
 		storetest.DiffConfig.Appointments /= 4
 	}
 	storetest.Run(t, open)
+}
+
+var epoch = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func version(typ, id string, v int64) *fhir.Resource {
+	return &fhir.Resource{Type: typ, ID: id, Version: v, LastUpdated: epoch.Add(time.Duration(v) * time.Second),
+		JSON: []byte(fmt.Sprintf(`{"resourceType":%q,"id":%q,"meta":{"versionId":"%d"}}`, typ, id, v))}
 }
