@@ -76,6 +76,12 @@ func New(ctx context.Context, client lungo.IClient, dbName string, closeFn func(
 	return s, nil
 }
 
+// Client returns the client the store reaches its deployment through.
+func (s *Store) Client() lungo.IClient { return s.client }
+
+// Database returns the name of the store's database.
+func (s *Store) Database() string { return s.db.Name() }
+
 // OpenMemory opens a store on a new in-process lungo engine kept in
 // memory: for tests.
 func OpenMemory(ctx context.Context) (*Store, error) {
