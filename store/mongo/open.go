@@ -19,8 +19,10 @@ import (
 )
 
 // The schemes of this backend: a MongoDB deployment by its connection
-// string, and lungo's embedded engine ("lungo:" in memory, "lungo:DIR"
-// in the file DIR/signpost.bson), for tests and trials on one process.
+// string, and lungo's embedded engine for tests and trials on one
+// process: "lungo" (or "lungo:") keeps its data in the file signpost.bson
+// of the data directory, "lungo:DIR" in that of directory DIR, and
+// "lungo:memory" in memory only.
 const (
 	Scheme      = "mongodb"
 	SchemeSRV   = "mongodb+srv"
@@ -42,8 +44,14 @@ func init() {
 func openLungoURI(ctx context.Context, cfg store.Config) (store.Store, error) {
 	_, dir, _ := strings.Cut(cfg.URI, ":")
 	dir = strings.TrimPrefix(dir, "//")
-	if dir == "" {
+	switch dir {
+	case "memory":
 		return OpenMemory(ctx)
+	case "":
+		if cfg.Data == "" {
+			return nil, errors.New("lungo: no data directory (give lungo:DIR or lungo:memory)")
+		}
+		dir = cfg.Data
 	}
 	return openLungo(ctx, lungo.NewFileStore(filepath.Join(dir, "signpost.bson"), 0o600))
 }

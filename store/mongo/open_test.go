@@ -11,11 +11,12 @@ import (
 )
 
 // TestOpenByScheme opens lungo's engine through store.Open, in memory
-// and in a directory whose data a second open finds again.
+// and in a directory whose data a second open (the data directory's)
+// finds again.
 func TestOpenByScheme(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	for _, uri := range []string{"lungo:", "lungo:" + dir} {
+	for _, uri := range []string{"lungo:memory", "lungo:" + dir} {
 		s, err := store.Open(ctx, store.Config{URI: uri})
 		if err != nil {
 			t.Fatalf("Open(%q): %v", uri, err)
@@ -28,7 +29,7 @@ func TestOpenByScheme(t *testing.T) {
 		}
 		s.Close()
 	}
-	s, err := store.Open(ctx, store.Config{URI: "lungo:" + dir})
+	s, err := store.Open(ctx, store.Config{URI: "lungo", Data: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
