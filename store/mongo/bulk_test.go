@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -42,5 +43,27 @@ func TestPutAll(t *testing.T) {
 	h, err := s.History(ctx, store.HistoryQuery{Count: 100})
 	if err != nil || len(h.Versions) != 5 {
 		t.Errorf("history: %d versions, %v; want 5", len(h.Versions), err)
+	}
+}
+
+// TestStoreReadInsideUpdate: a search through the Store with the
+// transaction's context, inside Update, reads in the transaction (it sees
+// its writes) instead of waiting for it to end.
+func TestStoreReadInsideUpdate(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	ctx := context.Background()
+	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.Put(ctx, &store.Write{Resource: version("Patient", "a", 1)}); err != nil {
+			return err
+		}
+		page, err := s.Search(ctx, &search.Query{Type: "Patient"})
+		if err != nil || len(page.Resources) != 1 {
+			t.Errorf("Store.Search inside Update = %v, %v; want the Patient written", page, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

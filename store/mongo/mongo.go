@@ -183,6 +183,9 @@ func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx stor
 	})
 }
 
+// txKey marks a context inside one of the store's transactions.
+type txKey struct{}
+
 // inTxn runs fn in a transaction, fn's ctx carrying its session.
 func (s *Store) inTxn(ctx context.Context, fn func(sc context.Context) error) error {
 	sess, err := s.client.StartSession()
@@ -191,13 +194,18 @@ func (s *Store) inTxn(ctx context.Context, fn func(sc context.Context) error) er
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
 	_, err = sess.WithTransaction(ctx, func(sc lungo.ISessionContext) (any, error) {
-		return nil, fn(sc)
+		return nil, fn(context.WithValue(sc, txKey{}, true))
 	}, txnOptions())
 	return err
 }
 
-// view runs fn on one snapshot: a read-only transaction.
+// view runs fn on one snapshot: a read-only transaction, or the
+// transaction ctx is already in (a read through the Store made inside
+// Update sees the transaction, rather than waiting for it to end).
 func (s *Store) view(ctx context.Context, fn func(r reader) error) error {
+	if in, _ := ctx.Value(txKey{}).(bool); in {
+		return fn(reader{s: s, ctx: ctx})
+	}
 	return s.inTxn(ctx, func(sc context.Context) error { return fn(reader{s: s, ctx: sc}) })
 }
 
