@@ -27,7 +27,7 @@ var dbSeq atomic.Int64
 
 // open returns a new, empty store: on the deployment of envURI (a
 // database of its own, dropped at the end), or on a fresh lungo engine.
-func open(t *testing.T) store.Store {
+func open(t testing.TB) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	uri := os.Getenv(envURI)
@@ -64,7 +64,7 @@ func TestStore(t *testing.T) {
 		storetest.DiffConfig.Patients /= 4
 		storetest.DiffConfig.Appointments /= 4
 	}
-	storetest.Run(t, open)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
 }
 
 var epoch = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
