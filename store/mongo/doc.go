@@ -8,8 +8,9 @@
 // Schemes: "mongodb://…" and "mongodb+srv://…" (the connection string,
 // which carries credentials: give it in SIGNPOST_STORE, never on the
 // command line; it is only ever shown through store.Redact), and
-// "lungo:" (in memory) or "lungo:DIR" (one file in DIR), lungo's embedded
-// engine, for tests and single-process trials only.
+// "lungo" (one file in the data directory), "lungo:DIR" (in DIR) or
+// "lungo:memory", lungo's embedded engine, for tests and single-process
+// trials only.
 //
 // Layout: resources (the current version of each resource: its JSON
 // exactly as given, its index entries in an array that multikey indexes
