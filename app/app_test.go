@@ -18,7 +18,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}{
 		{"unknown timezone", app.Config{Timezone: "Mars/Olympus_Mons"}, "timezone"},
 		{"unknown store", app.Config{Store: "oracle"}, "oracle"},
-		{"store not built in", app.Config{Store: "mongodb+srv://alice:s3cret@cluster.example/signpost"}, "built in: sqlite"},
+		{"store not built in", app.Config{Store: "postgres://alice:s3cret@db.example/signpost"}, "built in: lungo, mongodb, mongodb+srv, sqlite"},
+		{"mongodb unreachable", app.Config{Store: "mongodb://alice:s3cret@127.0.0.1:1/signpost?serverSelectionTimeoutMS=200"}, "cannot be reached"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

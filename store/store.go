@@ -24,6 +24,13 @@ type Store interface {
 	// nothing does when it returns an error (which Update returns). Updates
 	// are serialisable. fn may be called more than once if the backend must
 	// retry, so it must have no side effects outside tx.
+	//
+	// Serialisable includes checks: when fn reads (Read, Search) to decide
+	// what to write, and a concurrent Update writes what would change that
+	// read, one of the two fails or is retried after the other. A backend
+	// whose transactions are only snapshot isolated must make such
+	// check-then-write pairs conflict (store/mongo writes a guard document
+	// per search run in a transaction; see docs/mongodb.md).
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 	Close() error
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -20,11 +21,20 @@ import (
 	"github.com/signpost-fhir/signpost/store"
 )
 
+// StoreEnv names the environment variable that chooses the store of the
+// servers New starts when cfg.Store is empty: "lungo:" runs the tests of
+// every package that starts a server on the MongoDB store (store/mongo)
+// over lungo's in-process engine; unset, they run on SQLite.
+const StoreEnv = "SIGNPOST_TEST_STORE"
+
 // New starts the real server with cfg over a temporary data directory
 // (unless cfg.Data names one) on a 127.0.0.1 port. Authorisation is off
 // unless cfg.Auth is set. The server is closed when t ends.
 func New(t testing.TB, cfg app.Config) (*app.App, *httptest.Server) {
 	t.Helper()
+	if cfg.Store == "" {
+		cfg.Store = os.Getenv(StoreEnv)
+	}
 	if cfg.Data == "" {
 		cfg.Data = t.TempDir()
 	}
