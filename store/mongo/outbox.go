@@ -244,6 +244,29 @@ func (s *Store) Discard(ctx context.Context, id int64, reason string, now time.T
 	})
 }
 
+// Prune implements store.OutboxAdmin: the messages delivered or
+// discarded, and the inbox records received, before before, in one
+// transaction.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.inTxn(ctx, func(sc context.Context) error {
+		n = 0
+		done, err := s.col[colOutbox].DeleteMany(sc, bson.D{
+			{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(store.OutboxDone), string(store.OutboxDiscarded)}}}},
+			{Key: "finished", Value: bson.D{{Key: "$lt", Value: micros(before)}}}})
+		if err != nil {
+			return err
+		}
+		old, err := s.col[colInbox].DeleteMany(sc, bson.D{{Key: "received", Value: bson.D{{Key: "$lt", Value: micros(before)}}}})
+		if err != nil {
+			return err
+		}
+		n = int(done.DeletedCount + old.DeletedCount)
+		return nil
+	})
+	return n, err
+}
+
 // Backlog implements store.OutboxAdmin: one read of the open messages,
 // counted here (lungo has no aggregation).
 func (s *Store) Backlog(ctx context.Context, now time.Time) ([]store.Backlog, error) {
