@@ -335,7 +335,7 @@ func (a *Adapter) confirm(ctx context.Context, tx *write.Tx, b *pasBooking) erro
 // ask sends msg to the PAS on a connection of its own and reads the
 // answer, waiting up to Settings.ConfirmTimeout in all.
 func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
-	timeout := a.set.ConfirmTimeout.or(defaultConfirmTimeout)
+	timeout := a.set.ConfirmTimeout.Or(defaultConfirmTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := &mllp.Client{Addr: a.set.Send, TLSConfig: a.tls, DialTimeout: timeout, AckTimeout: timeout}

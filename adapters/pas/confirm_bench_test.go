@@ -61,7 +61,7 @@ func newModeBenchServer(b *testing.B, mode string, services, slots int) *benchSe
 		owned = append(owned, fmt.Sprintf("hs-%d", s))
 	}
 	raw, _ := json.Marshal(pas.Settings{Send: peer.addr(), Services: owned, PASNumberSystem: pasSystem, Mode: mode,
-		RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond)})
+		RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond)})
 	a, ts := apptest.New(b, app.Config{Adapters: &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
 		Principal: adapters.PrincipalConfig{Role: "provider", Organization: "RH8"}, Settings: raw}}}})
 	bs := &benchServer{app: a, url: ts.URL + "/fhir", peer: peer, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}

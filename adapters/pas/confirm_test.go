@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/mllp"
 	"github.com/signpost-fhir/signpost/adapters/pas"
@@ -149,7 +150,7 @@ func newConfirmFixture(t *testing.T, slow bool) *confirmFixture {
 		timeout = 300 * time.Millisecond
 	}
 	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
-		s.ConfirmTimeout = pas.Duration(timeout)
+		s.ConfirmTimeout = adapters.Duration(timeout)
 	}), hold: make(chan struct{})}
 	apptest.Seed(t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
 		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{pasSpecialty}})
@@ -572,7 +573,7 @@ func TestPASErrorCodes(t *testing.T) {
 func TestPASConfirmedFillerID(t *testing.T) {
 	srr := newSRRPeer(t)
 	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
-		s.Send, s.ConfirmTimeout = srr.addr, pas.Duration(20*time.Second)
+		s.Send, s.ConfirmTimeout = srr.addr, adapters.Duration(20*time.Second)
 	})}
 	tok := f.token(devserver.ClientGPSystem)
 	st, a := f.do(tok, "POST", "/Appointment", f.appointment(5, ""))

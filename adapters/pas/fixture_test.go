@@ -67,8 +67,8 @@ func newFixture(t *testing.T, mode string, edit func(*pas.Settings)) *fixture {
 		Listen: "127.0.0.1:0", Allow: []string{"127.0.0.1"}, Send: p.Addr(),
 		Services: []string{service}, Clinics: map[string]string{clinic: schedule},
 		PASNumberSystem: pasSystem, Mode: mode,
-		AckTimeout: pas.Duration(2 * time.Second), ConfirmTimeout: pas.Duration(2 * time.Second),
-		RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond),
+		AckTimeout: adapters.Duration(2 * time.Second), ConfirmTimeout: adapters.Duration(2 * time.Second),
+		RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond),
 	}
 	if edit != nil {
 		edit(&set)

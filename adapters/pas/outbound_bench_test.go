@@ -155,7 +155,7 @@ func newBenchServer(b *testing.B, with bool, services, slots int) *benchServer {
 			owned = append(owned, fmt.Sprintf("hs-%d", s))
 		}
 		raw, _ := json.Marshal(pas.Settings{Send: peer.addr(), Services: owned, PASNumberSystem: pasSystem,
-			Mode: pas.ModeSignpostConfirmed, RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond)})
+			Mode: pas.ModeSignpostConfirmed, RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond)})
 		cfg.Adapters = &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
 			Principal: adapters.PrincipalConfig{Role: "provider", Organization: "RH8"}, Settings: raw}}}
 	}

@@ -94,13 +94,13 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 		if !ok {
 			return nil, errors.New("settings.send: the store keeps no outbox, so messages to the PAS could be lost")
 		}
-		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.or(30 * time.Second), DialTimeout: dialTimeout}
+		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.Or(30 * time.Second), DialTimeout: dialTimeout}
 		a.dispatcher, err = dispatch.New(ob, dispatch.HL7{Client: a.client}, dispatch.Config{
 			Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
 			// A claim outlasts a send (dial, then the ACK) but no more: after
 			// a crash, a message in flight is sent again once it ends.
 			Lease:   dialTimeout + a.client.AckTimeout + 5*time.Second,
-			Backoff: dispatch.Backoff{Base: set.RetryBase.or(0), Max: set.RetryMax.or(0), Factor: 2, Jitter: 0.2},
+			Backoff: dispatch.Backoff{Base: set.RetryBase.Or(0), Max: set.RetryMax.Or(0), Factor: 2, Jitter: 0.2},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("settings: %w", err)
