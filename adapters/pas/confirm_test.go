@@ -192,7 +192,6 @@ func (f *confirmFixture) referral() string {
 // appointment is a booking of slot-i for the patient based on sr.
 func (f *confirmFixture) appointment(i int, sr string) map[string]any {
 	start := f.SlotStart(i)
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	a := map[string]any{"resourceType": "Appointment", "status": "booked",
 		"slot":  []any{ref(fmt.Sprintf("Slot/slot-%d", i))},
 		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
@@ -678,9 +677,7 @@ func TestPASConfirmedMovedIn(t *testing.T) {
 	f := newConfirmFixture(t, false)
 	start := f.SlotStart(0).Add(-time.Hour)
 	apptest.Seed(t, f.App,
-		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{map[string]any{"reference": "HealthcareService/" + other}}},
-		map[string]any{"resourceType": "Slot", "id": "other-0", "status": "free", "schedule": map[string]any{"reference": "Schedule/sched-other"},
-			"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
+		otherSchedule(), slotRes("other-0", "sched-other", start, slotLength))
 	tok := f.token(devserver.ClientGPSystem)
 	a := f.appointment(0, "")
 	a["slot"] = []any{map[string]any{"reference": "Slot/other-0"}}
