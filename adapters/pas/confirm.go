@@ -342,7 +342,7 @@ func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
 	defer c.Close()
 	raw, err := c.Send(ctx, msg.Encode())
 	if err != nil {
-		a.failed(fmt.Sprintf("SRM^S01 %s: %v", msg.ControlID(), err))
+		a.asked(fmt.Sprintf("SRM^S01 %s: %v", msg.ControlID(), err))
 		return answer{err: fhir.Errorf(fhir.GatewayTimeout, "timeout", "",
 			"the PAS did not answer the booking request within %s (%v): the booking is cancelled; try again later or book another slot", timeout, err).
 			WithDetails(ErrPASNotResponding)}
@@ -355,7 +355,7 @@ func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
 func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 	refused := func(format string, args ...any) answer {
 		text := fmt.Sprintf(format, args...)
-		a.failed(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
+		a.asked(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
 		return answer{err: fhir.Errorf(fhir.BadGateway, "exception", "",
 			"the PAS did not accept the booking: %s; the booking is cancelled", text).WithDetails(ErrPASRespondedWithError)}
 	}
@@ -387,6 +387,7 @@ func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 		}
 		return refused("it answered %s (%s)", code, strings.Join(slices.Compact(why), "; "))
 	}
+	a.asked("")
 	return answer{accepted: true, filler: ack.Get("SCH-2.1")}
 }
 

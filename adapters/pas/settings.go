@@ -74,6 +74,10 @@ type Settings struct {
 	// defaults 1s and 5m.
 	RetryBase adapters.Duration `json:"retry_base"`
 	RetryMax  adapters.Duration `json:"retry_max"`
+	// PollInterval is how often the dispatcher looks for messages due
+	// when nothing wakes it (a commit or a replay wakes it at once);
+	// default 5s.
+	PollInterval adapters.Duration `json:"poll_interval"`
 }
 
 // TLS is the instance's TLS material (PEM files).
