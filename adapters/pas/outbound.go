@@ -371,16 +371,6 @@ func (a *Adapter) isService(ref string) bool {
 	return ok && typ == "HealthcareService" && a.services[id]
 }
 
-// readOrNil reads typ/id, giving nil for one missing or deleted.
-func readOrNil(ctx context.Context, rd store.Reader, typ, id string) (*fhir.Resource, error) {
-	res, err := rd.Read(ctx, typ, id)
-	switch fhir.KindOf(err) {
-	case fhir.NotFound, fhir.Gone:
-		return nil, nil
-	}
-	return res, err
-}
-
 // taskState is what Watch reads of a referral Task.
 type taskState struct {
 	Code           r4.CodeableConcept `json:"code"`
@@ -550,10 +540,8 @@ func (a *Adapter) provider(ctx context.Context, tx *write.Tx, ref string) (id, n
 	}
 	_ = json.Unmarshal(res.JSON, &v)
 	id = rid
-	for _, i := range v.Identifier {
-		if elem.Str(i.System) == referral.ODSSystem {
-			id = elem.Str(i.Value)
-		}
+	if ods := identifierOf(v.Identifier, referral.ODSSystem); ods != "" {
+		id = ods
 	}
 	if s, ok := v.Name.(string); ok {
 		name = s
