@@ -320,21 +320,8 @@ func (a *Adapter) ownsAppointment(ctx context.Context, tx store.Reader, slots []
 		if !ok || styp != "Schedule" {
 			continue
 		}
-		sc, err := readOrNil(ctx, tx, "Schedule", sid)
-		if err != nil {
-			return false, err
-		}
-		if sc == nil {
-			continue
-		}
-		var scv scheduleView
-		if err := json.Unmarshal(sc.JSON, &scv); err != nil {
-			return false, fmt.Errorf("Schedule/%s: %w", sid, err)
-		}
-		for _, actor := range scv.Actor {
-			if a.isService(elem.Str(actor.Reference)) {
-				return true, nil
-			}
+		if svc, err := a.scheduleService(ctx, tx, sid); err != nil || svc != "" {
+			return err == nil, err
 		}
 	}
 	if len(slots) > 0 {

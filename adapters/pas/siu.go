@@ -44,6 +44,7 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // siuBooked applies SIU^S12.
@@ -397,16 +398,14 @@ func (a *Adapter) ownsStored(ctx context.Context, tx *write.Tx, res *fhir.Resour
 }
 
 // scheduleService returns the service of Schedule/id the PAS owns, or "".
-func (a *Adapter) scheduleService(ctx context.Context, tx *write.Tx, id string) (string, error) {
-	res, err := tx.Read(ctx, "Schedule", id)
-	if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
-		return "", nil
-	} else if err != nil {
+func (a *Adapter) scheduleService(ctx context.Context, rd store.Reader, id string) (string, error) {
+	res, err := readOrNil(ctx, rd, "Schedule", id)
+	if err != nil || res == nil {
 		return "", err
 	}
-	var sc struct{ Actor []r4.Reference }
+	var sc scheduleView
 	if err := json.Unmarshal(res.JSON, &sc); err != nil {
-		return "", err
+		return "", fmt.Errorf("Schedule/%s: %w", id, err)
 	}
 	for _, ac := range sc.Actor {
 		if typ, sid, ok := fhir.SplitReference(elem.Str(ac.Reference)); ok && typ == "HealthcareService" && a.services[sid] {
