@@ -51,10 +51,10 @@ const (
 
 // retention is f's retention, or the default.
 func (f *File) retention() time.Duration {
-	if f == nil || f.Retention == 0 {
+	if f == nil {
 		return DefaultRetention
 	}
-	return time.Duration(f.Retention)
+	return f.Retention.Or(DefaultRetention)
 }
 
 // Duration is a time.Duration written as in Go ("720h", "90s") in a
@@ -80,6 +80,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes "720h0m0s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Or returns d as a time.Duration, or def when d is zero (not set).
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
 
 // Instance configures one adapter instance.
 type Instance struct {

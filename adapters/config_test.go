@@ -218,7 +218,7 @@ func TestBuildErrors(t *testing.T) {
 			[]string{"neither listen nor send is set"}},
 		{"no services", strings.Replace(listen, "services: [hs-1]", "services: []", 1), []string{"adapters[0].settings.services: must have at least 1"}},
 		{"bad PAS number system", strings.Replace(listen, "https://harbour.example/Id/pas-number", "pas-number", 1), []string{"adapters[0].settings.pas_number_system: must be an absolute URL"}},
-		{"bad duration", listen + "\nack_timeout: soon", []string{"11: adapters[0].settings.ack_timeout: time: invalid duration \"soon\""}},
+		{"bad duration", listen + "\nack_timeout: soon", []string{"11: adapters[0].settings.ack_timeout: \"soon\" is not a duration such as \"720h\""}},
 		{"negative retry limit", listen + "\nmax_attempts: -1", []string{"adapters[0].settings.max_attempts: must be at least 0"}},
 		{"retry limit not a number", listen + "\nmax_attempts: many", []string{"11: adapters[0].settings.max_attempts: a whole number is expected here, not \"many\""}},
 		{"bad version", listen + "\nversion: 2.6", []string{"adapters[0].settings.version: must be one of"}},
@@ -277,7 +277,7 @@ func TestServeFailsFast(t *testing.T) {
 		a.Close()
 		t.Fatal("app.New succeeded")
 	}
-	if !strings.Contains(err.Error(), path+":11: adapters[0].settings.ack_timeout: time: invalid duration") {
+	if !strings.Contains(err.Error(), path+":11: adapters[0].settings.ack_timeout: \"soon\" is not a duration") {
 		t.Errorf("app.New = %v", err)
 	}
 }

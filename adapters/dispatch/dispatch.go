@@ -98,6 +98,12 @@ type Status struct {
 	// store error, and LastErrorAt when it happened ("" and zero if none).
 	LastError   string
 	LastErrorAt time.Time
+	// LastDelivered is when a message was last accepted (zero if never).
+	LastDelivered time.Time
+	// FailingSince is when the failures began that have come since the
+	// last delivery (zero when none has failed since): how long the
+	// receiver has not been taking messages.
+	FailingSince time.Time
 }
 
 // New returns a Dispatcher delivering cfg.Destination's messages from ob
@@ -234,7 +240,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 	switch {
 	case err == nil && out.Result == Accepted:
 		if d.record(m, "delivered", d.ob.Delivered(ctx, m.ID, m.Claim, now)) {
-			d.count(func(s *Status) { s.Delivered++ })
+			d.count(func(s *Status) { s.Delivered, s.LastDelivered, s.FailingSince = s.Delivered+1, now, time.Time{} })
 		}
 	case err == nil && out.Result == Rejected:
 		d.deadLetter(ctx, m, fmt.Sprintf("rejected: %s", out.Reason), now)
@@ -300,7 +306,13 @@ func (d *Dispatcher) record(m store.Queued, what string, err error) bool {
 // failed logs msg and keeps it as the last error.
 func (d *Dispatcher) failed(msg string) {
 	d.cfg.Logger.Warn("dispatch: "+msg, "destination", d.cfg.Destination)
-	d.count(func(s *Status) { s.LastError, s.LastErrorAt = msg, d.cfg.Now() })
+	now := d.cfg.Now()
+	d.count(func(s *Status) {
+		s.LastError, s.LastErrorAt = msg, now
+		if s.FailingSince.IsZero() {
+			s.FailingSince = now
+		}
+	})
 }
 
 // count updates the status under the lock.

@@ -465,6 +465,12 @@ func TestDispatch(t *testing.T) {
 			if st.Delivered != int64(len(tt.wantDelivered)) || st.DeadLettered != int64(wantDL) {
 				t.Errorf("Status = %+v; want %d delivered, %d dead-lettered", st, len(tt.wantDelivered), wantDL)
 			}
+			if (len(tt.wantDelivered) > 0) == st.LastDelivered.IsZero() {
+				t.Errorf("Status.LastDelivered = %v after %d deliveries", st.LastDelivered, len(tt.wantDelivered))
+			}
+			if !st.LastErrorAt.Equal(st.LastDelivered) && st.LastErrorAt.After(st.LastDelivered) == st.FailingSince.IsZero() {
+				t.Errorf("Status = %+v: FailingSince must be set exactly when an error followed the last delivery", st)
+			}
 		})
 	}
 }

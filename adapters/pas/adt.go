@@ -30,7 +30,6 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
-	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -469,7 +468,9 @@ func (a *Adapter) moveAppointments(ctx context.Context, tx *write.Tx, from, to s
 			}
 		}
 		nw.Set("participant", parts)
-		setExtension(nw, r4.Extension{Url: booking.ExtReplaces, ValueReference: &r4.Reference{Reference: elem.Opt("Appointment/" + res.ID)}})
+		if err := setReplaces(nw, res.ID); err != nil {
+			return n, err
+		}
 		if _, err := tx.Create(ctx, "Appointment", nw); err != nil {
 			return n, err
 		}

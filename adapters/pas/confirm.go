@@ -335,14 +335,14 @@ func (a *Adapter) confirm(ctx context.Context, tx *write.Tx, b *pasBooking) erro
 // ask sends msg to the PAS on a connection of its own and reads the
 // answer, waiting up to Settings.ConfirmTimeout in all.
 func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
-	timeout := a.set.ConfirmTimeout.or(defaultConfirmTimeout)
+	timeout := a.set.ConfirmTimeout.Or(defaultConfirmTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := &mllp.Client{Addr: a.set.Send, TLSConfig: a.tls, DialTimeout: timeout, AckTimeout: timeout}
 	defer c.Close()
 	raw, err := c.Send(ctx, msg.Encode())
 	if err != nil {
-		a.failed(fmt.Sprintf("SRM^S01 %s: %v", msg.ControlID(), err))
+		a.asked(fmt.Sprintf("SRM^S01 %s: %v", msg.ControlID(), err))
 		return answer{err: fhir.Errorf(fhir.GatewayTimeout, "timeout", "",
 			"the PAS did not answer the booking request within %s (%v): the booking is cancelled; try again later or book another slot", timeout, err).
 			WithDetails(ErrPASNotResponding)}
@@ -355,7 +355,7 @@ func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
 func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 	refused := func(format string, args ...any) answer {
 		text := fmt.Sprintf(format, args...)
-		a.failed(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
+		a.asked(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
 		return answer{err: fhir.Errorf(fhir.BadGateway, "exception", "",
 			"the PAS did not accept the booking: %s; the booking is cancelled", text).WithDetails(ErrPASRespondedWithError)}
 	}
@@ -387,6 +387,7 @@ func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 		}
 		return refused("it answered %s (%s)", code, strings.Join(slices.Compact(why), "; "))
 	}
+	a.asked("")
 	return answer{accepted: true, filler: ack.Get("SCH-2.1")}
 }
 
@@ -494,29 +495,4 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		a.Wake()
 	}
 	return err
-}
-
-// addIdentifier adds system|value to a resource's identifiers, replacing
-// one of the same system.
-func addIdentifier(obj *fhir.Object, system, value string) error {
-	var ids []json.RawMessage
-	if raw := obj.Get("identifier"); raw != nil {
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return fhir.Errorf(fhir.Invalid, "structure", "Appointment.identifier", "identifier must be an array")
-		}
-	}
-	keep := ids[:0]
-	for _, raw := range ids {
-		var id struct{ System string }
-		if json.Unmarshal(raw, &id) == nil && id.System == system {
-			continue
-		}
-		keep = append(keep, raw)
-	}
-	b, err := json.Marshal(r4.Identifier{System: elem.Opt(system), Value: elem.Opt(value)})
-	if err != nil {
-		return err
-	}
-	obj.Set("identifier", append(keep, b))
-	return nil
 }

@@ -1,7 +1,6 @@
 package pas_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -9,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/pas"
-	"github.com/signpost-fhir/signpost/app"
-	"github.com/signpost-fhir/signpost/app/apptest"
 )
 
 // BenchmarkBookingPASConfirmed is what waiting for the PAS costs a
@@ -26,7 +22,7 @@ func BenchmarkBookingPASConfirmed(b *testing.B) {
 	for _, par := range []int{1, 8} {
 		for _, mode := range []string{pas.ModeSignpostConfirmed, pas.ModePASConfirmed} {
 			b.Run(fmt.Sprintf("%s/clients=%d", mode, par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
-				bench := newModeBenchServer(b, mode, 40, b.N)
+				bench := newBenchServer(b, mode, 40, b.N)
 				var next atomic.Int64
 				var busy atomic.Int64 // summed request time, ns
 				b.SetParallelism(par)
@@ -49,39 +45,4 @@ func BenchmarkBookingPASConfirmed(b *testing.B) {
 			})
 		}
 	}
-}
-
-// newModeBenchServer is newBenchServer's server with an instance in mode
-// owning every service.
-func newModeBenchServer(b *testing.B, mode string, services, slots int) *benchServer {
-	b.Helper()
-	peer := newBenchPeer(b)
-	var owned []string
-	for s := range services {
-		owned = append(owned, fmt.Sprintf("hs-%d", s))
-	}
-	raw, _ := json.Marshal(pas.Settings{Send: peer.addr(), Services: owned, PASNumberSystem: pasSystem, Mode: mode,
-		RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond)})
-	a, ts := apptest.New(b, app.Config{Adapters: &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
-		Principal: adapters.PrincipalConfig{Role: "provider", Organization: "RH8"}, Settings: raw}}}})
-	bs := &benchServer{app: a, url: ts.URL + "/fhir", peer: peer, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
-	seed := []map[string]any{{"resourceType": "Patient", "id": patientID, "birthDate": "1980-05-17", "name": []any{map[string]any{"family": "Jones"}},
-		"identifier": []any{map[string]any{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhsNumber},
-			map[string]any{"system": pasSystem, "value": pasNumber}}}}
-	for s := range services {
-		seed = append(seed,
-			map[string]any{"resourceType": "HealthcareService", "id": fmt.Sprintf("hs-%d", s), "name": fmt.Sprintf("Service %d", s)},
-			map[string]any{"resourceType": "Schedule", "id": fmt.Sprintf("sc-%d", s), "actor": []any{ref(fmt.Sprintf("HealthcareService/hs-%d", s))}})
-	}
-	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 8*time.Hour)
-	for i := range slots {
-		start := day.Add(time.Duration(i/services) * 10 * time.Minute)
-		seed = append(seed, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("b-%d", i), "status": "free",
-			"schedule": ref(fmt.Sprintf("Schedule/sc-%d", i%services)),
-			"start":    start.Format(time.RFC3339), "end": start.Add(10 * time.Minute).Format(time.RFC3339)})
-	}
-	apptest.Seed(b, a, seed...)
-	b.Cleanup(bs.http.CloseIdleConnections)
-	return bs
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/mllp"
 	"github.com/signpost-fhir/signpost/adapters/pas"
@@ -149,7 +150,7 @@ func newConfirmFixture(t *testing.T, slow bool) *confirmFixture {
 		timeout = 300 * time.Millisecond
 	}
 	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
-		s.ConfirmTimeout = pas.Duration(timeout)
+		s.ConfirmTimeout = adapters.Duration(timeout)
 	}), hold: make(chan struct{})}
 	apptest.Seed(t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
 		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{pasSpecialty}})
@@ -191,7 +192,6 @@ func (f *confirmFixture) referral() string {
 // appointment is a booking of slot-i for the patient based on sr.
 func (f *confirmFixture) appointment(i int, sr string) map[string]any {
 	start := f.SlotStart(i)
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	a := map[string]any{"resourceType": "Appointment", "status": "booked",
 		"slot":  []any{ref(fmt.Sprintf("Slot/slot-%d", i))},
 		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
@@ -572,7 +572,7 @@ func TestPASErrorCodes(t *testing.T) {
 func TestPASConfirmedFillerID(t *testing.T) {
 	srr := newSRRPeer(t)
 	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
-		s.Send, s.ConfirmTimeout = srr.addr, pas.Duration(20*time.Second)
+		s.Send, s.ConfirmTimeout = srr.addr, adapters.Duration(20*time.Second)
 	})}
 	tok := f.token(devserver.ClientGPSystem)
 	st, a := f.do(tok, "POST", "/Appointment", f.appointment(5, ""))
@@ -677,9 +677,7 @@ func TestPASConfirmedMovedIn(t *testing.T) {
 	f := newConfirmFixture(t, false)
 	start := f.SlotStart(0).Add(-time.Hour)
 	apptest.Seed(t, f.App,
-		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{map[string]any{"reference": "HealthcareService/" + other}}},
-		map[string]any{"resourceType": "Slot", "id": "other-0", "status": "free", "schedule": map[string]any{"reference": "Schedule/sched-other"},
-			"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
+		otherSchedule(), slotRes("other-0", "sched-other", start, slotLength))
 	tok := f.token(devserver.ClientGPSystem)
 	a := f.appointment(0, "")
 	a["slot"] = []any{map[string]any{"reference": "Slot/other-0"}}

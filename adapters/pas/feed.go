@@ -717,11 +717,9 @@ func (a *Adapter) withdraw(ctx context.Context, schedule string, ids map[string]
 			if !ok || !end.After(now) {
 				continue
 			}
-			for _, id := range s.Identifier {
-				if elem.Str(id.System) == sys {
-					if _, fed := ids[elem.Str(id.Value)]; !fed {
-						gone = append(gone, res.ID)
-					}
+			if id := identifierOf(s.Identifier, sys); id != "" {
+				if _, fed := ids[id]; !fed {
+					gone = append(gone, res.ID)
 				}
 			}
 		}
@@ -745,12 +743,7 @@ func (a *Adapter) withdraw(ctx context.Context, schedule string, ids map[string]
 				if err := json.Unmarshal(cur.JSON, &s); err != nil {
 					return err
 				}
-				pasID := ""
-				for _, x := range s.Identifier {
-					if elem.Str(x.System) == sys {
-						pasID = elem.Str(x.Value)
-					}
-				}
+				pasID := identifierOf(s.Identifier, sys)
 				held, why, err := a.booked(ctx, tx, id, s.Status)
 				if err != nil {
 					return err

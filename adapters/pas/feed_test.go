@@ -91,16 +91,6 @@ func (f *fixture) upload(token, query, contentType string, body []byte) (int, ma
 	return resp.StatusCode, out
 }
 
-// mint mints a development token with opts.
-func (f *fixture) mint(opts devserver.TokenOptions) string {
-	f.t.Helper()
-	tok, err := devserver.MintToken(f.App.Config.Data, opts)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return tok
-}
-
 // counts reads the report's counts from a Parameters answer.
 func counts(p map[string]any) map[string]int {
 	out := map[string]int{}

@@ -46,7 +46,7 @@ const (
 
 // fixture is a running server with one PAS instance.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	App   *app.App
 	URL   string // the FHIR base
 	PAS   *pas.Adapter
@@ -58,69 +58,119 @@ type fixture struct {
 // or pas.ModePASConfirmed), listening on a free 127.0.0.1 port and sending
 // to a fresh fake PAS; edit, when not nil, changes the settings first.
 // It seeds the trust (ODS devserver.DemoProvider), a GP practice, the
-// PAS's service, schedule and slots, another service of the trust, and a
-// patient with an NHS number and a PAS number.
-func newFixture(t *testing.T, mode string, edit func(*pas.Settings)) *fixture {
+// PAS's service, schedule and slotCount slots, another service of the
+// trust, and a patient with an NHS number and a PAS number.
+func newFixture(t testing.TB, mode string, edit func(*pas.Settings)) *fixture {
+	return newFixtureSlots(t, mode, edit, slotCount)
+}
+
+// newFixtureSlots is newFixture with n free slots on sched-pas (slot-0 …).
+func newFixtureSlots(t testing.TB, mode string, edit func(*pas.Settings), n int) *fixture {
 	t.Helper()
 	p := newPeer(t)
 	set := pas.Settings{
 		Listen: "127.0.0.1:0", Allow: []string{"127.0.0.1"}, Send: p.Addr(),
 		Services: []string{service}, Clinics: map[string]string{clinic: schedule},
 		PASNumberSystem: pasSystem, Mode: mode,
-		AckTimeout: pas.Duration(2 * time.Second), ConfirmTimeout: pas.Duration(2 * time.Second),
-		RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond),
+		AckTimeout: adapters.Duration(2 * time.Second), ConfirmTimeout: adapters.Duration(2 * time.Second),
+		RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond),
 	}
 	if edit != nil {
 		edit(&set)
 	}
-	raw, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
-		Principal: adapters.PrincipalConfig{Role: "provider", Organization: devserver.DemoProvider}, Settings: raw}}}
-	a, ts := apptest.New(t, app.Config{Auth: true, Adapters: file})
-	ad, ok := a.Adapters.Get(instance)
-	if !ok {
-		t.Fatal("no adapter instance")
-	}
-	f := &fixture{t: t, App: a, URL: ts.URL + "/fhir", PAS: ad.(*pas.Adapter), Peer: p}
+	a, url, ad := startInstance(t, app.Config{Auth: true}, set, devserver.DemoProvider)
+	f := &fixture{t: t, App: a, URL: url, PAS: ad, Peer: p}
 	now := time.Now().UTC()
 	f.First = time.Date(now.Year(), now.Month(), now.Day(), 9, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	ods := func(code string) []any {
 		return []any{map[string]any{"system": referral.ODSSystem, "value": code}}
 	}
+	pat := patientRes()
+	pat["generalPractitioner"] = []any{ref("Organization/gp-a")}
 	seed := []map[string]any{
 		{"resourceType": "Organization", "id": "gp-a", "name": "Demo Practice", "identifier": ods(devserver.DemoGPPractice)},
 		{"resourceType": "Organization", "id": "trust", "name": "Harbour Hospitals", "identifier": ods(devserver.DemoProvider)},
 		{"resourceType": "HealthcareService", "id": service, "name": "Cardiology", "providedBy": ref("Organization/trust")},
 		{"resourceType": "HealthcareService", "id": other, "name": "Dermatology", "providedBy": ref("Organization/trust")},
 		{"resourceType": "Schedule", "id": schedule, "actor": []any{ref("HealthcareService/" + service)}},
-		{"resourceType": "Patient", "id": patientID, "birthDate": "1980-05-17", "name": []any{map[string]any{"family": "Jones", "given": []any{"Ann"}}},
-			"generalPractitioner": []any{ref("Organization/gp-a")},
-			"identifier": []any{
-				map[string]any{"system": referral.NHSNumberSystem, "value": nhsNumber},
-				map[string]any{"system": pasSystem, "value": pasNumber},
-			}},
+		pat,
 	}
-	for i := range slotCount {
-		start := f.SlotStart(i)
-		seed = append(seed, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("slot-%d", i), "status": "free",
-			"schedule": ref("Schedule/" + schedule),
-			"start":    start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
+	for i := range n {
+		seed = append(seed, slotRes(fmt.Sprintf("slot-%d", i), schedule, f.SlotStart(i), slotLength))
 	}
-	apptest.Seed(t, a, seed...)
+	seedAll(t, a, seed)
 	return f
+}
+
+// startInstance starts a server configured as cfg with one hl7v2-pas
+// instance, pas-rh8, of settings set, acting as a provider of the
+// organisation ods; it returns the server, its FHIR base and the instance.
+func startInstance(t testing.TB, cfg app.Config, set pas.Settings, ods string) (*app.App, string, *pas.Adapter) {
+	t.Helper()
+	raw, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Adapters = &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
+		Principal: adapters.PrincipalConfig{Role: "provider", Organization: ods}, Settings: raw}}}
+	a, ts := apptest.New(t, cfg)
+	ad, ok := a.Adapters.Get(instance)
+	if !ok {
+		t.Fatal("no adapter instance")
+	}
+	return a, ts.URL + "/fhir", ad.(*pas.Adapter)
+}
+
+// ref is a Reference to r.
+func ref(r string) map[string]any { return map[string]any{"reference": r} }
+
+// patientRes is the fixture's patient, pat-1: Ann Jones, with her NHS
+// number and PAS number.
+func patientRes() map[string]any {
+	return map[string]any{"resourceType": "Patient", "id": patientID, "birthDate": "1980-05-17",
+		"name": []any{map[string]any{"family": "Jones", "given": []any{"Ann"}}},
+		"identifier": []any{
+			map[string]any{"system": referral.NHSNumberSystem, "value": nhsNumber},
+			map[string]any{"system": pasSystem, "value": pasNumber},
+		}}
+}
+
+// slotRes is a free Slot id of Schedule sched from start, length long.
+func slotRes(id, sched string, start time.Time, length time.Duration) map[string]any {
+	return map[string]any{"resourceType": "Slot", "id": id, "status": "free", "schedule": ref("Schedule/" + sched),
+		"start": start.Format(time.RFC3339), "end": start.Add(length).Format(time.RFC3339)}
+}
+
+// otherSchedule is sched-other, a Schedule of the service the PAS does
+// not own.
+func otherSchedule() map[string]any {
+	return map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{ref("HealthcareService/" + other)}}
+}
+
+// seedAll seeds resources in transactions of a thousand.
+func seedAll(t testing.TB, a *app.App, seed []map[string]any) {
+	t.Helper()
+	for len(seed) > 0 {
+		k := min(len(seed), 1000)
+		apptest.Seed(t, a, seed[:k]...)
+		seed = seed[k:]
+	}
 }
 
 // SlotStart is slot-i's start.
 func (f *fixture) SlotStart(i int) time.Time { return f.First.Add(time.Duration(i) * slotLength) }
 
-// token mints a development-server token for client (devserver.Client…).
+// token mints a development-server token for client (devserver.Client…)
+// with scope system/*.cruds.
 func (f *fixture) token(client string) string {
 	f.t.Helper()
-	tok, err := devserver.MintToken(f.App.Config.Data, devserver.TokenOptions{Scope: "system/*.cruds", Client: client})
+	return f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: client})
+}
+
+// mint mints a development-server token with opts.
+func (f *fixture) mint(opts devserver.TokenOptions) string {
+	f.t.Helper()
+	tok, err := devserver.MintToken(f.App.Config.Data, opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -189,7 +239,7 @@ func (f *fixture) send(er7 string) *hl7v2.Message {
 // Answer function says (AA by default), records what it received, and
 // applies each control id once, as a PAS de-duplicating by MSH-10 does.
 type peer struct {
-	t      *testing.T
+	t      testing.TB
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -203,7 +253,7 @@ type peer struct {
 }
 
 // newPeer starts a fake PAS on a free 127.0.0.1 port; it stops when t ends.
-func newPeer(t *testing.T) *peer {
+func newPeer(t testing.TB) *peer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

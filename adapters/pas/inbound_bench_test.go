@@ -2,7 +2,6 @@ package pas_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,14 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/mllp"
 	"github.com/signpost-fhir/signpost/adapters/pas"
-	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
-	"github.com/signpost-fhir/signpost/auth/devserver"
-	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
 // BenchmarkInboundS12 measures inbound SIU^S12 bookings applied per second
@@ -38,7 +33,7 @@ func BenchmarkInboundS12(b *testing.B) {
 			for i := range b.N {
 				start := first.Add(time.Duration(i) * slotLength)
 				msgs[i] = []byte(strings.ReplaceAll(siu("S12", fmt.Sprintf("B-%d", i), fmt.Sprintf("FB-%d", i),
-					pidOf(benchNHS, benchPAS), clinic, start, 15), "\n", "\r"))
+					pidOf(nhsNumber, pasNumber), clinic, start, 15), "\n", "\r"))
 			}
 			var next atomic.Int64
 			var failed atomic.Value
@@ -86,53 +81,14 @@ func BenchmarkInboundS12(b *testing.B) {
 	}
 }
 
-// The benchmark's patient.
-var (
-	benchNHS = nhsNo(4242)
-	benchPAS = "RH8P4242"
-)
-
-// inboundServer starts the server with pas-rh8 listening, seeded with the
-// trust, its service and schedule, n free 15-minute slots from tomorrow
-// 09:00 UTC on, and a patient the trust manages; it returns the listener's
-// address and the first slot's start.
+// inboundServer starts the fixture's server with pas-rh8 listening and n
+// free 15-minute slots from tomorrow 09:00 UTC on, its patient managed by
+// the trust; it returns the listener's address and the first slot's start.
 func inboundServer(b *testing.B, n int) (string, time.Time) {
 	b.Helper()
-	set := pas.Settings{Listen: "127.0.0.1:0", Allow: []string{"127.0.0.1"},
-		Services: []string{service}, Clinics: map[string]string{clinic: schedule},
-		PASNumberSystem: pasSystem, Mode: pas.ModeSignpostConfirmed}
-	raw, err := json.Marshal(set)
-	if err != nil {
-		b.Fatal(err)
-	}
-	file := &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
-		Principal: adapters.PrincipalConfig{Role: "provider", Organization: devserver.DemoProvider}, Settings: raw}}}
-	a, _ := apptest.New(b, app.Config{Auth: true, Adapters: file})
-	ad, _ := a.Adapters.Get(instance)
-	now := time.Now().UTC()
-	first := time.Date(now.Year(), now.Month(), now.Day(), 9, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
-	seed := []map[string]any{
-		{"resourceType": "Organization", "id": "trust", "name": "Harbour Hospitals",
-			"identifier": []any{map[string]any{"system": referral.ODSSystem, "value": devserver.DemoProvider}}},
-		{"resourceType": "HealthcareService", "id": service, "name": "Cardiology", "providedBy": ref("Organization/trust")},
-		{"resourceType": "Schedule", "id": schedule, "actor": []any{ref("HealthcareService/" + service)}},
-		{"resourceType": "Patient", "id": "bench-patient", "managingOrganization": ref("Organization/trust"),
-			"identifier": []any{
-				map[string]any{"system": referral.NHSNumberSystem, "value": benchNHS},
-				map[string]any{"system": pasSystem, "value": benchPAS},
-			}},
-	}
-	for i := range n {
-		start := first.Add(time.Duration(i) * slotLength)
-		seed = append(seed, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("bslot-%d", i), "status": "free",
-			"schedule": ref("Schedule/" + schedule),
-			"start":    start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
-	}
-	for len(seed) > 0 { // in transactions of a thousand
-		k := min(len(seed), 1000)
-		apptest.Seed(b, a, seed[:k]...)
-		seed = seed[k:]
-	}
-	return ad.(*pas.Adapter).Addr().String(), first
+	f := newFixtureSlots(b, pas.ModeSignpostConfirmed, nil, n)
+	pat := patientRes()
+	pat["managingOrganization"] = ref("Organization/trust")
+	apptest.Seed(b, f.App, pat)
+	return f.PAS.Addr().String(), f.First
 }

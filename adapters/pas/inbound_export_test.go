@@ -11,3 +11,7 @@ import (
 func (a *Adapter) Receive(ctx context.Context, raw []byte) ([]byte, error) {
 	return a.receive(ctx, netip.MustParseAddr("127.0.0.1"), raw)
 }
+
+// FailListener records err as the listener's failure, as its Serve
+// returning err would.
+func FailListener(a *Adapter, err error) { a.listenerFailed(err) }

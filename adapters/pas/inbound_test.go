@@ -80,7 +80,7 @@ func siuRef(event, ctrl, filler string, extra ...string) string {
 }
 
 // expectAck fails unless ack carries code in MSA-1.
-func expectAck(t *testing.T, ack *hl7v2.Message, code string) {
+func expectAck(t testing.TB, ack *hl7v2.Message, code string) {
 	t.Helper()
 	if got := ack.Get("MSA-1"); got != code {
 		t.Fatalf("MSA-1 %q, want %q; acknowledgement:\n%s", got, code, ack)
@@ -115,7 +115,7 @@ func (f *fixture) storeSearch(typ, param, value string) []map[string]any {
 }
 
 // one returns the only element of rs.
-func one(t *testing.T, what string, rs []map[string]any) map[string]any {
+func one(t testing.TB, what string, rs []map[string]any) map[string]any {
 	t.Helper()
 	if len(rs) != 1 {
 		t.Fatalf("%s: %d found, want 1: %v", what, len(rs), rs)
@@ -321,9 +321,7 @@ func TestInboundRefused(t *testing.T) {
 	stranger := nhsNo(505) // a patient of another practice, unknown to the trust
 	tomorrow := f.First.Add(2 * time.Hour)
 	apptest.Seed(t, f.App,
-		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{map[string]any{"reference": "HealthcareService/" + other}}},
-		map[string]any{"resourceType": "Slot", "id": "slot-o", "status": "free", "schedule": map[string]any{"reference": "Schedule/sched-other"},
-			"start": tomorrow.Format(time.RFC3339), "end": tomorrow.Add(slotLength).Format(time.RFC3339)},
+		otherSchedule(), slotRes("slot-o", "sched-other", tomorrow, slotLength),
 		map[string]any{"resourceType": "Appointment", "id": "appt-other", "status": "booked",
 			"slot": []any{map[string]any{"reference": "Slot/slot-o"}}, "start": tomorrow.Format(time.RFC3339), "end": tomorrow.Add(slotLength).Format(time.RFC3339),
 			"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}}},

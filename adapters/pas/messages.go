@@ -34,6 +34,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,15 +110,10 @@ func LoadSubject(ctx context.Context, rd store.Reader, appt *fhir.Resource) (*Su
 	s := &Subject{Appointment: appt}
 	read := func(ref string, want ...string) (*fhir.Resource, error) {
 		typ, id, ok := fhir.SplitReference(ref)
-		if !ok || (len(want) > 0 && !contains(want, typ)) {
+		if !ok || (len(want) > 0 && !slices.Contains(want, typ)) {
 			return nil, nil
 		}
-		res, err := rd.Read(ctx, typ, id)
-		switch fhir.KindOf(err) {
-		case fhir.NotFound, fhir.Gone:
-			return nil, nil
-		}
-		return res, err
+		return readOrNil(ctx, rd, typ, id)
 	}
 	for _, ref := range a.Slot {
 		res, err := read(elem.Str(ref.Reference), "Slot")
@@ -763,13 +759,7 @@ type scheduleView struct {
 
 // filler is the PAS's id of the appointment for instance, or "".
 func filler(a *apptView, instance string) string {
-	sys := FillerSystem(instance)
-	for _, id := range a.Identifier {
-		if elem.Str(id.System) == sys {
-			return elem.Str(id.Value)
-		}
-	}
-	return ""
+	return identifierOf(a.Identifier, FillerSystem(instance))
 }
 
 // ubrn is the referral's UBRN, or "".
@@ -777,18 +767,7 @@ func ubrn(sr *fhir.Resource) string {
 	if sr == nil {
 		return ""
 	}
-	var v struct {
-		Identifier []r4.Identifier `json:"identifier"`
-	}
-	if json.Unmarshal(sr.JSON, &v) != nil {
-		return ""
-	}
-	for _, id := range v.Identifier {
-		if elem.Str(id.System) == referral.UBRNSystem {
-			return elem.Str(id.Value)
-		}
-	}
-	return ""
+	return identifierIn(sr.JSON, referral.UBRNSystem)
 }
 
 // conceptText is a concept's text, else its first coding's display or code.
@@ -803,15 +782,6 @@ func conceptText(c r4.CodeableConcept) string {
 		return elem.Str(cd.Code)
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // writer sets fields of a message in order, keeping the first error.

@@ -320,21 +320,8 @@ func (a *Adapter) ownsAppointment(ctx context.Context, tx store.Reader, slots []
 		if !ok || styp != "Schedule" {
 			continue
 		}
-		sc, err := readOrNil(ctx, tx, "Schedule", sid)
-		if err != nil {
-			return false, err
-		}
-		if sc == nil {
-			continue
-		}
-		var scv scheduleView
-		if err := json.Unmarshal(sc.JSON, &scv); err != nil {
-			return false, fmt.Errorf("Schedule/%s: %w", sid, err)
-		}
-		for _, actor := range scv.Actor {
-			if a.isService(elem.Str(actor.Reference)) {
-				return true, nil
-			}
+		if svc, err := a.scheduleService(ctx, tx, sid); err != nil || svc != "" {
+			return err == nil, err
 		}
 	}
 	if len(slots) > 0 {
@@ -369,16 +356,6 @@ func jsonOf(r *fhir.Resource) []byte {
 func (a *Adapter) isService(ref string) bool {
 	typ, id, ok := fhir.SplitReference(ref)
 	return ok && typ == "HealthcareService" && a.services[id]
-}
-
-// readOrNil reads typ/id, giving nil for one missing or deleted.
-func readOrNil(ctx context.Context, rd store.Reader, typ, id string) (*fhir.Resource, error) {
-	res, err := rd.Read(ctx, typ, id)
-	switch fhir.KindOf(err) {
-	case fhir.NotFound, fhir.Gone:
-		return nil, nil
-	}
-	return res, err
 }
 
 // taskState is what Watch reads of a referral Task.
@@ -550,10 +527,8 @@ func (a *Adapter) provider(ctx context.Context, tx *write.Tx, ref string) (id, n
 	}
 	_ = json.Unmarshal(res.JSON, &v)
 	id = rid
-	for _, i := range v.Identifier {
-		if elem.Str(i.System) == referral.ODSSystem {
-			id = elem.Str(i.Value)
-		}
+	if ods := identifierOf(v.Identifier, referral.ODSSystem); ods != "" {
+		id = ods
 	}
 	if s, ok := v.Name.(string); ok {
 		name = s

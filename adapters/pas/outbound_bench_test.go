@@ -43,7 +43,11 @@ func BenchmarkBookingOutbox(b *testing.B) {
 		undelivered bool // the dispatcher stopped: the transaction's cost alone
 	}{{"without", false, false}, {"with", true, false}, {"with-queue-only", true, true}} {
 		b.Run(v.name, func(b *testing.B) {
-			bench := newBenchServer(b, v.with, 40, b.N)
+			mode := ""
+			if v.with {
+				mode = pas.ModeSignpostConfirmed
+			}
+			bench := newBenchServer(b, mode, 40, b.N)
 			if v.undelivered {
 				if err := bench.pas.Stop(context.Background()); err != nil {
 					b.Fatal(err)
@@ -80,7 +84,7 @@ func BenchmarkBookingOutbox(b *testing.B) {
 // acknowledges each with AA. It reports messages/s from the commit to the
 // last acknowledgement recorded.
 func BenchmarkOutboundDelivery(b *testing.B) {
-	bench := newBenchServer(b, true, 1, 1)
+	bench := newBenchServer(b, pas.ModeSignpostConfirmed, 1, 1)
 	if st := bench.post("/Appointment", bookBody("Slot/b-0", "booked")); st != http.StatusCreated {
 		b.Fatalf("booking: %d", st)
 	}
@@ -141,37 +145,28 @@ type benchServer struct {
 	http *http.Client
 }
 
-// newBenchServer starts a server with services schedules (one service
-// each) and slots free slots b-0 … spread over them, tomorrow onwards, and
-// a patient; with an instance, a PAS stand-in acknowledges its messages.
-func newBenchServer(b *testing.B, with bool, services, slots int) *benchServer {
+// newBenchServer starts a server (authorisation off) with services
+// schedules (one service each) and slots free slots b-0 … spread over
+// them, tomorrow onwards, and the fixture's patient; with a mode, an
+// instance in that mode owns every service and a PAS stand-in
+// acknowledges its messages; with mode "", there is no instance.
+func newBenchServer(b *testing.B, mode string, services, slots int) *benchServer {
 	b.Helper()
-	cfg := app.Config{}
-	var peer *benchPeer
-	if with {
-		peer = newBenchPeer(b)
+	bs := &benchServer{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	b.Cleanup(bs.http.CloseIdleConnections)
+	if mode != "" {
+		bs.peer = newBenchPeer(b)
 		var owned []string
 		for s := range services {
 			owned = append(owned, fmt.Sprintf("hs-%d", s))
 		}
-		raw, _ := json.Marshal(pas.Settings{Send: peer.addr(), Services: owned, PASNumberSystem: pasSystem,
-			Mode: pas.ModeSignpostConfirmed, RetryBase: pas.Duration(20 * time.Millisecond), RetryMax: pas.Duration(200 * time.Millisecond)})
-		cfg.Adapters = &adapters.File{Adapters: []adapters.Instance{{Name: instance, Kind: pas.Kind,
-			Principal: adapters.PrincipalConfig{Role: "provider", Organization: "RH8"}, Settings: raw}}}
+		bs.app, bs.url, bs.pas = startInstance(b, app.Config{}, pas.Settings{Send: bs.peer.addr(), Services: owned, PASNumberSystem: pasSystem,
+			Mode: mode, RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond)}, "RH8")
+	} else {
+		a, ts := apptest.New(b, app.Config{})
+		bs.app, bs.url = a, ts.URL+"/fhir"
 	}
-	a, ts := apptest.New(b, cfg)
-	bs := &benchServer{app: a, url: ts.URL + "/fhir", peer: peer,
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	if with {
-		ad, _ := a.Adapters.Get(instance)
-		bs.pas = ad.(*pas.Adapter)
-	}
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
-	seed := []map[string]any{
-		{"resourceType": "Patient", "id": patientID, "birthDate": "1980-05-17", "name": []any{map[string]any{"family": "Jones"}},
-			"identifier": []any{map[string]any{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhsNumber},
-				map[string]any{"system": pasSystem, "value": pasNumber}}},
-	}
+	seed := []map[string]any{patientRes()}
 	for s := range services {
 		seed = append(seed,
 			map[string]any{"resourceType": "HealthcareService", "id": fmt.Sprintf("hs-%d", s), "name": fmt.Sprintf("Service %d", s)},
@@ -179,14 +174,10 @@ func newBenchServer(b *testing.B, with bool, services, slots int) *benchServer {
 	}
 	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 8*time.Hour)
 	for i := range slots {
-		s := i % services
 		start := day.Add(time.Duration(i/services) * 10 * time.Minute)
-		seed = append(seed, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("b-%d", i), "status": "free",
-			"schedule": ref(fmt.Sprintf("Schedule/sc-%d", s)),
-			"start":    start.Format(time.RFC3339), "end": start.Add(10 * time.Minute).Format(time.RFC3339)})
+		seed = append(seed, slotRes(fmt.Sprintf("b-%d", i), fmt.Sprintf("sc-%d", i%services), start, 10*time.Minute))
 	}
-	apptest.Seed(b, a, seed...)
-	b.Cleanup(bs.http.CloseIdleConnections)
+	seedAll(b, bs.app, seed)
 	return bs
 }
 

@@ -273,7 +273,6 @@ func byAppointment(ms []*hl7v2.Message) map[string][]string {
 // slot-other, and gives both services the specialty the tests' referrals
 // ask for.
 func (f *fixture) seedOther() {
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	start := f.SlotStart(0)
 	specialty := func(code string) []any {
 		return []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": code}}}}
@@ -281,9 +280,7 @@ func (f *fixture) seedOther() {
 	apptest.Seed(f.t, f.App,
 		map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology", "providedBy": ref("Organization/trust"), "specialty": specialty(cardiology)},
 		map[string]any{"resourceType": "HealthcareService", "id": other, "name": "Dermatology", "providedBy": ref("Organization/trust"), "specialty": specialty(cardiology)},
-		map[string]any{"resourceType": "Schedule", "id": "sched-other", "actor": []any{ref("HealthcareService/" + other)}},
-		map[string]any{"resourceType": "Slot", "id": "slot-other", "status": "free", "schedule": ref("Schedule/sched-other"),
-			"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339)})
+		otherSchedule(), slotRes("slot-other", "sched-other", start, slotLength))
 }
 
 // book books slot-i for the patient as the call centre and returns the
@@ -314,7 +311,6 @@ func (f *fixture) create(body map[string]any) string {
 }
 
 func bookBody(slot, status string) map[string]any {
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	return map[string]any{"resourceType": "Appointment", "status": status, "slot": []any{ref(slot)},
 		"participant": []any{map[string]any{"actor": ref("Patient/" + patientID), "status": "accepted"}}}
 }
@@ -377,7 +373,6 @@ func (f *fixture) setStatus(id, status, client string) {
 // returns its id.
 func (f *fixture) recordPast(i int) string {
 	f.t.Helper()
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	start := f.SlotStart(i)
 	return f.create(map[string]any{"resourceType": "Appointment", "status": "booked",
 		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
@@ -403,7 +398,6 @@ func (f *fixture) asInstance(fn func(ctx context.Context, tx *write.Tx) error) {
 // and UBRN.
 func (f *fixture) refer(slot int) (id, ubrn string) {
 	f.t.Helper()
-	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
 	st, out := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": ref("Patient/" + patientID), "requester": ref("Organization/gp-a"),

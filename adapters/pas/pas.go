@@ -49,10 +49,17 @@ type Adapter struct {
 	mu       sync.Mutex
 	cancel   context.CancelFunc
 	done     chan struct{}
-	listenOn net.Addr // the listener's bound address, once started
-	lastErr  string
-	lastAt   time.Time
+	listenOn net.Addr  // the listener's bound address, once started
+	lastErr  string    // the last error of any kind, for Status
+	lastAt   time.Time // … and when
+	listenAt time.Time // when the listener failed (zero while it serves)
+	// The confirmer's exchanges with the PAS (the dispatcher keeps its
+	// own): the last answered with AA, the last failed, and the first
+	// failure since that success.
+	askOK, askFail, askFailSince time.Time
 }
+
+var _ adapters.Waker = (*Adapter)(nil)
 
 // dialTimeout bounds connecting to the PAS.
 const dialTimeout = 5 * time.Second
@@ -94,13 +101,14 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 		if !ok {
 			return nil, errors.New("settings.send: the store keeps no outbox, so messages to the PAS could be lost")
 		}
-		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.or(30 * time.Second), DialTimeout: dialTimeout}
+		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.Or(30 * time.Second), DialTimeout: dialTimeout}
 		a.dispatcher, err = dispatch.New(ob, dispatch.HL7{Client: a.client}, dispatch.Config{
 			Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
+			PollInterval: time.Duration(set.PollInterval),
 			// A claim outlasts a send (dial, then the ACK) but no more: after
 			// a crash, a message in flight is sent again once it ends.
 			Lease:   dialTimeout + a.client.AckTimeout + 5*time.Second,
-			Backoff: dispatch.Backoff{Base: set.RetryBase.or(0), Max: set.RetryMax.or(0), Factor: 2, Jitter: 0.2},
+			Backoff: dispatch.Backoff{Base: set.RetryBase.Or(0), Max: set.RetryMax.Or(0), Factor: 2, Jitter: 0.2},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("settings: %w", err)
@@ -178,12 +186,12 @@ func (a *Adapter) Start(ctx context.Context) error {
 		a.listenOn = ln.Addr()
 	}
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel, a.done = cancel, make(chan struct{})
+	a.cancel, a.done, a.listenAt = cancel, make(chan struct{}), time.Time{}
 	var wg sync.WaitGroup
 	if ln != nil {
 		wg.Go(func() {
 			if err := a.server.Serve(run, ln); err != nil {
-				a.failed(fmt.Sprintf("listener: %v", err))
+				a.listenerFailed(err)
 			}
 		})
 	}
@@ -223,10 +231,16 @@ func (a *Adapter) Addr() net.Addr {
 	return a.listenOn
 }
 
-// Status says how the instance is doing.
+// Status says how the instance is doing: stopped; down when its
+// listener failed; degraded when its last exchange with the PAS (a
+// message sent or a booking asked) failed more recently than its last
+// success, saying since when, or when messages wait or are dead; up
+// otherwise.
 func (a *Adapter) Status(ctx context.Context) adapters.Status {
 	a.mu.Lock()
 	st := adapters.Status{State: adapters.StateUp, LastError: a.lastErr, LastErrorAt: a.lastAt}
+	listenAt := a.listenAt
+	peer := []exchanges{{ok: a.askOK, fail: a.askFail, since: a.askFailSince}}
 	if a.cancel == nil {
 		st.State = adapters.StateStopped
 	}
@@ -236,20 +250,71 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 		if ds.LastErrorAt.After(st.LastErrorAt) {
 			st.LastError, st.LastErrorAt = ds.LastError, ds.LastErrorAt
 		}
+		peer = append(peer, exchanges{ok: ds.LastDelivered, fail: ds.LastErrorAt, since: ds.FailingSince})
+	}
+	switch {
+	case st.State != adapters.StateUp:
+	case !listenAt.IsZero():
+		st.State, st.Detail = adapters.StateDown, "the listener failed at "+listenAt.UTC().Format(time.RFC3339)+": the PAS's messages are not received"
+	default:
+		if since, ok, failing := failingSince(peer); failing {
+			st.State, st.Detail = adapters.StateDegraded, "exchanges with the PAS fail since "+since.UTC().Format(time.RFC3339)
+			if ok.IsZero() {
+				st.Detail += " (none has succeeded yet)"
+			} else {
+				st.Detail += " (the last succeeded at " + ok.UTC().Format(time.RFC3339) + ")"
+			}
+		}
 	}
 	if ob, ok := a.store.(store.Outbox); ok && a.dispatcher != nil {
 		if backlog, err := ob.Backlog(ctx, a.env.Now()); err == nil {
 			for _, b := range backlog {
-				if b.Destination == a.env.Name {
-					st.Backlog = append(st.Backlog, b)
-					if st.State == adapters.StateUp && (b.Dead > 0 || b.Pending > 0) {
-						st.State, st.Detail = adapters.StateDegraded, fmt.Sprintf("%d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
-					}
+				if b.Destination != a.env.Name {
+					continue
+				}
+				st.Backlog = append(st.Backlog, b)
+				if b.Dead == 0 && b.Pending == 0 || st.State == adapters.StateStopped || st.State == adapters.StateDown {
+					continue
+				}
+				wait := fmt.Sprintf("%d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
+				if st.State == adapters.StateUp {
+					st.State, st.Detail = adapters.StateDegraded, wait
+				} else {
+					st.Detail += "; " + wait
 				}
 			}
 		}
 	}
 	return st
+}
+
+// exchanges are one side's exchanges with the PAS (the dispatcher's, or
+// the confirmer's): when the last succeeded, when the last failed, and
+// when the failures since that success began.
+type exchanges struct{ ok, fail, since time.Time }
+
+// failingSince reports whether the last of all exchanges failed, since
+// when (the first failure after the last success), and the last success.
+func failingSince(xs []exchanges) (since, ok time.Time, failing bool) {
+	var fail time.Time
+	for _, x := range xs {
+		if x.ok.After(ok) {
+			ok = x.ok
+		}
+		if x.fail.After(fail) {
+			fail = x.fail
+		}
+	}
+	if !fail.After(ok) {
+		return time.Time{}, ok, false
+	}
+	since = fail
+	for _, x := range xs {
+		if !x.since.IsZero() && x.since.After(ok) && x.since.Before(since) {
+			since = x.since
+		}
+	}
+	return since, ok, true
 }
 
 // failed records an error for Status.
@@ -258,4 +323,33 @@ func (a *Adapter) failed(msg string) {
 	defer a.mu.Unlock()
 	a.lastErr, a.lastAt = msg, a.env.Now()
 	a.env.Logger.Warn("pas adapter", "error", msg)
+}
+
+// listenerFailed records that the listener stopped with err: the
+// instance is down until it is started again.
+func (a *Adapter) listenerFailed(err error) {
+	a.failed(fmt.Sprintf("listener: %v", err))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.listenAt = a.lastAt
+}
+
+// asked records the outcome of one of the confirmer's exchanges with the
+// PAS: accepted (AA), or failed with msg (no answer, an unreadable one,
+// or a refusal).
+func (a *Adapter) asked(failure string) {
+	if failure != "" {
+		a.failed(failure)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.env.Now()
+	if failure == "" {
+		a.askOK, a.askFailSince = now, time.Time{}
+		return
+	}
+	a.askFail = now
+	if a.askFailSince.IsZero() {
+		a.askFailSince = now
+	}
 }

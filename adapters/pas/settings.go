@@ -1,10 +1,6 @@
 package pas
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
-)
+import "github.com/signpost-fhir/signpost/adapters"
 
 // Kind is the adapter kind's name in a configuration file.
 const Kind = "hl7v2-pas"
@@ -69,15 +65,19 @@ type Settings struct {
 	// AckTimeout bounds the wait for the PAS's acknowledgement; default
 	// 30s. ConfirmTimeout bounds a pas-confirmed booking's wait for the
 	// PAS's answer before 504; default 10s.
-	AckTimeout     Duration `json:"ack_timeout"`
-	ConfirmTimeout Duration `json:"confirm_timeout"`
+	AckTimeout     adapters.Duration `json:"ack_timeout"`
+	ConfirmTimeout adapters.Duration `json:"confirm_timeout"`
 	// MaxAttempts moves a message that still fails after so many attempts
 	// to the dead letters; 0 retries until an AR.
 	MaxAttempts int `json:"max_attempts" validate:"gte=0"`
 	// RetryBase and RetryMax space the retries (exponential back-off);
 	// defaults 1s and 5m.
-	RetryBase Duration `json:"retry_base"`
-	RetryMax  Duration `json:"retry_max"`
+	RetryBase adapters.Duration `json:"retry_base"`
+	RetryMax  adapters.Duration `json:"retry_max"`
+	// PollInterval is how often the dispatcher looks for messages due
+	// when nothing wakes it (a commit or a replay wakes it at once);
+	// default 5s.
+	PollInterval adapters.Duration `json:"poll_interval"`
 }
 
 // TLS is the instance's TLS material (PEM files).
@@ -87,35 +87,4 @@ type TLS struct {
 	// CA verifies the peer: the PAS's server certificate when sending,
 	// and, on the listener, requires and verifies client certificates.
 	CA string `json:"ca"`
-}
-
-// Duration is a time.Duration written as in Go ("10s", "2m").
-type Duration time.Duration
-
-// UnmarshalJSON reads "10s".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"10s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %s is negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes "10s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// or returns d, or def when d is zero.
-func (d Duration) or(def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
 }

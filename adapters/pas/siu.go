@@ -39,12 +39,12 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
-	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // siuBooked applies SIU^S12.
@@ -136,9 +136,7 @@ func (a *Adapter) siuModified(ctx context.Context, tx *write.Tx, m *hl7v2.Messag
 		}
 		moved := !sameInstant(have.Start, t.start) || (!t.end.IsZero() && !sameInstant(have.End, t.end))
 		if sched, _, err := a.scheduleOf(ctx, tx, m); err == nil && !moved && len(have.Slot) > 0 {
-			s, err := tx.Read(ctx, "Slot", refIDOf(elem.Str(have.Slot[0].Reference)))
-			var slot struct{ Schedule r4.Reference }
-			if err == nil && json.Unmarshal(s.JSON, &slot) == nil && refIDOf(elem.Str(slot.Schedule.Reference)) != sched {
+			if was, err := slotSchedule(ctx, tx, elem.Str(have.Slot[0].Reference)); err == nil && was != sched {
 				moved = true
 			}
 		}
@@ -180,13 +178,9 @@ func (a *Adapter) reschedule(ctx context.Context, tx *write.Tx, m *hl7v2.Message
 			return err
 		}
 	} else if len(have.Slot) > 0 { // the same clinic
-		s, err := tx.Read(ctx, "Slot", refIDOf(elem.Str(have.Slot[0].Reference)))
-		if err != nil {
+		if sched, err = slotSchedule(ctx, tx, elem.Str(have.Slot[0].Reference)); err != nil {
 			return at("SCH-2", err)
 		}
-		var slot struct{ Schedule r4.Reference }
-		_ = json.Unmarshal(s.JSON, &slot)
-		sched = refIDOf(elem.Str(slot.Schedule.Reference))
 	} else {
 		return reject("AIL-3", hl7v2.CodeRequiredMissing, "AIL-3 (clinic) is needed to move an appointment that holds no slots")
 	}
@@ -228,7 +222,9 @@ func (a *Adapter) reschedule(ctx context.Context, tx *write.Tx, m *hl7v2.Message
 	if note := notes(m); note != "" {
 		nw.Set("comment", note)
 	}
-	setExtension(nw, r4.Extension{Url: booking.ExtReplaces, ValueReference: &r4.Reference{Reference: elem.Opt("Appointment/" + cur.ID)}})
+	if err := setReplaces(nw, cur.ID); err != nil {
+		return err
+	}
 	res, err := tx.Create(ctx, "Appointment", nw)
 	if err != nil {
 		return at("AIL-6", err)
@@ -402,16 +398,14 @@ func (a *Adapter) ownsStored(ctx context.Context, tx *write.Tx, res *fhir.Resour
 }
 
 // scheduleService returns the service of Schedule/id the PAS owns, or "".
-func (a *Adapter) scheduleService(ctx context.Context, tx *write.Tx, id string) (string, error) {
-	res, err := tx.Read(ctx, "Schedule", id)
-	if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
-		return "", nil
-	} else if err != nil {
+func (a *Adapter) scheduleService(ctx context.Context, rd store.Reader, id string) (string, error) {
+	res, err := readOrNil(ctx, rd, "Schedule", id)
+	if err != nil || res == nil {
 		return "", err
 	}
-	var sc struct{ Actor []r4.Reference }
+	var sc scheduleView
 	if err := json.Unmarshal(res.JSON, &sc); err != nil {
-		return "", err
+		return "", fmt.Errorf("Schedule/%s: %w", id, err)
 	}
 	for _, ac := range sc.Actor {
 		if typ, sid, ok := fhir.SplitReference(elem.Str(ac.Reference)); ok && typ == "HealthcareService" && a.services[sid] {
@@ -683,21 +677,6 @@ func sameInstant(s string, t time.Time) bool {
 	return err == nil && v.Equal(t)
 }
 
-// refIDOf is the id of a literal reference Type/id.
-func refIDOf(ref string) string {
-	_, id, _ := fhir.SplitReference(ref)
-	return id
-}
-
-// toObject encodes v as a fhir.Object.
-func toObject(v any) (*fhir.Object, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return fhir.ParseObject(b)
-}
-
 // setServiceParticipant makes service the appointment's HealthcareService
 // participant.
 func setServiceParticipant(obj *fhir.Object, service string) {
@@ -714,20 +693,4 @@ func setServiceParticipant(obj *fhir.Object, service string) {
 		}
 	}
 	obj.Set("participant", append(parts, map[string]any{"actor": elem.Ref(ref), "status": "accepted"}))
-}
-
-// setExtension sets ext on obj, replacing any extension with its url.
-func setExtension(obj *fhir.Object, ext r4.Extension) {
-	var exts []json.RawMessage
-	_ = json.Unmarshal(obj.Get("extension"), &exts)
-	keep := exts[:0]
-	for _, e := range exts {
-		var head struct{ URL string }
-		if json.Unmarshal(e, &head) == nil && (head.URL == ext.Url || head.URL == booking.ExtHoldExpires) {
-			continue
-		}
-		keep = append(keep, e)
-	}
-	b, _ := json.Marshal(ext)
-	obj.Set("extension", append(keep, b))
 }

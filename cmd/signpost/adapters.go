@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/signpost-fhir/signpost/adapters"
 )
@@ -61,13 +58,13 @@ func runAdapters(ctx context.Context, out io.Writer, args []string) error {
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
-	c := &opsClient{base: strings.TrimSuffix(*base, "/"), token: *token}
+	c := &opsClient{base: strings.TrimSuffix(*base, "/"), token: *token, cmd: "adapters"}
 	if c.token == "" {
 		return errors.New("adapters: no token: give --token or SIGNPOST_TOKEN (signpost token --client operator mints one on a development server)")
 	}
 	switch sub {
 	case "status":
-		p, err := c.call(ctx, http.MethodGet, adapters.OpStatus, nil)
+		p, err := c.call(ctx, http.MethodGet, adapters.OpStatus, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -77,7 +74,7 @@ func runAdapters(ctx context.Context, out io.Writer, args []string) error {
 		if *adapter != "" {
 			q.Set("adapter", *adapter)
 		}
-		p, err := c.call(ctx, http.MethodGet, adapters.OpDeadLetters+"?"+q.Encode(), nil)
+		p, err := c.call(ctx, http.MethodGet, adapters.OpDeadLetters, q, nil)
 		if err != nil {
 			return err
 		}
@@ -94,7 +91,7 @@ func runAdapters(ctx context.Context, out io.Writer, args []string) error {
 				in = append(in, opParam{Name: "reason", ValueString: *reason})
 			}
 		}
-		p, err := c.call(ctx, http.MethodPost, op, in)
+		p, err := c.call(ctx, http.MethodPost, op, nil, in)
 		if err != nil {
 			return err
 		}
@@ -102,97 +99,6 @@ func runAdapters(ctx context.Context, out io.Writer, args []string) error {
 		return err
 	}
 	return fmt.Errorf("adapters: unknown command %q\n%s", sub, adaptersUsage)
-}
-
-// opsClient calls a server's operations with a bearer token.
-type opsClient struct {
-	base, token string
-}
-
-// opParam is a Parameters parameter as the operator view writes it: a
-// primitive value, or parts.
-type opParam struct {
-	Name          string                   `json:"name"`
-	ValueString   string                   `json:"valueString,omitempty"`
-	ValueID       string                   `json:"valueId,omitempty"`
-	ValueCode     string                   `json:"valueCode,omitempty"`
-	ValueInstant  string                   `json:"valueInstant,omitempty"`
-	ValueInteger  *int                     `json:"valueInteger,omitempty"`
-	ValueQuantity *struct{ Value float64 } `json:"valueQuantity,omitempty"`
-	Part          []opParam                `json:"part,omitempty"`
-}
-
-// text is the parameter's value as text.
-func (p opParam) text() string {
-	switch {
-	case p.ValueInteger != nil:
-		return strconv.Itoa(*p.ValueInteger)
-	case p.ValueQuantity != nil:
-		return (time.Duration(p.ValueQuantity.Value) * time.Second).String()
-	}
-	return p.ValueString + p.ValueID + p.ValueCode + p.ValueInstant
-}
-
-// opParams is a Parameters resource's parameter list.
-type opParams []opParam
-
-// get is the text of the first parameter named name, "" if none.
-func (ps opParams) get(name string) string {
-	for _, p := range ps {
-		if p.Name == name {
-			return p.text()
-		}
-	}
-	return ""
-}
-
-// call invokes $op (with its query string, if any) with in (POST) or
-// none (GET), and returns the Parameters answered; an OperationOutcome is
-// returned as an error with its status and diagnostics.
-func (c *opsClient) call(ctx context.Context, method, op string, in []opParam) (opParams, error) {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": in})
-		body = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/$"+op, body)
-	if err != nil {
-		return nil, fmt.Errorf("adapters: --url %q: %w", c.base, err)
-	}
-	req.Header.Set("Accept", "application/fhir+json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("adapters: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("adapters: reading the answer: %w", err)
-	}
-	var res struct {
-		ResourceType string   `json:"resourceType"`
-		Parameter    opParams `json:"parameter"`
-		Issue        []struct {
-			Diagnostics string `json:"diagnostics"`
-		} `json:"issue"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, fmt.Errorf("adapters: $%s answered %s, not FHIR JSON: %.200s", op, resp.Status, raw)
-	}
-	if resp.StatusCode >= 300 || res.ResourceType != "Parameters" {
-		var msgs []string
-		for _, is := range res.Issue {
-			msgs = append(msgs, is.Diagnostics)
-		}
-		return nil, fmt.Errorf("adapters: $%s: %s: %s", strings.SplitN(op, "?", 2)[0], resp.Status, strings.Join(msgs, "; "))
-	}
-	return res.Parameter, nil
 }
 
 // printStatus writes $adapters's answer as a table, then each instance's

@@ -71,8 +71,8 @@ func startDemoPAS(cfg *app.Config, out io.Writer) (*demoPAS, error) {
 		Listen: "127.0.0.1:0", Allow: []string{"127.0.0.1"}, Send: p.Addr(),
 		Services: []string{demoPASService}, Clinics: map[string]string{demoPASClinic: demoPASSchedule},
 		PASNumberSystem: demoPASNumbers, Mode: pas.ModeSignpostConfirmed,
-		PASFacility: devserver.DemoProvider, AckTimeout: pas.Duration(10 * time.Second),
-		RetryBase: pas.Duration(time.Second), RetryMax: pas.Duration(30 * time.Second),
+		PASFacility: devserver.DemoProvider, AckTimeout: adapters.Duration(10 * time.Second),
+		RetryBase: adapters.Duration(time.Second), RetryMax: adapters.Duration(30 * time.Second),
 	})
 	if err != nil {
 		p.Close()

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,53 +59,20 @@ func runPASFeed(args []string, out io.Writer) error {
 	for _, c := range clinics {
 		q.Add("clinic", c)
 	}
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(*base, "/")+"/$"+pas.FeedOperation+"?"+q.Encode(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Accept", "application/fhir+json")
-	if *tok != "" {
-		req.Header.Set("Authorization", "Bearer "+*tok)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Minute}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var answer struct {
-		ResourceType string `json:"resourceType"`
-		Parameter    []struct {
-			Name         string `json:"name"`
-			ValueInteger *int   `json:"valueInteger"`
-			Part         []struct {
-				Name           string          `json:"name"`
-				ValueInteger   *int            `json:"valueInteger"`
-				ValueString    string          `json:"valueString"`
-				ValueCode      string          `json:"valueCode"`
-				ValueReference json.RawMessage `json:"valueReference"`
-			} `json:"part"`
-		} `json:"parameter"`
-		Issue []struct {
-			Severity    string `json:"severity"`
-			Diagnostics string `json:"diagnostics"`
-		} `json:"issue"`
-	}
-	if err := json.Unmarshal(raw, &answer); err != nil {
-		return fmt.Errorf("pas-feed: %s answered %s: %s", req.URL.Host, resp.Status, raw)
-	}
-	if resp.StatusCode != http.StatusOK || answer.ResourceType != "Parameters" {
-		for _, is := range answer.Issue {
+	c := &opsClient{base: strings.TrimSuffix(*base, "/"), token: *tok, cmd: "pas-feed", timeout: 10 * time.Minute}
+	ps, err := c.send(context.Background(), http.MethodPost, pas.FeedOperation, q, body, ctype)
+	var refused *opError
+	if errors.As(err, &refused) {
+		for _, is := range refused.Issues {
 			fmt.Fprintf(out, "%s: %s\n", is.Severity, is.Diagnostics)
 		}
-		return fmt.Errorf("pas-feed: the feed was refused (%s); nothing was changed", resp.Status)
+		return fmt.Errorf("pas-feed: the feed was refused (%s); nothing was changed", refused.Status)
+	}
+	if err != nil {
+		return err
 	}
 	var counts []string
-	for _, p := range answer.Parameter {
+	for _, p := range ps {
 		if p.ValueInteger != nil && p.Name != "rows" {
 			counts = append(counts, fmt.Sprintf("%d %s", *p.ValueInteger, p.Name))
 		} else if p.ValueInteger != nil {
@@ -114,24 +80,16 @@ func runPASFeed(args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintln(out, strings.Join(counts, ", "))
-	for _, p := range answer.Parameter {
+	for _, p := range ps {
 		if p.Name != "issue" {
 			continue
 		}
-		var line, id, outcome, reason string
-		for _, x := range p.Part {
-			switch x.Name {
-			case "line":
-				line = fmt.Sprintf("line %d: ", *x.ValueInteger)
-			case "pas_slot_id":
-				id = x.ValueString
-			case "outcome":
-				outcome = x.ValueCode
-			case "reason":
-				reason = x.ValueString
-			}
+		parts := opParams(p.Part)
+		line := ""
+		if l := parts.get("line"); l != "" {
+			line = "line " + l + ": "
 		}
-		fmt.Fprintf(out, "  %s%s %s: %s\n", line, outcome, id, reason)
+		fmt.Fprintf(out, "  %s%s %s: %s\n", line, parts.get("outcome"), parts.get("pas_slot_id"), parts.get("reason"))
 	}
 	return nil
 }
