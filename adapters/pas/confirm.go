@@ -353,11 +353,18 @@ func (a *Adapter) ask(ctx context.Context, msg *hl7v2.Message) answer {
 // readAnswer reads the PAS's answer to SRM^S01: an SRR^S01 or an ACK
 // whose MSA-2 echoes the request's control id. Only AA accepts it.
 func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
+	// An answer that cannot be read, or answers another message, is a
+	// failed exchange (the instance is degraded); a readable AE or AR is
+	// the PAS deciding, an exchange that worked (its reason is still
+	// the instance's last error).
+	refusal := func(text string) answer {
+		return answer{err: fhir.Errorf(fhir.BadGateway, "exception", "",
+			"the PAS did not accept the booking: %s; the booking is cancelled", text).WithDetails(ErrPASRespondedWithError)}
+	}
 	refused := func(format string, args ...any) answer {
 		text := fmt.Sprintf(format, args...)
 		a.asked(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
-		return answer{err: fhir.Errorf(fhir.BadGateway, "exception", "",
-			"the PAS did not accept the booking: %s; the booking is cancelled", text).WithDetails(ErrPASRespondedWithError)}
+		return refusal(text)
 	}
 	ack, err := hl7v2.Parse(raw)
 	if err != nil {
@@ -382,10 +389,13 @@ func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 				why = append(why, t)
 			}
 		}
-		if len(why) == 0 {
-			return refused("it answered %s", code)
+		text := fmt.Sprintf("it answered %s", code)
+		if len(why) > 0 {
+			text += " (" + strings.Join(slices.Compact(why), "; ") + ")"
 		}
-		return refused("it answered %s (%s)", code, strings.Join(slices.Compact(why), "; "))
+		a.failed(fmt.Sprintf("SRM^S01 %s: %s", msg.ControlID(), text))
+		a.asked("")
+		return refusal(text)
 	}
 	a.asked("")
 	return answer{accepted: true, filler: ack.Get("SCH-2.1")}
