@@ -378,7 +378,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	sort.SliceStable(sorted, func(i, j int) bool { return order[sorted[i].method] < order[sorted[j].method] })
 	responses := make([]bundleEntry, len(entries))
 	var wtx *write.Tx // the attempt that committed
-	err := s.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+	err := s.repo.UpdateWith(ctx, write.TxOptions{Entries: len(entries)}, func(ctx context.Context, tx *write.Tx) error {
 		wtx = tx
 		// Deletes come first, so that conditions below see their effect.
 		for _, e := range sorted {

@@ -61,6 +61,9 @@ import (
 const (
 	ErrPASRespondedWithError = "PAS_RESPONDED_WITH_ERROR" // AE or AR: 502
 	ErrPASNotResponding      = "PAS_NOT_RESPONDING"       // no answer in time: 504
+	// ErrPASConfirmsAlone: a transaction Bundle of several entries would
+	// book a slot the PAS confirms (422, nothing written).
+	ErrPASConfirmsAlone = "PAS_CONFIRMS_ALONE"
 )
 
 // defaultConfirmTimeout bounds the wait for the PAS's answer when
@@ -233,6 +236,11 @@ func (a *Adapter) sendRequests(ctx context.Context, tx *write.Tx, rq *requests) 
 	}
 	if queued {
 		tx.AfterCommit(func(context.Context) error { a.Wake(); return nil })
+	}
+	if len(rq.booked) > 0 && tx.Options().Entries > 1 {
+		return fhir.Errorf(fhir.Unprocessable, "business-rule", "",
+			"Appointment/%s books a slot the hospital PAS must confirm, which it does after the commit: a refusal could undo the booking but not the other entries of this transaction Bundle; send the booking on its own", rq.booked[0]).
+			WithDetails(ErrPASConfirmsAlone)
 	}
 	for _, id := range rq.booked {
 		s, err := a.subject(ctx, tx, id, nil)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -559,10 +560,38 @@ func TestPASErrorCodes(t *testing.T) {
 	for _, c := range cs["concept"].([]any) {
 		have[c.(map[string]any)["code"].(string)] = true
 	}
-	for _, code := range []string{pas.ErrPASRespondedWithError, pas.ErrPASNotResponding} {
+	for _, code := range []string{pas.ErrPASRespondedWithError, pas.ErrPASNotResponding, pas.ErrPASConfirmsAlone} {
 		if !have[code] {
 			t.Errorf("CodeSystem error has no %s", code)
 		}
+	}
+}
+
+// TestPASConfirmedBundleAlone: a transaction Bundle that would book a slot
+// the PAS confirms beside another entry is refused whole (422, nothing
+// written, the PAS not asked): the PAS answers after the commit, and a
+// refusal could not undo the other entries. Alone in its Bundle, it books.
+func TestPASConfirmedBundleAlone(t *testing.T) {
+	f := newConfirmFixture(t, false)
+	tok := f.token(devserver.ClientGPSystem)
+	before := apptest.Versions(t, f.App, "Appointment", "Slot", "ServiceRequest", "Task")
+	asked := len(f.Peer.Received())
+	st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": f.appointment(3, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}},
+		map[string]any{"resource": f.appointment(4, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
+	if st != http.StatusUnprocessableEntity || detailsCode(b) != pas.ErrPASConfirmsAlone {
+		t.Fatalf("a transaction of two PAS bookings: %d %v, want 422 %s", st, b, pas.ErrPASConfirmsAlone)
+	}
+	if after := apptest.Versions(t, f.App, "Appointment", "Slot", "ServiceRequest", "Task"); !maps.Equal(before, after) {
+		t.Errorf("the refused Bundle wrote something")
+	}
+	if n := len(f.Peer.Received()); n != asked {
+		t.Errorf("the PAS was sent %d messages for a refused Bundle", n-asked)
+	}
+	st, b = f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": f.appointment(3, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
+	if st != http.StatusOK || entryResource(b, 0)["status"] != "booked" {
+		t.Fatalf("a transaction of one PAS booking: %d %v, want it booked", st, b)
 	}
 }
 

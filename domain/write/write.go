@@ -226,6 +226,11 @@ type TxOptions struct {
 	// serves (nil for none): the rule of the resource a REST write
 	// produces remembers its answer under it (Tx.Remember).
 	Claim *Claim
+	// Entries is how many client requests the transaction carries: a
+	// transaction Bundle's entries (0 or 1: one request). A rule whose
+	// outcome is settled only after the commit (Tx.AfterCommit) cannot
+	// undo a whole Bundle and refuses to run in one of several entries.
+	Entries int
 	// DeferDerived: the writes do not recompute the derived values that
 	// depend on them (the directory's waiting times); the caller
 	// refreshes them itself once the writes are made (bulk loads).
