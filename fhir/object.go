@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -207,6 +208,16 @@ func (o *Object) SetAfter(after, key string, value any) {
 	o.keys = append(o.keys, "")
 	copy(o.keys[pos+1:], o.keys[pos:])
 	o.keys[pos] = key
+}
+
+// Clone returns a copy of o that changes independently of it (the
+// members' bytes are shared: Object never changes them in place).
+func (o *Object) Clone() *Object {
+	c := &Object{keys: slices.Clone(o.keys), vals: make(map[string]json.RawMessage, len(o.vals))}
+	for k, v := range o.vals {
+		c.vals[k] = v
+	}
+	return c
 }
 
 // Delete removes member key.

@@ -388,6 +388,10 @@ func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMa
 		}
 		version = cur.Version
 	}
+	// The rules patch a copy: the store may run a transaction's function
+	// again (store.Store.Update), and each attempt must start from what
+	// the caller asked for, not from the last attempt's patches.
+	obj = obj.Clone()
 	c := &Change{Type: typ, ID: id, Old: cur, New: obj, By: opts.By}
 	if ifMatch != 0 && ifMatch != version {
 		return nil, false, t.mismatch(ctx, c, version, ifMatch)
