@@ -49,6 +49,7 @@ type Config struct {
 	SweepEvery  time.Duration  // how often Run releases expired holds (default 5 seconds)
 	Logger      *slog.Logger
 	Validator   Validator // checks $book's appointment-resource; nil skips that
+	Observer    Observer  // hears of bookings, holds and conflicts (metrics); nil: nobody
 }
 
 // Service is the booking domain wired to a repo.
@@ -95,6 +96,9 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	key, err := LoadKey(cfg.Data)
 	if err != nil {
