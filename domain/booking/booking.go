@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -72,6 +73,11 @@ type Service struct {
 	// confirmers are the other systems of record, by the
 	// HealthcareService id whose bookings each confirms (ConfirmedBy).
 	confirmers map[string]confirmer
+
+	// sweeping lets one Sweep run at a time: Run's and a direct call do
+	// not race for the same holds, and a Sweep that returns has seen
+	// every release the other made told to the Observer.
+	sweeping sync.Mutex
 }
 
 // New returns the booking service over rp and registers its Rules and

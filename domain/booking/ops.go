@@ -559,6 +559,8 @@ func searchset(entries []bundleEntry) []byte {
 // Appointment is cancelled ("hold expired"), which frees its slots. It
 // returns how many it released.
 func (b *Service) Sweep(ctx context.Context) (int, error) {
+	b.sweeping.Lock()
+	defer b.sweeping.Unlock()
 	pending, err := b.searchAll(ctx, b.repo.Store(), "Appointment", map[string][]string{"status": {"pending"}}, 0)
 	if err != nil {
 		return 0, err
