@@ -17,7 +17,9 @@ import (
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
+	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/booking/bookingtest"
+	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -95,7 +97,10 @@ func do(t *testing.T, method, url, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
+	switch {
+	case method == "PATCH":
+		req.Header.Set("Content-Type", "application/json-patch+json")
+	case body != "":
 		req.Header.Set("Content-Type", "application/fhir+json")
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -113,7 +118,7 @@ func do(t *testing.T, method, url, body string) (int, []byte) {
 // those requests did, with the right labels; that no label carries an id
 // or a path; and that the FHIR listener does not serve /metrics.
 func TestMetrics(t *testing.T) {
-	a, ts := apptest.New(t, app.Config{HoldFor: time.Nanosecond, // every hold has expired when Sweep runs
+	a, ts := apptest.New(t, app.Config{HoldFor: time.Hour,
 		Adapters: &adapters.File{Adapters: []adapters.Instance{{Name: "probe", Kind: "metrics-probe",
 			Principal: adapters.PrincipalConfig{Role: "provider", Organization: "RH8"}}}}})
 	ms := httptest.NewServer(a.MetricsHandler())
@@ -148,11 +153,21 @@ func TestMetrics(t *testing.T) {
 		!strings.Contains(string(body), "SLOT_NOT_AVAILABLE") {
 		t.Fatalf("booking a taken slot: %d %s, want 409 SLOT_NOT_AVAILABLE", st, body)
 	}
-	if st, body := do(t, "POST", base+"/Appointment", appt("pending", bookingtest.SlotID(1))); st != http.StatusCreated {
-		t.Fatalf("holding: %d %s", st, body)
+	hold := func(slot string) string {
+		st, body := do(t, "POST", base+"/Appointment", appt("pending", slot))
+		var h struct{ ID string }
+		if json.Unmarshal(body, &h); st != http.StatusCreated || h.ID == "" {
+			t.Fatalf("holding Slot/%s: %d %s", slot, st, body)
+		}
+		return h.ID
 	}
+	expire(t, a, hold(bookingtest.SlotID(1)))
 	if _, err := a.Booking.Sweep(ctx); err != nil { // releases the hold, unless the background sweep did
 		t.Fatal(err)
+	}
+	confirm := hold(bookingtest.SlotID(2))
+	if st, body := do(t, "PATCH", base+"/Appointment/"+confirm, `[{"op":"replace","path":"/status","value":"booked"}]`); st != http.StatusOK {
+		t.Fatalf("confirming a hold: %d %s", st, body)
 	}
 	if st, body := do(t, "GET", base+"/Appointment/"+booked.ID, ""); st != http.StatusOK {
 		t.Fatalf("reading the booking: %d %s", st, body)
@@ -177,14 +192,15 @@ func TestMetrics(t *testing.T) {
 		how    int
 		want   float64
 	}{
-		{requests, map[string]string{"route": "/fhir/:type", "method": "POST", "status": "201"}, delta, 2},
+		{requests, map[string]string{"route": "/fhir/:type", "method": "POST", "status": "201"}, delta, 3},
+		{requests, map[string]string{"route": "/fhir/:type/:id", "method": "PATCH", "status": "200"}, delta, 1},
 		{requests, map[string]string{"route": "/fhir/:type", "method": "POST", "status": "409"}, delta, 1},
 		{requests, map[string]string{"route": "/fhir/:type/:id", "method": "GET", "status": "200"}, delta, 1},
 		{requests, map[string]string{"route": "unmatched", "method": "GET", "status": "404"}, delta, 1},
 		{requests, map[string]string{"route": "unmatched", "method": "other", "status": "404"}, delta, 1},
 		{"signpost_http_requests_in_flight", nil, value, 0},
-		{"signpost_bookings_total", nil, delta, 1},
-		{"signpost_holds_created_total", nil, delta, 1},
+		{"signpost_bookings_total", nil, delta, 2}, // a booking, a hold confirmed
+		{"signpost_holds_created_total", nil, delta, 2},
 		{"signpost_holds_expired_total", nil, delta, 1},
 		{"signpost_booking_conflicts_total", map[string]string{"code": "SLOT_NOT_AVAILABLE"}, delta, 1},
 		{"signpost_booking_conflicts_total", map[string]string{"code": "HOLD_EXPIRED"}, value, 0},
@@ -229,6 +245,32 @@ func TestMetrics(t *testing.T) {
 	// The FHIR listener does not serve the metrics.
 	if st, body := do(t, "GET", ts.URL+"/metrics", ""); st != http.StatusNotFound || strings.Contains(string(body), "signpost_") {
 		t.Errorf("GET /metrics on the FHIR listener: %d %.200s, want 404 without metrics", st, body)
+	}
+}
+
+// expire moves the hold Appointment/id's expiry into the past, straight
+// in the store, as time passing would.
+func expire(t *testing.T, a *app.App, id string) {
+	t.Helper()
+	err := a.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		res, err := tx.Read(ctx, "Appointment", id)
+		if err != nil {
+			return err
+		}
+		obj, err := fhir.ParseObject(res.JSON)
+		if err != nil {
+			return err
+		}
+		obj.Set("extension", []map[string]string{{"url": booking.ExtHoldExpires, "valueInstant": "2020-01-01T00:00:00Z"}})
+		idx, err := a.Search.Extract("Appointment", obj.Bytes())
+		if err != nil {
+			return err
+		}
+		return tx.Put(ctx, &store.Write{Resource: &fhir.Resource{Type: "Appointment", ID: id, Version: res.Version + 1,
+			LastUpdated: time.Now().UTC(), JSON: obj.Bytes()}, Index: idx})
+	})
+	if err != nil {
+		t.Fatalf("expiring the hold Appointment/%s: %v", id, err)
 	}
 }
 
