@@ -9,7 +9,8 @@ import (
 // once, when the transaction that decided it has ended (however many times
 // the store ran it): bookings and holds once committed, refusals whether
 // or not the transaction went on to commit. The methods run on the
-// writer's goroutine: they must be quick and never block.
+// goroutine of the write, before it is answered (Sweep's, for Released):
+// they must be quick and never block.
 type Observer interface {
 	// Booked: an appointment's slots became busy (a booking, a hold
 	// confirmed, or a booking another system confirmed).
