@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -70,6 +71,10 @@ type Config struct {
 	// API). /readyz needs no token: the lines must not carry patient data
 	// or secrets.
 	Readiness func(ctx context.Context) []string
+	// Metrics, when set, is the registry the server's metrics join
+	// (metrics.go): its requests and the audit queue. One registry per
+	// Server: registering a second Server's metrics in it panics.
+	Metrics prometheus.Registerer
 }
 
 // Server serves the FHIR REST API.
@@ -84,8 +89,9 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 
-	resp responder // errors as OperationOutcomes; generic middleware
-	sec  security  // authentication, authorisation, audit, hardening
+	resp    responder    // errors as OperationOutcomes; generic middleware
+	sec     security     // authentication, authorisation, audit, hardening
+	metrics *httpMetrics // nil without Config.Metrics
 }
 
 // New returns a Server writing through rp. Operations are added with
@@ -112,6 +118,9 @@ func New(cfg Config, rp *write.Path, v Validator, s Searcher, defs *Definitions)
 	srv.resp = responder{cfg: &srv.cfg, log: srv.log}
 	srv.addBuiltinOperations()
 	srv.sec = newSecurity(&srv.cfg, rp, srv.store, srv.search, srv.log, srv.now, srv.ops, srv.resp.fail)
+	if cfg.Metrics != nil {
+		srv.metrics = newHTTPMetrics(cfg.Metrics, srv.sec.audits)
+	}
 	return srv
 }
 
@@ -125,6 +134,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleMethodNotAllowed = false
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
+	if s.metrics != nil { // first: it times and counts what the rest do
+		r.Use(s.metrics.observe)
+	}
 	r.Use(requestID, s.sec.headers, s.resp.logRequests, s.resp.recover, s.resp.limits)
 	if s.sec.audit != nil {
 		r.Use(s.sec.audit)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
@@ -79,7 +81,9 @@ type App struct {
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
-	stop      func()               // stops background work
+	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
+	metrics   *metrics
+	stop      func() // stops background work
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -129,10 +133,12 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn}
+	m := newMetrics()
+	m.observeStore(st)
+	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
@@ -142,7 +148,7 @@ func New(cfg Config) (*App, error) {
 	}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
-		Logger: cfg.Logger, Validator: val}, rp, reg)
+		Logger: cfg.Logger, Validator: val, Observer: m}, rp, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -180,6 +186,7 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	a.collectState()
 	ctx, cancel := context.WithCancel(write.AsServer(context.Background()))
 	done := make(chan struct{})
 	go func() { // releases holds that expired, also while the server was down
@@ -206,6 +213,7 @@ func (a *App) Close() error {
 		}
 	}
 	a.API.Close() // stores the buffered audit records
+	a.metrics.stopObserving(a.Store)
 	return a.Store.Close()
 }
 

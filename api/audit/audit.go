@@ -656,6 +656,14 @@ func (t *Trail) Close() {
 	<-t.done
 }
 
+// Pending returns how many records wait in the buffer for the next flush
+// (the audit queue's depth, for metrics).
+func (t *Trail) Pending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
 // Flush stores the audit records of every request answered so far
 // (reads, searches, refusals), waiting for those still in flight; tests
 // and shutdown call it.

@@ -64,11 +64,16 @@ func serve(args []string) error {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
+	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	metricsAddr, err := metricsListenAddr(*metricsFlag)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if (tlsCert == "") != (tlsKey == "") {
 		return errors.New("serve: --tls-cert and --tls-key go together")
@@ -125,6 +130,14 @@ func serve(args []string) error {
 	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	log.Info("signpost listening", "addr", ln.Addr().String(), "base_url", a.Config.BaseURL, "data", cfg.Data, "store", store.Redact(cfg.Store))
+	if metricsAddr != "" {
+		ms, err := serveMetrics(metricsAddr, a.MetricsHandler(), log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer ms.Close() // after the API's shutdown: its last requests are counted
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

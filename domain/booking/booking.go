@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -49,6 +50,7 @@ type Config struct {
 	SweepEvery  time.Duration  // how often Run releases expired holds (default 5 seconds)
 	Logger      *slog.Logger
 	Validator   Validator // checks $book's appointment-resource; nil skips that
+	Observer    Observer  // hears of bookings, holds and conflicts (metrics); nil: nobody
 }
 
 // Service is the booking domain wired to a repo.
@@ -71,6 +73,11 @@ type Service struct {
 	// confirmers are the other systems of record, by the
 	// HealthcareService id whose bookings each confirms (ConfirmedBy).
 	confirmers map[string]confirmer
+
+	// sweeping lets one Sweep run at a time: Run's and a direct call do
+	// not race for the same holds, and a Sweep that returns has seen
+	// every release the other made told to the Observer.
+	sweeping sync.Mutex
 }
 
 // New returns the booking service over rp and registers its Rules and
@@ -95,6 +102,9 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	key, err := LoadKey(cfg.Data)
 	if err != nil {

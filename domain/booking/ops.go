@@ -14,7 +14,6 @@ import (
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
 	"github.com/signpost-fhir/signpost/fhir/operation"
-	"github.com/signpost-fhir/signpost/store"
 )
 
 // Validator checks a resource's JSON against the FHIR definitions; $book
@@ -331,7 +330,7 @@ func withBreachReason(obj *fhir.Object, p *operation.Parameters) error {
 }
 
 // fromProposal builds the Appointment a proposal stands for, in status.
-func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal, status string) (*fhir.Object, error) {
+func (b *Service) fromProposal(ctx context.Context, tx *write.Tx, p proposal, status string) (*fhir.Object, error) {
 	obj, _ := fhir.ParseObject([]byte(`{"resourceType":"Appointment"}`))
 	obj.Set("status", status)
 	var refs []r4.Reference
@@ -340,8 +339,8 @@ func (b *Service) fromProposal(ctx context.Context, tx store.Reader, p proposal,
 	for _, id := range p.Slots {
 		res, err := tx.Read(ctx, "Slot", id)
 		if err != nil {
-			return nil, fhir.Errorf(fhir.Conflict, "conflict", "appointment-reference", "Slot/%s of the proposal no longer exists", id).
-				WithDetails(ErrSlotNotAvailable)
+			return nil, b.refused(tx, fhir.Errorf(fhir.Conflict, "conflict", "appointment-reference", "Slot/%s of the proposal no longer exists", id).
+				WithDetails(ErrSlotNotAvailable))
 		}
 		s, err := decode[slot](res.JSON)
 		if err != nil {
@@ -560,6 +559,8 @@ func searchset(entries []bundleEntry) []byte {
 // Appointment is cancelled ("hold expired"), which frees its slots. It
 // returns how many it released.
 func (b *Service) Sweep(ctx context.Context) (int, error) {
+	b.sweeping.Lock()
+	defer b.sweeping.Unlock()
 	pending, err := b.searchAll(ctx, b.repo.Store(), "Appointment", map[string][]string{"status": {"pending"}}, 0)
 	if err != nil {
 		return 0, err
@@ -595,6 +596,7 @@ func (b *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		if released {
 			n++
+			b.cfg.Observer.Released(1)
 		}
 	}
 	return n, nil

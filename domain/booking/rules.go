@@ -167,8 +167,8 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 			return err
 		}
 		if s.Status != "free" {
-			return fhir.Errorf(fhir.Conflict, "conflict", at, "Slot/%s is not available: it is %s", id, s.Status).
-				WithDetails(ErrSlotNotAvailable)
+			return b.refused(tx, fhir.Errorf(fhir.Conflict, "conflict", at, "Slot/%s is not available: it is %s", id, s.Status).
+				WithDetails(ErrSlotNotAvailable))
 		}
 		st, ok1 := parseInstant(s.Start)
 		en, ok2 := parseInstant(s.End)
@@ -226,6 +226,7 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 			return err
 		}
 	}
+	b.booked(tx, target)
 	if a.Status == "pending" {
 		expires := tx.Now().Add(b.cfg.HoldFor)
 		return setExtension(c.New, r4.Extension{Url: ExtHoldExpires, ValueInstant: elem.Opt(expires.UTC().Format(time.RFC3339Nano))})
@@ -342,8 +343,8 @@ func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, ol
 	removeExtension(c.New, ExtAwaitingConfirmation)
 	if ext != nil {
 		if t, ok := parseInstant(elem.Str(ext.ValueInstant)); ok && !tx.Now().Before(t) {
-			return fhir.Errorf(fhir.Conflict, "conflict", "Appointment",
-				"the hold expired at %s; its slots may have been taken", elem.Str(ext.ValueInstant)).WithDetails(ErrHoldExpired)
+			return b.refused(tx, fhir.Errorf(fhir.Conflict, "conflict", "Appointment",
+				"the hold expired at %s; its slots may have been taken", elem.Str(ext.ValueInstant)).WithDetails(ErrHoldExpired))
 		}
 	}
 	if nw.patient() == "" {
@@ -364,6 +365,7 @@ func (b *Service) confirm(ctx context.Context, tx *write.Tx, c *write.Change, ol
 			return err
 		}
 	}
+	b.booked(tx, slotStatus(nw.Status))
 	return nil
 }
 

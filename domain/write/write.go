@@ -255,6 +255,11 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 		}
 		return nil
 	})
+	if last != nil {
+		for _, f := range last.ended {
+			f(err == nil)
+		}
+	}
 	if err != nil || last == nil {
 		return err
 	}
@@ -275,6 +280,14 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 // answer, the transaction staying committed: f makes any compensating
 // writes itself.
 func (t *Tx) AfterCommit(f func(ctx context.Context) error) { t.after = append(t.after, f) }
+
+// AfterEnd defers f until the transaction has ended, and tells it whether
+// it committed. The store may run a transaction's function more than once
+// (a batch retried with savepoints): f runs once, for the attempt that
+// ended it, in the caller's goroutine, before the AfterCommit work and
+// before Update returns. It is for observing outcomes (metrics counting a
+// booking, or a refusal, once): f must be quick and cannot fail the write.
+func (t *Tx) AfterEnd(f func(committed bool)) { t.ended = append(t.ended, f) }
 
 // Supersede records, from a transaction's AfterCommit work, that res is
 // a newer version of a resource the transaction wrote, made by that work
@@ -341,6 +354,7 @@ type Tx struct {
 	after   []func(ctx context.Context) error // AfterCommit's work, in order
 	latest  map[string]*fhir.Resource         // "Type/id" → the version AfterCommit's work superseded it with
 	before  []func(ctx context.Context) error // BeforeCommit's work, in order
+	ended   []func(committed bool)            // AfterEnd's observers, in order
 	local   map[any]any                       // Local's values
 }
 

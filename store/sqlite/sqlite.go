@@ -77,6 +77,8 @@ type Store struct {
 	ckptDone chan struct{}
 	walBig   atomic.Bool // the WAL has outgrown its limit: the writer checkpoints once itself
 	bulk     atomic.Bool // SetBulkLoad: checkpoint less often
+
+	commits atomic.Pointer[func(CommitStats)] // ObserveCommits
 }
 
 type request struct {
@@ -367,6 +369,7 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 		return nil, nil, false
 	}
 	defer conn.Close()
+	began := time.Now()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
@@ -395,7 +398,9 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 	// (see planner.widen), or kept for the next if it fails.
 	shapes := s.plan.takeDirty()
 	err = saveShapes(ctx, tx, shapes)
+	var committing time.Time
 	if err == nil {
+		committing = time.Now()
 		err = tx.Commit()
 	} else {
 		tx.Rollback()
@@ -406,6 +411,10 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 		return bs, errs, false
 	}
 	s.pids.add(bs.pids)
+	if f := s.commits.Load(); f != nil {
+		end := time.Now()
+		(*f)(CommitStats{Requests: len(batch), Batch: end.Sub(began), Commit: end.Sub(committing)})
+	}
 	for i, r := range batch {
 		r.errc <- errs[i]
 	}
@@ -421,6 +430,31 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 	default:
 	}
 	return bs, errs, false
+}
+
+// CommitStats describes one batch transaction the writer committed.
+type CommitStats struct {
+	// Requests counts the Update calls that shared the commit, each
+	// applied or, when its function failed, rolled back to its savepoint.
+	Requests int
+	// Batch is how long the writer held the transaction: from its BEGIN
+	// to the end of its COMMIT, running every request of the batch.
+	Batch time.Duration
+	// Commit is the COMMIT alone: the write of the WAL and its fsync.
+	Commit time.Duration
+}
+
+// ObserveCommits makes the writer call f after each batch transaction it
+// commits (a batch rolled back whole is not reported), before the batch's
+// requests are answered. f runs on the writer, the store's serial path: it
+// must be quick and never block. It may be called while the store serves;
+// a later call replaces f, nil stops the reports.
+func (s *Store) ObserveCommits(f func(CommitStats)) {
+	if f == nil {
+		s.commits.Store(nil)
+		return
+	}
+	s.commits.Store(&f)
 }
 
 // Checkpoint pacing: the checkpointer copies the WAL into the database
