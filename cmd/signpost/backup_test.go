@@ -1,7 +1,12 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
@@ -176,4 +182,141 @@ func createPatient(client *http.Client, base, tok, marker string) (string, error
 		}
 	}
 	return "", fmt.Errorf("POST Patient %s: no id in Location %q", marker, loc)
+}
+
+// TestBackupDataDirectory backs up a data directory in-process: the
+// store, its keys, a second SQLite database with rows still in its WAL
+// (copied through SQLite, so they are in the copy), and a plain file;
+// restore gives the same files back.
+func TestBackupDataDirectory(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	a, err := app.New(app.Config{Data: data, Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := os.WriteFile(filepath.Join(data, "notes.txt"), []byte("kept\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(data, "other.db")+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA wal_autocheckpoint=0", "CREATE TABLE t(v)", "INSERT INTO t VALUES ('in the wal')"} {
+		if _, err := other.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "b.tar.gz")
+	m, err := backup(ctx, app.Config{Data: data, Store: "sqlite"}, out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range m.Files {
+		got = append(got, f.Path)
+	}
+	// Open: no development server, so no auth directory.
+	want := []string{booking.KeyFile, "notes.txt", "other.db", "signpost.db"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	restored := filepath.Join(t.TempDir(), "r")
+	if _, err := restore(out, restored); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Files {
+		if f.Path == "signpost.db" || f.Path == "other.db" {
+			continue
+		}
+		w, _ := os.ReadFile(filepath.Join(data, f.Path))
+		g, err := os.ReadFile(filepath.Join(restored, f.Path))
+		if err != nil || string(g) != string(w) {
+			t.Errorf("%s restored as %q (%v), want %q", f.Path, g, err, w)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(restored, "other.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow("SELECT v FROM t").Scan(&v); err != nil || v != "in the wal" {
+		t.Errorf("other.db restored: %q, %v; want the row from its WAL", v, err)
+	}
+	if _, err := backup(ctx, app.Config{Data: data, Store: "sqlite"}, out, false); err == nil {
+		t.Error("a backup overwrote an existing file")
+	}
+}
+
+// TestRestoreRefuses: restore checks the archive against its manifest and
+// writes nothing into the target unless all of it is sound.
+func TestRestoreRefuses(t *testing.T) {
+	good := manifest{Format: backupFormat, Files: []backupFile{{Path: "a.key", Mode: 0o600, Size: 3,
+		SHA256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}} // sha256("abc")
+	type entry struct{ name, body string }
+	tests := []struct {
+		name    string
+		m       *manifest // nil: no manifest entry
+		entries []entry
+		want    string
+	}{
+		{"sound", &good, []entry{{"data/a.key", "abc"}}, ""},
+		{"no manifest", nil, []entry{{"data/a.key", "abc"}}, "not a signpost backup"},
+		{"changed content", &good, []entry{{"data/a.key", "abd"}}, "damaged"},
+		{"missing file", &good, nil, "missing"},
+		{"unlisted file", &good, []entry{{"data/a.key", "abc"}, {"data/b.key", "x"}}, "unexpected entry"},
+		{"path out of the directory", &good, []entry{{"data/../a.key", "abc"}}, "unexpected entry"},
+		{"format from the future", &manifest{Format: backupFormat + 1}, nil, "format"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "b.tar.gz")
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			tw := tar.NewWriter(zw)
+			add := func(name string, body []byte) {
+				if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+					t.Fatal(err)
+				}
+				tw.Write(body)
+			}
+			if tc.m != nil {
+				mj, _ := json.Marshal(tc.m)
+				add(manifestName, mj)
+			}
+			for _, e := range tc.entries {
+				add(e.name, []byte(e.body))
+			}
+			tw.Close()
+			zw.Close()
+			if err := os.WriteFile(in, buf.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			target := filepath.Join(dir, "restored")
+			_, err := restore(in, target)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, err := os.ReadFile(filepath.Join(target, "a.key")); err != nil || string(b) != "abc" {
+					t.Errorf("a.key = %q, %v", b, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+			if _, err := os.Stat(target); err == nil {
+				t.Error("the target was written")
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".signpost-restore-*")); len(left) > 0 {
+				t.Errorf("staging left behind: %v", left)
+			}
+		})
+	}
 }
