@@ -100,7 +100,7 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "backup.tar.gz")
 	began := time.Now()
-	bout, berr := exec.Command(bin, "backup", "--data", data, "--out", out).CombinedOutput()
+	bout, berr := signpostCmd(bin, "backup", "--data", data, "--out", out).CombinedOutput()
 	after := count()
 	finish()
 	if berr != nil {
@@ -115,11 +115,11 @@ func TestBackupWhileServing(t *testing.T) {
 	t.Logf("%d creates acknowledged before the backup began, %d when it ended, %d in all", len(before), after, len(acks))
 
 	// restore refuses a directory with anything in it.
-	if out, err := exec.Command(bin, "restore", "--in", out, "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "not empty") {
+	if out, err := signpostCmd(bin, "restore", "--in", out, "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "not empty") {
 		t.Errorf("restore into the live data directory: err %v, output %s; want a refusal", err, out)
 	}
 	restored := filepath.Join(t.TempDir(), "restored")
-	if out, err := exec.Command(bin, "restore", "--in", out, "--data", restored).CombinedOutput(); err != nil {
+	if out, err := signpostCmd(bin, "restore", "--in", out, "--data", restored).CombinedOutput(); err != nil {
 		t.Fatalf("signpost restore: %v\n%s", err, out)
 	}
 	// The keys and state of the data directory are the original's.
@@ -134,7 +134,8 @@ func TestBackupWhileServing(t *testing.T) {
 			t.Errorf("%s: restored %d bytes (%v), want the original's %d", f, len(got), err, len(want))
 		}
 	}
-	if out, err := exec.Command(bin, "check", "--data", restored).CombinedOutput(); err != nil {
+	checkIntegrity(t, restored)
+	if out, err := signpostCmd(bin, "check", "--data", restored).CombinedOutput(); err != nil {
 		t.Errorf("signpost check on the restored directory: %v\n%s", err, out)
 	}
 	// The restored directory serves, as the original server did (same
@@ -155,6 +156,14 @@ func TestBackupWhileServing(t *testing.T) {
 			t.Fatalf("GET Patient/%s on the restored server: %d %s", id, rec.Code, rec.Body)
 		}
 	}
+}
+
+// signpostCmd is the command bin args, without the SIGNPOST_* settings of
+// the environment.
+func signpostCmd(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = withoutSignpostEnv(os.Environ())
+	return cmd
 }
 
 // createPatient POSTs a Patient and returns the id the server gave it.
