@@ -3,7 +3,9 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,7 +69,9 @@ func ParseObject(data []byte) (*Object, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, syntaxError(err)
 	}
-	if _, err := dec.Token(); err == nil {
+	// Only the end of the input may follow: another value, or bytes that
+	// are not JSON at all ({"a":1} x), are refused alike.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, Errorf(Invalid, "structure", "", "unexpected content after the JSON object")
 	}
 	return o, nil

@@ -8,6 +8,8 @@
 //	signpost reindex    rebuild the search index with this release's search parameters
 //	signpost adapters   the operator view of a running server's adapters: status, dead letters, replay, discard
 //	signpost pas-feed   upload a PAS slot feed (CSV or NDJSON) to a running server
+//	signpost backup     an online backup of a data directory and its store, as one file
+//	signpost restore    restore a backup into a new data directory
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -30,6 +32,8 @@ var commands = map[string]func(args []string) error{
 	"token":    token,
 	"adapters": adaptersCmd,
 	"pas-feed": pasFeed,
+	"backup":   backupCmd,
+	"restore":  restoreCmd,
 }
 
 func main() {
@@ -43,6 +47,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  token    print an access token from the development authorisation server in --data")
 		fmt.Fprintln(os.Stderr, "  adapters status|dead-letters|replay ID|discard ID: a running server's adapters, with an operator's token")
 		fmt.Fprintln(os.Stderr, "  pas-feed upload a PAS slot feed (CSV or NDJSON) to a running server's hl7v2-pas adapter")
+		fmt.Fprintln(os.Stderr, "  backup   write an online backup of --data and its store to --out (while serve runs)")
+		fmt.Fprintln(os.Stderr, "  restore  restore a backup (--in) into a new, empty data directory (--data)")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {
