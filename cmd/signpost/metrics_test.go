@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMetricsListenAddr: an address without a host listens on loopback
@@ -64,6 +65,12 @@ func TestServeMetrics(t *testing.T) {
 		{p.base + "/metrics", http.StatusNotFound, nil, []string{"signpost_", "go_goroutines"}},
 	} {
 		st, body := get(c.url)
+		// A request is counted once its handler has returned, which may
+		// be just after its client has the answer: look again briefly.
+		for deadline := time.Now().Add(5 * time.Second); st == c.status && !containsAll(body, c.contains) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			st, body = get(c.url)
+		}
 		if st != c.status {
 			t.Errorf("GET %s: %d, want %d", c.url, st, c.status)
 		}
@@ -78,4 +85,14 @@ func TestServeMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// containsAll reports whether body contains every string of want.
+func containsAll(body string, want []string) bool {
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			return false
+		}
+	}
+	return true
 }

@@ -24,6 +24,10 @@ type planner struct {
 	// the first searches after a restart need not compute it again. seq
 	// is the last history row when it was computed.
 	save func(k statKey, v [3]float64, seq int64)
+	// refreshing counts the statistics being computed in the
+	// background; the store waits for them when it closes, so that none
+	// reads or writes the database after Close.
+	refreshing sync.WaitGroup
 }
 
 // maxStmts bounds the prepared statements kept. Search shapes are few;
@@ -234,7 +238,9 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 	if s != nil {
 		if staleAfter(w-s.writes, s.v[0]) && !s.refreshing {
 			s.refreshing = true
+			p.refreshing.Add(1)
 			go func() {
+				defer p.refreshing.Done()
 				seq := lastSeq(db)
 				v := compute(db, query, args...)
 				p.mu.Lock()
