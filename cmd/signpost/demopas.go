@@ -11,20 +11,21 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/pas"
 	"github.com/signpost-fhir/signpost/adapters/pas/standin"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
-	"github.com/signpost-fhir/signpost/domain/referral"
 )
 
 // The demo's PAS (docs/pas.md): with serve --demo, a PAS stand-in
 // (adapters/pas/standin) plays the patient administration system of
 // Kingsbridge University Hospitals (the provider demo client's trust) for
 // its cardiology clinic, and an hl7v2-pas adapter instance connects it to
-// Signpost: the stand-in sends a slot feed and an SIU^S12 for an
-// appointment booked in the PAS, and logs every message Signpost sends it
+// Signpost: the stand-in sends a slot feed, registers a patient of its own
+// (ADT^A04) and books them an appointment (SIU^S12), and logs every message
+// Signpost sends it
 // (a booking made in Signpost on the clinic's slots goes out as an SIU).
 const (
 	demoPASInstance = "demo-pas-kingsbridge"
@@ -32,8 +33,8 @@ const (
 	demoPASService  = "demo-hs-kingsbridge-394579002" // Kingsbridge cardiology
 	demoPASSchedule = "demo-sched-kingsbridge-394579002"
 	demoPASNumbers  = "https://kingsbridge.example/Id/pas-number"
-	demoPASPatient  = 80 // demo-patient-080, whom the walkthrough leaves alone
-	demoPASDays     = 14 // the feed's days ahead
+	demoPASNHS      = "9999000010" // the patient the PAS registers: not in the demo county
+	demoPASDays     = 14           // the feed's days ahead
 	demoPASLength   = 30 * time.Minute
 )
 
@@ -92,10 +93,11 @@ func startDemoPAS(cfg *app.Config, out io.Writer) (*demoPAS, error) {
 func (d *demoPAS) Close() error { return d.pas.Close() }
 
 // run prints the banner, then has the stand-in send its slot feed (to the
-// instance, in process, as $pas-slot-feed would) and an SIU^S12 booking
-// the feed's first slot for demo-patient-080 (to the instance's MLLP
-// listener). Call it once the demo county is loaded. What Signpost answers
-// the SIU is logged, not an error: the demo shows it.
+// instance, in process, as $pas-slot-feed would), then, to the instance's
+// MLLP listener, an ADT^A04 registering a patient of the PAS's own and an
+// SIU^S12 booking her the feed's first slot. Call it once the demo county
+// is loaded. What Signpost answers is logged, not an error: the demo
+// shows it.
 func (d *demoPAS) run(ctx context.Context, a *app.App) error {
 	inst, ok := a.Adapters.Get(demoPASInstance)
 	if !ok {
@@ -111,7 +113,7 @@ demo PAS (docs/pas.md): a stand-in for the patient administration system of
   Kingsbridge University Hospitals (ODS %s), cardiology clinic %s = Schedule/%s.
   It listens for Signpost's HL7 v2 messages on %s and logs each one below (←);
   Signpost's adapter %s listens for the PAS on %s.
-  It now sends a slot feed and an SIU^S12 (→). Book a Kingsbridge cardiology slot
+  It now sends a slot feed, an ADT^A04 and an SIU^S12 (→). Book a Kingsbridge cardiology slot
   in Signpost to see the booking go out to it.
 `, devserver.DemoProvider, demoPASClinic, demoPASSchedule, d.pas.Addr(), demoPASInstance, listener)
 
@@ -124,22 +126,25 @@ demo PAS (docs/pas.md): a stand-in for the patient administration system of
 	fmt.Fprintf(d.out, "demo PAS → slot feed of clinic %s (mode full): %d rows: %d created, %d updated, %d unchanged, %d skipped (booked in Signpost), %d withdrawn\n",
 		demoPASClinic, rep.Rows, rep.Created, rep.Updated, rep.Unchanged, rep.Skipped, rep.Withdrawn)
 
-	pat, err := demoPASPatientOf(ctx, a)
-	if err != nil {
-		return err
-	}
 	first := rows[0]
-	msg, err := d.pas.BookingMessage(standin.Booking{
+	b := standin.Booking{
 		ControlID: "DEMO-S12-" + first.id, AppointmentID: "KB" + first.start.Format("0601021504"),
-		NHSNumber: pat.nhs, PASNumber: fmt.Sprintf("KB%06d", demoPASPatient), Family: pat.family, Given: pat.given,
-		BirthDate: pat.birth, Sex: pat.sex, Clinic: demoPASClinic,
+		NHSNumber: demoPASNHS, PASNumber: "KB900001", Family: "SHAH", Given: "AMIRA",
+		BirthDate: time.Date(1974, 3, 9, 0, 0, 0, 0, time.UTC), Sex: "F", Clinic: demoPASClinic,
 		ServiceCode: "394579002", ServiceName: "Cardiology", ServiceSystem: "SCT",
 		Start: first.start, Minutes: int(demoPASLength / time.Minute), Sent: time.Now(),
-	})
+	}
+	reg, err := d.pas.RegistrationMessage("DEMO-A04-KB900001", b)
 	if err != nil {
 		return fmt.Errorf("demo PAS: %w", err)
 	}
-	_, _ = d.pas.Send(ctx, listener, msg) // logged either way
+	msg, err := d.pas.BookingMessage(b)
+	if err != nil {
+		return fmt.Errorf("demo PAS: %w", err)
+	}
+	for _, m := range []*hl7v2.Message{reg, msg} {
+		_, _ = d.pas.Send(ctx, listener, m) // logged either way
+	}
 	return nil
 }
 
@@ -183,45 +188,4 @@ func demoPASCSV(rows []demoPASRow) []byte {
 			r.start.Format(time.RFC3339), r.start.Add(demoPASLength).Format(time.RFC3339), status, r.serviceSCT)
 	}
 	return []byte(b.String())
-}
-
-// demoPASPerson is the demo patient the stand-in's SIU books.
-type demoPASPerson struct {
-	nhs, family, given, sex string
-	birth                   time.Time
-}
-
-// demoPASPatientOf reads demo-patient-080 from the store.
-func demoPASPatientOf(ctx context.Context, a *app.App) (*demoPASPerson, error) {
-	id := fmt.Sprintf("demo-patient-%03d", demoPASPatient)
-	res, err := a.Store.Read(ctx, "Patient", id)
-	if err != nil {
-		return nil, fmt.Errorf("demo PAS: Patient/%s: %w", id, err)
-	}
-	var p struct {
-		Identifier []struct{ System, Value string } `json:"identifier"`
-		Name       []struct {
-			Family string   `json:"family"`
-			Given  []string `json:"given"`
-		} `json:"name"`
-		Gender    string `json:"gender"`
-		BirthDate string `json:"birthDate"`
-	}
-	if err := json.Unmarshal(res.JSON, &p); err != nil {
-		return nil, err
-	}
-	out := &demoPASPerson{sex: map[string]string{"female": "F", "male": "M"}[p.Gender]}
-	for _, x := range p.Identifier {
-		if x.System == referral.NHSNumberSystem {
-			out.nhs = x.Value
-		}
-	}
-	if len(p.Name) > 0 {
-		out.family = p.Name[0].Family
-		if len(p.Name[0].Given) > 0 {
-			out.given = p.Name[0].Given[0]
-		}
-	}
-	out.birth, _ = time.Parse("2006-01-02", p.BirthDate)
-	return out, nil
 }

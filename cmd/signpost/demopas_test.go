@@ -44,17 +44,19 @@ func demoPASApp(t *testing.T) (*app.App, string, *demoPAS, *lockedBuffer) {
 // TestDemoPAS: the demo configures an hl7v2-pas instance for Kingsbridge
 // cardiology that sends to the stand-in; the stand-in's slot feed
 // publishes the clinic's afternoon slots (and, run again as at the next
-// start, changes none), its SIU^S12 reaches the instance's listener and is
-// answered, and a message the instance delivers from the outbox reaches
-// the stand-in, which acknowledges and logs it.
+// start, changes none), its ADT^A04 registers a patient of the trust and
+// its SIU^S12 books them the first slot (both AA), and a message the
+// instance delivers from the outbox reaches the stand-in, which
+// acknowledges and logs it.
 func TestDemoPAS(t *testing.T) {
 	a, _, d, out := demoPASApp(t)
 	ctx := context.Background()
 	for _, want := range []string{
 		"demo PAS (docs/pas.md)",
 		"demo PAS → slot feed of clinic KB-CARD (mode full): 40 rows: 40 created, 0 updated",
+		"demo PAS → ADT^A04 DEMO-A04-KB900001, patient " + demoPASNHS + " (NH), KB900001 (PI) ← ACK AA",
 		"demo PAS → SIU^S12 DEMO-S12-KB-CARD-",
-		"← ACK A", // AA once inbound SIU is applied; an answer either way
+		"clinic KB-CARD, status Booked ← ACK AA",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo did not print %q:\n%s", want, out.String())

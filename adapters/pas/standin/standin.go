@@ -205,36 +205,42 @@ type Booking struct {
 	Sent                                    time.Time // MSH-7
 }
 
-// BookingMessage builds the SIU^S12 (new appointment booked) a PAS sends
-// for b, from application/facility to Signpost (version 2.5.1). The
-// appointment's time is in SCH-11 (start and end), AIS-4 and AIL-6, its
-// length in AIS-7/AIL-9 (minutes); the patient in PID-3 (NHS number with
-// assigning authority NHS and type NH, then the PAS number, type PI).
-func (p *PAS) BookingMessage(b Booking) (*hl7v2.Message, error) {
-	m, err := hl7v2.NewMessage(hl7v2.DefaultDelimiters)
-	if err != nil {
-		return nil, err
+// RegistrationMessage builds the ADT^A04 (register a patient) a PAS sends
+// for the patient of b, with control id controlID: PID as BookingMessage
+// writes it, and PV1 for an outpatient at b's clinic.
+func (p *PAS) RegistrationMessage(controlID string, b Booking) (*hl7v2.Message, error) {
+	if controlID == "" {
+		return nil, errors.New("a registration message needs its control id")
 	}
-	end := b.Start.Add(time.Duration(b.Minutes) * time.Minute)
-	sets := [][2]string{
-		{"MSH-3", p.Application}, {"MSH-4", p.Facility}, {"MSH-5", p.Signpost}, {"MSH-6", p.SignpostFacility},
-		{"MSH-7", hl7v2.FormatTime(b.Sent)}, {"MSH-9.1", "SIU"}, {"MSH-9.2", "S12"}, {"MSH-9.3", "SIU_S12"},
-		{"MSH-10", b.ControlID}, {"MSH-11", "P"}, {"MSH-12", "2.5.1"},
-		{"SCH-2.1", b.AppointmentID}, {"SCH-2.2", p.Application},
-		{"SCH-6.1", "NEW"}, {"SCH-9", fmt.Sprint(b.Minutes)}, {"SCH-10.1", "MIN"},
-		{"SCH-11.3", fmt.Sprintf("M%d", b.Minutes)}, {"SCH-11.4", hl7v2.FormatTime(b.Start)}, {"SCH-11.5", hl7v2.FormatTime(end)},
-		{"SCH-25.1", "Booked"},
+	return p.build(append([][2]string{
+		{"MSH-9.1", "ADT"}, {"MSH-9.2", "A04"}, {"MSH-9.3", "ADT_A01"}, {"MSH-10", controlID},
+		{"EVN-1", "A04"}, {"EVN-2", hl7v2.FormatTime(b.Sent)},
+	}, append(p.pid(b), [2]string{"PV1-1", "1"}, [2]string{"PV1-2", "O"}, [2]string{"PV1-3.1", b.Clinic}, [2]string{"PV1-3.4", p.Facility})...), b)
+}
+
+// pid is the PID segment's fields for the patient of b.
+func (p *PAS) pid(b Booking) [][2]string {
+	return [][2]string{
 		{"PID-1", "1"},
 		{"PID-3[1].1", b.NHSNumber}, {"PID-3[1].4", "NHS"}, {"PID-3[1].5", "NH"},
 		{"PID-3[2].1", b.PASNumber}, {"PID-3[2].4", p.Application}, {"PID-3[2].5", "PI"},
 		{"PID-5.1", b.Family}, {"PID-5.2", b.Given}, {"PID-7", b.BirthDate.Format("20060102")}, {"PID-8", b.Sex},
-		{"RGS-1", "1"},
-		{"AIS-1", "1"}, {"AIS-3.1", b.ServiceCode}, {"AIS-3.2", b.ServiceName}, {"AIS-3.3", b.ServiceSystem},
-		{"AIS-4", hl7v2.FormatTime(b.Start)}, {"AIS-7", fmt.Sprint(b.Minutes)}, {"AIS-8.1", "MIN"},
-		{"AIL-1", "1"}, {"AIL-3.1", b.Clinic}, {"AIL-3.4", p.Facility},
-		{"AIL-6", hl7v2.FormatTime(b.Start)}, {"AIL-9", fmt.Sprint(b.Minutes)}, {"AIL-10.1", "MIN"}, {"AIL-12.1", "Booked"},
 	}
-	for _, s := range sets {
+}
+
+// build makes a message from the PAS to Signpost (version 2.5.1) with the
+// header fields every message carries and sets, in order; empty values
+// are left out.
+func (p *PAS) build(sets [][2]string, b Booking) (*hl7v2.Message, error) {
+	m, err := hl7v2.NewMessage(hl7v2.DefaultDelimiters)
+	if err != nil {
+		return nil, err
+	}
+	head := [][2]string{
+		{"MSH-3", p.Application}, {"MSH-4", p.Facility}, {"MSH-5", p.Signpost}, {"MSH-6", p.SignpostFacility},
+		{"MSH-7", hl7v2.FormatTime(b.Sent)}, {"MSH-11", "P"}, {"MSH-12", "2.5.1"},
+	}
+	for _, s := range append(head, sets...) {
 		if s[1] == "" {
 			continue
 		}
@@ -242,8 +248,33 @@ func (p *PAS) BookingMessage(b Booking) (*hl7v2.Message, error) {
 			return nil, fmt.Errorf("%s: %w", s[0], err)
 		}
 	}
+	return m, nil
+}
+
+// BookingMessage builds the SIU^S12 (new appointment booked) a PAS sends
+// for b, from application/facility to Signpost (version 2.5.1). The
+// appointment's time is in SCH-11 (start and end), AIS-4 and AIL-6, its
+// length in AIS-7/AIL-9 (minutes); the patient in PID-3 (NHS number with
+// assigning authority NHS and type NH, then the PAS number, type PI).
+func (p *PAS) BookingMessage(b Booking) (*hl7v2.Message, error) {
 	if b.ControlID == "" {
 		return nil, errors.New("a booking message needs its control id")
 	}
-	return m, nil
+	end := b.Start.Add(time.Duration(b.Minutes) * time.Minute)
+	sets := [][2]string{
+		{"MSH-9.1", "SIU"}, {"MSH-9.2", "S12"}, {"MSH-9.3", "SIU_S12"}, {"MSH-10", b.ControlID},
+		{"SCH-2.1", b.AppointmentID}, {"SCH-2.2", p.Application},
+		{"SCH-6.1", "NEW"}, {"SCH-9", fmt.Sprint(b.Minutes)}, {"SCH-10.1", "MIN"},
+		{"SCH-11.3", fmt.Sprintf("M%d", b.Minutes)}, {"SCH-11.4", hl7v2.FormatTime(b.Start)}, {"SCH-11.5", hl7v2.FormatTime(end)},
+		{"SCH-25.1", "Booked"},
+	}
+	sets = append(sets, p.pid(b)...)
+	sets = append(sets, [][2]string{
+		{"RGS-1", "1"},
+		{"AIS-1", "1"}, {"AIS-3.1", b.ServiceCode}, {"AIS-3.2", b.ServiceName}, {"AIS-3.3", b.ServiceSystem},
+		{"AIS-4", hl7v2.FormatTime(b.Start)}, {"AIS-7", fmt.Sprint(b.Minutes)}, {"AIS-8.1", "MIN"},
+		{"AIL-1", "1"}, {"AIL-3.1", b.Clinic}, {"AIL-3.4", p.Facility},
+		{"AIL-6", hl7v2.FormatTime(b.Start)}, {"AIL-9", fmt.Sprint(b.Minutes)}, {"AIL-10.1", "MIN"}, {"AIL-12.1", "Booked"},
+	}...)
+	return p.build(sets, b)
 }
