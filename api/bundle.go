@@ -47,6 +47,11 @@ type bundleEntry struct {
 	Search   *entrySearch    `json:"search,omitempty"`
 	Request  *entryRequest   `json:"request,omitempty"`
 	Response *entryResponse  `json:"response,omitempty"`
+
+	// served is the resource a read or write entry answers with (nil for
+	// others), so that the answer can be brought up to date (latest).
+	served *fhir.Resource
+	status int
 }
 
 type entrySearch struct {
@@ -442,32 +447,19 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	}
 	out := s.newBundle("transaction-response")
 	for i := range responses {
-		responses[i] = latestEntry(wtx, responses[i])
+		responses[i] = s.latest(wtx, responses[i])
 	}
 	out.Entry = responses
 	return out, nil
 }
 
-// latestEntry answers a write entry with the version the transaction's
+// latest answers a write entry with the version the transaction's
 // after-commit work superseded its resource with (write.Tx.Latest), if
 // any.
-func latestEntry(tx *write.Tx, e bundleEntry) bundleEntry {
-	if e.Response == nil || e.Resource == nil {
-		return e
+func (s *Server) latest(tx *write.Tx, e bundleEntry) bundleEntry {
+	if res := tx.Latest(e.served); res != e.served {
+		return s.resourceEntry(res, e.status)
 	}
-	ref, v, ok := strings.Cut(e.Response.Location, "/_history/")
-	typ, id, ok2 := strings.Cut(ref, "/")
-	version, err := strconv.ParseInt(v, 10, 64)
-	if !ok || !ok2 || err != nil {
-		return e
-	}
-	res := tx.Latest(&fhir.Resource{Type: typ, ID: id, Version: version})
-	if res.Version == version {
-		return e
-	}
-	e.Resource = res.JSON
-	e.Response = &entryResponse{Status: e.Response.Status, Location: typ + "/" + id + "/_history/" + itoa(res.Version),
-		Etag: res.ETag(), LastModified: res.LastUpdated.Format(fhir.InstantFormat)}
 	return e
 }
 
@@ -491,7 +483,7 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 				return err
 			})
 			if err == nil {
-				resp = latestEntry(wtx, resp)
+				resp = s.latest(wtx, resp)
 			}
 		}
 		if err != nil {
@@ -578,12 +570,17 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	if err := s.served(ctx, rd.(store.Reader), e.version == 0, res); err != nil {
 		return bundleEntry{}, err
 	}
+	return s.resourceEntry(res, status), nil
+}
+
+// resourceEntry is the entry answering with res and HTTP status.
+func (s *Server) resourceEntry(res *fhir.Resource, status int) bundleEntry {
 	return bundleEntry{FullURL: s.cfg.fullURL(res), Resource: res.JSON, Response: &entryResponse{
 		Status:       statusLine(status),
 		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),
 		Etag:         res.ETag(),
 		LastModified: res.LastUpdated.Format(fhir.InstantFormat),
-	}}, nil
+	}, served: res, status: status}
 }
 
 // searchEntry runs a GET Type?query entry as a search.
