@@ -447,7 +447,7 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 	}
 	out := s.newBundle("transaction-response")
 	for i := range responses {
-		responses[i] = s.latest(wtx, responses[i])
+		responses[i] = s.cfg.latest(wtx, responses[i])
 	}
 	out.Entry = responses
 	return out, nil
@@ -456,9 +456,9 @@ func (s *Server) transaction(ctx context.Context, entries []*txEntry) (*bundle, 
 // latest answers a write entry with the version the transaction's
 // after-commit work superseded its resource with (write.Tx.Latest), if
 // any.
-func (s *Server) latest(tx *write.Tx, e bundleEntry) bundleEntry {
+func (cfg *Config) latest(tx *write.Tx, e bundleEntry) bundleEntry {
 	if res := tx.Latest(e.served); res != e.served {
-		return s.resourceEntry(res, e.status)
+		return cfg.resourceEntry(res, e.status)
 	}
 	return e
 }
@@ -483,7 +483,7 @@ func (s *Server) batch(ctx context.Context, entries []*txEntry) *bundle {
 				return err
 			})
 			if err == nil {
-				resp = s.latest(wtx, resp)
+				resp = s.cfg.latest(wtx, resp)
 			}
 		}
 		if err != nil {
@@ -570,12 +570,12 @@ func (s *Server) runEntry(ctx context.Context, rd entryReader, e *txEntry) (bund
 	if err := s.served(ctx, rd.(store.Reader), e.version == 0, res); err != nil {
 		return bundleEntry{}, err
 	}
-	return s.resourceEntry(res, status), nil
+	return s.cfg.resourceEntry(res, status), nil
 }
 
 // resourceEntry is the entry answering with res and HTTP status.
-func (s *Server) resourceEntry(res *fhir.Resource, status int) bundleEntry {
-	return bundleEntry{FullURL: s.cfg.fullURL(res), Resource: res.JSON, Response: &entryResponse{
+func (cfg *Config) resourceEntry(res *fhir.Resource, status int) bundleEntry {
+	return bundleEntry{FullURL: cfg.fullURL(res), Resource: res.JSON, Response: &entryResponse{
 		Status:       statusLine(status),
 		Location:     res.Type + "/" + res.ID + "/_history/" + itoa(res.Version),
 		Etag:         res.ETag(),
