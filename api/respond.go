@@ -237,7 +237,8 @@ func (rs responder) limits(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	if err := negotiate(c); err != nil && !rs.cfg.Security.exemptFromNegotiation(c.Request.URL.Path) {
+	if err := negotiate(c); err != nil && !rs.cfg.Security.exemptFromNegotiation(c.Request.URL.Path) &&
+		sites(rs.cfg.Sites).at(c.Request.URL.Path) == nil {
 		rs.fail(c, err)
 		c.Abort()
 		return

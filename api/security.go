@@ -123,10 +123,17 @@ func newSecurity(cfg *Config, rp *write.Path, st store.Store, sr Searcher, log *
 			op, _, ok := ops.at(typ, id, name)
 			return ok && op.Public
 		},
-		Limit: limiter.Allow, Fail: fail, WriteJSON: writeJSON})
+		PublicPath: func(path string) bool { return sites(cfg.Sites).at(path) != nil },
+		Limit:      limiter.Allow, Fail: fail, WriteJSON: writeJSON})
 	out := security{Authorizer: guard, authenticate: guard.Authenticate, routes: guard.Routes,
 		capability: guard.CapabilitySecurity,
-		headers:    harden.Headers(harden.Config{CORSOrigins: sec.CORSOrigins, HSTS: sec.HSTS, AuthPath: sec.AuthPath})}
+		headers: harden.Headers(harden.Config{CORSOrigins: sec.CORSOrigins, HSTS: sec.HSTS, AuthPath: sec.AuthPath,
+			CSP: func(path string) string {
+				if site := sites(cfg.Sites).at(path); site != nil {
+					return site.CSP
+				}
+				return ""
+			}})}
 	if trail != nil {
 		out.audits, out.audit = trail, trail.Middleware
 	}

@@ -75,6 +75,9 @@ type Config struct {
 	// (metrics.go): its requests and the audit queue. One registry per
 	// Server: registering a second Server's metrics in it panics.
 	Metrics prometheus.Registerer
+	// Sites are the pages served beside the API (sites.go): the portal,
+	// the API reference.
+	Sites []Site
 }
 
 // Server serves the FHIR REST API.
@@ -110,6 +113,7 @@ func New(cfg Config, rp *write.Path, v Validator, s Searcher, defs *Definitions)
 		cfg.KeysFor = 24 * time.Hour
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	cfg.Sites = newSites(cfg.Sites)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -162,6 +166,11 @@ func (s *Server) Handler() http.Handler {
 	f.HEAD("/:type/:id", s.handle(s.instanceLevel)) // a read whose body net/http discards
 	f.HEAD("/:type/:id/_history/:vid", s.handle(s.vread))
 	r.NoRoute(s.handle(func(c *gin.Context) error {
+		if site := sites(s.cfg.Sites).at(c.Request.URL.Path); site != nil {
+			c.Status(http.StatusOK) // gin answers 404 unless the site says otherwise
+			site.Handler.ServeHTTP(c.Writer, c.Request)
+			return nil
+		}
 		return fhir.Errorf(fhir.NotFound, "not-found", "", "%s %s is not a FHIR endpoint of this server", c.Request.Method, c.Request.URL.Path)
 	}))
 	return r

@@ -61,6 +61,9 @@ func (g *Guard) public(c *gin.Context) bool {
 	case "/healthz", "/readyz", "/fhir/metadata", SmartPath:
 		return true
 	}
+	if g.cfg.PublicPath != nil && g.cfg.PublicPath(path) {
+		return true
+	}
 	if g.cfg.AuthServer != nil && (path == g.cfg.AuthPath || strings.HasPrefix(path, g.cfg.AuthPath+"/")) {
 		return true
 	}

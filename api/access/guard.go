@@ -70,6 +70,9 @@ type Config struct {
 	// PublicOperation reports whether the operation name is registered at
 	// typ (and id) and authenticates its callers itself.
 	PublicOperation func(typ, id, name string) bool
+	// PublicPath, when set, reports whether a path outside the API is
+	// served without a token (the pages of api.Site).
+	PublicPath func(path string) bool
 	// Limit applies the rate limit to a client key, answering the request
 	// when it is exceeded; nil is no limit.
 	Limit func(c *gin.Context, key string) bool

@@ -26,6 +26,9 @@ type Config struct {
 	// AuthPath is where the mounted authorisation server is served, whose
 	// pages style themselves inline ("" when there is none).
 	AuthPath string
+	// CSP, when set, returns the Content-Security-Policy of a path served
+	// beside the API (a site's pages), or "" for the API's own.
+	CSP func(path string) string
 }
 
 // Headers returns the middleware that sets the security headers on every
@@ -40,7 +43,9 @@ func (cfg Config) headers(c *gin.Context) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	if !strings.HasPrefix(c.Request.URL.Path, cfg.AuthPath+"/") || cfg.AuthPath == "" {
+	if csp := cfg.sitePolicy(c.Request.URL.Path); csp != "" {
+		h.Set("Content-Security-Policy", csp)
+	} else if !strings.HasPrefix(c.Request.URL.Path, cfg.AuthPath+"/") || cfg.AuthPath == "" {
 		// The development server's picker page styles itself inline.
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	} else {
@@ -65,6 +70,13 @@ func (cfg Config) headers(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+func (cfg Config) sitePolicy(path string) string {
+	if cfg.CSP == nil {
+		return ""
+	}
+	return cfg.CSP(path)
 }
 
 func (cfg Config) corsAllowed(origin string) bool {
