@@ -381,3 +381,41 @@ func TestFixture(t *testing.T) {
 		t.Errorf("acknowledgement %q", ack.Encode())
 	}
 }
+
+// referral creates a referral from the demo practice to the PAS's service
+// for the patient and returns its "ServiceRequest/id".
+func (f *fixture) referral() string {
+	f.t.Helper()
+	status, sr := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
+		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
+		"subject": map[string]any{"reference": "Patient/" + patientID}, "requester": map[string]any{"reference": "Organization/gp-a"},
+		"performerType": pasSpecialty, "authoredOn": time.Now().UTC().Format("2006-01-02"),
+		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
+		"performer": []any{map[string]any{"reference": "HealthcareService/" + service}}})
+	if status != http.StatusCreated {
+		f.t.Fatalf("POST ServiceRequest: %d %v", status, sr)
+	}
+	return "ServiceRequest/" + sr["id"].(string)
+}
+
+// appointment is a booking of slot-i for the patient based on sr.
+func (f *fixture) appointment(i int, sr string) map[string]any {
+	start := f.SlotStart(i)
+	a := map[string]any{"resourceType": "Appointment", "status": "booked",
+		"slot":  []any{ref(fmt.Sprintf("Slot/slot-%d", i))},
+		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
+		"participant": []any{
+			map[string]any{"actor": ref("Patient/" + patientID), "status": "accepted"},
+			map[string]any{"actor": ref("HealthcareService/" + service), "status": "accepted"}}}
+	if sr != "" {
+		a["basedOn"] = []any{ref(sr)}
+	}
+	return a
+}
+
+// giveSpecialty gives the PAS's service the specialty pasSpecialty, so
+// referrals (referral) suit it.
+func (f *fixture) giveSpecialty() {
+	apptest.Seed(f.t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
+		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{pasSpecialty}})
+}

@@ -154,6 +154,11 @@ func (a *Adapter) apply(ctx context.Context, msg *hl7v2.Message, in store.Inboun
 		if errors.As(err, new(errRecorded)) {
 			return a.first(ctx, msg, in)
 		}
+		if u, ok := asUnmirrored(err); ok {
+			if answer := a.blockTime(ctx, msg, in, u); answer != nil {
+				return answer
+			}
+		}
 		// A copy applied meanwhile may be why this one failed (its slot
 		// taken by the copy): answer as that copy was answered.
 		if prev, perr := a.store.(store.Inbox).Received(ctx, in.Sender, in.ControlID); perr == nil {

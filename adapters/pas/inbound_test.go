@@ -318,16 +318,12 @@ func TestInboundRefused(t *testing.T) {
 	expectAck(t, f.send(siu("S12", "BOOKED-1", "F-BOOKED", pid, clinic, f.SlotStart(5), 15)), "AA")
 	expectAck(t, f.send(siu("S12", "BOOKED-2", "F-OTHER", pid, clinic, f.SlotStart(3), 15)), "AA")
 	expectAck(t, f.send(er7("ADT^A08^ADT_A01", "DUP-1", "EVN|A08", pid)), "AA")
-	stranger := nhsNo(505) // a patient of another practice, unknown to the trust
 	tomorrow := f.First.Add(2 * time.Hour)
 	apptest.Seed(t, f.App,
 		otherSchedule(), slotRes("slot-o", "sched-other", tomorrow, slotLength),
 		map[string]any{"resourceType": "Appointment", "id": "appt-other", "status": "booked",
 			"slot": []any{map[string]any{"reference": "Slot/slot-o"}}, "start": tomorrow.Format(time.RFC3339), "end": tomorrow.Add(slotLength).Format(time.RFC3339),
 			"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}}},
-		map[string]any{"resourceType": "Patient", "id": "pat-stranger", "name": []any{map[string]any{"family": "Stranger"}},
-			"generalPractitioner": []any{map[string]any{"reference": "Organization/gp-a"}},
-			"identifier":          []any{map[string]any{"system": referral.NHSNumberSystem, "value": stranger}}},
 	)
 	free := f.SlotStart(4)
 	s12 := func(ctrl string, edit func(string) string) string {
@@ -387,7 +383,6 @@ func TestInboundRefused(t *testing.T) {
 		{"S12 truncated PID", s12("TRPID-1", replace(pid, "PID|1")), "AR", "PID", "3", false},
 		{"S12 bad NHS number", s12("BADNHS-1", replace(nhs+"^^^NHS", "1234567890^^^NHS")), "AR", "PID", "3", false},
 		{"S12 unknown patient", s12("UNKPAT-1", replace(pid, pidOf(nhsNo(909), "RH8P909"))), "AE", "PID", "3", false},
-		{"S12 patient the trust has no relationship with", s12("NOREL-1", replace(pid, pidOf(stranger, "RH8P000"))), "AR", "SCH", "2", false},
 		{"S12 slot already booked", siu("S12", "TAKEN-1", "F-TAKEN", pid, clinic, f.SlotStart(5), 15), "AE", "AIL", "6", false},
 		{"S12 across a booked slot", siu("S12", "TAKEN-2", "F-TAKEN2", pid, clinic, f.SlotStart(4), 30), "AE", "AIL", "6", false},
 		{"S12 not on the slots' times", siu("S12", "SKEW-1", "F-SKEW", pid, clinic, f.SlotStart(4).Add(5*time.Minute), 15), "AE", "AIL", "6", false},

@@ -93,11 +93,11 @@ func (a *Adapter) siuBooked(ctx context.Context, tx *write.Tx, m *hl7v2.Message)
 		return "", err
 	}
 	if _, err := a.env.Writes.Prepare(ctx, "Appointment", obj); err != nil {
-		return "", at("SCH-26", err)
+		return "", notMirrored("SCH-26", err, sched, filler, t)
 	}
 	res, err := tx.Create(ctx, "Appointment", obj)
 	if err != nil {
-		return "", at("SCH-2", err)
+		return "", notMirrored("SCH-2", err, sched, filler, t)
 	}
 	return "", a.noteApplied("booked", res)
 }
@@ -252,6 +252,12 @@ func (a *Adapter) siuNoShow(ctx context.Context, tx *write.Tx, m *hl7v2.Message)
 func (a *Adapter) setStatus(ctx context.Context, tx *write.Tx, m *hl7v2.Message, status string) (string, error) {
 	cur, err := a.appointmentOf(ctx, tx, m)
 	if err != nil {
+		if status == "cancelled" || status == "entered-in-error" {
+			// A booking Signpost did not mirror (unmirrored.go) frees its time.
+			if text, rerr := a.releaseTime(ctx, tx, m.Get("SCH-2.1")); rerr != nil || text != "" {
+				return text, rerr
+			}
+		}
 		return "", err
 	}
 	obj, err := fhir.ParseObject(cur.JSON)
