@@ -36,6 +36,7 @@ var statusOf = map[fhir.Kind]int{
 	fhir.NotSupported:       http.StatusMethodNotAllowed,
 	fhir.BadGateway:         http.StatusBadGateway,
 	fhir.GatewayTimeout:     http.StatusGatewayTimeout,
+	fhir.Unavailable:        http.StatusServiceUnavailable,
 }
 
 // StatusOf returns the HTTP status for err.
@@ -67,6 +68,9 @@ func (rs responder) fail(c *gin.Context, err error) {
 	}
 	if e.Kind == fhir.Unauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="signpost"`)
+	}
+	if e.Kind == fhir.Unavailable && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", "5")
 	}
 	writeJSON(c, status, fhir.OperationOutcome(e.Issues...))
 }

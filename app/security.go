@@ -41,7 +41,14 @@ func security(cfg Config, st store.Store) (sec api.Security, dev *devserver.Serv
 		if err != nil {
 			return sec, nil, nil, err
 		}
-		ubrn, err := auth.NewUBRNIssuer(auth.UBRNIssuerConfig{Issuer: root + ubrnIssuerPath, Audience: audience, DataDir: cfg.Data})
+		// Its key is the store's, so every process serving the store
+		// accepts the tokens any of them issued.
+		key, err := store.SharedSecret(context.Background(), st, "auth.ubrn-signing-key",
+			func() ([]byte, error) { return auth.UBRNKeyPEM(cfg.Data) })
+		if err != nil {
+			return sec, nil, nil, err
+		}
+		ubrn, err := auth.NewUBRNIssuer(auth.UBRNIssuerConfig{Issuer: root + ubrnIssuerPath, Audience: audience, DataDir: cfg.Data, Key: key})
 		if err != nil {
 			return sec, nil, nil, err
 		}

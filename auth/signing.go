@@ -71,35 +71,52 @@ func (k *SigningKey) JWK() jose.JSONWebKey {
 // id is the RFC 7638 thumbprint of the public key, so it is stable across
 // restarts.
 func LoadOrCreateSigningKey(path string) (*SigningKey, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, fmt.Errorf("generate key %s: %w", path, err)
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		if err := WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, err
-		}
-		return newSigningKey(key)
-	}
+	b, err := LoadOrCreateSigningKeyPEM(path)
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: not a PEM \"PRIVATE KEY\"", path)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := ParseSigningKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return k, nil
+}
+
+// LoadOrCreateSigningKeyPEM returns the PEM of the key
+// LoadOrCreateSigningKey loads, creating the file as it does.
+func LoadOrCreateSigningKeyPEM(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generate key %s: %w", path, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	b = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err := WriteFileAtomic(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ParseSigningKey parses a PEM PKCS#8 RSA private key.
+func ParseSigningKey(b []byte) (*SigningKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New(`not a PEM "PRIVATE KEY"`)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	key, ok := parsed.(*rsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an RSA key", path)
+		return nil, errors.New("not an RSA key")
 	}
 	return newSigningKey(key)
 }

@@ -27,8 +27,12 @@ type UBRNIssuerConfig struct {
 	// Audience is the FHIR base URL tokens are for.
 	Audience string `validate:"required,http_url"`
 	// DataDir is Signpost's data directory; the signing key is kept in
-	// DevDir(DataDir).
+	// DevDir(DataDir) unless Key is given.
 	DataDir string `validate:"required"`
+	// Key, when set, is the signing key (PEM PKCS#8 RSA) to use instead of
+	// the data directory's: one kept where every process serving the same
+	// store finds it (UBRNKeyPEM makes the first).
+	Key []byte
 	// TokenTTL is the longest lifetime of a token: MintReferralToken never
 	// issues a longer one, and Verify refuses one that lives longer. Default
 	// 15 minutes (the lifetime $ubrn-access asks for by default).
@@ -58,6 +62,15 @@ type UBRNIssuer struct {
 	now      func() time.Time
 }
 
+// UBRNKeyPEM returns the PEM of the UBRN issuer's signing key kept in
+// DevDir(dataDir), creating it the first time.
+func UBRNKeyPEM(dataDir string) ([]byte, error) {
+	if err := os.MkdirAll(DevDir(dataDir), 0o700); err != nil {
+		return nil, err
+	}
+	return LoadOrCreateSigningKeyPEM(filepath.Join(DevDir(dataDir), ubrnKeyFile))
+}
+
 // NewUBRNIssuer loads the issuer's signing key from DevDir(DataDir),
 // creating the directory (0700) and the key at first start.
 func NewUBRNIssuer(cfg UBRNIssuerConfig) (*UBRNIssuer, error) {
@@ -77,7 +90,12 @@ func NewUBRNIssuer(cfg UBRNIssuerConfig) (*UBRNIssuer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("auth: UBRN issuer: %w", err)
 	}
-	key, err := LoadOrCreateSigningKey(filepath.Join(dir, ubrnKeyFile))
+	var key *SigningKey
+	if cfg.Key != nil {
+		key, err = ParseSigningKey(cfg.Key)
+	} else {
+		key, err = LoadOrCreateSigningKey(filepath.Join(dir, ubrnKeyFile))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: UBRN issuer signing key: %w", err)
 	}

@@ -29,11 +29,12 @@ const (
 	NotSupported                   // the interaction is not supported (405)
 	BadGateway                     // another system the request depends on refused it (502)
 	GatewayTimeout                 // another system the request depends on did not answer in time (504)
+	Unavailable                    // the server cannot do it now (its database unreachable, its disk full): retry later (503)
 )
 
 var kindNames = [...]string{"other", "invalid", "unprocessable", "not found", "gone", "conflict",
 	"precondition failed", "forbidden", "unauthorized", "not acceptable", "unsupported media type",
-	"too large", "too many requests", "not supported", "bad gateway", "gateway timeout"}
+	"too large", "too many requests", "not supported", "bad gateway", "gateway timeout", "unavailable"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

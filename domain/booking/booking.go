@@ -33,6 +33,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // Searcher parses FHIR search parameters into a query (search.Registry).
@@ -42,7 +43,7 @@ type Searcher interface {
 
 // Config configures booking.
 type Config struct {
-	Data        string         // data directory: the proposal signing key is kept there
+	Data        string         // data directory: the proposal signing key is made there first; the one in use is the store's (store.SharedSecret)
 	BaseURL     string         // public FHIR base
 	Location    *time.Location // the server's time zone, for date-only windows (default Europe/London)
 	HoldFor     time.Duration  // how long $hold keeps slots (default 5 minutes)
@@ -106,7 +107,11 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	key, err := LoadKey(cfg.Data)
+	// The key is shared by every process serving the store (adopting the
+	// one an older release kept in cfg.Data): a proposal one process signs,
+	// another books.
+	key, err := store.SharedSecret(context.Background(), rp.Store(), "booking.proposal-key",
+		func() ([]byte, error) { return LoadKey(cfg.Data) })
 	if err != nil {
 		return nil, err
 	}
@@ -126,16 +131,27 @@ func (b *Service) Operations() []*operation.Operation {
 	return []*operation.Operation{b.findOp(), b.holdOp(), b.bookOp(), b.rescheduleOp()}
 }
 
-// Run releases expired holds now and then every SweepEvery until ctx ends.
-// Errors are logged; the next sweep tries again.
+// Run releases expired holds now and then every SweepEvery until ctx ends,
+// in the rounds this process takes the store's hold-sweeper lease
+// (store.TakeLease: one process of several on one store sweeps each
+// round). Errors are logged; the next sweep tries again.
 func (b *Service) Run(ctx context.Context) {
 	t := time.NewTicker(b.cfg.SweepEvery)
 	defer t.Stop()
 	for {
-		if n, err := b.Sweep(ctx); err != nil && ctx.Err() == nil {
-			b.cfg.Logger.Error("releasing expired holds", "error", err)
-		} else if n > 0 {
-			b.cfg.Logger.Info("released expired holds", "count", n)
+		// One process of several serving the store sweeps each round; a
+		// lease that cannot be taken for another reason does not stop this
+		// one (sweeping twice costs work, never correctness).
+		mine, err := store.TakeLease(ctx, b.repo.Store(), "booking.hold-sweeper", time.Now().Add(b.cfg.SweepEvery*9/10))
+		if err != nil && ctx.Err() == nil {
+			b.cfg.Logger.Warn("taking the hold sweeper's lease", "error", err)
+		}
+		if mine || err != nil {
+			if n, err := b.Sweep(ctx); err != nil && ctx.Err() == nil {
+				b.cfg.Logger.Error("releasing expired holds", "error", err)
+			} else if n > 0 {
+				b.cfg.Logger.Info("released expired holds", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -192,8 +192,11 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 			if ubrn == "" || code == "" || birth == "" {
 				return nil, fhir.Errorf(fhir.Invalid, "required", "", "$ubrn-access needs ubrn, access-code and birthdate")
 			}
-			now := s.cfg.Now()
-			if wait := s.limiter.blocked(ubrn, now); wait > 0 {
+			wait, err := s.attempts.blocked(ctx, ubrn)
+			if err != nil {
+				return nil, err
+			}
+			if wait > 0 {
 				e := fhir.Errorf(fhir.TooManyRequests, "throttled", "",
 					"too many failed attempts for this UBRN: try again in %d minutes", int(wait.Minutes())+1).WithDetails("TOO_MANY_ATTEMPTS")
 				return nil, e
@@ -204,7 +207,9 @@ func (s *Service) ubrnAccessOp() *operation.Operation {
 				return nil, err
 			}
 			if !ok {
-				s.limiter.fail(ubrn, now)
+				if err := s.attempts.fail(ctx, ubrn); err != nil {
+					return nil, err
+				}
 				padFailure(ctx, start)
 				return nil, errNoMatch()
 			}
@@ -353,53 +358,3 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 	return pid, srID, true, nil
 }
 
-// limiter counts failed attempts per key in a sliding window.
-type limiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
-	swept  time.Time
-}
-
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
-}
-
-// blocked returns how long key stays blocked, or 0.
-func (l *limiter) blocked(key string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.prune(key, now)
-	f := l.fails[key]
-	if len(f) < l.max {
-		return 0
-	}
-	return f[len(f)-l.max].Add(l.window).Sub(now)
-}
-
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.prune(key, now)
-	l.fails[key] = append(l.fails[key], now)
-	if now.Sub(l.swept) > l.window {
-		for k := range l.fails {
-			l.prune(k, now)
-		}
-		l.swept = now
-	}
-}
-
-func (l *limiter) prune(key string, now time.Time) {
-	f := l.fails[key]
-	i := 0
-	for i < len(f) && now.Sub(f[i]) >= l.window {
-		i++
-	}
-	if i == len(f) {
-		delete(l.fails, key)
-		return
-	}
-	l.fails[key] = f[i:]
-}

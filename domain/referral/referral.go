@@ -82,8 +82,8 @@ type Service struct {
 	cfg  Config
 	// Tokens mints $ubrn-access tokens. Set it before serving; nil makes
 	// $ubrn-access answer 503-like errors (no authorisation server).
-	Tokens  TokenMinter
-	limiter *limiter
+	Tokens   TokenMinter
+	attempts attempts // failed $ubrn-access attempts, counted in the store
 }
 
 // New returns the referral service over rp, searching with reg.
@@ -103,7 +103,7 @@ func New(rp *write.Path, reg *search.Registry, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{repo: rp, reg: reg, cfg: cfg, limiter: newLimiter(5, 15*time.Minute)}
+	return &Service{repo: rp, reg: reg, cfg: cfg, attempts: attempts{st: rp.Store(), max: 5, window: 15 * time.Minute}}
 }
 
 // Register adds the package's rules to the repo: call it once at start-up.

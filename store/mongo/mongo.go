@@ -190,13 +190,13 @@ type txKey struct{}
 func (s *Store) inTxn(ctx context.Context, fn func(sc context.Context) error) error {
 	sess, err := s.client.StartSession()
 	if err != nil {
-		return unavailable(err)
+		return classify(ctx, fmt.Errorf("mongodb: %w", err))
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
 	_, err = sess.WithTransaction(ctx, func(sc lungo.ISessionContext) (any, error) {
 		return nil, fn(context.WithValue(sc, txKey{}, true))
 	}, txnOptions())
-	return err
+	return classify(ctx, err)
 }
 
 // view runs fn on one snapshot: a read-only transaction, or the
@@ -209,24 +209,22 @@ func (s *Store) view(ctx context.Context, fn func(r reader) error) error {
 	return s.inTxn(ctx, func(sc context.Context) error { return fn(reader{s: s, ctx: sc}) })
 }
 
-// unavailable marks an error reaching the deployment.
-func unavailable(err error) error {
-	return fmt.Errorf("mongodb: %w", err)
-}
-
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return reader{s: s, ctx: ctx}.Read(ctx, typ, id)
+	res, err := reader{s: s, ctx: ctx}.Read(ctx, typ, id)
+	return res, classify(ctx, err)
 }
 
 // ReadVersion implements store.Reader.
 func (s *Store) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {
-	return reader{s: s, ctx: ctx}.ReadVersion(ctx, typ, id, version)
+	res, err := reader{s: s, ctx: ctx}.ReadVersion(ctx, typ, id, version)
+	return res, classify(ctx, err)
 }
 
 // History implements store.Reader.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
-	return reader{s: s, ctx: ctx}.History(ctx, q)
+	res, err := reader{s: s, ctx: ctx}.History(ctx, q)
+	return res, classify(ctx, err)
 }
 
 // Search implements store.Reader: its queries (the page, the count, the

@@ -141,18 +141,7 @@ func total(t *testing.T, base, search string) string {
 // booking one slot through either: one booking, one busy slot.
 func TestTwoServersRaceForOneSlot(t *testing.T) {
 	bases := twoServers(t)
-	start := time.Now().UTC().Truncate(24 * time.Hour).Add(33 * time.Hour)
-	for _, r := range []struct{ path, body string }{
-		{"HealthcareService/hs", `{"resourceType":"HealthcareService","id":"hs","name":"Clinic"}`},
-		{"Schedule/sc", `{"resourceType":"Schedule","id":"sc","active":true,"actor":[{"reference":"HealthcareService/hs"}]}`},
-		{"Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}]}`},
-		{"Slot/only", `{"resourceType":"Slot","id":"only","schedule":{"reference":"Schedule/sc"},"status":"free","start":"` +
-			start.Format(time.RFC3339) + `","end":"` + start.Add(15*time.Minute).Format(time.RFC3339) + `"}`},
-	} {
-		if st, body := do(t, "PUT", bases[0]+"/"+r.path, r.body); st != 201 {
-			t.Fatalf("PUT %s: %d %s", r.path, st, body)
-		}
-	}
+	seedOneSlot(t, bases[0])
 	appt := `{"resourceType":"Appointment","status":"booked","slot":[{"reference":"Slot/only"}],` +
 		`"participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]}`
 	got := raceHTTP(t, bases, 16, func(base string) int { st, _ := do(t, "POST", base+"/Appointment", appt); return st })
@@ -165,6 +154,47 @@ func TestTwoServersRaceForOneSlot(t *testing.T) {
 	if n := total(t, bases[1], "Slot?_id=only&status=busy"); n != "1" {
 		t.Errorf("the slot is busy in %s searches, want 1", n)
 	}
+}
+
+// TestTwoServersShareProposals: a $find proposal one server signs, the
+// other books: the proposal key is the store's, not a process's
+// (store.SharedSecret), as is the UBRN issuer's signing key.
+func TestTwoServersShareProposals(t *testing.T) {
+	bases := twoServers(t)
+	start := seedOneSlot(t, bases[0])
+	day := start.Format("2006-01-02")
+	st, body := do(t, "GET", bases[0]+"/Appointment/$find?healthcare-service=HealthcareService/hs&patient-reference=Patient/p1&start="+day+"&end="+day, "")
+	i := strings.Index(body, `"resourceType":"Appointment","id":"`)
+	if st != 200 || i < 0 {
+		t.Fatalf("$find on the first server: %d %s", st, body)
+	}
+	id := strings.SplitN(body[i+len(`"resourceType":"Appointment","id":"`):], `"`, 2)[0]
+	book := `{"resourceType":"Parameters","parameter":[{"name":"appointment-reference","valueReference":{"reference":"Appointment/` + id + `"}}]}`
+	if st, body := do(t, "POST", bases[1]+"/Appointment/$book", book); st != 200 {
+		t.Fatalf("$book on the second server of the first's proposal: %d %s", st, body)
+	}
+	if n := total(t, bases[0], "Slot?_id=only&status=busy"); n != "1" {
+		t.Errorf("the slot is busy in %s searches, want 1", n)
+	}
+}
+
+// seedOneSlot gives a service, its schedule, a patient and one free slot
+// tomorrow (Slot/only), whose start it returns.
+func seedOneSlot(t *testing.T, base string) time.Time {
+	t.Helper()
+	start := time.Now().UTC().Truncate(24 * time.Hour).Add(33 * time.Hour)
+	for _, r := range []struct{ path, body string }{
+		{"HealthcareService/hs", `{"resourceType":"HealthcareService","id":"hs","name":"Clinic"}`},
+		{"Schedule/sc", `{"resourceType":"Schedule","id":"sc","active":true,"actor":[{"reference":"HealthcareService/hs"}]}`},
+		{"Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}]}`},
+		{"Slot/only", `{"resourceType":"Slot","id":"only","schedule":{"reference":"Schedule/sc"},"status":"free","start":"` +
+			start.Format(time.RFC3339) + `","end":"` + start.Add(15*time.Minute).Format(time.RFC3339) + `"}`},
+	} {
+		if st, body := do(t, "PUT", base+"/"+r.path, r.body); st != 201 {
+			t.Fatalf("PUT %s: %d %s", r.path, st, body)
+		}
+	}
+	return start
 }
 
 // TestTwoServersRaceConditionalCreate: conditional creates of one
