@@ -83,6 +83,9 @@ func (p Practice) SlotSearchToR4(b *Bundle) (*SlotSearch, error) {
 					out.Organizations = append(out.Organizations, *r)
 				}
 			}
+		case "HealthcareService":
+			// Included by _include:recurse=Schedule:actor:HealthcareService;
+			// Signpost's own services stand for the practice's (Services).
 		default:
 			e.addf(at, "a %s has no place in a slot search", head.ResourceType)
 		}

@@ -28,8 +28,11 @@ import (
 //     resources), so its type and telephone number are lost; the adapter
 //     supplies its own organisation (AppointmentOptions.BookingOrganization)
 //     when it books, which is what GP Connect asks for.
-//   - Location.telecom given as one object (as in GP Connect's published
-//     example) comes back as an array of one, as STU3 defines it.
+//   - Location.telecom, Organization.telecom and Organization.address
+//     given as one object (as in GP Connect's published examples) come
+//     back as an array of one, as STU3 defines them.
+//   - a Schedule's HealthcareService actors (GP Connect 1.2.3 and later):
+//     the Signpost services of Practice.Services take their place.
 //
 // R4 → STU3 also drops what GP Connect has no place for: extensions other
 // than NHS ones (https://fhir.nhs.uk/, https://fhir.hl7.org.uk/), references
@@ -281,9 +284,9 @@ func (p Practice) identifiers4(e *errs, path string, ids []Identifier, system, i
 	return out
 }
 
-// identifiers3 maps identifiers to STU3, leaving out those of system
-// (Signpost's record of the practice's id) and those of any other
-// signpost.example system.
+// identifiers3 maps identifiers to STU3, leaving out Signpost's own
+// (https://signpost.example/ systems, SlotSystem and AppointmentSystem
+// among them: the practice's id becomes the STU3 id).
 func (p Practice) identifiers3(e *errs, path string, ids []r4.Identifier) []Identifier {
 	var keep []r4.Identifier
 	for _, id := range ids {

@@ -87,7 +87,7 @@ func (p Practice) ScheduleToR4(s *Schedule) (*r4.Schedule, error) {
 		ServiceCategory: concept4(&e, "Schedule.serviceCategory", s.ServiceCategory),
 		ServiceType:     conv[[]r4.CodeableConcept](&e, "Schedule.serviceType", s.ServiceType),
 		Specialty:       conv[[]r4.CodeableConcept](&e, "Schedule.specialty", s.Specialty),
-		Actor:           p.references4(&e, "Schedule.actor", s.Actor),
+		Actor:           p.references4(&e, "Schedule.actor", practiceActors(s.Actor)),
 		PlanningHorizon: conv[*r4.Period](&e, "Schedule.planningHorizon", s.PlanningHorizon),
 		Comment:         opt(s.Comment),
 	}
@@ -95,6 +95,19 @@ func (p Practice) ScheduleToR4(s *Schedule) (*r4.Schedule, error) {
 		out.Actor = append(out.Actor, r4.Reference{Reference: opt(hs)})
 	}
 	return out, e.err()
+}
+
+// practiceActors leaves out a Schedule's HealthcareService actors: the
+// practice's own services have no Signpost resource; the Signpost
+// services it stands for (Practice.Services) take their place.
+func practiceActors(rs []Reference) []Reference {
+	var out []Reference
+	for _, r := range rs {
+		if !strings.HasPrefix(r.Reference, "HealthcareService/") {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // ScheduleFromR4 maps a Signpost Schedule of the practice back; its
