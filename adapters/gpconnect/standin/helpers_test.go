@@ -206,3 +206,6 @@ func adjacent(t *testing.T, s *standin.Server, skip int) (stu3.Slot, stu3.Slot) 
 	t.Fatal("no adjacent free slots")
 	return stu3.Slot{}, stu3.Slot{}
 }
+
+// clientWithTimeout gives up after 300 ms.
+var clientWithTimeout = http.Client{Timeout: 300 * time.Millisecond}
