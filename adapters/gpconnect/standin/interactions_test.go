@@ -34,6 +34,7 @@ func TestSlotSearch(t *testing.T) {
 		{"a week, every include", slotQuery("2026-12-07", "2026-12-13"), 200, "", map[string]int{"Slot": -1, "Schedule": 3, "Practitioner": 3, "Location": 2, "Organization": 1}},
 		{"14 days exactly", slotQuery("2026-12-07", "2026-12-20"), 200, "", map[string]int{"Slot": -1, "Schedule": 3, "Practitioner": 3, "Location": 2, "Organization": 1}},
 		{"date-times with offsets, schedules only", "/Slot?start=" + url.QueryEscape("ge2026-12-07T09:00:00+00:00") + "&end=" + url.QueryEscape("le2026-12-07T09:30:00+00:00") + base, 200, "", map[string]int{"Slot": -1, "Schedule": -1}},
+		{"stu3.SlotSearchQuery over 14 days", "/Slot?" + stu3.SlotSearchQuery(monday, monday.Add(14*24*time.Hour), "RH8", "urgent-care").Encode(), 200, "", map[string]int{"Slot": -1, "Schedule": 3, "Practitioner": 3, "Location": 2, "Organization": 1}},
 		{"a weekend: nothing", slotQuery("2026-12-12", "2026-12-13"), 200, "", map[string]int{}},
 		{"15 days", slotQuery("2026-12-07", "2026-12-21"), 422, stu3.CodeInvalidParameter, nil},
 		{"no start", "/Slot?end=le2026-12-08" + base, 400, stu3.CodeBadRequest, nil},
