@@ -163,6 +163,10 @@ func (s *Server) Start() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.srv != nil {
+		_ = ln.Close()
+		return errors.New("GP Connect stand-in: already started")
+	}
 	s.addr = ln.Addr().String()
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnState: s.connState}
 	s.serve(ln)
