@@ -394,10 +394,17 @@ func TestRaceForOneSlot(t *testing.T) {
 // a slow one whose booking stands although the consumer gave up waiting.
 func TestModes(t *testing.T) {
 	f := newFixture(t)
+	var log strings.Builder
+	f.s.SetLog(&log)
 	metadata := request{method: "GET", path: "/metadata", interaction: stu3.InteractionMetadata}
 	if a := f.do(metadata); a.status != 200 {
 		t.Fatalf("metadata: %d", a.status)
 	}
+	f.s.SetLog(nil)
+	if got, want := log.String(), "GP practice "+ods+": GET /metadata → 200\n"; got != want {
+		t.Errorf("log %q, want %q", got, want)
+	}
+	f.s.SetLog(&log)
 	must(t, f.s.SetMode(standin.Failing))
 	if a := f.do(metadata); a.status != 500 || a.code != stu3.CodeInternalServerError {
 		t.Errorf("failing: %d %s", a.status, a.code)

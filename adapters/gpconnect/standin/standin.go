@@ -88,6 +88,7 @@ type Server struct {
 	mode            Mode
 	delay           time.Duration
 	acceptTemporary bool
+	log             io.Writer
 
 	// the listener, once started
 	srv   *http.Server
@@ -265,6 +266,14 @@ func (s *Server) SetAcceptTemporary(ok bool) {
 	s.acceptTemporary = ok
 }
 
+// SetLog makes the stand-in write one line per request to w (nil: none),
+// as the demo shows what the practice received.
+func (s *Server) SetLog(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = w
+}
+
 // Requests are the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -397,6 +406,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Status, rec.Code = res.status, res.code
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
+	if s.log != nil {
+		line := fmt.Sprintf("GP practice %s: %s %s → %d", s.ods, r.Method, path, res.status)
+		if res.code != "" {
+			line += " " + res.code
+		}
+		fmt.Fprintln(s.log, line)
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
