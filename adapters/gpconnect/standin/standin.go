@@ -151,8 +151,10 @@ func (s *Server) newID() string {
 // under, as real endpoints have one: "/<ODS>/STU3/1/gpconnect".
 func (s *Server) BasePath() string { return "/" + s.ods + "/STU3/1/gpconnect" }
 
-// ODS is the practice's ODS code; ASID its ASID.
-func (s *Server) ODS() string  { return s.ods }
+// ODS is the practice's ODS code.
+func (s *Server) ODS() string { return s.ods }
+
+// ASID is the practice's ASID, the Ssp-To it expects.
 func (s *Server) ASID() string { return s.asid }
 
 // Start serves the stand-in on 127.0.0.1 on a free port; URL is then its
