@@ -510,14 +510,17 @@ func idLess(a, b string) bool {
 	return a < b
 }
 
-// bumpVersion increments a resource's versionId.
+// bumpVersion increments a resource's versionId in a new Meta, so that
+// copies handed out (FreeSlots, Slot) never share what changes.
 func bumpVersion(m **stu3.Meta) {
-	if *m == nil {
-		*m = &stu3.Meta{}
+	var nm stu3.Meta
+	if *m != nil {
+		nm = **m
 	}
 	var n int
-	fmt.Sscan((*m).VersionID, &n)
-	(*m).VersionID = fmt.Sprint(n + 1)
+	fmt.Sscan(nm.VersionID, &n)
+	nm.VersionID = fmt.Sprint(n + 1)
+	*m = &nm
 }
 
 // instant parses a FHIR instant (zero on failure).
