@@ -38,7 +38,7 @@ func TestVendoredUI(t *testing.T) {
 			manifest.Package, manifest.Version, manifest.Integrity, locked.Version, locked.Integrity)
 	}
 	if want := pkg.Dependencies[manifest.Package]; want != locked.Version {
-		t.Errorf("package.json asks for %s %s, the lock pins %s: run npm install --package-lock-only --ignore-scripts in apiref/ui",
+		t.Errorf("package.json asks for %s %s, the lock pins %s: run npm install --package-lock-only --ignore-scripts --save-exact in apiref/ui",
 			manifest.Package, want, locked.Version)
 	}
 	entries, err := os.ReadDir("ui/dist")

@@ -12,7 +12,7 @@
 //
 // To move to another swagger-ui-dist version, change it in
 // apiref/ui/package.json, run npm install --package-lock-only
-// --ignore-scripts in apiref/ui, then go generate ./apiref.
+// --ignore-scripts --save-exact in apiref/ui, then go generate ./apiref.
 package main
 
 import (
