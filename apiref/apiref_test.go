@@ -308,6 +308,9 @@ func testCoversCapability(t *testing.T, ts *httptest.Server, doc *openapi3.T) {
 			}
 			if in.Code == "search-type" {
 				want["POST /"+r.Type+"/_search"] = true
+				if post := op("/"+r.Type+"/_search", "POST"); post == nil || post.Extensions["x-fhir-interaction"] != "search-type" {
+					t.Errorf("POST /%s/_search is missing", r.Type)
+				}
 				for _, sp := range r.SearchParam {
 					par := o.Parameters.GetByInAndName("query", sp.Name)
 					if par == nil {

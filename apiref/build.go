@@ -335,7 +335,8 @@ func (b *builder) resource(r capResource) {
 		get.Parameters = params
 		get.Responses = responses(b.schemas.ref("Bundle"), "the matches, as a searchset Bundle", "400")
 		b.path("/" + typ).Get = get
-		post := op("search-type-post", "Search "+typ+" (parameters in a form body)", "s")
+		post := op("search-type", "Search "+typ+" (parameters in a form body)", "s")
+		post.OperationID = typ + "-search-type-post"
 		post.Description = "The same search with its parameters in an `application/x-www-form-urlencoded` body " +
 			"(and the query), to keep them out of URLs and logs."
 		post.RequestBody = &RequestBody{Required: true, Content: map[string]*MediaType{"application/x-www-form-urlencoded": {Schema: formSchema(params)}}}
