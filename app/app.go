@@ -141,7 +141,7 @@ func New(cfg Config) (*App, error) {
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: cfg.Sites}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: a.sites(defs)}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {

@@ -17,8 +17,8 @@ var layers = []struct {
 	prefix string   // a package path under the module, and its subtree
 	may    []string // prefixes it may import
 }{
-	{"cmd/", []string{"app", "api", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
-	{"app", []string{"api", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
 	// Adapters (HL7 v2, GP Connect, notifications) act through the domain,
 	// beside the API, never through its handlers.
 	{"adapters", []string{"domain/", "auth", "store", "fhir", "conformance"}},
@@ -29,6 +29,9 @@ var layers = []struct {
 	{"auth", []string{"fhir"}},
 	{"store", []string{"fhir", "conformance"}},
 	{"fhir", []string{"fhir", "conformance"}},
+	// The API reference generates its document from definitions app hands
+	// it (the CapabilityStatement, OperationDefinitions), importing nothing.
+	{"apiref", nil},
 	{"conformance", nil},
 }
 

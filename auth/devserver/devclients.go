@@ -62,7 +62,16 @@ const (
 	// $adapter-replay, $adapter-discard; signpost adapters) and reads the
 	// directory, nothing clinical (auth.RoleOperator).
 	ClientOperator = "operator"
+	// ClientAPIReference is the API reference's interactive page (/api/,
+	// package apiref): a public client signing in a patient (the patient
+	// picker) or a member of staff (the staff sign-in) with PKCE, its
+	// redirect the page's oauth2-redirect.html on the issuer's host or on
+	// a loopback address.
+	ClientAPIReference = "api-reference"
 )
+
+// APIReferenceRedirectPath is the API reference's OAuth 2 redirect page.
+const APIReferenceRedirectPath = "/api/oauth2-redirect.html"
 
 // Demo organisations (ODS-shaped codes reserved for the demo).
 const (
@@ -155,6 +164,16 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Role:        auth.RolePatient,
 			// Loopback redirects match on any port (RFC 8252 §7.3).
 			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
+		},
+		{
+			ID:          ClientAPIReference,
+			Description: "API reference at /api/ (public: authorization code with PKCE S256; patient picker or staff sign-in)",
+			AuthMethod:  AuthNone,
+			GrantTypes:  []string{string(oidc.GrantTypeCode)},
+			Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.cruds", "user/*.cruds"},
+			// The role comes from who signs in. Loopback redirects match
+			// on any port; New adds the issuer's host.
+			RedirectURIs: []string{"http://127.0.0.1" + APIReferenceRedirectPath, "http://localhost" + APIReferenceRedirectPath},
 		},
 	}
 	return clients, nil

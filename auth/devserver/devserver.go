@@ -105,16 +105,22 @@ func New(cfg Config) (*Server, error) {
 		audience: cfg.Audience,
 		ttl:      cfg.TokenTTL,
 		clients:  map[string]*DemoClient{},
-		loginURL: func(id string) string { return cfg.Issuer + "/login?authRequestID=" + url.QueryEscape(id) },
+		staff:    DemoStaff(),
 		now:      time.Now,
 		requests: map[string]*authRequest{},
 		codes:    map[string]string{},
 		tokens:   map[string]*issuedToken{},
 		jtis:     map[string]time.Time{},
 	}
+	s.storage.loginURL = func(id string) string {
+		return cfg.Issuer + s.storage.loginPath(id) + "?authRequestID=" + url.QueryEscape(id)
+	}
 	for _, c := range clients {
-		if c.ID == ClientPatientApp {
+		switch c.ID {
+		case ClientPatientApp:
 			c.RedirectURIs = append(slices.Clone(c.RedirectURIs), cfg.RedirectURIs...)
+		case ClientAPIReference: // the API reference on the issuer's own host
+			c.RedirectURIs = append(slices.Clone(c.RedirectURIs), issuerURL.Scheme+"://"+issuerURL.Host+APIReferenceRedirectPath)
 		}
 		s.storage.clients[c.ID] = c
 	}
@@ -146,6 +152,8 @@ func New(cfg Config) (*Server, error) {
 	// form's CSRF token covers the rest (pickerHandler).
 	picker := &pickerHandler{storage: s.storage, patients: cfg.Patients, callback: callback}
 	mux.Handle("/login", http.NewCrossOriginProtection().Handler(picker))
+	staff := &staffHandler{storage: s.storage, staff: s.storage.staff, callback: callback}
+	mux.Handle("/staff", http.NewCrossOriginProtection().Handler(staff))
 	mux.Handle("/", requireClient(opHandler))
 	s.handler = mux
 	if s.prefix != "" {

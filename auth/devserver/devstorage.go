@@ -92,6 +92,7 @@ type devStorage struct {
 	ttl      time.Duration
 	clients  map[string]*DemoClient
 	loginURL func(authRequestID string) string
+	staff    []StaffUser // the demo staff of the staff sign-in
 	now      func() time.Time
 
 	mu       sync.Mutex
@@ -225,6 +226,9 @@ func (s *devStorage) completeAuthRequest(id string, p PatientChoice) error {
 	}
 	r.done, r.authTime = true, s.now()
 	r.grant = patientGrant(s.audience, c, p.ID, r.req.Scopes)
+	if r.grant.Role == "" { // a client that signs in staff too (the API reference): a patient signed in
+		r.grant.Role = auth.RolePatient
+	}
 	return nil
 }
 

@@ -18,8 +18,9 @@
 // Server is a real OAuth 2 / OpenID Connect provider (zitadel/oidc op,
 // its LegacyServer extended where SMART needs more): discovery at
 // {issuer}/.well-known/openid-configuration, /authorize, /oauth/token,
-// /keys, /userinfo, /oauth/introspect, /revoke, and the patient picker at
-// /login (its form carries a per-request CSRF token; cross-origin POSTs and
+// /keys, /userinfo, /oauth/introspect, /revoke, the patient picker at
+// /login and the staff sign-in at /staff (their forms carry a per-request
+// CSRF token; cross-origin POSTs and
 // framing are refused). It keeps its state in auth.DevDir(DataDir) = DATA/auth, created 0700
 // at first start: signing-key.pem (RSA 2048, PKCS#8, 0600; its kid is the
 // RFC 7638 thumbprint, so it is stable), clients.json (demo clients with
@@ -55,6 +56,22 @@
 //	             port or Config.RedirectURIs; the user chooses a
 //	             patient from the caller's PatientDirectory; openid fhirUser
 //	             launch/patient patient/*.cruds, role patient
+//	api-reference public client of the API reference page (/api/): authorization
+//	             code with PKCE S256, redirect /api/oauth2-redirect.html on
+//	             the issuer's host or a loopback address; openid fhirUser
+//	             launch/patient patient/*.cruds user/*.cruds, no role of its
+//	             own (the patient's or the member of staff's)
+//
+// # Staff sign-in
+//
+// An authorisation request asking for a user/ scope (and not
+// launch/patient) goes to the staff sign-in page at /staff instead of the
+// patient picker: the user chooses one of the demo staff (DemoStaff: a GP
+// at DemoGPPractice, a referral manager at DemoProvider, a call-centre
+// agent at DemoCallCentre, a commissioner at DemoCommissioner). The token
+// has sub and fhirUser Practitioner/<id>, the user's role and org, and the
+// requested user/ scopes narrowed to the user's (narrowScopes); it works
+// for any public client registered with user/ scopes.
 //
 // Its access tokens are JWTs (RS256, typ JWT, kid) carrying iss, sub, aud,
 // exp, iat, nbf, jti, client_id, scope, and where they apply patient,
