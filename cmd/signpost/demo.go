@@ -228,6 +228,12 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 				services = append(services, s.id)
 			}
 		}
+		// The development server's demo staff, whom their tokens name
+		// (fhirUser, and so the Provenance of what they do).
+		for _, u := range devserver.DemoStaff() {
+			w.put("Practitioner", u.ID, map[string]any{"resourceType": "Practitioner", "id": u.ID, "active": true,
+				"name": []any{map[string]any{"text": u.Name}}})
+		}
 		// Twenty GP practices, ten per ICB, and their patients.
 		n := 0
 		for i := range 20 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
@@ -135,6 +136,10 @@ func TestDemoCounty(t *testing.T) {
 		"/HealthcareService/demo-hs-harbour-394582007", "/Patient/demo-patient-001", "/Organization/demo-gp-01",
 		"/Organization/demo-trust-kingsbridge", "/Organization/demo-icb-north", "/Organization/demo-icb-south"} {
 		c.do("GET", path, nil, 200)
+	}
+	// The demo staff whom the development server's tokens name (fhirUser).
+	for _, u := range devserver.DemoStaff() {
+		c.do("GET", "/Practitioner/"+u.ID, nil, 200)
 	}
 
 	// Locations: an address with a town and a postcode of the table, at
