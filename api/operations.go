@@ -39,7 +39,7 @@ func (ops operations) at(typ, id, name string) (op *Operation, level string, ok 
 		level = "type"
 		ok = ok && op.TypeLevel && slices.Contains(op.Types, typ)
 	default:
-		ok = ok && len(op.Types) == 0
+		ok = ok && (len(op.Types) == 0 || op.System)
 	}
 	return op, level, ok
 }

@@ -21,6 +21,7 @@ type Operation struct {
 	Types      []string        // resource types it is invoked on; none for a system-level operation
 	Instance   bool            // invoked on an instance: /Type/id/$name
 	TypeLevel  bool            // invoked on the type: /Type/$name
+	System     bool            // with Types, invoked at system level too: /$name (as $export is)
 	Affects    bool            // changes state: POST only (otherwise GET is allowed too)
 	Definition json.RawMessage // the OperationDefinition the server publishes
 	Handle     func(ctx context.Context, req *Request) (*Result, error)
