@@ -27,12 +27,14 @@ func world() []map[string]any {
 			"subject": map[string]any{"reference": "Patient/" + patient},
 			"content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "title": id}}}}
 	}
+	superseded := doc("doc-b2", "pat-b")
+	superseded["status"] = "superseded"
 	return []map[string]any{
 		{"resourceType": "Organization", "id": "org-1", "name": "Wessex Trust", "active": true},
 		{"resourceType": "Location", "id": "loc-1", "name": "Clinic", "status": "active"},
 		{"resourceType": "Patient", "id": "pat-a", "name": []any{map[string]any{"family": "Able"}}},
 		{"resourceType": "Patient", "id": "pat-b", "name": []any{map[string]any{"family": "Baker"}}},
-		doc("doc-a1", "pat-a"), doc("doc-a2", "pat-a"), doc("doc-b1", "pat-b"),
+		doc("doc-a1", "pat-a"), doc("doc-a2", "pat-a"), doc("doc-b1", "pat-b"), superseded,
 	}
 }
 
@@ -163,7 +165,7 @@ func (c client) search(typ, query string) []string {
 			c.t.Fatalf("search %s: %d %s", next, status, body)
 		}
 		var b struct {
-			Link []struct{ Relation, URL string }
+			Link  []struct{ Relation, URL string }
 			Entry []struct {
 				Resource struct{ ResourceType, ID string }
 				Search   struct{ Mode string }
@@ -213,11 +215,14 @@ func TestExportMatchesSearches(t *testing.T) {
 		wantTypes []string // the types exported
 		refused   bool     // an error file names a type not granted
 		only      []string // if set, exactly these resources
+		absent    string   // a resource that must not be exported
 	}{
 		{name: "system, every type", opts: devserver.TokenOptions{Scope: "system/*.read", Client: "analytics"},
 			path: "/$export?_type=Patient,DocumentReference,Organization,Location", wantTypes: types},
 		{name: "narrower token: fewer types", opts: devserver.TokenOptions{Scope: "system/Patient.rs system/Organization.rs", Client: "analytics"},
 			path: "/$export?_type=Patient,DocumentReference,Organization", wantTypes: []string{"Patient", "Organization"}, refused: true},
+		{name: "granular scope: only what it reaches", opts: devserver.TokenOptions{Scope: "system/DocumentReference.rs?status=current", Client: "analytics"},
+			path: "/$export?_type=DocumentReference", wantTypes: []string{"DocumentReference"}, absent: "DocumentReference/doc-b2"},
 		{name: "Patient export, system", opts: devserver.TokenOptions{Scope: "system/*.read", Client: "analytics"},
 			path: "/Patient/$export?_type=Patient,DocumentReference", wantTypes: []string{"Patient", "DocumentReference"}},
 		{name: "a patient's export: their compartment only", opts: devserver.TokenOptions{Scope: "patient/*.rs", Patient: "pat-a"},
@@ -231,6 +236,9 @@ func TestExportMatchesSearches(t *testing.T) {
 				t.Errorf("manifest header: %+v", m)
 			}
 			got := c.read(m)
+			if tt.absent != "" && slices.Contains(got, tt.absent) {
+				t.Errorf("exported %s, which the token does not reach", tt.absent)
+			}
 			if tt.only != nil {
 				if !slices.Equal(got, tt.only) {
 					t.Errorf("exported %v, want %v", got, tt.only)
@@ -249,6 +257,61 @@ func TestExportMatchesSearches(t *testing.T) {
 				t.Errorf("error files %v, want refused=%v", m.Error, tt.refused)
 			}
 		})
+	}
+}
+
+// TestExportPostAndMetadata: the kick-off also takes a Parameters body
+// (POST), and the CapabilityStatement lists $export at system level and on
+// Patient.
+func TestExportPostAndMetadata(t *testing.T) {
+	data := t.TempDir()
+	a, base := newServer(t, data)
+	apptest.Seed(t, a, world()...)
+	c := client{t: t, base: base, token: mint(t, data, devserver.TokenOptions{Scope: "system/*.read", Client: "analytics"})}
+	body := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"},` +
+		`{"name":"_outputFormat","valueString":"application/fhir+ndjson"},{"name":"patient","valueReference":{"reference":"Patient/pat-b"}}]}`
+	req, _ := http.NewRequest("POST", base+"/Patient/$export", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST kick-off: %d", res.StatusCode)
+	}
+	if got := c.read(c.wait(res.Header.Get("Content-Location"))); !slices.Equal(got, []string{"Patient/pat-b"}) {
+		t.Errorf("exported %v, want only Patient/pat-b", got)
+	}
+	_, _, meta := c.do("GET", "/metadata", nil)
+	var cs struct {
+		Rest []struct {
+			Operation []struct{ Name string }
+			Resource  []struct {
+				Type      string
+				Operation []struct{ Name string }
+			}
+		}
+	}
+	_ = json.Unmarshal(meta, &cs)
+	names := func(ops []struct{ Name string }) (out []string) {
+		for _, o := range ops {
+			out = append(out, o.Name)
+		}
+		return out
+	}
+	system := names(cs.Rest[0].Operation)
+	for _, n := range []string{"export", "export-poll-status", "export-file", "bulk-publish", "bulk-publish-file"} {
+		if !slices.Contains(system, n) {
+			t.Errorf("the CapabilityStatement's system operations %v lack %s", system, n)
+		}
+	}
+	for _, r := range cs.Rest[0].Resource {
+		if r.Type == "Patient" && !slices.Contains(names(r.Operation), "export") {
+			t.Errorf("Patient's operations %v lack export", names(r.Operation))
+		}
 	}
 }
 

@@ -36,9 +36,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -75,7 +77,17 @@ type Config struct {
 type Service struct {
 	cfg Config
 	st  store.Reader
+
+	mu     sync.Mutex
+	cached *catalogue // the catalogue last read, while no service or schedule changes
+	key    string     // the newest service and schedule versions it was read at
+	at     time.Time  // when it was read
 }
+
+// maxCatalogueAge bounds how long a catalogue is reused even when the
+// newest versions look unchanged (a backend whose history orders writes of
+// the same instant loosely).
+const maxCatalogueAge = 15 * time.Second
 
 // New returns the publishing service reading repo's store.
 func New(cfg Config, repo *write.Path) *Service {
@@ -150,9 +162,41 @@ func (s *Service) each(ctx context.Context, q *search.Query, fn func(*fhir.Resou
 	}
 }
 
-// load reads the catalogue: the directly bookable, active services and
-// their active schedules.
+// load returns the catalogue: the directly bookable, active services and
+// their active schedules. It is read again only when a service or a
+// schedule has changed (a new newest version of either type), so the many
+// file requests of one manifest share one reading.
 func (s *Service) load(ctx context.Context) (*catalogue, error) {
+	var key strings.Builder
+	for _, typ := range []string{"HealthcareService", "Schedule"} {
+		h, err := s.st.History(ctx, store.HistoryQuery{Type: typ, Count: 1})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range h.Versions {
+			fmt.Fprintf(&key, "%s/%s/%d/%d;", v.Type, v.ID, v.Version, v.LastUpdated.UnixMicro())
+		}
+	}
+	s.mu.Lock()
+	if s.cached != nil && s.key == key.String() && s.cfg.Now().Sub(s.at) < maxCatalogueAge {
+		c := s.cached
+		s.mu.Unlock()
+		return c, nil
+	}
+	s.mu.Unlock()
+	c, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cached, s.key, s.at = c, key.String(), s.cfg.Now()
+	s.mu.Unlock()
+	return c, nil
+}
+
+// read reads the catalogue from the store. The catalogue it returns is
+// shared afterwards: nothing changes it.
+func (s *Service) read(ctx context.Context) (*catalogue, error) {
 	c := &catalogue{services: map[string]*service{}}
 	q := &search.Query{Type: "HealthcareService", Filter: []search.Expr{
 		search.TokenIn{Param: "bookability", System: bookabilitySystem, HasSystem: true, Codes: []string{directlyBookable}}}}

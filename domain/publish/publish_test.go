@@ -43,9 +43,9 @@ func world(now time.Time) []map[string]any {
 	location := func(id string) map[string]any {
 		return map[string]any{"resourceType": "Location", "id": id, "name": "Clinic " + id, "status": "active",
 			"identifier": []any{map[string]any{"system": "https://fhir.nhs.uk/Id/ods-site-code", "value": "RX1" + id}},
-			"address": map[string]any{"line": []any{"1 Station Road"}, "city": "Ellingford", "state": "WX", "postalCode": "WX1 1AA"},
-			"position": map[string]any{"latitude": 50.9, "longitude": -1.4},
-			"telecom":  []any{map[string]any{"system": "phone", "value": "01632 960000"}}}
+			"address":    map[string]any{"line": []any{"1 Station Road"}, "city": "Ellingford", "state": "WX", "postalCode": "WX1 1AA"},
+			"position":   map[string]any{"latitude": 50.9, "longitude": -1.4},
+			"telecom":    []any{map[string]any{"system": "phone", "value": "01632 960000"}}}
 	}
 	return []map[string]any{
 		{"resourceType": "Organization", "id": "org-1", "name": "Wessex Trust", "active": true},
@@ -65,7 +65,7 @@ func world(now time.Time) []map[string]any {
 	}
 }
 
-func get(t *testing.T, u string, header map[string]string) (int, http.Header, []byte) {
+func get(t testing.TB, u string, header map[string]string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", u, nil)
 	for k, v := range header {
@@ -97,7 +97,7 @@ type manifest struct {
 // timestamp is the specification's timestamp format (FHIR instant).
 var timestamp = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$`)
 
-func fetchManifest(t *testing.T, u string, header map[string]string) (manifest, http.Header) {
+func fetchManifest(t testing.TB, u string, header map[string]string) (manifest, http.Header) {
 	t.Helper()
 	status, h, body := get(t, u, header)
 	if status != http.StatusOK {
