@@ -181,11 +181,11 @@ func (s *Service) Run(ctx context.Context) {
 	for {
 		s.prune()
 		for {
-			j := s.next()
+			j, jctx := s.next(ctx)
 			if j == nil {
 				break
 			}
-			s.run(ctx, j)
+			s.run(ctx, jctx, j)
 			if ctx.Err() != nil {
 				return
 			}
@@ -199,8 +199,9 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// next claims the oldest waiting job.
-func (s *Service) next() *job {
+// next claims the oldest waiting job, returning it with the context it runs
+// in, which cancelling it ends.
+func (s *Service) next(ctx context.Context) (*job, context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var first *job
@@ -211,15 +212,17 @@ func (s *Service) next() *job {
 		}
 	}
 	if first == nil {
-		return nil
+		return nil, nil
 	}
+	jctx, cancel := context.WithCancel(ctx)
+	s.cancels[first.ID] = cancel
 	first.State = stateRunning
 	first.TransactionTime = s.cfg.Now().UTC().Truncate(time.Millisecond)
 	first.Output, first.Errors, first.Done, first.Exported = nil, nil, 0, 0
 	if err := s.saveLocked(first); err != nil {
 		s.cfg.Logger.Error("export: saving a job", "job", first.ID, "error", err)
 	}
-	return first
+	return first, jctx
 }
 
 // prune removes the jobs whose retention has ended.
@@ -235,18 +238,17 @@ func (s *Service) prune() {
 	}
 }
 
-// run writes one job's files. It stops early, keeping the job waiting, when
+// run writes one job's files in jctx (ctx's child, ended by a cancel). It
+// stops early, keeping the job waiting, when
 // ctx ends (the server is stopping), and discards what it wrote when the
 // job is cancelled.
-func (s *Service) run(ctx context.Context, j *job) {
-	jctx, cancel := context.WithCancel(ctx)
-	s.mu.Lock()
-	s.cancels[j.ID] = cancel
-	s.mu.Unlock()
+func (s *Service) run(ctx, jctx context.Context, j *job) {
 	defer func() {
-		cancel()
 		s.mu.Lock()
-		delete(s.cancels, j.ID)
+		if cancel := s.cancels[j.ID]; cancel != nil {
+			cancel()
+			delete(s.cancels, j.ID)
+		}
 		s.mu.Unlock()
 	}()
 	as := jctx
