@@ -5,6 +5,7 @@ package export
 // download $export-file.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -315,7 +316,7 @@ func (s *Service) status(ctx context.Context, req *operation.Request) (*operatio
 	for _, f := range j.Errors {
 		m.Error = append(m.Error, manifestEntry{Type: f.Type, URL: s.fileURL(j.ID, f.Name), Count: f.Count})
 	}
-	body, _ := json.Marshal(m)
+	body := marshal(m)
 	h.Set("Expires", j.Finished.Add(s.cfg.Retention).UTC().Format(http.TimeFormat))
 	return &operation.Result{Header: h, Body: body, ContentType: "application/json"}, nil
 }
@@ -339,4 +340,14 @@ func (s *Service) download(ctx context.Context, req *operation.Request) (*operat
 		return nil, err
 	}
 	return &operation.Result{Body: body, ContentType: NDJSON}, nil
+}
+
+// marshal encodes v without escaping &, < and > (the manifest's URLs stay
+// readable).
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

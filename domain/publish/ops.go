@@ -130,7 +130,7 @@ func (s *Service) manifest(ctx context.Context, req *operation.Request) (*operat
 		}
 		out = append(out, e)
 	}
-	body, _ := json.Marshal(struct {
+	body := marshal(struct {
 		TransactionTime string          `json:"transactionTime"`
 		Request         string          `json:"request"`
 		Output          []manifestEntry `json:"output"`
@@ -207,8 +207,7 @@ func (s *Service) file(ctx context.Context, req *operation.Request) (*operation.
 	var buf bytes.Buffer
 	var modified time.Time
 	line := func(v any, updated time.Time) {
-		b, _ := json.Marshal(v)
-		buf.Write(b)
+		buf.Write(marshal(v))
 		buf.WriteByte('\n')
 		modified = later(modified, updated)
 	}
@@ -272,4 +271,14 @@ func (s *Service) file(ctx context.Context, req *operation.Request) (*operation.
 		modified = c.updated
 	}
 	return s.cacheable(req, buf.Bytes(), NDJSON, modified), nil
+}
+
+// marshal encodes v on one line without escaping &, < and > (URLs stay
+// readable).
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -80,16 +80,13 @@ type publishedSchedule struct {
 }
 
 // schedule projects a published schedule: at its Location, offering its
-// service (the service's type codings, named by the service).
+// service: the service's type codings (the HL7 service-type system the
+// specification names), or, for a service without a type, its specialty's
+// (SNOMED CT) codings, with the service's name as text.
 func (s *Service) schedule(sc *schedule) publishedSchedule {
-	var codings []json.RawMessage
-	for _, t := range sc.Service.Type {
-		var cc struct {
-			Coding []json.RawMessage `json:"coding"`
-		}
-		if json.Unmarshal(t, &cc) == nil {
-			codings = append(codings, cc.Coding...)
-		}
+	codings := codingsOf(sc.Service.Type)
+	if len(codings) == 0 {
+		codings = codingsOf(sc.Service.Specialty)
 	}
 	st, _ := json.Marshal(struct {
 		Coding []json.RawMessage `json:"coding,omitempty"`
@@ -143,4 +140,18 @@ func (s *Service) slot(r *fhir.Resource, sc *schedule) (publishedSlot, bool) {
 		return publishedSlot{}, false
 	}
 	return out, true
+}
+
+// codingsOf returns the codings of CodeableConcepts.
+func codingsOf(ccs []json.RawMessage) []json.RawMessage {
+	var out []json.RawMessage
+	for _, t := range ccs {
+		var cc struct {
+			Coding []json.RawMessage `json:"coding"`
+		}
+		if json.Unmarshal(t, &cc) == nil {
+			out = append(out, cc.Coding...)
+		}
+	}
+	return out
 }

@@ -12,8 +12,8 @@
 //   - Location: id, identifier, name, description, telecom, address,
 //     position — a Location of a published service;
 //   - Schedule: id, actor (the service's Location, as the specification
-//     requires), serviceType (the service's type codings, with its name as
-//     text) and specialty;
+//     requires), serviceType (the service's type codings, or without a type
+//     its specialty's, with its name as text) and specialty;
 //   - Slot: id, schedule, status (free, or busy for any busy status), start,
 //     end, and for free slots the booking-deep-link extension (Signpost's
 //     portal, <public root>/book?slot=<id>) and booking-phone (the
