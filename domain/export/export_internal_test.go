@@ -1,12 +1,17 @@
 package export
 
 import (
+	"context"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/operation"
 )
 
 // TestInterruptedJobRunsAgain: a job the server stopped in the middle of is
@@ -74,5 +79,33 @@ func TestRetention(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "j1")); !os.IsNotExist(err) {
 		t.Errorf("its files are still there: %v", err)
+	}
+}
+
+// TestUnfinishedLimit: a requester with MaxUnfinished exports waiting or
+// running is told to wait (429), and nothing is written; another requester
+// is not held up.
+func TestUnfinishedLimit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{Dir: dir, Types: []string{"Patient"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes, _ := auth.ParseScopes("system/*.read")
+	busy := &auth.Principal{Issuer: "i", ClientID: "busy", Subject: "busy", Scopes: scopes}
+	other := &auth.Principal{Issuer: "i", ClientID: "other", Subject: "other", Scopes: scopes}
+	for i := range MaxUnfinished {
+		s.jobs[string(rune('a'+i))] = &job{ID: string(rune('a' + i)), Owner: busy, State: stateAccepted}
+	}
+	req := &operation.Request{Method: "GET", Header: http.Header{"Prefer": {"respond-async"}}, Query: url.Values{}, BaseURL: "http://x/fhir"}
+	_, err = s.kickOff(auth.NewContext(context.Background(), busy), req)
+	if fhir.KindOf(err) != fhir.TooManyRequests {
+		t.Fatalf("the busy requester: %v, want too many requests", err)
+	}
+	if len(s.jobs) != MaxUnfinished {
+		t.Errorf("%d jobs, want %d", len(s.jobs), MaxUnfinished)
+	}
+	if _, err := s.kickOff(auth.NewContext(context.Background(), other), req); err != nil {
+		t.Errorf("another requester: %v", err)
 	}
 }

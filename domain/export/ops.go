@@ -198,6 +198,10 @@ func (s *Service) kickOff(ctx context.Context, req *operation.Request) (*operati
 		}
 		j.Patients = []string{pid} // a patient's export is their compartment: no need to read anyone else's
 	}
+	if n := s.unfinished(p); n >= MaxUnfinished {
+		return nil, fhir.Errorf(fhir.TooManyRequests, "throttled", "",
+			"%d exports of this client are still waiting or running: wait for one to finish, or cancel one (DELETE its status URL)", n)
+	}
 	j.Request = req.BaseURL + "/" + strings.TrimPrefix(req.Type+"/$export", "/")
 	if q := req.Query.Encode(); q != "" {
 		j.Request += "?" + q
@@ -220,6 +224,23 @@ func (s *Service) kickOff(ctx context.Context, req *operation.Request) (*operati
 	h.Set("Content-Location", s.statusURL(j.ID))
 	return &operation.Result{Status: http.StatusAccepted, Header: h, Body: fhir.OperationOutcome(fhir.Issue{Severity: "information",
 		Code: "informational", Diagnostics: "export accepted: poll " + s.statusURL(j.ID)})}, nil
+}
+
+// MaxUnfinished is how many exports one requester may have waiting or
+// running at once.
+const MaxUnfinished = 3
+
+// unfinished counts p's exports waiting or running.
+func (s *Service) unfinished(p *auth.Principal) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, j := range s.jobs {
+		if (j.State == stateAccepted || j.State == stateRunning) && sameRequester(j, p) {
+			n++
+		}
+	}
+	return n
 }
 
 // allowed reports whether p may export typ at level: read granted, and for
