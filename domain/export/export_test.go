@@ -40,7 +40,7 @@ func world() []map[string]any {
 
 // client calls the server with a token.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
