@@ -80,7 +80,7 @@ func (s *Server) capabilityStatement() []byte {
 	ops := func(typ string) []op {
 		var out []op
 		for _, o := range s.ops.sorted() {
-			if (typ == "" && len(o.Types) == 0) || slices.Contains(o.Types, typ) {
+			if (typ == "" && (len(o.Types) == 0 || o.System)) || slices.Contains(o.Types, typ) {
 				out = append(out, op{Name: o.Name, Definition: definitionURL(o)})
 			}
 		}

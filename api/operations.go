@@ -39,7 +39,7 @@ func (ops operations) at(typ, id, name string) (op *Operation, level string, ok 
 		level = "type"
 		ok = ok && op.TypeLevel && slices.Contains(op.Types, typ)
 	default:
-		ok = ok && len(op.Types) == 0
+		ok = ok && (len(op.Types) == 0 || op.System)
 	}
 	return op, level, ok
 }
@@ -52,12 +52,22 @@ func (s *Server) operation(c *gin.Context, typ, id, name string) error {
 	}
 	// Operations are exempt from the middleware's negotiation so that a
 	// report can answer CSV; anything else must accept FHIR JSON.
-	if err := negotiate(c); err != nil && c.Query("_format") != "text/csv" && !strings.Contains(c.GetHeader("Accept"), "text/csv") {
+	if err := negotiate(c); err != nil && c.Query("_format") != "text/csv" && !strings.Contains(c.GetHeader("Accept"), "text/csv") &&
+		!slices.ContainsFunc(op.Produces, func(mt string) bool { return strings.Contains(c.GetHeader("Accept"), mt) }) {
 		return err
 	}
-	req := &operation.Request{Type: typ, ID: id, Format: c.Query("_format"), Accept: c.GetHeader("Accept"), BaseURL: s.cfg.BaseURL,
-		Idempotency: idempotencyOf(c)}
+	req := &operation.Request{Type: typ, ID: id, Method: c.Request.Method, Format: c.Query("_format"), Accept: c.GetHeader("Accept"),
+		BaseURL: s.cfg.BaseURL, Idempotency: idempotencyOf(c), Header: c.Request.Header.Clone(), Query: c.Request.URL.Query()}
 	switch c.Request.Method {
+	case http.MethodDelete:
+		if !op.Deletes {
+			return notSupported(c)
+		}
+		query := c.Request.URL.Query()
+		if err := checkSearchSize(query); err != nil {
+			return err
+		}
+		req.Params = operation.FromQuery(query)
 	case http.MethodGet:
 		if op.Affects {
 			return fhir.Errorf(fhir.NotSupported, "not-supported", "", "$%s changes data: invoke it with POST", name)

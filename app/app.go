@@ -24,6 +24,8 @@ import (
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/export"
+	"github.com/signpost-fhir/signpost/domain/publish"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -84,6 +86,8 @@ type App struct {
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
+	Export    *export.Service      // Bulk Data $export and its jobs (bulk.go)
+	Publish   *publish.Service     // SMART Scheduling Links $bulk-publish (bulk.go)
 	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
 	metrics   *metrics
 	stop      func() // stops background work
@@ -185,7 +189,13 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	stopBulk, err := a.startBulk(context.Background())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := a.startAdapters(); err != nil {
+		stopBulk()
 		st.Close()
 		return nil, err
 	}
@@ -196,7 +206,7 @@ func New(cfg Config) (*App, error) {
 		defer close(done)
 		a.Booking.Run(ctx)
 	}()
-	a.stop = func() { cancel(); <-done }
+	a.stop = func() { cancel(); <-done; stopBulk() }
 	return a, nil
 }
 

@@ -21,6 +21,7 @@ type Operation struct {
 	Types      []string        // resource types it is invoked on; none for a system-level operation
 	Instance   bool            // invoked on an instance: /Type/id/$name
 	TypeLevel  bool            // invoked on the type: /Type/$name
+	System     bool            // with Types, invoked at system level too: /$name (as $export is)
 	Affects    bool            // changes state: POST only (otherwise GET is allowed too)
 	Definition json.RawMessage // the OperationDefinition the server publishes
 	Handle     func(ctx context.Context, req *Request) (*Result, error)
@@ -53,11 +54,20 @@ type Operation struct {
 	// authenticate the caller themselves (e.g. $ubrn-access with a UBRN and
 	// an access code) and must limit attempts themselves.
 	Public bool
+	// Produces are the media types, besides FHIR JSON, that the operation
+	// may answer with (e.g. "application/fhir+ndjson"): a caller that
+	// accepts only one of them is not refused by content negotiation.
+	Produces []string
+	// Deletes lets the operation be invoked with DELETE too (cancelling
+	// what an earlier invocation started, such as an asynchronous job);
+	// Handle sees the method in Request.Method.
+	Deletes bool
 }
 
 // Request is an operation invocation.
 type Request struct {
 	Type, ID string      // the target: type and/or instance, when not system level
+	Method   string      // the HTTP method: GET, POST or (for Deletes operations) DELETE
 	Params   *Parameters // the inputs, from a Parameters body or the query string
 	Body     []byte      // the raw body, for operations that take a resource or an upload
 	// ContentType is the body's media type (without parameters) when it
@@ -66,6 +76,11 @@ type Request struct {
 	Format      string // the _format parameter, if any (e.g. "text/csv")
 	Accept      string // the media types the caller accepts (its Accept header), e.g. "text/csv"
 	BaseURL     string // the server's public FHIR base
+	// Header holds the request's headers (Prefer, If-None-Match…), and
+	// Query its whole query string, including the names starting with
+	// "_" that Params leaves out (_type, _since…).
+	Header http.Header
+	Query  url.Values
 	// Idempotency, when not nil, is the unused Idempotency-Key the
 	// invocation carries: an operation that writes stores its answer
 	// under it in the transaction of its write (write.Tx.Remember, after
