@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
@@ -68,6 +69,9 @@ type Config struct {
 	// Sites are pages served beside the API (api.Site), after those app
 	// serves itself.
 	Sites []api.Site
+	// Reminders configures appointment reminders (serve --reminders
+	// FILE, read by notify.Load); nil sends none.
+	Reminders *notify.File
 }
 
 // App is an assembled server.
@@ -84,6 +88,7 @@ type App struct {
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
+	Reminders *Reminders           // appointment reminders; nil without Config.Reminders
 	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
 	metrics   *metrics
 	stop      func() // stops background work
@@ -185,7 +190,12 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	if err := a.startReminders(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("reminders: %w", err)
+	}
 	if err := a.startAdapters(); err != nil {
+		a.Reminders.close()
 		st.Close()
 		return nil, err
 	}
@@ -208,6 +218,7 @@ func (a *App) Close() error {
 	if a.stop != nil {
 		a.stop()
 	}
+	a.Reminders.close()
 	if a.Adapters != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
