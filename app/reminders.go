@@ -63,6 +63,10 @@ func (a *App) startReminders() error {
 		}
 		r.dispatchers[ch] = d
 	}
+	a.Reminders = r
+	if f.Hooks.Manual {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(write.AsServer(context.Background()))
 	var wg sync.WaitGroup
 	for _, d := range r.dispatchers {
@@ -72,7 +76,6 @@ func (a *App) startReminders() error {
 	wg.Add(1)
 	go func() { defer wg.Done(); r.run(ctx) }()
 	r.stop = func() { cancel(); wg.Wait() }
-	a.Reminders = r
 	return nil
 }
 

@@ -91,6 +91,9 @@ type Hooks struct {
 	SMTPTLS    *tls.Config         // the SMTP client's TLS configuration
 	Getenv     func(string) string // os.Getenv when nil
 	RandJitter func() float64      // the dispatchers' jitter source
+	// Manual: the server runs no sweeps or dispatchers by itself; the
+	// test drives them (app.Reminders' Sweep and Deliver).
+	Manual bool
 }
 
 // Lead is a reminder's lead time: "7d" (days), or a Go duration ("36h",
