@@ -109,7 +109,7 @@ type gatewayServer struct {
 }
 
 type gatewayRequest struct {
-	sms                        notify.SMS
+	sms                      notify.SMS
 	auth, idempotency, ctype string
 }
 

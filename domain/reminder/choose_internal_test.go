@@ -12,7 +12,9 @@ import (
 func TestChoose(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	email := func(v string, rank int) ContactPoint { return ContactPoint{System: "email", Value: v, Rank: rank} }
-	mob := func(v string, rank int) ContactPoint { return ContactPoint{System: "phone", Use: "mobile", Value: v, Rank: rank} }
+	mob := func(v string, rank int) ContactPoint {
+		return ContactPoint{System: "phone", Use: "mobile", Value: v, Rank: rank}
+	}
 	all := []Channel{SMS, Email, Webhook}
 	tests := []struct {
 		name     string

@@ -27,7 +27,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // receiver is a webhook endpoint over TLS that records what it is sent
@@ -191,7 +191,9 @@ func (f *fixture) patient(id string, telecom ...map[string]any) {
 	apptest.Seed(f.t, f.a, p)
 }
 
-func mobile(n string) map[string]any { return map[string]any{"system": "phone", "use": "mobile", "value": n} }
+func mobile(n string) map[string]any {
+	return map[string]any{"system": "phone", "use": "mobile", "value": n}
+}
 
 // book books patient into a new 15-minute slot starting at start and
 // returns the appointment's id.

@@ -20,8 +20,8 @@ func optOut(patient string, channels ...reminder.Channel) map[string]any {
 		prov["code"] = codes
 	}
 	return map[string]any{"resourceType": "Consent", "status": "active",
-		"scope": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": reminder.ConsentCategorySystem, "code": reminder.ConsentCategoryCode}}}},
+		"scope":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+		"category":   []any{map[string]any{"coding": []any{map[string]any{"system": reminder.ConsentCategorySystem, "code": reminder.ConsentCategoryCode}}}},
 		"patient":    map[string]any{"reference": "Patient/" + patient},
 		"dateTime":   "2026-12-01T10:00:00Z",
 		"policyRule": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}}},
