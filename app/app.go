@@ -26,6 +26,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/reminder"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -190,6 +191,7 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	reminder.RegisterRule(rp, reg) // pending reminders of cancelled or moved appointments are withdrawn
 	if err := a.startReminders(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("reminders: %w", err)

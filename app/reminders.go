@@ -47,7 +47,6 @@ func (a *App) startReminders() error {
 	if err != nil {
 		return err
 	}
-	svc.Register()
 	senders, err := notify.Build(f, svc, a.Config.Logger)
 	if err != nil {
 		return err

@@ -118,7 +118,7 @@ type Service struct {
 }
 
 // New returns the reminder service over rp, or what is wrong with cfg.
-// Register its write rule with Register.
+// The rule that withdraws reminders is registered apart (RegisterRule).
 func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	var errs []error
 	if len(cfg.Leads) == 0 {
@@ -160,12 +160,18 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	return &Service{cfg: cfg, repo: rp, search: s}, nil
 }
 
-// Register registers the rule that withdraws an appointment's pending
-// reminders when it is cancelled or moved ("reminder.appointment", which
-// app/rules.go places among the Appointment's rules).
-func (s *Service) Register() {
-	s.repo.AddRule("Appointment", "reminder.appointment", s.appointmentRule)
+// RegisterRule registers on rp the rule that withdraws an appointment's
+// pending reminders when it is cancelled or moved
+// ("reminder.appointment", which app/rules.go places among the
+// Appointment's rules). It runs whether or not reminders are configured:
+// reminders queued before they were switched off are withdrawn too.
+func RegisterRule(rp *write.Path, s Searcher) {
+	w := &withdrawer{search: s}
+	rp.AddRule("Appointment", "reminder.appointment", w.appointmentRule)
 }
+
+// withdrawer withdraws pending reminders.
+type withdrawer struct{ search Searcher }
 
 // Now returns the service's clock's time.
 func (s *Service) Now() time.Time { return s.cfg.Now() }
@@ -357,7 +363,7 @@ func enqueue(ctx context.Context, tx *write.Tx, id string, choice Choice, now ti
 // they were made for: cancelled, moved to another time, or deleted. A
 // rescheduled appointment ($reschedule) is a new Appointment, whose
 // reminders Sweep makes in their time.
-func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
+func (s *withdrawer) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Change) error {
 	if c.Old == nil {
 		return nil
 	}
@@ -389,7 +395,7 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 // reason: all of them, or the one Communication/only when it is not "".
 // Each write is declared as the consequence cause (its Type and ID are
 // filled in).
-func (s *Service) withdraw(ctx context.Context, tx *write.Tx, id, only string, reason notDoneReason, cause write.Consequence) error {
+func (s *withdrawer) withdraw(ctx context.Context, tx *write.Tx, id, only string, reason notDoneReason, cause write.Consequence) error {
 	q, err := s.search.Parse("Communication", url.Values{"about": {"Appointment/" + id},
 		"status": {"preparation,in-progress"}, "_count": {"100"}}, search.ParseOptions{Strict: true})
 	if err != nil {
