@@ -108,4 +108,24 @@ func TestOptOut(t *testing.T) {
 	if sent := f.gw.Sent(); len(sent) != 1 || sent[0].Reference == "" {
 		t.Errorf("after opting back in: sent %+v", sent)
 	}
+
+	// With authorisation on, a patient cancelling their own appointment
+	// withdraws its pending reminder (a consequence of the cancellation).
+	a4 := f.book("p1", "s4", start.Add(-2*time.Hour))
+	if q, _ := f.sweep(); q != 1 {
+		t.Fatalf("queued %d, want p1's new reminder", q)
+	}
+	appt := f.must(200, "GET", "/Appointment/"+a4, nil)
+	appt["status"] = "cancelled"
+	appt["cancelationReason"] = map[string]any{"text": "cannot make it"}
+	if code, body := f.doAs(patientToken("p1"), "PUT", "/Appointment/"+a4, appt); code != 200 {
+		t.Fatalf("the patient cancelling: %d %s", code, body)
+	}
+	f.deliver()
+	if rs := f.reminders(a4); len(rs) != 1 || rs[0].Status != "not-done" || rs[0].reason() != "appointment-cancelled" {
+		t.Errorf("reminders of the cancelled appointment: %+v", rs)
+	}
+	if sent := f.gw.Sent(); len(sent) != 1 {
+		t.Errorf("sent %d SMS, want still 1", len(sent))
+	}
 }
