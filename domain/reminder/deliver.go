@@ -30,8 +30,10 @@ type Delivery struct {
 }
 
 // Begin checks, at send time, that the reminder of the outbox message
-// payload is still to be sent, and marks it in-progress. A reminder that
-// is not (its status is no longer preparation or in-progress, its
+// payload is still to be sent, and marks it in-progress. One not-done
+// because its channel refused it (system-error) is sent again: its dead
+// letter was replayed. A reminder that is not to be sent (its status is
+// otherwise no longer preparation or in-progress, its
 // appointment is no longer booked for the start it was made for or has
 // started, or the patient opted out of its channel) gives ErrWithdrawn,
 // and is made not-done with the reason if it was pending.
@@ -56,7 +58,8 @@ func (s *Service) Begin(ctx context.Context, payload []byte) (*Delivery, error) 
 		if err != nil {
 			return err
 		}
-		if c.Status != "preparation" && c.Status != "in-progress" {
+		replay := c.failedToSend()
+		if c.Status != "preparation" && c.Status != "in-progress" && !replay {
 			withdrawn = true
 			return nil
 		}
@@ -75,8 +78,9 @@ func (s *Service) Begin(ctx context.Context, payload []byte) (*Delivery, error) 
 			return err
 		}
 		res := cur
-		if c.Status == "preparation" {
+		if c.Status != "in-progress" {
 			obj.Set("status", "in-progress")
+			obj.Delete("statusReason") // a replay: the failure stays in the note and the history
 			if res, _, err = tx.Put(ctx, "Communication", cur.ID, obj, cur.Version); err != nil {
 				return err
 			}

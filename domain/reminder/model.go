@@ -39,10 +39,11 @@ type (
 		} `json:"participant"`
 	}
 	communication struct {
-		Status    string      `json:"status"`
-		About     []reference `json:"about"`
-		Recipient []reference `json:"recipient"`
-		Payload   []struct {
+		Status       string      `json:"status"`
+		StatusReason *concept    `json:"statusReason"`
+		About        []reference `json:"about"`
+		Recipient    []reference `json:"recipient"`
+		Payload      []struct {
 			ContentString string `json:"contentString"`
 		} `json:"payload"`
 	}
@@ -156,6 +157,21 @@ func (c *newComm) object() *fhir.Object {
 		panic(err) // built from maps: always valid JSON
 	}
 	return obj
+}
+
+// failedToSend reports whether c is not-done because its channel did not
+// take it (reasonFailed): an operator's replay of its dead letter sends
+// it again.
+func (c *communication) failedToSend() bool {
+	if c.Status != "not-done" || c.StatusReason == nil {
+		return false
+	}
+	for _, cd := range c.StatusReason.Coding {
+		if cd.System == reasonFailed.system && cd.Code == reasonFailed.code {
+			return true
+		}
+	}
+	return false
 }
 
 // setNotDone makes a stored reminder not-done for reason.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/domain/reminder"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // A booked appointment gets its reminders at 7 d and 1 d before, each
@@ -141,6 +142,53 @@ func TestWebhook(t *testing.T) {
 	}
 	if st := f.a.Reminders.Status()[reminder.Webhook]; st.DeadLettered != 1 || st.Retried != 1 || st.Delivered != 1 {
 		t.Errorf("webhook dispatcher status %+v", st)
+	}
+
+	// Failing at every attempt (maxAttempts 3): not-done after the third.
+	f.patient("p3")
+	id3 := f.book("p3", "s3", f.t0.Add(30*time.Hour))
+	f.hook.answer(503, 503, 503)
+	f.sweep()
+	at := f.t0.Add(7*time.Hour + time.Minute)
+	for attempt := 1; attempt <= 3; attempt++ {
+		f.deliver()
+		want := "in-progress"
+		if attempt == 3 {
+			want = "not-done"
+		}
+		if rs := f.reminders(id3); rs[0].Status != want {
+			t.Fatalf("after attempt %d the reminder is %s, want %s", attempt, rs[0].Status, want)
+		}
+		at = at.Add(10 * time.Minute) // past the back-off
+		f.clock.Set(at)
+	}
+	if st := f.a.Reminders.Status()[reminder.Webhook]; st.DeadLettered != 2 {
+		t.Errorf("webhook dispatcher status %+v, want a second dead letter", st)
+	}
+	if got := len(f.hook.received()); got != 1 {
+		t.Errorf("received %d, want still 1", got)
+	}
+
+	// The operator replays the dead letters (the receiver is fixed): the
+	// reminders are sent and completed.
+	admin := f.a.Store.(store.OutboxAdmin)
+	dead, err := admin.DeadLetters(t.Context(), reminder.Destination(reminder.Webhook), 10)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("dead letters %v, %v", dead, err)
+	}
+	for _, d := range dead {
+		if err := admin.Replay(t.Context(), d.ID, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.deliver()
+	for _, id := range []string{id2, id3} {
+		if rs := f.reminders(id); rs[0].Status != "completed" || rs[0].StatusReason != nil {
+			t.Errorf("replayed reminder %+v", rs[0])
+		}
+	}
+	if got := len(f.hook.received()); got != 3 {
+		t.Errorf("received %d, want 3", got)
 	}
 }
 
