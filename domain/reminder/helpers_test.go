@@ -45,7 +45,7 @@ type received struct {
 	ctype    string
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -80,7 +80,7 @@ func (r *receiver) answer(codes ...int) {
 // double) and webhook (a real receiver), and a service, schedule and
 // location to book in.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	data  string
 	a     *app.App
 	srv   *httptest.Server
@@ -94,7 +94,7 @@ type fixture struct {
 
 const howToChange = "call 0300 123 4567 or visit https://trust.example/appointments"
 
-func newFixture(t *testing.T, auth bool) *fixture {
+func newFixture(t testing.TB, auth bool) *fixture {
 	f := &fixture{t: t, data: t.TempDir(), clock: &clock{}, gw: &notifytest.Gateway{}, hook: newReceiver(t), auth: auth}
 	f.t0 = time.Now().UTC().Truncate(time.Minute)
 	f.clock.Set(f.t0)

@@ -213,9 +213,13 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 		if err != nil {
 			return res, err
 		}
-		for _, r := range page.Resources {
-			if err := s.remind(ctx, r.ID, now, &res); err != nil {
-				s.cfg.Logger.Error("reminder: making a reminder", "appointment", r.ID, "error", err)
+		todo, err := s.missing(ctx, page.Resources, now)
+		if err != nil {
+			return res, err
+		}
+		for _, id := range todo {
+			if err := s.remind(ctx, id, now, &res); err != nil {
+				s.cfg.Logger.Error("reminder: making a reminder", "appointment", id, "error", err)
 				if first == nil {
 					first = err
 				}
@@ -226,6 +230,65 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 		}
 		q.Cursor = page.Next
 	}
+}
+
+// missing returns the ids of the appointments among page whose reminder
+// is due at now and not made yet, as the store answers outside a
+// transaction: the steady state (every due reminder made) costs one
+// search per page rather than a transaction per appointment. remind
+// checks again in its transaction.
+func (s *Service) missing(ctx context.Context, page []*fhir.Resource, now time.Time) ([]string, error) {
+	keys := map[string]string{} // key → appointment id
+	var order []string
+	for _, r := range page {
+		a, err := decode[appointment](r.JSON)
+		if err != nil {
+			return nil, err
+		}
+		start, ok := a.start()
+		if a.Status != "booked" || !ok || a.patient() == "" {
+			continue
+		}
+		lead, ok := s.due(start, now)
+		if !ok {
+			continue
+		}
+		k := Key(r.ID, start, lead)
+		keys[k] = r.ID
+		order = append(order, k)
+	}
+	const chunk = 50
+	for i := 0; i < len(order); i += chunk {
+		var values []string
+		for _, k := range order[i:min(i+chunk, len(order))] {
+			values = append(values, IdentifierSystem+"|"+k)
+		}
+		q, err := s.search.Parse("Communication", url.Values{"identifier": {strings.Join(values, ",")}, "_count": {"100"}},
+			search.ParseOptions{Strict: true, MaxCount: 100})
+		if err != nil {
+			return nil, err
+		}
+		for {
+			found, err := s.repo.Store().Search(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range found.Resources {
+				delete(keys, reminderKey(c.JSON))
+			}
+			if found.Next == "" {
+				break
+			}
+			q.Cursor = found.Next
+		}
+	}
+	var ids []string
+	for _, k := range order {
+		if id, ok := keys[k]; ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // due returns the shortest lead whose time has come for an appointment
