@@ -68,6 +68,13 @@ func TestRemindersAtLeads(t *testing.T) {
 	if !strings.HasSuffix(rs[0].Identifier[0].Value, "/168h0m0s") || !strings.HasSuffix(rs[1].Identifier[0].Value, "/24h0m0s") {
 		t.Errorf("identifiers %+v", rs)
 	}
+	// The reminder is a valid R4 Communication: the API, which validates
+	// what it is sent, takes it back unchanged.
+	c := f.must(200, "GET", "/Communication/"+rs[0].ID, nil)
+	f.must(200, "PUT", "/Communication/"+rs[0].ID, c)
+	if found := f.must(200, "GET", "/Communication?about=Appointment/"+id+"&category=reminder&status=completed", nil); len(found["entry"].([]any)) != 2 {
+		t.Errorf("searching the reminders: %v", found)
+	}
 }
 
 // Booked inside the last lead, an appointment gets one reminder (the
