@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/signpost-fhir/signpost/adapters/dispatch"
 	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/domain/reminder"
@@ -21,6 +23,7 @@ import (
 // outbox) sending them through adapters/notify.
 type Reminders struct {
 	Service     *reminder.Service
+	made        *prometheus.CounterVec // reminders made by sweeps, by outcome
 	every       time.Duration
 	dispatchers map[reminder.Channel]*dispatch.Dispatcher
 	log         *slog.Logger
@@ -53,6 +56,9 @@ func (a *App) startReminders() error {
 	}
 	r := &Reminders{Service: svc, every: f.SweepEvery.Or(notify.DefaultSweepEvery),
 		dispatchers: map[reminder.Channel]*dispatch.Dispatcher{}, log: a.Config.Logger}
+	if err := r.registerMetrics(a.Metrics); err != nil {
+		return err
+	}
 	for ch, s := range senders {
 		dc := f.DispatchConfig(ch)
 		dc.Logger = a.Config.Logger
@@ -98,6 +104,10 @@ func (r *Reminders) run(ctx context.Context) {
 // dispatchers of the channels it queued reminders for.
 func (r *Reminders) Sweep(ctx context.Context) (reminder.SweepResult, error) {
 	res, err := r.Service.Sweep(ctx)
+	r.made.WithLabelValues("not-done", "").Add(float64(res.NotDone))
+	for ch, n := range res.Queued {
+		r.made.WithLabelValues("queued", string(ch)).Add(float64(n))
+	}
 	for ch := range res.Queued {
 		if d := r.dispatchers[ch]; d != nil {
 			d.Wake()
@@ -128,6 +138,41 @@ func (r *Reminders) Status() map[reminder.Channel]dispatch.Status {
 		out[ch] = d.Status()
 	}
 	return out
+}
+
+// registerMetrics registers the reminders' metrics with reg:
+// signpost_reminders_total{outcome="queued"|"not-done", channel} made by
+// sweeps, and per channel the dispatcher's
+// signpost_reminder_deliveries_total{channel, result="delivered"|"retried"|"dead-lettered"}.
+func (r *Reminders) registerMetrics(reg *prometheus.Registry) error {
+	r.made = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signpost_reminders_total",
+		Help: "Appointment reminders made by sweeps: queued for a channel, or recorded not-done (opted out, no contact point)."},
+		[]string{"outcome", "channel"})
+	if reg == nil {
+		return nil
+	}
+	deliveries := prometheus.NewDesc("signpost_reminder_deliveries_total",
+		"Reminder messages delivered, retried or dead-lettered by each channel's dispatcher since start.",
+		[]string{"channel", "result"}, nil)
+	return errors.Join(reg.Register(r.made), reg.Register(&deliveryCollector{r: r, desc: deliveries}))
+}
+
+// deliveryCollector reads the dispatchers' counts when scraped.
+type deliveryCollector struct {
+	r    *Reminders
+	desc *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
+	for channel, st := range c.r.Status() {
+		for result, n := range map[string]int64{"delivered": st.Delivered, "retried": st.Retried, "dead-lettered": st.DeadLettered} {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), string(channel), result)
+		}
+	}
 }
 
 // close stops the sweeps and the dispatchers.

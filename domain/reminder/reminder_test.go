@@ -68,6 +68,13 @@ func TestRemindersAtLeads(t *testing.T) {
 	if !strings.HasSuffix(rs[0].Identifier[0].Value, "/168h0m0s") || !strings.HasSuffix(rs[1].Identifier[0].Value, "/24h0m0s") {
 		t.Errorf("identifiers %+v", rs)
 	}
+	// Metrics: two queued by SMS, two delivered.
+	if got := metric(t, f, "signpost_reminders_total", "outcome", "queued", "channel", "sms"); got != 2 {
+		t.Errorf("signpost_reminders_total queued sms = %v, want 2", got)
+	}
+	if got := metric(t, f, "signpost_reminder_deliveries_total", "channel", "sms", "result", "delivered"); got != 2 {
+		t.Errorf("signpost_reminder_deliveries_total sms delivered = %v, want 2", got)
+	}
 	// The reminder is a valid R4 Communication: the API, which validates
 	// what it is sent, takes it back unchanged.
 	c := f.must(200, "GET", "/Communication/"+rs[0].ID, nil)
@@ -322,6 +329,37 @@ func TestSweepsRace(t *testing.T) {
 	if got := len(f.gw.Sent()); got != n {
 		t.Errorf("%d SMS sent, want %d", got, n)
 	}
+}
+
+// metric returns the value of the counter name with the label pairs in
+// f's registry (-1 when there is none).
+func metric(t *testing.T, f *fixture, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := f.a.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range fams {
+		if fam.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range fam.GetMetric() {
+			for i := 0; i < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }
 
 func mustLoad(t *testing.T, name string) *time.Location {
