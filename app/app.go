@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
@@ -27,6 +28,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/export"
 	"github.com/signpost-fhir/signpost/domain/publish"
 	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/reminder"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -70,6 +72,9 @@ type Config struct {
 	// Sites are pages served beside the API (api.Site), after those app
 	// serves itself.
 	Sites []api.Site
+	// Reminders configures appointment reminders (serve --reminders
+	// FILE, read by notify.Load); nil sends none.
+	Reminders *notify.File
 }
 
 // App is an assembled server.
@@ -88,6 +93,7 @@ type App struct {
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
 	Export    *export.Service      // Bulk Data $export and its jobs (bulk.go)
 	Publish   *publish.Service     // SMART Scheduling Links $bulk-publish (bulk.go)
+	Reminders *Reminders           // appointment reminders; nil without Config.Reminders
 	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
 	metrics   *metrics
 	stop      func() // stops background work
@@ -194,7 +200,14 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	reminder.RegisterRule(rp, reg) // pending reminders of cancelled or moved appointments are withdrawn
+	if err := a.startReminders(); err != nil {
+		stopBulk()
+		st.Close()
+		return nil, fmt.Errorf("reminders: %w", err)
+	}
 	if err := a.startAdapters(); err != nil {
+		a.Reminders.close()
 		stopBulk()
 		st.Close()
 		return nil, err
@@ -218,6 +231,7 @@ func (a *App) Close() error {
 	if a.stop != nil {
 		a.stop()
 	}
+	a.Reminders.close()
 	if a.Adapters != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

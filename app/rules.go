@@ -20,6 +20,7 @@ func RuleOrder() write.Order {
 				"booking.appointment",  // claims and frees slots; records an Idempotency-Key's answer
 				"referral.guidance",    // booking guidance answered before a booking
 				"referral.appointment", // the referral's workflow follows its bookings
+				"reminder.appointment", // a cancelled or moved appointment's pending reminders are withdrawn
 				"adapters",             // other systems hear of the change (outbox), once the domain has settled it
 			},
 			"AppointmentResponse": {"booking.response"},

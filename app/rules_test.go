@@ -14,7 +14,7 @@ import (
 func TestRuleOrder(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
-		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "adapters"},
+		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "reminder.appointment", "adapters"},
 		"AppointmentResponse":   {"access", "booking.response"},
 		"Slot":                  {"access", "booking.slot", "directory.slot"},
 		"Schedule":              {"access", "booking.schedule", "directory.schedule"},

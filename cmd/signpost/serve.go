@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -64,6 +65,7 @@ func serve(args []string) error {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
+	reminderFile := fs.String("reminders", "", "appointment reminders: schedule and channels (YAML or JSON; see docs/reminders.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
@@ -91,6 +93,12 @@ func serve(args []string) error {
 		var err error
 		if cfg.Adapters, err = adapters.Load(*adapterFile); err != nil {
 			return fmt.Errorf("serve --adapters: %w", err)
+		}
+	}
+	if *reminderFile != "" {
+		var err error
+		if cfg.Reminders, err = notify.Load(*reminderFile); err != nil {
+			return fmt.Errorf("serve --reminders: %w", err)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
