@@ -78,7 +78,8 @@ func (a *Adapter) readSearchset(body []byte, found *free) error {
 	for i := range res.Locations {
 		l := res.Locations[i]
 		// The practice's organisations are not copied (Signpost's
-		// directory has its own): the reference would dangle.
+		// directory has its own): apply points its locations at the
+		// organisation providing the practice's services.
 		l.ManagingOrganization = nil
 		m, err := asMap(&l)
 		if err != nil {
@@ -139,8 +140,6 @@ func (a *Adapter) bookingAppointment(b *gpBooking, patient string) (*stu3.Appoin
 		}
 	}
 	appt.Status = r4.AppointmentStatusBooked
-	appt.Identifier = nil
-	appt.Extension = nil
 	if elem.Str(appt.Description) == "" {
 		appt.Description = elem.Opt("Appointment booked through Signpost")
 	}

@@ -252,7 +252,14 @@ func (a *Adapter) apply(ctx context.Context, now, to time.Time, found *free) err
 	horizon := a.horizonEnd(to)
 	ids := slices.Sorted(mapsKeys(found.schedules))
 	if err := a.env.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+		org, err := a.organisation(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, o := range found.others {
+			if o["resourceType"] == "Location" && org != "" {
+				o["managingOrganization"] = map[string]any{"reference": org}
+			}
 			if err := a.upsertOther(ctx, tx, o); err != nil {
 				return err
 			}
@@ -290,6 +297,23 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// organisation is the Organization providing the practice's first
+// service (its HealthcareService.providedBy), "" when none is known.
+func (a *Adapter) organisation(ctx context.Context, rd store.Reader) (string, error) {
+	res, err := readOrNil(ctx, rd, "HealthcareService", a.set.Services[0])
+	if err != nil || res == nil {
+		return "", err
+	}
+	var v struct {
+		ProvidedBy *r4.Reference `json:"providedBy"`
+	}
+	_ = json.Unmarshal(res.JSON, &v)
+	if v.ProvidedBy == nil {
+		return "", nil
+	}
+	return elem.Str(v.ProvidedBy.Reference), nil
 }
 
 // upsertOther writes the Signpost copy of a Practitioner or Location a
