@@ -114,7 +114,7 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 		Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
 		// A message's exchanges (a read, then an update) within the lease.
 		Lease:   3*timeout + 5*time.Second,
-		Backoff: dispatch.Backoff{Base: set.RetryBase.Or(time.Second), Max: set.RetryMax.Or(0), Factor: 2, Jitter: 0.2},
+		Backoff: dispatch.Backoff{Base: set.RetryBase.Or(DefaultRetryBase), Max: set.RetryMax.Or(DefaultRetryMax), Factor: 2, Jitter: 0.2},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
