@@ -28,6 +28,7 @@ const (
 	CodeNoRecordFound          = "NO_RECORD_FOUND"
 	CodePatientNotFound        = "PATIENT_NOT_FOUND"
 	CodeDuplicateRejected      = "DUPLICATE_REJECTED"
+	CodeConflict               = "FHIR_CONSTRAINT_VIOLATION"
 	CodeAccessDenied           = "ACCESS_DENIED"
 	CodeNoPatientConsent       = "NO_PATIENT_CONSENT"
 	CodeNotImplemented         = "NOT_IMPLEMENTED"
@@ -51,6 +52,7 @@ var errorCodes = map[string]struct {
 	CodeNoRecordFound:          {404, "not-found", "No record found"},
 	CodePatientNotFound:        {404, "not-found", "Patient not found"},
 	CodeDuplicateRejected:      {409, "duplicate", "Create would lead to creation of a duplicate resource"},
+	CodeConflict:               {409, "conflict", "FHIR constraint violated"},
 	CodeAccessDenied:           {403, "forbidden", "Access denied"},
 	CodeNoPatientConsent:       {403, "forbidden", "Patient has not provided consent to share data"},
 	CodeNotImplemented:         {501, "not-supported", "Not implemented"},
