@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,39 +25,16 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
 	"github.com/signpost-fhir/signpost/auth"
-)
-
-// The GP Connect 1.2 interaction ids (Ssp-InteractionID) Signpost uses.
-const (
-	InteractionSearchSlots         = "urn:nhs:names:services:gpconnect:fhir:rest:search:slot-1"
-	InteractionFindPatient         = "urn:nhs:names:services:gpconnect:fhir:rest:search:patient-1"
-	InteractionBookAppointment     = "urn:nhs:names:services:gpconnect:fhir:rest:create:appointment-1"
-	InteractionAmendAppointment    = "urn:nhs:names:services:gpconnect:fhir:rest:update:appointment-1"
-	InteractionCancelAppointment   = "urn:nhs:names:services:gpconnect:fhir:rest:cancel:appointment-1"
-	InteractionReadAppointment     = "urn:nhs:names:services:gpconnect:fhir:rest:read:appointment-1"
-	InteractionPatientAppointments = "urn:nhs:names:services:gpconnect:fhir:rest:search:patient_appointments-1"
-	InteractionRegisterPatient     = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.registerpatient-1"
-)
-
-// The requested_scope claim of each kind of interaction.
-const (
-	ScopeOrganizationRead = "organization/*.read"
-	ScopePatientRead      = "patient/*.read"
-	ScopePatientWrite     = "patient/*.write"
 )
 
 // FHIRJSON is GP Connect's media type (Accept and Content-Type).
 const FHIRJSON = "application/fhir+json"
 
-// The identifier systems the JWT's resources carry.
+// The JWT's fixed values.
 const (
-	ODSSystem         = "https://fhir.nhs.uk/Id/ods-organization-code"
-	SDSUserSystem     = "https://fhir.nhs.uk/Id/sds-user-id"
-	SDSRoleSystem     = "https://fhir.nhs.uk/Id/sds-role-profile-id"
-	jwtLifetime       = 5 * time.Minute
 	maxResponseBytes  = 32 << 20
-	reasonDirectCare  = "directcare"
 	unknownIdentifier = "UNK"
 )
 
@@ -104,8 +80,7 @@ func (t *TLS) config() (*tls.Config, error) {
 
 // request is one GP Connect interaction.
 type request struct {
-	interaction string
-	scope       string // requested_scope
+	interaction string // Ssp-InteractionID (stu3.Interaction…); the JWT's requested_scope follows from it
 	method      string
 	path        string     // below the endpoint: "Slot", "Appointment/12"
 	query       url.Values // nil for none; kept in order by the encoder's sort
@@ -156,7 +131,7 @@ func (c *client) do(ctx context.Context, r request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	jwt, err := c.jwt(r.who, r.scope)
+	jwt, err := c.jwt(r.who, stu3.ScopeOf(r.interaction))
 	if err != nil {
 		return nil, err
 	}
@@ -197,53 +172,25 @@ func transportError(ctx context.Context, err error) error {
 // requested_scope scope.
 func (c *client) jwt(who *auth.Principal, scope string) (string, error) {
 	now := c.now().UTC()
-	claims := Claims{
-		Issuer:                 c.issuer,
-		Subject:                practitionerID(who),
-		Audience:               c.endpoint,
-		Expires:                now.Add(jwtLifetime).Unix(),
-		IssuedAt:               now.Unix(),
-		ReasonForRequest:       reasonDirectCare,
+	return stu3.EncodeUnsigned(&stu3.Claims{
+		Iss:                    c.issuer,
+		Sub:                    practitionerID(who),
+		Aud:                    stu3.Audience,
+		Exp:                    now.Add(stu3.MaxTokenLife * time.Second).Unix(),
+		Iat:                    now.Unix(),
+		ReasonForRequest:       stu3.ReasonDirectCare,
 		RequestedScope:         scope,
 		RequestingDevice:       c.device(),
 		RequestingOrganization: requestingOrganization(who),
 		RequestingPractitioner: requestingPractitioner(who),
-	}
-	head, err := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
-	if err != nil {
-		return "", err
-	}
-	body, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString(head) + "." + enc.EncodeToString(body) + ".", nil
-}
-
-// Claims are the claims of the JWT every request carries (GP Connect
-// 1.2's consumer JWT).
-type Claims struct {
-	Issuer                 string         `json:"iss"`
-	Subject                string         `json:"sub"`
-	Audience               string         `json:"aud"`
-	Expires                int64          `json:"exp"`
-	IssuedAt               int64          `json:"iat"`
-	ReasonForRequest       string         `json:"reason_for_request"`
-	RequestedScope         string         `json:"requested_scope"`
-	RequestingDevice       map[string]any `json:"requesting_device"`
-	RequestingOrganization map[string]any `json:"requesting_organization"`
-	RequestingPractitioner map[string]any `json:"requesting_practitioner"`
+	})
 }
 
 // device is requesting_device: Signpost, identified by its system URL.
-func (c *client) device() map[string]any {
-	return map[string]any{
-		"resourceType": "Device",
-		"identifier":   []any{map[string]any{"system": c.issuer, "value": "signpost"}},
-		"model":        "Signpost",
-		"version":      "1",
-	}
+func (c *client) device() *stu3.Device {
+	return &stu3.Device{ResourceType: "Device",
+		Identifier: []stu3.Identifier{{System: c.issuer, Value: "signpost"}},
+		Model:      "Signpost", Version: "1"}
 }
 
 // practitionerID is the requesting practitioner's id: the principal's
@@ -262,22 +209,20 @@ func practitionerID(who *auth.Principal) string {
 
 // requestingOrganization is the organisation the principal acts for,
 // by ODS code.
-func requestingOrganization(who *auth.Principal) map[string]any {
+func requestingOrganization(who *auth.Principal) *stu3.Organization {
 	ods := unknownIdentifier
 	if who != nil && who.Organization != "" {
 		ods = who.Organization
 	}
-	return map[string]any{
-		"resourceType": "Organization",
-		"identifier":   []any{map[string]any{"system": ODSSystem, "value": ods}},
-		"name":         ods,
-	}
+	return &stu3.Organization{ResourceType: "Organization",
+		Identifier: []stu3.Identifier{{System: stu3.ODSOrganizationSystem, Value: ods}},
+		Name:       ods}
 }
 
-// requestingPractitioner is the principal as a Practitioner: its id and
-// SDS user id its subject (UNK when unknown: Signpost's users are not
-// SDS users), its role profile its Signpost role, its name its client.
-func requestingPractitioner(who *auth.Principal) map[string]any {
+// requestingPractitioner is the principal as a Practitioner: its id its
+// subject; its SDS user id unknown (Signpost's users are not SDS users),
+// its SDS role profile its Signpost role; its name its client.
+func requestingPractitioner(who *auth.Principal) *stu3.Practitioner {
 	id := practitionerID(who)
 	role, name := unknownIdentifier, id
 	if who != nil {
@@ -288,32 +233,11 @@ func requestingPractitioner(who *auth.Principal) map[string]any {
 			name = who.ClientID
 		}
 	}
-	return map[string]any{
-		"resourceType": "Practitioner",
-		"id":           id,
-		"identifier": []any{
-			map[string]any{"system": SDSUserSystem, "value": unknownIdentifier},
-			map[string]any{"system": SDSRoleSystem, "value": role},
-			map[string]any{"system": "https://signpost.example/fhir/Id/user", "value": id},
+	return &stu3.Practitioner{ResourceType: "Practitioner", ID: id,
+		Identifier: []stu3.Identifier{
+			{System: stu3.SDSUserSystem, Value: unknownIdentifier},
+			{System: stu3.SDSRoleProfileSystem, Value: role},
+			{System: "https://signpost.example/fhir/Id/user", Value: id},
 		},
-		"name": []any{map[string]any{"family": name}},
-	}
-}
-
-// ParseJWT decodes the claims of an unsigned GP Connect JWT (tests and
-// the stand-in check them): it must have three parts, the last empty.
-func ParseJWT(token string) (*Claims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[2] != "" {
-		return nil, errors.New("not an unsigned JWT (header.payload. with an empty signature)")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, err
-	}
-	var c Claims
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
+		Name: []stu3.HumanName{{Family: name}}}
 }

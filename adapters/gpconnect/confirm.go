@@ -46,6 +46,7 @@ import (
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
+	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -275,8 +276,7 @@ func (a *Adapter) confirm(ctx context.Context, tx *write.Tx, b *gpBooking) error
 // (422) unless the practice accepts temporary patients: they are then
 // registered there.
 func (a *Adapter) findPatient(ctx context.Context, b *gpBooking) (string, error) {
-	resp, err := a.exchange(ctx, request{interaction: InteractionFindPatient, scope: ScopePatientRead,
-		method: http.MethodGet, path: "Patient",
+	resp, err := a.exchange(ctx, request{interaction: stu3.InteractionFindPatient, method: http.MethodGet, path: "Patient",
 		query: url.Values{"identifier": {booking.NHSNumberSystem + "|" + b.nhs}}, who: b.who}, "finding the patient")
 	if err != nil {
 		return "", err
@@ -344,8 +344,7 @@ func (a *Adapter) bookAtPractice(ctx context.Context, b *gpBooking, patient stri
 		return "", fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment",
 			"Appointment/%s cannot be booked at GP practice %s: %v", b.id, a.set.ODSCode, err)
 	}
-	resp, err := a.exchange(ctx, request{interaction: InteractionBookAppointment, scope: ScopePatientWrite,
-		method: http.MethodPost, path: "Appointment", body: appt, who: b.who}, "booking the appointment")
+	resp, err := a.exchange(ctx, request{interaction: stu3.InteractionBookAppointment, method: http.MethodPost, path: "Appointment", body: appt, who: b.who}, "booking the appointment")
 	if err != nil {
 		return "", err
 	}
@@ -377,8 +376,7 @@ func (a *Adapter) registerPatient(ctx context.Context, b *gpBooking) (string, er
 	}
 	params := map[string]any{"resourceType": "Parameters", "parameter": []any{
 		map[string]any{"name": "registerPatient", "resource": json.RawMessage(raw)}}}
-	resp, err := a.exchange(ctx, request{interaction: InteractionRegisterPatient, scope: ScopePatientWrite,
-		method: http.MethodPost, path: "Patient/$gpc.registerpatient", body: params, who: b.who}, "registering the temporary patient")
+	resp, err := a.exchange(ctx, request{interaction: stu3.InteractionRegisterPatient, method: http.MethodPost, path: "Patient/$gpc.registerpatient", body: params, who: b.who}, "registering the temporary patient")
 	if err != nil {
 		return "", err
 	}

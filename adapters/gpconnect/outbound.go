@@ -31,6 +31,7 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/adapters/dispatch"
+	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -240,9 +241,9 @@ func (s sender) Send(ctx context.Context, q store.Queued) (dispatch.Outcome, err
 		}
 		m.Appointment = id
 	}
-	interaction := InteractionCancelAppointment
+	interaction := stu3.InteractionCancelAppointment
 	if m.Op == opAmend {
-		interaction = InteractionAmendAppointment
+		interaction = stu3.InteractionAmendAppointment
 	}
 	cur, etag, out, err := a.readAppointment(ctx, p, m.Appointment)
 	if err != nil || out != nil {
@@ -255,7 +256,7 @@ func (s sender) Send(ctx context.Context, q store.Queued) (dispatch.Outcome, err
 	if err != nil {
 		return dispatch.Outcome{Result: dispatch.Rejected, Reason: err.Error()}, nil
 	}
-	resp, err := a.client.do(ctx, request{interaction: interaction, scope: ScopePatientWrite, method: http.MethodPut,
+	resp, err := a.client.do(ctx, request{interaction: interaction, method: http.MethodPut,
 		path: "Appointment/" + url.PathEscape(m.Appointment), body: body, who: p, ifMatch: etag})
 	if err != nil {
 		return dispatch.Outcome{}, err
@@ -284,8 +285,7 @@ func outcome(resp *response) dispatch.Outcome {
 // readAppointment reads the practice's appointment id (STU3) and its
 // version's ETag; a non-2xx answer is an outcome.
 func (a *Adapter) readAppointment(ctx context.Context, p *auth.Principal, id string) (map[string]any, string, *dispatch.Outcome, error) {
-	resp, err := a.client.do(ctx, request{interaction: InteractionReadAppointment, scope: ScopePatientRead,
-		method: http.MethodGet, path: "Appointment/" + url.PathEscape(id), who: p})
+	resp, err := a.client.do(ctx, request{interaction: stu3.InteractionReadAppointment, method: http.MethodGet, path: "Appointment/" + url.PathEscape(id), who: p})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -313,8 +313,7 @@ func (a *Adapter) findAppointment(ctx context.Context, p *auth.Principal, m *mes
 	}
 	day := start.Format(time.DateOnly)
 	q := url.Values{"start": {"ge" + day, "le" + start.AddDate(0, 0, 1).Format(time.DateOnly)}}
-	resp, err := a.client.do(ctx, request{interaction: InteractionPatientAppointments, scope: ScopePatientRead,
-		method: http.MethodGet, path: "Patient/" + url.PathEscape(m.Patient) + "/Appointment", query: q, who: p})
+	resp, err := a.client.do(ctx, request{interaction: stu3.InteractionPatientAppointments, method: http.MethodGet, path: "Patient/" + url.PathEscape(m.Patient) + "/Appointment", query: q, who: p})
 	if err != nil {
 		return "", nil, err
 	}

@@ -44,7 +44,7 @@ import (
 
 // MaxWindow is the longest free-slot search GP Connect allows: its start
 // and end at most 14 days apart.
-const MaxWindow = 14 * 24 * time.Hour
+const MaxWindow = stu3.MaxSlotWindowDays * 24 * time.Hour
 
 // WindowOverlap is how much consecutive search windows overlap, so that
 // a slot crossing a window's end is found by the next window.
@@ -91,13 +91,13 @@ func (a *Adapter) query(w Window) string {
 	q.Set("start", "ge"+w.From.Format(time.RFC3339))
 	q.Set("end", "le"+w.To.Format(time.RFC3339))
 	q.Set("status", "free")
-	q.Add("_include", "Slot:schedule")
+	q.Add("_include", stu3.IncludeSchedule)
 	q.Add("_include:recurse", "Schedule:actor:Practitioner")
 	q.Add("_include:recurse", "Schedule:actor:Location")
 	q.Add("_include:recurse", "Location:managingOrganization")
 	q["searchFilter"] = []string{
-		"https://fhir.nhs.uk/STU3/CodeSystem/GPConnect-OrganisationType-1|" + a.set.OrganisationType,
-		ODSSystem + "|" + a.env.Principal.Organization,
+		stu3.OrganisationTypeSystem + "|" + a.set.OrganisationType,
+		stu3.ODSOrganizationSystem + "|" + a.env.Principal.Organization,
 	}
 	return q.Encode()
 }
@@ -151,8 +151,7 @@ func (a *Adapter) poll(ctx context.Context) error {
 func (a *Adapter) search(ctx context.Context, w Window, found *free) error {
 	ctx, cancel := context.WithTimeout(ctx, a.set.PollTimeout.Or(DefaultPollTimeout))
 	defer cancel()
-	resp, err := a.client.do(ctx, request{interaction: InteractionSearchSlots, scope: ScopeOrganizationRead,
-		method: http.MethodGet, path: "Slot", rawQuery: a.query(w), who: a.env.Principal})
+	resp, err := a.client.do(ctx, request{interaction: stu3.InteractionSearchSlots, method: http.MethodGet, path: "Slot", rawQuery: a.query(w), who: a.env.Principal})
 	if err != nil {
 		return fmt.Errorf("searching free slots %s to %s: %w", w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), err)
 	}
