@@ -52,6 +52,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
+	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 // The error codes (CodeSystem error) of a booking the practice did not
@@ -107,6 +108,9 @@ type gpBooking struct {
 	// locations are the Locations of the slot's schedule (Signpost
 	// references): the appointment's location at the practice.
 	locations []string
+	// orgName and orgPhone are the booking organisation's (the
+	// organisation of who, as Signpost's directory has it).
+	orgName, orgPhone string
 }
 
 // watchBooking notes, in tx, an appointment newly awaiting the
@@ -151,6 +155,9 @@ func (a *Adapter) gather(ctx context.Context, tx *write.Tx, id string) (*gpBooki
 	}
 	b := &gpBooking{id: id, appt: res.JSON}
 	b.who, _ = auth.FromContext(ctx)
+	if err := a.bookingOrganisation(ctx, tx, b); err != nil {
+		return nil, err
+	}
 	if len(v.Slot) != 1 {
 		return nil, fhir.Errorf(fhir.Unprocessable, "business-rule", "Appointment.slot",
 			"an appointment at GP practice %s books exactly one of its slots (this one books %d)", a.set.ODSCode, len(v.Slot))
@@ -222,6 +229,38 @@ func (a *Adapter) gather(ctx context.Context, tx *write.Tx, id string) (*gpBooki
 	}
 	return nil, fhir.Errorf(fhir.Unprocessable, "required", "Appointment.participant",
 		"an appointment at GP practice %s needs its patient as a participant", a.set.ODSCode)
+}
+
+// bookingOrganisation finds in the directory the organisation of the
+// principal who asked (by ODS code), for its name and telephone number,
+// which GP Connect requires of the booking organisation; without one
+// there, Settings.ContactTelephone.
+func (a *Adapter) bookingOrganisation(ctx context.Context, tx *write.Tx, b *gpBooking) error {
+	b.orgPhone = a.set.ContactTelephone
+	if b.who == nil || b.who.Organization == "" {
+		return nil
+	}
+	b.orgName = b.who.Organization
+	page, err := tx.Search(ctx, &search.Query{Type: "Organization", Count: 1, Filter: []search.Expr{
+		search.TokenIn{Param: "identifier", System: stu3.ODSOrganizationSystem, HasSystem: true, Codes: []string{b.who.Organization}}}})
+	if err != nil || len(page.Resources) == 0 {
+		return err
+	}
+	var o struct {
+		Name    string            `json:"name"`
+		Telecom []r4.ContactPoint `json:"telecom"`
+	}
+	_ = json.Unmarshal(page.Resources[0].JSON, &o)
+	if o.Name != "" {
+		b.orgName = o.Name
+	}
+	for _, t := range o.Telecom {
+		if t.System != nil && t.System.Code() == "phone" && elem.Str(t.Value) != "" {
+			b.orgPhone = elem.Str(t.Value)
+			break
+		}
+	}
+	return nil
 }
 
 // practiceID is the practice's id in the identifiers of system the

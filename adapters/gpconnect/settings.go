@@ -81,6 +81,10 @@ type Settings struct {
 	// with it (temporary residents): a booking for one is made for the
 	// patient as Signpost knows them instead of being refused.
 	TemporaryPatients bool `json:"temporary_patients"`
+	// ContactTelephone is the telephone number given for the booking
+	// organisation (GP Connect requires one) when Signpost's directory
+	// has none for the organisation of the user who books.
+	ContactTelephone string `json:"contact_telephone" validate:"omitempty,max=40"`
 	// ConsumerURL is Signpost's system URL in the JWT (iss,
 	// requesting_device); default the server's base URL.
 	ConsumerURL string `json:"consumer_url" validate:"omitempty,url"`
