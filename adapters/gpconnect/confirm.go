@@ -247,16 +247,18 @@ func (a *Adapter) bookingOrganisation(ctx context.Context, tx *write.Tx, b *gpBo
 		return err
 	}
 	var o struct {
-		Name    string            `json:"name"`
-		Telecom []r4.ContactPoint `json:"telecom"`
+		Name    string `json:"name"`
+		Telecom []struct {
+			System, Value string
+		} `json:"telecom"`
 	}
 	_ = json.Unmarshal(page.Resources[0].JSON, &o)
 	if o.Name != "" {
 		b.orgName = o.Name
 	}
 	for _, t := range o.Telecom {
-		if t.System != nil && t.System.Code() == "phone" && elem.Str(t.Value) != "" {
-			b.orgPhone = elem.Str(t.Value)
+		if t.System == "phone" && t.Value != "" {
+			b.orgPhone = t.Value
 			break
 		}
 	}

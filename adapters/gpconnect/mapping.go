@@ -13,7 +13,6 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
@@ -153,21 +152,29 @@ func (a *Adapter) bookingAppointment(b *gpBooking, patient string) (*stu3.Appoin
 		appt.Participant = append(appt.Participant, r4.AppointmentParticipant{
 			Actor: &r4.Reference{Reference: elem.Opt(loc)}, Status: r4.ParticipationStatusAccepted})
 	}
-	return a.practice(refs).AppointmentFromR4(&appt, stu3.AppointmentOptions{BookingOrganization: bookingOrganization(b.who)})
+	return a.practice(refs).AppointmentFromR4(&appt, stu3.AppointmentOptions{BookingOrganization: a.bookingOrganization(b)})
 }
 
 // bookingOrganization is the organisation of the principal who asked, as
-// GP Connect's booking organisation.
-func bookingOrganization(p *auth.Principal) *stu3.Organization {
-	ods := unknownIdentifier
-	if p != nil && p.Organization != "" {
-		ods = p.Organization
+// GP Connect's booking organisation: its ODS code, name, telephone and
+// the consumer's organisation type.
+func (a *Adapter) bookingOrganization(b *gpBooking) *stu3.Organization {
+	ods, name := unknownIdentifier, b.orgName
+	if b.who != nil && b.who.Organization != "" {
+		ods = b.who.Organization
 	}
-	return &stu3.Organization{
+	if name == "" {
+		name = ods
+	}
+	o := &stu3.Organization{
 		Identifier: []stu3.Identifier{{System: stu3.ODSOrganizationSystem, Value: ods}},
-		Name:       ods,
-		Type:       []stu3.CodeableConcept{{Coding: []stu3.Coding{{System: stu3.OrganisationTypeSystem, Code: "urgent-care"}}}},
+		Name:       name,
+		Type:       []stu3.CodeableConcept{{Coding: []stu3.Coding{{System: stu3.OrganisationTypeSystem, Code: a.set.OrganisationType}}}},
 	}
+	if b.orgPhone != "" {
+		o.Telecom = stu3.List[stu3.ContactPoint]{{System: "phone", Value: b.orgPhone, Use: "work"}}
+	}
+	return o
 }
 
 // temporaryPatient is the STU3 Patient registering b's patient at the
