@@ -25,7 +25,8 @@ var consumer = &stu3.Organization{
 const signpostAppointment = `{
   "resourceType": "Appointment", "id": "a1",
   "meta": {"versionId": "3"},
-  "identifier": [{"system": "https://signpost.example/fhir/Id/ubrn", "value": "000000000001"}%s],
+  "identifier": [{"system": "https://fhir.nhs.uk/Id/UBRN", "value": "000000000001"},
+    {"system": "https://signpost.example/fhir/Id/booking-request", "value": "r-77"}%s],
   "extension": [
     {"url": "https://signpost.example/fhir/StructureDefinition/hold-expires", "valueInstant": "2026-12-07T10:00:00Z"},
     {"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2", "valueCode": "In-person"}
@@ -70,6 +71,7 @@ func TestAppointmentFromSignpost(t *testing.T) {
 	    "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RH8"}],
 	    "name": "Royal Devon Hospital", "telecom": [{"system": "phone", "value": "01392 000000"}]}],`
 	common := `
+	  "identifier": [{"system": "https://fhir.nhs.uk/Id/UBRN", "value": "000000000001"}],
 	  "serviceType": [{"text": "General GP Appointment"}],
 	  "description": "Review", "comment": "Prefers mornings",
 	  "start": "2026-12-08T09:00:00Z", "end": "2026-12-08T09:30:00Z",
@@ -98,6 +100,12 @@ func TestAppointmentFromSignpost(t *testing.T) {
 			`{"resourceType": "Appointment", "id": "9", ` + profile + contained + `
 			  "extension": [` + booking + `,
 			    {"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1", "valueString": "Patient recovered"},
+			    ` + channel + `], "status": "cancelled",` + common + `}`},
+		{"a cancellation, its reason coded", `,{"system": "https://signpost.example/fhir/Id/gpconnect-appointment", "value": "A00001/9"}`, "cancelled",
+			`"cancelationReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", "code": "pat", "display": "Patient"}]},`,
+			`{"resourceType": "Appointment", "id": "9", ` + profile + contained + `
+			  "extension": [` + booking + `,
+			    {"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1", "valueString": "Patient"},
 			    ` + channel + `], "status": "cancelled",` + common + `}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

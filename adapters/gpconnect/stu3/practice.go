@@ -35,12 +35,14 @@ import (
 //     the Signpost services of Practice.Services take their place.
 //
 // R4 → STU3 also drops what GP Connect has no place for: extensions other
-// than NHS ones (https://fhir.nhs.uk/, https://fhir.hl7.org.uk/), references
-// to resources the practice does not know (a referral in basedOn, a
-// HealthcareService participant), R4-only elements (patientInstruction,
-// Appointment.specialty beyond STU3's, a second serviceCategory); and it
-// refuses what GP Connect cannot carry (statuses STU3 lacks such as
-// checked-in or waitlist, a slot or patient the practice does not know).
+// than NHS ones (https://fhir.nhs.uk/, https://fhir.hl7.org.uk/),
+// identifiers of Signpost's own systems, references to resources the
+// practice does not know (a referral in basedOn, a HealthcareService
+// participant), R4-only elements (Appointment.patientInstruction), all
+// but the first of R4's lists where STU3 holds one (serviceCategory,
+// Location.type); and it refuses what GP Connect cannot carry (statuses
+// STU3 lacks such as checked-in or waitlist, a slot or patient the
+// practice does not know).
 type Practice struct {
 	// ODS is the practice's ODS code: it qualifies ids and identifiers.
 	ODS string
