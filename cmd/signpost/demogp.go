@@ -121,12 +121,12 @@ func (d *demoGP) run(ctx context.Context, a *app.App) error {
 		}
 		obj, err := fhir.ParseObject(mustJSON(map[string]any{"resourceType": "HealthcareService", "id": demoGPService,
 			"active": true, "name": demoPracticeName(0) + ": GP appointments",
-			"providedBy": map[string]any{"reference": "Organization/" + demoGPOrganization},
-			"specialty":  []any{map[string]any{"coding": []any{map[string]any{"system": sct, "code": "394814009", "display": "General practice"}}}},
-			"telecom":    []any{map[string]any{"system": "phone", "value": "0300 303 5678", "use": "work"}},
-			"comment":    "Appointments at the practice, booked through GP Connect: the practice confirms each booking.",
-			"characteristic": []any{map[string]any{"coding": []any{map[string]any{"system": directory.BookabilitySystem, "code": directory.DirectlyBookable}}}},
-			"extension": []any{map[string]any{"url": referral.CommissionedBy, "valueReference": map[string]any{"reference": "Organization/" + demoICBs[0].id}}},
+			"providedBy":          map[string]any{"reference": "Organization/" + demoGPOrganization},
+			"specialty":           []any{map[string]any{"coding": []any{map[string]any{"system": sct, "code": "394814009", "display": "General practice"}}}},
+			"telecom":             []any{map[string]any{"system": "phone", "value": "0300 303 5678", "use": "work"}},
+			"comment":             "Appointments at the practice, booked through GP Connect: the practice confirms each booking.",
+			"characteristic":      []any{map[string]any{"coding": []any{map[string]any{"system": directory.BookabilitySystem, "code": directory.DirectlyBookable}}}},
+			"extension":           []any{map[string]any{"url": referral.CommissionedBy, "valueReference": map[string]any{"reference": "Organization/" + demoICBs[0].id}}},
 			"appointmentRequired": true}))
 		if err != nil {
 			return err
