@@ -187,8 +187,8 @@ var recurses = map[string]bool{
 }
 
 // searchSlots answers Search for free slots: the free slots wholly within
-// the window, with their Schedules and what the :recurse includes ask
-// for.
+// the window and not yet begun, with their Schedules and what the
+// :recurse includes ask for.
 func (s *Server) searchSlots(q url.Values, rec *Request) *reply {
 	from, to, res := searchWindow(q)
 	if res != nil {
@@ -264,8 +264,9 @@ func (s *Server) searchSlots(q url.Values, rec *Request) *reply {
 		}
 		seen[ref] = true
 	}
+	now := s.now()
 	for _, sl := range s.slotOrder {
-		if sl.Status != "free" || instant(sl.Start).Before(from) || instant(sl.End).After(to) {
+		if sl.Status != "free" || instant(sl.Start).Before(from) || instant(sl.End).After(to) || instant(sl.Start).Before(now) {
 			continue
 		}
 		matches = append(matches, *sl)

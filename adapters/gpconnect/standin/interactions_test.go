@@ -90,6 +90,29 @@ func TestSlotSearch(t *testing.T) {
 	}
 }
 
+// TestSlotSearchNotPast: slots that have begun are not offered, though
+// the window covers them.
+func TestSlotSearchNotPast(t *testing.T) {
+	late := monday.Add(150 * time.Minute) // 10:30
+	s := standin.New(ods, asid, func() time.Time { return late }, standin.NewBook(ods, monday, 7))
+	must(t, s.Start())
+	t.Cleanup(func() { _ = s.Close() })
+	f := &fixture{t: t, s: s, client: &http.Client{Timeout: 20 * time.Second}}
+	a := f.do(request{method: "GET", path: slotQuery("2026-12-07", "2026-12-07"), interaction: stu3.InteractionSearchSlots,
+		claims: func(c *stu3.Claims) { c.Iat, c.Exp = late.Unix(), late.Unix()+300 }})
+	slots := bundle(t, a.body)["Slot"]
+	if a.status != 200 || len(slots) == 0 {
+		t.Fatalf("%d, %d slots", a.status, len(slots))
+	}
+	for _, raw := range slots {
+		var sl stu3.Slot
+		must(t, json.Unmarshal(raw, &sl))
+		if st, _ := time.Parse(time.RFC3339, sl.Start); st.Before(late) {
+			t.Errorf("slot %s at %s has begun", sl.ID, sl.Start)
+		}
+	}
+}
+
 // window is the period a search's start and end values cover.
 func window(t *testing.T, start, end string) (time.Time, time.Time) {
 	t.Helper()
@@ -394,10 +417,17 @@ func TestRaceForOneSlot(t *testing.T) {
 // a slow one whose booking stands although the consumer gave up waiting.
 func TestModes(t *testing.T) {
 	f := newFixture(t)
+	var log strings.Builder
+	f.s.SetLog(&log)
 	metadata := request{method: "GET", path: "/metadata", interaction: stu3.InteractionMetadata}
 	if a := f.do(metadata); a.status != 200 {
 		t.Fatalf("metadata: %d", a.status)
 	}
+	f.s.SetLog(nil)
+	if got, want := log.String(), "GP practice "+ods+": GET /metadata → 200\n"; got != want {
+		t.Errorf("log %q, want %q", got, want)
+	}
+	f.s.SetLog(&log)
 	must(t, f.s.SetMode(standin.Failing))
 	if a := f.do(metadata); a.status != 500 || a.code != stu3.CodeInternalServerError {
 		t.Errorf("failing: %d %s", a.status, a.code)

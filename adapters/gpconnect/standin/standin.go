@@ -88,6 +88,7 @@ type Server struct {
 	mode            Mode
 	delay           time.Duration
 	acceptTemporary bool
+	log             io.Writer
 
 	// the listener, once started
 	srv   *http.Server
@@ -150,8 +151,10 @@ func (s *Server) newID() string {
 // under, as real endpoints have one: "/<ODS>/STU3/1/gpconnect".
 func (s *Server) BasePath() string { return "/" + s.ods + "/STU3/1/gpconnect" }
 
-// ODS is the practice's ODS code; ASID its ASID.
-func (s *Server) ODS() string  { return s.ods }
+// ODS is the practice's ODS code.
+func (s *Server) ODS() string { return s.ods }
+
+// ASID is the practice's ASID, the Ssp-To it expects.
 func (s *Server) ASID() string { return s.asid }
 
 // Start serves the stand-in on 127.0.0.1 on a free port; URL is then its
@@ -263,6 +266,14 @@ func (s *Server) SetAcceptTemporary(ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.acceptTemporary = ok
+}
+
+// SetLog makes the stand-in write one line per request to w (nil: none),
+// as the demo shows what the practice received.
+func (s *Server) SetLog(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = w
 }
 
 // Requests are the requests received so far, oldest first.
@@ -397,6 +408,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Status, rec.Code = res.status, res.code
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
+	if s.log != nil {
+		line := fmt.Sprintf("GP practice %s: %s %s → %d", s.ods, r.Method, path, res.status)
+		if res.code != "" {
+			line += " " + res.code
+		}
+		fmt.Fprintln(s.log, line)
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -492,14 +510,17 @@ func idLess(a, b string) bool {
 	return a < b
 }
 
-// bumpVersion increments a resource's versionId.
+// bumpVersion increments a resource's versionId in a new Meta, so that
+// copies handed out (FreeSlots, Slot) never share what changes.
 func bumpVersion(m **stu3.Meta) {
-	if *m == nil {
-		*m = &stu3.Meta{}
+	var nm stu3.Meta
+	if *m != nil {
+		nm = **m
 	}
 	var n int
-	fmt.Sscan((*m).VersionID, &n)
-	(*m).VersionID = fmt.Sprint(n + 1)
+	fmt.Sscan(nm.VersionID, &n)
+	nm.VersionID = fmt.Sprint(n + 1)
+	*m = &nm
 }
 
 // instant parses a FHIR instant (zero on failure).
