@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -64,8 +63,9 @@ const (
 type Window struct{ From, To time.Time }
 
 // Windows splits [from, to] into search windows of at most MaxWindow,
-// each overlapping the one before by WindowOverlap; none when to is not
-// after from.
+// each overlapping the one before by WindowOverlap (a practice answers
+// the slots wholly inside a window: without the overlap, one crossing a
+// window's end would be in none); none when to is not after from.
 func Windows(from, to time.Time) []Window {
 	var out []Window
 	for start := from; to.After(start); {
@@ -82,24 +82,12 @@ func Windows(from, to time.Time) []Window {
 	return out
 }
 
-// query is the GP Connect free-slot search of w (as the specification
-// writes it: status=free, _include=Slot:schedule and the :recurse
-// includes of the schedule's actors, searchFilter naming the consumer's
-// organisation type and ODS code).
+// query is the GP Connect free-slot search of w (stu3.SlotSearchQuery:
+// status=free, _include=Slot:schedule and the :recurse includes of the
+// schedule's actors, searchFilter naming the consumer's ODS code and
+// organisation type).
 func (a *Adapter) query(w Window) string {
-	q := url.Values{}
-	q.Set("start", "ge"+w.From.Format(time.RFC3339))
-	q.Set("end", "le"+w.To.Format(time.RFC3339))
-	q.Set("status", "free")
-	q.Add("_include", stu3.IncludeSchedule)
-	q.Add("_include:recurse", "Schedule:actor:Practitioner")
-	q.Add("_include:recurse", "Schedule:actor:Location")
-	q.Add("_include:recurse", "Location:managingOrganization")
-	q["searchFilter"] = []string{
-		stu3.OrganisationTypeSystem + "|" + a.set.OrganisationType,
-		stu3.ODSOrganizationSystem + "|" + a.env.Principal.Organization,
-	}
-	return q.Encode()
+	return stu3.SlotSearchQuery(w.From, w.To, a.env.Principal.Organization, a.set.OrganisationType).Encode()
 }
 
 // free is what one poll found: the practice's schedules and free slots.
