@@ -116,6 +116,7 @@ func checkRequests(t *testing.T, gp *standin.Server, client, clientOrg string) [
 // 422 PATIENT_NOT_REGISTERED. Every request the stand-in received
 // carried GP Connect's headers and the JWT of who asked.
 func TestJourney(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	gp := f.Practice
 	if err := f.poll(); err != nil {
@@ -254,6 +255,7 @@ func TestJourney(t *testing.T) {
 // patient not registered with it registered ($gpc.registerpatient) and
 // booked.
 func TestTemporaryPatient(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(s *gpconnect.Settings, _ *standin.Server) { s.TemporaryPatients = true })
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
@@ -274,6 +276,7 @@ func TestTemporaryPatient(t *testing.T) {
 // they were; the instance is degraded with the error in the operator view
 // and /readyz, and recovers at the next poll that works.
 func TestPracticeDown(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
@@ -342,6 +345,7 @@ func (f *fixture) get(path string) string {
 // the outbox (found among the patient's appointments by slot). A booking
 // the client cancels while the practice books it is cancelled there too.
 func TestPracticeSlow(t *testing.T) {
+	t.Parallel()
 	slow := &slowBooking{delay: time.Second}
 	f := newFixture(t, func(s *gpconnect.Settings, gp *standin.Server) {
 		slow.h = gp
@@ -422,6 +426,7 @@ func entries(b map[string]any) []any { e, _ := b["entry"].([]any); return e }
 // TestRace: two Signpost clients booking one practice slot at once give
 // one booking, at the practice and in Signpost; the other is 409.
 func TestRace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	if err := f.poll(); err != nil {
 		t.Fatal(err)

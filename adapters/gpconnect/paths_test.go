@@ -16,6 +16,7 @@ import (
 // transaction of several entries that would book one is refused (422
 // GP_PRACTICE_CONFIRMS_ALONE) with nothing written.
 func TestBookingPaths(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	if err := f.poll(); err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ func file(settings string) string {
 // its line and path; the documented example (with real certificate
 // files) is accepted.
 func TestSettingsErrors(t *testing.T) {
+	t.Parallel()
 	a, _ := apptest.New(t, app.Config{})
 	wp := write.New(a.Store, a.Search)
 	wp.SetOrder(app.RuleOrder())
