@@ -346,13 +346,15 @@ func (f *fixture) get(path string) string {
 // the client cancels while the practice books it is cancelled there too.
 func TestPracticeSlow(t *testing.T) {
 	t.Parallel()
-	slow := &slowBooking{delay: time.Second}
+	// The practice answers a booking long after the timeout (which is long
+	// enough for its other answers on a loaded machine).
+	slow := &slowBooking{delay: time.Minute}
 	f := newFixture(t, func(s *gpconnect.Settings, gp *standin.Server) {
 		slow.h = gp
 		srv := httptest.NewServer(slow)
 		t.Cleanup(srv.Close)
 		s.Endpoint = srv.URL + gp.BasePath()
-		s.Timeout = adapters.Duration(300 * time.Millisecond)
+		s.Timeout = adapters.Duration(2 * time.Second)
 	})
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
@@ -400,6 +402,7 @@ func TestPracticeSlow(t *testing.T) {
 type slowBooking struct {
 	h     http.Handler
 	delay time.Duration
+	gate  chan struct{} // when not nil, the answer waits for it instead
 }
 
 func (s *slowBooking) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -409,8 +412,13 @@ func (s *slowBooking) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := httptest.NewRecorder()
 	s.h.ServeHTTP(rec, r)
+	wait := time.After(s.delay)
+	if s.gate != nil {
+		wait = nil
+	}
 	select {
-	case <-time.After(s.delay):
+	case <-wait:
+	case <-s.gate:
 	case <-r.Context().Done():
 		return // the client gave up: the practice booked all the same
 	}
@@ -419,6 +427,89 @@ func (s *slowBooking) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// TestCancelledWhileBooking: a booking the client cancels while the
+// practice books it cannot be kept: the client is answered 409, and the
+// booking the practice made is cancelled there through the outbox (its
+// id known).
+func TestCancelledWhileBooking(t *testing.T) {
+	t.Parallel()
+	slow := &slowBooking{gate: make(chan struct{})}
+	f := newFixture(t, func(s *gpconnect.Settings, gp *standin.Server) {
+		slow.h = gp
+		srv := httptest.NewServer(slow)
+		t.Cleanup(srv.Close)
+		s.Endpoint = srv.URL + gp.BasePath()
+	})
+	if err := f.poll(); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.token(devserver.ClientCallCentre)
+	slot := f.slots(tok)[0]
+	type answer struct {
+		st int
+		b  map[string]any
+	}
+	done := make(chan answer, 1)
+	go func() {
+		st, b := f.do(tok, "POST", "/Appointment", appointment(slot))
+		done <- answer{st, b}
+	}()
+	var pending map[string]any
+	f.waitFor("the booking pending at the practice", func() bool {
+		_, list := f.do(tok, "GET", "/Appointment?status=pending&slot=Slot/"+slot["id"].(string), nil)
+		if e := entries(list); len(e) == 1 && len(f.Practice.Appointments()) == 1 {
+			pending = e[0].(map[string]any)["resource"].(map[string]any)
+			return true
+		}
+		return false
+	})
+	pending["status"] = "cancelled"
+	pending["cancelationReason"] = map[string]any{"text": "Patient rang back: not needed"}
+	if st, b := f.do(tok, "PUT", "/Appointment/"+pending["id"].(string), pending); st != http.StatusOK {
+		t.Fatalf("cancelling the pending booking: %d %v", st, b)
+	}
+	close(slow.gate)
+	got := <-done
+	if got.st != http.StatusConflict {
+		t.Fatalf("the booking cancelled meanwhile answered %d %v, want 409", got.st, got.b)
+	}
+	f.waitFor("the practice's booking cancelled", func() bool {
+		as := f.Practice.Appointments()
+		return len(as) == 1 && as[0].Status == "cancelled"
+	})
+	if s := f.read("Slot", slot["id"].(string)); s["status"] != "free" {
+		t.Errorf("the slot is %v in Signpost", s["status"])
+	}
+	checkRequests(t, f.Practice, devserver.ClientCallCentre, devserver.DemoCallCentre)
+}
+
+// TestPracticeError: a practice answering an error other than a
+// duplicate gives 502 GP_PRACTICE_RESPONDED_WITH_ERROR; the Signpost
+// appointment is cancelled and its slot free.
+func TestPracticeError(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	if err := f.poll(); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.token(devserver.ClientCallCentre)
+	slot := f.slots(tok)[0]
+	if err := f.Practice.SetMode(standin.Failing); err != nil {
+		t.Fatal(err)
+	}
+	st, b := f.do(tok, "POST", "/Appointment", appointment(slot))
+	if st != http.StatusBadGateway || detailsCode(b) != gpconnect.ErrPracticeRespondedWithError {
+		t.Fatalf("booking at a failing practice: %d %v, want 502 %s", st, b, gpconnect.ErrPracticeRespondedWithError)
+	}
+	if s := f.read("Slot", slot["id"].(string)); s["status"] != "free" {
+		t.Errorf("the slot is %v in Signpost", s["status"])
+	}
+	_, list := f.do(tok, "GET", "/Appointment?status=cancelled&slot=Slot/"+slot["id"].(string), nil)
+	if len(entries(list)) != 1 {
+		t.Errorf("the refused booking is not cancelled in Signpost: %v", list)
+	}
 }
 
 func entries(b map[string]any) []any { e, _ := b["entry"].([]any); return e }
