@@ -77,7 +77,7 @@ func startDemoGP(cfg *app.Config, out io.Writer) (*demoGP, error) {
 	}
 	settings, err := json.Marshal(gpconnect.Settings{
 		ODSCode: ods, Endpoint: gp.URL(), ConsumerASID: demoGPConsumerASID, PracticeASID: demoGPPracticeASID,
-		Services: []string{demoGPService}, HorizonDays: demoGPDays, PollInterval: adapters.Duration(time.Minute),
+		Services: []string{demoGPService}, HorizonDays: demoGPDays, PollInterval: adapters.Duration(5 * time.Minute),
 		RetryBase: adapters.Duration(time.Second), RetryMax: adapters.Duration(30 * time.Second),
 		TemporaryPatients: true, ContactTelephone: "0300 123 4567",
 	})
@@ -142,7 +142,9 @@ demo GP practice (docs/gpconnect.md): a GP Connect stand-in plays the appointmen
   %s (Organization/%s, ODS %s) at %s.
   Signpost's adapter %s copies its free slots for the next %d days as those of
   HealthcareService/%s; a booking of one (try the call-centre client) is made at the practice first.
+  Each request the practice receives is logged below.
 `, demoPracticeName(0), demoGPOrganization, devserver.DemoGPPractice, d.gp.URL(), demoGPInstance, demoGPDays, demoGPService)
+	d.gp.SetLog(d.out) // from now on, a line per request the practice receives
 	if err := ad.PollNow(ctx); err != nil {
 		fmt.Fprintf(d.out, "demo GP: the first poll failed (%v); the adapter retries it\n", err)
 		return nil

@@ -88,6 +88,9 @@ func TestDemoGP(t *testing.T) {
 	if pa, ok := d.gp.Appointment(practiceID); !ok || pa.Status != "booked" {
 		t.Errorf("the stand-in's appointment %q: %+v", practiceID, pa)
 	}
+	if want := "GP practice " + devserver.DemoGPPractice + ": POST /Appointment → 201"; !strings.Contains(out.String(), want) {
+		t.Errorf("the demo's log lacks %q:\n%s", want, out.String())
+	}
 	for _, s := range a.Adapters.Status(ctx) {
 		if s.Name == demoGPInstance && s.State != adapters.StateUp {
 			t.Errorf("the demo GP instance: %+v", s)
