@@ -81,9 +81,9 @@ func checkRequests(t *testing.T, gp *standin.Server, client, clientOrg string) [
 		if r.Code == stu3.CodeBadRequest || r.Code == stu3.CodeInvalidResource && r.Claims == nil {
 			t.Errorf("%s: the stand-in refused it: %d %s", at, r.Status, r.Code)
 		}
-		c := r.Claims
-		if c == nil {
-			t.Errorf("%s: no JWT claims", at)
+		c, _, err := stu3.DecodeUnsigned(strings.TrimPrefix(h.Get("Authorization"), "Bearer "))
+		if err != nil {
+			t.Errorf("%s: the JWT: %v", at, err)
 			continue
 		}
 		who, org := client, clientOrg
@@ -325,6 +325,7 @@ func TestPracticeDown(t *testing.T) {
 	if st := f.GP.Status(context.Background()); st.State != adapters.StateUp {
 		t.Errorf("after the practice came back: %+v", st)
 	}
+	checkRequests(t, f.Practice, "", "")
 }
 
 // get is the body of a GET of path on the server (beside /fhir).
@@ -510,6 +511,7 @@ func TestPracticeError(t *testing.T) {
 	if len(entries(list)) != 1 {
 		t.Errorf("the refused booking is not cancelled in Signpost: %v", list)
 	}
+	checkRequests(t, f.Practice, devserver.ClientCallCentre, devserver.DemoCallCentre)
 }
 
 func entries(b map[string]any) []any { e, _ := b["entry"].([]any); return e }
@@ -548,4 +550,5 @@ func TestRace(t *testing.T) {
 	if st != http.StatusOK || len(entries(list)) != 1 {
 		t.Errorf("Signpost's bookings of the slot: %d %v, want 1", st, list)
 	}
+	checkRequests(t, f.Practice, devserver.ClientCallCentre, devserver.DemoCallCentre)
 }
