@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/signpost-fhir/signpost/adapters"
-	_ "github.com/signpost-fhir/signpost/adapters/pas" // hl7v2-pas: a hospital PAS over HL7 v2 and MLLP
+	_ "github.com/signpost-fhir/signpost/adapters/gpconnect" // gpconnect: a GP practice over GP Connect
+	_ "github.com/signpost-fhir/signpost/adapters/pas"       // hl7v2-pas: a hospital PAS over HL7 v2 and MLLP
 )
 
 // The adapter kinds built into Signpost are imported above: each registers

@@ -70,6 +70,7 @@ func serve(args []string) error {
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)
+	demoGPOn := addDemoGPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -113,6 +114,14 @@ func serve(args []string) error {
 		}
 		defer dp.Close() // after a.Close: the adapter stops first
 	}
+	var dg *demoGP
+	if *demo && *demoGPOn {
+		var err error
+		if dg, err = startDemoGP(&cfg, os.Stdout); err != nil {
+			return err
+		}
+		defer dg.Close()
+	}
 	a, err := app.New(cfg)
 	if err != nil {
 		return err
@@ -124,6 +133,11 @@ func serve(args []string) error {
 		}
 		if dp != nil {
 			if err := dp.run(context.Background(), a); err != nil {
+				return err
+			}
+		}
+		if dg != nil {
+			if err := dg.run(context.Background(), a); err != nil {
 				return err
 			}
 		}
