@@ -65,6 +65,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
+	pprofFlag := fs.String("pprof", "", "listen address of Go's profiles (/debug/pprof/), loopback only (127.0.0.1:6060); default none")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)
@@ -72,6 +73,10 @@ func serve(args []string) error {
 		return err
 	}
 	metricsAddr, err := metricsListenAddr(*metricsFlag)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	pprofAddr, err := pprofListenAddr(*pprofFlag)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -137,6 +142,15 @@ func serve(args []string) error {
 			return err
 		}
 		defer ms.Close() // after the API's shutdown: its last requests are counted
+	}
+
+	if pprofAddr != "" {
+		ps, _, err := servePprof(pprofAddr, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer ps.Close()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
