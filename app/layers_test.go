@@ -17,7 +17,9 @@ var layers = []struct {
 	prefix string   // a package path under the module, and its subtree
 	may    []string // prefixes it may import
 }{
-	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "bench"}},
+	// The benchmark speaks plain HTTP to any FHIR server.
+	{"bench", nil},
 	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
 	// Adapters (HL7 v2, GP Connect, notifications) act through the domain,
 	// beside the API, never through its handlers.

@@ -619,10 +619,25 @@ func (t *Trail) flush() {
 	t.store(batch)
 }
 
+// auditChunk is how many buffered records one transaction stores. The
+// store has one writer, and a booking that arrives while it stores a flush
+// waits for that transaction's commit: a flush of a busy half-second (a
+// thousand records and more) in one transaction held bookings for its
+// whole length; in chunks, a booking waits for one chunk at most.
+const auditChunk = 64
+
+// store stores batch in transactions of auditChunk records, one after the
+// other, so that other writes take their turn in between.
 func (t *Trail) store(batch []*auditEvent) {
-	if len(batch) == 0 {
-		return
+	for len(batch) > 0 {
+		n := min(len(batch), auditChunk)
+		t.storeChunk(batch[:n])
+		batch = batch[n:]
 	}
+}
+
+// storeChunk stores batch in one transaction.
+func (t *Trail) storeChunk(batch []*auditEvent) {
 	ctx, cancel := context.WithTimeout(write.AsServer(context.Background()), 30*time.Second)
 	defer cancel()
 	err := t.cfg.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {

@@ -10,6 +10,7 @@
 //	signpost pas-feed   upload a PAS slot feed (CSV or NDJSON) to a running server
 //	signpost backup     an online backup of a data directory and its store, as one file
 //	signpost restore    restore a backup into a new data directory
+//	signpost bench      the mixed-workload benchmark against a FHIR server
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -34,6 +35,7 @@ var commands = map[string]func(args []string) error{
 	"pas-feed": pasFeed,
 	"backup":   backupCmd,
 	"restore":  restoreCmd,
+	"bench":    benchCmd,
 }
 
 func main() {
@@ -49,6 +51,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  pas-feed upload a PAS slot feed (CSV or NDJSON) to a running server's hl7v2-pas adapter")
 		fmt.Fprintln(os.Stderr, "  backup   write an online backup of --data and its store to --out (while serve runs)")
 		fmt.Fprintln(os.Stderr, "  restore  restore a backup (--in) into a new, empty data directory (--data)")
+		fmt.Fprintln(os.Stderr, "  bench    the mixed-workload benchmark: seed a region on a FHIR server, load it, report, verify")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

@@ -67,6 +67,7 @@ func serve(args []string) error {
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	reminderFile := fs.String("reminders", "", "appointment reminders: schedule and channels (YAML or JSON; see docs/reminders.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
+	pprofFlag := fs.String("pprof", "", "listen address of Go's profiles (/debug/pprof/), loopback only (127.0.0.1:6060); default none")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)
@@ -75,6 +76,10 @@ func serve(args []string) error {
 		return err
 	}
 	metricsAddr, err := metricsListenAddr(*metricsFlag)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	pprofAddr, err := pprofListenAddr(*pprofFlag)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -159,6 +164,15 @@ func serve(args []string) error {
 			return err
 		}
 		defer ms.Close() // after the API's shutdown: its last requests are counted
+	}
+
+	if pprofAddr != "" {
+		ps, _, err := servePprof(pprofAddr, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer ps.Close()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
