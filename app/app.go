@@ -25,6 +25,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/referral"
+	"github.com/signpost-fhir/signpost/domain/subscription"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -68,6 +69,8 @@ type Config struct {
 	// Sites are pages served beside the API (api.Site), after those app
 	// serves itself.
 	Sites []api.Site
+	// Subscriptions configures the delivery of Subscriptions.
+	Subscriptions SubscriptionsConfig
 }
 
 // App is an assembled server.
@@ -84,9 +87,12 @@ type App struct {
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
-	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
-	metrics   *metrics
-	stop      func() // stops background work
+	// Subscriptions matches changes to Subscriptions and builds their
+	// notifications (app/subscriptions.go).
+	Subscriptions *subscription.Service
+	Metrics       *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
+	metrics       *metrics
+	stop          func() // stops background work
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -136,12 +142,17 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	signer, err := notificationSigner(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	m := newMetrics()
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: cfg.Sites}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, cfg.Sites...)}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
@@ -185,7 +196,13 @@ func New(cfg Config) (*App, error) {
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
 	}
+	stopSubs, err := a.startSubscriptions(signer, types.Writable)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := a.startAdapters(); err != nil {
+		stopSubs()
 		st.Close()
 		return nil, err
 	}
@@ -196,7 +213,7 @@ func New(cfg Config) (*App, error) {
 		defer close(done)
 		a.Booking.Run(ctx)
 	}()
-	a.stop = func() { cancel(); <-done }
+	a.stop = func() { cancel(); <-done; stopSubs() }
 	return a, nil
 }
 
