@@ -21,6 +21,7 @@ import (
 	"github.com/signpost-fhir/signpost/adapters/resthook"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
+	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/subscription"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -147,6 +148,8 @@ type fixture struct {
 	a    *app.App
 	base string
 	rcv  *receiver
+	// admin is the token the fixture reads with when authorisation is on.
+	admin string
 }
 
 func newFixture(t *testing.T, cfg app.Config) *fixture {
@@ -249,7 +252,7 @@ func (f *fixture) topicSub(topic, path, content string, filters ...string) map[s
 
 func (f *fixture) statusOf(id string) string {
 	f.t.Helper()
-	_, body := f.do("GET", "/Subscription/"+id, "", nil)
+	_, body := f.do("GET", "/Subscription/"+id, f.admin, nil)
 	var r struct{ Status string }
 	_ = json.Unmarshal(body, &r)
 	return r.Status
@@ -592,3 +595,73 @@ func TestSubscriptionRefused(t *testing.T) {
 }
 
 var _ = tls.VersionTLS12
+
+// TestOwnerReach: with authorisation on, a patient's subscription hears
+// only of what the patient may read (not another patient's appointment),
+// a full-resource notification whose focus the patient can no longer read
+// when it is sent carries none of it, the owner recorded is the token's,
+// whatever the client sent, and the subscription of a client that is not
+// (or no longer) registered stops.
+func TestOwnerReach(t *testing.T) {
+	f := newFixture(t, app.Config{Auth: true})
+	mint := func(o devserver.TokenOptions) string {
+		tok, err := devserver.MintToken(f.a.Config.Data, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	backend := mint(devserver.TokenOptions{Client: "test-backend", Scope: "system/*.cruds"})
+	f.admin = backend
+	// A principal in patient p1's context (the patient role itself
+	// reaches no Subscription: api/access confines it to its compartment,
+	// which Subscription is not in).
+	patient := mint(devserver.TokenOptions{Client: devserver.ClientCallCentre, Patient: "p1",
+		Scope: "patient/Appointment.rs user/Subscription.cruds"})
+
+	s := f.topicSub("appointment-booked", "/p1", "full-resource")
+	s["extension"] = []any{map[string]any{"url": subscription.ExtOwner, "extension": []any{
+		map[string]any{"url": "server", "valueBoolean": true}}}} // forged: ignored
+	id := f.subscribe(patient, s)
+	f.handshake(id, "/p1")
+	_, raw := f.do("GET", "/Subscription/"+id, backend, nil)
+	if strings.Contains(string(raw), `"server"`) || !strings.Contains(string(raw), `"valueString":"p1"`) {
+		t.Errorf("the owner is not the token's: %s", raw)
+	}
+
+	other := f.book(backend, "s4", "p2")
+	mine := f.book(backend, "s5", "p1")
+	f.idle()
+	got := f.rcv.on("/p1")[1:]
+	if len(got) != 1 || got[0].status()["event.focus"] != f.base+"/Appointment/"+mine {
+		t.Fatalf("patient p1 heard of %d events (%v), want only Appointment/%s, never Appointment/%s", len(got), got, mine, other)
+	}
+	if strings.Contains(string(got[0].Body), "Patient/p2") {
+		t.Errorf("p1's notification mentions p2: %s", got[0].Body)
+	}
+
+	// Queued while p1 could read it, sent after p1 no longer can.
+	f.rcv.setDown(true)
+	third := f.book(backend, "s6", "p1")
+	waitFor(t, "the subscription in error", 5*time.Second, func() bool { return f.statusOf(id) == "error" })
+	if code, body := f.do("DELETE", "/Appointment/"+third, backend, nil); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("deleting: %d %s", code, body)
+	}
+	f.rcv.setDown(false)
+	f.idle()
+	got = f.rcv.on("/p1")
+	last := got[len(got)-1]
+	if st := last.status(); st["event.event-number"] != "2" || st["event.focus"] != "" || len(last.bundle.Entry) != 1 {
+		t.Errorf("a notification of what the owner can no longer read: %v %s", st, last.Body)
+	}
+
+	// A client that is not registered: its subscription stops.
+	ghost := mint(devserver.TokenOptions{Client: "removed-app", Scope: "user/Subscription.cruds system/Appointment.rs"})
+	gid := f.subscribe(ghost, f.topicSub("appointment-booked", "/ghost", "id-only"))
+	waitFor(t, "the removed client's subscription to stop", 5*time.Second, func() bool { return f.statusOf(gid) == "off" })
+	f.book(backend, "s7", "p1")
+	f.idle()
+	if n := len(f.rcv.on("/ghost")); n != 0 {
+		t.Errorf("the removed client's subscription got %d notifications", n)
+	}
+}
