@@ -665,3 +665,48 @@ func TestOwnerReach(t *testing.T) {
 		t.Errorf("the removed client's subscription got %d notifications", n)
 	}
 }
+
+// TestRescheduleTopics: Appointment/$reschedule is one transaction that
+// is three events on three topics: the new appointment rescheduled, the
+// old one cancelled, its slot freed. The topics are served read-only.
+func TestRescheduleTopics(t *testing.T) {
+	f := newFixture(t, app.Config{})
+	topics := []string{"appointment-rescheduled", "appointment-cancelled", "slot-freed", "appointment-booked"}
+	for _, tp := range topics {
+		id := f.subscribe("", f.topicSub(tp, "/"+tp, "id-only"))
+		f.handshake(id, "/"+tp)
+	}
+	old := f.book("", "s8", "p1")
+	code, body := f.do("POST", "/Appointment/"+old+"/$reschedule", "",
+		`{"resourceType":"Parameters","parameter":[{"name":"slot","valueReference":{"reference":"Slot/s9"}}]}`)
+	if code != http.StatusOK {
+		t.Fatalf("$reschedule: %d %s", code, body)
+	}
+	f.idle()
+	focus := func(path string) []string {
+		var out []string
+		for _, n := range f.rcv.on(path)[1:] {
+			out = append(out, strings.TrimPrefix(n.status()["event.focus"], f.base+"/"))
+		}
+		return out
+	}
+	booked, resch := focus("/appointment-booked"), focus("/appointment-rescheduled")
+	if len(booked) != 1 || booked[0] != "Appointment/"+old {
+		t.Errorf("booked: %v, want only Appointment/%s", booked, old)
+	}
+	if len(resch) != 1 || resch[0] == "Appointment/"+old || !strings.HasPrefix(resch[0], "Appointment/") {
+		t.Errorf("rescheduled: %v, want the new appointment", resch)
+	}
+	if got := focus("/appointment-cancelled"); len(got) != 1 || got[0] != "Appointment/"+old {
+		t.Errorf("cancelled: %v, want Appointment/%s", got, old)
+	}
+	if got := focus("/slot-freed"); len(got) != 1 || got[0] != "Slot/s8" {
+		t.Errorf("slot freed: %v, want Slot/s8", got)
+	}
+	code, body = f.do("GET", "/SubscriptionTopic/slot-freed", "", nil)
+	var topic struct{ ResourceType, URL string }
+	_ = json.Unmarshal(body, &topic)
+	if code != http.StatusOK || topic.ResourceType != "SubscriptionTopic" || topic.URL != subscription.TopicBase+"slot-freed" {
+		t.Errorf("GET SubscriptionTopic/slot-freed: %d %.200s", code, body)
+	}
+}
