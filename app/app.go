@@ -151,7 +151,7 @@ func New(cfg Config) (*App, error) {
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
-		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
+		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), SupportedProfiles: supportedProfiles, Logger: cfg.Logger, Security: sec,
 		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, cfg.Sites...)}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {

@@ -36,6 +36,9 @@ type SubscriptionsConfig struct {
 	MinHeartbeat, Tick time.Duration
 }
 
+// supportedProfiles are the profiles the CapabilityStatement names.
+var supportedProfiles = map[string][]string{"Subscription": {subscription.ProfileBackport}}
+
 // JWKSPath is where Signpost publishes the keys its notifications are
 // signed with (an api.Site, served without a token).
 const JWKSPath = "/subscriptions/jwks.json"

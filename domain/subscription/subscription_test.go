@@ -315,6 +315,7 @@ func (f *fixture) handshake(id, path string) {
 // with the appointment in full, signed with a JWS that verifies against
 // the published JWKS, gets heartbeats, and $status reports its events.
 func TestTopicNotificationDelivered(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	s := f.topicSub("appointment-booked", "/booked", "full-resource", "Appointment?patient=Patient/p1")
 	s["channel"].(map[string]any)["extension"] = []any{map[string]any{"url": subscription.ExtHeartbeatPeriod, "valueUnsignedInt": 1}}
@@ -411,6 +412,7 @@ func TestTopicNotificationDelivered(t *testing.T) {
 // TestPayloadShapes: the same booking notified as empty, id-only and
 // full-resource, to a topic-based and to an R4 criteria subscription.
 func TestPayloadShapes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	ids := map[string]string{}
 	for _, c := range []string{"empty", "id-only", "full-resource"} {
@@ -465,6 +467,7 @@ func TestPayloadShapes(t *testing.T) {
 // the subscription is in error; once it is back each is delivered, in
 // order, and the subscription is active again.
 func TestRetriedInOrder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	id := f.subscribe("", f.topicSub("appointment-cancelled", "/cancelled", "id-only"))
 	f.handshake(id, "/cancelled")
@@ -505,6 +508,7 @@ func TestRetriedInOrder(t *testing.T) {
 // TestNoDeliveryWhenOffOrEnded: a subscription turned off, or past its
 // end, hears of nothing more.
 func TestNoDeliveryWhenOffOrEnded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	off := f.subscribe("", f.topicSub("appointment-booked", "/off", "id-only"))
 	f.handshake(off, "/off")
@@ -536,6 +540,7 @@ func TestNoDeliveryWhenOffOrEnded(t *testing.T) {
 // TestSubscriptionRefused: a client's mistakes are 422s that say where;
 // a private address is allowed only when the deployment allows it.
 func TestSubscriptionRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	good := func() map[string]any { return f.topicSub("slot-freed", "/x", "id-only") }
 	for _, tc := range []struct {
@@ -603,6 +608,7 @@ var _ = tls.VersionTLS12
 // whatever the client sent, and the subscription of a client that is not
 // (or no longer) registered stops.
 func TestOwnerReach(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{Auth: true})
 	mint := func(o devserver.TokenOptions) string {
 		tok, err := devserver.MintToken(f.a.Config.Data, o)
@@ -670,6 +676,7 @@ func TestOwnerReach(t *testing.T) {
 // is three events on three topics: the new appointment rescheduled, the
 // old one cancelled, its slot freed. The topics are served read-only.
 func TestRescheduleTopics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, app.Config{})
 	topics := []string{"appointment-rescheduled", "appointment-cancelled", "slot-freed", "appointment-booked"}
 	for _, tp := range topics {
@@ -708,5 +715,43 @@ func TestRescheduleTopics(t *testing.T) {
 	_ = json.Unmarshal(body, &topic)
 	if code != http.StatusOK || topic.ResourceType != "SubscriptionTopic" || topic.URL != subscription.TopicBase+"slot-freed" {
 		t.Errorf("GET SubscriptionTopic/slot-freed: %d %.200s", code, body)
+	}
+}
+
+// TestCapabilityStatement: Subscription is advertised with the Backport
+// IG's profile and $status.
+func TestCapabilityStatement(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, app.Config{})
+	_, body := f.do("GET", "/metadata", "", nil)
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Type             string
+				SupportedProfile []string
+				Operation        []struct{ Name, Definition string }
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &cs); err != nil || len(cs.Rest) != 1 {
+		t.Fatalf("metadata: %v", err)
+	}
+	for _, r := range cs.Rest[0].Resource {
+		if r.Type != "Subscription" {
+			continue
+		}
+		if len(r.SupportedProfile) != 1 || r.SupportedProfile[0] != subscription.ProfileBackport {
+			t.Errorf("supportedProfile %v", r.SupportedProfile)
+		}
+		for _, op := range r.Operation {
+			if op.Name == "status" {
+				code, def := f.do("GET", op.Definition[strings.Index(op.Definition, "/fhir")+5:], "", nil)
+				if code != http.StatusOK || !strings.Contains(string(def), "backport-subscription-status") {
+					t.Errorf("$status definition %s: %d", op.Definition, code)
+				}
+				return
+			}
+		}
+		t.Errorf("no $status on Subscription: %v", r.Operation)
 	}
 }
