@@ -7,7 +7,6 @@ import (
 
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
-	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
@@ -150,7 +149,9 @@ func (s *Service) Tick(ctx context.Context) error {
 	now := s.cfg.Now()
 	var due []string
 	s.mu.Lock()
+	seen := map[string]bool{}
 	for _, x := range subs {
+		seen[x.ID] = true
 		if end := x.end(); !end.IsZero() && !now.Before(end) {
 			continue
 		}
@@ -161,6 +162,11 @@ func (s *Service) Tick(ctx context.Context) error {
 		}
 		if x.Status == "active" && x.Heartbeat > 0 && now.Sub(last) >= x.Heartbeat {
 			due = append(due, x.ID)
+		}
+	}
+	for id := range s.activity {
+		if !seen[id] {
+			delete(s.activity, id) // off, ended or deleted
 		}
 	}
 	s.mu.Unlock()
@@ -190,5 +196,3 @@ func (s *Service) Tick(ctx context.Context) error {
 	s.queued(due)
 	return nil
 }
-
-var _ = fhir.NotFound

@@ -193,14 +193,13 @@ type prim struct {
 }
 
 type ext struct {
-	URL              string          `json:"url"`
-	ValueString      *string         `json:"valueString,omitempty"`
-	ValueCode        *string         `json:"valueCode,omitempty"`
-	ValueUnsignedInt *int64          `json:"valueUnsignedInt,omitempty"`
-	ValuePositiveInt *int64          `json:"valuePositiveInt,omitempty"`
-	ValueBoolean     *bool           `json:"valueBoolean,omitempty"`
-	Extension        []ext           `json:"extension,omitempty"`
-	Other            json.RawMessage `json:"-"`
+	URL              string  `json:"url"`
+	ValueString      *string `json:"valueString,omitempty"`
+	ValueCode        *string `json:"valueCode,omitempty"`
+	ValueUnsignedInt *int64  `json:"valueUnsignedInt,omitempty"`
+	ValuePositiveInt *int64  `json:"valuePositiveInt,omitempty"`
+	ValueBoolean     *bool   `json:"valueBoolean,omitempty"`
+	Extension        []ext   `json:"extension,omitempty"`
 }
 
 func find(exts []ext, url string) []ext {

@@ -92,7 +92,7 @@ func (p paramView) value() string {
 	return p.ValueString + p.ValueCode + p.ValueCanonical + p.ValueInstant + p.ValueReference.Reference
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -131,7 +131,7 @@ func (r *receiver) on(path string) []note {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -144,15 +144,18 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 
 // fixture is a server whose subscriptions may notify the receiver.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	a    *app.App
 	base string
 	rcv  *receiver
 	// admin is the token the fixture reads with when authorisation is on.
 	admin string
+	slots int // free slots to seed, at least 10
 }
 
-func newFixture(t *testing.T, cfg app.Config) *fixture {
+func newFixture(t testing.TB, cfg app.Config) *fixture { return newFixtureSlots(t, cfg, 10) }
+
+func newFixtureSlots(t testing.TB, cfg app.Config, slots int) *fixture {
 	rcv := newReceiver(t)
 	tlsCfg := rcv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	cfg.Subscriptions.Allow = append(cfg.Subscriptions.Allow, netip.MustParsePrefix("127.0.0.1/32"))
@@ -161,7 +164,7 @@ func newFixture(t *testing.T, cfg app.Config) *fixture {
 	cfg.Subscriptions.Tick = 100 * time.Millisecond
 	cfg.Subscriptions.Backoff = dispatch.Backoff{Base: 50 * time.Millisecond, Factor: 2, Max: 200 * time.Millisecond}
 	a, ts := apptest.New(t, cfg)
-	f := &fixture{t: t, a: a, base: ts.URL + "/fhir", rcv: rcv}
+	f := &fixture{t: t, a: a, base: ts.URL + "/fhir", rcv: rcv, slots: slots}
 	f.seed()
 	return f
 }
@@ -201,7 +204,7 @@ func (f *fixture) do(method, path, token string, body any) (int, []byte) {
 }
 
 // seed writes two patients, a service with a schedule and free slots
-// s0…s9 tomorrow.
+// s0…s9 tomorrow (and more, named on from s10, with f.slots).
 func (f *fixture) seed() {
 	start := time.Now().UTC().Truncate(24 * time.Hour).Add(33 * time.Hour)
 	res := []map[string]any{
@@ -210,7 +213,7 @@ func (f *fixture) seed() {
 		{"resourceType": "HealthcareService", "id": "hs1", "name": "Clinic"},
 		{"resourceType": "Schedule", "id": "sc1", "active": true, "actor": []any{map[string]any{"reference": "HealthcareService/hs1"}}},
 	}
-	for i := range 10 {
+	for i := range max(10, f.slots) {
 		st := start.Add(time.Duration(i) * 15 * time.Minute)
 		res = append(res, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("s%d", i), "schedule": map[string]any{"reference": "Schedule/sc1"},
 			"status": "free", "start": st.Format(time.RFC3339), "end": st.Add(15 * time.Minute).Format(time.RFC3339)})
