@@ -171,3 +171,30 @@ func statusParams(t *testing.T, body []byte) map[string]string {
 	}
 	return out
 }
+
+// TestSubscriptionAllowFlag reads --subscription-allow.
+func TestSubscriptionAllowFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		http     bool
+		bad      bool
+	}{
+		{"", "[]", false, false},
+		{"127.0.0.1,http", "[127.0.0.1/32]", true, false},
+		{"10.1.2.7/24, ::1", "[10.1.2.0/24 ::1/128]", false, false},
+		{"10.1.2.0/33", "", false, true},
+		{"localhost", "", false, true},
+	} {
+		c, err := subscriptionFlag(tc.in)
+		if (err != nil) != tc.bad {
+			t.Errorf("%q: error %v, want one: %v", tc.in, err, tc.bad)
+			continue
+		}
+		if tc.bad {
+			continue
+		}
+		if got := fmt.Sprint(c.Allow); got != tc.want || c.AllowHTTP != tc.http {
+			t.Errorf("%q: %s http=%v, want %s http=%v", tc.in, got, c.AllowHTTP, tc.want, tc.http)
+		}
+	}
+}
