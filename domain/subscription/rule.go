@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,10 @@ const by = "subscription"
 // once the transaction's writes are done (BeforeCommit).
 func (s *Service) rule(ctx context.Context, tx *write.Tx, c *write.Change) error {
 	if c.Type == "Subscription" {
+		// The live subscriptions change: forget them now, and again once
+		// the transaction has ended (lists read in between may be stale).
+		s.forgetLive()
+		tx.AfterEnd(func(bool) { s.forgetLive() })
 		if c.By == by || c.New == nil {
 			return nil
 		}
@@ -232,10 +237,58 @@ func (s *Service) live(ctx context.Context, rd store.Reader) ([]*sub, error) {
 	}
 }
 
+// liveTTL bounds how long a list of the live subscriptions is reused:
+// this process forgets it at each Subscription write; another process
+// sharing the store is heard of within liveTTL.
+const liveTTL = 2 * time.Second
+
+// liveCache is the live subscriptions as last read, so that a write
+// (every write is matched) does not search the Subscriptions each time.
+type liveCache struct {
+	mu   sync.Mutex
+	gen  uint64 // bumped by forgetLive: a list read before is not kept
+	subs []*sub
+	at   time.Time
+	ok   bool
+}
+
+// liveCached returns the live subscriptions, from the cache when it is
+// fresh.
+func (s *Service) liveCached(ctx context.Context, rd store.Reader) ([]*sub, error) {
+	c := &s.cache
+	c.mu.Lock()
+	if c.ok && s.cfg.Now().Sub(c.at) < liveTTL {
+		subs := c.subs
+		c.mu.Unlock()
+		return subs, nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	at := s.cfg.Now()
+	subs, err := s.live(ctx, rd)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.subs, c.at, c.ok = subs, at, true
+	}
+	c.mu.Unlock()
+	return subs, nil
+}
+
+// forgetLive drops the cached list of live subscriptions.
+func (s *Service) forgetLive() {
+	s.cache.mu.Lock()
+	s.cache.gen++
+	s.cache.ok = false
+	s.cache.mu.Unlock()
+}
+
 // match queues a notification event for each live subscription that one
 // of the transaction's changes matches and whose owner may read it.
 func (s *Service) match(ctx context.Context, tx *write.Tx, cs *changeSet) error {
-	subs, err := s.live(ctx, tx)
+	subs, err := s.liveCached(ctx, tx)
 	if err != nil || len(subs) == 0 {
 		return err
 	}

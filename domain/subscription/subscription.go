@@ -106,6 +106,7 @@ type Service struct {
 	reg    *search.Registry
 	types  []string // the types the rule is registered on
 
+	cache    liveCache // the live subscriptions, for matching
 	mu       sync.Mutex
 	wake     func()               // wakes the sender after notifications are queued
 	activity map[string]time.Time // subscription id → when its last notification was queued
