@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/signpost-fhir/signpost/adapters/dispatch"
@@ -81,7 +82,8 @@ func (a *App) startSubscriptions(signer *resthook.Signer, types []string) (stop 
 	done := make(chan struct{}, 2)
 	go func() { sender.Run(ctx); done <- struct{}{} }()
 	go func() { svc.Run(ctx, cfg.Tick); done <- struct{}{} }()
-	return func() { cancel(); <-done; <-done }, nil
+	var once sync.Once // Close may be called more than once
+	return func() { once.Do(func() { cancel(); <-done; <-done }) }, nil
 }
 
 // clientKnown reports whether a subscription owner's OAuth client is still
