@@ -38,6 +38,10 @@ var refusedByRules = map[string]string{
 	// answers an appointment that does not exist.
 	"Appointment-example.json":         "the appointment names no HealthcareService (as a participant or its slots' schedule actor), so it cannot be checked against its referral ServiceRequest/myringotomy",
 	"AppointmentResponse-example.json": "Appointment/example does not exist",
+	// subscriptions (domain/subscription): Signpost serves no Observation,
+	// so a subscription to Observations would never hear of anything.
+	"Subscription-example.json":       `"Observation?code=http://loinc.org|1975-2": Signpost has no subscriptions on Observation`,
+	"Subscription-example-error.json": `"Observation?code=http://loinc.org|1975-2": Signpost has no subscriptions on Observation`,
 }
 
 // TestExamplesRoundTrip creates every official R4 example of a writable type

@@ -66,6 +66,7 @@ func (s *Server) capabilityStatement() []byte {
 	}
 	type resource struct {
 		Type              string        `json:"type"`
+		SupportedProfile  []string      `json:"supportedProfile,omitempty"`
 		Interaction       []interaction `json:"interaction"`
 		Versioning        string        `json:"versioning,omitempty"`
 		ReadHistory       bool          `json:"readHistory"`
@@ -89,7 +90,8 @@ func (s *Server) capabilityStatement() []byte {
 	var resources []resource
 	for _, typ := range s.cfg.Writable {
 		r := resource{Type: typ, Versioning: "versioned", ReadHistory: true, UpdateCreate: true,
-			ConditionalCreate: true, ConditionalUpdate: true, ConditionalDelete: "single", Operation: ops(typ)}
+			ConditionalCreate: true, ConditionalUpdate: true, ConditionalDelete: "single", Operation: ops(typ),
+			SupportedProfile: s.cfg.SupportedProfiles[typ]}
 		for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
 			r.Interaction = append(r.Interaction, interaction{code})
 		}

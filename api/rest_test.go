@@ -714,7 +714,7 @@ func TestMetadata(t *testing.T) {
 	for _, typ := range writableTypes(t) {
 		want[typ] = writeAll
 	}
-	for _, typ := range []string{"CapabilityStatement", "SearchParameter", "OperationDefinition", "StructureDefinition", "ValueSet", "CodeSystem"} {
+	for _, typ := range []string{"CapabilityStatement", "SearchParameter", "OperationDefinition", "StructureDefinition", "ValueSet", "CodeSystem", "SubscriptionTopic"} {
 		want[typ] = []string{"read", "search-type"}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

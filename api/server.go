@@ -62,7 +62,11 @@ type Config struct {
 	ReadOnly     []string      // resource types served from Definitions
 	// SummaryElements lists per type the elements _summary=true keeps.
 	SummaryElements map[string][]string
-	Logger          *slog.Logger
+	// SupportedProfiles lists per type the profiles the CapabilityStatement
+	// says the server supports (supportedProfile), e.g. the Backport IG's
+	// topic-based Subscription.
+	SupportedProfiles map[string][]string
+	Logger            *slog.Logger
 	// Security configures authorisation, audit and hardening (security.go).
 	Security Security
 	// Readiness, when set, returns lines /readyz adds to its body after

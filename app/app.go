@@ -29,6 +29,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/publish"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/reminder"
+	"github.com/signpost-fhir/signpost/domain/subscription"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/fhir/validation"
@@ -75,6 +76,8 @@ type Config struct {
 	// Reminders configures appointment reminders (serve --reminders
 	// FILE, read by notify.Load); nil sends none.
 	Reminders *notify.File
+	// Subscriptions configures the delivery of Subscriptions.
+	Subscriptions SubscriptionsConfig
 }
 
 // App is an assembled server.
@@ -94,9 +97,12 @@ type App struct {
 	Export    *export.Service      // Bulk Data $export and its jobs (bulk.go)
 	Publish   *publish.Service     // SMART Scheduling Links $bulk-publish (bulk.go)
 	Reminders *Reminders           // appointment reminders; nil without Config.Reminders
-	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
-	metrics   *metrics
-	stop      func() // stops background work
+	// Subscriptions matches changes to Subscriptions and builds their
+	// notifications (app/subscriptions.go).
+	Subscriptions *subscription.Service
+	Metrics       *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
+	metrics       *metrics
+	stop          func() // stops background work
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -146,12 +152,17 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	signer, err := notificationSigner(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	m := newMetrics()
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
-		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: a.sites(defs)}, rp, val, reg, defs)
+		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), SupportedProfiles: supportedProfiles, Logger: cfg.Logger, Security: sec,
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, a.sites(defs)...)}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
@@ -200,14 +211,22 @@ func New(cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	stopSubs, err := a.startSubscriptions(signer, types.Writable)
+	if err != nil {
+		stopBulk()
+		st.Close()
+		return nil, err
+	}
 	reminder.RegisterRule(rp, reg) // pending reminders of cancelled or moved appointments are withdrawn
 	if err := a.startReminders(); err != nil {
+		stopSubs()
 		stopBulk()
 		st.Close()
 		return nil, fmt.Errorf("reminders: %w", err)
 	}
 	if err := a.startAdapters(); err != nil {
 		a.Reminders.close()
+		stopSubs()
 		stopBulk()
 		st.Close()
 		return nil, err
@@ -219,7 +238,7 @@ func New(cfg Config) (*App, error) {
 		defer close(done)
 		a.Booking.Run(ctx)
 	}()
-	a.stop = func() { cancel(); <-done; stopBulk() }
+	a.stop = func() { cancel(); <-done; stopSubs(); stopBulk() }
 	return a, nil
 }
 

@@ -12,8 +12,12 @@ func RuleOrder() write.Order {
 	return write.Order{
 		// Authorisation first (api): a caller who may not make a write
 		// learns nothing from the domain's answer to it. Not registered on
-		// an open server.
-		Every: []string{"access"},
+		// an open server. Then subscriptions (domain/subscription): a
+		// client's Subscription is checked and completed; any other write
+		// is noted, and matched against the live subscriptions once the
+		// transaction's writes are done (so its place among a type's own
+		// rules does not matter).
+		Every: []string{"access", "subscription"},
 		Types: map[string][]string{
 			"Appointment": {
 				"booking.clinical",     // a refused status says why before any move it would make

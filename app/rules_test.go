@@ -14,19 +14,19 @@ import (
 func TestRuleOrder(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
-		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "reminder.appointment", "adapters"},
-		"AppointmentResponse":   {"access", "booking.response"},
-		"Slot":                  {"access", "booking.slot", "directory.slot"},
-		"Schedule":              {"access", "booking.schedule", "directory.schedule"},
-		"HealthcareService":     {"access", "directory.service"},
-		"Patient":               {"access", "referral.patient"},
-		"ServiceRequest":        {"access", "referral.service-request", "referral.category", "adapters"},
-		"Task":                  {"access", "referral.task", "adapters"},
-		"DocumentReference":     {"access", "referral.document-reference"},
-		"Binary":                {"access", "referral.binary"},
-		"QuestionnaireResponse": {"access", "referral.questionnaire-response"},
-		"Communication":         {"access", "referral.communication"},
-		"Organization":          {"access"},
+		"Appointment":           {"access", "subscription", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "reminder.appointment", "adapters"},
+		"AppointmentResponse":   {"access", "subscription", "booking.response"},
+		"Slot":                  {"access", "subscription", "booking.slot", "directory.slot"},
+		"Schedule":              {"access", "subscription", "booking.schedule", "directory.schedule"},
+		"HealthcareService":     {"access", "subscription", "directory.service"},
+		"Patient":               {"access", "subscription", "referral.patient"},
+		"ServiceRequest":        {"access", "subscription", "referral.service-request", "referral.category", "adapters"},
+		"Task":                  {"access", "subscription", "referral.task", "adapters"},
+		"DocumentReference":     {"access", "subscription", "referral.document-reference"},
+		"Binary":                {"access", "subscription", "referral.binary"},
+		"QuestionnaireResponse": {"access", "subscription", "referral.questionnaire-response"},
+		"Communication":         {"access", "subscription", "referral.communication"},
+		"Organization":          {"access", "subscription"},
 	}
 	for typ, w := range want {
 		if got := a.Writes.RuleOrder(typ); !slices.Equal(got, w) {
@@ -36,7 +36,7 @@ func TestRuleOrder(t *testing.T) {
 	// Every type the table names has its rules registered: nothing is
 	// declared that no package provides.
 	for typ, names := range app.RuleOrder().Types {
-		if got := a.Writes.RuleOrder(typ); !slices.Equal(got[1:], names) {
+		if got := a.Writes.RuleOrder(typ); !slices.Equal(got[2:], names) {
 			t.Errorf("declared on %s: %q, registered %q", typ, names, got)
 		}
 	}
@@ -45,7 +45,7 @@ func TestRuleOrder(t *testing.T) {
 	}
 	// An open server runs the same domain rules, without authorisation.
 	open, _ := apptest.New(t, app.Config{})
-	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot"}; !slices.Equal(got, w) {
+	if got, w := open.Writes.RuleOrder("Slot"), []string{"subscription", "booking.slot", "directory.slot"}; !slices.Equal(got, w) {
 		t.Errorf("open server, rules on Slot: got %q, want %q", got, w)
 	}
 }

@@ -120,7 +120,7 @@ func mustJSON(name string, v any) {
 // terminology).
 func All() []json.RawMessage {
 	var out []json.RawMessage
-	for _, t := range []string{"SearchParameter", "OperationDefinition", "StructureDefinition", "CodeSystem", "ValueSet"} {
+	for _, t := range []string{"SearchParameter", "OperationDefinition", "StructureDefinition", "CodeSystem", "ValueSet", "SubscriptionTopic"} {
 		out = append(out, Definitions(t)...)
 	}
 	out = append(out, bundleEntries("r4/search-parameters.json")...)

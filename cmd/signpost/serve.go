@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -64,6 +65,7 @@ func serve(args []string) error {
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
+	subAllow := fs.String("subscription-allow", "", "comma-separated address ranges (CIDR, e.g. 10.1.2.0/24) Subscription notifications may be sent to although not public; \"http\" in the list also accepts http endpoints (docs/subscriptions.md)")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	reminderFile := fs.String("reminders", "", "appointment reminders: schedule and channels (YAML or JSON; see docs/reminders.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
@@ -94,6 +96,9 @@ func serve(args []string) error {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
 		}
+	}
+	if cfg.Subscriptions, err = subscriptionFlag(*subAllow); err != nil {
+		return fmt.Errorf("serve --subscription-allow: %w", err)
 	}
 	if *adapterFile != "" {
 		var err error
@@ -198,4 +203,29 @@ func serve(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// subscriptionFlag reads --subscription-allow: address ranges (a bare
+// address is a range of one) and "http".
+func subscriptionFlag(v string) (app.SubscriptionsConfig, error) {
+	var c app.SubscriptionsConfig
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "":
+		case f == "http":
+			c.AllowHTTP = true
+		default:
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				a, aerr := netip.ParseAddr(f)
+				if aerr != nil {
+					return c, fmt.Errorf("%q is neither an address range (CIDR) nor an address nor \"http\"", f)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.Allow = append(c.Allow, p.Masked())
+		}
+	}
+	return c, nil
 }
