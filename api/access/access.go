@@ -80,6 +80,8 @@ func (g *Guard) restrict(ctx context.Context, p *auth.Principal, typ string, in 
 				switch {
 				case slices.Contains(directoryTypes, typ) && in&(auth.Read|auth.Search) == in:
 					// the directory stays visible
+				case typ == "Subscription":
+					// the patient's own subscriptions (ownerFilter, below)
 				case !inCompartmentType(typ):
 					continue // nothing of this type is in a compartment
 				default:
@@ -112,12 +114,26 @@ func (g *Guard) restrict(ctx context.Context, p *auth.Principal, typ string, in 
 		r.queried = slices.ContainsFunc(d.Grants, func(g auth.Grant) bool { return g.Query != nil })
 		r.granted = r.filter
 	}
+	if typ == "Subscription" && in != auth.Create {
+		// A Subscription is its owner's alone, whatever the scopes: it
+		// carries the owner's endpoint and its headers' secrets.
+		r.filter = and(nonNil(r.filter, ownerFilter(p))...)
+		r.compartmentOnly = false
+	}
 	if org := g.orgFilter(p, typ); org != nil {
 		r.filter = and(nonNil(r.filter, org)...)
 		r.compartmentOnly = false
 		r.org = org
 	}
 	return r, nil
+}
+
+// ownerFilter matches the Subscriptions p owns: those the server recorded
+// as created by p's client and subject (domain/subscription's owner
+// extension, indexed as owner-client and owner-subject).
+func ownerFilter(p *auth.Principal) search.Expr {
+	return and(search.TokenIn{Param: "owner-client", Codes: []string{p.ClientID}},
+		search.TokenIn{Param: "owner-subject", Codes: []string{p.Subject}})
 }
 
 func nonNil(xs ...search.Expr) []search.Expr {

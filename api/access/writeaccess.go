@@ -181,6 +181,9 @@ func (g *Guard) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principal
 	case r.patient != "" && r.filter != nil:
 		patient = r.patient
 	}
+	if err := g.checkOwner(ctx, tx, p, c); err != nil {
+		return err
+	}
 	if err := g.checkOrgWrite(ctx, tx, p, c); err != nil {
 		return err
 	}
@@ -191,6 +194,22 @@ func (g *Guard) checkDirect(ctx context.Context, tx *write.Tx, p *auth.Principal
 		return nil
 	}
 	return g.checkCompartment(c, patient)
+}
+
+// checkOwner lets only its owner change or delete a Subscription
+// (ownerFilter); to anyone else it does not exist.
+func (g *Guard) checkOwner(ctx context.Context, tx *write.Tx, p *auth.Principal, c *write.Change) error {
+	if c.Type != "Subscription" || c.Old == nil {
+		return nil
+	}
+	page, err := tx.Search(ctx, &search.Query{Type: c.Type, Filter: []search.Expr{ownerFilter(p), search.IDIn{IDs: []string{c.ID}}}, Count: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Resources) == 0 {
+		return hidden(c.Type, c.ID)
+	}
+	return nil
 }
 
 // checkCompartment requires both versions of a write to be in patient's

@@ -253,11 +253,14 @@ func (f *fixture) topicSub(topic, path, content string, filters ...string) map[s
 	return s
 }
 
+// statusOf is Subscription/id's status, from the store (a Subscription
+// is its owner's alone through the API).
 func (f *fixture) statusOf(id string) string {
 	f.t.Helper()
-	_, body := f.do("GET", "/Subscription/"+id, f.admin, nil)
 	var r struct{ Status string }
-	_ = json.Unmarshal(body, &r)
+	if res, err := f.a.Store.Read(context.Background(), "Subscription", id); err == nil {
+		_ = json.Unmarshal(res.JSON, &r)
+	}
 	return r.Status
 }
 
@@ -622,20 +625,30 @@ func TestOwnerReach(t *testing.T) {
 	}
 	backend := mint(devserver.TokenOptions{Client: "test-backend", Scope: "system/*.cruds"})
 	f.admin = backend
-	// A principal in patient p1's context (the patient role itself
-	// reaches no Subscription: api/access confines it to its compartment,
-	// which Subscription is not in).
-	patient := mint(devserver.TokenOptions{Client: devserver.ClientCallCentre, Patient: "p1",
-		Scope: "patient/Appointment.rs user/Subscription.cruds"})
+	// Patient p1, with the patient app.
+	patient := mint(devserver.TokenOptions{Patient: "p1", Scope: "patient/Appointment.rs patient/Subscription.cruds"})
 
 	s := f.topicSub("appointment-booked", "/p1", "full-resource")
 	s["extension"] = []any{map[string]any{"url": subscription.ExtOwner, "extension": []any{
 		map[string]any{"url": "server", "valueBoolean": true}}}} // forged: ignored
 	id := f.subscribe(patient, s)
 	f.handshake(id, "/p1")
-	_, raw := f.do("GET", "/Subscription/"+id, backend, nil)
-	if strings.Contains(string(raw), `"server"`) || !strings.Contains(string(raw), `"valueString":"p1"`) {
-		t.Errorf("the owner is not the token's: %s", raw)
+	code, raw := f.do("GET", "/Subscription/"+id, patient, nil)
+	if code != http.StatusOK || strings.Contains(string(raw), `"server"`) || !strings.Contains(string(raw), `"valueString":"p1"`) {
+		t.Errorf("the owner reading their subscription: %d, or the owner is not the token's: %s", code, raw)
+	}
+	// A Subscription is its owner's alone: another client, even with
+	// system scopes, neither reads, finds, changes nor deletes it.
+	for _, req := range []struct{ method, path string }{{"GET", "/Subscription/" + id}, {"DELETE", "/Subscription/" + id}} {
+		if code, body := f.do(req.method, req.path, backend, nil); code != http.StatusNotFound {
+			t.Errorf("%s by another client: %d %s, want 404", req.method, code, body)
+		}
+	}
+	if code, body := f.do("GET", "/Subscription?_id="+id, backend, nil); code != http.StatusOK || strings.Contains(string(body), `"id":"`+id+`"`) {
+		t.Errorf("another client's search found it: %d %s", code, body)
+	}
+	if code, body := f.do("GET", "/Subscription?_id="+id, patient, nil); code != http.StatusOK || !strings.Contains(string(body), `"id":"`+id+`"`) {
+		t.Errorf("the owner's search did not find it: %d %s", code, body)
 	}
 
 	other := f.book(backend, "s4", "p2")
