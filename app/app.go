@@ -68,6 +68,11 @@ type Config struct {
 	// Sites are pages served beside the API (api.Site), after those app
 	// serves itself.
 	Sites []api.Site
+	// Portal serves the web portal (package portal) at "/" (app/portal.go);
+	// PortalClientID is its client id at the issuer (default "portal",
+	// which the development server registers).
+	Portal         bool
+	PortalClientID string
 }
 
 // App is an assembled server.
@@ -139,9 +144,13 @@ func New(cfg Config) (*App, error) {
 	m := newMetrics()
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
+	sites := cfg.Sites
+	if cfg.Portal {
+		sites = append(sites[:len(sites):len(sites)], portalSite(cfg))
+	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: cfg.Sites}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: sites}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {

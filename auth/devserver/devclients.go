@@ -62,6 +62,12 @@ const (
 	// $adapter-replay, $adapter-discard; signpost adapters) and reads the
 	// directory, nothing clinical (auth.RoleOperator).
 	ClientOperator = "operator"
+	// ClientPortal is Signpost's own web portal (package portal) when it
+	// signs in through the development server: a public client with PKCE
+	// S256 whose redirect URI is the portal's /callback on Signpost's own
+	// origin (Config.PortalRedirectURIs, and a loopback /callback on any
+	// port).
+	ClientPortal = "portal"
 )
 
 // Demo organisations (ODS-shaped codes reserved for the demo).
@@ -154,6 +160,17 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.cruds"},
 			Role:        auth.RolePatient,
 			// Loopback redirects match on any port (RFC 8252 §7.3).
+			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
+		},
+		{
+			ID:          ClientPortal,
+			Description: "Signpost's web portal (public: authorization code with PKCE S256, redirect to <root>/callback)",
+			AuthMethod:  AuthNone,
+			GrantTypes:  []string{string(oidc.GrantTypeCode)},
+			Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.cruds"},
+			Role:        auth.RolePatient,
+			// Loopback redirects match on any port (RFC 8252 §7.3); the
+			// portal's own origin comes from Config.PortalRedirectURIs.
 			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
 		},
 	}

@@ -55,6 +55,10 @@
 //	             port or Config.RedirectURIs; the user chooses a
 //	             patient from the caller's PatientDirectory; openid fhirUser
 //	             launch/patient patient/*.cruds, role patient
+//	portal       Signpost's web portal: public like patient-app (PKCE S256,
+//	             the patient picker, the same scopes), redirect to
+//	             <root>/callback (Config.PortalRedirectURIs) or a loopback
+//	             /callback on any port
 //
 // Its access tokens are JWTs (RS256, typ JWT, kid) carrying iss, sub, aud,
 // exp, iat, nbf, jti, client_id, scope, and where they apply patient,

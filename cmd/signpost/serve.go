@@ -65,6 +65,8 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
+	fs.BoolVar(&cfg.Portal, "portal", true, "serve the web portal at / (docs/portal.md)")
+	fs.StringVar(&cfg.PortalClientID, "portal-client-id", "portal", "the portal's client id at the issuer (a public client with PKCE and the redirect URI <root>/callback)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)
