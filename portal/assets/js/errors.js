@@ -8,6 +8,7 @@ const ERROR_SYSTEM = 'https://signpost.example/fhir/CodeSystem/error';
 export class PortalError extends Error {
   constructor(status, outcome, fallback) {
     super(diagnostics(outcome) || fallback || `HTTP ${status}`);
+    this.name = 'PortalError';
     this.status = status;
     this.outcome = outcome || null;
     this.code = detailCode(outcome);

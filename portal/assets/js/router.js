@@ -75,11 +75,11 @@ export async function show() {
       page = await mod.render(ctx);
     }
   } catch (err) {
-    console.error(err);
+    if (!(err && err.name === 'PortalError')) console.error(err); // a defect, not an answer of the server's
     page = errorPage(err);
   }
   if (gen !== generation || !page) return; // another navigation started meanwhile
-  main.replaceChildren(...[].concat(page.body));
+  main.replaceChildren(...[].concat(page.body).flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
   setTitle(page.title, page.error);
   renderNav(location.pathname);
   const target = main.querySelector('.nhsuk-error-summary') || main.querySelector('h1');

@@ -1,5 +1,5 @@
 // The sign-in of this browser tab: kept in sessionStorage (never
-// localStorage), so a reload keeps it, another tab or a closed browser
+// local storage), so a reload keeps it, another tab or a closed browser
 // does not, and signing out clears it.
 
 const KEY = 'signpost.session';

@@ -22,7 +22,7 @@ export async function render(ctx) {
     ['Status', tag(text, colour)],
     ['Booking reference', h('span', { id: 'referral-ubrn' }, formatUBRN(ubrn(sr)))],
     reason(sr) ? ['Reason', reason(sr)] : null,
-    sr.authored ? ['Referred on', formatDate(sr.authored)] : null,
+    sr.authoredOn ? ['Referred on', formatDate(sr.authoredOn)] : null,
     sr.priority && sr.priority !== 'routine' ? ['Priority', sr.priority === 'stat' ? 'Two-week wait (urgent)' : 'Urgent'] : null,
   ]));
 

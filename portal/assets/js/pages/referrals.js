@@ -26,7 +26,7 @@ export async function render(ctx) {
         h('p', { class: 'nhsuk-card__description' }, tag(text, colour)),
         reason(sr) ? h('p', { class: 'nhsuk-body-s' }, reason(sr)) : null,
         h('p', { class: 'nhsuk-body-s' }, 'Booking reference ', h('span', { class: 'portal-nowrap' }, formatUBRN(ubrn(sr))),
-          sr.authored ? ` · referred ${formatDate(sr.authored)}` : ''))));
+          sr.authoredOn ? ` · referred ${formatDate(sr.authoredOn)}` : ''))));
     }))
     : h('p', { class: 'nhsuk-body' }, 'You have no referrals. When your GP refers you, it will show here.');
   return {

@@ -15,7 +15,7 @@ export async function render(ctx) {
     const parts = {};
     const reasons = [];
     for (const x of p.part || []) {
-      if (x.name === 'reason') reasons.push(valueOf(x));
+      if (x.name === 'reason') reasons.push(plainReason(valueOf(x)));
       else parts[x.name] = valueOf(x);
     }
     return { ...parts, reasons };
@@ -65,4 +65,10 @@ export async function render(ctx) {
 
 function row(k, v) {
   return h('div', { class: 'nhsuk-summary-list__row' }, h('dt', { class: 'nhsuk-summary-list__key' }, k), h('dd', { class: 'nhsuk-summary-list__value' }, v));
+}
+
+// plainReason says a reason without the references it names.
+function plainReason(r) {
+  const s = String(r).replace(/commissioned by Organization\/[A-Za-z0-9\-.]+/, 'paid for by your local NHS').replace(/\b[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]+/g, 'it');
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
