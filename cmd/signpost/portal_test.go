@@ -37,10 +37,10 @@ type portalFixture struct {
 	// UBRN, access code and birth date; RaceA and RaceB are referrals of
 	// two patients to the same service, each with an access code, for
 	// the race for one slot.
-	UBRNAccess struct{ ID, UBRN, Code, BirthDate string } `json:"ubrnAccess"`
-	RaceA      struct{ ID, UBRN, Code, BirthDate string } `json:"raceA"`
-	RaceB      struct{ ID, UBRN, Code, BirthDate string } `json:"raceB"`
-	RaceService string                                    `json:"raceService"`
+	UBRNAccess  struct{ ID, UBRN, Code, BirthDate string } `json:"ubrnAccess"`
+	RaceA       struct{ ID, UBRN, Code, BirthDate string } `json:"raceA"`
+	RaceB       struct{ ID, UBRN, Code, BirthDate string } `json:"raceB"`
+	RaceService string                                     `json:"raceService"`
 	// Others are the other demo patients' names and NHS numbers.
 	Others []string `json:"others"`
 }
@@ -131,8 +131,8 @@ func makePortalFixture(t *testing.T, base, data string) portalFixture {
 			"category":      []any{map[string]any{"coding": []any{map[string]any{"system": "https://signpost.example/fhir/CodeSystem/referral-source", "code": "gp"}}}},
 			"performerType": map[string]any{"coding": []any{map[string]any{"system": sct, "code": dermCode, "display": "Dermatology"}}},
 			"subject":       reference("Patient/" + patient), "requester": reference("Organization/" + gpOrg),
-			"authoredOn":    time.Now().UTC().Format(time.RFC3339),
-			"reasonCode":    []any{map[string]any{"text": why}}}
+			"authoredOn": time.Now().UTC().Format(time.RFC3339),
+			"reasonCode": []any{map[string]any{"text": why}}}
 		if performer != "" {
 			body["performer"] = []any{reference(performer)}
 		}
