@@ -81,7 +81,7 @@ func TestPortalBrowser(t *testing.T) {
 	fx.Screenshots = filepath.Join(dir, "screenshots")
 	raw, _ := json.Marshal(fx)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "journeys.mjs"))
 	cmd.Env = append(withoutSignpostEnv(os.Environ()), "PORTAL_FIXTURE="+string(raw))
