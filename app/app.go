@@ -24,6 +24,7 @@ import (
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
+	"github.com/signpost-fhir/signpost/domain/offer"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -41,6 +42,8 @@ type Config struct {
 	MaxBodyBytes int64         // default 10 MB
 	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
+	OfferHoldFor time.Duration // how long an earlier-slot offer holds its slot; default offer.DefaultHoldFor (2 hours)
+	OffersOff    bool          // make no earlier-slot offers (docs/offers.md)
 	Postcodes    string        // CSV file of postcode,latitude,longitude placing patients for $shortlist; "" for none
 	Logger       *slog.Logger
 
@@ -81,6 +84,7 @@ type App struct {
 	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
 	Directory *directory.Directory // directory rules (waiting times)
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
+	Offers    *offer.Service       // earlier-slot offers (app/offers.go)
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
@@ -184,6 +188,10 @@ func New(cfg Config) (*App, error) {
 	}
 	for _, op := range a.Referral.Operations() {
 		srv.AddOperation(op)
+	}
+	if err := a.startOffers(); err != nil {
+		st.Close()
+		return nil, err
 	}
 	if err := a.startAdapters(); err != nil {
 		st.Close()

@@ -14,14 +14,14 @@ import (
 func TestRuleOrder(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
-		"Appointment":           {"access", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "adapters"},
+		"Appointment":           {"access", "booking.clinical", "booking.appointment", "offer.appointment", "referral.guidance", "referral.appointment", "adapters"},
 		"AppointmentResponse":   {"access", "booking.response"},
-		"Slot":                  {"access", "booking.slot", "directory.slot"},
+		"Slot":                  {"access", "booking.slot", "directory.slot", "offer.slot"},
 		"Schedule":              {"access", "booking.schedule", "directory.schedule"},
 		"HealthcareService":     {"access", "directory.service"},
 		"Patient":               {"access", "referral.patient"},
 		"ServiceRequest":        {"access", "referral.service-request", "referral.category", "adapters"},
-		"Task":                  {"access", "referral.task", "adapters"},
+		"Task":                  {"access", "referral.task", "offer.request", "adapters"},
 		"DocumentReference":     {"access", "referral.document-reference"},
 		"Binary":                {"access", "referral.binary"},
 		"QuestionnaireResponse": {"access", "referral.questionnaire-response"},
@@ -45,7 +45,7 @@ func TestRuleOrder(t *testing.T) {
 	}
 	// An open server runs the same domain rules, without authorisation.
 	open, _ := apptest.New(t, app.Config{})
-	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot"}; !slices.Equal(got, w) {
+	if got, w := open.Writes.RuleOrder("Slot"), []string{"booking.slot", "directory.slot", "offer.slot"}; !slices.Equal(got, w) {
 		t.Errorf("open server, rules on Slot: got %q, want %q", got, w)
 	}
 }
