@@ -372,3 +372,5 @@ func (w *world) consistent() {
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
+
+func mustMarshal(v any) []byte { b, _ := json.Marshal(v); return b }
