@@ -61,6 +61,16 @@ func (w *world) in(t *testing.T) *world { v := *w; v.t = t; return &v }
 
 func (w *world) do(method, path string, body any) (int, map[string]any) {
 	w.t.Helper()
+	status, out, err := w.try(method, path, body)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return status, out
+}
+
+// try is do for any goroutine: it reports failures instead of ending the
+// test.
+func (w *world) try(method, path string, body any) (int, map[string]any, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -69,13 +79,13 @@ func (w *world) do(method, path string, body any) (int, map[string]any) {
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			w.t.Fatal(err)
+			return 0, nil, err
 		}
 		r = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, w.base+path, r)
 	if err != nil {
-		w.t.Fatal(err)
+		return 0, nil, err
 	}
 	if r != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -85,17 +95,17 @@ func (w *world) do(method, path string, body any) (int, map[string]any) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if len(raw) > 0 && raw[0] == '{' {
 		if err := json.Unmarshal(raw, &out); err != nil {
-			w.t.Fatalf("%s %s: %s: %v", method, path, raw, err)
+			return 0, nil, fmt.Errorf("%s %s: %s: %v", method, path, raw, err)
 		}
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
 }
 
 func (w *world) must(want int, method, path string, body any) map[string]any {
