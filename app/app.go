@@ -43,7 +43,7 @@ type Config struct {
 	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	OfferHoldFor time.Duration // how long an earlier-slot offer holds its slot; default offer.DefaultHoldFor (2 hours)
-	OffersOff    bool          // make no earlier-slot offers (docs/offers.md)
+	Offers       bool          // make earlier-slot offers as slots free up (docs/offers.md); serve turns it on unless --offers=false
 	Postcodes    string        // CSV file of postcode,latitude,longitude placing patients for $shortlist; "" for none
 	Logger       *slog.Logger
 

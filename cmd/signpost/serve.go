@@ -63,7 +63,7 @@ func serve(args []string) error {
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.DurationVar(&cfg.OfferHoldFor, "offer-hold", 0, "how long an earlier-slot offer holds its slot for the patient (default 2h; docs/offers.md)")
-	fs.BoolVar(&cfg.OffersOff, "no-offers", false, "make no earlier-slot offers (requests are still recorded)")
+	fs.BoolVar(&cfg.Offers, "offers", true, "offer slots that free up to patients waiting for an earlier one (docs/offers.md); --offers=false records requests but makes no offers")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")

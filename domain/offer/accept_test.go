@@ -16,7 +16,7 @@ import (
 // state stays booked; the request is completed; the slot freed in turn is
 // offered to the next patient, for whom it is earlier.
 func TestAcceptReschedules(t *testing.T) {
-	w := newWorld(t, app.Config{})
+	w := newWorld(t, app.Config{Offers: true})
 	freed, slotA, slotB := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 12, 0), w.slot("hs-derm-city", 15, 0)
 	other := w.book(w.filler, "", "hs-derm-city", freed)
 	a, b := w.patient("a"), w.patient("b")
@@ -76,7 +76,7 @@ func TestAcceptReschedules(t *testing.T) {
 // expired one (the hold sweeper releases it) too; a patient is not offered
 // a slot they declined again, and their request goes on waiting.
 func TestDeclineAndExpiry(t *testing.T) {
-	w := newWorld(t, app.Config{})
+	w := newWorld(t, app.Config{Offers: true})
 	freed := w.slot("hs-derm-city", 4, 0)
 	later := map[string]string{}
 	for i, n := range []string{"a", "b", "c"} {
@@ -140,7 +140,7 @@ func TestDeclineAndExpiry(t *testing.T) {
 // a newly published slot; accepting books it, clearing the slot issue,
 // and $booking-outcomes counts it.
 func TestSlotIssueCleared(t *testing.T) {
-	w := newWorld(t, app.Config{})
+	w := newWorld(t, app.Config{Offers: true})
 	p := w.patient("p")
 	sr := w.referral(p, "derm", "routine", 2)
 	w.must(200, "POST", "/"+sr+"/$defer", params("reason", "no slots"))
@@ -178,7 +178,7 @@ func TestSlotIssueCleared(t *testing.T) {
 // move earlier, and a request is withdrawn by cancelling its Task, which
 // cancels its offer; clients cannot make or reshape requests.
 func TestRequests(t *testing.T) {
-	w := newWorld(t, app.Config{})
+	w := newWorld(t, app.Config{Offers: true})
 	freed, mine := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 20, 0)
 	other := w.book(w.filler, "", "hs-derm-city", freed)
 	p := w.patient("p")
@@ -241,4 +241,18 @@ func TestRequests(t *testing.T) {
 		t.Errorf("its slot is %s, want free", got)
 	}
 	w.consistent()
+}
+
+// TestOffersOff: with offers off, requests are recorded but a freed slot
+// stays free for anyone to book.
+func TestOffersOff(t *testing.T) {
+	w := newWorld(t, app.Config{})
+	freed, mine := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 20, 0)
+	other := w.book(w.filler, "", "hs-derm-city", freed)
+	p := w.patient("p")
+	w.requestEarlier(w.book(p, w.referral(p, "derm", "urgent", 2), "hs-derm-city", mine))
+	w.cancel(other)
+	if offers := w.offers(); len(offers) != 0 || w.status(freed) != "free" {
+		t.Errorf("offers off: offers %v, freed slot %s", offers, w.status(freed))
+	}
 }

@@ -47,7 +47,8 @@ func TestOfferOrder(t *testing.T) {
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
-			w := newWorld(t, app.Config{})
+			t.Parallel() // each row has a server of its own
+			w := newWorld(t, app.Config{Offers: true})
 			// Every slot is published before anyone waits (a new free
 			// slot is offered too): the waiters' bookings, and the one
 			// someone else holds until the test frees it.

@@ -18,7 +18,7 @@ import (
 // held by two appointments, no patient holds two offers, every patient
 // keeps exactly one booking, and signpost check finds nothing amiss.
 func TestOffersRaceOrdinaryBookings(t *testing.T) {
-	w := newWorld(t, app.Config{})
+	w := newWorld(t, app.Config{Offers: true})
 	const contested, waiting, ordinary = 6, 6, 4
 	var slots, fillers []string
 	for i := 0; i < contested; i++ {
