@@ -2,6 +2,7 @@ package offer_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -224,6 +225,22 @@ func TestRequests(t *testing.T) {
 	o := w.offers()[p]
 	if o == nil {
 		t.Fatal("no offer")
+	}
+	// What offers build is valid FHIR, and the operations are published.
+	for _, res := range []map[string]any{o, w.must(200, "GET", "/Task/"+first["id"].(string), nil),
+		w.must(200, "GET", "/"+sub(offerExt(o), "communication").(string), nil)} {
+		out := w.must(200, "POST", "/"+res["resourceType"].(string)+"/$validate", res)
+		for _, is := range asList(out["issue"]) {
+			if sev := is.(map[string]any)["severity"]; sev == "error" || sev == "fatal" {
+				t.Errorf("%s/%s is not valid: %v", res["resourceType"], res["id"], is)
+			}
+		}
+	}
+	published := fmt.Sprint(w.must(200, "GET", "/metadata", nil))
+	for _, op := range []string{"OperationDefinition/Appointment-request-earlier", "OperationDefinition/Appointment-decline-offer"} {
+		if !strings.Contains(published, op) {
+			t.Errorf("the CapabilityStatement does not name %s", op)
+		}
 	}
 	task := w.must(200, "GET", "/Task/"+first["id"].(string), nil)
 	task["priority"] = "stat"
