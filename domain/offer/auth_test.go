@@ -90,6 +90,23 @@ func TestOfferAuthorisation(t *testing.T) {
 	if got := setup.status(apptA); got != "cancelled" {
 		t.Errorf("my old booking is %s after accepting", got)
 	}
+	// B (booked later) is offered the slot A left, and withdraws with
+	// their own token (patients cannot read or write Tasks).
+	offerB := setup.offers()[b]
+	if offerB == nil || slotOf(offerB) != slotA {
+		t.Fatalf("the slot A left was not offered to B: %v", setup.offers())
+	}
+	if status, _ := asA.do("POST", "/"+apptB+"/$request-earlier", params("withdraw", "true")); status != 404 && status != 403 {
+		t.Errorf("A withdraws B's request: %d", status)
+	}
+	task := asB.must(200, "POST", "/"+apptB+"/$request-earlier", map[string]any{"resourceType": "Parameters", "parameter": []any{
+		map[string]any{"name": "withdraw", "valueBoolean": true}, map[string]any{"name": "reason", "valueString": "booked elsewhere"}}})
+	if task["status"] != "cancelled" || setup.status("Appointment/"+offerB["id"].(string)) != "cancelled" {
+		t.Errorf("withdrawn: request %v, offer %s", task["status"], setup.status("Appointment/"+offerB["id"].(string)))
+	}
+	if again := asB.must(200, "POST", "/"+apptB+"/$request-earlier", params("withdraw", "true")); again["id"] != task["id"] {
+		t.Errorf("withdrawn twice: %v", again)
+	}
 	setup.consistent()
 }
 

@@ -66,6 +66,13 @@ func (o *Service) requestEarlier(ctx context.Context, req *operation.Request) (*
 		return nil, err
 	}
 	reason, _ := req.Params.String("reason")
+	withdraw := false
+	if v, ok := req.Params.String("withdraw"); ok {
+		if v != "true" && v != "false" {
+			return nil, fhir.Errorf(fhir.Invalid, "invalid", "withdraw", "withdraw must be true or false, not %q", v)
+		}
+		withdraw = v == "true"
+	}
 	var body []byte
 	status := http.StatusOK
 	err = o.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
@@ -76,6 +83,10 @@ func (o *Service) requestEarlier(ctx context.Context, req *operation.Request) (*
 		}
 		a, err := decode[appointment](cur.JSON)
 		if err != nil {
+			return err
+		}
+		if withdraw {
+			body, err = o.withdraw(ctx, tx, req.ID, reason)
 			return err
 		}
 		if a.Status != "booked" {
@@ -153,6 +164,49 @@ func (o *Service) requestEarlier(ctx context.Context, req *operation.Request) (*
 		return nil, err
 	}
 	return &operation.Result{Status: status, Body: body}, nil
+}
+
+// withdraw withdraws the active request for Appointment/id: the request
+// is cancelled (why its statusReason), and its open offer with it. With
+// none active, it answers the last request withdrawn (asked again), or
+// 404 when there never was one.
+func (o *Service) withdraw(ctx context.Context, tx *write.Tx, id, why string) ([]byte, error) {
+	all, err := o.searchAll(ctx, tx, "Task", url.Values{"focus": {"Appointment/" + id}, "code": {CodeSystem + "|" + TaskCode}})
+	if err != nil {
+		return nil, err
+	}
+	var last *fhir.Resource
+	for _, res := range all {
+		t, err := decode[request](res.JSON)
+		if err != nil {
+			continue
+		}
+		if !t.active() {
+			if t.Status == "cancelled" && (last == nil || res.LastUpdated.After(last.LastUpdated)) {
+				last = res
+			}
+			continue
+		}
+		if why == "" {
+			why = "withdrawn"
+		}
+		if err := o.withdrawOffer(ctx, tx, res.ID, elem.Str(t.For.Reference)); err != nil {
+			return nil, err
+		}
+		cause := write.Consequence{Grant: write.ToWritersOf, On: []string{"Appointment/" + id}, Of: "$request-earlier Appointment/" + id}
+		if err := o.moveRequest(ctx, tx, res, "cancelled", "", "", why, cause); err != nil {
+			return nil, err
+		}
+		cur, err := tx.Read(ctx, "Task", res.ID)
+		if err != nil {
+			return nil, err
+		}
+		return cur.JSON, nil
+	}
+	if last == nil {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "withdraw", "Appointment/%s has no request for an earlier slot to withdraw", id)
+	}
+	return last.JSON, nil
 }
 
 // decline is Appointment/{id}/$decline-offer: the patient (or someone who

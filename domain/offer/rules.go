@@ -282,10 +282,15 @@ func (o *Service) requestRule(ctx context.Context, tx *write.Tx, c *write.Change
 	if nw.Status != "cancelled" || old.Status == "cancelled" {
 		return nil
 	}
-	// Withdrawn: the offer out for it, if any, is cancelled too (its slot
-	// goes to the next patient).
-	withdrawn(tx)["Task/"+c.ID] = true
-	offers, err := o.searchAll(ctx, tx, "Appointment", url.Values{"patient": {elem.Str(old.For.Reference)}, "status": {"pending"}})
+	return o.withdrawOffer(ctx, tx, c.ID, elem.Str(old.For.Reference))
+}
+
+// withdrawOffer cancels the offer out for the request Task/id of
+// patient, if any, as the request is withdrawn: its slot goes to the next
+// patient. The request itself is the caller's to cancel.
+func (o *Service) withdrawOffer(ctx context.Context, tx *write.Tx, id, patient string) error {
+	withdrawn(tx)["Task/"+id] = true
+	offers, err := o.searchAll(ctx, tx, "Appointment", url.Values{"patient": {patient}, "status": {"pending"}})
 	if err != nil {
 		return err
 	}
@@ -294,14 +299,14 @@ func (o *Service) requestRule(ctx context.Context, tx *write.Tx, c *write.Change
 		if err != nil {
 			continue
 		}
-		if off := a.offerOf(); off != nil && canonical(off.Request) == "Task/"+c.ID {
+		if off := a.offerOf(); off != nil && canonical(off.Request) == "Task/"+id {
 			obj, err := fhir.ParseObject(res.JSON)
 			if err != nil {
 				return err
 			}
 			obj.Set("status", "cancelled")
 			obj.Set("cancelationReason", r4.CodeableConcept{Text: elem.Opt("Request for an earlier slot withdrawn")})
-			cctx := write.AsConsequence(ctx, write.Consequence{Type: "Appointment", ID: res.ID, Grant: write.WithCause, Of: "Task/" + c.ID})
+			cctx := write.AsConsequence(ctx, write.Consequence{Type: "Appointment", ID: res.ID, Grant: write.WithCause, Of: "Task/" + id})
 			if _, _, err := tx.PutWith(cctx, "Appointment", res.ID, obj, res.Version, own); err != nil {
 				return err
 			}
