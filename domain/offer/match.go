@@ -351,7 +351,7 @@ func (o *Service) make(ctx context.Context, w *waiter, slotID string, s *slot) (
 			ext.SlotIssue = true
 			id, _ := refID(w.referral, "ServiceRequest")
 			tasks, err := o.searchAll(ctx, tx, "Task", url.Values{"focus": {"ServiceRequest/" + id},
-				"code": {referral.TaskCodeSystem + "|" + referral.TaskCode},
+				"code":            {referral.TaskCodeSystem + "|" + referral.TaskCode},
 				"business-status": {referral.StateSystem + "|" + string(referral.SlotIssue)}})
 			if err != nil {
 				return err
