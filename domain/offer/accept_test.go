@@ -17,6 +17,7 @@ import (
 // state stays booked; the request is completed; the slot freed in turn is
 // offered to the next patient, for whom it is earlier.
 func TestAcceptReschedules(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{Offers: true})
 	freed, slotA, slotB := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 12, 0), w.slot("hs-derm-city", 15, 0)
 	other := w.book(w.filler, "", "hs-derm-city", freed)
@@ -77,6 +78,7 @@ func TestAcceptReschedules(t *testing.T) {
 // expired one (the hold sweeper releases it) too; a patient is not offered
 // a slot they declined again, and their request goes on waiting.
 func TestDeclineAndExpiry(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{Offers: true})
 	freed := w.slot("hs-derm-city", 4, 0)
 	later := map[string]string{}
@@ -141,6 +143,7 @@ func TestDeclineAndExpiry(t *testing.T) {
 // a newly published slot; accepting books it, clearing the slot issue,
 // and $booking-outcomes counts it.
 func TestSlotIssueCleared(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{Offers: true})
 	p := w.patient("p")
 	sr := w.referral(p, "derm", "routine", 2)
@@ -179,6 +182,7 @@ func TestSlotIssueCleared(t *testing.T) {
 // move earlier, and a request is withdrawn by cancelling its Task, which
 // cancels its offer; clients cannot make or reshape requests.
 func TestRequests(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{Offers: true})
 	freed, mine := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 20, 0)
 	other := w.book(w.filler, "", "hs-derm-city", freed)
@@ -263,6 +267,7 @@ func TestRequests(t *testing.T) {
 // TestOffersOff: with offers off, requests are recorded but a freed slot
 // stays free for anyone to book.
 func TestOffersOff(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{})
 	freed, mine := w.slot("hs-derm-city", 4, 0), w.slot("hs-derm-city", 20, 0)
 	other := w.book(w.filler, "", "hs-derm-city", freed)

@@ -15,6 +15,7 @@ import (
 // their offer; another patient can neither ask for them, nor see, accept
 // or decline their offer; the call centre asks on a patient's behalf.
 func TestOfferAuthorisation(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, app.Config{Auth: true, Offers: true})
 	mint := func(o devserver.TokenOptions) string {
 		tok, err := devserver.MintToken(w.a.Config.Data, o)
