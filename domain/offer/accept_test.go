@@ -1,7 +1,10 @@
 package offer_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"fmt"
 	"strings"
 	"testing"
@@ -133,8 +136,29 @@ func TestDeclineAndExpiry(t *testing.T) {
 	if _, err := w.a.Offers.OfferSlots(context.Background(), []string{strings.TrimPrefix(freed, "Slot/")}); err != nil {
 		t.Fatal(err)
 	}
-	if o := w.offers()[pat["c"]]; o == nil || slotOf(o) != freed {
+	o := w.offers()[pat["c"]]
+	if o == nil || slotOf(o) != freed {
 		t.Fatalf("c was not offered the slot a and b passed on: %v", w.offers())
+	}
+	// c accepts by an update carrying an Idempotency-Key: one answer,
+	// replayed; the booking replaced cancelled.
+	o["status"] = "booked"
+	for i, want := range []string{"", "true"} {
+		b, _ := json.Marshal(o)
+		req, _ := http.NewRequest("PUT", w.base+"/Appointment/"+o["id"].(string), bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set("Idempotency-Key", "accept-c")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Idempotent-Replayed") != want {
+			t.Errorf("accepting by PUT, try %d: %d, replayed %q", i, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"))
+		}
+	}
+	if got := w.status(apptC); got != "cancelled" {
+		t.Errorf("c's replaced booking is %s", got)
 	}
 	w.consistent()
 }

@@ -35,10 +35,10 @@ type waiter struct {
 	unsuitable map[string]bool
 }
 
-// Waiting returns the patients waiting for an earlier slot, in the order
+// waiting returns the patients waiting for an earlier slot, in the order
 // offers go to them: two-week-wait referrals, then urgent, then routine;
 // within each, the oldest referral first (its authoredOn, then its id).
-func (o *Service) Waiting(ctx context.Context, r store.Reader, now time.Time) ([]*waiter, error) {
+func (o *Service) waiting(ctx context.Context, r store.Reader, now time.Time) ([]*waiter, error) {
 	var out []*waiter
 	seen := map[string]bool{}
 	reqs, err := o.searchAll(ctx, r, "Task", url.Values{"code": {CodeSystem + "|" + TaskCode}, "status": {"requested,in-progress"}})
@@ -143,7 +143,7 @@ func (o *Service) OfferSlots(ctx context.Context, ids []string) ([]string, error
 	}
 	st := o.repo.Store()
 	now := time.Now()
-	ws, err := o.Waiting(ctx, st, now)
+	ws, err := o.waiting(ctx, st, now)
 	if err != nil || len(ws) == 0 {
 		return nil, err
 	}

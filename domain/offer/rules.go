@@ -15,6 +15,13 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/elem"
 )
 
+// asBooking is the write.PutOptions of the cancellation of the booking an
+// accepted offer replaces: to booking's rules it is a move of the booking
+// itself, as $reschedule's cancellation is, and so answers no request of
+// its own (the acceptance's Idempotency-Key remembers the acceptance, not
+// it).
+var asBooking = write.PutOptions{By: "booking"}
+
 // freedKey is the write.Tx.Local key of the slots a transaction freed.
 type freedKey struct{}
 
@@ -150,7 +157,7 @@ func (o *Service) accept(ctx context.Context, tx *write.Tx, c *write.Change, nw 
 				obj.Set("status", "cancelled")
 				obj.Set("cancelationReason", r4.CodeableConcept{Text: elem.Opt("Rescheduled to an earlier slot (offer accepted)")})
 				cause.Type, cause.ID = "Appointment", id
-				if _, _, err := tx.PutWith(write.AsConsequence(ctx, cause), "Appointment", id, obj, res.Version, own); err != nil {
+				if _, _, err := tx.PutWith(write.AsConsequence(ctx, cause), "Appointment", id, obj, res.Version, asBooking); err != nil {
 					return err
 				}
 			}
