@@ -26,6 +26,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/export"
+	"github.com/signpost-fhir/signpost/domain/offer"
 	"github.com/signpost-fhir/signpost/domain/publish"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/reminder"
@@ -46,6 +47,8 @@ type Config struct {
 	MaxBodyBytes int64         // default 10 MB
 	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
+	OfferHoldFor time.Duration // how long an earlier-slot offer holds its slot; default offer.DefaultHoldFor (2 hours)
+	Offers       bool          // make earlier-slot offers as slots free up (docs/offers.md); serve turns it on unless --offers=false
 	Postcodes    string        // CSV file of postcode,latitude,longitude placing patients for $shortlist; "" for none
 	Logger       *slog.Logger
 
@@ -96,6 +99,7 @@ type App struct {
 	Referral  *referral.Service    // referral rules and operations; tests may replace Referral.Tokens
 	Directory *directory.Directory // directory rules (waiting times)
 	Booking   *booking.Service     // booking rules and operations; releases expired holds in the background
+	Offers    *offer.Service       // earlier-slot offers (app/offers.go)
 	Auth      *devserver.Server    // the embedded development authorisation server; nil with an issuer or when open
 	UBRN      *auth.UBRNIssuer     // with an issuer, Signpost's own issuer of $ubrn-access tokens; nil otherwise
 	Adapters  *adapters.Set        // the adapter instances running (none without Config.Adapters)
@@ -232,6 +236,13 @@ func New(cfg Config) (*App, error) {
 		stopBulk()
 		st.Close()
 		return nil, fmt.Errorf("reminders: %w", err)
+	}
+	if err := a.startOffers(); err != nil {
+		a.Reminders.close()
+		stopSubs()
+		stopBulk()
+		st.Close()
+		return nil, err
 	}
 	if err := a.startAdapters(); err != nil {
 		a.Reminders.close()

@@ -22,6 +22,7 @@ func RuleOrder() write.Order {
 			"Appointment": {
 				"booking.clinical",     // a refused status says why before any move it would make
 				"booking.appointment",  // claims and frees slots; records an Idempotency-Key's answer
+				"offer.appointment",    // an accepted earlier-slot offer replaces its booking: before the referral follows
 				"referral.guidance",    // booking guidance answered before a booking
 				"referral.appointment", // the referral's workflow follows its bookings
 				"reminder.appointment", // a cancelled or moved appointment's pending reminders are withdrawn
@@ -31,12 +32,13 @@ func RuleOrder() write.Order {
 			"Slot": {
 				"booking.slot",   // the status a slot may take
 				"directory.slot", // waiting times from the slot's final status: after booking's
+				"offer.slot",     // a slot freed is offered to the patients waiting, once committed
 			},
 			"Schedule":              {"booking.schedule", "directory.schedule"},
 			"HealthcareService":     {"directory.service"},
 			"Patient":               {"referral.patient"},
 			"ServiceRequest":        {"referral.service-request", "referral.category", "adapters"},
-			"Task":                  {"referral.task", "adapters"},
+			"Task":                  {"referral.task", "offer.request", "adapters"},
 			"DocumentReference":     {"referral.document-reference"},
 			"Binary":                {"referral.binary"},
 			"QuestionnaireResponse": {"referral.questionnaire-response"},

@@ -14,14 +14,14 @@ import (
 func TestRuleOrder(t *testing.T) {
 	a, _ := apptest.New(t, app.Config{Auth: true})
 	want := map[string][]string{
-		"Appointment":           {"access", "subscription", "booking.clinical", "booking.appointment", "referral.guidance", "referral.appointment", "reminder.appointment", "adapters"},
+		"Appointment":           {"access", "subscription", "booking.clinical", "booking.appointment", "offer.appointment", "referral.guidance", "referral.appointment", "reminder.appointment", "adapters"},
 		"AppointmentResponse":   {"access", "subscription", "booking.response"},
-		"Slot":                  {"access", "subscription", "booking.slot", "directory.slot"},
+		"Slot":                  {"access", "subscription", "booking.slot", "directory.slot", "offer.slot"},
 		"Schedule":              {"access", "subscription", "booking.schedule", "directory.schedule"},
 		"HealthcareService":     {"access", "subscription", "directory.service"},
 		"Patient":               {"access", "subscription", "referral.patient"},
 		"ServiceRequest":        {"access", "subscription", "referral.service-request", "referral.category", "adapters"},
-		"Task":                  {"access", "subscription", "referral.task", "adapters"},
+		"Task":                  {"access", "subscription", "referral.task", "offer.request", "adapters"},
 		"DocumentReference":     {"access", "subscription", "referral.document-reference"},
 		"Binary":                {"access", "subscription", "referral.binary"},
 		"QuestionnaireResponse": {"access", "subscription", "referral.questionnaire-response"},
@@ -45,7 +45,7 @@ func TestRuleOrder(t *testing.T) {
 	}
 	// An open server runs the same domain rules, without authorisation.
 	open, _ := apptest.New(t, app.Config{})
-	if got, w := open.Writes.RuleOrder("Slot"), []string{"subscription", "booking.slot", "directory.slot"}; !slices.Equal(got, w) {
+	if got, w := open.Writes.RuleOrder("Slot"), []string{"subscription", "booking.slot", "directory.slot", "offer.slot"}; !slices.Equal(got, w) {
 		t.Errorf("open server, rules on Slot: got %q, want %q", got, w)
 	}
 }

@@ -64,6 +64,8 @@ func serve(args []string) error {
 	fs.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
+	fs.DurationVar(&cfg.OfferHoldFor, "offer-hold", 0, "how long an earlier-slot offer holds its slot for the patient (default 2h; docs/offers.md)")
+	fs.BoolVar(&cfg.Offers, "offers", true, "offer slots that free up to patients waiting for an earlier one (docs/offers.md); --offers=false records requests but makes no offers")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	subAllow := fs.String("subscription-allow", "", "comma-separated address ranges (CIDR, e.g. 10.1.2.0/24) Subscription notifications may be sent to although not public; \"http\" in the list also accepts http endpoints (docs/subscriptions.md)")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")

@@ -357,4 +357,3 @@ func (s *Service) checkAccess(ctx context.Context, ubrn, code, birth string) (pa
 	_, srID, _ := fhir.SplitReference(srRef)
 	return pid, srID, true, nil
 }
-

@@ -330,7 +330,10 @@ func calendarDays(a, b time.Time, loc *time.Location) int {
 //     participant that declined (the Patient: the patient; another: the
 //     provider), else other (maint, oth-*, a reason in text only);
 //   - slot-issues: referrals deferred to the service with no slot
-//     (Provenance of a move to slot-issue).
+//     (Provenance of a move to slot-issue);
+//   - slot-issues-cleared-by-offer: bookings, not cancelled, made by
+//     accepting an earlier-slot offer sent to a referral on the
+//     slot-issues worklist (OfferExtension, domain/offer).
 const (
 	// CancellationReasonSystem codes Appointment.cancelationReason (R4
 	// and R5).
@@ -338,7 +341,27 @@ const (
 	// ReplacesExtension is the R5 cross-version extension on a
 	// rescheduled appointment naming the appointment it replaces.
 	ReplacesExtension = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.replaces"
+	// OfferExtension (server-owned, on an Appointment) marks an
+	// earlier-slot offer (domain/offer) and the booking it became, with
+	// sub-extensions: referral, replaces, request, communication and
+	// slot-issue (valueBoolean: offered to a referral on the slot-issues
+	// worklist). $booking-outcomes counts the bookings of accepted offers
+	// with slot-issue true as slot-issues-cleared-by-offer.
+	OfferExtension = Base + "/StructureDefinition/earlier-slot-offer"
 )
+
+// clearedByOffer reports whether an appointment is the booking of an
+// earlier-slot offer made to a referral on the slot-issues worklist.
+func clearedByOffer(exts []r4.Extension) bool {
+	for _, e := range elem.Extensions(exts, OfferExtension) {
+		for _, sub := range e.Extension {
+			if sub.Url == "slot-issue" && sub.ValueBoolean != nil && *sub.ValueBoolean {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // bookedStatus reports whether an appointment in status is (or was) booked.
 func bookedStatus(status string) bool {
@@ -390,6 +413,7 @@ func (s *Service) bookingOutcomes(rd *reportData) (*report, error) {
 		byOther
 		rescheduled
 		slotIssues
+		clearedByOffers
 		outcomes
 	)
 	replaced := map[string]bool{}
@@ -412,6 +436,9 @@ func (s *Service) bookingOutcomes(rd *reportData) (*report, error) {
 	for _, a := range appts {
 		if !rd.f.window.contains(a.start) || !rd.practiceOK(a.practice()) {
 			continue
+		}
+		if a.view.Status != "cancelled" && bookedStatus(a.view.Status) && clearedByOffer(a.view.Extension) {
+			add(a.service, clearedByOffers)
 		}
 		switch a.view.Status {
 		case "booked", "arrived", "checked-in":
@@ -455,7 +482,7 @@ func (s *Service) bookingOutcomes(rd *reportData) (*report, error) {
 	rep := &report{columns: []column{{"service", colReference}, {"specialty-code", colCode}, {"specialty", colString},
 		{"bookings", colInteger}, {"attended", colInteger}, {"did-not-attend", colInteger},
 		{"cancelled-by-patient", colInteger}, {"cancelled-by-provider", colInteger}, {"cancelled-other", colInteger},
-		{"rescheduled", colInteger}, {"slot-issues", colInteger}}}
+		{"rescheduled", colInteger}, {"slot-issues", colInteger}, {"slot-issues-cleared-by-offer", colInteger}}}
 	for svc, t := range tallies {
 		code, display := rd.serviceSpecialty(svc)
 		row := []string{svc, code, display}

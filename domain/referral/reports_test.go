@@ -25,7 +25,7 @@ var reportColumns = map[string][][2]string{
 		{"waiting-days", "integer"}, {"average-days", "decimal"}, {"next-slot", "dateTime"}, {"appointments", "integer"}, {"average-days-to-appointment", "decimal"}},
 	"booking-outcomes": {{"service", "Reference"}, {"specialty-code", "code"}, {"specialty", "string"}, {"bookings", "integer"},
 		{"attended", "integer"}, {"did-not-attend", "integer"}, {"cancelled-by-patient", "integer"}, {"cancelled-by-provider", "integer"},
-		{"cancelled-other", "integer"}, {"rescheduled", "integer"}, {"slot-issues", "integer"}},
+		{"cancelled-other", "integer"}, {"rescheduled", "integer"}, {"slot-issues", "integer"}, {"slot-issues-cleared-by-offer", "integer"}},
 	"patient-experience": {{"service", "Reference"}, {"questionnaire", "canonical"}, {"question", "string"}, {"text", "string"},
 		{"responses", "integer"}, {"average", "decimal"}},
 }
@@ -190,9 +190,9 @@ func TestReportCorrectness(t *testing.T) {
 		trendsB       = "Organization/gp-b,394582007,Dermatology,2026-03,1"
 		gapsDermN     = "HealthcareService/hs-derm-n,394582007,Dermatology,1"
 		gapsDermS     = "HealthcareService/hs-derm-s,394582007,Dermatology,1"
-		outCardio     = "HealthcareService/hs-cardio-n,394579002,Cardiology,2,1,0,0,0,1,0,0"
-		outDermN      = "HealthcareService/hs-derm-n,394582007,Dermatology,6,1,0,1,1,0,1,1"
-		outDermS      = "HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,1"
+		outCardio     = "HealthcareService/hs-cardio-n,394579002,Cardiology,2,1,0,0,0,1,0,0,0"
+		outDermN      = "HealthcareService/hs-derm-n,394582007,Dermatology,6,1,0,1,1,0,1,1,0"
+		outDermS      = "HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,1,0"
 	)
 	waitCardio := func(n, avg string) string {
 		return "HealthcareService/hs-cardio-n,City Cardiology,394579002,Cardiology," + cardioDays + "," + cardioAvg + "," + next + "," + n + "," + avg
@@ -265,18 +265,18 @@ func TestReportCorrectness(t *testing.T) {
 		{"outcomes, north commissioner", "commissioner", "booking-outcomes", "", []string{outCardio, outDermN}},
 		{"outcomes, south commissioner", "commissioner-south", "booking-outcomes", "", []string{outDermS}},
 		{"outcomes, practice leaves out W (no referral)", "system", "booking-outcomes", "practice=" + devserver.DemoGPPractice,
-			[]string{outCardio, "HealthcareService/hs-derm-n,394582007,Dermatology,5,1,0,1,1,0,1,1"}},
+			[]string{outCardio, "HealthcareService/hs-derm-n,394582007,Dermatology,5,1,0,1,1,0,1,1,0"}},
 		{"outcomes, practice B", "auditor", "booking-outcomes", "practice=" + gpBODS, []string{outDermS}},
 		{"outcomes, service", "system", "booking-outcomes", "service=HealthcareService/hs-cardio-n", []string{outCardio}},
 		{"outcomes, specialty", "system", "booking-outcomes", "specialty=" + derm, []string{outDermN, outDermS}},
 		{"outcomes, period of the recorded appointments", "system", "booking-outcomes", "from=2026-03-01&to=2026-04-30", []string{
-			"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0",
-			"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0",
-			"HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,0"}},
+			"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0,0",
+			"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0,0",
+			"HealthcareService/hs-derm-s,394582007,Dermatology,2,1,1,0,0,0,0,0,0"}},
 		{"outcomes, one day (P3 on 1 April, London time)", "system", "booking-outcomes", "from=2026-04-01&to=2026-04-01",
-			[]string{"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0"}},
+			[]string{"HealthcareService/hs-derm-n,394582007,Dermatology,1,1,0,0,0,0,0,0,0"}},
 		{"outcomes, to is included (P1 on 20 April)", "system", "booking-outcomes", "from=2026-04-02&to=2026-04-20",
-			[]string{"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0"}},
+			[]string{"HealthcareService/hs-cardio-n,394579002,Cardiology,1,1,0,0,0,0,0,0,0"}},
 
 		// $patient-experience
 		{"experience, all", "system", "patient-experience", "", append(slices.Clone(expCardio), expDermN, expDermS)},
