@@ -213,7 +213,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-req.errc
+	return classify(<-req.errc)
 }
 
 // writer runs queued updates in batches until Close.

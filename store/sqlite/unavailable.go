@@ -1,0 +1,68 @@
+package sqlite
+
+import (
+	"errors"
+	"syscall"
+
+	sqlite3 "modernc.org/sqlite"
+
+	"github.com/signpost-fhir/signpost/fhir"
+)
+
+// Failures of the data directory rather than of the request: the disk is
+// full (or a file-size limit reached), the directory or its files are
+// read-only, or the operating system failed an input or output. A write
+// that meets one is answered 503 with Retry-After (fhir.Unavailable),
+// never 500: SQLite rolls the transaction back, so nothing of it is
+// stored, reads keep working, and the same write succeeds once the
+// operator has made room or made the directory writable again.
+
+// Primary result codes of SQLite (the low byte of an extended code).
+const (
+	codeReadOnly = 8  // SQLITE_READONLY: the database file, its WAL or directory cannot be written
+	codeIOErr    = 10 // SQLITE_IOERR: a read, write, fsync or truncate failed (EFBIG past RLIMIT_FSIZE ends here)
+	codeFull     = 13 // SQLITE_FULL: a write found no space (ENOSPC)
+	codeCantOpen = 14 // SQLITE_CANTOPEN: a file (the WAL, a journal) cannot be opened or created
+)
+
+// unavailableErrnos are the operating system's errors of a data directory
+// that cannot take a write now.
+var unavailableErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO}
+
+// classify returns err as fhir.Unavailable when the data directory caused
+// it, else as it is. The store's own and the domain's answers (a
+// fhir.Error of another kind than Other) keep theirs.
+func classify(err error) error {
+	if err == nil || !storageFailed(err) {
+		return err
+	}
+	e := fhir.Errorf(fhir.Unavailable, "transient", "",
+		"the server cannot store anything now (its data directory is full or not writable); nothing of this request was stored: try again later")
+	e.Err = err
+	return e
+}
+
+// storageFailed reports whether err is a failure of the data directory.
+func storageFailed(err error) bool {
+	var fe *fhir.Error
+	if errors.As(err, &fe) && fe.Kind != fhir.Other {
+		return false
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case codeReadOnly, codeIOErr, codeFull, codeCantOpen:
+			return true
+		}
+		return false
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		for _, e := range unavailableErrnos {
+			if errno == e {
+				return true
+			}
+		}
+	}
+	return false
+}
