@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"database/sql"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -455,7 +455,6 @@ func untarGz(t *testing.T, file, dir string) {
 		}
 	}
 }
-
 
 // execSQL runs one statement on the data file of a stopped server and
 // returns the rows it changed.
