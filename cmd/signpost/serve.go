@@ -46,6 +46,14 @@ func addAddrFlag(fs *flag.FlagSet, cfg *app.Config) {
 }
 
 func serve(args []string) error {
+	// A write past the file-size limit (RLIMIT_FSIZE, set by an operator
+	// or a container runtime to cap the data directory) raises SIGXFSZ,
+	// whose default action kills the process. Ignored, the write fails with
+	// EFBIG instead, which the store answers as a full disk: writes get 503
+	// and reads go on (docs/operations.md, "Disk full"). Go's runtime does
+	// not act on SIGXFSZ either, unless a handler is installed for it: this
+	// makes it explicit, whatever the process inherited.
+	signal.Ignore(syscall.SIGXFSZ)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

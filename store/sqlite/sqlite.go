@@ -125,6 +125,9 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	if err := probeWritable(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, FileName)
 	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB),
 		// Each Update runs in a savepoint, so SQLite copies every page it

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"syscall"
 
 	sqlite3 "modernc.org/sqlite"
@@ -65,4 +67,19 @@ func storageFailed(err error) bool {
 		}
 	}
 	return false
+}
+
+// probeWritable fails, saying so, when dir cannot be written: SQLite
+// creates its write-ahead log and shared-memory index beside the database
+// and writes them even to read, so a store on a read-only directory
+// cannot serve at all; without the probe, it fails with "unable to open
+// database file".
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("sqlite: the data directory %s cannot be written (%w): the store writes its database and write-ahead log there, even to serve reads", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }
