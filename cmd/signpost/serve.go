@@ -69,6 +69,7 @@ func serve(args []string) error {
 	fs.StringVar(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API (* for any)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.DurationVar(&cfg.HoldFor, "hold-for", 5*time.Minute, "how long Appointment/$hold and a pending Appointment keep their slots before they are released")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
