@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,7 @@ func TestCrashMatrix(t *testing.T) {
 		{"reschedule", 6, nil, func() crashPath { return &reschedulePath{} }},
 		{"referral", 6, nil, func() crashPath { return &referralPath{} }},
 		{"hold-expiry", 4, []string{"--hold-for", "1s"}, func() crashPath { return &holdPath{} }},
+		{"outbox-delivery", 5, nil, func() crashPath { return &outboxPath{} }},
 	}
 	total := 0
 	for _, p := range paths {
@@ -68,7 +71,19 @@ func TestCrashMatrix(t *testing.T) {
 type crashPath interface {
 	seed(t *testing.T, c *crashClient)
 	write(c *crashClient, w, seq int, rng *rand.Rand) error
-	verify(t *testing.T, c *crashClient, cycle int)
+	verify(t *testing.T, c *crashClient, cycle int, data string)
+}
+
+// crashSetup is a path that needs more before the server first starts
+// (a peer, a configuration): setup returns serve's extra flags.
+type crashSetup interface {
+	setup(t *testing.T) []string
+}
+
+// crashFinal is a path with a check to make once the cycles are done,
+// before the server stops.
+type crashFinal interface {
+	final(t *testing.T, c *crashClient, data string)
 }
 
 // crashWorkers is how many clients write at once on each path.
@@ -77,6 +92,9 @@ const crashWorkers = 4
 func runCrashPath(t *testing.T, bin string, path crashPath, cycles int, flags []string) {
 	data := t.TempDir()
 	flags = append([]string{"--open"}, flags...)
+	if s, ok := path.(crashSetup); ok {
+		flags = append(flags, s.setup(t)...)
+	}
 	p := startSignpost(t, bin, data, flags...)
 	c := &crashClient{base: p.base + "/fhir", http: &http.Client{Timeout: 20 * time.Second}}
 	path.seed(t, c)
@@ -115,13 +133,16 @@ func runCrashPath(t *testing.T, bin string, path crashPath, cycles int, flags []
 		}
 		p = startSignpost(t, bin, data, flags...)
 		c.base = p.base + "/fhir"
-		path.verify(t, c, cycle)
+		path.verify(t, c, cycle, data)
 		if out, err := exec.Command(bin, "check", "--data", data).CombinedOutput(); err != nil {
 			t.Fatalf("cycle %d: signpost check after the restart: %v\n%s", cycle, err, out)
 		}
 		if t.Failed() {
 			return
 		}
+	}
+	if f, ok := path.(crashFinal); ok {
+		f.final(t, c, data)
 	}
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 30*time.Second); code != 0 {
@@ -313,7 +334,7 @@ func (p *createPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
 	return nil
 }
 
-func (p *createPath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *createPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	stored := byIdentifier(c.all(t, "Patient?_count=500"), crashSystem)
 	found := map[string]string{}
 	for k, rs := range stored {
@@ -377,7 +398,7 @@ func (p *updatePath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
 	return nil
 }
 
-func (p *updatePath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *updatePath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	for w := range crashWorkers {
 		var cur matrixResource
 		c.get(t, fmt.Sprintf("/Patient/upd-%d", w), &cur)
@@ -427,7 +448,7 @@ func (p *transactionPath) write(c *crashClient, w, seq int, rng *rand.Rand) erro
 	return nil
 }
 
-func (p *transactionPath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *transactionPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	count := map[string]int{}
 	for _, typ := range transactionTypes {
 		for k, rs := range byIdentifier(c.all(t, typ+"?_count=500"), crashSystem) {
@@ -546,7 +567,7 @@ func (p *bookingPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
 	return nil
 }
 
-func (p *bookingPath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *bookingPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	status := slotStatus(t, c)
 	appts := appointmentsBySlot(t, c)
 	found := map[string]string{}
@@ -634,7 +655,7 @@ func (p *reschedulePath) write(c *crashClient, w, seq int, rng *rand.Rand) error
 	return nil
 }
 
-func (p *reschedulePath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *reschedulePath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	status := slotStatus(t, c)
 	appts := appointmentsBySlot(t, c)
 	for w := range crashWorkers {
@@ -737,7 +758,7 @@ func (p *referralPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
 	return nil
 }
 
-func (p *referralPath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *referralPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	srs := c.all(t, "ServiceRequest?_count=1000")
 	tasks := map[string][]matrixResource{}
 	for _, task := range c.all(t, "Task?_count=1000") {
@@ -834,7 +855,7 @@ func (p *holdPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
 	return nil
 }
 
-func (p *holdPath) verify(t *testing.T, c *crashClient, cycle int) {
+func (p *holdPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
 	// Every hold has expired (1 s): the restarted server releases them
 	// all. Slots and appointments are read by two requests while the
 	// sweeper may release holds in between, so a pair read mid-release
@@ -878,5 +899,114 @@ func (p *holdPath) verify(t *testing.T, c *crashClient, cycle int) {
 			t.Fatalf("cycle %d: 20 s after the restart, %d expired holds not released; %s", cycle, waiting, problem)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// --- outbox delivery ----------------------------------------------------
+
+// outboxPath: bookings of slots an hl7v2-pas adapter instance owns, each
+// queueing an SIU^S12 in the outbox in the booking's transaction, while
+// the adapter delivers them to a PAS (an MLLP peer in the test that
+// acknowledges every message and applies each control id once). The kill
+// falls on bookings and deliveries alike. After each restart every stored
+// booking has its message in the outbox (pending, in flight or
+// delivered), none without; at the end every message reaches the PAS,
+// each appointment's S12 applied once (a message in flight at a kill is
+// sent again, with its control id, once its claim's lease ends).
+type outboxPath struct {
+	l     ledger
+	slots slotDealer
+	pas   *fakePAS
+}
+
+func (p *outboxPath) setup(t *testing.T) []string {
+	addr := freeAddr(t)
+	p.pas = startFakePAS(t, addr)
+	cfg := filepath.Join(t.TempDir(), "adapters.json")
+	conf := map[string]any{"adapters": []any{map[string]any{
+		"name": "pas-rh8", "kind": "hl7v2-pas",
+		"principal": map[string]any{"role": "provider", "organization": "RH8"},
+		"settings": map[string]any{
+			"send": addr, "services": []string{"hs-pas"}, "clinics": map[string]string{"CARD1": "sched-pas"},
+			"pas_number_system": "https://harbour.example/Id/pas-number", "mode": "signpost-confirmed",
+			"ack_timeout": "1s", "retry_base": "50ms", "retry_max": "200ms",
+		}}}}
+	b, _ := json.Marshal(conf)
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--adapters", cfg}
+}
+
+func (p *outboxPath) seed(t *testing.T, c *crashClient) {
+	p.l = newLedger()
+	p.slots.n = crashSlots
+	first := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
+	entries := []string{
+		`{"resource":{"resourceType":"Organization","id":"trust","name":"Harbour Hospitals","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RH8"}]},"request":{"method":"PUT","url":"Organization/trust"}}`,
+		`{"resource":{"resourceType":"HealthcareService","id":"hs-pas","name":"Cardiology","providedBy":{"reference":"Organization/trust"}},"request":{"method":"PUT","url":"HealthcareService/hs-pas"}}`,
+		`{"resource":{"resourceType":"Schedule","id":"sched-pas","actor":[{"reference":"HealthcareService/hs-pas"}]},"request":{"method":"PUT","url":"Schedule/sched-pas"}}`,
+		`{"resource":{"resourceType":"Patient","id":"pat-1","birthDate":"1980-05-17","name":[{"family":"Jones"}],"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018"}]},"request":{"method":"PUT","url":"Patient/pat-1"}}`,
+	}
+	for i := range crashSlots {
+		s := first.Add(time.Duration(i) * 10 * time.Minute)
+		entries = append(entries, fmt.Sprintf(`{"resource":{"resourceType":"Slot","id":"slot-%d","status":"free","schedule":{"reference":"Schedule/sched-pas"},"start":%q,"end":%q},"request":{"method":"PUT","url":"Slot/slot-%d"}}`,
+			i, s.Format(time.RFC3339), s.Add(10*time.Minute).Format(time.RFC3339), i))
+	}
+	if _, err := c.expect(200, "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(entries, ",")+`]}`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *outboxPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
+	slot, err := p.slots.take(w)
+	if err != nil {
+		return err
+	}
+	p.l.begin(slot)
+	out, err := c.expect(201, "POST", "/Appointment", fmt.Sprintf(`{"resourceType":"Appointment","status":"booked","slot":[{"reference":%q}],"participant":[{"actor":{"reference":"Patient/pat-1"},"status":"accepted"}]}`, slot))
+	if err != nil {
+		return err
+	}
+	var r matrixResource
+	json.Unmarshal(out, &r)
+	p.l.ack(slot, r.ID)
+	return nil
+}
+
+func (p *outboxPath) verify(t *testing.T, c *crashClient, cycle int, data string) {
+	found := map[string]string{}
+	for slot, as := range appointmentsBySlot(t, c) {
+		if len(as) != 1 || as[0].Status != "booked" {
+			t.Fatalf("cycle %d: %s has %v", cycle, slot, as)
+		}
+		found[slot] = as[0].ID
+	}
+	p.l.settle(found)
+	for slot, id := range p.l.acked {
+		if found[slot] != id {
+			t.Fatalf("cycle %d: acknowledged booking Appointment/%s of %s is not stored", cycle, id, slot)
+		}
+	}
+	if len(found) != len(p.l.acked) {
+		t.Fatalf("cycle %d: %d bookings stored, %d acknowledged or in flight", cycle, len(found), len(p.l.acked))
+	}
+	if queued := len(queuedControlIDs(t, data, "pas-rh8")); queued != len(found) {
+		t.Fatalf("cycle %d: %d bookings stored, %d messages in the outbox: a booking without its message, or a message without its booking", cycle, len(found), queued)
+	}
+}
+
+func (p *outboxPath) final(t *testing.T, c *crashClient, data string) {
+	got := p.pas.waitApplied(t, len(p.l.acked))
+	s12 := map[string]int{}
+	for _, m := range got {
+		if _, ev := m.Type(); ev == "S12" {
+			s12[m.Get("SCH-1.1")]++
+		}
+	}
+	for slot, id := range p.l.acked {
+		if s12[id] != 1 {
+			t.Errorf("Appointment/%s (%s): the PAS applied %d S12s, want 1", id, slot, s12[id])
+		}
 	}
 }
