@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/api"
 	"github.com/signpost-fhir/signpost/auth"
@@ -68,6 +70,9 @@ type Config struct {
 	// Sites are pages served beside the API (api.Site), after those app
 	// serves itself.
 	Sites []api.Site
+	// OTLPEndpoint, when set, is the URL of an OpenTelemetry collector
+	// (OTLP over HTTP) that receives the server's spans (tracing.go).
+	OTLPEndpoint string
 }
 
 // App is an assembled server.
@@ -87,6 +92,9 @@ type App struct {
 	Metrics   *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
 	metrics   *metrics
 	stop      func() // stops background work
+	// stopTracing flushes and stops the span exporter (nil without
+	// Config.OTLPEndpoint).
+	stopTracing func(context.Context) error
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -139,9 +147,17 @@ func New(cfg Config) (*App, error) {
 	m := newMetrics()
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
+	var middleware []gin.HandlerFunc
+	if cfg.OTLPEndpoint != "" {
+		if a.stopTracing, err = startTracing(context.Background(), cfg.OTLPEndpoint); err != nil {
+			st.Close()
+			return nil, err
+		}
+		middleware = append(middleware, traceRequests)
+	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: cfg.Sites}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: cfg.Sites, Middleware: middleware}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
@@ -217,7 +233,15 @@ func (a *App) Close() error {
 	}
 	a.API.Close() // stores the buffered audit records
 	a.metrics.stopObserving(a.Store)
-	return a.Store.Close()
+	err := a.Store.Close()
+	if a.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := a.stopTracing(ctx); terr != nil {
+			a.Config.Logger.Warn("exporting the last spans", "error", terr)
+		}
+	}
+	return err
 }
 
 // readPostcodes reads the deployment's postcode table, if it names one.

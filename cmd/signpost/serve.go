@@ -74,6 +74,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.Postcodes, "postcodes", "", "CSV file of postcode,latitude,longitude: places patients without a geolocation for $shortlist")
 	adapterFile := fs.String("adapters", "", "adapter instances to run (YAML or JSON; see docs/adapters.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "URL of an OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318) to send traces to; default none (docs/operations.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -203,8 +204,14 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.cdb.Close(), s.wdb.Close())...)
 }
 
-// Update implements store.Store.
+// Update implements store.Store. With tracing on (app's --otlp-endpoint),
+// each Update is a span "sqlite.update", from the queue to the commit.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) (err error) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		var end func(error)
+		ctx, end = traceUpdate(ctx)
+		defer func() { end(err) }()
+	}
 	req := &request{ctx: ctx, fn: fn, errc: make(chan error, 1)}
 	defer func() {
 		if recover() != nil { // send on a closed channel: the store is closed

@@ -1,11 +1,16 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	sqlite3 "modernc.org/sqlite"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -82,4 +87,22 @@ func probeWritable(dir string) error {
 	name := f.Name()
 	f.Close()
 	return os.Remove(name)
+}
+
+// tracerName is the instrumentation scope of the store's spans.
+const tracerName = "github.com/signpost-fhir/signpost/store/sqlite"
+
+// traceUpdate starts the span of one Update, a child of the request's (or
+// background task's) span: only a traced caller's Updates are traced, so
+// that the store adds nothing to untraced work. It carries the database
+// system, never a query's values.
+func traceUpdate(ctx context.Context) (context.Context, func(error)) {
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "sqlite.update", trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(attribute.String("db.system.name", "sqlite"), attribute.String("db.operation.name", "transaction")))
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, fhir.KindOf(err).String())
+		}
+		span.End()
+	}
 }
