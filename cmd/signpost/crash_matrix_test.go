@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signpost-fhir/signpost/adapters/hl7v2"
+	"github.com/signpost-fhir/signpost/adapters/mllp"
 )
 
 // TestCrashMatrix kills `signpost serve` with SIGKILL in the middle of a
@@ -31,7 +34,8 @@ import (
 // restart, and `signpost check` finds nothing. Each path runs its cycles on
 // one data directory, so a later cycle also checks what earlier kills
 // left. The paths of the adapters (outbox delivery, inbound PAS messages)
-// are TestPASOutboxSurvivesSIGKILL and TestCrashMatrixPAS.
+// (outbox delivery, inbound PAS messages) are paths of the matrix too;
+// TestPASOutboxSurvivesSIGKILL kills with the PAS down.
 //
 // Cycles are cheap: one binary built for the run, a few writes per worker
 // before the kill, and the paths run two at a time.
@@ -51,6 +55,7 @@ func TestCrashMatrix(t *testing.T) {
 		{"referral", 6, nil, func() crashPath { return &referralPath{} }},
 		{"hold-expiry", 4, []string{"--hold-for", "1s"}, func() crashPath { return &holdPath{} }},
 		{"outbox-delivery", 5, nil, func() crashPath { return &outboxPath{} }},
+		{"pas-inbound", 5, nil, func() crashPath { return &inboundPath{} }},
 	}
 	total := 0
 	for _, p := range paths {
@@ -941,7 +946,12 @@ func (p *outboxPath) setup(t *testing.T) []string {
 func (p *outboxPath) seed(t *testing.T, c *crashClient) {
 	p.l = newLedger()
 	p.slots.n = crashSlots
-	first := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
+	p.seedAt(t, c, time.Now().UTC().Truncate(time.Hour).Add(48*time.Hour))
+}
+
+// seedAt creates the trust, its PAS-owned service and schedule, a patient
+// known by NHS number, and crashSlots free 10-minute slots from first.
+func (p *outboxPath) seedAt(t *testing.T, c *crashClient, first time.Time) {
 	entries := []string{
 		`{"resource":{"resourceType":"Organization","id":"trust","name":"Harbour Hospitals","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RH8"}]},"request":{"method":"PUT","url":"Organization/trust"}}`,
 		`{"resource":{"resourceType":"HealthcareService","id":"hs-pas","name":"Cardiology","providedBy":{"reference":"Organization/trust"}},"request":{"method":"PUT","url":"HealthcareService/hs-pas"}}`,
@@ -1007,6 +1017,154 @@ func (p *outboxPath) final(t *testing.T, c *crashClient, data string) {
 	for slot, id := range p.l.acked {
 		if s12[id] != 1 {
 			t.Errorf("Appointment/%s (%s): the PAS applied %d S12s, want 1", id, slot, s12[id])
+		}
+	}
+}
+
+// --- inbound PAS messages -----------------------------------------------
+
+// inboundPath: a PAS books over MLLP (SIU^S12, each with its own control
+// id and filler id, in a slot of its own) into an hl7v2-pas instance's
+// listener. A message acknowledged AA is applied; one unanswered at the
+// kill is sent again after the restart with its control id, as a PAS
+// does, and must be acknowledged AA and applied once (the inbox keeps the
+// control ids in the write's transaction).
+type inboundPath struct {
+	mu      sync.Mutex
+	addr    string
+	first   time.Time
+	l       ledger // slot → filler id
+	slots   slotDealer
+	sent    map[string]string // slot → the message sent for it
+	clients [crashWorkers]*mllp.Client
+}
+
+const inboundNHS = "9990000018"
+
+func (p *inboundPath) setup(t *testing.T) []string {
+	p.addr = freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "adapters.json")
+	conf := map[string]any{"adapters": []any{map[string]any{
+		"name": "pas-rh8", "kind": "hl7v2-pas",
+		"principal": map[string]any{"role": "provider", "organization": "RH8"},
+		"settings": map[string]any{
+			"listen": p.addr, "allow": []string{"127.0.0.1"}, "send": freeAddr(t),
+			"services": []string{"hs-pas"}, "clinics": map[string]string{"CARD1": "sched-pas"},
+			"pas_number_system": "https://harbour.example/Id/pas-number", "mode": "signpost-confirmed",
+		}}}}
+	b, _ := json.Marshal(conf)
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--adapters", cfg}
+}
+
+func (p *inboundPath) seed(t *testing.T, c *crashClient) {
+	p.l = newLedger()
+	p.sent = map[string]string{}
+	p.slots.n = crashSlots
+	p.first = time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
+	(&outboxPath{}).seedAt(t, c, p.first)
+}
+
+// message is the S12 booking slot i for worker w.
+func (p *inboundPath) message(w, seq, i int) (ctrl, filler, msg string) {
+	ctrl, filler = fmt.Sprintf("IN-%d-%d-%d", w, seq, i), fmt.Sprintf("F%d", i)
+	start := p.first.Add(time.Duration(i) * 10 * time.Minute)
+	at := hl7v2.FormatTime(start)
+	segs := []string{
+		"MSH|^~\\&|PAS|RH8|SIGNPOST|RH8|20261206120000||SIU^S12^SIU_S12|" + ctrl + "|P|2.5.1",
+		fmt.Sprintf("SCH||%s^PAS|||||ROUTINE^Routine^HL70276|NEW^New patient^HL70277|10|MIN|^^10^%s||||||||||||||BOOKED^Booked^HL70278", filler, at),
+		"PID|1||" + inboundNHS + "^^^NHS^NH~PAS1^^^RH8^PI||JONES^ROSE^^^MS^^L||19800517|F",
+		"RGS|1|A",
+		fmt.Sprintf("AIL|1|A|CARD1^CLINIC 3^^RH8|CLINIC^Outpatient clinic|^Cardiology|%s|0|MIN|10|MIN", at),
+	}
+	return ctrl, filler, strings.Join(segs, "\r")
+}
+
+// send sends msg on worker w's connection and returns the MSA-1 code.
+func (p *inboundPath) send(w int, msg string) (string, error) {
+	p.mu.Lock()
+	cl := p.clients[w]
+	if cl == nil {
+		cl = &mllp.Client{Addr: p.addr, AckTimeout: 10 * time.Second, DialTimeout: 2 * time.Second}
+		p.clients[w] = cl
+	}
+	p.mu.Unlock()
+	raw, err := cl.Send(context.Background(), []byte(msg))
+	if err != nil {
+		return "", err
+	}
+	ack, err := hl7v2.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	return ack.Get("MSA-1"), nil
+}
+
+func (p *inboundPath) write(c *crashClient, w, seq int, rng *rand.Rand) error {
+	slot, err := p.slots.take(w)
+	if err != nil {
+		return err
+	}
+	var i int
+	fmt.Sscanf(slot, "Slot/slot-%d", &i)
+	_, filler, msg := p.message(w, seq, i)
+	p.mu.Lock()
+	p.sent[slot] = msg
+	p.mu.Unlock()
+	p.l.begin(slot)
+	code, err := p.send(w, msg)
+	if err != nil {
+		return err
+	}
+	if code != "AA" {
+		return fmt.Errorf("S12 for %s: acknowledged %s", slot, code)
+	}
+	p.l.ack(slot, filler)
+	return nil
+}
+
+func (p *inboundPath) verify(t *testing.T, c *crashClient, cycle int, _ string) {
+	for w, cl := range p.clients {
+		if cl != nil {
+			cl.Close()
+			p.clients[w] = nil
+		}
+	}
+	// The PAS sends again what was not acknowledged, with its control id.
+	for slot := range p.l.pending {
+		var i int
+		fmt.Sscanf(slot, "Slot/slot-%d", &i)
+		code, err := p.send(0, p.sent[slot])
+		if err != nil || code != "AA" {
+			t.Fatalf("cycle %d: the S12 for %s sent again after the restart: %s %v", cycle, slot, code, err)
+		}
+		p.l.ack(slot, fmt.Sprintf("F%d", i))
+	}
+	status := slotStatus(t, c)
+	filler := map[string]string{}
+	for slot, as := range appointmentsBySlot(t, c) {
+		if len(as) != 1 || as[0].Status != "booked" {
+			t.Fatalf("cycle %d: %s has %d appointments (%v): a message applied twice or half", cycle, slot, len(as), as)
+		}
+		for _, id := range as[0].Identifier {
+			if id.System == "urn:signpost:adapter:pas-rh8:filler" {
+				filler[slot] = id.Value
+			}
+		}
+	}
+	for slot, f := range p.l.acked {
+		if filler[slot] != f {
+			t.Fatalf("cycle %d: the acknowledged S12 %s for %s is not applied (found %q)", cycle, f, slot, filler[slot])
+		}
+	}
+	if len(filler) != len(p.l.acked) {
+		t.Fatalf("cycle %d: %d appointments from the PAS, %d messages acknowledged", cycle, len(filler), len(p.l.acked))
+	}
+	for slot, st := range status {
+		if (filler[slot] != "") != (st == "busy") {
+			t.Fatalf("cycle %d: %s is %s with filler %q: half-applied", cycle, slot, st, filler[slot])
 		}
 	}
 }
