@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -541,7 +542,8 @@ type Trail struct {
 
 	mu       sync.Mutex
 	pending  []*auditEvent
-	failing  bool // the last attempt to store records failed
+	failing  bool        // the last attempt to store records failed
+	overflow atomic.Bool // failing, with Config.Retain records waiting: refuse audited requests
 	closed   bool
 	inflight int        // requests whose record is not yet buffered
 	idle     *sync.Cond // on mu: inflight fell to 0
@@ -605,6 +607,7 @@ func (t *Trail) end(ev *auditEvent) {
 	closed := t.closed
 	if !closed && ev != nil {
 		t.pending = append(t.pending, ev)
+		t.updateOverflow()
 	}
 	full := len(t.pending) >= maxPendingAudits && !t.failing // a failing store is tried again at the next tick
 	t.mu.Unlock()
@@ -643,16 +646,18 @@ func (t *Trail) flush() {
 	t.mu.Lock()
 	batch := t.pending
 	t.pending = nil
+	t.updateOverflow()
 	t.mu.Unlock()
 	t.store(batch)
 }
 
 // overflowing reports whether the trail holds as many records as it may
-// while it cannot store them.
-func (t *Trail) overflowing() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.failing && len(t.pending) >= t.cfg.Retain
+// while it cannot store them (an atomic read: every audited request asks).
+func (t *Trail) overflowing() bool { return t.overflow.Load() }
+
+// updateOverflow recomputes overflow; t.mu is held.
+func (t *Trail) updateOverflow() {
+	t.overflow.Store(t.failing && len(t.pending) >= t.cfg.Retain)
 }
 
 // store stores batch in one transaction. When that fails (the data
@@ -670,6 +675,7 @@ func (t *Trail) store(batch []*auditEvent) {
 	defer t.mu.Unlock()
 	wasFailing := t.failing
 	t.failing = fhir.KindOf(err) == fhir.Unavailable
+	defer t.updateOverflow()
 	switch {
 	case err != nil && !t.failing:
 		// Not the data directory: the store refused these records, and
