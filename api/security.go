@@ -114,7 +114,7 @@ func newSecurity(cfg *Config, rp *write.Path, st store.Store, sr Searcher, log *
 	} else {
 		trail = audit.New(audit.Config{BaseURL: cfg.BaseURL, Writes: rp, Search: sr, Logger: log, Now: now,
 			Flush: sec.AuditFlush, RequestID: func(c *gin.Context) string { return c.GetString(ctxRequestID) },
-			Unaudited: []string{"/fhir/metadata", access.SmartPath}})
+			Unaudited: []string{"/fhir/metadata", access.SmartPath}, Fail: fail})
 	}
 	guard := access.New(access.Config{Open: sec.Open, Verifier: sec.Verifier, SmartConfiguration: sec.SmartConfiguration,
 		AuthServer: sec.AuthServer, AuthPath: sec.AuthPath, CORSOrigins: sec.CORSOrigins, Writable: cfg.Writable,

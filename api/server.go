@@ -82,6 +82,11 @@ type Config struct {
 	// Sites are the pages served beside the API (sites.go): the portal,
 	// the API reference.
 	Sites []Site
+	// Middleware runs on every request, after the metrics and before
+	// everything else (request id, security, audit, the handlers): the
+	// deployment's own instrumentation (app's tracing). gin's route
+	// pattern (FullPath) is known when it runs.
+	Middleware []gin.HandlerFunc
 }
 
 // Server serves the FHIR REST API.
@@ -145,6 +150,7 @@ func (s *Server) Handler() http.Handler {
 	if s.metrics != nil { // first: it times and counts what the rest do
 		r.Use(s.metrics.observe)
 	}
+	r.Use(s.cfg.Middleware...)
 	r.Use(requestID, s.sec.headers, s.resp.logRequests, s.resp.recover, s.resp.limits)
 	if s.sec.audit != nil {
 		r.Use(s.sec.audit)

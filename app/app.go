@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/api"
@@ -86,6 +88,9 @@ type Config struct {
 	// which the development server registers).
 	Portal         bool
 	PortalClientID string
+	// OTLPEndpoint, when set, is the URL of an OpenTelemetry collector
+	// (OTLP over HTTP) that receives the server's spans (tracing.go).
+	OTLPEndpoint string
 }
 
 // App is an assembled server.
@@ -112,6 +117,9 @@ type App struct {
 	Metrics       *prometheus.Registry // this App's metrics (metrics.go; served by MetricsHandler)
 	metrics       *metrics
 	stop          func() // stops background work
+	// stopTracing flushes and stops the span exporter (nil without
+	// Config.OTLPEndpoint).
+	stopTracing func(context.Context) error
 }
 
 // New opens the store in cfg.Data and assembles the server.
@@ -173,9 +181,17 @@ func New(cfg Config) (*App, error) {
 	if cfg.Portal {
 		sites = append(sites[:len(sites):len(sites)], portalSite(cfg))
 	}
+	var middleware []gin.HandlerFunc
+	if cfg.OTLPEndpoint != "" {
+		if a.stopTracing, err = startTracing(context.Background(), cfg.OTLPEndpoint); err != nil {
+			st.Close()
+			return nil, err
+		}
+		middleware = append(middleware, traceRequests)
+	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), SupportedProfiles: supportedProfiles, Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, sites...)}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, sites...), Middleware: middleware}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
@@ -280,7 +296,15 @@ func (a *App) Close() error {
 	}
 	a.API.Close() // stores the buffered audit records
 	a.metrics.stopObserving(a.Store)
-	return a.Store.Close()
+	err := a.Store.Close()
+	if a.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := a.stopTracing(ctx); terr != nil {
+			a.Config.Logger.Warn("exporting the last spans", "error", terr)
+		}
+	}
+	return err
 }
 
 // readPostcodes reads the deployment's postcode table, if it names one.

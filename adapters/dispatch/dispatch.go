@@ -20,9 +20,19 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
 )
+
+// tracerName is the instrumentation scope of the delivery spans: one per
+// message sent ("adapter.deliver", with the destination's name and the
+// attempt), recorded when tracing is on (app's --otlp-endpoint).
+const tracerName = "github.com/signpost-fhir/signpost/adapters/dispatch"
 
 // A Sender delivers one message to the destination's receiver and says
 // what the receiver made of it. An error means the message may not have
@@ -226,9 +236,18 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 			"destination", m.Destination, "control_id", m.ControlID)
 		return
 	}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "adapter.deliver", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("signpost.destination", m.Destination), attribute.Int("signpost.attempt", m.Attempts)))
+	defer span.End()
 	sendCtx, cancel := context.WithTimeout(ctx, left)
 	out, err := d.send.Send(sendCtx, m)
 	cancel()
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, "not sent")
+	case out.Result != Accepted:
+		span.SetStatus(codes.Error, out.Result.String())
+	}
 	if err != nil && ctx.Err() != nil {
 		d.release(ctx, m, "the dispatcher stopped while sending it")
 		return

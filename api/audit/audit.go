@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -123,6 +124,19 @@ func (t *Trail) Middleware(c *gin.Context) {
 	path := c.Request.URL.Path
 	if c.Request.Method == http.MethodOptions || !strings.HasPrefix(path, "/fhir") || slices.Contains(t.cfg.Unaudited, path) {
 		c.Next()
+		return
+	}
+	if t.overflowing() {
+		// The records of the requests before could not be stored and no
+		// more can be kept: refuse, rather than serve unaudited.
+		err := fhir.Errorf(fhir.Unavailable, "transient", "",
+			"the server cannot record requests in its audit trail now (its data directory is full or not writable); try again later")
+		if t.cfg.Fail != nil {
+			t.cfg.Fail(c, err)
+		} else {
+			c.AbortWithStatus(http.StatusServiceUnavailable)
+		}
+		c.Abort()
 		return
 	}
 	info := &requestInfo{}
@@ -512,6 +526,14 @@ type Config struct {
 	// Unaudited lists the paths under /fhir whose requests are not
 	// recorded (the CapabilityStatement, SMART discovery).
 	Unaudited []string
+	// Retain is how many records the trail keeps in memory while it
+	// cannot store them (the data directory full or read-only), trying
+	// again at every flush; default 100,000. Once that many wait, requests
+	// that would be recorded are refused with 503 (through Fail) until the
+	// records are stored: nothing is served unaudited.
+	Retain int
+	// Fail answers a refused request (the API's OperationOutcome).
+	Fail func(*gin.Context, error)
 }
 
 // Trail buffers audit records and stores them in batches.
@@ -520,6 +542,8 @@ type Trail struct {
 
 	mu       sync.Mutex
 	pending  []*auditEvent
+	failing  bool        // the last attempt to store records failed
+	overflow atomic.Bool // failing, with Config.Retain records waiting: refuse audited requests
 	closed   bool
 	inflight int        // requests whose record is not yet buffered
 	idle     *sync.Cond // on mu: inflight fell to 0
@@ -537,6 +561,9 @@ type Trail struct {
 // maxPendingAudits makes the buffer flush early under load.
 const maxPendingAudits = 2000
 
+// defaultRetain is Config.Retain's default: about 100 MB of records.
+const defaultRetain = 100_000
+
 // New starts a trail: its flusher runs until Close.
 func New(cfg Config) *Trail {
 	if cfg.Flush <= 0 {
@@ -547,6 +574,9 @@ func New(cfg Config) *Trail {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Retain <= 0 {
+		cfg.Retain = defaultRetain
 	}
 	t := &Trail{cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	t.idle = sync.NewCond(&t.mu)
@@ -577,8 +607,9 @@ func (t *Trail) end(ev *auditEvent) {
 	closed := t.closed
 	if !closed && ev != nil {
 		t.pending = append(t.pending, ev)
+		t.updateOverflow()
 	}
-	full := len(t.pending) >= maxPendingAudits
+	full := len(t.pending) >= maxPendingAudits && !t.failing // a failing store is tried again at the next tick
 	t.mu.Unlock()
 	if closed && ev != nil {
 		t.store([]*auditEvent{ev}) // after Close: store it at once
@@ -615,6 +646,7 @@ func (t *Trail) flush() {
 	t.mu.Lock()
 	batch := t.pending
 	t.pending = nil
+	t.updateOverflow()
 	t.mu.Unlock()
 	t.store(batch)
 }
@@ -626,21 +658,71 @@ func (t *Trail) flush() {
 // whole length; in chunks, a booking waits for one chunk at most.
 const auditChunk = 64
 
+// overflowing reports whether the trail holds as many records as it may
+// while it cannot store them (an atomic read: every audited request asks).
+func (t *Trail) overflowing() bool { return t.overflow.Load() }
+
+// updateOverflow recomputes overflow; t.mu is held.
+func (t *Trail) updateOverflow() {
+	t.overflow.Store(t.failing && len(t.pending) >= t.cfg.Retain)
+}
+
 // store stores batch in transactions of auditChunk records, one after the
-// other, so that other writes take their turn in between.
+// other, so that other writes take their turn in between. When one fails
+// because the store cannot take records now (the data directory full or
+// read-only: the store answers fhir.Unavailable), it and the rest of the
+// batch go back to the front of the buffer, to be stored by a later
+// flush, and the trail keeps up to Config.Retain of them before refusing
+// requests. After Close there is no later flush: records that still
+// cannot be stored are written to the log, at error level, in full.
 func (t *Trail) store(batch []*auditEvent) {
 	for len(batch) > 0 {
 		n := min(len(batch), auditChunk)
-		t.storeChunk(batch[:n])
+		if !t.storeChunk(batch, n) {
+			return
+		}
 		batch = batch[n:]
 	}
 }
 
-// storeChunk stores batch in one transaction.
-func (t *Trail) storeChunk(batch []*auditEvent) {
+// storeChunk stores the first n records of batch in one transaction and
+// reports whether the next may follow; when the store cannot take them
+// now, all of batch is kept (or, after Close, logged).
+func (t *Trail) storeChunk(batch []*auditEvent, n int) bool {
+	err := t.storeBatch(batch[:n])
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	wasFailing := t.failing
+	t.failing = fhir.KindOf(err) == fhir.Unavailable
+	defer t.updateOverflow()
+	switch {
+	case err != nil && !t.failing:
+		// Not the data directory: the store refused these records, and
+		// would again.
+		t.cfg.Logger.Error("audit: storing records failed", "records", n, "error", err)
+		return true
+	case err == nil:
+		if wasFailing {
+			t.cfg.Logger.Info("audit: storing records again", "records", n)
+		}
+		return true
+	case !t.closed:
+		t.pending = append(batch[:len(batch):len(batch)], t.pending...)
+		t.cfg.Logger.Error("audit: storing records failed; kept in memory to try again", "records", len(batch),
+			"waiting", len(t.pending), "retain", t.cfg.Retain, "error", err)
+	default:
+		for _, ev := range batch {
+			b, _ := json.Marshal(ev)
+			t.cfg.Logger.Error("audit: record not stored at shutdown", "error", err, "record", json.RawMessage(b))
+		}
+	}
+	return false
+}
+
+func (t *Trail) storeBatch(batch []*auditEvent) error {
 	ctx, cancel := context.WithTimeout(write.AsServer(context.Background()), 30*time.Second)
 	defer cancel()
-	err := t.cfg.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+	return t.cfg.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		ws := make([]*store.Write, len(batch))
 		for i, ev := range batch {
 			w, err := t.writeOf(ev, tx.Now())
@@ -651,9 +733,6 @@ func (t *Trail) storeChunk(batch []*auditEvent) {
 		}
 		return store.PutAll(ctx, tx.Tx, ws)
 	})
-	if err != nil {
-		t.cfg.Logger.Error("audit: storing records failed", "records", len(batch), "error", err)
-	}
 }
 
 // Close stores the pending records and stops the flusher: call it on

@@ -20,20 +20,52 @@ import (
 // the helpers below: build the binary, start it on a free 127.0.0.1 port
 // over a data directory, and stop it with a signal.
 
-// buildSignpost compiles this package into a temporary directory and
-// returns the binary's path.
+// buildSignpost compiles this package once per test binary run, into a
+// directory TestMain removes, and returns the binary's path: every test
+// that runs signpost as a process shares it, so that a kill-and-restart
+// cycle costs a start, never a build.
 func buildSignpost(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the signpost binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "signpost")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "signpost-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.dir = dir
+		bin := filepath.Join(dir, "signpost")
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.bin = bin
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+// built is the binary buildSignpost made.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// TestMain removes the binary buildSignpost built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // process is a running signpost serve.

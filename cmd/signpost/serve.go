@@ -48,6 +48,14 @@ func addAddrFlag(fs *flag.FlagSet, cfg *app.Config) {
 }
 
 func serve(args []string) error {
+	// A write past the file-size limit (RLIMIT_FSIZE, set by an operator
+	// or a container runtime to cap the data directory) raises SIGXFSZ,
+	// whose default action kills the process. Ignored, the write fails with
+	// EFBIG instead, which the store answers as a full disk: writes get 503
+	// and reads go on (docs/operations.md, "Disk full"). Go's runtime does
+	// not act on SIGXFSZ either, unless a handler is installed for it: this
+	// makes it explicit, whatever the process inherited.
+	signal.Ignore(syscall.SIGXFSZ)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
@@ -63,6 +71,7 @@ func serve(args []string) error {
 	fs.StringVar(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API (* for any)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	fs.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.DurationVar(&cfg.HoldFor, "hold-for", 5*time.Minute, "how long Appointment/$hold and a pending Appointment keep their slots before they are released")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second allowed per client (429 beyond); 0: no limit")
 	fs.DurationVar(&cfg.OfferHoldFor, "offer-hold", 0, "how long an earlier-slot offer holds its slot for the patient (default 2h; docs/offers.md)")
 	fs.BoolVar(&cfg.Offers, "offers", true, "offer slots that free up to patients waiting for an earlier one (docs/offers.md); --offers=false records requests but makes no offers")
@@ -74,6 +83,7 @@ func serve(args []string) error {
 	pprofFlag := fs.String("pprof", "", "listen address of Go's profiles (/debug/pprof/), loopback only (127.0.0.1:6060); default none")
 	fs.BoolVar(&cfg.Portal, "portal", true, "serve the web portal at / (docs/portal.md)")
 	fs.StringVar(&cfg.PortalClientID, "portal-client-id", "portal", "the portal's client id at the issuer (a public client with PKCE and the redirect URI <root>/callback)")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "URL of an OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318) to send traces to; default none (docs/operations.md)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -125,6 +126,9 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	if err := probeWritable(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, FileName)
 	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB),
 		// Each Update runs in a savepoint, so SQLite copies every page it
@@ -200,8 +204,14 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.cdb.Close(), s.wdb.Close())...)
 }
 
-// Update implements store.Store.
+// Update implements store.Store. With tracing on (app's --otlp-endpoint),
+// each Update is a span "sqlite.update", from the queue to the commit.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) (err error) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		var end func(error)
+		ctx, end = traceUpdate(ctx)
+		defer func() { end(err) }()
+	}
 	req := &request{ctx: ctx, fn: fn, errc: make(chan error, 1)}
 	defer func() {
 		if recover() != nil { // send on a closed channel: the store is closed
@@ -213,7 +223,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-req.errc
+	return classify(<-req.errc)
 }
 
 // writer runs queued updates in batches until Close.

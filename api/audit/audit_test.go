@@ -1,0 +1,119 @@
+package audit_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/api/audit"
+	"github.com/signpost-fhir/signpost/domain/write"
+	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store"
+	"github.com/signpost-fhir/signpost/store/sqlite"
+)
+
+// fullStore is a real store whose writes fail as on a full disk
+// (fhir.Unavailable, as store/sqlite answers one) while full is set.
+type fullStore struct {
+	store.Store
+	full atomic.Bool
+}
+
+func (s *fullStore) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	if s.full.Load() {
+		return fhir.Errorf(fhir.Unavailable, "transient", "", "the disk is full")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+type noIndex struct{}
+
+func (noIndex) Extract(string, []byte) ([]search.Entry, error) { return nil, nil }
+
+// TestTrailKeepsRecordsItCannotStore: while the store cannot take the
+// audit records of reads, the trail keeps them (reads answered), up to
+// Retain; beyond, audited requests are refused with 503 through Fail, so
+// that nothing is served unaudited. When the store takes writes again,
+// every kept record is stored, in one trail with those after, and
+// requests are served again.
+func TestTrailKeepsRecordsItCannotStore(t *testing.T) {
+	sq, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	st := &fullStore{Store: sq}
+	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: write.New(st, noIndex{}), Search: noIndex{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: 10 * time.Millisecond, Retain: 3,
+		Fail: func(c *gin.Context, err error) {
+			if fhir.KindOf(err) != fhir.Unavailable {
+				t.Errorf("refused with %v, want unavailable", err)
+			}
+			c.String(http.StatusServiceUnavailable, "unavailable")
+		}})
+	defer trail.Close()
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(trail.Middleware)
+	r.GET("/fhir/Patient/:id", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	get := func() int {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", "/fhir/Patient/p1", nil))
+		return w.Code
+	}
+	count := func() int {
+		page, err := sq.History(context.Background(), store.HistoryQuery{Type: audit.Type, Count: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Versions)
+	}
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	st.full.Store(true)
+	served := 0
+	poll("a read refused once Retain records wait", func() bool {
+		switch code := get(); code {
+		case 200:
+			served++
+			return false
+		case 503:
+			return true
+		default:
+			t.Fatalf("a read with the store full: %d", code)
+			return true
+		}
+	})
+	if served < 3 {
+		t.Errorf("only %d reads served before refusing, want at least Retain (3)", served)
+	}
+	if n := trail.Pending(); n != served {
+		t.Errorf("%d records kept, %d reads served (a refused read is not served, so not recorded)", n, served)
+	}
+	st.full.Store(false)
+	poll("the kept records stored", func() bool { return trail.Pending() == 0 && count() >= served })
+	if code := get(); code != 200 {
+		t.Fatalf("a read once the store takes writes: %d", code)
+	}
+	trail.Flush()
+	if n := count(); n != served+1 {
+		t.Errorf("%d AuditEvents stored, want %d (those kept while full, one after)", n, served+1)
+	}
+}
