@@ -176,6 +176,35 @@ func (o *Object) String(key string) (string, bool) {
 	return s, true
 }
 
+// SetIdentifier gives the resource the identifier system|value, in place
+// of one it has of the same system (the server's own ids of a resource in
+// another system, which it keeps up to date).
+func (o *Object) SetIdentifier(system, value string) error {
+	var ids []json.RawMessage
+	if raw := o.Get("identifier"); raw != nil {
+		if err := json.Unmarshal(raw, &ids); err != nil {
+			return Errorf(Invalid, "structure", "identifier", "identifier must be an array")
+		}
+	}
+	keep := ids[:0]
+	for _, raw := range ids {
+		var id struct{ System string }
+		if json.Unmarshal(raw, &id) == nil && id.System == system {
+			continue
+		}
+		keep = append(keep, raw)
+	}
+	b, err := json.Marshal(struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	}{system, value})
+	if err != nil {
+		return err
+	}
+	o.Set("identifier", append(keep, b))
+	return nil
+}
+
 // Set replaces member key in place, or appends it. value is marshalled
 // unless it is already a json.RawMessage.
 func (o *Object) Set(key string, value any) {

@@ -469,7 +469,7 @@ func (a *Adapter) book(ctx context.Context, b *gpBooking, practiceAppt string) (
 			return err
 		}
 		obj.Set("status", "booked")
-		if err := addIdentifier(obj, AppointmentSystem, a.localValue(practiceAppt)); err != nil {
+		if err := obj.SetIdentifier(AppointmentSystem, a.localValue(practiceAppt)); err != nil {
 			return err
 		}
 		if out, _, err = tx.Put(ctx, "Appointment", b.id, obj, cur.Version); err != nil {
@@ -501,7 +501,7 @@ func (a *Adapter) refuse(ctx context.Context, b *gpBooking, why error, undo *mes
 			}
 		}
 		cur, err := readOrNil(ctx, tx, "Appointment", b.id)
-		if err != nil || cur == nil || !isLive(cur.JSON) {
+		if err != nil || cur == nil || !booking.HoldsSlots(cur.JSON) {
 			return err
 		}
 		obj, err := fhir.ParseObject(cur.JSON)
@@ -537,47 +537,4 @@ func (a *Adapter) refuse(ctx context.Context, b *gpBooking, why error, undo *mes
 		a.Wake()
 	}
 	return err
-}
-
-// isLive reports whether an Appointment holds its slots.
-func isLive(appointmentJSON []byte) bool {
-	switch status(appointmentJSON) {
-	case "pending", "booked", "arrived", "checked-in", "fulfilled", "noshow":
-		return true
-	}
-	return false
-}
-
-// status is an Appointment's status.
-func status(appointmentJSON []byte) string {
-	var v struct {
-		Status string `json:"status"`
-	}
-	_ = json.Unmarshal(appointmentJSON, &v)
-	return v.Status
-}
-
-// addIdentifier sets obj's identifier of system to value, replacing one
-// of the same system.
-func addIdentifier(obj *fhir.Object, system, value string) error {
-	var ids []json.RawMessage
-	if raw := obj.Get("identifier"); raw != nil {
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return fhir.Errorf(fhir.Invalid, "structure", "Appointment.identifier", "identifier must be an array")
-		}
-	}
-	keep := ids[:0]
-	for _, raw := range ids {
-		var id struct{ System string }
-		if json.Unmarshal(raw, &id) == nil && id.System == system {
-			continue
-		}
-		keep = append(keep, raw)
-	}
-	b, err := json.Marshal(r4.Identifier{System: elem.Opt(system), Value: elem.Opt(value)})
-	if err != nil {
-		return err
-	}
-	obj.Set("identifier", append(keep, b))
-	return nil
 }

@@ -101,7 +101,7 @@ func (a *Adapter) Watch(ctx context.Context, tx *write.Tx, c *write.Change) erro
 		(c.Old == nil || booking.AwaitsConfirmation(c.Old.JSON) == "") {
 		return a.watchBooking(ctx, tx, c)
 	}
-	if c.Old == nil || !isLive(c.Old.JSON) {
+	if c.Old == nil || !booking.HoldsSlots(c.Old.JSON) {
 		return nil
 	}
 	var old gpAppointment
@@ -113,7 +113,7 @@ func (a *Adapter) Watch(ctx context.Context, tx *write.Tx, c *write.Change) erro
 		return nil
 	}
 	p, _ := auth.FromContext(ctx)
-	if c.New == nil || !isLive(c.New.Bytes()) {
+	if c.New == nil || !booking.HoldsSlots(c.New.Bytes()) {
 		reason := "Cancelled through Signpost"
 		if c.New != nil {
 			var nw gpAppointment

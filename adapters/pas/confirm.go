@@ -157,9 +157,9 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 	if first {
 		tx.BeforeCommit(func(ctx context.Context) error { return a.sendRequests(ctx, tx, rq) })
 	}
-	wasLive := c.Old != nil && isLive(c.Old.JSON)
+	wasLive := c.Old != nil && booking.HoldsSlots(c.Old.JSON)
 	// The PAS knows a live appointment unless it is a hold nobody booked.
-	known := wasLive && (status(c.Old.JSON) != "pending" || booking.AwaitsConfirmation(c.Old.JSON) != "")
+	known := wasLive && (!pending(c.Old.JSON) || booking.AwaitsConfirmation(c.Old.JSON) != "")
 	switch {
 	case c.New == nil:
 		if known {
@@ -171,30 +171,12 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 			rq.booked = append(rq.booked, c.ID)
 			rq.created[c.ID] = c.Old == nil
 		}
-	case known && !isLive(c.New.Bytes()):
+	case known && !booking.HoldsSlots(c.New.Bytes()):
 		rq.cancelled = append(rq.cancelled, c.ID)
-	case !wasLive && isLive(c.New.Bytes()) && replacesOf(c.New.Bytes()) != "":
+	case !wasLive && booking.HoldsSlots(c.New.Bytes()) && replacesOf(c.New.Bytes()) != "":
 		rq.moved = append(rq.moved, c.ID)
 	}
 	return nil
-}
-
-// isLive reports whether an Appointment holds its slots.
-func isLive(appointmentJSON []byte) bool {
-	switch status(appointmentJSON) {
-	case "pending", "booked", "arrived", "checked-in", "fulfilled", "noshow":
-		return true
-	}
-	return false
-}
-
-// status is an Appointment's status.
-func status(appointmentJSON []byte) string {
-	var v struct {
-		Status string `json:"status"`
-	}
-	_ = json.Unmarshal(appointmentJSON, &v)
-	return v.Status
 }
 
 // sendRequests runs just before the transaction commits: it queues
@@ -429,7 +411,7 @@ func (a *Adapter) book(ctx context.Context, b *pasBooking, filler string) (*fhir
 		}
 		obj.Set("status", "booked")
 		if filler != "" {
-			if err := addIdentifier(obj, FillerSystem(a.env.Name), filler); err != nil {
+			if err := obj.SetIdentifier(FillerSystem(a.env.Name), filler); err != nil {
 				return err
 			}
 		}
@@ -465,7 +447,7 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		} else if err != nil {
 			return err
 		}
-		if !isLive(cur.JSON) {
+		if !booking.HoldsSlots(cur.JSON) {
 			return nil
 		}
 		obj, err := fhir.ParseObject(cur.JSON)
@@ -513,4 +495,13 @@ func (a *Adapter) refuse(ctx context.Context, b *pasBooking, why error) error {
 		a.Wake()
 	}
 	return err
+}
+
+// pending reports whether an Appointment (its JSON) is pending.
+func pending(appointmentJSON []byte) bool {
+	var v struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(appointmentJSON, &v)
+	return v.Status == "pending"
 }

@@ -49,31 +49,6 @@ func identifierIn(resourceJSON []byte, system string) string {
 	return identifierOf(v.Identifier, system)
 }
 
-// addIdentifier adds system|value to a resource's identifiers, replacing
-// one of the same system.
-func addIdentifier(obj *fhir.Object, system, value string) error {
-	var ids []json.RawMessage
-	if raw := obj.Get("identifier"); raw != nil {
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return fhir.Errorf(fhir.Invalid, "structure", "Appointment.identifier", "identifier must be an array")
-		}
-	}
-	keep := ids[:0]
-	for _, raw := range ids {
-		var id struct{ System string }
-		if json.Unmarshal(raw, &id) == nil && id.System == system {
-			continue
-		}
-		keep = append(keep, raw)
-	}
-	b, err := json.Marshal(r4.Identifier{System: elem.Opt(system), Value: elem.Opt(value)})
-	if err != nil {
-		return err
-	}
-	obj.Set("identifier", append(keep, b))
-	return nil
-}
-
 // setReplaces marks a new appointment (obj) as replacing Appointment/id
 // (booking.ExtReplaces), as a reschedule does; a hold's expiry copied
 // from the replaced one is dropped.

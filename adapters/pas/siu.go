@@ -215,7 +215,7 @@ func (a *Adapter) reschedule(ctx context.Context, tx *write.Tx, m *hl7v2.Message
 		setServiceParticipant(nw, service)
 	}
 	if filler := m.Get("SCH-2.1"); filler != "" {
-		if err := addIdentifier(nw, FillerSystem(a.env.Name), filler); err != nil {
+		if err := nw.SetIdentifier(FillerSystem(a.env.Name), filler); err != nil {
 			return err
 		}
 	}

@@ -98,6 +98,13 @@ type appointment struct {
 
 func (a *appointment) live() bool { return slotStatus(a.Status) != "" }
 
+// HoldsSlots reports whether an Appointment (its JSON) holds its slots:
+// its status is one of the live ones, pending to noshow.
+func HoldsSlots(appointmentJSON []byte) bool {
+	a, err := decode[appointment](appointmentJSON)
+	return err == nil && a.live()
+}
+
 // slotIDs returns the ids of the appointment's slots, in order.
 func (a *appointment) slotIDs() ([]string, error) {
 	var ids []string
