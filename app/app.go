@@ -75,6 +75,11 @@ type Config struct {
 	// Reminders configures appointment reminders (serve --reminders
 	// FILE, read by notify.Load); nil sends none.
 	Reminders *notify.File
+	// Portal serves the web portal (package portal) at "/" (app/portal.go);
+	// PortalClientID is its client id at the issuer (default "portal",
+	// which the development server registers).
+	Portal         bool
+	PortalClientID string
 }
 
 // App is an assembled server.
@@ -149,9 +154,13 @@ func New(cfg Config) (*App, error) {
 	m := newMetrics()
 	m.observeStore(st)
 	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
+	sites := a.sites(defs)
+	if cfg.Portal {
+		sites = append(sites[:len(sites):len(sites)], portalSite(cfg))
+	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), Logger: cfg.Logger, Security: sec,
-		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: a.sites(defs)}, rp, val, reg, defs)
+		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: sites}, rp, val, reg, defs)
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {

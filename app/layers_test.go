@@ -17,10 +17,10 @@ var layers = []struct {
 	prefix string   // a package path under the module, and its subtree
 	may    []string // prefixes it may import
 }{
-	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "bench"}},
+	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "bench", "portal"}},
 	// The benchmark speaks plain HTTP to any FHIR server.
 	{"bench", nil},
-	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance"}},
+	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "portal"}},
 	// Adapters (HL7 v2, GP Connect, notifications) act through the domain,
 	// beside the API, never through its handlers.
 	{"adapters", []string{"domain/", "auth", "store", "fhir", "conformance"}},
@@ -35,6 +35,9 @@ var layers = []struct {
 	// it (the CapabilityStatement, OperationDefinitions), importing nothing.
 	{"apiref", nil},
 	{"conformance", nil},
+	// The web portal is a SMART app on the FHIR API: it imports nothing
+	// of Signpost's but itself; app serves it as an api.Site.
+	{"portal", []string{"portal"}},
 }
 
 // TestLayers fails when a package imports against the arrows of

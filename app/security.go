@@ -65,7 +65,7 @@ func security(cfg Config, st store.Store) (sec api.Security, dev *devserver.Serv
 	}
 	issuer := root + "/auth"
 	dev, err = devserver.New(devserver.Config{Issuer: issuer, Audience: audience, DataDir: cfg.Data,
-		Patients: patientDirectory{st}})
+		Patients: patientDirectory{st}, PortalRedirectURIs: []string{portalRedirect(cfg)}})
 	if err != nil {
 		return sec, nil, nil, err
 	}

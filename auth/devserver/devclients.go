@@ -68,6 +68,13 @@ const (
 	// redirect the page's oauth2-redirect.html on the issuer's host or on
 	// a loopback address.
 	ClientAPIReference = "api-reference"
+
+	// ClientPortal is Signpost's own web portal (package portal) when it
+	// signs in through the development server: a public client with PKCE
+	// S256 whose redirect URI is the portal's /callback on Signpost's own
+	// origin (Config.PortalRedirectURIs, and a loopback /callback on any
+	// port).
+	ClientPortal = "portal"
 )
 
 // APIReferenceRedirectPath is the API reference's OAuth 2 redirect page.
@@ -174,6 +181,17 @@ func newDemoClients(dir string) ([]*DemoClient, error) {
 			// The role comes from who signs in. Loopback redirects match
 			// on any port; New adds the issuer's host.
 			RedirectURIs: []string{"http://127.0.0.1" + APIReferenceRedirectPath, "http://localhost" + APIReferenceRedirectPath},
+		}, {
+			ID:          ClientPortal,
+			Description: "Signpost's web portal (public: authorization code with PKCE S256, redirect to <root>/callback)",
+			AuthMethod:  AuthNone,
+			GrantTypes:  []string{string(oidc.GrantTypeCode)},
+			Scopes:      []string{"openid", "fhirUser", "launch/patient", "patient/*.cruds", "user/*.cruds"},
+			// The role comes from who signs in: a patient, or a member of
+			// staff through the staff sign-in.
+			// Loopback redirects match on any port (RFC 8252 §7.3); the
+			// portal's own origin comes from Config.PortalRedirectURIs.
+			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
 		},
 	}
 	return clients, nil

@@ -51,6 +51,10 @@ type Config struct {
 	// RedirectURIs are added to the patient app's registered redirect URIs
 	// (loopback URIs ending in /callback are always accepted, on any port).
 	RedirectURIs []string `validate:"dive,url"`
+	// PortalRedirectURIs are added to the portal client's (ClientPortal)
+	// registered redirect URIs: the portal's /callback on Signpost's
+	// public origin.
+	PortalRedirectURIs []string `validate:"dive,url"`
 	// TokenTTL is the access tokens' lifetime; default one hour.
 	TokenTTL time.Duration `validate:"gte=0,lte=24h"`
 }
@@ -121,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 			c.RedirectURIs = append(slices.Clone(c.RedirectURIs), cfg.RedirectURIs...)
 		case ClientAPIReference: // the API reference on the issuer's own host
 			c.RedirectURIs = append(slices.Clone(c.RedirectURIs), issuerURL.Scheme+"://"+issuerURL.Host+APIReferenceRedirectPath)
+		}
+		if c.ID == ClientPortal {
+			c.RedirectURIs = append(slices.Clone(c.RedirectURIs), cfg.PortalRedirectURIs...)
 		}
 		s.storage.clients[c.ID] = c
 	}

@@ -61,6 +61,10 @@
 //	             the issuer's host or a loopback address; openid fhirUser
 //	             launch/patient patient/*.cruds user/*.cruds, no role of its
 //	             own (the patient's or the member of staff's)
+//	portal       Signpost's web portal: public (PKCE S256; the patient picker or
+//	             the staff sign-in; no role of its own), redirect to
+//	             <root>/callback (Config.PortalRedirectURIs) or a loopback
+//	             /callback on any port
 //
 // # Staff sign-in
 //

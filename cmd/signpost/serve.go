@@ -68,6 +68,8 @@ func serve(args []string) error {
 	reminderFile := fs.String("reminders", "", "appointment reminders: schedule and channels (YAML or JSON; see docs/reminders.md)")
 	metricsFlag := fs.String("metrics-addr", "", "listen address of the Prometheus metrics (/metrics), apart from the API's; without a host (:9464) loopback only; default none (docs/operations.md)")
 	pprofFlag := fs.String("pprof", "", "listen address of Go's profiles (/debug/pprof/), loopback only (127.0.0.1:6060); default none")
+	fs.BoolVar(&cfg.Portal, "portal", true, "serve the web portal at / (docs/portal.md)")
+	fs.StringVar(&cfg.PortalClientID, "portal-client-id", "portal", "the portal's client id at the issuer (a public client with PKCE and the redirect URI <root>/callback)")
 	fs.BoolVar(&cfg.Open, "open", false, "serve WITHOUT authorisation or audit: tests and local experiments only")
 	demo := addDemoFlag(fs)
 	demoPASOn := addDemoPASFlag(fs)

@@ -1,0 +1,436 @@
+// The portal's browser tests: every patient journey in Debian's chromium
+// (playwright-core), at 375 px wide, with axe-core on every page, a
+// screenshot per step, the keyboard alone, a crawl for other patients'
+// data and two browsers racing for one slot. Run by
+// cmd/signpost/portal_test.go (TestPortalBrowser), which starts
+// `signpost serve --demo`, makes the fixture through the FHIR API and
+// passes it as PORTAL_FIXTURE.
+import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
+const shots = fx.screenshots;
+rmSync(shots, { recursive: true, force: true });
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox'] });
+const problems = []; // console errors, page errors, accessibility violations
+let shotCount = 0;
+const audited = new Set();
+
+function expect(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function newPage(label) {
+  const context = await browser.newContext({ viewport: { width: 375, height: 812 }, baseURL: fx.base, reducedMotion: 'reduce' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of (401|404|409|422|429)/.test(m.text())) problems.push(`${label}: console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  return page;
+}
+
+// ready waits until the portal's page has rendered (its h1, no loading).
+async function ready(page) {
+  await page.waitForFunction(() => document.querySelector('#maincontent h1') && !document.querySelector('#maincontent [role=status]'));
+}
+
+async function audit(page, label) {
+  // One audit per page template and step: ids (every second path
+  // segment) do not make a new page.
+  const key = new URL(page.url()).pathname.split('/').map((seg, i) => (i >= 2 && i % 2 === 0 ? ':id' : seg)).join('/') + (label === 'crawl' ? '' : '|' + label);
+  if (audited.has(key)) return;
+  audited.add(key);
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  for (const v of r.violations) {
+    if (v.impact === 'serious' || v.impact === 'critical') {
+      problems.push(`axe ${v.impact} on ${page.url()} (${label}): ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
+    }
+  }
+}
+
+// step checks the page with axe and saves its screenshot.
+async function step(page, name) {
+  await ready(page);
+  await audit(page, name);
+  shotCount++;
+  await page.screenshot({ path: join(shots, `${String(shotCount).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+
+async function text(page) {
+  return page.evaluate(() => document.body.innerText);
+}
+
+async function signInWithPicker(page) {
+  await page.goto('/');
+  await ready(page);
+  await page.click('#sign-in');
+  await page.waitForURL(/\/auth\/login/);
+  await page.getByRole('button', { name: new RegExp(fx.patient.NHSNumber) }).click();
+  await page.waitForURL(/\/referrals$/);
+  await ready(page);
+}
+
+async function signInWithUBRN(page, r) {
+  await page.goto('/sign-in/ubrn');
+  await ready(page);
+  const [y, m, d] = r.BirthDate.split('-');
+  await page.fill('#ubrn', r.UBRN);
+  await page.fill('#access-code', r.Code);
+  await page.fill('#dob-day', String(Number(d)));
+  await page.fill('#dob-month', String(Number(m)));
+  await page.fill('#dob-year', y);
+  await page.click('#ubrn-continue');
+  await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
+  await ready(page);
+}
+
+const ubrnText = (u) => u.replace(/(\d{4})(?=\d)/g, '$1 ');
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test('sign in through the patient picker; a reload keeps it; sign-out clears it; never localStorage', async () => {
+  const page = await newPage('picker');
+  await page.goto('/');
+  await step(page, 'start');
+  await page.click('#sign-in');
+  await page.waitForURL(/\/auth\/login/);
+  await page.screenshot({ path: join(shots, `${String(++shotCount).padStart(2, '0')}-picker.png`), fullPage: false });
+  await page.getByRole('button', { name: new RegExp(fx.patient.NHSNumber) }).click();
+  await page.waitForURL(/\/referrals$/);
+  await step(page, 'referrals');
+  const t = await text(page);
+  expect(t.includes(fx.patient.Name), `the referrals page does not name the patient ${fx.patient.Name}`);
+  expect((await page.locator('#referral-list > li').count()) >= 4, 'fewer than 4 referrals listed');
+  expect(await page.evaluate(() => localStorage.length) === 0, 'something was written to localStorage');
+  expect(await page.evaluate(() => !!sessionStorage.getItem('signpost.session')), 'no sign-in in sessionStorage');
+  await page.reload();
+  await ready(page);
+  expect((await page.locator('h1').innerText()).includes('Your referrals'), 'a reload lost the sign-in');
+  const other = await page.context().newPage();
+  await other.goto('/referrals');
+  await other.waitForURL(/\/\?next=/);
+  await other.close();
+  await page.getByRole('link', { name: 'Sign out' }).click();
+  await page.waitForURL(/signed-out=1/);
+  await ready(page);
+  expect((await text(page)).includes('You have signed out'), 'no signed-out notice');
+  expect(await page.evaluate(() => sessionStorage.length) === 0, 'sign-out left something in sessionStorage');
+  await page.goto('/referrals');
+  await page.waitForURL(/\/\?next=/);
+  await page.context().close();
+});
+
+let bookPage;
+test('book: referral, shortlist, booking questions, calendar, hold with countdown, confirmation', async () => {
+  const page = bookPage = await newPage('book');
+  await signInWithPicker(page);
+  await page.goto('/referrals/' + fx.book.ID);
+  await step(page, 'referral');
+  let t = await text(page);
+  expect(t.includes('Ready to book') && t.includes(ubrnText(fx.book.UBRN)), 'the referral page lacks its state or UBRN');
+  await page.click('#choose-service');
+  await page.waitForURL(/\/shortlist$/);
+  await step(page, 'shortlist');
+  const cards = page.locator('#shortlist > li');
+  expect((await cards.count()) >= 3, 'fewer than 3 services shortlisted');
+  t = await text(page);
+  expect(/\d+\.\d km \(\d+\.\d miles\)/.test(t), 'no distance on the shortlist');
+  expect(/Waiting time\s*(\d+ days|1 day|Less than a day)/.test(t), 'no waiting time on the shortlist');
+  expect(t.includes('Why it is suggested'), 'no reasons on the shortlist');
+  await page.getByRole('link', { name: /Choose Kingsbridge University Hospitals NHS Trust Dermatology/ }).click();
+  await page.waitForURL(/\/services\//);
+  await ready(page);
+  await page.click('#answer-first');
+  await page.waitForURL(/\/questionnaires\//);
+  await step(page, 'booking-questions');
+  await page.click('#save-answers');
+  await page.waitForSelector('.nhsuk-error-summary');
+  await step(page, 'booking-questions-errors');
+  expect((await page.locator('.nhsuk-error-summary li').count()) === 3, 'the required questions are not all listed as problems');
+  expect(await page.getByText('How would you send it?').isHidden(), 'a question shown before its condition holds');
+  await page.getByLabel('Yes').check();
+  await page.getByLabel('By email').check();
+  await page.getByLabel('When did you first notice it?').fill('2026-10-01');
+  await page.getByLabel('About how wide is it, in centimetres? (optional)').fill('1.5');
+  await page.getByLabel('How many areas are affected?').fill('2');
+  await page.getByLabel('Where on your body is it?').fill('Left forearm');
+  await page.getByLabel('Bigger').check();
+  await page.getByLabel('Darker').check();
+  await page.getByLabel('Anything else the clinic should know? (optional)').fill('It sometimes itches.');
+  await page.click('#save-answers');
+  await page.waitForURL(/\/services\/demo-hs-kingsbridge/);
+  await step(page, 'calendar');
+  const first = page.locator('.portal-time').first();
+  const when = await first.getAttribute('aria-label');
+  await first.click();
+  await page.waitForURL(/\/holds\//);
+  await step(page, 'hold');
+  const c1 = await page.locator('#hold-countdown').innerText();
+  expect(/^[45]:\d\d$/.test(c1), `countdown ${c1}, want about 5 minutes`);
+  await page.waitForFunction((c) => document.querySelector('#hold-countdown').textContent !== c, c1);
+  await page.click('#confirm-booking');
+  await page.waitForSelector('#confirmation');
+  await step(page, 'confirmation');
+  t = await text(page);
+  expect(t.includes('Appointment booked') && t.includes(ubrnText(fx.book.UBRN)), 'the confirmation lacks its UBRN');
+  expect(t.includes(when.split(' on ')[0]) && t.includes('How to get there') && (await page.locator('#appointment-address').innerText()).length > 10, 'the confirmation lacks the time or how to get there');
+});
+
+test('reschedule the booked appointment', async () => {
+  const page = bookPage;
+  await page.click('#reschedule');
+  await page.waitForURL(/\/reschedule$/);
+  await step(page, 'reschedule');
+  await page.locator('.portal-time').nth(1).click();
+  await page.waitForSelector('#confirmation');
+  await step(page, 'rescheduled');
+  expect((await text(page)).includes('Appointment changed'), 'no confirmation of the change');
+});
+
+test('cancel the appointment', async () => {
+  const page = bookPage;
+  await page.click('#cancel');
+  await page.waitForURL(/\/cancel$/);
+  await step(page, 'cancel');
+  await page.getByLabel('I no longer need the appointment').check();
+  await page.click('#confirm-cancel');
+  await page.waitForURL(/cancelled=1/);
+  await step(page, 'cancelled');
+  const t = await text(page);
+  expect(t.includes('has been cancelled') && t.includes('Ready to book') && t.includes('Cancelled'), 'the referral does not show the cancellation');
+});
+
+test('answer the experience questionnaire after an appointment', async () => {
+  const page = bookPage;
+  await page.goto('/referrals/' + fx.seen.ID);
+  await ready(page);
+  await page.getByRole('link', { name: 'How was your appointment?' }).click();
+  await page.waitForURL(/\/questionnaires\//);
+  await step(page, 'experience');
+  await page.getByLabel('5', { exact: true }).check();
+  await page.getByLabel('Yes').check();
+  await page.getByLabel('Tell us why (optional)').fill('Seen on time, clear advice.');
+  await page.click('#save-answers');
+  await page.waitForURL(/answered=1/);
+  await step(page, 'experience-saved');
+  expect((await text(page)).includes('Your answers have been saved'), 'no thanks for the answers');
+  expect((await page.locator('#questionnaire-list').innerText()).includes('Answered'), 'the questionnaire is not marked answered');
+  await page.context().close();
+});
+
+test('sign in with UBRN, access code and birth date; mistakes in plain words', async () => {
+  const page = await newPage('ubrn');
+  await page.goto('/');
+  await ready(page);
+  await page.click('#ubrn-link');
+  await page.waitForURL(/\/sign-in\/ubrn$/);
+  await step(page, 'ubrn');
+  await page.click('#ubrn-continue');
+  await page.waitForSelector('.nhsuk-error-summary');
+  expect((await page.locator('.nhsuk-error-summary li').count()) === 3, 'three problems expected for an empty form');
+  const r = fx.ubrnAccess;
+  const [y, m, d] = r.BirthDate.split('-');
+  await page.fill('#ubrn', ubrnText(r.UBRN));
+  await page.fill('#access-code', 'AAAA-BBBB-CCCC');
+  await page.fill('#dob-day', d);
+  await page.fill('#dob-month', m);
+  await page.fill('#dob-year', y);
+  await page.click('#ubrn-continue');
+  await page.getByText('We could not find your referral').waitFor();
+  await step(page, 'ubrn-wrong');
+  expect(!(await text(page)).includes('resourceType'), 'a raw OperationOutcome is shown');
+  await page.fill('#access-code', r.Code);
+  await page.click('#ubrn-continue');
+  await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
+  await step(page, 'ubrn-referral');
+  expect((await text(page)).includes(ubrnText(r.UBRN)), 'the UBRN sign-in does not show the referral');
+
+  // An ended sign-in, in the tab or at the server, says to sign in again.
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem('signpost.session'));
+    s.expiresAt = Date.now() - 1000;
+    sessionStorage.setItem('signpost.session', JSON.stringify(s));
+  });
+  await page.reload();
+  await page.getByRole('heading', { name: 'Your sign-in has ended' }).waitFor();
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem('signpost.session'));
+    s.expiresAt = Date.now() + 600000;
+    s.token = s.token.slice(0, -4) + 'AAAA';
+    sessionStorage.setItem('signpost.session', JSON.stringify(s));
+  });
+  await page.reload();
+  await page.getByRole('heading', { name: 'Your sign-in has ended' }).waitFor();
+  await step(page, 'sign-in-ended');
+  await page.getByRole('button', { name: 'Sign in again' }).or(page.getByRole('link', { name: 'Sign in again' })).first().click();
+  await page.waitForURL(/\/(\?.*)?$/);
+  await page.context().close();
+});
+
+test('two browsers book the same slot: one holds it, the other is told it was just taken', async () => {
+  const [a, b] = [await newPage('race-a'), await newPage('race-b')];
+  await Promise.all([signInWithUBRN(a, fx.raceA), signInWithUBRN(b, fx.raceB)]);
+  await Promise.all([a.goto(`/referrals/${fx.raceA.ID}/services/${fx.raceService}`), b.goto(`/referrals/${fx.raceB.ID}/services/${fx.raceService}`)]);
+  await Promise.all([ready(a), ready(b)]);
+  const start = await a.locator('.portal-time').first().getAttribute('data-start');
+  const sel = `.portal-time[data-start="${start}"]`;
+  expect(await b.locator(sel).count() === 1, 'the second browser does not offer the same time');
+  await Promise.all([a.click(sel), b.click(sel)]);
+  const outcome = async (p) => {
+    await p.waitForFunction(() => location.pathname.startsWith('/holds/') || document.querySelector('.nhsuk-error-summary'));
+    await ready(p);
+    return p.url().includes('/holds/') ? 'held' : 'taken';
+  };
+  const got = await Promise.all([outcome(a), outcome(b)]);
+  expect(got.includes('held') && got.includes('taken'), `outcomes ${got}, want one held and one taken`);
+  const loser = got[0] === 'taken' ? a : b;
+  await step(loser, 'race-taken');
+  const t = await text(loser);
+  expect(t.includes('That time has just been taken'), 'no plain-words message for the taken slot');
+  expect(await loser.locator(sel).count() === 0, 'the refreshed calendar still offers the taken time');
+  expect(await loser.locator('.portal-time').count() > 0, 'the refreshed calendar offers nothing');
+  expect(await loser.evaluate(() => document.activeElement && document.activeElement.classList.contains('nhsuk-error-summary')), 'focus is not on the error summary');
+  await a.context().close();
+  await b.context().close();
+});
+
+test('the keyboard alone, with visible focus: sign in with a UBRN and book', async () => {
+  const page = await newPage('keyboard');
+  await page.goto('/');
+  await ready(page);
+  // tabTo presses Tab until match(activeElement) holds, checking that
+  // every element focused on the way shows its focus.
+  const tabTo = async (desc, match, max = 40) => {
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      const st = await page.evaluate((src) => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return { none: true };
+        const cs = getComputedStyle(el);
+        const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(0, 0, 0, 0\)|transparent/.test(cs.outlineColor);
+        const visible = outline || cs.boxShadow !== 'none' || cs.backgroundColor === 'rgb(255, 235, 59)';
+        // eslint-disable-next-line no-new-func
+        return { visible, tag: el.tagName, text: (el.innerText || el.value || el.getAttribute('aria-label') || '').slice(0, 60), hit: new Function('el', 'return ' + src)(el) };
+      }, match);
+      if (st.none) continue;
+      expect(st.visible, `focus not visible on ${st.tag} "${st.text}" while tabbing to ${desc}`);
+      if (st.hit) return;
+    }
+    throw new Error(`could not reach ${desc} with Tab`);
+  };
+  await tabTo('the UBRN sign-in link', "el.id === 'ubrn-link'");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/sign-in\/ubrn$/);
+  await ready(page);
+  const r = fx.ubrnAccess;
+  const [y, m, d] = r.BirthDate.split('-');
+  await tabTo('the UBRN field', "el.id === 'ubrn'");
+  await page.keyboard.type(r.UBRN);
+  await tabTo('the access code', "el.id === 'access-code'");
+  await page.keyboard.type(r.Code);
+  await tabTo('the day', "el.id === 'dob-day'");
+  await page.keyboard.type(d);
+  await tabTo('the month', "el.id === 'dob-month'");
+  await page.keyboard.type(m);
+  await tabTo('the year', "el.id === 'dob-year'");
+  await page.keyboard.type(y);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
+  await ready(page);
+  await tabTo('choose where to be seen', "el.id === 'choose-service'");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/shortlist$/);
+  await ready(page);
+  await tabTo('a service without booking questions', "/^Choose /.test(el.getAttribute('aria-label') || '') && !/Kingsbridge/.test(el.getAttribute('aria-label'))");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/services\//);
+  await ready(page);
+  await tabTo('the first free time', "el.classList.contains('portal-time')");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/holds\//);
+  await ready(page);
+  await tabTo('confirm and book', "el.id === 'confirm-booking'");
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#confirmation');
+  await step(page, 'keyboard-booked');
+  await page.context().close();
+});
+
+test('a patient visits every page reachable and sees no other patient', async () => {
+  const first = await newPage('crawl');
+  await signInWithPicker(first);
+  const session = await first.evaluate(() => sessionStorage.getItem('signpost.session'));
+  const context = first.context();
+  // Every page of the crawl starts with the tab's sign-in (sessionStorage
+  // is per tab), so a renderer can be replaced every few pages.
+  await context.addInitScript((s) => { if (!sessionStorage.getItem('signpost.session')) sessionStorage.setItem('signpost.session', s); }, session);
+  await first.close();
+  let page = null;
+  const seen = new Set();
+  const queue = ['/referrals'];
+  let visited = 0;
+  while (queue.length && visited < 60) {
+    const path = queue.shift();
+    if (seen.has(path)) continue;
+    seen.add(path);
+    if (!page || visited % 8 === 0) {
+      if (page) await page.close();
+      page = await context.newPage();
+      page.on('pageerror', (e) => problems.push(`crawl: page error: ${e.message}`));
+    }
+    let t;
+    let links;
+    try {
+      await page.goto(path);
+      await ready(page);
+      await audit(page, 'crawl');
+      t = await text(page);
+      links = await page.evaluate(() => [...document.querySelectorAll('a[href]')].map((a) => new URL(a.href, location.href))
+        .filter((u) => u.origin === location.origin).map((u) => u.pathname + u.search));
+    } catch (e) {
+      throw new Error(`crawling ${path}: ${e.message}`);
+    }
+    visited++;
+    for (const other of fx.others) {
+      expect(!new RegExp('\\b' + other + '\\b').test(t), `${path} shows ${other}, another patient's`);
+    }
+    for (const l of links) {
+      if (l.startsWith('/sign-out') || l.startsWith('/auth') || l.startsWith('/fhir') || l === '/' || l.startsWith('/?') || l.startsWith('/assets')) continue;
+      if (!seen.has(l)) queue.push(l);
+    }
+  }
+  expect(visited >= 10, `only ${visited} pages reachable`);
+  console.log(`  crawled ${visited} pages`);
+  await context.close();
+});
+
+let passed = 0;
+let failed = 0;
+const t0 = Date.now();
+// PORTAL_ONLY (a regular expression) runs only the tests it matches.
+const only = process.env.PORTAL_ONLY ? new RegExp(process.env.PORTAL_ONLY) : null;
+for (const { name, fn } of tests) {
+  if (only && !only.test(name)) continue;
+  const t = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}: ${e.stack || e}`);
+  }
+}
+await browser.close();
+for (const p of problems) console.log('problem: ' + p);
+if (problems.length) failed++;
+console.log(`${shotCount} screenshots in ${shots}; ${audited.size} page states checked with axe; ${Date.now() - t0} ms`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
