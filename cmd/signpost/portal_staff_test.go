@@ -29,6 +29,9 @@ type staffFixture struct {
 	// ByUBRN one it finds by its UBRN.
 	Book      struct{ ID, UBRN string } `json:"book"`
 	SlotIssue struct{ ID, UBRN string } `json:"slotIssue"`
+	// SlotIssueService is the demo trust's dermatology, where the call
+	// centre raises the slot issue (so that the demo provider works it).
+	SlotIssueService string `json:"slotIssueService"`
 	// Review are referrals booked at the demo trust's dermatology, on the
 	// provider's for-review worklist: accepted, rejected, redirected. The
 	// first has a letter attached (DocumentReference with the text Letter).
@@ -134,7 +137,7 @@ func makeStaffFixture(t *testing.T, base, data string) staffFixture {
 	fx.Book.ID, fx.Book.UBRN = referral("Changing mole on the left forearm", "")
 	w.call(gp, "POST", "/ServiceRequest/"+fx.Book.ID+"/$shortlist", parameters("save", true), 200)
 	fx.SlotIssue.ID, fx.SlotIssue.UBRN = referral("Rash on the neck", "")
-	w.call(gp, "POST", "/ServiceRequest/"+fx.SlotIssue.ID+"/$shortlist", parameters("save", true), 200)
+	fx.SlotIssueService = derm
 
 	// For review: booked at the trust's dermatology (the booking moves the
 	// referral to the provider's for-review worklist).

@@ -74,13 +74,19 @@ async function choices(ctx, sr, base, status) {
     return parts;
   });
   const saved = ext(sr, SHORTLIST).map((e) => e.valueReference && e.valueReference.reference).filter(Boolean);
+  // A slot issue may go to any service that suits the referral (the one
+  // the patient wanted, though it had no time free).
+  const all = items;
   items = saved.length ? items.filter((i) => saved.includes(i.service.reference)) : items.slice(0, 5);
   const list = h('ul', { class: 'nhsuk-list', id: 'staff-shortlist' });
   const names = [];
+  for (const it of all) {
+    const svc = await readCached(it.service.reference).catch(() => null);
+    names.push([it.service.reference, (svc && svc.name) || it.service.display || 'Service']);
+  }
   for (const it of items) {
     const svc = await readCached(it.service.reference).catch(() => null);
     const name = (svc && svc.name) || it.service.display || 'Service';
-    names.push([it.service.reference, name]);
     const days = typeof it['waiting-days'] === 'number' ? it['waiting-days'] : null;
     const indirect = it.bookability && /indirect/i.test(it.bookability);
     list.appendChild(h('li', { class: 'nhsuk-u-margin-bottom-3' }, h('strong', {}, name), h('br'),
