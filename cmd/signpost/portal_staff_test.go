@@ -136,7 +136,10 @@ func makeStaffFixture(t *testing.T, base, data string) staffFixture {
 	}
 	fx.Book.ID, fx.Book.UBRN = referral("Changing mole on the left forearm", "")
 	w.call(gp, "POST", "/ServiceRequest/"+fx.Book.ID+"/$shortlist", parameters("save", true), 200)
-	fx.SlotIssue.ID, fx.SlotIssue.UBRN = referral("Rash on the neck", "")
+	// The patient chose the trust's dermatology and found no time free
+	// there: the slot issue goes to it. (A provider reads the referrals
+	// made to its services, not those only deferred to them.)
+	fx.SlotIssue.ID, fx.SlotIssue.UBRN = referral("Rash on the neck", derm)
 	fx.SlotIssueService = derm
 
 	// For review: booked at the trust's dermatology (the booking moves the

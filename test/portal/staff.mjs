@@ -247,9 +247,11 @@ test('provider: worklists, a referral with its letter, reject, accept, redirect,
 test('commissioner: charts with tables and CSV downloads', async () => {
   const page = await newPage('commissioner');
   await signInAsStaff(page, 'demo-commissioner', /\/staff\/reports$/);
+  if (process.env.PORTAL_TIMING) console.log(`  signed in: ${Date.now() - tStep} ms`);
   for (const id of ['waits', 'trends', 'gaps']) {
     await page.waitForFunction((c) => window.Chart && window.Chart.getChart(document.getElementById(c + '-chart')), id);
   }
+  if (process.env.PORTAL_TIMING) console.log(`  charts: ${Date.now() - tStep} ms`);
   const waitRows = await page.locator('#waits tbody tr').count();
   expect(waitRows > 0, 'the waiting-times table is empty');
   await step(page, 'cm-reports');

@@ -26,17 +26,17 @@ export async function render(ctx) {
     const srRef = (t.focus || {}).reference || '';
     const srId = refId(srRef, 'ServiceRequest');
     if (!srId) continue;
+    // A referral the caller may not read is still listed, by its Task.
     const sr = included[srRef] || await read('ServiceRequest', srId).catch(() => null);
-    if (!sr) continue;
-    const pRef = (sr.subject || {}).reference || '';
-    const p = included[pRef] || await read('Patient', refId(pRef, 'Patient')).catch(() => null);
+    const pRef = ((sr && sr.subject) || t.for || {}).reference || '';
+    const p = included[pRef] || (refId(pRef, 'Patient') ? await read('Patient', refId(pRef, 'Patient')).catch(() => null) : null);
     const why = t.statusReason && t.statusReason.text;
     rows.push([
-      h('a', { href: '/staff/referrals/' + encodeURIComponent(srId) }, formatUBRN(ubrn(sr)) || srId),
+      h('a', { href: '/staff/referrals/' + encodeURIComponent(srId) }, formatUBRN(ubrn(sr || t)) || srId),
       p ? `${patientName(p)} (${nhsNumber(p)})` : 'Not known',
-      specialty(sr),
-      sr.priority && sr.priority !== 'routine' ? tag(sr.priority === 'urgent' ? 'Urgent' : sr.priority, 'red') : 'Routine',
-      formatDate((sr.authoredOn || '').slice(0, 10)) + (why ? ` – ${why}` : ''),
+      sr ? specialty(sr) : 'Not known',
+      (sr || t).priority && (sr || t).priority !== 'routine' ? tag((sr || t).priority === 'urgent' ? 'Urgent' : (sr || t).priority, 'red') : 'Routine',
+      formatDate(((sr && sr.authoredOn) || t.authoredOn || '').slice(0, 10)) + (why ? ` – ${why}` : ''),
     ]);
   }
   const nav = h('nav', { class: 'staff-tabs', 'aria-label': 'Worklists' }, h('ul', { class: 'nhsuk-list staff-tabs__list' }, mine.map(([c, t]) =>
