@@ -36,7 +36,7 @@ type staffFixture struct {
 	// provider's for-review worklist: accepted, rejected, redirected. The
 	// first has a letter attached (DocumentReference with the text Letter).
 	Review []struct{ ID, UBRN string } `json:"review"`
-	Letter string                     `json:"letter"`
+	Letter string                      `json:"letter"`
 }
 
 // TestPortalStaffBrowser drives the portal's staff pages in Debian's

@@ -219,8 +219,10 @@ test('provider: worklists, a referral with its letter, reject, accept, redirect,
   await page.click(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
   await page.waitForSelector('#book-for-patient');
   await page.click('#book-for-patient');
-  await page.waitForSelector('#staff-shortlist a');
-  await page.click('#staff-shortlist a');
+  // The provider books at its own service, the one the slot issue is for.
+  const own = `#staff-shortlist a[href$="/services/${fx.slotIssueService.split('/')[1]}"]`;
+  await page.waitForSelector(own);
+  await page.click(own);
   await page.waitForSelector('#calendar .portal-time');
   await page.locator('#calendar .portal-time').first().click();
   await page.waitForURL(/\/holds\//);

@@ -78,6 +78,14 @@ async function choices(ctx, sr, base, status) {
   // the patient wanted, though it had no time free).
   const all = items;
   items = saved.length ? items.filter((i) => saved.includes(i.service.reference)) : items.slice(0, 5);
+  // The service the referral names (the patient's choice, or where it was
+  // sent) comes first, shortlisted or not.
+  for (const p of [...(sr.performer || [])].reverse()) {
+    const ref = p.reference || '';
+    if (!/^HealthcareService\//.test(ref)) continue;
+    items = items.filter((i) => i.service.reference !== ref);
+    items.unshift(all.find((i) => i.service.reference === ref) || { service: { reference: ref } });
+  }
   const list = h('ul', { class: 'nhsuk-list', id: 'staff-shortlist' });
   const names = [];
   for (const it of all) {

@@ -13,6 +13,10 @@ import { requireStaff, table, field, select } from './staff-common.js';
 
 let chartLib = null;
 
+// TOP is how many services a bar chart shows (the longest waits, the most
+// slot issues); the table has them all.
+const TOP = 12;
+
 /** loadChart loads chart.js once (it sets window.Chart). */
 function loadChart() {
   if (!chartLib) {
@@ -63,7 +67,11 @@ function figure(id, title, description, canvas, tbl, link, controls) {
     controls || null,
     h('div', { class: 'nhsuk-grid-row' },
       h('div', { class: 'nhsuk-grid-column-one-half staff-chart' }, canvas),
-      h('div', { class: 'nhsuk-grid-column-one-half staff-report__table' }, tbl, link)));
+      h('div', { class: 'nhsuk-grid-column-one-half staff-report__table' },
+        // Long tables fold away on narrow screens (open beside the chart on wide ones).
+        h('details', { class: 'nhsuk-details', open: window.matchMedia('(min-width: 48.0625em)').matches },
+          h('summary', { class: 'nhsuk-details__summary' }, h('span', { class: 'nhsuk-details__summary-text' }, 'The figures as a table')),
+          h('div', { class: 'nhsuk-details__text' }, tbl)), link)));
 }
 
 const canvasFor = (id, label) => h('canvas', { id: id + '-chart', role: 'img', 'aria-label': label + ' (the table beside it has the figures)' });
@@ -83,8 +91,8 @@ export async function render(ctx) {
   waits.sort((a, b) => (b['waiting-days'] ?? -1) - (a['waiting-days'] ?? -1));
   const wHead = ['Service', 'Specialty', 'Days to next free slot', 'Average wait (days)', 'Appointments', 'Average days from referral to appointment'];
   const wData = waits.map((w) => [w.name, w.specialty || '', w['waiting-days'] ?? '', w['average-days'] ?? '', w.appointments ?? 0, w['average-days-to-appointment'] ?? '']);
-  const wCanvas = canvasFor('waits', 'Bar chart of days to the next free slot by service');
-  const waitsFig = figure('waits', 'Waiting times by service', 'Calendar days until each service\'s next free appointment, and the waits referrals had.',
+  const wCanvas = canvasFor('waits', `Bar chart of days to the next free slot, the ${TOP} services with the longest waits`);
+  const waitsFig = figure('waits', 'Waiting times by service', `Calendar days until each service's next free appointment (the chart shows the ${TOP} longest), and the waits referrals had.`,
     wCanvas, table('Waiting times by service', wHead, wData.map((r) => r.map(String))), download('waiting-times.csv', 'waiting times', wHead, wData));
 
   // Referrals over time, by practice or by specialty.
@@ -108,12 +116,13 @@ export async function render(ctx) {
     download('capacity-gaps.csv', 'capacity gaps', gHead, gData));
 
   const draw = () => {
-    charts.push(new Chart(wCanvas, { type: 'bar', data: { labels: waits.map((w) => w.name), datasets: [{ label: 'Days to next free slot', data: waits.map((w) => w['waiting-days'] ?? null), backgroundColor: '#005eb8' }] },
+    const top = waits.slice(0, TOP);
+    charts.push(new Chart(wCanvas, { type: 'bar', data: { labels: top.map((w) => w.name), datasets: [{ label: 'Days to next free slot', data: top.map((w) => w['waiting-days'] ?? null), backgroundColor: '#005eb8' }] },
       options: { ...base, indexAxis: 'y', aspectRatio: 0.8 } }));
     const trendChart = new Chart(tCanvas, { type: 'line', data: trendData(trends, months, by.value), options: { ...base, aspectRatio: 1.2, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
     charts.push(trendChart);
     by.addEventListener('change', () => { trendChart.data = trendData(trends, months, by.value); trendChart.update(); });
-    charts.push(new Chart(gCanvas, { type: 'bar', data: { labels: gData.map((g) => g[0]), datasets: [{ label: 'Slot issues', data: gData.map((g) => g[2]), backgroundColor: '#d5281b' }] },
+    charts.push(new Chart(gCanvas, { type: 'bar', data: { labels: gData.slice(0, TOP).map((g) => g[0]), datasets: [{ label: 'Slot issues', data: gData.slice(0, TOP).map((g) => g[2]), backgroundColor: '#d5281b' }] },
       options: { ...base, indexAxis: 'y', aspectRatio: 1.2, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } } }));
   };
   // The canvases must be in the page before chart.js measures them.
