@@ -269,8 +269,11 @@ test('sign in with UBRN, access code and birth date; mistakes in plain words', a
   await page.reload();
   await page.getByRole('heading', { name: 'Your sign-in has ended' }).waitFor();
   await step(page, 'sign-in-ended');
-  await page.getByRole('button', { name: 'Sign in again' }).or(page.getByRole('link', { name: 'Sign in again' })).first().click();
-  await page.waitForURL(/\/(\?.*)?$/);
+  expect(await page.evaluate(() => sessionStorage.getItem('signpost.session')) === null, 'a token the server refused is kept');
+  await page.click('#sign-in-again');
+  await page.waitForURL(/\/\?expired=1$/);
+  await ready(page);
+  expect((await text(page)).includes('Your sign-in has ended. Sign in again to carry on.') && await page.locator('#sign-in').isVisible(), 'no way to sign in again');
   await page.context().close();
 });
 

@@ -2,7 +2,7 @@
 // tab's token, and turns every failure into a PortalError (errors.js).
 
 import { fhirBase } from './config.js';
-import { current } from './session.js';
+import { current, clear } from './session.js';
 import { PortalError } from './errors.js';
 
 /**
@@ -41,6 +41,7 @@ export async function request(path, opts = {}) {
   } catch {
     json = null;
   }
+  if (resp.status === 401 && opts.token === undefined && token) clear(); // the server no longer takes the tab's token
   if (!resp.ok) {
     throw new PortalError(resp.status, json && json.resourceType === 'OperationOutcome' ? json : null);
   }

@@ -56,7 +56,7 @@ export function errorSummary(err, actions = []) {
   const items = actions.map(([target, label]) => h('li', {}, typeof target === 'function'
     ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); target(); } }, label)
     : h('a', { href: target }, label)));
-  if (e.action === 'sign-in' && !actions.length) items.push(h('li', {}, h('a', { href: '/' }, 'Sign in again')));
+  if (e.action === 'sign-in' && !actions.length) items.push(h('li', {}, h('a', { href: '/?expired=1' }, 'Sign in again')));
   return h('div', { class: 'nhsuk-error-summary', 'aria-labelledby': 'error-summary-title', role: 'alert', tabindex: '-1' },
     h('h2', { class: 'nhsuk-error-summary__title', id: 'error-summary-title' }, e.title),
     h('div', { class: 'nhsuk-error-summary__body' },
@@ -75,7 +75,7 @@ export function errorPage(err) {
   const e = explain(err);
   const body = [heading(e.title), h('p', { class: 'nhsuk-body' }, e.text)];
   if (e.action === 'sign-in') {
-    body.push(h('a', { class: 'nhsuk-button', href: '/', role: 'button', draggable: 'false' }, 'Sign in again'));
+    body.push(h('a', { class: 'nhsuk-button', href: '/?expired=1', role: 'button', draggable: 'false', id: 'sign-in-again' }, 'Sign in again'));
   } else if (e.action === 'retry') {
     body.push(button('Try again', { onclick: () => location.reload() }));
   }

@@ -3,7 +3,7 @@
 // (body: nodes) and may register work to stop when the page is left
 // (ctx.onLeave). Links on this origin are followed without reloading.
 
-import { current } from './session.js';
+import { current, clear } from './session.js';
 import { renderNav, setTitle, errorPage, loading } from './layout.js';
 import { h } from './dom.js';
 
@@ -87,6 +87,7 @@ export async function show() {
     }
   } catch (err) {
     if (!(err && err.name === 'PortalError')) console.error(err); // a defect, not an answer of the server's
+    if (err && err.status === 401) clear(); // the server no longer takes the token: the tab is signed out
     page = errorPage(err);
   }
   if (gen !== generation || !page) return; // another navigation started meanwhile

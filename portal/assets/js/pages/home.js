@@ -45,7 +45,7 @@ export async function render(ctx) {
       status,
       heading('Manage your referral'),
       ctx.query.get('signed-out') ? inset(h('p', {}, 'You have signed out.')) : null,
-      ctx.session && ctx.session.expired ? inset(h('p', {}, 'Your sign-in has ended. Sign in again to carry on.')) : null,
+      (ctx.session && ctx.session.expired) || ctx.query.get('expired') ? inset(h('p', {}, 'Your sign-in has ended. Sign in again to carry on.')) : null,
       h('p', { class: 'nhsuk-body-l' }, 'See your hospital referral, choose where to be seen, and book, change or cancel your appointment.'),
       h('h2', { class: 'nhsuk-heading-m' }, 'Sign in with your account'),
       h('p', { class: 'nhsuk-body' }, 'Use your account to see all your referrals.'),
