@@ -44,7 +44,8 @@ type staffFixture struct {
 // serve --demo: the call-centre agent (find a patient, book, reschedule,
 // cancel for them, raise a slot issue), the provider (worklists, a
 // referral with its attachment, accept, reject, redirect, book, schedule
-// utilisation) and the commissioner (charts with tables and CSV), each
+// utilisation), the referrer (the rejection on its worklist) and the
+// commissioner (charts with tables and CSV), each
 // signing in through the development server's staff page; axe-core on
 // every page, one journey by keyboard alone. Screenshots go to
 // test/portal/screenshots/staff. Skipped as TestPortalBrowser is.

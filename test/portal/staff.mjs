@@ -246,6 +246,18 @@ test('provider: worklists, a referral with its letter, reject, accept, redirect,
   await page.context().close();
 });
 
+test('referrer: the rejected worklist shows the provider\'s rejection with its reason', async () => {
+  const page = await newPage('referrer');
+  await signInAsStaff(page, 'demo-gp', /\/staff\/worklists$/);
+  await page.click('a[href="/staff/worklists?list=rejected"]');
+  await page.waitForSelector('#worklist');
+  const t = await text(page);
+  expect(t.includes(fx.review[0].UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the rejected referral is not on the referrer\'s worklist');
+  expect(t.includes('topical treatment'), 'the rejection\'s reason is not shown');
+  await step(page, 'gp-rejected');
+  await page.context().close();
+});
+
 test('commissioner: charts with tables and CSV downloads', async () => {
   const page = await newPage('commissioner');
   await signInAsStaff(page, 'demo-commissioner', /\/staff\/reports$/);
