@@ -42,7 +42,7 @@ export async function render(ctx) {
   body.push(summaryList([
     ['Patient', patient ? `${patientName(patient)}, NHS number ${nhsNumber(patient)}, born ${formatDate(patient.birthDate)}` : 'Not known'],
     ['State', tag(stWords, stColour)],
-    ['Priority', sr.priority || 'routine'],
+    ['Priority', { routine: 'Routine', urgent: 'Urgent', asap: 'As soon as possible', stat: 'Immediate' }[sr.priority || 'routine'] || sr.priority],
     ['Referred', formatDate((sr.authoredOn || '').slice(0, 10))],
   ]));
   body.push(card('Referral letter', h('p', { class: 'nhsuk-body', id: 'letter-reason' }, reason(sr) || 'No reason given.'),
