@@ -10,6 +10,15 @@ const SERVICE = 'Manage your referral';
 
 /** navItems are the header's links for the tab's sign-in. */
 export function navItems(session) {
+  if (session && !session.expired && session.kind === 'staff') {
+    const byRole = {
+      'call-centre': [['/staff/find', 'Find a patient']],
+      provider: [['/staff/worklists', 'Worklists'], ['/staff/utilisation', 'Utilisation']],
+      referrer: [['/staff/worklists', 'Worklists']],
+      commissioner: [['/staff/reports', 'Reports']],
+    };
+    return [...(byRole[session.role] || []), ['/sign-out', 'Sign out']];
+  }
   if (session && !session.expired) {
     return [['/referrals', 'Your referrals'], ['/sign-out', 'Sign out']];
   }
@@ -70,7 +79,8 @@ export function errorPage(err) {
   } else if (e.action === 'retry') {
     body.push(button('Try again', { onclick: () => location.reload() }));
   }
-  body.push(h('p', { class: 'nhsuk-body' }, h('a', { href: '/referrals' }, 'Go to your referrals')));
+  const s = current();
+  body.push(h('p', { class: 'nhsuk-body' }, s && s.kind === 'staff' ? h('a', { href: '/staff' }, 'Go to your start page') : h('a', { href: '/referrals' }, 'Go to your referrals')));
   return { title: e.title, body, error: true };
 }
 

@@ -22,6 +22,17 @@ const routes = [
   ['/appointments/:id', 'appointment', true],
   ['/appointments/:id/reschedule', 'calendar', true],
   ['/appointments/:id/cancel', 'cancel', true],
+  // Staff (pages/staff-*.js): each checks the session's role.
+  ['/staff', 'staff-home', true],
+  ['/staff/find', 'staff-find', true],
+  ['/staff/patients/:patient', 'staff-patient', true],
+  ['/staff/patients/:patient/referrals/:id/services/:service', 'staff-book', true],
+  ['/staff/patients/:patient/appointments/:id/reschedule', 'staff-book', true],
+  ['/staff/patients/:patient/appointments/:id/cancel', 'staff-cancel', true],
+  ['/staff/worklists', 'staff-worklists', true],
+  ['/staff/referrals/:id', 'staff-referral', true],
+  ['/staff/utilisation', 'staff-utilisation', true],
+  ['/staff/reports', 'staff-reports', true],
 ].map(([pattern, page, auth]) => ({ pattern, page, auth, re: new RegExp('^' + pattern.replace(/:[a-z]+/g, '([^/]+)') + '/?$'), names: (pattern.match(/:[a-z]+/g) || []).map((n) => n.slice(1)) }));
 
 /** match finds the route of a path and its parameters. */

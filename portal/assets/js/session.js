@@ -7,7 +7,8 @@ const KEY = 'signpost.session';
 /**
  * current returns the tab's sign-in, or null: {token, expiresAt (ms),
  * patient (id), referral (id, when the token is limited to one referral),
- * kind ('smart' | 'ubrn')}. An expired sign-in is returned with expired
+ * kind ('smart' | 'ubrn' | 'staff'); staff have role, org and user instead
+ * of patient}. An expired sign-in is returned with expired
  * set, so the page can say so.
  */
 export function current() {
@@ -23,8 +24,9 @@ export function current() {
 }
 
 /** save records a new sign-in. */
-export function save({ token, expiresIn, patient, referral, kind }) {
+export function save({ token, expiresIn, patient, referral, kind, role, org, user }) {
   const s = { token, expiresAt: Date.now() + (Number(expiresIn) || 3600) * 1000, patient, referral: referral || null, kind };
+  if (kind === 'staff') Object.assign(s, { role, org, user }); // staff: the token's role, ODS code and Practitioner
   sessionStorage.setItem(KEY, JSON.stringify(s));
   return s;
 }

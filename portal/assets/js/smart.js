@@ -13,6 +13,23 @@ const PKCE_KEY = 'signpost.pkce';
 /** The scopes the patient portal asks for. */
 export const PATIENT_SCOPES = 'openid fhirUser launch/patient patient/*.cruds';
 
+/**
+ * The scopes staff ask for: user/ scopes and no launch/patient, so the
+ * issuer signs in a member of staff (the development server's staff
+ * page), narrowing them to what the user's role may have.
+ */
+export const STAFF_SCOPES = 'openid fhirUser user/*.cruds';
+
+/** claims reads a JWT's payload (unverified: for display and routing only; the API checks the token). */
+export function claims(jwt) {
+  try {
+    const b = (jwt || '').split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(decodeURIComponent(escape(atob(b + '='.repeat((4 - (b.length % 4)) % 4)))));
+  } catch {
+    return {};
+  }
+}
+
 function base64url(bytes) {
   let s = '';
   for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
@@ -43,7 +60,7 @@ export async function signIn(returnTo = '/referrals', scope = PATIENT_SCOPES) {
   const verifier = randomString(48);
   const challenge = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
   const state = randomString(24);
-  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ state, verifier, returnTo, tokenEndpoint: cfg.token_endpoint }));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ state, verifier, returnTo, tokenEndpoint: cfg.token_endpoint, staff: scope === STAFF_SCOPES }));
   const q = new URLSearchParams({
     response_type: 'code', client_id: clientId, redirect_uri: redirectURI, scope, state,
     code_challenge: challenge, code_challenge_method: 'S256', aud: audience,
@@ -83,8 +100,15 @@ export async function completeSignIn(search) {
   if (!resp.ok || !tok.access_token) {
     throw new SignInError('Signing in did not work: ' + (tok.error_description || tok.error || 'the authorisation server refused'));
   }
+  if (pending.staff) {
+    if (tok.patient) throw new SignInError('This sign-in is for a patient. Patients sign in on the start page.');
+    const c = { ...claims(tok.id_token), ...claims(tok.access_token) };
+    if (!c.role || c.role === 'patient') throw new SignInError('This sign-in has no staff role. Ask your administrator for access.');
+    save({ token: tok.access_token, expiresIn: tok.expires_in, kind: 'staff', role: c.role, org: c.org || '', user: c.fhirUser || c.sub || '' });
+    return pending.returnTo || '/staff';
+  }
   if (!tok.patient) {
-    throw new SignInError('This sign-in is not for a patient. Staff sign in through the staff pages.');
+    throw new SignInError('This sign-in is not for a patient. Staff sign in with "Sign in as staff".');
   }
   save({ token: tok.access_token, expiresIn: tok.expires_in, patient: tok.patient, kind: 'smart' });
   return pending.returnTo || '/referrals';

@@ -12,8 +12,13 @@ import { loadReferral, ubrn, UBRN_SYSTEM, readCached, serviceOf, place, addressL
 
 const WEEKS = 6;
 
+// ctx may carry, for staff booking on a patient's behalf (staff-book.js):
+// patient (the patient's id, else the session's), rescheduling, reason()
+// (the reason to record for a change), back ([href, text]), done(appt)
+// (after a change) and holdQuery (added to the hold page's path).
 export async function render(ctx) {
-  const rescheduling = ctx.pathname.startsWith('/appointments/');
+  const rescheduling = ctx.rescheduling !== undefined ? ctx.rescheduling : ctx.pathname.startsWith('/appointments/');
+  const patient = ctx.patient || ctx.session.patient;
   let referralId;
   let serviceRef;
   let current = null;
@@ -30,7 +35,7 @@ export async function render(ctx) {
   const service = await readCached(serviceRef);
   const loc = await place(service);
   const root = h('div', {});
-  const back = rescheduling ? backLink('/appointments/' + encodeURIComponent(current.id), 'Back to your appointment')
+  const back = ctx.back ? backLink(...ctx.back) : rescheduling ? backLink('/appointments/' + encodeURIComponent(current.id), 'Back to your appointment')
     : backLink(`/referrals/${encodeURIComponent(referralId)}/shortlist`, 'Back to the services');
   const title = rescheduling ? 'Choose a new time' : 'Choose a time';
 
@@ -49,7 +54,7 @@ export async function render(ctx) {
     const end = new Date(start.getTime() + WEEKS * 7 * 86400000);
     const found = await operation('Appointment/$find', [
       ['healthcare-service', { valueReference: { reference: serviceRef } }],
-      ['patient-reference', { valueReference: { reference: 'Patient/' + ctx.session.patient } }],
+      ['patient-reference', { valueReference: { reference: 'Patient/' + patient } }],
       ['referral-identifier', { valueIdentifier: { system: UBRN_SYSTEM, value: ubrn(sr) } }],
       ['start', { valueDateTime: start.toISOString().replace(/\.\d+Z$/, 'Z') }],
       ['end', { valueDateTime: end.toISOString().replace(/\.\d+Z$/, 'Z') }],
@@ -98,14 +103,15 @@ export async function render(ctx) {
       if (rescheduling) {
         const out = await operation(`Appointment/${encodeURIComponent(current.id)}/$reschedule`, [
           ...(proposal.slot || []).map((s) => ['slot', { valueReference: { reference: s.reference } }]),
-          ['reason', { valueString: 'Changed by the patient online' }],
+          ['reason', { valueString: ctx.reason ? ctx.reason() : 'Changed by the patient online' }],
         ], { idempotent: true });
         const appt = bundleParts(out).matches.find((r) => r.resourceType === 'Appointment' && r.status === 'booked');
-        ctx.navigate('/appointments/' + encodeURIComponent(appt.id) + '?changed=1');
+        if (ctx.done) ctx.done(appt);
+        else ctx.navigate('/appointments/' + encodeURIComponent(appt.id) + '?changed=1');
       } else {
         const out = await operation('Appointment/$hold', [['appointment-reference', { valueReference: { reference: 'Appointment/' + proposal.id } }]], { idempotent: true });
         const held = bundleParts(out).matches.find((r) => r.resourceType === 'Appointment');
-        ctx.navigate('/holds/' + encodeURIComponent(held.id));
+        ctx.navigate('/holds/' + encodeURIComponent(held.id) + (ctx.holdQuery || ''));
       }
     } catch (err) {
       await draw(err);

@@ -13,7 +13,9 @@ export async function render(ctx) {
   const svcRef = serviceOf(appt);
   const service = svcRef ? await readCached(svcRef) : { name: 'Service' };
   const loc = await place(service);
-  const chooseAgain = `/referrals/${encodeURIComponent(referral)}/services/${encodeURIComponent(svcRef.split('/')[1] || '')}`;
+  // ?for=<patient>: staff holding a time for a patient (staff-book.js).
+  const forPatient = ctx.query.get('for');
+  const chooseAgain = forPatient ? `/staff/patients/${encodeURIComponent(forPatient)}/referrals/${encodeURIComponent(referral)}/services/${encodeURIComponent(svcRef.split('/')[1] || '')}` : `/referrals/${encodeURIComponent(referral)}/services/${encodeURIComponent(svcRef.split('/')[1] || '')}`;
   if (appt.status === 'booked') {
     ctx.navigate('/appointments/' + encodeURIComponent(appt.id), { replace: true });
     return null;
@@ -52,7 +54,7 @@ export async function render(ctx) {
         const out = await operation('Appointment/$book', [['appointment-reference', { valueReference: { reference: 'Appointment/' + appt.id } }]], { idempotent: true });
         const booked = bundleParts(out).matches.find((r) => r.resourceType === 'Appointment');
         clearInterval(timer);
-        ctx.navigate('/appointments/' + encodeURIComponent(booked.id) + '?booked=1', { replace: true });
+        ctx.navigate(forPatient ? `/staff/patients/${encodeURIComponent(forPatient)}?booked=${encodeURIComponent(booked.id)}` : '/appointments/' + encodeURIComponent(booked.id) + '?booked=1', { replace: true });
       } catch (err) {
         confirm.disabled = false;
         const e = err.code === 'BOOKING_QUESTIONNAIRE_REQUIRED' ? [[`/referrals/${encodeURIComponent(referral)}`, 'Go to your referral to answer the questions']] : [[chooseAgain, 'Choose another time']];

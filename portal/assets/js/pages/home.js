@@ -4,12 +4,12 @@
 
 import { h, button, inset } from '../dom.js';
 import { heading, errorSummary } from '../layout.js';
-import { signIn } from '../smart.js';
+import { signIn, STAFF_SCOPES } from '../smart.js';
 
 export async function render(ctx) {
   const next = safeNext(ctx.query.get('next'));
   if (ctx.session && !ctx.session.expired) {
-    ctx.navigate(next || '/referrals', { replace: true });
+    ctx.navigate(next || (ctx.session.kind === 'staff' ? '/staff' : '/referrals'), { replace: true });
     return null;
   }
   const status = h('div', {});
@@ -21,6 +21,19 @@ export async function render(ctx) {
         await signIn(next || '/referrals');
       } catch (err) {
         start.disabled = false;
+        status.replaceChildren(errorSummary({ title: 'Signing in did not start', text: err.message || 'Try again.' }));
+        status.firstChild.focus();
+      }
+    },
+  });
+  const staff = button('Sign in as staff', {
+    id: 'sign-in-staff', secondary: true,
+    onclick: async () => {
+      staff.disabled = true;
+      try {
+        await signIn(next && next.startsWith('/staff') ? next : '/staff', STAFF_SCOPES);
+      } catch (err) {
+        staff.disabled = false;
         status.replaceChildren(errorSummary({ title: 'Signing in did not start', text: err.message || 'Try again.' }));
         status.firstChild.focus();
       }
@@ -40,6 +53,9 @@ export async function render(ctx) {
       h('h2', { class: 'nhsuk-heading-m' }, 'Or use your booking reference'),
       h('p', { class: 'nhsuk-body' }, 'Your GP practice gave you a booking reference number and an access code, in a letter or a text message.'),
       h('p', { class: 'nhsuk-body' }, h('a', { href: '/sign-in/ubrn', id: 'ubrn-link' }, 'Use your booking reference number and access code')),
+      h('h2', { class: 'nhsuk-heading-m' }, 'NHS staff'),
+      h('p', { class: 'nhsuk-body' }, 'Call-centre agents, providers and commissioners sign in with their work account.'),
+      staff,
     ],
   };
 }

@@ -1,0 +1,344 @@
+// The portal's staff browser tests: the call-centre agent, the provider
+// and the commissioner, each signing in through the development server's
+// staff page, in Debian's chromium (playwright-core) at 375 px wide, with
+// axe-core on every page, a screenshot per step and one journey by the
+// keyboard alone. Run by cmd/signpost/portal_staff_test.go
+// (TestPortalStaffBrowser), which starts `signpost serve --demo`, makes
+// the fixture through the FHIR API and passes it as PORTAL_FIXTURE.
+import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
+import { mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
+const shots = fx.screenshots;
+rmSync(shots, { recursive: true, force: true });
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox'] });
+const problems = [];
+let shotCount = 0;
+const audited = new Set();
+
+function expect(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function newPage(label) {
+  const context = await browser.newContext({ viewport: { width: 375, height: 812 }, baseURL: fx.base, reducedMotion: 'reduce', acceptDownloads: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of (401|404|409|422|429)/.test(m.text())) problems.push(`${label}: console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  return page;
+}
+
+async function ready(page) {
+  await page.waitForFunction(() => document.querySelector('#maincontent h1') && !document.querySelector('#maincontent [role=status]'));
+}
+
+async function audit(page, label) {
+  // One audit per page template, and per template showing an error.
+  const key = new URL(page.url()).pathname.replace(/\/[0-9a-f-]{20,}|\/demo-[a-z0-9-]+/g, '/:id') + '|' + (await page.locator('.nhsuk-error-summary').count());
+  if (audited.has(key)) return;
+  audited.add(key);
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  for (const v of r.violations) {
+    if (v.impact === 'serious' || v.impact === 'critical') {
+      problems.push(`axe ${v.impact} on ${page.url()} (${label}): ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
+    }
+  }
+}
+
+async function step(page, name) {
+  await ready(page);
+  await audit(page, name);
+  shotCount++;
+  if (process.env.PORTAL_TIMING) { console.log(`  ${name}: ${Date.now() - tStep} ms`); tStep = Date.now(); }
+  await page.screenshot({ path: join(shots, `${String(shotCount).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+
+async function text(page) {
+  return page.evaluate(() => document.querySelector('#maincontent').innerText);
+}
+
+// signInAsStaff signs in through the portal's "Sign in as staff" and the
+// development server's staff page, choosing the demo user by id.
+async function signInAsStaff(page, user, home) {
+  await page.goto('/');
+  await ready(page);
+  await page.click('#sign-in-staff');
+  await page.waitForURL(/\/auth\/staff/);
+  await page.check('#user-' + user);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(home);
+  await ready(page);
+}
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test('call centre: find a patient, book, reschedule and cancel for them, raise a slot issue', async () => {
+  const page = await newPage('call-centre');
+  await signInAsStaff(page, 'demo-call-centre', /\/staff\/find$/);
+  expect(await page.evaluate(() => !localStorage.length), 'something was put in local storage');
+  await step(page, 'cc-find');
+  // Mistakes in plain words.
+  await page.fill('#nhs-number', '12345');
+  await page.click('#find-by-nhs');
+  await page.waitForSelector('.nhsuk-error-summary');
+  expect((await text(page)).includes('Enter the 10-digit NHS number'), 'no plain-words error for a short NHS number');
+  await step(page, 'cc-find-error');
+  await page.fill('#nhs-number', fx.patient.NHSNumber);
+  const [y, m, d] = fx.patient.BirthDate.split('-');
+  await page.fill('#dob-day', d);
+  await page.fill('#dob-month', m);
+  await page.fill('#dob-year', String(Number(y) + 1));
+  await page.click('#find-by-nhs');
+  await page.waitForFunction(() => /No patient found/.test(document.body.innerText));
+  await page.fill('#dob-year', y);
+  await page.click('#find-by-nhs');
+  await page.waitForURL(/\/staff\/patients\/demo-patient-001$/);
+  await ready(page);
+  let t = await text(page);
+  expect(t.includes(fx.patient.Name), 'the patient page does not name the patient');
+  expect(t.includes(fx.book.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the referral to book is not listed');
+  await step(page, 'cc-patient');
+
+  // Book: choose a service from the shortlist, a time, confirm.
+  await page.click(`#referral-${fx.book.ID} a.nhsuk-button`);
+  await page.waitForSelector('#staff-shortlist a');
+  await step(page, 'cc-choose-service');
+  await page.click('#staff-shortlist a');
+  await page.waitForSelector('#calendar .portal-time');
+  await step(page, 'cc-calendar');
+  await page.locator('#calendar .portal-time').first().click();
+  await page.waitForURL(/\/holds\/[^/]+\?for=demo-patient-001$/);
+  await step(page, 'cc-hold');
+  await page.click('#confirm-booking');
+  await page.waitForURL(/\/staff\/patients\/demo-patient-001\?booked=/);
+  await page.waitForSelector('#confirmation');
+  t = await text(page);
+  expect(t.includes('Appointment booked'), 'no booking confirmation');
+  await step(page, 'cc-booked');
+
+  // Reschedule with a reason.
+  await page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Reschedule' }).click();
+  await page.waitForSelector('#calendar .portal-time');
+  await page.selectOption('#change-reason', { index: 1 });
+  await step(page, 'cc-reschedule');
+  await page.locator('#calendar .portal-time').nth(1).click();
+  await page.waitForURL(/\?changed=1$/);
+  await page.waitForSelector('#confirmation');
+  await step(page, 'cc-changed');
+
+  // Cancel with a reason: "Another reason" needs the details.
+  await page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Cancel' }).click();
+  await page.waitForSelector('#cancel-form');
+  await page.check('#reason-3');
+  await page.click('#confirm-cancel');
+  await page.waitForSelector('.nhsuk-error-summary');
+  await step(page, 'cc-cancel-error');
+  await page.fill('#reason-detail', 'Moving away from the area');
+  await page.click('#confirm-cancel');
+  await page.waitForURL(/\?cancelled=1$/);
+  await page.waitForSelector('#confirmation');
+  await step(page, 'cc-cancelled');
+  expect(!(await page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Reschedule' }).count()), 'the cancelled appointment can still be changed');
+
+  // Find by UBRN and raise a slot issue.
+  await page.goto('/staff/find');
+  await ready(page);
+  await page.fill('#ubrn', fx.slotIssue.UBRN);
+  await page.click('#find-by-ubrn');
+  await page.waitForURL(new RegExp(`referral=${fx.slotIssue.ID}`));
+  await page.waitForSelector('#slot-issue-form');
+  await step(page, 'cc-by-ubrn');
+  await page.selectOption('#slot-issue-service', fx.slotIssueService);
+  await page.click('#raise-slot-issue');
+  await page.waitForURL(/\?slot-issue=1$/);
+  await page.waitForSelector('#confirmation');
+  await step(page, 'cc-slot-issue');
+  await page.context().close();
+});
+
+test('provider: worklists, a referral with its letter, reject, accept, redirect, book a slot issue, utilisation', async () => {
+  const page = await newPage('provider');
+  await signInAsStaff(page, 'demo-provider', /\/staff\/worklists$/);
+  await page.waitForSelector('#worklist');
+  let t = await text(page);
+  for (const r of fx.review) expect(t.includes(r.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), `referral ${r.UBRN} is not on the for-review worklist`);
+  await step(page, 'pr-for-review');
+
+  // Open the first: the letter, the attachment downloaded.
+  await page.click(`a[href="/staff/referrals/${fx.review[0].ID}"]`);
+  await page.waitForSelector('#decision-form');
+  await page.waitForFunction(() => document.querySelectorAll('#redirect-service option').length > 1);
+  await step(page, 'pr-referral');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#attachments a')]);
+  expect(readFileSync(await dl.path(), 'utf8') === fx.letter, 'the attachment downloaded is not the letter');
+  // Reject: needs a reason.
+  await page.check('#decision-reject');
+  await page.click('#save-decision');
+  await page.waitForSelector('.nhsuk-error-summary');
+  expect((await text(page)).includes('Say why you are rejecting'), 'no plain-words error for a rejection without a reason');
+  await step(page, 'pr-reject-error');
+  await page.fill('#decision-reason', 'Please try topical treatment for 6 weeks first');
+  await page.click('#save-decision');
+  await page.waitForURL(/\?rejected=1$/);
+  await page.waitForSelector('#confirmation');
+  await step(page, 'pr-rejected');
+
+  await page.goto(`/staff/referrals/${fx.review[1].ID}`);
+  await page.waitForSelector('#decision-form');
+  await page.click('#save-decision');
+  await page.waitForURL(/\?accepted=1$/);
+  await step(page, 'pr-accepted');
+
+  await page.goto(`/staff/referrals/${fx.review[2].ID}`);
+  await page.waitForSelector('#decision-form');
+  await page.waitForFunction(() => document.querySelectorAll('#redirect-service option').length > 1);
+  await page.check('#decision-redirect');
+  await page.selectOption('#redirect-service', { index: 1 });
+  await page.click('#save-decision');
+  await page.waitForURL(/\?redirected=1$/);
+  await step(page, 'pr-redirected');
+
+  // The worked referrals have left the for-review list.
+  await page.goto('/staff/worklists');
+  await ready(page);
+  t = await text(page);
+  for (const r of fx.review) expect(!t.includes(r.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), `referral ${r.UBRN} is still for review`);
+
+  // The call centre's slot issue: book it for the patient.
+  await page.click('a[href="/staff/worklists?list=slot-issues"]');
+  await page.waitForSelector(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
+  await step(page, 'pr-slot-issues');
+  await page.click(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
+  await page.waitForSelector('#book-for-patient');
+  await page.click('#book-for-patient');
+  // The provider books at its own service, the one the slot issue is for.
+  const own = `#staff-shortlist a[href$="/services/${fx.slotIssueService.split('/')[1]}"]`;
+  await page.waitForSelector(own);
+  await page.click(own);
+  await page.waitForSelector('#calendar .portal-time');
+  await page.locator('#calendar .portal-time').first().click();
+  await page.waitForURL(/\/holds\//);
+  await page.click('#confirm-booking');
+  await page.waitForURL(/\?booked=/);
+  await page.waitForSelector('#confirmation');
+  await step(page, 'pr-booked');
+
+  // Utilisation: booked and free slots per clinic, next two weeks.
+  await page.click('a[href="/staff/utilisation"]');
+  await page.waitForSelector('#utilisation');
+  const rows = await page.locator('#utilisation tbody tr').count();
+  expect(rows >= 2, 'the utilisation table has no clinics');
+  t = await text(page);
+  expect(/Dermatology/.test(t), 'the utilisation table has no dermatology clinic');
+  await step(page, 'pr-utilisation');
+  // A provider may not see the commissioner's reports.
+  await page.goto('/staff/reports');
+  await ready(page);
+  expect((await text(page)).includes('You cannot do this'), 'a provider was shown the reports page');
+  await page.context().close();
+});
+
+test('referrer: the rejected worklist shows the provider\'s rejection with its reason', async () => {
+  const page = await newPage('referrer');
+  await signInAsStaff(page, 'demo-gp', /\/staff\/worklists$/);
+  await page.click('a[href="/staff/worklists?list=rejected"]');
+  await page.waitForSelector('#worklist');
+  const t = await text(page);
+  expect(t.includes(fx.review[0].UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the rejected referral is not on the referrer\'s worklist');
+  expect(t.includes('topical treatment'), 'the rejection\'s reason is not shown');
+  await step(page, 'gp-rejected');
+  await page.context().close();
+});
+
+test('commissioner: charts with tables and CSV downloads', async () => {
+  const page = await newPage('commissioner');
+  await signInAsStaff(page, 'demo-commissioner', /\/staff\/reports$/);
+  if (process.env.PORTAL_TIMING) console.log(`  signed in: ${Date.now() - tStep} ms`);
+  for (const id of ['waits', 'trends', 'gaps']) {
+    await page.waitForFunction((c) => window.Chart && window.Chart.getChart(document.getElementById(c + '-chart')), id);
+  }
+  if (process.env.PORTAL_TIMING) console.log(`  charts: ${Date.now() - tStep} ms`);
+  const waitRows = await page.locator('#waits tbody tr').count();
+  expect(waitRows > 0, 'the waiting-times table is empty');
+  await step(page, 'cm-reports');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#csv-waiting-times')]);
+  const body = readFileSync(await dl.path(), 'utf8');
+  expect(body.startsWith('Service,Specialty,Days to next free slot'), 'the CSV has no header');
+  expect(body.trim().split('\r\n').length === waitRows + 1, 'the CSV and the table differ');
+  const gaps = await page.evaluate(() => document.querySelector('#gaps').innerText);
+  expect(/Rash|Dermatology|slot issues/i.test(gaps), 'the capacity gaps report says nothing');
+  await page.selectOption('#trend-by', 'practice');
+  await page.context().close();
+});
+
+test('the keyboard alone, with visible focus: the call centre finds a patient by UBRN', async () => {
+  const page = await newPage('keyboard');
+  await signInAsStaff(page, 'demo-call-centre', /\/staff\/find$/);
+  const tabTo = async (desc, match, max = 40) => {
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      const st = await page.evaluate((src) => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return { none: true };
+        const cs = getComputedStyle(el);
+        const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(0, 0, 0, 0\)|transparent/.test(cs.outlineColor);
+        const visible = outline || cs.boxShadow !== 'none' || cs.backgroundColor === 'rgb(255, 235, 59)';
+        // eslint-disable-next-line no-new-func
+        return { visible, tag: el.tagName, text: (el.innerText || el.value || el.getAttribute('aria-label') || '').slice(0, 60), hit: new Function('el', 'return ' + src)(el) };
+      }, match);
+      if (st.none) continue;
+      expect(st.visible, `focus not visible on ${st.tag} "${st.text}" while tabbing to ${desc}`);
+      if (st.hit) return;
+    }
+    throw new Error(`could not reach ${desc} with Tab`);
+  };
+  await tabTo('the UBRN field', "el.id === 'ubrn'");
+  await page.keyboard.type(fx.book.UBRN);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(new RegExp(`referral=${fx.book.ID}`));
+  await ready(page);
+  await tabTo('a service\'s free times', "el.closest && !!el.closest('#staff-shortlist') && el.tagName === 'A'");
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#calendar .portal-time');
+  await tabTo('a time', "el.classList.contains('portal-time')");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/holds\//);
+  await ready(page);
+  await tabTo('confirm', "el.id === 'confirm-booking'");
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#confirmation');
+  await step(page, 'keyboard-booked');
+  await page.context().close();
+});
+
+let passed = 0;
+let failed = 0;
+const t0 = Date.now();
+let tStep = Date.now();
+const only = process.env.PORTAL_ONLY ? new RegExp(process.env.PORTAL_ONLY) : null;
+for (const { name, fn } of tests) {
+  if (only && !only.test(name)) continue;
+  const t = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}: ${e.stack || e}`);
+  }
+}
+await browser.close();
+for (const p of problems) console.log('problem: ' + p);
+if (problems.length) failed++;
+console.log(`${shotCount} screenshots in ${shots}; ${audited.size} page states checked with axe; ${Date.now() - t0} ms`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
