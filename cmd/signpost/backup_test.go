@@ -229,7 +229,7 @@ func TestBackupDataDirectory(t *testing.T) {
 		got = append(got, f.Path)
 	}
 	// Open: no development server, so no auth directory.
-	want := []string{booking.KeyFile, "notes.txt", "other.db", "signpost.db"}
+	want := []string{booking.KeyFile, "notes.txt", "other.db", "signpost.db", "subscriptions/notification-signing-key.pem"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
