@@ -33,7 +33,7 @@ func BenchmarkAuthCost(b *testing.B) {
 						t0 := start.Add(time.Duration(i) * 15 * time.Minute)
 						seed = append(seed, map[string]any{"resourceType": "Slot", "id": fmt.Sprintf("s%d-%d", s, i), "status": "free",
 							"schedule": map[string]any{"reference": fmt.Sprintf("Schedule/sc%d", s)},
-							"start": t0.Format(time.RFC3339), "end": t0.Add(15 * time.Minute).Format(time.RFC3339)})
+							"start":    t0.Format(time.RFC3339), "end": t0.Add(15 * time.Minute).Format(time.RFC3339)})
 					}
 				}
 				apptest.Seed(b, a, seed...)
