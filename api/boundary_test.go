@@ -752,3 +752,34 @@ func TestBoundaryJourneys(t *testing.T) {
 	s.must(request{path: "ServiceRequest/sr-alice", header: prov2}, 200)
 	s.must(request{path: "ServiceRequest/sr-alice", header: prov1}, 404)
 }
+
+// TestProviderReachesReferralItOwns: a referral that names no service,
+// whose workflow Task a provider's service owns (a slot issue raised for
+// the service the patient wanted), is the provider's to read and find;
+// another provider, and a practice that did not send it, do not see it.
+func TestProviderReachesReferralItOwns(t *testing.T) {
+	s := newBoundaryServer(t)
+	seedMaps(t, s.app, []map[string]any{
+		{"resourceType": "ServiceRequest", "id": "sr-open", "status": "active", "intent": "order", "priority": "routine",
+			"subject": ref("Patient/pat-bob"), "requester": ref("Organization/org-gp-b"),
+			"authoredOn": "2030-01-01T09:00:00Z", "note": []any{map[string]any{"text": "SECRET-OPEN"}}},
+		{"resourceType": "Task", "id": "task-open", "status": "ready", "intent": "order",
+			"code":           map[string]any{"coding": []any{map[string]any{"system": referral.TaskCodeSystem, "code": referral.TaskCode}}},
+			"businessStatus": map[string]any{"coding": []any{map[string]any{"system": referral.StateSystem, "code": "slot-issue"}}},
+			"focus":          ref("ServiceRequest/sr-open"), "for": ref("Patient/pat-bob"), "requester": ref("Organization/org-gp-b"),
+			"owner": ref("HealthcareService/hs-1")},
+	})
+	for _, tc := range []struct {
+		who    string
+		status int
+	}{{"prov-1", 200}, {"prov-2", 404}, {"gp-a", 404}, {"gp-b", 200}} {
+		got := s.do(request{path: "ServiceRequest/sr-open", header: bearer(s.tokens[tc.who])})
+		if got.status != tc.status {
+			t.Errorf("%s reads the referral: %d, want %d: %s", tc.who, got.status, tc.status, got.body)
+		}
+		found := s.must(request{path: "ServiceRequest?_id=sr-open", header: bearer(s.tokens[tc.who])}, 200)
+		if bytes.Contains(found.body, []byte("SECRET-OPEN")) != (tc.status == 200) {
+			t.Errorf("%s's search: %s", tc.who, found.body)
+		}
+	}
+}

@@ -36,7 +36,8 @@ const odsSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 // and includes), reads, history and writes. A referrer or provider
 // reaches:
 //   - the referrals (ServiceRequest, Task) its organisation sent (a
-//     referrer) or received (a provider: performer or owner);
+//     referrer) or received (a provider: performer or owner, and the
+//     ServiceRequest whose Task it owns);
 //   - the appointments at its services, locations or schedules (a
 //     provider), or based on its referrals or of patients registered with
 //     it (a referrer), and the responses to those appointments;
@@ -117,6 +118,13 @@ func (r reach) of(typ string) search.Expr {
 	case "ServiceRequest", "Task":
 		if r.role == auth.RoleReferrer {
 			return r.refs(referralTypes[typ].sender)
+		}
+		if typ == "ServiceRequest" {
+			// Received: named its performer, or given its workflow Task
+			// (a slot issue raised for a referral that named no service
+			// goes to the service the patient wanted).
+			return search.Or{r.refs(referralTypes[typ].receiver),
+				search.Has{Type: "Task", Param: "focus", Filter: r.refs(referralTypes["Task"].receiver)}}
 		}
 		return r.refs(referralTypes[typ].receiver)
 	case "Appointment":
