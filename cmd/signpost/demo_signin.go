@@ -105,4 +105,8 @@ func printDemoSignIns(out io.Writer, a *app.App) {
 	}
 	fmt.Fprintf(out, "  %-14s curl -H \"Authorization: Bearer $GP_TOKEN\" '%s/HealthcareService?near=51.07|-1.79|10|km'\n", "then:", a.Config.BaseURL)
 	fmt.Fprintln(out, "  (from a source checkout, \"go run ./cmd/signpost token …\" does the same as \"signpost token …\")")
+	if a.Config.Portal {
+		root := strings.TrimSuffix(a.Config.BaseURL, "/fhir")
+		fmt.Fprintf(out, "portal: %s/ in a browser (patients: \"Sign in\" and pick a demo patient; staff: \"Sign in as staff\"); API reference: %s/api/\n", root, root)
+	}
 }

@@ -75,6 +75,7 @@ func TestDemoSignIns(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
+	a.Config.Portal = true // as serve runs it: the sign-ins name the portal
 	if err := loadDemo(ctx, a, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +88,7 @@ func TestDemoSignIns(t *testing.T) {
 		"COMMISSIONER_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client commissioner --scope user/HealthcareService.rs)",
 		"GP_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client gp-system --scope 'system/*.cruds')",
 		"PATIENT_TOKEN=$(signpost token --data " + shellQuote(a.Config.Data) + " --client patient-app --patient demo-patient-001 --scope 'patient/*.cruds')",
+		"portal: " + strings.TrimSuffix(a.Config.BaseURL, "/fhir") + "/ in a browser", "API reference: " + strings.TrimSuffix(a.Config.BaseURL, "/fhir") + "/api/",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo sign-ins do not say %q:\n%s", want, out.String())
