@@ -162,17 +162,23 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// undo releases what New started, in reverse, when a later step fails.
+	undo := []func(){func() { st.Close() }}
+	fail := func(err error) (*App, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
 	rp := write.New(st, reg)
 	rp.SetOrder(RuleOrder())
 	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	signer, err := notificationSigner(cfg)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	m := newMetrics()
 	m.observeStore(st)
@@ -184,9 +190,9 @@ func New(cfg Config) (*App, error) {
 	var middleware []gin.HandlerFunc
 	if cfg.OTLPEndpoint != "" {
 		if a.stopTracing, err = startTracing(context.Background(), cfg.OTLPEndpoint); err != nil {
-			st.Close()
-			return nil, err
+			return fail(err)
 		}
+		undo = append(undo, func() { _ = a.stopTracing(context.Background()) })
 		middleware = append(middleware, traceRequests)
 	}
 	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
@@ -195,16 +201,14 @@ func New(cfg Config) (*App, error) {
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
-			st.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	// Domain packages register their rules and operations here.
 	a.Booking, err = booking.New(booking.Config{Data: cfg.Data, BaseURL: cfg.BaseURL, Location: loc, HoldFor: cfg.HoldFor,
 		Logger: cfg.Logger, Validator: val, Observer: m}, rp, reg)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	for _, op := range a.Booking.Operations() {
 		srv.AddOperation(op)
@@ -216,8 +220,7 @@ func New(cfg Config) (*App, error) {
 		// become derived values, once (see Directory.Adopt).
 		n, err := a.Directory.Adopt(write.AsServer(context.Background()))
 		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("adopting waiting times: %w", err)
+			return fail(fmt.Errorf("adopting waiting times: %w", err))
 		}
 		if n > 0 {
 			cfg.Logger.Info("waiting times recomputed beside their services", "services", n)
@@ -237,35 +240,24 @@ func New(cfg Config) (*App, error) {
 	}
 	stopBulk, err := a.startBulk(context.Background())
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, stopBulk)
 	stopSubs, err := a.startSubscriptions(signer, types.Writable)
 	if err != nil {
-		stopBulk()
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, stopSubs)
 	reminder.RegisterRule(rp, reg) // pending reminders of cancelled or moved appointments are withdrawn
 	if err := a.startReminders(); err != nil {
-		stopSubs()
-		stopBulk()
-		st.Close()
-		return nil, fmt.Errorf("reminders: %w", err)
+		return fail(fmt.Errorf("reminders: %w", err))
 	}
+	undo = append(undo, a.Reminders.close)
 	if err := a.startOffers(); err != nil {
-		a.Reminders.close()
-		stopSubs()
-		stopBulk()
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := a.startAdapters(); err != nil {
-		a.Reminders.close()
-		stopSubs()
-		stopBulk()
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	a.collectState()
 	ctx, cancel := context.WithCancel(write.AsServer(context.Background()))
