@@ -23,7 +23,7 @@ export async function render(ctx) {
   }
   // Staff booking on the patient's behalf are told whose time it is, not
   // "your" appointment.
-  const who = forPatient ? patientName(await read('Patient', forPatient)) : '';
+  const who = forPatient ? await read('Patient', forPatient).then(patientName, () => 'the patient') : '';
   const title = forPatient ? `Confirm the appointment for ${who}` : 'Confirm your appointment';
   if (appt.status !== 'pending') {
     return { title: 'This time is no longer held', body: [heading('This time is no longer held'),
