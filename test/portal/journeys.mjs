@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { keyboard } from './keyboard.mjs';
 
 const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
 const shots = fx.screenshots;
@@ -183,41 +184,44 @@ test('book: referral, shortlist, booking questions, calendar, hold with countdow
   expect(t.includes(when.split(' on ')[0]) && t.includes('How to get there') && (await page.locator('#appointment-address').innerText()).length > 10, 'the confirmation lacks the time or how to get there');
 });
 
-test('reschedule the booked appointment', async () => {
+test('reschedule the booked appointment, by keyboard', async () => {
   const page = bookPage;
-  await page.click('#reschedule');
+  const kb = keyboard(page, expect);
+  await kb.press('#reschedule', 'change the appointment');
   await page.waitForURL(/\/reschedule$/);
   await step(page, 'reschedule');
-  await page.locator('.portal-time').nth(1).click();
+  await kb.press(page.locator('.portal-time').nth(1), 'the second free time');
   await page.waitForSelector('#confirmation');
   await step(page, 'rescheduled');
   expect((await text(page)).includes('Appointment changed'), 'no confirmation of the change');
 });
 
-test('cancel the appointment', async () => {
+test('cancel the appointment, by keyboard', async () => {
   const page = bookPage;
-  await page.click('#cancel');
+  const kb = keyboard(page, expect);
+  await kb.press('#cancel', 'cancel the appointment');
   await page.waitForURL(/\/cancel$/);
   await step(page, 'cancel');
-  await page.getByLabel('I no longer need the appointment').check();
-  await page.click('#confirm-cancel');
+  await kb.check(page.getByLabel('I no longer need the appointment'), 'the reason');
+  await kb.press('#confirm-cancel', 'confirm the cancellation');
   await page.waitForURL(/cancelled=1/);
   await step(page, 'cancelled');
   const t = await text(page);
   expect(t.includes('has been cancelled') && t.includes('Ready to book') && t.includes('Cancelled'), 'the referral does not show the cancellation');
 });
 
-test('answer the experience questionnaire after an appointment', async () => {
+test('answer the experience questionnaire after an appointment, by keyboard', async () => {
   const page = bookPage;
+  const kb = keyboard(page, expect);
   await page.goto('/referrals/' + fx.seen.ID);
   await ready(page);
-  await page.getByRole('link', { name: 'How was your appointment?' }).click();
+  await kb.press(page.getByRole('link', { name: 'How was your appointment?' }), 'the experience questionnaire');
   await page.waitForURL(/\/questionnaires\//);
   await step(page, 'experience');
-  await page.getByLabel('5', { exact: true }).check();
-  await page.getByLabel('Yes').check();
-  await page.getByLabel('Tell us why (optional)').fill('Seen on time, clear advice.');
-  await page.click('#save-answers');
+  await kb.check(page.getByLabel('5', { exact: true }), 'the rating 5');
+  await kb.check(page.getByLabel('Yes'), 'yes');
+  await kb.fill(page.getByLabel('Tell us why (optional)'), 'Seen on time, clear advice.', 'why');
+  await kb.press('#save-answers', 'save the answers');
   await page.waitForURL(/answered=1/);
   await step(page, 'experience-saved');
   expect((await text(page)).includes('Your answers have been saved'), 'no thanks for the answers');
@@ -225,29 +229,30 @@ test('answer the experience questionnaire after an appointment', async () => {
   await page.context().close();
 });
 
-test('sign in with UBRN, access code and birth date; mistakes in plain words', async () => {
+test('sign in with UBRN, access code and birth date, by keyboard; mistakes in plain words', async () => {
   const page = await newPage('ubrn');
+  const kb = keyboard(page, expect);
   await page.goto('/');
   await ready(page);
-  await page.click('#ubrn-link');
+  await kb.press('#ubrn-link', 'the UBRN sign-in link');
   await page.waitForURL(/\/sign-in\/ubrn$/);
   await step(page, 'ubrn');
-  await page.click('#ubrn-continue');
+  await kb.press('#ubrn-continue', 'continue');
   await page.waitForSelector('.nhsuk-error-summary');
   expect((await page.locator('.nhsuk-error-summary li').count()) === 3, 'three problems expected for an empty form');
   const r = fx.ubrnAccess;
   const [y, m, d] = r.BirthDate.split('-');
-  await page.fill('#ubrn', ubrnText(r.UBRN));
-  await page.fill('#access-code', 'AAAA-BBBB-CCCC');
-  await page.fill('#dob-day', d);
-  await page.fill('#dob-month', m);
-  await page.fill('#dob-year', y);
-  await page.click('#ubrn-continue');
+  await kb.fill('#ubrn', ubrnText(r.UBRN), 'the UBRN');
+  await kb.fill('#access-code', 'AAAA-BBBB-CCCC', 'the access code');
+  await kb.fill('#dob-day', d, 'the day');
+  await kb.fill('#dob-month', m, 'the month');
+  await kb.fill('#dob-year', y, 'the year');
+  await kb.press('#ubrn-continue', 'continue');
   await page.getByText('We could not find your referral').waitFor();
   await step(page, 'ubrn-wrong');
   expect(!(await text(page)).includes('resourceType'), 'a raw OperationOutcome is shown');
-  await page.fill('#access-code', r.Code);
-  await page.click('#ubrn-continue');
+  await kb.fill('#access-code', r.Code, 'the access code');
+  await kb.press('#ubrn-continue', 'continue');
   await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
   await step(page, 'ubrn-referral');
   expect((await text(page)).includes(ubrnText(r.UBRN)), 'the UBRN sign-in does not show the referral');
@@ -308,58 +313,40 @@ test('the keyboard alone, with visible focus: sign in with a UBRN and book', asy
   const page = await newPage('keyboard');
   await page.goto('/');
   await ready(page);
-  // tabTo presses Tab until match(activeElement) holds, checking that
-  // every element focused on the way shows its focus.
-  const tabTo = async (desc, match, max = 40) => {
-    for (let i = 0; i < max; i++) {
-      await page.keyboard.press('Tab');
-      const st = await page.evaluate((src) => {
-        const el = document.activeElement;
-        if (!el || el === document.body) return { none: true };
-        const cs = getComputedStyle(el);
-        const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(0, 0, 0, 0\)|transparent/.test(cs.outlineColor);
-        const visible = outline || cs.boxShadow !== 'none' || cs.backgroundColor === 'rgb(255, 235, 59)';
-        // eslint-disable-next-line no-new-func
-        return { visible, tag: el.tagName, text: (el.innerText || el.value || el.getAttribute('aria-label') || '').slice(0, 60), hit: new Function('el', 'return ' + src)(el) };
-      }, match);
-      if (st.none) continue;
-      expect(st.visible, `focus not visible on ${st.tag} "${st.text}" while tabbing to ${desc}`);
-      if (st.hit) return;
-    }
-    throw new Error(`could not reach ${desc} with Tab`);
-  };
-  await tabTo('the UBRN sign-in link', "el.id === 'ubrn-link'");
+  const kb = keyboard(page, expect);
+  const tabTo = (desc, target) => kb.to(target, desc);
+  await tabTo('the UBRN sign-in link', '#ubrn-link');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/sign-in\/ubrn$/);
   await ready(page);
   const r = fx.ubrnAccess;
   const [y, m, d] = r.BirthDate.split('-');
-  await tabTo('the UBRN field', "el.id === 'ubrn'");
+  await tabTo('the UBRN field', '#ubrn');
   await page.keyboard.type(r.UBRN);
-  await tabTo('the access code', "el.id === 'access-code'");
+  await tabTo('the access code', '#access-code');
   await page.keyboard.type(r.Code);
-  await tabTo('the day', "el.id === 'dob-day'");
+  await tabTo('the day', '#dob-day');
   await page.keyboard.type(d);
-  await tabTo('the month', "el.id === 'dob-month'");
+  await tabTo('the month', '#dob-month');
   await page.keyboard.type(m);
-  await tabTo('the year', "el.id === 'dob-year'");
+  await tabTo('the year', '#dob-year');
   await page.keyboard.type(y);
   await page.keyboard.press('Enter');
   await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
   await ready(page);
-  await tabTo('choose where to be seen', "el.id === 'choose-service'");
+  await tabTo('choose where to be seen', '#choose-service');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/shortlist$/);
   await ready(page);
-  await tabTo('a service without booking questions', "/^Choose /.test(el.getAttribute('aria-label') || '') && !/Kingsbridge/.test(el.getAttribute('aria-label'))");
+  await tabTo('a service without booking questions', page.locator('[aria-label^="Choose "]:not([aria-label*="Kingsbridge"])'));
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/services\//);
   await ready(page);
-  await tabTo('the first free time', "el.classList.contains('portal-time')");
+  await tabTo('the first free time', '.portal-time');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/holds\//);
   await ready(page);
-  await tabTo('confirm and book', "el.id === 'confirm-booking'");
+  await tabTo('confirm and book', '#confirm-booking');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#confirmation');
   await step(page, 'keyboard-booked');

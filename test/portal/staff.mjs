@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
 import { mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { keyboard } from './keyboard.mjs';
 
 const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
 const shots = fx.screenshots;
@@ -80,26 +81,27 @@ async function signInAsStaff(page, user, home) {
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
-test('call centre: find a patient, book, reschedule and cancel for them, raise a slot issue', async () => {
+test('call centre, by keyboard: find a patient, book, reschedule and cancel for them, raise a slot issue', async () => {
   const page = await newPage('call-centre');
+  const kb = keyboard(page, expect);
   await signInAsStaff(page, 'demo-call-centre', /\/staff\/find$/);
   expect(await page.evaluate(() => !localStorage.length), 'something was put in local storage');
   await step(page, 'cc-find');
   // Mistakes in plain words.
-  await page.fill('#nhs-number', '12345');
-  await page.click('#find-by-nhs');
+  await kb.fill('#nhs-number', '12345', 'the NHS number');
+  await kb.press('#find-by-nhs', 'find by NHS number');
   await page.waitForSelector('.nhsuk-error-summary');
   expect((await text(page)).includes('Enter the 10-digit NHS number'), 'no plain-words error for a short NHS number');
   await step(page, 'cc-find-error');
-  await page.fill('#nhs-number', fx.patient.NHSNumber);
+  await kb.fill('#nhs-number', fx.patient.NHSNumber, 'the NHS number');
   const [y, m, d] = fx.patient.BirthDate.split('-');
-  await page.fill('#dob-day', d);
-  await page.fill('#dob-month', m);
-  await page.fill('#dob-year', String(Number(y) + 1));
-  await page.click('#find-by-nhs');
+  await kb.fill('#dob-day', d, 'the day');
+  await kb.fill('#dob-month', m, 'the month');
+  await kb.fill('#dob-year', String(Number(y) + 1), 'the year');
+  await kb.press('#find-by-nhs', 'find by NHS number');
   await page.waitForFunction(() => /No patient found/.test(document.body.innerText));
-  await page.fill('#dob-year', y);
-  await page.click('#find-by-nhs');
+  await kb.fill('#dob-year', y, 'the year');
+  await kb.press('#find-by-nhs', 'find by NHS number');
   await page.waitForURL(/\/staff\/patients\/demo-patient-001$/);
   await ready(page);
   let t = await text(page);
@@ -108,16 +110,17 @@ test('call centre: find a patient, book, reschedule and cancel for them, raise a
   await step(page, 'cc-patient');
 
   // Book: choose a service from the shortlist, a time, confirm.
-  await page.click(`#referral-${fx.book.ID} a.nhsuk-button`);
+  await kb.press(`#referral-${fx.book.ID} a.nhsuk-button`, 'book');
   await page.waitForSelector('#staff-shortlist a');
   await step(page, 'cc-choose-service');
-  await page.click('#staff-shortlist a');
+  await kb.press(page.locator('#staff-shortlist a').first(), 'the first service');
   await page.waitForSelector('#calendar .portal-time');
   await step(page, 'cc-calendar');
-  await page.locator('#calendar .portal-time').first().click();
+  await kb.press(page.locator('#calendar .portal-time').first(), 'the first time');
   await page.waitForURL(/\/holds\/[^/]+\?for=demo-patient-001$/);
   await step(page, 'cc-hold');
-  await page.click('#confirm-booking');
+  expect((await page.locator('h1').innerText()).includes('Confirm the appointment for ' + fx.patient.Name), 'the hold page does not say whose appointment it is');
+  await kb.press('#confirm-booking', 'confirm and book');
   await page.waitForURL(/\/staff\/patients\/demo-patient-001\?booked=/);
   await page.waitForSelector('#confirmation');
   t = await text(page);
@@ -125,24 +128,24 @@ test('call centre: find a patient, book, reschedule and cancel for them, raise a
   await step(page, 'cc-booked');
 
   // Reschedule with a reason.
-  await page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Reschedule' }).click();
+  await kb.press(page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Reschedule' }), 'reschedule');
   await page.waitForSelector('#calendar .portal-time');
-  await page.selectOption('#change-reason', { index: 1 });
+  await kb.select('#change-reason', { index: 1 }, 'the reason for the change');
   await step(page, 'cc-reschedule');
-  await page.locator('#calendar .portal-time').nth(1).click();
+  await kb.press(page.locator('#calendar .portal-time').nth(1), 'the second time');
   await page.waitForURL(/\?changed=1$/);
   await page.waitForSelector('#confirmation');
   await step(page, 'cc-changed');
 
   // Cancel with a reason: "Another reason" needs the details.
-  await page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Cancel' }).click();
+  await kb.press(page.locator(`#referral-${fx.book.ID} a`, { hasText: 'Cancel' }), 'cancel');
   await page.waitForSelector('#cancel-form');
-  await page.check('#reason-3');
-  await page.click('#confirm-cancel');
+  await kb.check('#reason-3', 'another reason');
+  await kb.press('#confirm-cancel', 'confirm the cancellation');
   await page.waitForSelector('.nhsuk-error-summary');
   await step(page, 'cc-cancel-error');
-  await page.fill('#reason-detail', 'Moving away from the area');
-  await page.click('#confirm-cancel');
+  await kb.fill('#reason-detail', 'Moving away from the area', 'the details');
+  await kb.press('#confirm-cancel', 'confirm the cancellation');
   await page.waitForURL(/\?cancelled=1$/);
   await page.waitForSelector('#confirmation');
   await step(page, 'cc-cancelled');
@@ -151,21 +154,22 @@ test('call centre: find a patient, book, reschedule and cancel for them, raise a
   // Find by UBRN and raise a slot issue.
   await page.goto('/staff/find');
   await ready(page);
-  await page.fill('#ubrn', fx.slotIssue.UBRN);
-  await page.click('#find-by-ubrn');
+  await kb.fill('#ubrn', fx.slotIssue.UBRN, 'the UBRN');
+  await kb.press('#find-by-ubrn', 'find by UBRN');
   await page.waitForURL(new RegExp(`referral=${fx.slotIssue.ID}`));
   await page.waitForSelector('#slot-issue-form');
   await step(page, 'cc-by-ubrn');
-  await page.selectOption('#slot-issue-service', fx.slotIssueService);
-  await page.click('#raise-slot-issue');
+  await kb.select('#slot-issue-service', { value: fx.slotIssueService }, 'the service wanted');
+  await kb.press('#raise-slot-issue', 'raise the slot issue');
   await page.waitForURL(/\?slot-issue=1$/);
   await page.waitForSelector('#confirmation');
   await step(page, 'cc-slot-issue');
   await page.context().close();
 });
 
-test('provider: worklists, a referral with its letter, reject, accept, redirect, book a slot issue, utilisation', async () => {
+test('provider, by keyboard: worklists, a referral with its letter, reject, accept, redirect, book a slot issue, utilisation', async () => {
   const page = await newPage('provider');
+  const kb = keyboard(page, expect);
   await signInAsStaff(page, 'demo-provider', /\/staff\/worklists$/);
   await page.waitForSelector('#worklist');
   let t = await text(page);
@@ -173,36 +177,36 @@ test('provider: worklists, a referral with its letter, reject, accept, redirect,
   await step(page, 'pr-for-review');
 
   // Open the first: the letter, the attachment downloaded.
-  await page.click(`a[href="/staff/referrals/${fx.review[0].ID}"]`);
+  await kb.press(`a[href="/staff/referrals/${fx.review[0].ID}"]`, 'the first referral');
   await page.waitForSelector('#decision-form');
   await page.waitForFunction(() => document.querySelectorAll('#redirect-service option').length > 1);
   await step(page, 'pr-referral');
-  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#attachments a')]);
+  const [dl] = await Promise.all([page.waitForEvent('download'), kb.press(page.locator('#attachments a').first(), 'the letter')]);
   expect(readFileSync(await dl.path(), 'utf8') === fx.letter, 'the attachment downloaded is not the letter');
   // Reject: needs a reason.
-  await page.check('#decision-reject');
-  await page.click('#save-decision');
+  await kb.check('#decision-reject', 'reject');
+  await kb.press('#save-decision', 'save the decision');
   await page.waitForSelector('.nhsuk-error-summary');
   expect((await text(page)).includes('Say why you are rejecting'), 'no plain-words error for a rejection without a reason');
   await step(page, 'pr-reject-error');
-  await page.fill('#decision-reason', 'Please try topical treatment for 6 weeks first');
-  await page.click('#save-decision');
+  await kb.fill('#decision-reason', 'Please try topical treatment for 6 weeks first', 'the reason');
+  await kb.press('#save-decision', 'save the decision');
   await page.waitForURL(/\?rejected=1$/);
   await page.waitForSelector('#confirmation');
   await step(page, 'pr-rejected');
 
   await page.goto(`/staff/referrals/${fx.review[1].ID}`);
   await page.waitForSelector('#decision-form');
-  await page.click('#save-decision');
+  await kb.press('#save-decision', 'save the decision (accept)');
   await page.waitForURL(/\?accepted=1$/);
   await step(page, 'pr-accepted');
 
   await page.goto(`/staff/referrals/${fx.review[2].ID}`);
   await page.waitForSelector('#decision-form');
   await page.waitForFunction(() => document.querySelectorAll('#redirect-service option').length > 1);
-  await page.check('#decision-redirect');
-  await page.selectOption('#redirect-service', { index: 1 });
-  await page.click('#save-decision');
+  await kb.check('#decision-redirect', 'redirect');
+  await kb.select('#redirect-service', { index: 1 }, 'the service to redirect to');
+  await kb.press('#save-decision', 'save the decision');
   await page.waitForURL(/\?redirected=1$/);
   await step(page, 'pr-redirected');
 
@@ -258,8 +262,9 @@ test('referrer: the rejected worklist shows the provider\'s rejection with its r
   await page.context().close();
 });
 
-test('commissioner: charts with tables and CSV downloads', async () => {
+test('commissioner: charts with tables and CSV downloads (by keyboard)', async () => {
   const page = await newPage('commissioner');
+  const kb = keyboard(page, expect);
   await signInAsStaff(page, 'demo-commissioner', /\/staff\/reports$/);
   if (process.env.PORTAL_TIMING) console.log(`  signed in: ${Date.now() - tStep} ms`);
   for (const id of ['waits', 'trends', 'gaps']) {
@@ -269,50 +274,34 @@ test('commissioner: charts with tables and CSV downloads', async () => {
   const waitRows = await page.locator('#waits tbody tr').count();
   expect(waitRows > 0, 'the waiting-times table is empty');
   await step(page, 'cm-reports');
-  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#csv-waiting-times')]);
+  const [dl] = await Promise.all([page.waitForEvent('download'), kb.press('#csv-waiting-times', 'the waiting times CSV')]);
   const body = readFileSync(await dl.path(), 'utf8');
   expect(body.startsWith('Service,Specialty,Days to next free slot'), 'the CSV has no header');
   expect(body.trim().split('\r\n').length === waitRows + 1, 'the CSV and the table differ');
   const gaps = await page.evaluate(() => document.querySelector('#gaps').innerText);
   expect(/Rash|Dermatology|slot issues/i.test(gaps), 'the capacity gaps report says nothing');
-  await page.selectOption('#trend-by', 'practice');
+  await kb.select('#trend-by', { value: 'practice' }, 'trends by practice');
   await page.context().close();
 });
 
 test('the keyboard alone, with visible focus: the call centre finds a patient by UBRN', async () => {
   const page = await newPage('keyboard');
   await signInAsStaff(page, 'demo-call-centre', /\/staff\/find$/);
-  const tabTo = async (desc, match, max = 40) => {
-    for (let i = 0; i < max; i++) {
-      await page.keyboard.press('Tab');
-      const st = await page.evaluate((src) => {
-        const el = document.activeElement;
-        if (!el || el === document.body) return { none: true };
-        const cs = getComputedStyle(el);
-        const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(0, 0, 0, 0\)|transparent/.test(cs.outlineColor);
-        const visible = outline || cs.boxShadow !== 'none' || cs.backgroundColor === 'rgb(255, 235, 59)';
-        // eslint-disable-next-line no-new-func
-        return { visible, tag: el.tagName, text: (el.innerText || el.value || el.getAttribute('aria-label') || '').slice(0, 60), hit: new Function('el', 'return ' + src)(el) };
-      }, match);
-      if (st.none) continue;
-      expect(st.visible, `focus not visible on ${st.tag} "${st.text}" while tabbing to ${desc}`);
-      if (st.hit) return;
-    }
-    throw new Error(`could not reach ${desc} with Tab`);
-  };
-  await tabTo('the UBRN field', "el.id === 'ubrn'");
+  const kb = keyboard(page, expect);
+  const tabTo = (desc, target) => kb.to(target, desc);
+  await tabTo('the UBRN field', '#ubrn');
   await page.keyboard.type(fx.book.UBRN);
   await page.keyboard.press('Enter');
   await page.waitForURL(new RegExp(`referral=${fx.book.ID}`));
   await ready(page);
-  await tabTo('a service\'s free times', "el.closest && !!el.closest('#staff-shortlist') && el.tagName === 'A'");
+  await tabTo('a service\'s free times', '#staff-shortlist a');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#calendar .portal-time');
-  await tabTo('a time', "el.classList.contains('portal-time')");
+  await tabTo('a time', '.portal-time');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/holds\//);
   await ready(page);
-  await tabTo('confirm', "el.id === 'confirm-booking'");
+  await tabTo('confirm', '#confirm-booking');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#confirmation');
   await step(page, 'keyboard-booked');

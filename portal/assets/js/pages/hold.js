@@ -6,6 +6,7 @@ import { heading, errorSummary } from '../layout.js';
 import { read, operation, bundleParts } from '../fhir.js';
 import { HOLD_EXPIRES, ext, serviceOf, readCached, place, addressLines, ubrn } from '../referral-data.js';
 import { PortalError } from '../errors.js';
+import { patientName } from './staff-common.js';
 
 export async function render(ctx) {
   const appt = await read('Appointment', ctx.params.id);
@@ -20,10 +21,13 @@ export async function render(ctx) {
     ctx.navigate('/appointments/' + encodeURIComponent(appt.id), { replace: true });
     return null;
   }
-  const title = 'Confirm your appointment';
+  // Staff booking on the patient's behalf are told whose time it is, not
+  // "your" appointment.
+  const who = forPatient ? await read('Patient', forPatient).then(patientName, () => 'the patient') : '';
+  const title = forPatient ? `Confirm the appointment for ${who}` : 'Confirm your appointment';
   if (appt.status !== 'pending') {
     return { title: 'This time is no longer held', body: [heading('This time is no longer held'),
-      h('p', { class: 'nhsuk-body' }, 'We hold a time for 5 minutes while you confirm, and that time has passed.'),
+      h('p', { class: 'nhsuk-body' }, forPatient ? 'We hold a time for 5 minutes while it is confirmed, and that time has passed.' : 'We hold a time for 5 minutes while you confirm, and that time has passed.'),
       h('a', { class: 'nhsuk-button', href: chooseAgain, draggable: 'false' }, 'Choose a time')] };
   }
   const expires = new Date((ext(appt, HOLD_EXPIRES)[0] || {}).valueInstant || (ext(appt, HOLD_EXPIRES)[0] || {}).valueDateTime || Date.now() + 300000);
@@ -69,7 +73,7 @@ export async function render(ctx) {
   return {
     title,
     body: [backLink(chooseAgain, 'Choose another time'), status, heading(title),
-      h('div', { class: 'nhsuk-warning-callout' }, h('h2', { class: 'nhsuk-warning-callout__label' }, h('span', { role: 'text' }, h('span', { class: 'nhsuk-u-visually-hidden' }, 'Important: '), 'We are holding this time for you')),
+      h('div', { class: 'nhsuk-warning-callout' }, h('h2', { class: 'nhsuk-warning-callout__label' }, h('span', { role: 'text' }, h('span', { class: 'nhsuk-u-visually-hidden' }, 'Important: '), forPatient ? `We are holding this time for ${who}` : 'We are holding this time for you')),
         h('p', {}, 'Confirm within ', clock, ' or the time will be offered to other people.', spoken)),
       summaryList([
         ['Date', formatDate(appt.start)],

@@ -65,27 +65,30 @@ export async function render(ctx) {
   return { title: 'Referral ' + formatUBRN(ubrn(sr)), body };
 }
 
-// attachmentLink downloads an attachment: inline data or a Binary read
-// with the tab's token, handed to the browser as a Blob URL.
+// attachmentLink downloads an attachment: inline data as a Blob URL made
+// now (a plain download link, for the mouse and Enter alike), or a Binary
+// read with the tab's token when the link is followed, then handed to the
+// browser as a Blob URL.
 function attachmentLink(a, d) {
   const name = a.title || d.description || 'Attachment';
   const link = h('a', { href: '#', class: 'staff-attachment' }, name);
+  const ready = (blob) => {
+    link.href = URL.createObjectURL(blob);
+    link.setAttribute('download', name);
+  };
+  if (a.data) {
+    const bin = atob(a.data);
+    ready(new Blob([Uint8Array.from(bin, (ch) => ch.charCodeAt(0))], { type: a.contentType || 'application/octet-stream' }));
+  }
   link.addEventListener('click', async (ev) => {
     if (link.getAttribute('download')) return; // ready: let the browser download it
     ev.preventDefault();
-    let blob;
-    if (a.data) {
-      const bin = atob(a.data);
-      blob = new Blob([Uint8Array.from(bin, (ch) => ch.charCodeAt(0))], { type: a.contentType || 'application/octet-stream' });
-    } else if (a.url) {
-      const path = a.url.replace(/^.*\/fhir\//, '').replace(/^\//, '');
-      const resp = await fetch(fhirBase + '/' + path, { headers: { Authorization: 'Bearer ' + (current() || {}).token, Accept: a.contentType || '*/*' }, credentials: 'omit' });
-      if (!resp.ok) { link.textContent = name + ' (could not be downloaded)'; return; }
-      blob = await resp.blob();
-    } else return;
-    link.href = URL.createObjectURL(blob);
-    link.setAttribute('download', name);
-    link.click();
+    if (!a.url) return;
+    const path = a.url.replace(/^.*\/fhir\//, '').replace(/^\//, '');
+    const resp = await fetch(fhirBase + '/' + path, { headers: { Authorization: 'Bearer ' + (current() || {}).token, Accept: a.contentType || '*/*' }, credentials: 'omit' });
+    if (!resp.ok) { link.textContent = name + ' (could not be downloaded)'; return; }
+    ready(await resp.blob());
+    link.click(); // after the await: no longer inside the click that asked for it
   });
   return h('span', {}, link, a.contentType ? h('span', { class: 'nhsuk-body-s' }, ` (${a.contentType}${a.size ? ', ' + Math.ceil(a.size / 1024) + ' KB' : ''})`) : null);
 }
