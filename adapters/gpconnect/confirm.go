@@ -457,29 +457,10 @@ func badGateway(text string) error {
 func (a *Adapter) book(ctx context.Context, b *gpBooking, practiceAppt string) (*fhir.Resource, error) {
 	var out *fhir.Resource
 	err := a.env.Writes.Update(a.env.Context(ctx), func(ctx context.Context, tx *write.Tx) error {
-		cur, err := tx.Read(ctx, "Appointment", b.id)
-		if err != nil {
-			return err
-		}
-		if booking.AwaitsConfirmation(cur.JSON) != a.env.Name {
-			return fhir.Errorf(fhir.Conflict, "conflict", "", "Appointment/%s no longer awaits the practice's confirmation (it was cancelled meanwhile)", b.id)
-		}
-		obj, err := fhir.ParseObject(cur.JSON)
-		if err != nil {
-			return err
-		}
-		obj.Set("status", "booked")
-		if err := obj.SetIdentifier(AppointmentSystem, a.localValue(practiceAppt)); err != nil {
-			return err
-		}
-		if out, _, err = tx.Put(ctx, "Appointment", b.id, obj, cur.Version); err != nil {
-			return err
-		}
-		code := http.StatusOK
-		if b.created {
-			code = http.StatusCreated
-		}
-		return tx.Remember(ctx, b.claim, write.Answer{Status: code, Type: out.Type, ID: out.ID, Version: out.Version})
+		var err error
+		out, err = booking.Accept(ctx, tx, booking.Acceptance{ID: b.id, By: a.env.Name, System: AppointmentSystem,
+			Value: a.localValue(practiceAppt), Created: b.created, Claim: b.claim, Describe: "the practice"})
+		return err
 	})
 	return out, err
 }

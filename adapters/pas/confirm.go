@@ -41,7 +41,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -398,31 +397,10 @@ func (a *Adapter) readAnswer(msg *hl7v2.Message, raw []byte) answer {
 func (a *Adapter) book(ctx context.Context, b *pasBooking, filler string) (*fhir.Resource, error) {
 	var out *fhir.Resource
 	err := a.env.Writes.Update(a.env.Context(ctx), func(ctx context.Context, tx *write.Tx) error {
-		cur, err := tx.Read(ctx, "Appointment", b.id)
-		if err != nil {
-			return err
-		}
-		if booking.AwaitsConfirmation(cur.JSON) != a.env.Name {
-			return fhir.Errorf(fhir.Conflict, "conflict", "", "Appointment/%s no longer awaits the PAS's confirmation (it was cancelled meanwhile)", b.id)
-		}
-		obj, err := fhir.ParseObject(cur.JSON)
-		if err != nil {
-			return err
-		}
-		obj.Set("status", "booked")
-		if filler != "" {
-			if err := obj.SetIdentifier(FillerSystem(a.env.Name), filler); err != nil {
-				return err
-			}
-		}
-		if out, _, err = tx.Put(ctx, "Appointment", b.id, obj, cur.Version); err != nil {
-			return err
-		}
-		code := http.StatusOK
-		if b.created {
-			code = http.StatusCreated
-		}
-		return tx.Remember(ctx, b.claim, write.Answer{Status: code, Type: out.Type, ID: out.ID, Version: out.Version})
+		var err error
+		out, err = booking.Accept(ctx, tx, booking.Acceptance{ID: b.id, By: a.env.Name, System: FillerSystem(a.env.Name),
+			Value: filler, Created: b.created, Claim: b.claim, Describe: "the PAS"})
+		return err
 	})
 	return out, err
 }

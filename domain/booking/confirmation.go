@@ -2,6 +2,7 @@ package booking
 
 import (
 	"context"
+	"net/http"
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -142,4 +143,49 @@ func newlyAwaiting(c *write.Change) bool {
 		return false
 	}
 	return c.Old == nil || AwaitsConfirmation(c.Old.JSON) == ""
+}
+
+// Acceptance is a confirming system's yes to a booking that awaits it.
+type Acceptance struct {
+	ID       string       // the Appointment
+	By       string       // the confirming system (ConfirmedBy's by)
+	System   string       // an identifier system of the system's own id of the appointment
+	Value    string       // that id; "" when the system gave none
+	Created  bool         // the booking request created the appointment (its answer was 201)
+	Claim    *write.Claim // the booking request's Idempotency-Key, if any
+	Describe string       // the system, as a refusal names it ("the PAS", "the practice")
+}
+
+// Accept books, in tx, the appointment that awaits ac.By's confirmation:
+// status booked (the booking rules make its slots busy) with the system's
+// id as an identifier, and the booking request's Idempotency-Key
+// remembers the booked appointment. An appointment that no longer awaits
+// ac.By (cancelled meanwhile) is a conflict.
+func Accept(ctx context.Context, tx *write.Tx, ac Acceptance) (*fhir.Resource, error) {
+	cur, err := tx.Read(ctx, "Appointment", ac.ID)
+	if err != nil {
+		return nil, err
+	}
+	if AwaitsConfirmation(cur.JSON) != ac.By {
+		return nil, fhir.Errorf(fhir.Conflict, "conflict", "", "Appointment/%s no longer awaits %s's confirmation (it was cancelled meanwhile)", ac.ID, ac.Describe)
+	}
+	obj, err := fhir.ParseObject(cur.JSON)
+	if err != nil {
+		return nil, err
+	}
+	obj.Set("status", "booked")
+	if ac.Value != "" {
+		if err := obj.SetIdentifier(ac.System, ac.Value); err != nil {
+			return nil, err
+		}
+	}
+	out, _, err := tx.Put(ctx, "Appointment", ac.ID, obj, cur.Version)
+	if err != nil {
+		return nil, err
+	}
+	code := http.StatusOK
+	if ac.Created {
+		code = http.StatusCreated
+	}
+	return out, tx.Remember(ctx, ac.Claim, write.Answer{Status: code, Type: out.Type, ID: out.ID, Version: out.Version})
 }
