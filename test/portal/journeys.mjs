@@ -41,7 +41,8 @@ test('sign in through the patient picker, by keyboard; a reload keeps it; sign-o
   await step(page, 'referrals');
   const t = await text(page);
   expect(t.includes(fx.patient.Name), `the referrals page does not name the patient ${fx.patient.Name}`);
-  expect((await page.locator('#referral-list > li').count()) >= 4, 'fewer than 4 referrals listed');
+  expect((await page.locator('#referral-list > li').count()) >= 5, 'fewer than 5 referrals listed (the demo\'s and the fixture\'s 4)');
+  expect(t.includes(ubrnText(fx.demo.UBRN)), 'the referral the demo county seeds for the patient is not listed');
   expect(await page.evaluate(() => localStorage.length) === 0, 'something was written to localStorage');
   expect(await page.evaluate(() => !!sessionStorage.getItem('signpost.session')), 'no sign-in in sessionStorage');
   await page.reload();

@@ -108,6 +108,7 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   await page.waitForSelector('#worklist');
   let t = await text(page);
   for (const r of fx.review) expect(t.includes(r.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), `referral ${r.UBRN} is not on the for-review worklist`);
+  expect(t.includes(fx.demoReview.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the demo county\'s booked referral is not on the for-review worklist');
   await step(page, 'pr-for-review');
 
   // Open the first: the letter, the attachment downloaded.
@@ -153,6 +154,7 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   // The call centre's slot issue: book it for the patient.
   await page.click('a[href="/staff/worklists?list=slot-issues"]');
   await page.waitForSelector(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
+  expect(await page.locator(`a[href="/staff/referrals/${fx.demoSlotIssue.ID}"]`).count() === 1, 'the demo county\'s slot issue is not on the slot-issues worklist');
   await step(page, 'pr-slot-issues');
   await page.click(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
   await page.waitForSelector('#book-for-patient');
@@ -214,6 +216,14 @@ test('commissioner: charts with tables and CSV downloads (by keyboard)', async (
   expect(body.trim().split('\r\n').length === waitRows + 1, 'the CSV and the table differ');
   const gaps = await page.evaluate(() => document.querySelector('#gaps').innerText);
   expect(/Rash|Dermatology|slot issues/i.test(gaps), 'the capacity gaps report says nothing');
+  // The demo county's referrals: several services with slot issues and
+  // with appointments, referrals over several months.
+  expect((await page.locator('#gaps tbody tr').count()) >= 4, 'the capacity gaps table has fewer than 4 services');
+  // (A cell's first child is its column's heading, for narrow screens.)
+  const months = new Set(await page.locator('#trends tbody tr').evaluateAll((trs) => trs.map((tr) => tr.cells[0].lastChild.textContent)));
+  expect(months.size >= 6, `referrals in ${months.size} months, want at least 6`);
+  const seenAt = await page.locator('#waits tbody tr').evaluateAll((trs) => trs.filter((tr) => Number(tr.cells[4].lastChild.textContent) > 0).length);
+  expect(seenAt >= 5, `appointments at ${seenAt} services, want at least 5`);
   await kb.select('#trend-by', { value: 'practice' }, 'trends by practice');
   await page.context().close();
 });
