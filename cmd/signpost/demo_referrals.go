@@ -105,7 +105,8 @@ func demoReferrals() []demoReferral {
 		practice, k := (n-1)/4, (n-1)%4
 		what := []demoCase{demoToBook, demoBooked, demoSlotIssue, demoTriage}[k]
 		female := demoPatient(n, "", 0, 0, 0)["gender"] == "female"
-		sp := demoSpecialties[(n*5+practice)%len(demoSpecialties)]
+		// Each state goes through every specialty across the practices.
+		sp := demoSpecialties[(5*practice+7*k+1)%len(demoSpecialties)]
 		if sp == gynaecology && !female {
 			sp = urology
 		}
@@ -115,7 +116,7 @@ func demoReferrals() []demoReferral {
 		out = append(out, demoReferral{id: fmt.Sprintf("demo-referral-%03d-a", n), patient: n, what: what, sp: sp,
 			why: demoReasons[sp.code][n%3], authored: 4 + (n*7)%40, kingsbridge: practice%3 == k%3})
 		if n%3 == 0 {
-			seen := demoSpecialties[(n*7+3)%len(demoSpecialties)]
+			seen := demoSpecialties[(5*(n/3)+2)%len(demoSpecialties)]
 			if seen == gynaecology && !female {
 				seen = ophthalmology
 			}
