@@ -32,18 +32,35 @@ const csrfField = "csrf"
 // it out of frames.
 const pickerCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
+// pickerPage lists the patients as one group of submit buttons, each
+// named by the patient's name, NHS number and birth date. Its inline
+// style (pickerCSP allows that and nothing else) gives every control a
+// focus indicator that shows, and the page works at 375 px wide.
 var pickerPage = template.Must(template.New("picker").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Signpost development sign-in</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}button{display:block;width:100%;margin:.3em 0;padding:.6em;text-align:left}
-.warn{background:#fdd;border:2px solid #c00;padding:.6em}</style></head>
-<body><p class="warn">Development authorisation server: not for real patient data.</p>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Choose a patient: Signpost development sign-in</title>
+<style>` + devPageStyle + `
+.patients{display:flex;flex-direction:column;gap:.4em}.patients button{display:block;width:100%;padding:.6em;text-align:left}</style></head>
+<body><main id="maincontent"><p class="warn">Development authorisation server: not for real patient data.</p>
 <h1>Choose a patient</h1><p>The app <b>{{.Client}}</b> asks to act for the patient you choose, with scopes <code>{{.Scopes}}</code>.</p>
 <form method="post"><input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="` + csrfField + `" value="{{.CSRF}}">
+<fieldset><legend>Sign in as</legend><div class="patients">
 {{range .Patients}}<button type="submit" name="patient" value="{{.ID}}">{{.Name}}{{if .NHSNumber}} &middot; NHS number {{.NHSNumber}}{{end}}{{if .BirthDate}} &middot; born {{.BirthDate}}{{end}}</button>
 {{else}}<p>There are no patients to choose from.</p>{{end}}
-</form></body></html>
+</div></fieldset></form></main></body></html>
 `))
+
+// devPageStyle is the style the development server's sign-in pages share:
+// readable at 375 px, and a focus indicator on every control (a dark
+// outline with a yellow ring) that shows on any background.
+const devPageStyle = `body{font-family:sans-serif;max-width:42em;margin:2em auto;padding:0 1em;line-height:1.4;color:#212b32}
+.warn{background:#fdd;border:2px solid #c00;padding:.6em}
+fieldset{border:1px solid #666;padding:.6em 1em;margin:1em 0}legend{font-weight:bold;padding:0 .3em}
+button{font-size:1em;cursor:pointer}
+:focus{outline:3px solid #212b32;outline-offset:2px;box-shadow:0 0 0 6px #ffeb3b}
+:focus:not(:focus-visible){outline:none;box-shadow:none}
+:focus-visible{outline:3px solid #212b32;outline-offset:2px;box-shadow:0 0 0 6px #ffeb3b}`
 
 func (h *pickerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")

@@ -34,15 +34,13 @@ type staffChoice struct {
 
 var staffPage = template.Must(template.New("staff").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Signpost development staff sign-in</title>
-<style>body{font-family:sans-serif;max-width:42em;margin:2em auto;padding:0 1em;line-height:1.4}
-.warn{background:#fdd;border:2px solid #c00;padding:.6em}
-fieldset{border:1px solid #666;padding:.6em 1em;margin:1em 0}legend{font-weight:bold;padding:0 .3em}
-.choice{display:flex;gap:.6em;align-items:flex-start;margin:.6em 0}.choice input{margin-top:.3em;width:1.2em;height:1.2em}
-.hint{display:block;color:#444;font-size:.9em}.off{color:#666}
-button{padding:.6em 1.4em;font-size:1em}:focus{outline:3px solid #fd0;outline-offset:2px}
+<title>{{if .Error}}Error: {{end}}Staff sign-in: Signpost development sign-in</title>
+<style>` + devPageStyle + `
+.choice{display:flex;gap:.6em;align-items:flex-start;margin:.6em 0}.choice input{margin-top:.3em;width:1.2em;height:1.2em;flex:none}
+.hint{display:block;color:#4c6272;font-size:.9em}.off label{color:#4c6272}
+button{padding:.6em 1.4em}
 .error{border-left:5px solid #c00;padding:.3em .8em}</style></head>
-<body><p class="warn">Development authorisation server: demo staff only, not for real patient data.</p>
+<body><main id="maincontent"><p class="warn">Development authorisation server: demo staff only, not for real patient data.</p>
 <h1>Staff sign-in</h1>
 <p>The app <b>{{.Client}}</b> asks to act for you with scopes <code>{{.Scopes}}</code>. Each user gets only what their role may have.</p>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
@@ -53,7 +51,7 @@ button{padding:.6em 1.4em;font-size:1em}:focus{outline:3px solid #fd0;outline-of
 <label for="user-{{.ID}}">{{.Name}}, {{.Job}}<span class="hint" id="hint-{{.ID}}">organisation {{.Organization}} &middot; role {{.Role}} &middot; {{if .Granted}}would be granted <code>{{range $i, $s := .Granted}}{{if $i}} {{end}}{{$s}}{{end}}</code>{{else}}none of the requested scopes is allowed for this role{{end}}</span></label></div>
 {{end}}</fieldset>
 <button type="submit">Sign in</button>
-</form></body></html>
+</form></main></body></html>
 `))
 
 func (h *staffHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,7 @@ import (
 // practices and patients have addresses with postcodes in the county's
 // synthetic postcode table (demo_postcodes.csv, embedded: see
 // demoPostcodes), which places the patients for $shortlist's distances.
+// Every patient has a referral someone can act on (demo_referrals.go).
 // Everything has a fixed id, so loading is idempotent; free slots for the
 // next six weeks are topped up at every start.
 
@@ -307,12 +308,17 @@ func loadDemo(ctx context.Context, a *app.App, out io.Writer) error {
 			return fmt.Errorf("demo: slots of %s: %w", id, err)
 		}
 	}
+	// Then the referrals, once: every patient has one to act on.
+	seeded, err := seedDemoReferrals(ctx, a)
+	if err != nil {
+		return err
+	}
 	verb := "loaded"
 	if loaded {
 		verb = "already loaded"
 	}
-	fmt.Fprintf(out, "demo county %s: %d services with schedules, %d GP practices, 80 patients; %d free slots added for the next %d weeks\n",
-		verb, len(services), 20, added, demoWeeks)
+	fmt.Fprintf(out, "demo county %s: %d services with schedules, %d GP practices, 80 patients, %d referrals (%d new); %d free slots added for the next %d weeks\n",
+		verb, len(services), 20, len(demoReferrals()), seeded, added, demoWeeks)
 	printDemoSignIns(out, a)
 	return nil
 }

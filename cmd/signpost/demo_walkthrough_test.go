@@ -277,9 +277,25 @@ func TestWalkthrough(t *testing.T) {
 	walkSlotIssue(w, toks)
 	walkIndirectlyBookable(w, toks)
 
-	// 11. Reports are for the commissioner, not the GP.
+	// 11. Reports are for the commissioner, not the GP: the walkthrough's
+	// two services, as docs/walkthrough.md shows them (the demo's own
+	// referrals are elsewhere).
 	w.call(toks["COMMISSIONER_TOKEN"], "GET", "/$booking-outcomes", nil, 200)
 	w.call(gp, "GET", "/$booking-outcomes", nil, 403)
+	req, _ := http.NewRequest("GET", p.base+"/fhir/$booking-outcomes?_format=text/csv&service=demo-hs-kingsbridge-394582007&service=demo-hs-kingsbridge-394591006", nil)
+	req.Header.Set("Authorization", "Bearer "+toks["COMMISSIONER_TOKEN"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "service,specialty-code,specialty,bookings,attended,did-not-attend,cancelled-by-patient,cancelled-by-provider,cancelled-other,rescheduled,slot-issues,slot-issues-cleared-by-offer\n" +
+		"HealthcareService/demo-hs-kingsbridge-394582007,394582007,Dermatology,2,0,0,0,0,0,0,1,0\n" +
+		"HealthcareService/demo-hs-kingsbridge-394591006,394591006,Neurology,1,0,0,0,0,0,0,0,0\n"
+	if got := strings.ReplaceAll(string(csv), "\r\n", "\n"); resp.StatusCode != 200 || got != want {
+		t.Errorf("$booking-outcomes of the walkthrough's services: %d\n%s\nwant (docs/walkthrough.md step 11)\n%s", resp.StatusCode, csv, want)
+	}
 }
 
 // walkReferral creates the walkthrough's referral of demo-patient-001 to

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,10 @@ type staffFixture struct {
 	// first has a letter attached (DocumentReference with the text Letter).
 	Review []struct{ ID, UBRN string } `json:"review"`
 	Letter string                      `json:"letter"`
+	// DemoReview and DemoSlotIssue are referrals the demo county seeds on
+	// the demo provider's worklists (for review, slot issues).
+	DemoReview    struct{ ID, UBRN string } `json:"demoReview"`
+	DemoSlotIssue struct{ ID, UBRN string } `json:"demoSlotIssue"`
 }
 
 // TestPortalStaffBrowser drives the portal's staff pages in Debian's
@@ -159,5 +164,23 @@ func makeStaffFixture(t *testing.T, base, data string) staffFixture {
 		"context": map[string]any{"related": []any{reference("ServiceRequest/" + fx.Review[0].ID)}},
 		"content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "title": "referral-letter.txt",
 			"data": base64.StdEncoding.EncodeToString([]byte(fx.Letter))}}}}, 201)
+
+	// The demo county's own referrals on the provider's worklists.
+	for _, wl := range []struct {
+		code string
+		into *struct{ ID, UBRN string }
+	}{{"for-review", &fx.DemoReview}, {"slot-issues", &fx.DemoSlotIssue}} {
+		for _, tk := range resources(w.call(provider, "GET", "/Task?worklist="+wl.code+"&_count=200", nil, 200)) {
+			focus, _ := jpath(tk, "focus", "reference").(string)
+			owner, _ := jpath(tk, "owner", "reference").(string)
+			if strings.HasPrefix(focus, "ServiceRequest/demo-referral-") && strings.HasPrefix(owner, "HealthcareService/demo-hs-kingsbridge-") {
+				wl.into.ID, wl.into.UBRN = strings.TrimPrefix(focus, "ServiceRequest/"), jpath(tk, "identifier", 0, "value").(string)
+				break
+			}
+		}
+		if wl.into.ID == "" {
+			t.Fatalf("the demo county seeds nothing on the demo provider's %s worklist", wl.code)
+		}
+	}
 	return fx
 }

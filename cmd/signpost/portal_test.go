@@ -41,6 +41,8 @@ type portalFixture struct {
 	RaceA       struct{ ID, UBRN, Code, BirthDate string } `json:"raceA"`
 	RaceB       struct{ ID, UBRN, Code, BirthDate string } `json:"raceB"`
 	RaceService string                                     `json:"raceService"`
+	// Demo is the referral the demo county seeds for the patient.
+	Demo struct{ ID, UBRN string } `json:"demo"`
 	// Others are the other demo patients' names and NHS numbers.
 	Others []string `json:"others"`
 }
@@ -200,6 +202,8 @@ func makePortalFixture(t *testing.T, base, data string) portalFixture {
 	fx.RaceB.ID, fx.RaceB.UBRN = referral("demo-patient-003", "demo-gp-01", "", "Wart on the left foot")
 	fx.RaceB.Code = code(fx.RaceB.ID)
 	fx.RaceB.BirthDate = demoPatient(3, "", 0, 0, 0)["birthDate"].(string)
+	demo := w.call(gp, "GET", "/ServiceRequest/demo-referral-001-a", nil, 200)
+	fx.Demo.ID, fx.Demo.UBRN = demo["id"].(string), jpath(demo, "identifier", 0, "value").(string)
 	if strings.Contains(strings.Join(fx.Others, "|"), fx.Patient.NHSNumber) {
 		t.Fatal("the first demo patient's NHS number is among the others'")
 	}

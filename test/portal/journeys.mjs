@@ -1,81 +1,20 @@
 // The portal's browser tests: every patient journey in Debian's chromium
-// (playwright-core), at 375 px wide, with axe-core on every page, a
-// screenshot per step, the keyboard alone, a crawl for other patients'
-// data and two browsers racing for one slot. Run by
+// (playwright-core), at 375 px wide, with axe-core on every page
+// (the development server's patient picker too), a screenshot per step,
+// the keyboard alone (signing in through the picker as well), a crawl for
+// other patients' data and two browsers racing for one slot. The tools
+// are harness.mjs's. Run by
 // cmd/signpost/portal_test.go (TestPortalBrowser), which starts
 // `signpost serve --demo`, makes the fixture through the FHIR API and
 // passes it as PORTAL_FIXTURE.
-import { chromium } from 'playwright-core';
-import AxeBuilder from '@axe-core/playwright';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { harness } from './harness.mjs';
 import { keyboard } from './keyboard.mjs';
 
-const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
-const shots = fx.screenshots;
-rmSync(shots, { recursive: true, force: true });
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox'] });
-const problems = []; // console errors, page errors, accessibility violations
-let shotCount = 0;
-const audited = new Set();
-
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function newPage(label) {
-  const context = await browser.newContext({ viewport: { width: 375, height: 812 }, baseURL: fx.base, reducedMotion: 'reduce' });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10000);
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of (401|404|409|422|429)/.test(m.text())) problems.push(`${label}: console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
-  return page;
-}
-
-// ready waits until the portal's page has rendered (its h1, no loading).
-async function ready(page) {
-  await page.waitForFunction(() => document.querySelector('#maincontent h1') && !document.querySelector('#maincontent [role=status]'));
-}
-
-async function audit(page, label) {
-  // One audit per page template and step: ids (every second path
-  // segment) do not make a new page.
-  const key = new URL(page.url()).pathname.split('/').map((seg, i) => (i >= 2 && i % 2 === 0 ? ':id' : seg)).join('/') + (label === 'crawl' ? '' : '|' + label);
-  if (audited.has(key)) return;
-  audited.add(key);
-  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  for (const v of r.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      problems.push(`axe ${v.impact} on ${page.url()} (${label}): ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
-    }
-  }
-}
-
-// step checks the page with axe and saves its screenshot.
-async function step(page, name) {
-  await ready(page);
-  await audit(page, name);
-  shotCount++;
-  await page.screenshot({ path: join(shots, `${String(shotCount).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
-
-async function text(page) {
-  return page.evaluate(() => document.body.innerText);
-}
-
-async function signInWithPicker(page) {
-  await page.goto('/');
-  await ready(page);
-  await page.click('#sign-in');
-  await page.waitForURL(/\/auth\/login/);
-  await page.getByRole('button', { name: new RegExp(fx.patient.NHSNumber) }).click();
-  await page.waitForURL(/\/referrals$/);
-  await ready(page);
-}
+// One audit per page template and step: ids (every second path segment)
+// do not make a new page; the crawl's audits are per template only.
+const auditKey = (page, label) => new URL(page.url()).pathname.split('/').map((seg, i) => (i >= 2 && i % 2 === 0 ? ':id' : seg)).join('/') + (label === 'crawl' ? '' : '|' + label);
+const { fx, problems, expect, newPage, ready, audit, step, text, signInWithPicker: pick, test, run } = await harness({ auditKey });
+const signInWithPicker = (page, shot) => pick(page, fx.patient.NHSNumber, shot);
 
 async function signInWithUBRN(page, r) {
   await page.goto('/sign-in/ubrn');
@@ -93,22 +32,17 @@ async function signInWithUBRN(page, r) {
 
 const ubrnText = (u) => u.replace(/(\d{4})(?=\d)/g, '$1 ');
 
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
 
-test('sign in through the patient picker; a reload keeps it; sign-out clears it; never localStorage', async () => {
+test('sign in through the patient picker, by keyboard; a reload keeps it; sign-out clears it; never localStorage', async () => {
   const page = await newPage('picker');
   await page.goto('/');
   await step(page, 'start');
-  await page.click('#sign-in');
-  await page.waitForURL(/\/auth\/login/);
-  await page.screenshot({ path: join(shots, `${String(++shotCount).padStart(2, '0')}-picker.png`), fullPage: false });
-  await page.getByRole('button', { name: new RegExp(fx.patient.NHSNumber) }).click();
-  await page.waitForURL(/\/referrals$/);
+  await signInWithPicker(page, 'picker');
   await step(page, 'referrals');
   const t = await text(page);
   expect(t.includes(fx.patient.Name), `the referrals page does not name the patient ${fx.patient.Name}`);
-  expect((await page.locator('#referral-list > li').count()) >= 4, 'fewer than 4 referrals listed');
+  expect((await page.locator('#referral-list > li').count()) >= 5, 'fewer than 5 referrals listed (the demo\'s and the fixture\'s 4)');
+  expect(t.includes(ubrnText(fx.demo.UBRN)), 'the referral the demo county seeds for the patient is not listed');
   expect(await page.evaluate(() => localStorage.length) === 0, 'something was written to localStorage');
   expect(await page.evaluate(() => !!sessionStorage.getItem('signpost.session')), 'no sign-in in sessionStorage');
   await page.reload();
@@ -401,26 +335,4 @@ test('a patient visits every page reachable and sees no other patient', async ()
   await context.close();
 });
 
-let passed = 0;
-let failed = 0;
-const t0 = Date.now();
-// PORTAL_ONLY (a regular expression) runs only the tests it matches.
-const only = process.env.PORTAL_ONLY ? new RegExp(process.env.PORTAL_ONLY) : null;
-for (const { name, fn } of tests) {
-  if (only && !only.test(name)) continue;
-  const t = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}: ${e.stack || e}`);
-  }
-}
-await browser.close();
-for (const p of problems) console.log('problem: ' + p);
-if (problems.length) failed++;
-console.log(`${shotCount} screenshots in ${shots}; ${audited.size} page states checked with axe; ${Date.now() - t0} ms`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await run();

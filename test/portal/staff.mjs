@@ -1,85 +1,19 @@
 // The portal's staff browser tests: the call-centre agent, the provider
 // and the commissioner, each signing in through the development server's
-// staff page, in Debian's chromium (playwright-core) at 375 px wide, with
-// axe-core on every page, a screenshot per step and one journey by the
-// keyboard alone. Run by cmd/signpost/portal_staff_test.go
+// staff page by keyboard (its error for no choice checked too), in
+// Debian's chromium (playwright-core) at 375 px wide, with axe-core on
+// every page, the development server's included, a screenshot per step
+// and the journeys by the keyboard alone. The tools are harness.mjs's. Run by cmd/signpost/portal_staff_test.go
 // (TestPortalStaffBrowser), which starts `signpost serve --demo`, makes
 // the fixture through the FHIR API and passes it as PORTAL_FIXTURE.
-import { chromium } from 'playwright-core';
-import AxeBuilder from '@axe-core/playwright';
-import { mkdirSync, rmSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { harness } from './harness.mjs';
 import { keyboard } from './keyboard.mjs';
 
-const fx = JSON.parse(process.env.PORTAL_FIXTURE || '{}');
-const shots = fx.screenshots;
-rmSync(shots, { recursive: true, force: true });
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({ executablePath: fx.chromium, args: ['--no-sandbox'] });
-const problems = [];
-let shotCount = 0;
-const audited = new Set();
-
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function newPage(label) {
-  const context = await browser.newContext({ viewport: { width: 375, height: 812 }, baseURL: fx.base, reducedMotion: 'reduce', acceptDownloads: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10000);
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of (401|404|409|422|429)/.test(m.text())) problems.push(`${label}: console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
-  return page;
-}
-
-async function ready(page) {
-  await page.waitForFunction(() => document.querySelector('#maincontent h1') && !document.querySelector('#maincontent [role=status]'));
-}
-
-async function audit(page, label) {
-  // One audit per page template, and per template showing an error.
-  const key = new URL(page.url()).pathname.replace(/\/[0-9a-f-]{20,}|\/demo-[a-z0-9-]+/g, '/:id') + '|' + (await page.locator('.nhsuk-error-summary').count());
-  if (audited.has(key)) return;
-  audited.add(key);
-  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  for (const v of r.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      problems.push(`axe ${v.impact} on ${page.url()} (${label}): ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
-    }
-  }
-}
-
-async function step(page, name) {
-  await ready(page);
-  await audit(page, name);
-  shotCount++;
-  if (process.env.PORTAL_TIMING) { console.log(`  ${name}: ${Date.now() - tStep} ms`); tStep = Date.now(); }
-  await page.screenshot({ path: join(shots, `${String(shotCount).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
-
-async function text(page) {
-  return page.evaluate(() => document.querySelector('#maincontent').innerText);
-}
-
-// signInAsStaff signs in through the portal's "Sign in as staff" and the
-// development server's staff page, choosing the demo user by id.
-async function signInAsStaff(page, user, home) {
-  await page.goto('/');
-  await ready(page);
-  await page.click('#sign-in-staff');
-  await page.waitForURL(/\/auth\/staff/);
-  await page.check('#user-' + user);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(home);
-  await ready(page);
-}
-
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+// One audit per page template, and per template showing an error.
+const auditKey = async (page) => new URL(page.url()).pathname.replace(/\/[0-9a-f-]{20,}|\/demo-[a-z0-9-]+/g, '/:id') + '|' +
+  (await page.locator('.nhsuk-error-summary, .error[role=alert]').count());
+const { fx, expect, newPage, ready, step, text, signInAsStaff, test, run, since } = await harness({ auditKey, textOf: '#maincontent' });
 
 test('call centre, by keyboard: find a patient, book, reschedule and cancel for them, raise a slot issue', async () => {
   const page = await newPage('call-centre');
@@ -174,6 +108,7 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   await page.waitForSelector('#worklist');
   let t = await text(page);
   for (const r of fx.review) expect(t.includes(r.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), `referral ${r.UBRN} is not on the for-review worklist`);
+  expect(t.includes(fx.demoReview.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the demo county\'s booked referral is not on the for-review worklist');
   await step(page, 'pr-for-review');
 
   // Open the first: the letter, the attachment downloaded.
@@ -219,6 +154,7 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   // The call centre's slot issue: book it for the patient.
   await page.click('a[href="/staff/worklists?list=slot-issues"]');
   await page.waitForSelector(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
+  expect(await page.locator(`a[href="/staff/referrals/${fx.demoSlotIssue.ID}"]`).count() === 1, 'the demo county\'s slot issue is not on the slot-issues worklist');
   await step(page, 'pr-slot-issues');
   await page.click(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
   await page.waitForSelector('#book-for-patient');
@@ -266,11 +202,11 @@ test('commissioner: charts with tables and CSV downloads (by keyboard)', async (
   const page = await newPage('commissioner');
   const kb = keyboard(page, expect);
   await signInAsStaff(page, 'demo-commissioner', /\/staff\/reports$/);
-  if (process.env.PORTAL_TIMING) console.log(`  signed in: ${Date.now() - tStep} ms`);
+  if (process.env.PORTAL_TIMING) console.log(`  signed in: ${since()} ms`);
   for (const id of ['waits', 'trends', 'gaps']) {
     await page.waitForFunction((c) => window.Chart && window.Chart.getChart(document.getElementById(c + '-chart')), id);
   }
-  if (process.env.PORTAL_TIMING) console.log(`  charts: ${Date.now() - tStep} ms`);
+  if (process.env.PORTAL_TIMING) console.log(`  charts: ${since()} ms`);
   const waitRows = await page.locator('#waits tbody tr').count();
   expect(waitRows > 0, 'the waiting-times table is empty');
   await step(page, 'cm-reports');
@@ -280,6 +216,14 @@ test('commissioner: charts with tables and CSV downloads (by keyboard)', async (
   expect(body.trim().split('\r\n').length === waitRows + 1, 'the CSV and the table differ');
   const gaps = await page.evaluate(() => document.querySelector('#gaps').innerText);
   expect(/Rash|Dermatology|slot issues/i.test(gaps), 'the capacity gaps report says nothing');
+  // The demo county's referrals: several services with slot issues and
+  // with appointments, referrals over several months.
+  expect((await page.locator('#gaps tbody tr').count()) >= 4, 'the capacity gaps table has fewer than 4 services');
+  // (A cell's first child is its column's heading, for narrow screens.)
+  const months = new Set(await page.locator('#trends tbody tr').evaluateAll((trs) => trs.map((tr) => tr.cells[0].lastChild.textContent)));
+  expect(months.size >= 6, `referrals in ${months.size} months, want at least 6`);
+  const seenAt = await page.locator('#waits tbody tr').evaluateAll((trs) => trs.filter((tr) => Number(tr.cells[4].lastChild.textContent) > 0).length);
+  expect(seenAt >= 5, `appointments at ${seenAt} services, want at least 5`);
   await kb.select('#trend-by', { value: 'practice' }, 'trends by practice');
   await page.context().close();
 });
@@ -308,26 +252,4 @@ test('the keyboard alone, with visible focus: the call centre finds a patient by
   await page.context().close();
 });
 
-let passed = 0;
-let failed = 0;
-const t0 = Date.now();
-let tStep = Date.now();
-const only = process.env.PORTAL_ONLY ? new RegExp(process.env.PORTAL_ONLY) : null;
-for (const { name, fn } of tests) {
-  if (only && !only.test(name)) continue;
-  const t = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}: ${e.stack || e}`);
-  }
-}
-await browser.close();
-for (const p of problems) console.log('problem: ' + p);
-if (problems.length) failed++;
-console.log(`${shotCount} screenshots in ${shots}; ${audited.size} page states checked with axe; ${Date.now() - t0} ms`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await run();
