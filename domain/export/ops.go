@@ -21,6 +21,7 @@ import (
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
+	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 // NDJSON is the media type of the export's files.
@@ -152,7 +153,7 @@ func (s *Service) kickOff(ctx context.Context, req *operation.Request) (*operati
 	j.Owner = p
 	candidates := s.cfg.Types
 	if j.Level == "patient" {
-		candidates = slices.DeleteFunc(compartmentTypes(), func(t string) bool { return !slices.Contains(s.cfg.Types, t) })
+		candidates = slices.DeleteFunc(search.CompartmentTypes(), func(t string) bool { return !slices.Contains(s.cfg.Types, t) })
 	}
 	var asked []string
 	for _, v := range in["_type"] {
