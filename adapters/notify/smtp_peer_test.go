@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters/adaptertest"
 	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
@@ -33,24 +34,6 @@ import (
 // peerDir holds the npm SMTP peer (smtp-server, mailparser) and its
 // script.
 var peerDir = filepath.Join("..", "..", "test", "smtp-peer")
-
-// nodePeer returns the node binary, skipping the test when Node or the
-// packages are missing (failing under CI when the packages are).
-func nodePeer(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the SMTP peer test needs Node 18+ and `npm ci --prefix test/smtp-peer`")
-	}
-	if _, err := os.Stat(filepath.Join(peerDir, "node_modules", "smtp-server", "package.json")); err != nil {
-		msg := "smtp-server is not installed: run `npm ci --prefix test/smtp-peer`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return node
-}
 
 // peerMail is what the peer reports of a message it received.
 type peerMail struct {
@@ -85,7 +68,7 @@ func (p *smtpPeer) received() []peerMail {
 // startPeer starts the SMTP peer with a fresh certificate for 127.0.0.1
 // and the credentials signpost / s3cret.
 func startPeer(t *testing.T) *smtpPeer {
-	node := nodePeer(t)
+	node := adaptertest.Node(t, peerDir, "smtp-server")
 	dir := t.TempDir()
 	certPEM, keyPEM := selfSigned(t)
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
