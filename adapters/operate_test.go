@@ -469,7 +469,7 @@ func TestReadiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := s.Request("", "GET", "/readyz", nil)
+	code, body := s.GetPage("/readyz")
 	want := "ready\nadapter sink (test-sink): down: listener: address in use\nadapter pas-rh8 (hl7v2-pas): degraded: 1 messages wait, 0 dead letters"
 	if code != 200 || string(body) != want {
 		t.Errorf("/readyz = %d\n%s\nwant 200\n%s", code, body, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -304,8 +303,8 @@ func TestPracticeDown(t *testing.T) {
 		if st.State != adapters.StateDegraded || !strings.Contains(st.Detail, "polls fail since") || !strings.Contains(st.LastError, "polling the practice") {
 			t.Errorf("mode %d: status %+v", mode, st)
 		}
-		readyz := f.get("/readyz")
-		if !strings.Contains(readyz, "adapter "+instance+" (gpconnect): degraded") {
+		_, readyz := f.GetPage("/readyz")
+		if !strings.Contains(string(readyz), "adapter "+instance+" (gpconnect): degraded") {
 			t.Errorf("mode %d: /readyz says\n%s", mode, readyz)
 		}
 		if last, msg := f.GP.LastPoll(); last.IsZero() || msg == "" {
@@ -327,18 +326,6 @@ func TestPracticeDown(t *testing.T) {
 		t.Errorf("after the practice came back: %+v", st)
 	}
 	checkRequests(t, f.Practice, "", "")
-}
-
-// get is the body of a GET of path on the server (beside /fhir).
-func (f *fixture) get(path string) string {
-	f.T.Helper()
-	resp, err := http.Get(strings.TrimSuffix(f.URL, "/fhir") + path)
-	if err != nil {
-		f.T.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // TestPracticeSlow: a practice answering after the timeout gives 504

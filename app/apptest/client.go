@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/signpost-fhir/signpost/app"
@@ -104,6 +105,23 @@ func (c Client) Do(token, method, path string, body any) (int, map[string]any) {
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
 	return status, out
+}
+
+// GetPage gets a page outside the FHIR API, without a token (path from
+// the server's root: /readyz, /metrics), and returns the status and the
+// page.
+func (c Client) GetPage(path string) (int, []byte) {
+	c.T.Helper()
+	resp, err := http.Get(strings.TrimSuffix(c.URL, "/fhir") + path)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.T.Fatalf("GET %s: reading the answer: %v", path, err)
+	}
+	return resp.StatusCode, b
 }
 
 // Read returns the current JSON of typ/id, straight from the store.
