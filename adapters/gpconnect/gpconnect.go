@@ -69,14 +69,8 @@ var _ adapters.Watcher = (*Adapter)(nil)
 // New is the gpconnect Factory: it reads and validates settings.
 func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 	var set Settings
-	if len(settings) == 0 {
-		settings = []byte("{}")
-	}
-	if err := adapters.Decode(settings, &set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
-	if err := adapters.Validate(&set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	if err := adapters.DecodeSettings(settings, &set); err != nil {
+		return nil, err
 	}
 	set = set.withDefaults(env)
 	services := map[string]bool{}

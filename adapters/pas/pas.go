@@ -15,13 +15,11 @@ package pas
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -66,14 +64,8 @@ const dialTimeout = 5 * time.Second
 // New is the hl7v2-pas Factory: it reads and validates settings.
 func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 	var set Settings
-	if len(settings) == 0 {
-		settings = []byte("{}")
-	}
-	if err := adapters.Decode(settings, &set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
-	if err := adapters.Validate(&set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	if err := adapters.DecodeSettings(settings, &set); err != nil {
+		return nil, err
 	}
 	if set.Listen == "" && set.Send == "" {
 		return nil, errors.New("settings: neither listen nor send is set: the instance would do nothing")
@@ -146,24 +138,12 @@ func (s Settings) withDefaults(env adapters.Env) Settings {
 // config builds the TLS configuration: the certificate presented, and the
 // CA that verifies the peer (client certificates required on the listener).
 func (t *TLS) config() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-		if err != nil {
-			return nil, err
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := adapters.TLSConfig(t.Cert, t.Key, t.CA)
+	if err != nil {
+		return nil, err
 	}
 	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", t.CA)
-		}
-		c.RootCAs, c.ClientCAs, c.ClientAuth = pool, pool, tls.RequireAndVerifyClientCert
+		c.ClientCAs, c.ClientAuth = c.RootCAs, tls.RequireAndVerifyClientCert
 	}
 	return c, nil
 }
