@@ -12,6 +12,7 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -96,7 +97,7 @@ func (s *Service) Suitability(ctx context.Context, rd store.Reader, srJSON []byt
 func (s *Service) recategoriseOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "recategorise", Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
-		Definition: definition("ServiceRequest-recategorise"),
+		Definition: conformance.OperationDefinition("ServiceRequest-recategorise"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			in, err := readRecategorise(req.Params)
 			if err != nil {
