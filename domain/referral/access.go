@@ -124,12 +124,8 @@ func (s *Service) accessCodeOp() *operation.Operation {
 					return err
 				}
 				ubrn = r.ubrn()
-				task, err := s.referralTask(ctx, tx, sr.Reference())
+				task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 				if err != nil {
-					return err
-				}
-				var tv taskView
-				if err := decode(task.JSON, &tv, "Task"); err != nil {
 					return err
 				}
 				if st := tv.state(); st == Cancelled || st == Completed {

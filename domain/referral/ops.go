@@ -74,12 +74,8 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					}
 					service = hs.Reference()
 				}
-				task, err := s.referralTask(ctx, tx, sr.Reference())
+				task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 				if err != nil {
-					return err
-				}
-				var tv taskView
-				if err := decode(task.JSON, &tv, "Task"); err != nil {
 					return err
 				}
 				if raise && tv.state() == SlotIssue {

@@ -173,12 +173,8 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 	if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
 		return nil, nil, err
 	}
-	task, err := s.referralTask(ctx, tx, sr.Reference())
+	task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 	if err != nil {
-		return nil, nil, err
-	}
-	var tv taskView
-	if err := decode(task.JSON, &tv, "Task"); err != nil {
 		return nil, nil, err
 	}
 	if err := s.mayRecategorise(ctx, tx, &r, &tv); err != nil {
