@@ -40,15 +40,24 @@ func TLSConfig(cert, key, ca string) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{pair}
 	}
 	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, err := ReadCAs(ca)
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", ca)
 		}
 		c.RootCAs = pool
 	}
 	return c, nil
+}
+
+// ReadCAs reads a PEM file of CA certificates into a pool.
+func ReadCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
