@@ -113,6 +113,13 @@ func (e Env) Context(ctx context.Context) context.Context {
 	return auth.NewContext(ctx, e.Principal)
 }
 
+// FromSelf reports whether ctx acts as the instance (Context): a write
+// the instance makes itself, which its own rules let through.
+func (e Env) FromSelf(ctx context.Context) bool {
+	p, ok := auth.FromContext(ctx)
+	return ok && p != nil && e.Principal != nil && p.ClientID == e.Principal.ClientID
+}
+
 // Factory configures an instance of a kind from its settings (the
 // instance's "settings" object, as JSON) and validates them: a bad
 // setting gives an error naming it. It starts nothing.

@@ -52,7 +52,7 @@ var operatorRoles = []string{string(auth.RoleOperator)}
 // operatorOps are the operator view's operations over s.
 func (s *Set) operatorOps() []*operation.Operation {
 	op := func(name string, affects bool, h func(context.Context, *operation.Parameters) (*operation.Parameters, error)) *operation.Operation {
-		return &operation.Operation{Name: name, Affects: affects, Roles: operatorRoles, Definition: definition(name),
+		return &operation.Operation{Name: name, Affects: affects, Roles: operatorRoles, Definition: conformance.OperationDefinition(name),
 			Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 				if err := operatorOnly(ctx, name); err != nil {
 					return nil, err
@@ -83,19 +83,6 @@ func operatorOnly(ctx context.Context, name string) error {
 		return nil
 	}
 	return fhir.Errorf(fhir.Forbidden, "forbidden", "", "$%s is for the operator role only", name)
-}
-
-// definition is the OperationDefinition of name in conformance.
-func definition(name string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &head) == nil && head.ID == name {
-			return raw
-		}
-	}
-	return nil
 }
 
 // statusOp is $adapters: every instance's status with its backlog, and

@@ -1,11 +1,9 @@
 package adapters_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -92,9 +90,7 @@ func downPort(t *testing.T) string {
 // ("sink", degraded with a detail) and a PAS instance ("pas-rh8") whose
 // PAS is down.
 type opsServer struct {
-	t   *testing.T
-	app *app.App
-	url string
+	apptest.Client
 }
 
 func newOpsServer(t *testing.T) *opsServer {
@@ -118,40 +114,7 @@ func newOpsServer(t *testing.T) *opsServer {
 		t.Fatal(err)
 	}
 	a, ts := apptest.New(t, app.Config{Auth: true, Adapters: f})
-	return &opsServer{t: t, app: a, url: ts.URL}
-}
-
-// token mints a token for client, with scope ("" for the client's).
-func (s *opsServer) token(client, scope string) string {
-	s.t.Helper()
-	tok, err := devserver.MintToken(s.app.Config.Data, devserver.TokenOptions{Client: client, Scope: scope})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return tok
-}
-
-// do sends a request (path from the server's root) and returns the status
-// and the body.
-func (s *opsServer) do(token, method, path string, body any) (int, []byte) {
-	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.url+path, r)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return &opsServer{apptest.NewClient(t, a, ts)}
 }
 
 // params is a Parameters body with string inputs (name, value pairs).
@@ -167,11 +130,11 @@ func params(nv ...string) map[string]any {
 // (pending behind it), k2's m3 (delivered); for "gone" (no instance) one
 // pending message. It returns the ids by control id.
 func (s *opsServer) seedOutbox(now time.Time) map[string]int64 {
-	s.t.Helper()
-	ob := s.app.Store.(store.Outbox)
+	s.T.Helper()
+	ob := s.App.Store.(store.Outbox)
 	ctx := context.Background()
 	ids := map[string]int64{}
-	err := s.app.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := s.App.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		for _, m := range []store.Message{
 			{Destination: "sink", Key: "Appointment/k1", ControlID: "m1"}, {Destination: "sink", Key: "Appointment/k1", ControlID: "m2"},
 			{Destination: "sink", Key: "Appointment/k2", ControlID: "m3"}, {Destination: "gone", Key: "Appointment/k9", ControlID: "g1"},
@@ -186,17 +149,17 @@ func (s *opsServer) seedOutbox(now time.Time) map[string]int64 {
 		return nil
 	})
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	got, err := ob.Claim(ctx, "sink", now, time.Minute, 10)
 	if err != nil || len(got) != 2 {
-		s.t.Fatalf("Claim = %v, %v", got, err)
+		s.T.Fatalf("Claim = %v, %v", got, err)
 	}
 	if err := ob.DeadLetter(ctx, got[0].ID, got[0].Claim, "rejected: AR unknown patient", now); err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	if err := ob.Delivered(ctx, got[1].ID, got[1].Claim, now); err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	return ids
 }
@@ -260,46 +223,46 @@ func TestOperatorViewAccess(t *testing.T) {
 		method, path string
 		body         any
 	}{
-		{"GET", "/fhir/$adapters", nil},
-		{"POST", "/fhir/$adapters", params()},
-		{"GET", "/fhir/$adapter-dead-letters", nil},
-		{"POST", "/fhir/$adapter-replay", params("id", "999999")},
-		{"POST", "/fhir/$adapter-discard", params("id", "999999")},
+		{"GET", "/$adapters", nil},
+		{"POST", "/$adapters", params()},
+		{"GET", "/$adapter-dead-letters", nil},
+		{"POST", "/$adapter-replay", params("id", "999999")},
+		{"POST", "/$adapter-discard", params("id", "999999")},
 	}
 	for _, who := range []struct {
 		name, token string
 		want        int
 	}{
 		{"no token", "", http.StatusUnauthorized},
-		{"provider", s.token(devserver.ClientProvider, "system/*.cruds"), http.StatusForbidden},
-		{"referrer", s.token(devserver.ClientGPSystem, "system/*.cruds"), http.StatusForbidden},
-		{"auditor", s.token(devserver.ClientAuditor, ""), http.StatusForbidden},
-		{"commissioner", s.token(devserver.ClientCommissioner, ""), http.StatusForbidden},
-		{"backend service without a role", s.token("script", "system/*.cruds"), http.StatusForbidden},
-		{"patient", s.token(devserver.ClientPatientApp, "patient/*.rs"), http.StatusForbidden},
+		{"provider", s.Token(devserver.ClientProvider, "system/*.cruds"), http.StatusForbidden},
+		{"referrer", s.Token(devserver.ClientGPSystem, "system/*.cruds"), http.StatusForbidden},
+		{"auditor", s.Token(devserver.ClientAuditor, ""), http.StatusForbidden},
+		{"commissioner", s.Token(devserver.ClientCommissioner, ""), http.StatusForbidden},
+		{"backend service without a role", s.Token("script", "system/*.cruds"), http.StatusForbidden},
+		{"patient", s.Token(devserver.ClientPatientApp, "patient/*.rs"), http.StatusForbidden},
 	} {
 		for _, c := range calls {
-			if code, body := s.do(who.token, c.method, c.path, c.body); code != who.want {
+			if code, body := s.Request(who.token, c.method, c.path, c.body); code != who.want {
 				t.Errorf("%s: %s %s = %d %s, want %d", who.name, c.method, c.path, code, body, who.want)
 			}
 		}
 	}
-	op := s.token(devserver.ClientOperator, "")
+	op := s.Token(devserver.ClientOperator, "")
 	for _, c := range calls {
 		want := http.StatusOK
 		if strings.Contains(c.path, "replay") || strings.Contains(c.path, "discard") {
 			want = http.StatusNotFound // allowed in; no such message
 		}
-		if code, body := s.do(op, c.method, c.path, c.body); code != want {
+		if code, body := s.Request(op, c.method, c.path, c.body); code != want {
 			t.Errorf("operator: %s %s = %d %s, want %d", c.method, c.path, code, body, want)
 		}
 	}
-	if code, body := s.do(op, "GET", "/fhir/$adapter-replay?id=1", nil); code != http.StatusMethodNotAllowed {
+	if code, body := s.Request(op, "GET", "/$adapter-replay?id=1", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET $adapter-replay = %d %s, want 405: it changes state", code, body)
 	}
 
 	// The CapabilityStatement declares the operations with their definitions.
-	_, meta := s.do("", "GET", "/fhir/metadata", nil)
+	_, meta := s.Request("", "GET", "/metadata", nil)
 	for _, name := range []string{adapters.OpStatus, adapters.OpDeadLetters, adapters.OpReplay, adapters.OpDiscard} {
 		if !strings.Contains(string(meta), `{"name":"`+name+`","definition":"https://signpost.example/fhir/OperationDefinition/`+name+`"}`) {
 			t.Errorf("the CapabilityStatement does not declare $%s with its definition", name)
@@ -307,9 +270,9 @@ func TestOperatorViewAccess(t *testing.T) {
 	}
 
 	// Every call is in the audit trail, the operator's by its client.
-	s.app.API.Flush()
-	audit := s.token("script", "system/AuditEvent.rs")
-	code, body := s.do(audit, "GET", "/fhir/AuditEvent?subtype=operation&agent:identifier=https://signpost.example/fhir/Id/oauth-client|operator&_total=accurate", nil)
+	s.App.API.Flush()
+	audit := s.Token("script", "system/AuditEvent.rs")
+	code, body := s.Request(audit, "GET", "/AuditEvent?subtype=operation&agent:identifier=https://signpost.example/fhir/Id/oauth-client|operator&_total=accurate", nil)
 	if want := len(calls) + 1; code != 200 || !strings.Contains(string(body), fmt.Sprintf(`"total":%d`, want)) { // and the GET refused
 		t.Errorf("the operator's audit records: %d %.300s…, want %d", code, body, want)
 	}
@@ -319,40 +282,40 @@ func TestOperatorViewAccess(t *testing.T) {
 // directory, and no Patient, Appointment or referral, whatever it asks.
 func TestOperatorReachesNoClinicalData(t *testing.T) {
 	s := newOpsServer(t)
-	apptest.Seed(t, s.app,
+	apptest.Seed(t, s.App,
 		map[string]any{"resourceType": "Organization", "id": "trust", "name": "Harbour"},
 		map[string]any{"resourceType": "HealthcareService", "id": "hs-pas", "name": "Cardiology", "providedBy": map[string]any{"reference": "Organization/trust"}},
 		map[string]any{"resourceType": "Patient", "id": "pat-1", "name": []any{map[string]any{"family": "Jones"}}})
-	op := s.token(devserver.ClientOperator, "")
-	wide := s.token(devserver.ClientOperator, "system/*.cruds user/*.cruds") // a token asking for more gets no more
+	op := s.Token(devserver.ClientOperator, "")
+	wide := s.Token(devserver.ClientOperator, "system/*.cruds user/*.cruds") // a token asking for more gets no more
 	for _, tt := range []struct {
 		token, method, path string
 		want                int
 	}{
-		{op, "GET", "/fhir/HealthcareService/hs-pas", 200},
-		{op, "GET", "/fhir/Organization?name=Harbour", 200},
-		{op, "GET", "/fhir/Patient/pat-1", 403},
-		{op, "GET", "/fhir/Patient", 403},
-		{op, "GET", "/fhir/Appointment", 403},
-		{op, "GET", "/fhir/ServiceRequest", 403},
-		{op, "GET", "/fhir/AuditEvent", 403},
-		{wide, "GET", "/fhir/Patient/pat-1", 403},
-		{wide, "GET", "/fhir/Patient?family=Jones", 403},
-		{wide, "GET", "/fhir/Appointment", 403},
-		{wide, "PUT", "/fhir/HealthcareService/hs-pas", 403},
-		{wide, "DELETE", "/fhir/Patient/pat-1", 403},
+		{op, "GET", "/HealthcareService/hs-pas", 200},
+		{op, "GET", "/Organization?name=Harbour", 200},
+		{op, "GET", "/Patient/pat-1", 403},
+		{op, "GET", "/Patient", 403},
+		{op, "GET", "/Appointment", 403},
+		{op, "GET", "/ServiceRequest", 403},
+		{op, "GET", "/AuditEvent", 403},
+		{wide, "GET", "/Patient/pat-1", 403},
+		{wide, "GET", "/Patient?family=Jones", 403},
+		{wide, "GET", "/Appointment", 403},
+		{wide, "PUT", "/HealthcareService/hs-pas", 403},
+		{wide, "DELETE", "/Patient/pat-1", 403},
 	} {
 		var body any
 		if tt.method == "PUT" {
 			body = map[string]any{"resourceType": "HealthcareService", "id": "hs-pas", "name": "Renamed"}
 		}
-		if code, b := s.do(tt.token, tt.method, tt.path, body); code != tt.want {
+		if code, b := s.Request(tt.token, tt.method, tt.path, body); code != tt.want {
 			t.Errorf("%s %s = %d %s, want %d", tt.method, tt.path, code, b, tt.want)
 		}
 	}
 	// Searches across types show nothing clinical either.
-	for _, path := range []string{"/fhir?_type=Patient,HealthcareService", "/fhir/_history"} {
-		code, b := s.do(wide, "GET", path, nil)
+	for _, path := range []string{"?_type=Patient,HealthcareService", "/_history"} {
+		code, b := s.Request(wide, "GET", path, nil)
 		if code == 200 && strings.Contains(string(b), `"Patient"`) {
 			t.Errorf("%s = %d and shows a Patient: %s", path, code, b)
 		}
@@ -369,11 +332,11 @@ func TestOperatorView(t *testing.T) {
 	s := newOpsServer(t)
 	now := time.Now()
 	ids := s.seedOutbox(now)
-	op := s.token(devserver.ClientOperator, "")
-	ob := s.app.Store.(store.Outbox)
+	op := s.Token(devserver.ClientOperator, "")
+	ob := s.App.Store.(store.Outbox)
 	ctx := context.Background()
 
-	code, body := s.do(op, "GET", "/fhir/$adapters", nil)
+	code, body := s.Request(op, "GET", "/$adapters", nil)
 	if code != 200 {
 		t.Fatalf("$adapters = %d %s", code, body)
 	}
@@ -409,7 +372,7 @@ func TestOperatorView(t *testing.T) {
 		t.Errorf("retention = %v", r)
 	}
 
-	code, body = s.do(op, "GET", "/fhir/$adapter-dead-letters", nil)
+	code, body = s.Request(op, "GET", "/$adapter-dead-letters", nil)
 	dead := parts(t, body, "deadLetter")
 	if code != 200 || len(dead) != 1 {
 		t.Fatalf("$adapter-dead-letters = %d %s", code, body)
@@ -426,7 +389,7 @@ func TestOperatorView(t *testing.T) {
 		path string
 		n    int
 	}{{"?adapter=sink", 1}, {"?adapter=pas-rh8", 0}, {"?limit=1", 1}} {
-		if code, body := s.do(op, "GET", "/fhir/$adapter-dead-letters"+tt.path, nil); code != 200 || len(parts(t, body, "deadLetter")) != tt.n {
+		if code, body := s.Request(op, "GET", "/$adapter-dead-letters"+tt.path, nil); code != 200 || len(parts(t, body, "deadLetter")) != tt.n {
 			t.Errorf("$adapter-dead-letters%s = %d %s, want %d", tt.path, code, body, tt.n)
 		}
 	}
@@ -437,18 +400,18 @@ func TestOperatorView(t *testing.T) {
 		code               int
 		want               string // in the OperationOutcome
 	}{
-		{"limit 0", "GET", "/fhir/$adapter-dead-letters?limit=0", nil, 400, `"expression":["limit"]`},
-		{"limit not a number", "GET", "/fhir/$adapter-dead-letters?limit=ten", nil, 400, "limit must be a whole number from 1 to 1000"},
-		{"unknown parameter", "GET", "/fhir/$adapter-dead-letters?adaptor=sink", nil, 400, `unknown parameter \"adaptor\"`},
-		{"replay without id", "POST", "/fhir/$adapter-replay", params(), 400, `"expression":["id"]`},
-		{"replay, id not a number", "POST", "/fhir/$adapter-replay", params("id", "m1"), 400, `id must be a dead letter's id`},
-		{"replay of an unknown message", "POST", "/fhir/$adapter-replay", params("id", "999999"), 404, "not known"},
-		{"replay of a pending message", "POST", "/fhir/$adapter-replay", params("id", fmt.Sprint(ids["m2"])), 409, "not one"},
-		{"replay of a delivered message", "POST", "/fhir/$adapter-replay", params("id", fmt.Sprint(ids["m3"])), 409, "not one"},
-		{"discard without id", "POST", "/fhir/$adapter-discard", params("reason", "x"), 400, `"expression":["id"]`},
-		{"discard of a pending message", "POST", "/fhir/$adapter-discard", params("id", fmt.Sprint(ids["m2"])), 409, "not one"},
+		{"limit 0", "GET", "/$adapter-dead-letters?limit=0", nil, 400, `"expression":["limit"]`},
+		{"limit not a number", "GET", "/$adapter-dead-letters?limit=ten", nil, 400, "limit must be a whole number from 1 to 1000"},
+		{"unknown parameter", "GET", "/$adapter-dead-letters?adaptor=sink", nil, 400, `unknown parameter \"adaptor\"`},
+		{"replay without id", "POST", "/$adapter-replay", params(), 400, `"expression":["id"]`},
+		{"replay, id not a number", "POST", "/$adapter-replay", params("id", "m1"), 400, `id must be a dead letter's id`},
+		{"replay of an unknown message", "POST", "/$adapter-replay", params("id", "999999"), 404, "not known"},
+		{"replay of a pending message", "POST", "/$adapter-replay", params("id", fmt.Sprint(ids["m2"])), 409, "not one"},
+		{"replay of a delivered message", "POST", "/$adapter-replay", params("id", fmt.Sprint(ids["m3"])), 409, "not one"},
+		{"discard without id", "POST", "/$adapter-discard", params("reason", "x"), 400, `"expression":["id"]`},
+		{"discard of a pending message", "POST", "/$adapter-discard", params("id", fmt.Sprint(ids["m2"])), 409, "not one"},
 	} {
-		code, body := s.do(op, tt.method, tt.path, tt.body)
+		code, body := s.Request(op, tt.method, tt.path, tt.body)
 		if code != tt.code || !strings.Contains(string(body), "OperationOutcome") || !strings.Contains(string(body), tt.want) {
 			t.Errorf("%s: %d %s, want %d with %s", tt.name, code, body, tt.code, tt.want)
 		}
@@ -456,7 +419,7 @@ func TestOperatorView(t *testing.T) {
 
 	// Replay: pending again, due now, same control id; the instances woken.
 	wakes := sinkNamed("sink").Wakes()
-	code, body = s.do(op, "POST", "/fhir/$adapter-replay", map[string]any{"resourceType": "Parameters",
+	code, body = s.Request(op, "POST", "/$adapter-replay", map[string]any{"resourceType": "Parameters",
 		"parameter": []any{map[string]any{"name": "id", "valueId": fmt.Sprint(ids["m1"])}}})
 	if code != 200 || parts(t, body, "state")[0]["state"] != "pending" {
 		t.Fatalf("$adapter-replay = %d %s", code, body)
@@ -473,14 +436,14 @@ func TestOperatorView(t *testing.T) {
 	}
 
 	// Discard: given up, with who and why; the key flows again.
-	code, body = s.do(op, "POST", "/fhir/$adapter-discard", params("id", fmt.Sprint(ids["m1"]), "reason", "booked in the PAS by hand"))
+	code, body = s.Request(op, "POST", "/$adapter-discard", params("id", fmt.Sprint(ids["m1"]), "reason", "booked in the PAS by hand"))
 	if code != 200 || parts(t, body, "state")[0]["state"] != "discarded" {
 		t.Fatalf("$adapter-discard = %d %s", code, body)
 	}
-	if code, body := s.do(op, "GET", "/fhir/$adapter-dead-letters", nil); code != 200 || len(parts(t, body, "deadLetter")) != 0 {
+	if code, body := s.Request(op, "GET", "/$adapter-dead-letters", nil); code != 200 || len(parts(t, body, "deadLetter")) != 0 {
 		t.Errorf("dead letters after the discard: %d %s", code, body)
 	}
-	if code, _ := s.do(op, "POST", "/fhir/$adapter-discard", params("id", fmt.Sprint(ids["m1"]))); code != 409 {
+	if code, _ := s.Request(op, "POST", "/$adapter-discard", params("id", fmt.Sprint(ids["m1"]))); code != 409 {
 		t.Errorf("discard twice = %d, want 409", code)
 	}
 	next, err := ob.Claim(ctx, "sink", time.Now(), time.Minute, 10)
@@ -498,7 +461,7 @@ func TestReadiness(t *testing.T) {
 	sinkNamed("sink").status = adapters.Status{State: adapters.StateDown, Detail: "listener: address in use", LastError: "secret host 10.9.9.9"}
 	sinkNamed("sink").mu.Unlock()
 	// A message for the PAS that is down, not yet due: it waits.
-	err := s.app.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+	err := s.App.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
 		_, err := tx.(store.OutboxTx).Enqueue(ctx, store.Message{Destination: "pas-rh8", Key: "Appointment/a", ControlID: "c1",
 			Payload: []byte("MSH|"), Created: time.Now().Add(time.Hour)})
 		return err
@@ -506,7 +469,7 @@ func TestReadiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := s.do("", "GET", "/readyz", nil)
+	code, body := s.GetPage("/readyz")
 	want := "ready\nadapter sink (test-sink): down: listener: address in use\nadapter pas-rh8 (hl7v2-pas): degraded: 1 messages wait, 0 dead letters"
 	if code != 200 || string(body) != want {
 		t.Errorf("/readyz = %d\n%s\nwant 200\n%s", code, body, want)

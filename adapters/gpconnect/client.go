@@ -12,19 +12,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
 	"github.com/signpost-fhir/signpost/auth"
 )
@@ -56,27 +55,9 @@ func newClient(set Settings, tlsc *tls.Config, now func() time.Time) *client {
 		from: set.ConsumerASID, to: set.PracticeASID, issuer: set.ConsumerURL, now: now}
 }
 
-// tlsConfig loads the mutual-TLS material.
-func (t *TLS) config() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-	if err != nil {
-		return nil, err
-	}
-	c.Certificates = []tls.Certificate{cert}
-	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", t.CA)
-		}
-		c.RootCAs = pool
-	}
-	return c, nil
-}
+// config loads the mutual-TLS material: the client certificate, and the
+// CA that verifies the practice.
+func (t *TLS) config() (*tls.Config, error) { return adapters.TLSConfig(t.Cert, t.Key, t.CA) }
 
 // request is one GP Connect interaction.
 type request struct {

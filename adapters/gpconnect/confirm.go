@@ -82,13 +82,7 @@ func (a *Adapter) confirmBookings() error {
 // slots waits for the practice, except the instance's own writes (the
 // practice's acceptance) and the server's own work.
 func (a *Adapter) asks(ctx context.Context, _ *write.Tx, c *write.Change) bool {
-	return !a.fromSelf(ctx) && !write.IsServer(ctx) && c.New != nil
-}
-
-// fromSelf reports whether ctx acts as the instance itself.
-func (a *Adapter) fromSelf(ctx context.Context) bool {
-	p, ok := auth.FromContext(ctx)
-	return ok && p != nil && a.env.Principal != nil && p.ClientID == a.env.Principal.ClientID
+	return !a.env.FromSelf(ctx) && !write.IsServer(ctx) && c.New != nil
 }
 
 // gpBooking is one booking the practice is asked to make.

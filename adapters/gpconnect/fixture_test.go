@@ -5,10 +5,8 @@ package gpconnect_test
 // played by the GP Connect stand-in on 127.0.0.1.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,11 +42,9 @@ const (
 // fixture is a running server with one gpconnect instance, and the
 // stand-in playing its practice.
 type fixture struct {
-	t        testing.TB
-	App      *app.App
-	URL      string // the FHIR base
-	GP       *gpconnect.Adapter
-	Practice *standin.Server
+	apptest.Client // T, App, and URL: the FHIR base
+	GP             *gpconnect.Adapter
+	Practice       *standin.Server
 }
 
 // bookDays is how many days of slots the stand-in's book has, and the
@@ -88,7 +84,7 @@ func newFixture(t testing.TB, edit func(*gpconnect.Settings, *standin.Server)) *
 	if !ok {
 		t.Fatal("no adapter instance")
 	}
-	f := &fixture{t: t, App: a, URL: ts.URL + "/fhir", GP: ad.(*gpconnect.Adapter), Practice: gp}
+	f := &fixture{Client: apptest.NewClient(t, a, ts), GP: ad.(*gpconnect.Adapter), Practice: gp}
 	ods := func(code string) []any {
 		return []any{map[string]any{"system": referral.ODSSystem, "value": code}}
 	}
@@ -110,57 +106,9 @@ func newFixture(t testing.TB, edit func(*gpconnect.Settings, *standin.Server)) *
 // ref is a Reference to r.
 func ref(r string) map[string]any { return map[string]any{"reference": r} }
 
-// token mints a development-server token for client with scope
-// system/*.cruds.
-func (f *fixture) token(client string) string {
-	f.t.Helper()
-	tok, err := devserver.MintToken(f.App.Config.Data, devserver.TokenOptions{Scope: "system/*.cruds", Client: client})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return tok
-}
-
-// do makes a FHIR request and returns the status and the JSON answer.
-func (f *fixture) do(token, method, path string, body any) (int, map[string]any) {
-	f.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, f.URL+path, r)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
-
-// read returns the current JSON of typ/id, straight from the store.
-func (f *fixture) read(typ, id string) map[string]any {
-	f.t.Helper()
-	res, err := f.App.Store.Read(context.Background(), typ, id)
-	if err != nil {
-		f.t.Fatalf("read %s/%s: %v", typ, id, err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(res.JSON, &out); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
-}
-
 // poll polls the practice now.
 func (f *fixture) poll() error {
-	f.t.Helper()
+	f.T.Helper()
 	return f.GP.PollNow(context.Background())
 }
 
@@ -181,13 +129,13 @@ func appointmentFor(slot map[string]any, patient string) map[string]any {
 
 // slots searches Signpost's free Slots of the practice's service.
 func (f *fixture) slots(token string) []map[string]any {
-	f.t.Helper()
+	f.T.Helper()
 	var out []map[string]any
 	path := "/Slot?status=free&_sort=start&_count=100&schedule.actor=HealthcareService/" + service
 	for path != "" {
-		st, b := f.do(token, "GET", path, nil)
+		st, b := f.Do(token, "GET", path, nil)
 		if st != http.StatusOK {
-			f.t.Fatalf("searching slots: %d %v", st, b)
+			f.T.Fatalf("searching slots: %d %v", st, b)
 		}
 		entries, _ := b["entry"].([]any)
 		for _, e := range entries {
@@ -206,29 +154,14 @@ func (f *fixture) slots(token string) []map[string]any {
 
 // waitFor polls cond until it holds, failing after a deadline.
 func (f *fixture) waitFor(what string, cond func() bool) {
-	f.t.Helper()
+	f.T.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("waited in vain for %s", what)
+			f.T.Fatalf("waited in vain for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// detailsCode is the error code of an OperationOutcome's first issue.
-func detailsCode(oo map[string]any) string {
-	issues, _ := oo["issue"].([]any)
-	if len(issues) == 0 {
-		return ""
-	}
-	d, _ := issues[0].(map[string]any)["details"].(map[string]any)
-	cs, _ := d["coding"].([]any)
-	if len(cs) == 0 {
-		return ""
-	}
-	c, _ := cs[0].(map[string]any)["code"].(string)
-	return c
 }
 
 // identifier is the value of a resource's identifier of system, or "".

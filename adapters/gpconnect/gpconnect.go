@@ -49,19 +49,18 @@ type Adapter struct {
 	pollMu   sync.Mutex    // one poll at a time
 	pollWake chan struct{} // wakes the poller
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	// The poller's record: the last poll that succeeded, the last that
-	// failed (with its error), when the failures since the last success
-	// began, and how many in a row.
-	pollOK, pollFail, pollFailSince time.Time
-	pollErr                         string
-	pollFails                       int
+	run adapters.Runner // the poller and the dispatcher
+
+	mu sync.Mutex
+	// The poller's record: its polls, the last failed one's error, and
+	// how many failed in a row.
+	polls     adapters.Exchanges
+	pollErr   string
+	pollFails int
 	// The bookings' exchanges with the practice, likewise.
-	askOK, askFail, askFailSince time.Time
-	lastErr                      string
-	lastAt                       time.Time
+	bookings adapters.Exchanges
+	lastErr  string
+	lastAt   time.Time
 }
 
 var _ adapters.Waker = (*Adapter)(nil)
@@ -70,14 +69,8 @@ var _ adapters.Watcher = (*Adapter)(nil)
 // New is the gpconnect Factory: it reads and validates settings.
 func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 	var set Settings
-	if len(settings) == 0 {
-		settings = []byte("{}")
-	}
-	if err := adapters.Decode(settings, &set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
-	if err := adapters.Validate(&set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	if err := adapters.DecodeSettings(settings, &set); err != nil {
+		return nil, err
 	}
 	set = set.withDefaults(env)
 	services := map[string]bool{}
@@ -130,36 +123,13 @@ func (a *Adapter) Settings() Settings { return a.set }
 
 // Start starts the poller (which polls at once) and the dispatcher.
 func (a *Adapter) Start(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cancel != nil {
-		return errors.New("already started")
-	}
-	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel, a.done = cancel, make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { a.runPoller(run) })
-	wg.Go(func() { _ = a.dispatcher.Run(run) })
-	go func() { wg.Wait(); close(a.done) }()
-	return nil
+	return a.run.Start(ctx, a.runPoller, func(run context.Context) { _ = a.dispatcher.Run(run) })
 }
 
 // Stop stops the poller and the dispatcher and waits for them.
 func (a *Adapter) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.cancel = nil
-	a.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
+	_, err := a.run.Stop(ctx)
+	return err
 }
 
 // Wake makes the dispatcher look for messages to the practice now.
@@ -181,31 +151,30 @@ func (a *Adapter) WakePoller() {
 func (a *Adapter) Status(ctx context.Context) adapters.Status {
 	a.mu.Lock()
 	st := adapters.Status{State: adapters.StateUp, LastError: a.lastErr, LastErrorAt: a.lastAt}
-	if a.pollFail.After(st.LastErrorAt) {
-		st.LastError, st.LastErrorAt = "polling the practice: "+a.pollErr, a.pollFail
+	if a.polls.Fail.After(st.LastErrorAt) {
+		st.LastError, st.LastErrorAt = "polling the practice: "+a.pollErr, a.polls.Fail
 	}
-	pollOK, pollFail, pollSince := a.pollOK, a.pollFail, a.pollFailSince
-	askOK, askFail, askSince := a.askOK, a.askFail, a.askFailSince
-	stopped := a.cancel == nil
+	polls, bookings := a.polls, a.bookings
+	stopped := !a.run.Running()
 	a.mu.Unlock()
 	ds := a.dispatcher.Status()
 	if ds.LastErrorAt.After(st.LastErrorAt) {
 		st.LastError, st.LastErrorAt = "sending to the practice: "+ds.LastError, ds.LastErrorAt
 	}
 	polled := "practice " + a.set.ODSCode + ": not polled successfully yet"
-	if !pollOK.IsZero() {
-		polled = "practice " + a.set.ODSCode + ": last polled successfully at " + pollOK.UTC().Format(time.RFC3339)
+	if !polls.OK.IsZero() {
+		polled = "practice " + a.set.ODSCode + ": last polled successfully at " + polls.OK.UTC().Format(time.RFC3339)
 	}
 	st.Detail = polled
 	if stopped {
 		st.State = adapters.StateStopped
 	}
 	var failing []string
-	if pollFail.After(pollOK) {
-		failing = append(failing, "polls fail since "+pollSince.UTC().Format(time.RFC3339))
+	if polls.Failing() {
+		failing = append(failing, "polls fail since "+polls.FailingSince.UTC().Format(time.RFC3339))
 	}
-	if askFail.After(askOK) {
-		failing = append(failing, "bookings fail since "+askSince.UTC().Format(time.RFC3339))
+	if bookings.Failing() {
+		failing = append(failing, "bookings fail since "+bookings.FailingSince.UTC().Format(time.RFC3339))
 	}
 	if ds.LastErrorAt.After(ds.LastDelivered) && !ds.FailingSince.IsZero() {
 		failing = append(failing, "deliveries fail since "+ds.FailingSince.UTC().Format(time.RFC3339))
@@ -216,20 +185,13 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 	if len(failing) > 0 && st.State == adapters.StateUp {
 		st.State = adapters.StateDegraded
 	}
-	if ob, ok := a.store.(store.Outbox); ok {
-		if backlog, err := ob.Backlog(ctx, a.env.Now()); err == nil {
-			for _, b := range backlog {
-				if b.Destination != a.env.Name {
-					continue
-				}
-				st.Backlog = append(st.Backlog, b)
-				if b.Dead == 0 && b.Pending == 0 || stopped {
-					continue
-				}
-				st.Detail += fmt.Sprintf("; %d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
-				st.State = adapters.StateDegraded
-			}
+	for _, b := range adapters.BacklogOf(ctx, a.store, a.env.Now(), a.env.Name) {
+		st.Backlog = append(st.Backlog, b)
+		if b.Dead == 0 && b.Pending == 0 || stopped {
+			continue
 		}
+		st.Detail += fmt.Sprintf("; %d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
+		st.State = adapters.StateDegraded
 	}
 	return st
 }
@@ -239,10 +201,10 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 func (a *Adapter) LastPoll() (time.Time, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.pollFail.After(a.pollOK) {
-		return a.pollOK, a.pollErr
+	if a.polls.Failing() {
+		return a.polls.OK, a.pollErr
 	}
-	return a.pollOK, ""
+	return a.polls.OK, ""
 }
 
 // failed records an error for Status.
@@ -261,13 +223,5 @@ func (a *Adapter) asked(failure string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.env.Now()
-	if failure == "" {
-		a.askOK, a.askFailSince = now, time.Time{}
-		return
-	}
-	a.askFail = now
-	if a.askFailSince.IsZero() {
-		a.askFailSince = now
-	}
+	a.bookings.Record(a.env.Now(), failure == "")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/signpost-fhir/signpost/adapters/gpconnect"
 	"github.com/signpost-fhir/signpost/adapters/gpconnect/standin"
 	"github.com/signpost-fhir/signpost/adapters/gpconnect/stu3"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/domain/booking"
 )
@@ -122,7 +122,7 @@ func TestJourney(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 
 	// Poll: Signpost's free slots are the practice's.
 	free := gp.FreeSlots()
@@ -146,7 +146,7 @@ func TestJourney(t *testing.T) {
 	if len(want) == 0 || !slices.Equal(want, got) {
 		t.Fatalf("Signpost's free slots %v, want the practice's %v", got, want)
 	}
-	sched := f.read("Schedule", strings.TrimPrefix(slots[0]["schedule"].(map[string]any)["reference"].(string), "Schedule/"))
+	sched := f.Read("Schedule", strings.TrimPrefix(slots[0]["schedule"].(map[string]any)["reference"].(string), "Schedule/"))
 	if ph, _ := sched["planningHorizon"].(map[string]any); ph == nil || ph["end"] == nil {
 		t.Errorf("the Schedule has no planning horizon: %v", sched)
 	}
@@ -154,7 +154,7 @@ func TestJourney(t *testing.T) {
 	// Book.
 	slot := slots[0]
 	practiceSlot := strings.TrimPrefix(slot["id"].(string), "gpc-"+practice+"-")
-	st, appt := f.do(tok, "POST", "/Appointment", appointment(slot))
+	st, appt := f.Do(tok, "POST", "/Appointment", appointment(slot))
 	if st != http.StatusCreated || appt["status"] != "booked" {
 		t.Fatalf("booking: %d %v", st, appt)
 	}
@@ -163,13 +163,13 @@ func TestJourney(t *testing.T) {
 	if !ok || pa.Status != "booked" || len(pa.Slot) != 1 || pa.Slot[0].Reference != "Slot/"+practiceSlot {
 		t.Fatalf("the practice's appointment %q: %+v", practiceAppt, pa)
 	}
-	if s := f.read("Slot", slot["id"].(string)); s["status"] != "busy" {
+	if s := f.Read("Slot", slot["id"].(string)); s["status"] != "busy" {
 		t.Errorf("the booked slot is %v", s["status"])
 	}
 
 	// Amend.
 	appt["comment"] = "Prefers a call back first"
-	if st, b := f.do(tok, "PUT", "/Appointment/"+appt["id"].(string), appt); st != http.StatusOK {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+appt["id"].(string), appt); st != http.StatusOK {
 		t.Fatalf("amending: %d %v", st, b)
 	} else {
 		appt = b
@@ -185,14 +185,14 @@ func TestJourney(t *testing.T) {
 	}
 	moved["slot"] = []any{ref("Slot/" + slots[1]["id"].(string))}
 	moved["start"], moved["end"] = slots[1]["start"], slots[1]["end"]
-	if st, b := f.do(tok, "PUT", "/Appointment/"+appt["id"].(string), moved); st != http.StatusUnprocessableEntity || detailsCode(b) != booking.ErrNotAmendable {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+appt["id"].(string), moved); st != http.StatusUnprocessableEntity || apptest.DetailsCode(b) != booking.ErrNotAmendable {
 		t.Errorf("moving the appointment: %d %v, want 422 %s", st, b, booking.ErrNotAmendable)
 	}
 
 	// Cancel.
 	appt["status"] = "cancelled"
 	appt["cancelationReason"] = map[string]any{"text": "Patient feels better"}
-	if st, b := f.do(tok, "PUT", "/Appointment/"+appt["id"].(string), appt); st != http.StatusOK {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+appt["id"].(string), appt); st != http.StatusOK {
 		t.Fatalf("cancelling: %d %v", st, b)
 	}
 	f.waitFor("the practice's appointment cancelled", func() bool {
@@ -210,27 +210,27 @@ func TestJourney(t *testing.T) {
 	if !gp.SetSlotStatus(strings.TrimPrefix(taken["id"].(string), "gpc-"+practice+"-"), "busy") {
 		t.Fatal("no such slot at the practice")
 	}
-	st, b := f.do(tok, "POST", "/Appointment", appointment(taken))
-	if st != http.StatusConflict || detailsCode(b) != booking.ErrSlotNotAvailable {
+	st, b := f.Do(tok, "POST", "/Appointment", appointment(taken))
+	if st != http.StatusConflict || apptest.DetailsCode(b) != booking.ErrSlotNotAvailable {
 		t.Fatalf("booking a slot the practice gave away: %d %v, want 409 %s", st, b, booking.ErrSlotNotAvailable)
 	}
 	// The next poll marks it busy in Signpost.
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.read("Slot", taken["id"].(string)); s["status"] != "busy" {
+	if s := f.Read("Slot", taken["id"].(string)); s["status"] != "busy" {
 		t.Errorf("the slot the practice gave away is %v after the poll, want busy", s["status"])
 	}
 	// The cancelled appointment's slot is free at the practice again, and
 	// so in Signpost.
-	if s := f.read("Slot", slot["id"].(string)); s["status"] != "free" {
+	if s := f.Read("Slot", slot["id"].(string)); s["status"] != "free" {
 		t.Errorf("the cancelled appointment's slot is %v after the poll, want free", s["status"])
 	}
 
 	// A patient the practice does not know, and it takes no temporaries.
 	gp.SetAcceptTemporary(false)
-	st, b = f.do(tok, "POST", "/Appointment", appointmentFor(slots[3], visitorID))
-	if st != http.StatusUnprocessableEntity || detailsCode(b) != gpconnect.ErrPatientNotRegistered {
+	st, b = f.Do(tok, "POST", "/Appointment", appointmentFor(slots[3], visitorID))
+	if st != http.StatusUnprocessableEntity || apptest.DetailsCode(b) != gpconnect.ErrPatientNotRegistered {
 		t.Fatalf("booking for a patient not registered: %d %v, want 422 %s", st, b, gpconnect.ErrPatientNotRegistered)
 	}
 
@@ -260,9 +260,9 @@ func TestTemporaryPatient(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	slots := f.slots(tok)
-	st, b := f.do(tok, "POST", "/Appointment", appointmentFor(slots[0], visitorID))
+	st, b := f.Do(tok, "POST", "/Appointment", appointmentFor(slots[0], visitorID))
 	if st != http.StatusCreated || b["status"] != "booked" {
 		t.Fatalf("booking for a temporary patient: %d %v", st, b)
 	}
@@ -281,7 +281,7 @@ func TestPracticeDown(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	before := f.slots(tok)
 	for _, mode := range []standin.Mode{standin.Refusing, standin.Failing} {
 		if err := f.Practice.SetMode(mode); err != nil {
@@ -303,8 +303,8 @@ func TestPracticeDown(t *testing.T) {
 		if st.State != adapters.StateDegraded || !strings.Contains(st.Detail, "polls fail since") || !strings.Contains(st.LastError, "polling the practice") {
 			t.Errorf("mode %d: status %+v", mode, st)
 		}
-		readyz := f.get("/readyz")
-		if !strings.Contains(readyz, "adapter "+instance+" (gpconnect): degraded") {
+		_, readyz := f.GetPage("/readyz")
+		if !strings.Contains(string(readyz), "adapter "+instance+" (gpconnect): degraded") {
 			t.Errorf("mode %d: /readyz says\n%s", mode, readyz)
 		}
 		if last, msg := f.GP.LastPoll(); last.IsZero() || msg == "" {
@@ -312,7 +312,7 @@ func TestPracticeDown(t *testing.T) {
 		}
 	}
 	// The operator view shows it too.
-	st, b := f.do(f.token(devserver.ClientOperator), "GET", "/$adapters", nil)
+	st, b := f.Do(f.Token(devserver.ClientOperator, apptest.SystemScopes), "GET", "/$adapters", nil)
 	if raw, _ := json.Marshal(b); st != http.StatusOK || !strings.Contains(string(raw), "polling the practice") {
 		t.Errorf("$adapters: %d %s", st, raw)
 	}
@@ -326,18 +326,6 @@ func TestPracticeDown(t *testing.T) {
 		t.Errorf("after the practice came back: %+v", st)
 	}
 	checkRequests(t, f.Practice, "", "")
-}
-
-// get is the body of a GET of path on the server (beside /fhir).
-func (f *fixture) get(path string) string {
-	f.t.Helper()
-	resp, err := http.Get(strings.TrimSuffix(f.URL, "/fhir") + path)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // TestPracticeSlow: a practice answering after the timeout gives 504
@@ -360,10 +348,10 @@ func TestPracticeSlow(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	slots := f.slots(tok)
-	st, b := f.do(tok, "POST", "/Appointment", appointment(slots[0]))
-	if st != http.StatusGatewayTimeout || detailsCode(b) != gpconnect.ErrPracticeNotResponding {
+	st, b := f.Do(tok, "POST", "/Appointment", appointment(slots[0]))
+	if st != http.StatusGatewayTimeout || apptest.DetailsCode(b) != gpconnect.ErrPracticeNotResponding {
 		t.Fatalf("booking at a slow practice: %d %v, want 504 %s", st, b, gpconnect.ErrPracticeNotResponding)
 	}
 	practiceSlot := strings.TrimPrefix(slots[0]["id"].(string), "gpc-"+practice+"-")
@@ -381,10 +369,10 @@ func TestPracticeSlow(t *testing.T) {
 		t.Errorf("the practice has %d appointments, want the one booked late (and cancelled)", n)
 	}
 	// In Signpost: no live appointment on the slot, which is free again.
-	if s := f.read("Slot", slots[0]["id"].(string)); s["status"] != "free" {
+	if s := f.Read("Slot", slots[0]["id"].(string)); s["status"] != "free" {
 		t.Errorf("the slot is %v in Signpost", s["status"])
 	}
-	st, list := f.do(tok, "GET", "/Appointment?slot=Slot/"+slots[0]["id"].(string)+"&status=booked,pending", nil)
+	st, list := f.Do(tok, "GET", "/Appointment?slot=Slot/"+slots[0]["id"].(string)+"&status=booked,pending", nil)
 	if st != http.StatusOK || list["total"] != nil && list["total"].(float64) != 0 || len(entries(list)) != 0 {
 		t.Errorf("live appointments on the slot: %d %v", st, list)
 	}
@@ -446,7 +434,7 @@ func TestCancelledWhileBooking(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	slot := f.slots(tok)[0]
 	type answer struct {
 		st int
@@ -454,12 +442,12 @@ func TestCancelledWhileBooking(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		st, b := f.do(tok, "POST", "/Appointment", appointment(slot))
+		st, b := f.Do(tok, "POST", "/Appointment", appointment(slot))
 		done <- answer{st, b}
 	}()
 	var pending map[string]any
 	f.waitFor("the booking pending at the practice", func() bool {
-		_, list := f.do(tok, "GET", "/Appointment?status=pending&slot=Slot/"+slot["id"].(string), nil)
+		_, list := f.Do(tok, "GET", "/Appointment?status=pending&slot=Slot/"+slot["id"].(string), nil)
 		if e := entries(list); len(e) == 1 && len(f.Practice.Appointments()) == 1 {
 			pending = e[0].(map[string]any)["resource"].(map[string]any)
 			return true
@@ -468,7 +456,7 @@ func TestCancelledWhileBooking(t *testing.T) {
 	})
 	pending["status"] = "cancelled"
 	pending["cancelationReason"] = map[string]any{"text": "Patient rang back: not needed"}
-	if st, b := f.do(tok, "PUT", "/Appointment/"+pending["id"].(string), pending); st != http.StatusOK {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+pending["id"].(string), pending); st != http.StatusOK {
 		t.Fatalf("cancelling the pending booking: %d %v", st, b)
 	}
 	close(slow.gate)
@@ -480,7 +468,7 @@ func TestCancelledWhileBooking(t *testing.T) {
 		as := f.Practice.Appointments()
 		return len(as) == 1 && as[0].Status == "cancelled"
 	})
-	if s := f.read("Slot", slot["id"].(string)); s["status"] != "free" {
+	if s := f.Read("Slot", slot["id"].(string)); s["status"] != "free" {
 		t.Errorf("the slot is %v in Signpost", s["status"])
 	}
 	checkRequests(t, f.Practice, devserver.ClientCallCentre, devserver.DemoCallCentre)
@@ -495,19 +483,19 @@ func TestPracticeError(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	slot := f.slots(tok)[0]
 	if err := f.Practice.SetMode(standin.Failing); err != nil {
 		t.Fatal(err)
 	}
-	st, b := f.do(tok, "POST", "/Appointment", appointment(slot))
-	if st != http.StatusBadGateway || detailsCode(b) != gpconnect.ErrPracticeRespondedWithError {
+	st, b := f.Do(tok, "POST", "/Appointment", appointment(slot))
+	if st != http.StatusBadGateway || apptest.DetailsCode(b) != gpconnect.ErrPracticeRespondedWithError {
 		t.Fatalf("booking at a failing practice: %d %v, want 502 %s", st, b, gpconnect.ErrPracticeRespondedWithError)
 	}
-	if s := f.read("Slot", slot["id"].(string)); s["status"] != "free" {
+	if s := f.Read("Slot", slot["id"].(string)); s["status"] != "free" {
 		t.Errorf("the slot is %v in Signpost", s["status"])
 	}
-	_, list := f.do(tok, "GET", "/Appointment?status=cancelled&slot=Slot/"+slot["id"].(string), nil)
+	_, list := f.Do(tok, "GET", "/Appointment?status=cancelled&slot=Slot/"+slot["id"].(string), nil)
 	if len(entries(list)) != 1 {
 		t.Errorf("the refused booking is not cancelled in Signpost: %v", list)
 	}
@@ -524,12 +512,12 @@ func TestRace(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	toks := []string{f.token(devserver.ClientCallCentre), f.token(devserver.ClientCallCentre)}
+	toks := []string{f.Token(devserver.ClientCallCentre, apptest.SystemScopes), f.Token(devserver.ClientCallCentre, apptest.SystemScopes)}
 	slot := f.slots(toks[0])[0]
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	for i := range 2 {
-		wg.Go(func() { codes[i], _ = f.do(toks[i], "POST", "/Appointment", appointment(slot)) })
+		wg.Go(func() { codes[i], _ = f.Do(toks[i], "POST", "/Appointment", appointment(slot)) })
 	}
 	wg.Wait()
 	slices.Sort(codes)
@@ -546,7 +534,7 @@ func TestRace(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the practice has %d bookings of the slot, want 1", n)
 	}
-	st, list := f.do(toks[0], "GET", "/Appointment?slot=Slot/"+slot["id"].(string)+"&status=booked", nil)
+	st, list := f.Do(toks[0], "GET", "/Appointment?slot=Slot/"+slot["id"].(string)+"&status=booked", nil)
 	if st != http.StatusOK || len(entries(list)) != 1 {
 		t.Errorf("Signpost's bookings of the slot: %d %v, want 1", st, list)
 	}

@@ -94,7 +94,7 @@ func (a *Adapter) Watched() []string { return []string{"Appointment"} }
 // instance is asked of the practice (confirm.go); a change to an
 // appointment the practice booked goes to it through the outbox.
 func (a *Adapter) Watch(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if c.Type != "Appointment" || a.fromSelf(ctx) {
+	if c.Type != "Appointment" || a.env.FromSelf(ctx) {
 		return nil
 	}
 	if c.New != nil && booking.AwaitsConfirmation(c.New.Bytes()) == a.env.Name &&

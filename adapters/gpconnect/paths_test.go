@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/adapters/gpconnect"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 )
 
@@ -21,7 +22,7 @@ func TestBookingPaths(t *testing.T) {
 	if err := f.poll(); err != nil {
 		t.Fatal(err)
 	}
-	tok := f.token(devserver.ClientCallCentre)
+	tok := f.Token(devserver.ClientCallCentre, apptest.SystemScopes)
 	slots := f.slots(tok)
 	entry := func(res map[string]any) map[string]any {
 		return map[string]any{"resource": res, "request": map[string]any{"method": "POST", "url": "Appointment"}}
@@ -45,24 +46,24 @@ func TestBookingPaths(t *testing.T) {
 		name string
 		book func(slot map[string]any) (int, map[string]any)
 	}{
-		{"POST", func(s map[string]any) (int, map[string]any) { return f.do(tok, "POST", "/Appointment", appointment(s)) }},
+		{"POST", func(s map[string]any) (int, map[string]any) { return f.Do(tok, "POST", "/Appointment", appointment(s)) }},
 		{"PUT", func(s map[string]any) (int, map[string]any) {
 			a := appointment(s)
 			a["id"] = "put-1"
-			return f.do(tok, "PUT", "/Appointment/put-1", a)
+			return f.Do(tok, "PUT", "/Appointment/put-1", a)
 		}},
 		{"transaction", func(s map[string]any) (int, map[string]any) {
-			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{entry(appointment(s))}})
+			st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{entry(appointment(s))}})
 			return st, first(b)
 		}},
 		{"batch", func(s map[string]any) (int, map[string]any) {
-			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{entry(appointment(s))}})
+			st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{entry(appointment(s))}})
 			return st, first(b)
 		}},
 		{"$book resource", func(s map[string]any) (int, map[string]any) {
 			a := appointment(s)
 			a["status"] = "proposed"
-			st, b := f.do(tok, "POST", "/Appointment/$book", params(
+			st, b := f.Do(tok, "POST", "/Appointment/$book", params(
 				map[string]any{"name": "appointment-resource", "resource": a},
 				map[string]any{"name": "patient-reference", "valueReference": ref("Patient/" + patientID)}))
 			return st, first(b)
@@ -70,11 +71,11 @@ func TestBookingPaths(t *testing.T) {
 		{"$book hold", func(s map[string]any) (int, map[string]any) {
 			a := appointment(s)
 			a["status"] = "pending"
-			st, hold := f.do(tok, "POST", "/Appointment", a)
+			st, hold := f.Do(tok, "POST", "/Appointment", a)
 			if st != http.StatusCreated || hold["status"] != "pending" {
 				t.Fatalf("a hold: %d %v", st, hold)
 			}
-			st, b := f.do(tok, "POST", "/Appointment/$book", params(
+			st, b := f.Do(tok, "POST", "/Appointment/$book", params(
 				map[string]any{"name": "appointment-reference", "valueReference": ref("Appointment/" + hold["id"].(string))}))
 			return st, first(b)
 		}},
@@ -95,12 +96,12 @@ func TestBookingPaths(t *testing.T) {
 	}
 	t.Run("transaction of two", func(t *testing.T) {
 		n := len(f.Practice.Requests())
-		st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
 			entry(appointment(slots[len(paths)])), entry(appointment(slots[len(paths)+1]))}})
-		if st != http.StatusUnprocessableEntity || detailsCode(b) != gpconnect.ErrPracticeConfirmsAlone {
+		if st != http.StatusUnprocessableEntity || apptest.DetailsCode(b) != gpconnect.ErrPracticeConfirmsAlone {
 			t.Fatalf("answered %d %v, want 422 %s", st, b, gpconnect.ErrPracticeConfirmsAlone)
 		}
-		if s := f.read("Slot", slots[len(paths)]["id"].(string)); s["status"] != "free" {
+		if s := f.Read("Slot", slots[len(paths)]["id"].(string)); s["status"] != "free" {
 			t.Errorf("the slot is %v", s["status"])
 		}
 		if m := len(f.Practice.Requests()); m != n {

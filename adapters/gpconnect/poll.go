@@ -153,16 +153,13 @@ func (a *Adapter) search(ctx context.Context, w Window, found *free) error {
 func (a *Adapter) polled(err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.env.Now()
+	a.polls.Record(a.env.Now(), err == nil)
 	if err == nil {
-		a.pollOK, a.pollFails = now, 0
+		a.pollFails = 0
 		return
 	}
 	a.pollFails++
-	a.pollFail, a.pollErr = now, err.Error()
-	if a.pollFailSince.IsZero() || a.pollFailSince.Before(a.pollOK) {
-		a.pollFailSince = now
-	}
+	a.pollErr = err.Error()
 	a.env.Logger.Warn("gpconnect: polling the practice", "error", err)
 }
 

@@ -1,21 +1,14 @@
 package gpconnect_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/signpost-fhir/signpost/adapters"
+	"github.com/signpost-fhir/signpost/adapters/adaptertest"
 	_ "github.com/signpost-fhir/signpost/adapters/gpconnect"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/app/apptest"
@@ -93,7 +86,8 @@ func TestSettingsErrors(t *testing.T) {
 		t.Fatal("docs/gpconnect.md has no YAML example")
 	}
 	dir := t.TempDir()
-	cert, key, ca := writeCert(t, dir)
+	cert, key := adaptertest.SelfSignedFiles(t, dir)
+	ca := cert
 	example := strings.NewReplacer("/etc/signpost/gpconnect-client.pem", cert, "/etc/signpost/gpconnect-client.key", key,
 		"/etc/signpost/spine-ca.pem", ca).Replace(string(m[1]))
 	f, err := adapters.Parse([]byte(example))
@@ -103,35 +97,4 @@ func TestSettingsErrors(t *testing.T) {
 	if _, err := adapters.Build(f, base); err != nil {
 		t.Errorf("Build of the documented example: %v", err)
 	}
-}
-
-// writeCert writes a self-signed certificate, its key and itself as a CA
-// into dir.
-func writeCert(t *testing.T, dir string) (cert, key, ca string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "signpost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for path, b := range map[string][]byte{
-		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	} {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cert, key, cert
 }

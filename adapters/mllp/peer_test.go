@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters/adaptertest"
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/mllp"
 )
@@ -27,24 +28,6 @@ var peerDir = filepath.Join("..", "..", "test", "mllp-peer")
 // peerSamples are the messages exchanged with the peer, from the codec's
 // testdata, with \r between segments as on the wire.
 var peerSamples = []string{"siu_s12.hl7", "siu_s15.hl7", "adt_a04.hl7", "adt_a08.hl7", "adt_a40.hl7"}
-
-// nodePeer returns the node binary, skipping the test when Node or the
-// package is missing (failing under CI when the package is).
-func nodePeer(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the MLLP peer test needs Node 18+ and `npm ci --prefix test/mllp-peer`")
-	}
-	if _, err := os.Stat(filepath.Join(peerDir, "node_modules", "simple-hl7", "package.json")); err != nil {
-		msg := "simple-hl7 is not installed: run `npm ci --prefix test/mllp-peer`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return node
-}
 
 // wire reads a sample with \r segment endings.
 func wire(t *testing.T, name string) []byte {
@@ -61,7 +44,7 @@ func wire(t *testing.T, name string) []byte {
 // hl7v2.BuildAck; simple-hl7 must read AA and the message's control id in
 // each acknowledgement.
 func TestPeerSendsToServer(t *testing.T) {
-	node := nodePeer(t)
+	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	var mu sync.Mutex
 	var got [][]byte
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -139,7 +122,7 @@ func TestPeerSendsToServer(t *testing.T) {
 // server, which reports what it read; its acknowledgements must parse with
 // hl7v2 and carry AA and each message's control id.
 func TestClientSendsToPeer(t *testing.T) {
-	node := nodePeer(t)
+	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")

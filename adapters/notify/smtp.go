@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/signpost-fhir/signpost/adapters"
 )
 
 // SMTPConfig configures e-mail over SMTP.
@@ -89,7 +91,7 @@ func NewMailer(cfg SMTPConfig, password string, tlsConfig *tls.Config, now func(
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.CAFile != "" {
-			pool, err := readCAs(cfg.CAFile)
+			pool, err := adapters.ReadCAs(cfg.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("smtp.caFile: %w", err)
 			}

@@ -12,9 +12,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"syscall"
 	"time"
+
+	"github.com/signpost-fhir/signpost/adapters"
 )
 
 // WebhookConfig configures the webhook channel: each reminder's
@@ -57,7 +58,7 @@ func NewPoster(cfg WebhookConfig, authorization string, rootCAs *x509.CertPool) 
 		return nil, fmt.Errorf("webhook.url %q: must be an https URL", cfg.URL)
 	}
 	if rootCAs == nil && cfg.CAFile != "" {
-		if rootCAs, err = readCAs(cfg.CAFile); err != nil {
+		if rootCAs, err = adapters.ReadCAs(cfg.CAFile); err != nil {
 			return nil, fmt.Errorf("webhook.caFile: %w", err)
 		}
 	}
@@ -132,17 +133,4 @@ func statusError(code int, body []byte) error {
 		return fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(body))
 	}
 	return Permanent(fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(body)))
-}
-
-// readCAs reads a PEM file of certificates into a pool.
-func readCAs(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }

@@ -89,7 +89,7 @@ func (a *Adapter) confirmBookings() error {
 // told of through the outbox (SRM^S03). An appointment moved in from
 // another service is a new booking to the PAS, and waits for it.
 func (a *Adapter) asks(ctx context.Context, tx *write.Tx, c *write.Change) bool {
-	if a.fromSelf(ctx) || write.IsServer(ctx) || c.New == nil {
+	if a.env.FromSelf(ctx) || write.IsServer(ctx) || c.New == nil {
 		return false
 	}
 	prevID := replacesOf(c.New.Bytes())
@@ -144,7 +144,7 @@ func (a *Adapter) watchRequest(ctx context.Context, tx *write.Tx, c *write.Chang
 	if c.Type == "Task" && a.dispatcher != nil {
 		return a.watchTask(ctx, tx, c)
 	}
-	if c.Type != "Appointment" || a.fromSelf(ctx) {
+	if c.Type != "Appointment" || a.env.FromSelf(ctx) {
 		return nil
 	}
 	var rq *requests

@@ -4,7 +4,6 @@ package pas_test
 // SRM^S01 decides them.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +64,7 @@ func TestPASConfirmedBooking(t *testing.T) {
 				f.Peer.Answer(c.answer)
 			}
 			sr := f.referral()
-			status, body := f.do(f.token(devserver.ClientGPSystem), "POST", "/Appointment", f.appointment(0, sr))
+			status, body := f.Do(f.Token(devserver.ClientGPSystem, apptest.SystemScopes), "POST", "/Appointment", f.appointment(0, sr))
 			if status != c.wantStatus {
 				t.Fatalf("POST Appointment: %d %v, want %d", status, body, c.wantStatus)
 			}
@@ -77,7 +76,7 @@ func TestPASConfirmedBooking(t *testing.T) {
 				t.Fatalf("the PAS was sent %s^%s first, want SRM^S01", code, ev)
 			}
 			id := s01.Get("ARQ-1.1")
-			appt := f.read("Appointment", id)
+			appt := f.Read("Appointment", id)
 			task := f.task(sr)
 			if c.wantCode == "" {
 				if body["status"] != "booked" || body["id"] != id {
@@ -86,7 +85,7 @@ func TestPASConfirmedBooking(t *testing.T) {
 				if appt["status"] != "booked" || booking.AwaitsConfirmation(mustJSON(appt)) != "" {
 					t.Errorf("Appointment/%s is %v, want booked (no longer awaiting)", id, appt["status"])
 				}
-				if got := f.read("Slot", "slot-0")["status"]; got != "busy" {
+				if got := f.Read("Slot", "slot-0")["status"]; got != "busy" {
 					t.Errorf("slot-0 is %v, want busy", got)
 				}
 				if got := state(task); got != string(referral.Booked) {
@@ -97,13 +96,13 @@ func TestPASConfirmedBooking(t *testing.T) {
 				}
 				return
 			}
-			if got := detailsCode(body); got != c.wantCode {
+			if got := apptest.DetailsCode(body); got != c.wantCode {
 				t.Errorf("answered %v, want the code %s", body, c.wantCode)
 			}
 			if appt["status"] != "cancelled" {
 				t.Errorf("Appointment/%s is %v, want cancelled", id, appt["status"])
 			}
-			if got := f.read("Slot", "slot-0")["status"]; got != "free" {
+			if got := f.Read("Slot", "slot-0")["status"]; got != "free" {
 				t.Errorf("slot-0 is %v, want free", got)
 			}
 			if got := state(task); got != string(referral.SlotIssue) {
@@ -120,10 +119,10 @@ func TestPASConfirmedBooking(t *testing.T) {
 				t.Errorf("SRM^S04 cancels %q, want %s", got, id)
 			}
 			if c.answer == nil {
-				if got := f.read("Appointment", id)["status"]; got != "cancelled" {
+				if got := f.Read("Appointment", id)["status"]; got != "cancelled" {
 					t.Errorf("after the late AA, Appointment/%s is %v, want cancelled still", id, got)
 				}
-				if got := f.read("Slot", "slot-0")["status"]; got != "free" {
+				if got := f.Read("Slot", "slot-0")["status"]; got != "free" {
 					t.Errorf("after the late AA, slot-0 is %v, want free still", got)
 				}
 			}
@@ -175,11 +174,11 @@ func (f *confirmFixture) release() {
 
 // task returns the workflow Task of referral sr, from the store.
 func (f *confirmFixture) task(sr string) map[string]any {
-	f.t.Helper()
-	status, b := f.do(f.token(devserver.ClientGPSystem), "GET", "/Task?focus="+sr+"&code="+referral.TaskCodeSystem+"|"+referral.TaskCode, nil)
+	f.T.Helper()
+	status, b := f.Do(f.Token(devserver.ClientGPSystem, apptest.SystemScopes), "GET", "/Task?focus="+sr+"&code="+referral.TaskCodeSystem+"|"+referral.TaskCode, nil)
 	entries, _ := b["entry"].([]any)
 	if status != http.StatusOK || len(entries) != 1 {
-		f.t.Fatalf("the Task of %s: %d %v", sr, status, b)
+		f.T.Fatalf("the Task of %s: %d %v", sr, status, b)
 	}
 	return entries[0].(map[string]any)["resource"].(map[string]any)
 }
@@ -187,7 +186,7 @@ func (f *confirmFixture) task(sr string) map[string]any {
 // waitRequest waits until the PAS has applied an SRM of event (about
 // the placer id id, when not "") and returns the first.
 func (f *confirmFixture) waitRequest(event, id string) *hl7v2.Message {
-	f.t.Helper()
+	f.T.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		for _, m := range f.Peer.Applied() {
@@ -199,7 +198,7 @@ func (f *confirmFixture) waitRequest(event, id string) *hl7v2.Message {
 		case <-f.Peer.arrived:
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
-			f.t.Fatalf("the PAS applied no SRM^%s", event)
+			f.T.Fatalf("the PAS applied no SRM^%s", event)
 		}
 	}
 }
@@ -226,21 +225,6 @@ func worklist(task map[string]any) string {
 	return ""
 }
 
-// detailsCode returns the Signpost error code of an OperationOutcome.
-func detailsCode(oo map[string]any) string {
-	issues, _ := oo["issue"].([]any)
-	for _, is := range issues {
-		d, _ := is.(map[string]any)["details"].(map[string]any)
-		codings, _ := d["coding"].([]any)
-		for _, c := range codings {
-			if code, _ := c.(map[string]any)["code"].(string); code != "" {
-				return code
-			}
-		}
-	}
-	return ""
-}
-
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -262,17 +246,17 @@ func TestPASConfirmedPaths(t *testing.T) {
 	}
 	paths := []path{
 		{"POST", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
-			st, b := f.do(tok, "POST", "/Appointment", f.appointment(i, sr))
+			st, b := f.Do(tok, "POST", "/Appointment", f.appointment(i, sr))
 			return st, resourceOr(st, b), b
 		}},
 		{"PUT", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
 			a := f.appointment(i, sr)
 			a["id"] = fmt.Sprintf("put-%d", i)
-			st, b := f.do(tok, "PUT", "/Appointment/"+a["id"].(string), a)
+			st, b := f.Do(tok, "PUT", "/Appointment/"+a["id"].(string), a)
 			return st, resourceOr(st, b), b
 		}},
 		{"transaction", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
-			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+			st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
 				map[string]any{"resource": f.appointment(i, sr), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
 			if st != http.StatusOK {
 				return st, nil, b
@@ -280,10 +264,10 @@ func TestPASConfirmedPaths(t *testing.T) {
 			return http.StatusCreated, entryResource(b, 0), b
 		}},
 		{"batch", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
-			st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+			st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
 				map[string]any{"resource": f.appointment(i, sr), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
 			if st != http.StatusOK {
-				f.t.Fatalf("batch: %d %v", st, b)
+				f.T.Fatalf("batch: %d %v", st, b)
 			}
 			e := b["entry"].([]any)[0].(map[string]any)
 			var code int
@@ -297,7 +281,7 @@ func TestPASConfirmedPaths(t *testing.T) {
 		{"$book resource", func(f *confirmFixture, tok string, i int, sr string) (int, map[string]any, map[string]any) {
 			a := f.appointment(i, sr)
 			a["status"] = "proposed"
-			st, b := f.do(tok, "POST", "/Appointment/$book", parameters(
+			st, b := f.Do(tok, "POST", "/Appointment/$book", parameters(
 				map[string]any{"name": "appointment-resource", "resource": a},
 				map[string]any{"name": "patient-reference", "valueReference": map[string]any{"reference": "Patient/" + patientID}}))
 			if st != http.StatusOK {
@@ -309,14 +293,14 @@ func TestPASConfirmedPaths(t *testing.T) {
 			a := f.appointment(i, sr)
 			a["status"] = "pending"
 			sent := len(f.Peer.Received())
-			st, hold := f.do(tok, "POST", "/Appointment", a)
+			st, hold := f.Do(tok, "POST", "/Appointment", a)
 			if st != http.StatusCreated || hold["status"] != "pending" || booking.AwaitsConfirmation(mustJSON(hold)) != "" {
-				f.t.Fatalf("a hold of the PAS's slot: %d %v, want a plain hold (the PAS is not asked)", st, hold)
+				f.T.Fatalf("a hold of the PAS's slot: %d %v, want a plain hold (the PAS is not asked)", st, hold)
 			}
 			if n := len(f.Peer.Received()); n != sent {
-				f.t.Fatalf("a hold sent the PAS %d messages", n-sent)
+				f.T.Fatalf("a hold sent the PAS %d messages", n-sent)
 			}
-			st, b := f.do(tok, "POST", "/Appointment/$book", parameters(
+			st, b := f.Do(tok, "POST", "/Appointment/$book", parameters(
 				map[string]any{"name": "appointment-reference", "valueReference": map[string]any{"reference": "Appointment/" + hold["id"].(string)}}))
 			if st != http.StatusOK {
 				return st, nil, b
@@ -341,13 +325,13 @@ func TestPASConfirmedPaths(t *testing.T) {
 				}
 				slotID := fmt.Sprintf("slot-%d", n)
 				sr := f.referral()
-				st, appt, body := p.book(f, f.token(devserver.ClientGPSystem), n, sr)
-				slot := f.read("Slot", slotID)["status"]
+				st, appt, body := p.book(f, f.Token(devserver.ClientGPSystem, apptest.SystemScopes), n, sr)
+				slot := f.Read("Slot", slotID)["status"]
 				if accept {
 					if st != http.StatusCreated || appt == nil || appt["status"] != "booked" {
 						t.Fatalf("answered %d %v, want the booked Appointment", st, body)
 					}
-					if stored := f.read("Appointment", appt["id"].(string)); stored["status"] != "booked" {
+					if stored := f.Read("Appointment", appt["id"].(string)); stored["status"] != "booked" {
 						t.Errorf("Appointment/%v is %v, want booked", appt["id"], stored["status"])
 					}
 					if slot != "busy" {
@@ -355,7 +339,7 @@ func TestPASConfirmedPaths(t *testing.T) {
 					}
 					return
 				}
-				if st != http.StatusBadGateway || detailsCode(body) != pas.ErrPASRespondedWithError {
+				if st != http.StatusBadGateway || apptest.DetailsCode(body) != pas.ErrPASRespondedWithError {
 					t.Fatalf("answered %d %v, want 502 %s", st, body, pas.ErrPASRespondedWithError)
 				}
 				if slot != "free" {
@@ -379,7 +363,7 @@ func TestPASConfirmedPaths(t *testing.T) {
 // on returns the fixture for the (sub)test t.
 func (f *confirmFixture) on(t *testing.T) *confirmFixture {
 	c := *f.fixture
-	c.t = t
+	c.T = t
 	return &confirmFixture{fixture: &c, hold: f.hold}
 }
 
@@ -416,7 +400,7 @@ func parameters(params ...map[string]any) map[string]any {
 func TestPASConfirmedIdempotency(t *testing.T) {
 	f := newConfirmFixture(t, false)
 	f.Peer.Answer(answerS01(hl7v2.OutcomeError, "try later"))
-	tok := f.token(devserver.ClientGPSystem)
+	tok := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
 	sr := f.referral()
 	body := f.appointment(2, sr)
 	st, replayed, first := f.doKey(tok, "POST", "/Appointment", body, "key-1")
@@ -444,24 +428,24 @@ func TestPASConfirmedIdempotency(t *testing.T) {
 // client is answered at once. A hold released is not sent.
 func TestPASConfirmedChanges(t *testing.T) {
 	f := newConfirmFixture(t, false)
-	tok := f.token(devserver.ClientGPSystem)
+	tok := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
 	// A hold the PAS never heard of is released without a word to it.
 	h := f.appointment(5, "")
 	h["status"] = "pending"
-	st, hold := f.do(tok, "POST", "/Appointment", h)
+	st, hold := f.Do(tok, "POST", "/Appointment", h)
 	if st != http.StatusCreated {
 		t.Fatalf("a hold: %d %v", st, hold)
 	}
 	hold["status"], hold["cancelationReason"] = "cancelled", map[string]any{"text": "not needed"}
-	if st, b := f.do(tok, "PUT", "/Appointment/"+hold["id"].(string), hold); st != http.StatusOK {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+hold["id"].(string), hold); st != http.StatusOK {
 		t.Fatalf("releasing the hold: %d %v", st, b)
 	}
-	st, a := f.do(tok, "POST", "/Appointment", f.appointment(3, ""))
+	st, a := f.Do(tok, "POST", "/Appointment", f.appointment(3, ""))
 	if st != http.StatusCreated || a["status"] != "booked" {
 		t.Fatalf("booking: %d %v", st, a)
 	}
 	id := a["id"].(string)
-	st, b := f.do(tok, "POST", "/Appointment/"+id+"/$reschedule", parameters(
+	st, b := f.Do(tok, "POST", "/Appointment/"+id+"/$reschedule", parameters(
 		map[string]any{"name": "slot", "valueReference": map[string]any{"reference": "Slot/slot-4"}}))
 	if st != http.StatusOK {
 		t.Fatalf("$reschedule: %d %v", st, b)
@@ -477,7 +461,7 @@ func TestPASConfirmedChanges(t *testing.T) {
 	cancelled := moved
 	cancelled["status"] = "cancelled"
 	cancelled["cancelationReason"] = map[string]any{"text": "patient asked"}
-	if st, b := f.do(tok, "PUT", "/Appointment/"+moved["id"].(string), cancelled); st != http.StatusOK || b["status"] != "cancelled" {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+moved["id"].(string), cancelled); st != http.StatusOK || b["status"] != "cancelled" {
 		t.Fatalf("cancelling: %d %v", st, b)
 	}
 	s04 := f.waitRequest(pas.EventRequestCancel, "")
@@ -492,27 +476,18 @@ func TestPASConfirmedChanges(t *testing.T) {
 	if want := []string{"S01", "S03", "S04"}; fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Errorf("the PAS applied %v, want %v", events, want)
 	}
-	if got := f.read("Slot", "slot-4")["status"]; got != "free" {
+	if got := f.Read("Slot", "slot-4")["status"]; got != "free" {
 		t.Errorf("slot-4 is %v after the cancellation, want free", got)
 	}
 }
 
-// doKey is fixture.do with an Idempotency-Key; it reports whether the
+// doKey is fixture.Do with an Idempotency-Key; it reports whether the
 // answer was a replay.
 func (f *confirmFixture) doKey(token, method, path string, body any, key string) (int, bool, map[string]any) {
-	f.t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, f.URL+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	f.T.Helper()
+	resp, b := f.Send(token, method, path, body, "Idempotency-Key", key)
 	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
+	_ = json.Unmarshal(b, &out)
 	return resp.StatusCode, resp.Header.Get("Idempotent-Replayed") == "true", out
 }
 
@@ -520,7 +495,7 @@ func (f *confirmFixture) doKey(token, method, path string, body any, key string)
 // CodeSystem the server serves.
 func TestPASErrorCodes(t *testing.T) {
 	f := newFixture(t, pas.ModePASConfirmed, nil)
-	st, cs := f.do(f.token(devserver.ClientGPSystem), "GET", "/CodeSystem/error", nil)
+	st, cs := f.Do(f.Token(devserver.ClientGPSystem, apptest.SystemScopes), "GET", "/CodeSystem/error", nil)
 	if st != http.StatusOK {
 		t.Fatalf("GET CodeSystem/error: %d", st)
 	}
@@ -541,13 +516,13 @@ func TestPASErrorCodes(t *testing.T) {
 // refusal could not undo the other entries. Alone in its Bundle, it books.
 func TestPASConfirmedBundleAlone(t *testing.T) {
 	f := newConfirmFixture(t, false)
-	tok := f.token(devserver.ClientGPSystem)
+	tok := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
 	before := apptest.Versions(t, f.App, "Appointment", "Slot", "ServiceRequest", "Task")
 	asked := len(f.Peer.Received())
-	st, b := f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+	st, b := f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
 		map[string]any{"resource": f.appointment(3, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}},
 		map[string]any{"resource": f.appointment(4, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
-	if st != http.StatusUnprocessableEntity || detailsCode(b) != pas.ErrPASConfirmsAlone {
+	if st != http.StatusUnprocessableEntity || apptest.DetailsCode(b) != pas.ErrPASConfirmsAlone {
 		t.Fatalf("a transaction of two PAS bookings: %d %v, want 422 %s", st, b, pas.ErrPASConfirmsAlone)
 	}
 	if after := apptest.Versions(t, f.App, "Appointment", "Slot", "ServiceRequest", "Task"); !maps.Equal(before, after) {
@@ -556,7 +531,7 @@ func TestPASConfirmedBundleAlone(t *testing.T) {
 	if n := len(f.Peer.Received()); n != asked {
 		t.Errorf("the PAS was sent %d messages for a refused Bundle", n-asked)
 	}
-	st, b = f.do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+	st, b = f.Do(tok, "POST", "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
 		map[string]any{"resource": f.appointment(3, ""), "request": map[string]any{"method": "POST", "url": "Appointment"}}}})
 	if st != http.StatusOK || entryResource(b, 0)["status"] != "booked" {
 		t.Fatalf("a transaction of one PAS booking: %d %v, want it booked", st, b)
@@ -571,8 +546,8 @@ func TestPASConfirmedFillerID(t *testing.T) {
 	f := &confirmFixture{fixture: newFixture(t, pas.ModePASConfirmed, func(s *pas.Settings) {
 		s.Send, s.ConfirmTimeout = srr.addr, adapters.Duration(20*time.Second)
 	})}
-	tok := f.token(devserver.ClientGPSystem)
-	st, a := f.do(tok, "POST", "/Appointment", f.appointment(5, ""))
+	tok := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
+	st, a := f.Do(tok, "POST", "/Appointment", f.appointment(5, ""))
 	if st != http.StatusCreated || a["status"] != "booked" {
 		t.Fatalf("booking: %d %v", st, a)
 	}
@@ -588,7 +563,7 @@ func TestPASConfirmedFillerID(t *testing.T) {
 		t.Errorf("the booked Appointment keeps filler id %q, want %q (%v)", kept, want, a["identifier"])
 	}
 	a["status"], a["cancelationReason"] = "cancelled", map[string]any{"text": "patient asked"}
-	if st, b := f.do(tok, "PUT", "/Appointment/"+id, a); st != http.StatusOK {
+	if st, b := f.Do(tok, "PUT", "/Appointment/"+id, a); st != http.StatusOK {
 		t.Fatalf("cancelling: %d %v", st, b)
 	}
 	s04 := srr.wait(t, pas.EventRequestCancel)
@@ -675,25 +650,25 @@ func TestPASConfirmedMovedIn(t *testing.T) {
 	start := f.SlotStart(0).Add(-time.Hour)
 	apptest.Seed(t, f.App,
 		otherSchedule(), slotRes("other-0", "sched-other", start, slotLength))
-	tok := f.token(devserver.ClientGPSystem)
+	tok := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
 	a := f.appointment(0, "")
 	a["slot"] = []any{map[string]any{"reference": "Slot/other-0"}}
 	a["start"], a["end"] = start.Format(time.RFC3339), start.Add(slotLength).Format(time.RFC3339)
 	a["participant"] = []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patientID}, "status": "accepted"}}
-	st, booked := f.do(tok, "POST", "/Appointment", a)
+	st, booked := f.Do(tok, "POST", "/Appointment", a)
 	if st != http.StatusCreated || booked["status"] != "booked" || len(f.Peer.Received()) != 0 {
 		t.Fatalf("booking another service: %d %v (the PAS received %d messages)", st, booked, len(f.Peer.Received()))
 	}
 	f.Peer.Answer(answerS01(hl7v2.OutcomeReject, "unknown patient"))
-	st, b := f.do(tok, "POST", "/Appointment/"+booked["id"].(string)+"/$reschedule", parameters(
+	st, b := f.Do(tok, "POST", "/Appointment/"+booked["id"].(string)+"/$reschedule", parameters(
 		map[string]any{"name": "slot", "valueReference": map[string]any{"reference": "Slot/slot-2"}}))
-	if st != http.StatusBadGateway || detailsCode(b) != pas.ErrPASRespondedWithError {
+	if st != http.StatusBadGateway || apptest.DetailsCode(b) != pas.ErrPASRespondedWithError {
 		t.Fatalf("$reschedule into the PAS's slot: %d %v, want 502", st, b)
 	}
 	if _, ev := f.Peer.Received()[0].Type(); ev != pas.EventRequestBooking {
 		t.Errorf("the PAS was sent SRM^%s, want S01", ev)
 	}
-	if got := f.read("Slot", "slot-2")["status"]; got != "free" {
+	if got := f.Read("Slot", "slot-2")["status"]; got != "free" {
 		t.Errorf("slot-2 is %v, want free", got)
 	}
 }
@@ -712,7 +687,7 @@ func TestPASConfirmedHoldExpiry(t *testing.T) {
 		"extension": []any{
 			map[string]any{"url": booking.ExtAwaitingConfirmation, "valueString": instance},
 			map[string]any{"url": booking.ExtHoldExpires, "valueInstant": expired}}}
-	slot := f.read("Slot", "slot-4")
+	slot := f.Read("Slot", "slot-4")
 	slot["status"] = "busy-tentative"
 	f.store(slot, appt)
 	if n, err := f.App.Booking.Sweep(write.AsServer(context.Background())); err != nil || n != 1 { // as the server sweeps
@@ -722,7 +697,7 @@ func TestPASConfirmedHoldExpiry(t *testing.T) {
 	if _, ev := s04.Type(); ev != pas.EventRequestCancel {
 		t.Errorf("the PAS was sent %s", ev)
 	}
-	if got := f.read("Slot", "slot-4")["status"]; got != "free" {
+	if got := f.Read("Slot", "slot-4")["status"]; got != "free" {
 		t.Errorf("slot-4 is %v, want free", got)
 	}
 }
@@ -730,7 +705,7 @@ func TestPASConfirmedHoldExpiry(t *testing.T) {
 // store writes resources straight to the store with their index entries,
 // without the write path's rules: the state a crash leaves.
 func (f *confirmFixture) store(resources ...map[string]any) {
-	f.t.Helper()
+	f.T.Helper()
 	err := f.App.Store.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
 		for _, r := range resources {
 			typ, id := r["resourceType"].(string), r["id"].(string)
@@ -754,6 +729,6 @@ func (f *confirmFixture) store(resources ...map[string]any) {
 		return nil
 	})
 	if err != nil {
-		f.t.Fatalf("storing: %v", err)
+		f.T.Fatalf("storing: %v", err)
 	}
 }

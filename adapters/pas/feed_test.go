@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -72,21 +71,11 @@ func ndjsonFeed(rows ...feedSlot) []byte {
 // upload POSTs a feed to $pas-slot-feed with token and returns the status
 // and the JSON answer.
 func (f *fixture) upload(token, query, contentType string, body []byte) (int, map[string]any) {
-	f.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, f.URL+"/$pas-slot-feed?"+query, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	f.T.Helper()
+	resp, raw := f.Send(token, http.MethodPost, "/$pas-slot-feed?"+query, body, "Content-Type", contentType)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		f.t.Fatalf("answer %d %q: %v", resp.StatusCode, raw, err)
+		f.T.Fatalf("answer %d %q: %v", resp.StatusCode, raw, err)
 	}
 	return resp.StatusCode, out
 }
@@ -147,17 +136,17 @@ func outcomeLines(oo map[string]any) []string {
 // feedSlotOf returns the Slot the feed made for pasSlotID, from the store
 // (nil when none).
 func (f *fixture) feedSlotOf(pasSlotID string) map[string]any {
-	f.t.Helper()
-	code, bundle := f.do(f.token(devserver.ClientProvider), "GET", "/Slot?identifier="+url.QueryEscape(pas.SlotSystem(instance)+"|"+pasSlotID), nil)
+	f.T.Helper()
+	code, bundle := f.Do(f.Token(devserver.ClientProvider, apptest.SystemScopes), "GET", "/Slot?identifier="+url.QueryEscape(pas.SlotSystem(instance)+"|"+pasSlotID), nil)
 	if code != 200 {
-		f.t.Fatalf("searching the slot: %d %v", code, bundle)
+		f.T.Fatalf("searching the slot: %d %v", code, bundle)
 	}
 	entries, _ := bundle["entry"].([]any)
 	if len(entries) == 0 {
 		return nil
 	}
 	if len(entries) > 1 {
-		f.t.Fatalf("%d slots for %s", len(entries), pasSlotID)
+		f.T.Fatalf("%d slots for %s", len(entries), pasSlotID)
 	}
 	return entries[0].(map[string]any)["resource"].(map[string]any)
 }
@@ -168,7 +157,7 @@ func (f *fixture) feedSlotOf(pasSlotID string) map[string]any {
 // feeds refused whole with every bad row located by its line.
 func TestSlotFeed(t *testing.T) {
 	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
-	provider := f.token(devserver.ClientProvider)
+	provider := f.Token(devserver.ClientProvider, apptest.SystemScopes)
 	day := f.First.Add(5 * time.Hour) // tomorrow 14:00 UTC, clear of the fixture's slots
 	at := func(i int) time.Time { return day.Add(time.Duration(i) * 20 * time.Minute) }
 	row := func(id string, i int, status string) feedSlot {
@@ -246,7 +235,7 @@ func TestSlotFeed(t *testing.T) {
 				if s := f.feedSlotOf("P2"); s != nil {
 					t.Errorf("P2 not withdrawn: %v", s)
 				}
-				if f.feedSlotOf("P1") == nil || f.read("Slot", "slot-0")["status"] != "free" {
+				if f.feedSlotOf("P1") == nil || f.Read("Slot", "slot-0")["status"] != "free" {
 					t.Error("full mode touched a booked slot or a slot not the PAS's")
 				}
 			}},
@@ -338,11 +327,11 @@ func TestSlotFeedAccess(t *testing.T) {
 		status int
 	}{
 		{"no token", "", 401},
-		{"another trust's provider", f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "other-trust", Org: "RXX99", Role: "provider"}), 403},
-		{"a referrer", f.token(devserver.ClientGPSystem), 403},
-		{"a patient", f.mint(devserver.TokenOptions{Scope: "patient/*.cruds", Patient: patientID}), 403},
-		{"a backend service without a role", f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "backend"}), 403},
-		{"the trust's provider", f.token(devserver.ClientProvider), 200},
+		{"another trust's provider", f.Mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "other-trust", Org: "RXX99", Role: "provider"}), 403},
+		{"a referrer", f.Token(devserver.ClientGPSystem, apptest.SystemScopes), 403},
+		{"a patient", f.Mint(devserver.TokenOptions{Scope: "patient/*.cruds", Patient: patientID}), 403},
+		{"a backend service without a role", f.Mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: "backend"}), 403},
+		{"the trust's provider", f.Token(devserver.ClientProvider, apptest.SystemScopes), 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -357,7 +346,7 @@ func TestSlotFeedAccess(t *testing.T) {
 			}
 		})
 	}
-	if code, out := f.upload(f.token(devserver.ClientProvider), "adapter=pas-other", pas.FeedCSV, feed); code != 400 {
+	if code, out := f.upload(f.Token(devserver.ClientProvider, apptest.SystemScopes), "adapter=pas-other", pas.FeedCSV, feed); code != 400 {
 		t.Errorf("another instance's name: %d %v", code, out)
 	}
 }
@@ -378,7 +367,7 @@ func TestSlotFeedRuleRefusal(t *testing.T) {
 		feedSlot{clinic: clinic, id: "R2", start: far, end: far.Add(slotLength), status: "free"},
 		feedSlot{clinic: clinic, id: "R3", start: f.SlotStart(22), end: f.SlotStart(23), status: "busy"},
 	)
-	code, out := f.upload(f.token(devserver.ClientProvider), "adapter="+instance, pas.FeedCSV, feed)
+	code, out := f.upload(f.Token(devserver.ClientProvider, apptest.SystemScopes), "adapter="+instance, pas.FeedCSV, feed)
 	if code != 200 {
 		t.Fatalf("status %d: %v", code, out)
 	}
@@ -401,7 +390,7 @@ func TestSlotFeedRuleRefusal(t *testing.T) {
 // in full mode, and stays as it was.
 func TestSlotFeedSkipsHeldSlot(t *testing.T) {
 	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
-	provider := f.token(devserver.ClientProvider)
+	provider := f.Token(devserver.ClientProvider, apptest.SystemScopes)
 	start := f.SlotStart(20)
 	feed := func(s time.Time) []byte {
 		return csvFeed(feedSlot{clinic: clinic, id: "H1", start: s, end: s.Add(slotLength), status: "free"})

@@ -20,7 +20,7 @@ var _ adapters.Operator = (*Adapter)(nil)
 func (a *Adapter) Operations() []*operation.Operation {
 	return []*operation.Operation{{
 		Name: FeedOperation, Affects: true, Access: "create", Roles: feedRoles(),
-		BodyTypes: []string{FeedCSV, FeedNDJSON}, Definition: feedDefinition(), Handle: a.feedOp,
+		BodyTypes: []string{FeedCSV, FeedNDJSON}, Definition: conformance.OperationDefinition(FeedOperation), Handle: a.feedOp,
 	}}
 }
 
@@ -37,19 +37,6 @@ func feedRoles() []string {
 		roles = append(roles, string(roleOperator))
 	}
 	return roles
-}
-
-// feedDefinition is the OperationDefinition of $pas-slot-feed.
-func feedDefinition() json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &head) == nil && head.ID == FeedOperation {
-			return raw
-		}
-	}
-	return nil
 }
 
 // feedInputs are the inputs $pas-slot-feed knows.

@@ -6,11 +6,9 @@ package pas_test
 // listener.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,12 +44,10 @@ const (
 
 // fixture is a running server with one PAS instance.
 type fixture struct {
-	t     testing.TB
-	App   *app.App
-	URL   string // the FHIR base
-	PAS   *pas.Adapter
-	Peer  *peer     // the fake PAS receiving Signpost's messages
-	First time.Time // slot-0's start: tomorrow 09:00 UTC; slot-i starts i·15 min later
+	apptest.Client // T, App, and URL: the FHIR base
+	PAS            *pas.Adapter
+	Peer           *peer     // the fake PAS receiving Signpost's messages
+	First          time.Time // slot-0's start: tomorrow 09:00 UTC; slot-i starts i·15 min later
 }
 
 // newFixture starts the server with pas-rh8 in mode (pas.ModeSignpostConfirmed
@@ -78,8 +74,8 @@ func newFixtureSlots(t testing.TB, mode string, edit func(*pas.Settings), n int)
 	if edit != nil {
 		edit(&set)
 	}
-	a, url, ad := startInstance(t, app.Config{Auth: true}, set, devserver.DemoProvider)
-	f := &fixture{t: t, App: a, URL: url, PAS: ad, Peer: p}
+	c, ad := startInstance(t, app.Config{Auth: true}, set, devserver.DemoProvider)
+	f := &fixture{Client: c, PAS: ad, Peer: p}
 	now := time.Now().UTC()
 	f.First = time.Date(now.Year(), now.Month(), now.Day(), 9, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
 	ods := func(code string) []any {
@@ -98,14 +94,14 @@ func newFixtureSlots(t testing.TB, mode string, edit func(*pas.Settings), n int)
 	for i := range n {
 		seed = append(seed, slotRes(fmt.Sprintf("slot-%d", i), schedule, f.SlotStart(i), slotLength))
 	}
-	seedAll(t, a, seed)
+	seedAll(t, f.App, seed)
 	return f
 }
 
 // startInstance starts a server configured as cfg with one hl7v2-pas
 // instance, pas-rh8, of settings set, acting as a provider of the
-// organisation ods; it returns the server, its FHIR base and the instance.
-func startInstance(t testing.TB, cfg app.Config, set pas.Settings, ods string) (*app.App, string, *pas.Adapter) {
+// organisation ods; it returns a client of the server and the instance.
+func startInstance(t testing.TB, cfg app.Config, set pas.Settings, ods string) (apptest.Client, *pas.Adapter) {
 	t.Helper()
 	raw, err := json.Marshal(set)
 	if err != nil {
@@ -118,7 +114,7 @@ func startInstance(t testing.TB, cfg app.Config, set pas.Settings, ods string) (
 	if !ok {
 		t.Fatal("no adapter instance")
 	}
-	return a, ts.URL + "/fhir", ad.(*pas.Adapter)
+	return apptest.NewClient(t, a, ts), ad.(*pas.Adapter)
 }
 
 // ref is a Reference to r.
@@ -160,77 +156,19 @@ func seedAll(t testing.TB, a *app.App, seed []map[string]any) {
 // SlotStart is slot-i's start.
 func (f *fixture) SlotStart(i int) time.Time { return f.First.Add(time.Duration(i) * slotLength) }
 
-// token mints a development-server token for client (devserver.Client…)
-// with scope system/*.cruds.
-func (f *fixture) token(client string) string {
-	f.t.Helper()
-	return f.mint(devserver.TokenOptions{Scope: "system/*.cruds", Client: client})
-}
-
-// mint mints a development-server token with opts.
-func (f *fixture) mint(opts devserver.TokenOptions) string {
-	f.t.Helper()
-	tok, err := devserver.MintToken(f.App.Config.Data, opts)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return tok
-}
-
-// do makes a FHIR request with token (none when "") and returns the
-// status and the JSON answer.
-func (f *fixture) do(token, method, path string, body any) (int, map[string]any) {
-	f.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, ok := body.([]byte)
-		if !ok {
-			b, _ = json.Marshal(body)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, f.URL+path, r)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
-
-// read returns the current JSON of typ/id, straight from the store.
-func (f *fixture) read(typ, id string) map[string]any {
-	f.t.Helper()
-	res, err := f.App.Store.Read(context.Background(), typ, id)
-	if err != nil {
-		f.t.Fatalf("read %s/%s: %v", typ, id, err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(res.JSON, &out); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
-}
-
 // send sends one ER7 message (segments separated by \r or \n) to the
 // instance's listener and returns the acknowledgement.
 func (f *fixture) send(er7 string) *hl7v2.Message {
-	f.t.Helper()
+	f.T.Helper()
 	c := &mllp.Client{Addr: f.PAS.Addr().String(), AckTimeout: 10 * time.Second}
 	defer c.Close()
 	raw, err := c.Send(context.Background(), []byte(strings.ReplaceAll(er7, "\n", "\r")))
 	if err != nil {
-		f.t.Fatalf("sending to the listener: %v", err)
+		f.T.Fatalf("sending to the listener: %v", err)
 	}
 	ack, err := hl7v2.Parse(raw)
 	if err != nil {
-		f.t.Fatalf("reading the acknowledgement %q: %v", raw, err)
+		f.T.Fatalf("reading the acknowledgement %q: %v", raw, err)
 	}
 	return ack
 }
@@ -385,15 +323,15 @@ func TestFixture(t *testing.T) {
 // referral creates a referral from the demo practice to the PAS's service
 // for the patient and returns its "ServiceRequest/id".
 func (f *fixture) referral() string {
-	f.t.Helper()
-	status, sr := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
+	f.T.Helper()
+	status, sr := f.Do(f.Token(devserver.ClientGPSystem, apptest.SystemScopes), "POST", "/ServiceRequest", map[string]any{
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": map[string]any{"reference": "Patient/" + patientID}, "requester": map[string]any{"reference": "Organization/gp-a"},
 		"performerType": pasSpecialty, "authoredOn": time.Now().UTC().Format("2006-01-02"),
 		"category":  []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
 		"performer": []any{map[string]any{"reference": "HealthcareService/" + service}}})
 	if status != http.StatusCreated {
-		f.t.Fatalf("POST ServiceRequest: %d %v", status, sr)
+		f.T.Fatalf("POST ServiceRequest: %d %v", status, sr)
 	}
 	return "ServiceRequest/" + sr["id"].(string)
 }
@@ -416,6 +354,6 @@ func (f *fixture) appointment(i int, sr string) map[string]any {
 // giveSpecialty gives the PAS's service the specialty pasSpecialty, so
 // referrals (referral) suit it.
 func (f *fixture) giveSpecialty() {
-	apptest.Seed(f.t, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
+	apptest.Seed(f.T, f.App, map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology",
 		"providedBy": map[string]any{"reference": "Organization/trust"}, "specialty": []any{pasSpecialty}})
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters/adaptertest"
 	"github.com/signpost-fhir/signpost/adapters/pas"
 	"github.com/signpost-fhir/signpost/domain/referral"
 )
@@ -26,17 +26,7 @@ var peerDir = filepath.Join("..", "..", "test", "mllp-peer")
 // acknowledged AA as simple-hl7 reads the acknowledgements, and the
 // patient and the booking are in Signpost.
 func TestInboundFromNpmPeer(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the npm peer test needs Node 18+ and `npm ci --prefix test/mllp-peer`")
-	}
-	if _, err := os.Stat(filepath.Join(peerDir, "node_modules", "simple-hl7", "package.json")); err != nil {
-		msg := "simple-hl7 is not installed: run `npm ci --prefix test/mllp-peer`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	f := newFixture(t, pas.ModeSignpostConfirmed, nil)
 	nhs, pasNo := nhsNo(1212), "RH8P1212"
 	port := strconv.Itoa(f.PAS.Addr().(*net.TCPAddr).Port)

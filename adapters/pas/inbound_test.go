@@ -89,21 +89,21 @@ func expectAck(t testing.TB, ack *hl7v2.Message, code string) {
 
 // byFiller returns the appointments with the PAS's filler id.
 func (f *fixture) byFiller(filler string) []map[string]any {
-	f.t.Helper()
+	f.T.Helper()
 	return f.storeSearch("Appointment", "identifier", pas.FillerSystem(instance)+"|"+filler)
 }
 
 // storeSearch finds the resources of typ whose token param is value,
 // straight from the store.
 func (f *fixture) storeSearch(typ, param, value string) []map[string]any {
-	f.t.Helper()
+	f.T.Helper()
 	q, err := f.App.Search.Parse(typ, map[string][]string{param: {value}, "_count": {"100"}}, searchOpts)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	page, err := f.App.Store.Search(context.Background(), q)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	var out []map[string]any
 	for _, r := range page.Resources {
@@ -129,14 +129,14 @@ var searchOpts = search.ParseOptions{MaxCount: 1000}
 func str(v any) string { s, _ := v.(string); return s }
 
 // slotStatus is Slot/id's status.
-func (f *fixture) slotStatus(id string) string { return str(f.read("Slot", id)["status"]) }
+func (f *fixture) slotStatus(id string) string { return str(f.Read("Slot", id)["status"]) }
 
 // registered registers a new patient through an ADT^A04 and returns
 // their id.
 func (f *fixture) registered(nhs, pasNo string) string {
-	f.t.Helper()
-	expectAck(f.t, f.send(er7("ADT^A04^ADT_A01", "REG-"+nhs, "EVN|A04", pidOf(nhs, pasNo))), "AA")
-	return str(one(f.t, "patient "+nhs, f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))["id"])
+	f.T.Helper()
+	expectAck(f.T, f.send(er7("ADT^A04^ADT_A01", "REG-"+nhs, "EVN|A04", pidOf(nhs, pasNo))), "AA")
+	return str(one(f.T, "patient "+nhs, f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))["id"])
 }
 
 // TestInboundApplied: each message type, applied, leaves the resources
@@ -176,7 +176,7 @@ func TestInboundApplied(t *testing.T) {
 	ack = f.send(er7("ADT^A08^ADT_A01", "A08-1", "EVN|A08",
 		"PID|1||"+pasNo+"^^^RH8^PI||PARKER^ROSE^^^MS||19700101|F|||9 NEW ROAD^^EXETER^^EX3 3CC^GBR^H"))
 	expectAck(t, ack, "AA")
-	p = f.read("Patient", pid)
+	p = f.Read("Patient", pid)
 	if !strings.Contains(fmt.Sprint(p["address"]), "EX3 3CC") || !strings.Contains(fmt.Sprint(p["identifier"]), nhs) {
 		t.Errorf("after A08: %v", p)
 	}
@@ -217,7 +217,7 @@ func TestInboundApplied(t *testing.T) {
 	expectAck(t, f.send(siu("S12", "S12-3", "F3", pidOf(nhs, pasNo), clinic, late, 20)), "AA")
 	a3 := one(t, "F3", f.byFiller("F3"))
 	slotRef := str(a3["slot"].([]any)[0].(map[string]any)["reference"])
-	s := f.read("Slot", strings.TrimPrefix(slotRef, "Slot/"))
+	s := f.Read("Slot", strings.TrimPrefix(slotRef, "Slot/"))
 	if s["status"] != "busy" || s["start"] != late.UTC().Format(time.RFC3339) || s["end"] != late.Add(20*time.Minute).UTC().Format(time.RFC3339) {
 		t.Errorf("created slot %v", s)
 	}
@@ -225,13 +225,13 @@ func TestInboundApplied(t *testing.T) {
 
 	// S14 with a new note: the comment changes, nothing else.
 	expectAck(t, f.send(strings.Replace(siu("S14", "S14-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(0), 15), "first visit", "bring your letter", 1)), "AA")
-	if a := f.read("Appointment", str(a1["id"])); a["comment"] != "bring your letter" || a["status"] != "booked" {
+	if a := f.Read("Appointment", str(a1["id"])); a["comment"] != "bring your letter" || a["status"] != "booked" {
 		t.Errorf("after S14: %v", a)
 	}
 
 	// S13: F1 moves to slot-3: the old one cancelled, slot-0 freed, a new one replaces it.
 	expectAck(t, f.send(siu("S13", "S13-1", "F1", pidOf(nhs, pasNo), clinic, f.SlotStart(3), 15)), "AA")
-	if a := f.read("Appointment", str(a1["id"])); a["status"] != "cancelled" {
+	if a := f.Read("Appointment", str(a1["id"])); a["status"] != "cancelled" {
 		t.Errorf("rescheduled appointment is %v", a["status"])
 	}
 	var moved map[string]any
@@ -264,14 +264,14 @@ func TestInboundApplied(t *testing.T) {
 	if a := one(t, "F3", f.byFiller("F3")); a["status"] != "entered-in-error" {
 		t.Errorf("after S17: %v", a["status"])
 	}
-	if st := str(f.read("Slot", strings.TrimPrefix(slotRef, "Slot/"))["status"]); st != "free" {
+	if st := str(f.Read("Slot", strings.TrimPrefix(slotRef, "Slot/"))["status"]); st != "free" {
 		t.Errorf("after S17 the created slot is %s", st)
 	}
 
 	// S26 once the moved appointment has ended: noshow.
 	apptest.IntoThePast(t, f.App, str(moved["id"]), 2*time.Hour)
 	expectAck(t, f.send(siuRef("S26", "S26-1", "F1")), "AA")
-	if a := f.read("Appointment", str(moved["id"])); a["status"] != "noshow" {
+	if a := f.Read("Appointment", str(moved["id"])); a["status"] != "noshow" {
 		t.Errorf("after S26: %v", a["status"])
 	}
 
@@ -286,7 +286,7 @@ func TestInboundApplied(t *testing.T) {
 		t.Errorf("merged patient %v", gone)
 	}
 	valid("the merged Patient", gone)
-	if l := fmt.Sprint(f.read("Patient", pid)["link"]); !strings.Contains(l, "replaces") {
+	if l := fmt.Sprint(f.Read("Patient", pid)["link"]); !strings.Contains(l, "replaces") {
 		t.Errorf("survivor links %s", l)
 	}
 	var f4 map[string]any
@@ -651,7 +651,7 @@ func TestInboundMoves(t *testing.T) {
 	if a := booked("F-SP"); !strings.Contains(jsonOf(a["slot"]), "Slot/slot-5") || !strings.Contains(jsonOf(a["extension"]), "Appointment/sp-appt") {
 		t.Errorf("the Signpost booking moved by the PAS: %v", a)
 	}
-	if a := f.read("Appointment", "sp-appt"); a["status"] != "cancelled" {
+	if a := f.Read("Appointment", "sp-appt"); a["status"] != "cancelled" {
 		t.Errorf("sp-appt is %v", a["status"])
 	}
 }
@@ -674,7 +674,7 @@ func TestInboundSamples(t *testing.T) {
 	}
 	ack := f.send(read("adt_a08.hl7"))
 	expectAck(t, ack, "AA")
-	p = f.read("Patient", str(p["id"]))
+	p = f.Read("Patient", str(p["id"]))
 	if tel := jsonOf(p["telecom"]); !strings.Contains(tel, "sean@example.org") || !strings.Contains(tel, `"mobile"`) {
 		t.Errorf("telecom after the A08 sample: %s", tel)
 	}
@@ -702,7 +702,7 @@ func TestInboundFollowsReschedules(t *testing.T) {
 	third := f.reschedule(second, 2)
 	expectAck(t, f.send(er7("SIU^S15^SIU_S12", "CHAIN-1", "SCH|"+first+"^SIGNPOST|||||CANC^Patient cancelled")), "AA")
 	for id, want := range map[string]string{first: "cancelled", second: "cancelled", third: "cancelled"} {
-		if got := str(f.read("Appointment", id)["status"]); got != want {
+		if got := str(f.Read("Appointment", id)["status"]); got != want {
 			t.Errorf("Appointment/%s is %s, want %s", id, got, want)
 		}
 	}

@@ -58,7 +58,6 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
-	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/domain/booking"
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
@@ -78,7 +77,7 @@ func (a *Adapter) Watched() []string { return []string{"Appointment", "ServiceRe
 
 // Watch implements adapters.Watcher: see the file's comment.
 func (a *Adapter) Watch(ctx context.Context, tx *write.Tx, c *write.Change) error {
-	if a.fromSelf(ctx) {
+	if a.env.FromSelf(ctx) {
 		return nil
 	}
 	if a.set.Mode == ModePASConfirmed {
@@ -94,12 +93,6 @@ func (a *Adapter) Watch(ctx context.Context, tx *write.Tx, c *write.Change) erro
 		return a.watchTask(ctx, tx, c)
 	}
 	return nil
-}
-
-// fromSelf reports whether ctx acts as the instance itself.
-func (a *Adapter) fromSelf(ctx context.Context) bool {
-	p, ok := auth.FromContext(ctx)
-	return ok && p != nil && a.env.Principal != nil && p.ClientID == a.env.Principal.ClientID
 }
 
 // outgoing is what one transaction will send the PAS, in order.

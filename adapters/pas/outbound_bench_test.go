@@ -160,8 +160,9 @@ func newBenchServer(b *testing.B, mode string, services, slots int) *benchServer
 		for s := range services {
 			owned = append(owned, fmt.Sprintf("hs-%d", s))
 		}
-		bs.app, bs.url, bs.pas = startInstance(b, app.Config{}, pas.Settings{Send: bs.peer.addr(), Services: owned, PASNumberSystem: pasSystem,
+		c, ad := startInstance(b, app.Config{}, pas.Settings{Send: bs.peer.addr(), Services: owned, PASNumberSystem: pasSystem,
 			Mode: mode, RetryBase: adapters.Duration(20 * time.Millisecond), RetryMax: adapters.Duration(200 * time.Millisecond)}, "RH8")
+		bs.app, bs.url, bs.pas = c.App, c.URL, ad
 	} else {
 		a, ts := apptest.New(b, app.Config{})
 		bs.app, bs.url = a, ts.URL+"/fhir"

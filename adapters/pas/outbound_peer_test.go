@@ -6,13 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/signpost-fhir/signpost/adapters/adaptertest"
 	"github.com/signpost-fhir/signpost/adapters/pas"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 )
@@ -23,21 +23,10 @@ import (
 // appointment's id, filler status, NHS number and control id, and
 // acknowledges them with its own ACK, which Signpost takes as delivery.
 func TestOutboundToNodePeer(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: this test needs Node 18+ and `npm ci --prefix test/mllp-peer`")
-	}
-	dir := filepath.Join("..", "..", "test", "mllp-peer")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "simple-hl7", "package.json")); err != nil {
-		msg := "simple-hl7 is not installed: run `npm ci --prefix test/mllp-peer`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peer.mjs"), "serve")
+	cmd := exec.CommandContext(ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -140,7 +140,7 @@ func TestOutboundReferral(t *testing.T) {
 		t.Run(tc.op, func(t *testing.T) {
 			sr, ubrn := f.refer(i)
 			before := len(f.Peer.Applied())
-			st, out := f.do(f.token(devserver.ClientProvider), "POST", "/ServiceRequest/"+sr+"/$"+tc.op,
+			st, out := f.Do(f.Token(devserver.ClientProvider, apptest.SystemScopes), "POST", "/ServiceRequest/"+sr+"/$"+tc.op,
 				map[string]any{"resourceType": "Parameters", "parameter": tc.params})
 			if st != 200 {
 				t.Fatalf("$%s: %d %v", tc.op, st, out)
@@ -277,7 +277,7 @@ func (f *fixture) seedOther() {
 	specialty := func(code string) []any {
 		return []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": code}}}}
 	}
-	apptest.Seed(f.t, f.App,
+	apptest.Seed(f.T, f.App,
 		map[string]any{"resourceType": "HealthcareService", "id": service, "name": "Cardiology", "providedBy": ref("Organization/trust"), "specialty": specialty(cardiology)},
 		map[string]any{"resourceType": "HealthcareService", "id": other, "name": "Dermatology", "providedBy": ref("Organization/trust"), "specialty": specialty(cardiology)},
 		otherSchedule(), slotRes("slot-other", "sched-other", start, slotLength))
@@ -286,26 +286,26 @@ func (f *fixture) seedOther() {
 // book books slot-i for the patient as the call centre and returns the
 // appointment's id.
 func (f *fixture) book(i int) string {
-	f.t.Helper()
+	f.T.Helper()
 	return f.create(bookBody(fmt.Sprintf("Slot/slot-%d", i), "booked"))
 }
 
 // hold holds slot-i (a pending appointment).
 func (f *fixture) hold(i int) string {
-	f.t.Helper()
+	f.T.Helper()
 	return f.create(bookBody(fmt.Sprintf("Slot/slot-%d", i), "pending"))
 }
 
 func (f *fixture) bookOther() string {
-	f.t.Helper()
+	f.T.Helper()
 	return f.create(bookBody("Slot/slot-other", "booked"))
 }
 
 func (f *fixture) create(body map[string]any) string {
-	f.t.Helper()
-	st, out := f.do(f.token(devserver.ClientCallCentre), "POST", "/Appointment", body)
+	f.T.Helper()
+	st, out := f.Do(f.Token(devserver.ClientCallCentre, apptest.SystemScopes), "POST", "/Appointment", body)
 	if st != 201 {
-		f.t.Fatalf("booking: %d %v", st, out)
+		f.T.Fatalf("booking: %d %v", st, out)
 	}
 	return out["id"].(string)
 }
@@ -317,13 +317,13 @@ func bookBody(slot, status string) map[string]any {
 
 // bookHold books the hold id with $book and returns its id.
 func (f *fixture) bookHold(id string) string {
-	f.t.Helper()
-	st, out := f.do(f.token(devserver.ClientCallCentre), "POST", "/Appointment/$book", map[string]any{
+	f.T.Helper()
+	st, out := f.Do(f.Token(devserver.ClientCallCentre, apptest.SystemScopes), "POST", "/Appointment/$book", map[string]any{
 		"resourceType": "Parameters", "parameter": []any{
 			map[string]any{"name": "appointment-reference", "valueString": "Appointment/" + id},
 			map[string]any{"name": "patient-reference", "valueString": "Patient/" + patientID}}})
 	if st != 200 {
-		f.t.Fatalf("$book: %d %v", st, out)
+		f.T.Fatalf("$book: %d %v", st, out)
 	}
 	return id
 }
@@ -331,11 +331,11 @@ func (f *fixture) bookHold(id string) string {
 // reschedule moves appointment id to slot-i with $reschedule and returns
 // the new appointment's id.
 func (f *fixture) reschedule(id string, i int) string {
-	f.t.Helper()
-	st, out := f.do(f.token(devserver.ClientCallCentre), "POST", "/Appointment/"+id+"/$reschedule", map[string]any{
+	f.T.Helper()
+	st, out := f.Do(f.Token(devserver.ClientCallCentre, apptest.SystemScopes), "POST", "/Appointment/"+id+"/$reschedule", map[string]any{
 		"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "slot", "valueString": fmt.Sprintf("Slot/slot-%d", i)}}})
 	if st != 200 {
-		f.t.Fatalf("$reschedule: %d %v", st, out)
+		f.T.Fatalf("$reschedule: %d %v", st, out)
 	}
 	for _, e := range out["entry"].([]any) {
 		e := e.(map[string]any)
@@ -343,23 +343,23 @@ func (f *fixture) reschedule(id string, i int) string {
 			return e["resource"].(map[string]any)["id"].(string)
 		}
 	}
-	f.t.Fatalf("$reschedule answered no appointment: %v", out)
+	f.T.Fatalf("$reschedule answered no appointment: %v", out)
 	return ""
 }
 
 // edit changes appointment id with change and PUTs it as client.
 func (f *fixture) edit(id, client string, change func(map[string]any)) {
-	f.t.Helper()
-	a := f.read("Appointment", id)
+	f.T.Helper()
+	a := f.Read("Appointment", id)
 	delete(a, "meta")
 	change(a)
-	if st, out := f.do(f.token(client), "PUT", "/Appointment/"+id, a); st != 200 {
-		f.t.Fatalf("PUT Appointment/%s: %d %v", id, st, out)
+	if st, out := f.Do(f.Token(client, apptest.SystemScopes), "PUT", "/Appointment/"+id, a); st != 200 {
+		f.T.Fatalf("PUT Appointment/%s: %d %v", id, st, out)
 	}
 }
 
 func (f *fixture) setStatus(id, status, client string) {
-	f.t.Helper()
+	f.T.Helper()
 	f.edit(id, client, func(a map[string]any) {
 		a["status"] = status
 		if status == "cancelled" {
@@ -372,7 +372,7 @@ func (f *fixture) setStatus(id, status, client string) {
 // service booked without slots (made elsewhere) at SlotStart(i), and
 // returns its id.
 func (f *fixture) recordPast(i int) string {
-	f.t.Helper()
+	f.T.Helper()
 	start := f.SlotStart(i)
 	return f.create(map[string]any{"resourceType": "Appointment", "status": "booked",
 		"start": start.Format(time.RFC3339), "end": start.Add(slotLength).Format(time.RFC3339),
@@ -383,12 +383,12 @@ func (f *fixture) recordPast(i int) string {
 // asInstance runs fn in a write transaction acting as the instance, as
 // its inbound messages do.
 func (f *fixture) asInstance(fn func(ctx context.Context, tx *write.Tx) error) {
-	f.t.Helper()
+	f.T.Helper()
 	scopes, raw := auth.ParseScopes("system/*.cruds")
 	p := &auth.Principal{Subject: adapters.ClientIDPrefix + instance, ClientID: adapters.ClientIDPrefix + instance,
 		Scopes: scopes, RawScopes: raw, Organization: devserver.DemoProvider, Role: "provider"}
 	if err := f.App.Writes.Update(auth.NewContext(context.Background(), p), fn); err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 }
 
@@ -397,8 +397,8 @@ func (f *fixture) asInstance(fn func(ctx context.Context, tx *write.Tx) error) {
 // returns its id
 // and UBRN.
 func (f *fixture) refer(slot int) (id, ubrn string) {
-	f.t.Helper()
-	st, out := f.do(f.token(devserver.ClientGPSystem), "POST", "/ServiceRequest", map[string]any{
+	f.T.Helper()
+	st, out := f.Do(f.Token(devserver.ClientGPSystem, apptest.SystemScopes), "POST", "/ServiceRequest", map[string]any{
 		"resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "routine",
 		"subject": ref("Patient/" + patientID), "requester": ref("Organization/gp-a"),
 		"performer":     []any{ref("HealthcareService/" + service)},
@@ -406,7 +406,7 @@ func (f *fixture) refer(slot int) (id, ubrn string) {
 		"category":      []any{map[string]any{"coding": []any{map[string]any{"system": referral.Base + "/CodeSystem/referral-source", "code": "gp"}}}},
 		"authoredOn":    time.Now().UTC().Format("2006-01-02")})
 	if st != 201 {
-		f.t.Fatalf("referral: %d %v", st, out)
+		f.T.Fatalf("referral: %d %v", st, out)
 	}
 	id = out["id"].(string)
 	for _, x := range out["identifier"].([]any) {
@@ -419,25 +419,25 @@ func (f *fixture) refer(slot int) (id, ubrn string) {
 	before := len(f.Peer.Applied())
 	bid := f.create(body)
 	if m := f.Peer.WaitApplied(before + 1)[before]; m.Get("SCH-26.1") != ubrn || m.Get("SCH-1.1") != bid {
-		f.t.Errorf("the booking of the referral: SCH-26 %q, want its UBRN %q\n%s", m.Get("SCH-26.1"), ubrn, m)
+		f.T.Errorf("the booking of the referral: SCH-26 %q, want its UBRN %q\n%s", m.Get("SCH-26.1"), ubrn, m)
 	}
 	return id, ubrn
 }
 
 // waitDead waits up to 10 s for n dead letters of the instance.
 func (f *fixture) waitDead(ob store.OutboxAdmin, n int) []store.Queued {
-	f.t.Helper()
+	f.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		dead, err := ob.DeadLetters(context.Background(), instance, 100)
 		if err != nil {
-			f.t.Fatal(err)
+			f.T.Fatal(err)
 		}
 		if len(dead) >= n {
 			return dead
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%d dead letters, want %d", len(dead), n)
+			f.T.Fatalf("%d dead letters, want %d", len(dead), n)
 		}
 		select {
 		case <-f.Peer.arrived:

@@ -15,13 +15,11 @@ package pas
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -46,17 +44,16 @@ type Adapter struct {
 	dispatcher *dispatch.Dispatcher // delivers the outbox to client; nil without Send
 	server     *mllp.Server         // nil without Listen
 
+	run adapters.Runner // the listener and the dispatcher
+
 	mu       sync.Mutex
-	cancel   context.CancelFunc
-	done     chan struct{}
 	listenOn net.Addr  // the listener's bound address, once started
 	lastErr  string    // the last error of any kind, for Status
 	lastAt   time.Time // … and when
 	listenAt time.Time // when the listener failed (zero while it serves)
 	// The confirmer's exchanges with the PAS (the dispatcher keeps its
-	// own): the last answered with AA, the last failed, and the first
-	// failure since that success.
-	askOK, askFail, askFailSince time.Time
+	// own): a success is an answer of AA.
+	confirms adapters.Exchanges
 }
 
 var _ adapters.Waker = (*Adapter)(nil)
@@ -67,14 +64,8 @@ const dialTimeout = 5 * time.Second
 // New is the hl7v2-pas Factory: it reads and validates settings.
 func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 	var set Settings
-	if len(settings) == 0 {
-		settings = []byte("{}")
-	}
-	if err := adapters.Decode(settings, &set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
-	if err := adapters.Validate(&set); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	if err := adapters.DecodeSettings(settings, &set); err != nil {
+		return nil, err
 	}
 	if set.Listen == "" && set.Send == "" {
 		return nil, errors.New("settings: neither listen nor send is set: the instance would do nothing")
@@ -147,24 +138,12 @@ func (s Settings) withDefaults(env adapters.Env) Settings {
 // config builds the TLS configuration: the certificate presented, and the
 // CA that verifies the peer (client certificates required on the listener).
 func (t *TLS) config() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-		if err != nil {
-			return nil, err
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := adapters.TLSConfig(t.Cert, t.Key, t.CA)
+	if err != nil {
+		return nil, err
 	}
 	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", t.CA)
-		}
-		c.RootCAs, c.ClientCAs, c.ClientAuth = pool, pool, tls.RequireAndVerifyClientCert
+		c.ClientCAs, c.ClientAuth = c.RootCAs, tls.RequireAndVerifyClientCert
 	}
 	return c, nil
 }
@@ -173,54 +152,38 @@ func (t *TLS) config() (*tls.Config, error) {
 func (a *Adapter) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cancel != nil {
-		return errors.New("already started")
+	if a.run.Running() {
+		return adapters.ErrStarted
 	}
-	var ln net.Listener
+	var work []func(context.Context)
 	if a.server != nil {
 		var lc net.ListenConfig
-		var err error
-		if ln, err = lc.Listen(ctx, "tcp", a.set.Listen); err != nil {
+		ln, err := lc.Listen(ctx, "tcp", a.set.Listen)
+		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 		a.listenOn = ln.Addr()
-	}
-	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel, a.done, a.listenAt = cancel, make(chan struct{}), time.Time{}
-	var wg sync.WaitGroup
-	if ln != nil {
-		wg.Go(func() {
+		work = append(work, func(run context.Context) {
 			if err := a.server.Serve(run, ln); err != nil {
 				a.listenerFailed(err)
 			}
 		})
 	}
 	if a.dispatcher != nil {
-		wg.Go(func() { _ = a.dispatcher.Run(run) })
+		work = append(work, func(run context.Context) { _ = a.dispatcher.Run(run) })
 	}
-	go func() { wg.Wait(); close(a.done) }()
-	return nil
+	a.listenAt = time.Time{}
+	return a.run.Start(ctx, work...)
 }
 
-// Stop stops the listener and the dispatcher and waits for them.
+// Stop stops the listener and the dispatcher, waits for them, and closes
+// the connection to the PAS.
 func (a *Adapter) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.cancel = nil
-	a.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if a.client != nil {
+	stopped, err := a.run.Stop(ctx)
+	if stopped && err == nil && a.client != nil {
 		a.client.Close()
 	}
-	return nil
+	return err
 }
 
 // Addr is the listener's bound address (nil before Start or without
@@ -240,8 +203,8 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 	a.mu.Lock()
 	st := adapters.Status{State: adapters.StateUp, LastError: a.lastErr, LastErrorAt: a.lastAt}
 	listenAt := a.listenAt
-	peer := []exchanges{{ok: a.askOK, fail: a.askFail, since: a.askFailSince}}
-	if a.cancel == nil {
+	peer := []adapters.Exchanges{a.confirms}
+	if !a.run.Running() {
 		st.State = adapters.StateStopped
 	}
 	a.mu.Unlock()
@@ -250,7 +213,7 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 		if ds.LastErrorAt.After(st.LastErrorAt) {
 			st.LastError, st.LastErrorAt = ds.LastError, ds.LastErrorAt
 		}
-		peer = append(peer, exchanges{ok: ds.LastDelivered, fail: ds.LastErrorAt, since: ds.FailingSince})
+		peer = append(peer, adapters.Exchanges{OK: ds.LastDelivered, Fail: ds.LastErrorAt, FailingSince: ds.FailingSince})
 	}
 	switch {
 	case st.State != adapters.StateUp:
@@ -266,43 +229,34 @@ func (a *Adapter) Status(ctx context.Context) adapters.Status {
 			}
 		}
 	}
-	if ob, ok := a.store.(store.Outbox); ok && a.dispatcher != nil {
-		if backlog, err := ob.Backlog(ctx, a.env.Now()); err == nil {
-			for _, b := range backlog {
-				if b.Destination != a.env.Name {
-					continue
-				}
-				st.Backlog = append(st.Backlog, b)
-				if b.Dead == 0 && b.Pending == 0 || st.State == adapters.StateStopped || st.State == adapters.StateDown {
-					continue
-				}
-				wait := fmt.Sprintf("%d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
-				if st.State == adapters.StateUp {
-					st.State, st.Detail = adapters.StateDegraded, wait
-				} else {
-					st.Detail += "; " + wait
-				}
+	if a.dispatcher != nil {
+		for _, b := range adapters.BacklogOf(ctx, a.store, a.env.Now(), a.env.Name) {
+			st.Backlog = append(st.Backlog, b)
+			if b.Dead == 0 && b.Pending == 0 || st.State == adapters.StateStopped || st.State == adapters.StateDown {
+				continue
+			}
+			wait := fmt.Sprintf("%d messages wait, %d dead letters", b.Pending+b.InFlight, b.Dead)
+			if st.State == adapters.StateUp {
+				st.State, st.Detail = adapters.StateDegraded, wait
+			} else {
+				st.Detail += "; " + wait
 			}
 		}
 	}
 	return st
 }
 
-// exchanges are one side's exchanges with the PAS (the dispatcher's, or
-// the confirmer's): when the last succeeded, when the last failed, and
-// when the failures since that success began.
-type exchanges struct{ ok, fail, since time.Time }
-
-// failingSince reports whether the last of all exchanges failed, since
-// when (the first failure after the last success), and the last success.
-func failingSince(xs []exchanges) (since, ok time.Time, failing bool) {
+// failingSince reports whether the last of all exchanges with the PAS
+// (the dispatcher's and the confirmer's) failed, since when (the first
+// failure after the last success), and the last success.
+func failingSince(xs []adapters.Exchanges) (since, ok time.Time, failing bool) {
 	var fail time.Time
 	for _, x := range xs {
-		if x.ok.After(ok) {
-			ok = x.ok
+		if x.OK.After(ok) {
+			ok = x.OK
 		}
-		if x.fail.After(fail) {
-			fail = x.fail
+		if x.Fail.After(fail) {
+			fail = x.Fail
 		}
 	}
 	if !fail.After(ok) {
@@ -310,8 +264,8 @@ func failingSince(xs []exchanges) (since, ok time.Time, failing bool) {
 	}
 	since = fail
 	for _, x := range xs {
-		if !x.since.IsZero() && x.since.After(ok) && x.since.Before(since) {
-			since = x.since
+		if !x.FailingSince.IsZero() && x.FailingSince.After(ok) && x.FailingSince.Before(since) {
+			since = x.FailingSince
 		}
 	}
 	return since, ok, true
@@ -343,13 +297,5 @@ func (a *Adapter) asked(failure string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.env.Now()
-	if failure == "" {
-		a.askOK, a.askFailSince = now, time.Time{}
-		return
-	}
-	a.askFail = now
-	if a.askFailSince.IsZero() {
-		a.askFailSince = now
-	}
+	a.confirms.Record(a.env.Now(), failure == "")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/hl7v2"
 	"github.com/signpost-fhir/signpost/adapters/pas"
+	"github.com/signpost-fhir/signpost/app/apptest"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/store"
 )
@@ -26,8 +27,8 @@ func TestStatusPASAway(t *testing.T) {
 	}{
 		{pas.ModeSignpostConfirmed, func(f *fixture) { f.book(0) }},
 		{pas.ModePASConfirmed, func(f *fixture) {
-			if st, out := f.do(f.token(devserver.ClientCallCentre), "POST", "/Appointment", bookBody("Slot/slot-0", "booked")); st != http.StatusGatewayTimeout {
-				f.t.Fatalf("booking while the PAS is away: %d %v, want 504", st, out)
+			if st, out := f.Do(f.Token(devserver.ClientCallCentre, apptest.SystemScopes), "POST", "/Appointment", bookBody("Slot/slot-0", "booked")); st != http.StatusGatewayTimeout {
+				f.T.Fatalf("booking while the PAS is away: %d %v, want 504", st, out)
 			}
 		}},
 	} {
@@ -79,8 +80,8 @@ func TestReplayWakes(t *testing.T) {
 	f.book(0)
 	dead := f.waitDead(f.App.Store.(store.Outbox), 1)
 	f.Peer.Answer(nil)
-	op := f.mint(devserver.TokenOptions{Client: devserver.ClientOperator})
-	if st, out := f.do(op, "POST", "/$"+adapters.OpReplay, map[string]any{"resourceType": "Parameters",
+	op := f.Mint(devserver.TokenOptions{Client: devserver.ClientOperator})
+	if st, out := f.Do(op, "POST", "/$"+adapters.OpReplay, map[string]any{"resourceType": "Parameters",
 		"parameter": []any{map[string]any{"name": "id", "valueString": fmt.Sprint(dead[0].ID)}}}); st != http.StatusOK {
 		t.Fatalf("$%s: %d %v", adapters.OpReplay, st, out)
 	}
@@ -95,7 +96,7 @@ func (f *fixture) status() adapters.Status { return f.PAS.Status(context.Backgro
 // waitStatus waits up to 10 s for the instance's status to satisfy ok
 // and returns it.
 func (f *fixture) waitStatus(ok func(adapters.Status) bool) adapters.Status {
-	f.t.Helper()
+	f.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := f.status()
@@ -103,7 +104,7 @@ func (f *fixture) waitStatus(ok func(adapters.Status) bool) adapters.Status {
 			return st
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("status %+v", st)
+			f.T.Fatalf("status %+v", st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -41,7 +41,7 @@ func TestInboundUnmirrored(t *testing.T) {
 	if got := f.byFiller("F-NOREL"); len(got) != 0 {
 		t.Fatalf("an appointment was made for a patient the trust may not book for: %v", got)
 	}
-	slot := f.read("Slot", "slot-4")
+	slot := f.Read("Slot", "slot-4")
 	tags, _ := slot["meta"].(map[string]any)["tag"].([]any)
 	if slot["status"] != "busy" || len(tags) != 1 || tags[0].(map[string]any)["code"] != booking.TagExternallyBusy {
 		t.Fatalf("slot-4 is not externally busy: %v", slot)
@@ -51,20 +51,20 @@ func TestInboundUnmirrored(t *testing.T) {
 	}
 
 	// A client cannot book the blocked slot.
-	gp := f.token(devserver.ClientGPSystem)
+	gp := f.Token(devserver.ClientGPSystem, apptest.SystemScopes)
 	book := f.appointment(4, f.referral())
-	if status, out := f.do(gp, "POST", "/Appointment", book); status != 409 {
+	if status, out := f.Do(gp, "POST", "/Appointment", book); status != 409 {
 		t.Fatalf("booking the blocked slot: %d, want 409: %v", status, out)
 	}
 
 	// The PAS cancels its booking: the time is free again, and bookable.
 	ack := f.send(siuRef("S15", "NOREL-CANC", "F-NOREL"))
 	expectAck(t, ack, "AA")
-	slot = f.read("Slot", "slot-4")
+	slot = f.Read("Slot", "slot-4")
 	if slot["status"] != "free" || slot["meta"] != nil && slot["meta"].(map[string]any)["tag"] != nil || slot["identifier"] != nil {
 		t.Fatalf("slot-4 after the PAS cancelled: %v", slot)
 	}
-	if status, out := f.do(gp, "POST", "/Appointment", book); status != 201 {
+	if status, out := f.Do(gp, "POST", "/Appointment", book); status != 201 {
 		t.Fatalf("booking the freed slot: %d, want 201: %v", status, out)
 	}
 }

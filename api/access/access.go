@@ -82,10 +82,10 @@ func (g *Guard) restrict(ctx context.Context, p *auth.Principal, typ string, in 
 					// the directory stays visible
 				case typ == "Subscription":
 					// the patient's own subscriptions (ownerFilter, below)
-				case !inCompartmentType(typ):
+				case !search.InCompartmentType(typ):
 					continue // nothing of this type is in a compartment
 				default:
-					parts = append(parts, compartmentFilter(typ, r.patient))
+					parts = append(parts, search.CompartmentFilter(typ, r.patient))
 				}
 			}
 			if grant.Query != nil {

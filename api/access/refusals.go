@@ -26,12 +26,12 @@ func noteWrite(ctx context.Context, c *write.Change) {
 // noteRefusedWrite adds to the request's audit record the patients whose
 // compartment the refused write's current or proposed resource is in.
 func (g *Guard) noteRefusedWrite(ctx context.Context, c *write.Change) {
-	if !audit.Recording(ctx) || !inCompartmentType(c.Type) {
+	if !audit.Recording(ctx) || !search.InCompartmentType(c.Type) {
 		return
 	}
 	var patients []string
 	add := func(raw []byte) {
-		for _, id := range g.compartmentPatients(c.Type, c.ID, raw) {
+		for _, id := range search.CompartmentPatients(g.cfg.Search, c.Type, c.ID, raw) {
 			if !slices.Contains(patients, id) {
 				patients = append(patients, id)
 			}
@@ -46,25 +46,4 @@ func (g *Guard) noteRefusedWrite(ctx context.Context, c *write.Change) {
 	for _, id := range patients {
 		audit.Note(ctx, "Patient", id, "")
 	}
-}
-
-// compartmentPatients lists the patients whose compartment the resource
-// typ/id with body raw is in.
-func (g *Guard) compartmentPatients(typ, id string, raw []byte) []string {
-	if typ == "Patient" {
-		return []string{id}
-	}
-	params := compartmentParams()[typ]
-	entries, err := g.cfg.Search.Extract(typ, raw)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range entries {
-		if e.Type == search.Reference && e.RefType == "Patient" && e.RefID != "" &&
-			slices.Contains(params, e.Param) && !slices.Contains(out, e.RefID) {
-			out = append(out, e.RefID)
-		}
-	}
-	return out
 }

@@ -115,7 +115,7 @@ func (g *Guard) checkConsequence(ctx context.Context, tx *write.Tx, p *auth.Prin
 		// Part of the write that causes it, which was checked itself; for a
 		// caller in a patient context it must still stay within the
 		// patient's compartment, as before.
-		if !inCompartmentType(c.Type) || !p.HasPatientContext() || p.Decide(c.Type, in).Unrestricted {
+		if !search.InCompartmentType(c.Type) || !p.HasPatientContext() || p.Decide(c.Type, in).Unrestricted {
 			return nil
 		}
 		return g.checkCompartment(c, patientOf(p))

@@ -31,20 +31,9 @@ const (
 	findMaxPage       = 1000 // the largest page of slots $find reads at once
 )
 
-// definition returns Signpost's OperationDefinition with id.
-func definition(id string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct{ ID string }
-		if json.Unmarshal(raw, &head) == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
-}
-
 func (b *Service) findOp() *operation.Operation {
 	return &operation.Operation{Name: "find", Types: []string{"Appointment"}, TypeLevel: true,
-		Access: "search", Definition: definition("Appointment-find"), Handle: b.find}
+		Access: "search", Definition: conformance.OperationDefinition("Appointment-find"), Handle: b.find}
 }
 
 // findRequest is $find's input, read from its Parameters.

@@ -10,6 +10,7 @@ import (
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -24,17 +25,17 @@ type Validator interface {
 
 func (b *Service) holdOp() *operation.Operation {
 	return &operation.Operation{Name: "hold", Types: []string{"Appointment"}, TypeLevel: true, Affects: true,
-		Access: "create", Definition: definition("Appointment-hold"), Handle: b.hold}
+		Access: "create", Definition: conformance.OperationDefinition("Appointment-hold"), Handle: b.hold}
 }
 
 func (b *Service) bookOp() *operation.Operation {
 	return &operation.Operation{Name: "book", Types: []string{"Appointment"}, TypeLevel: true, Affects: true,
-		Access: "create", Definition: definition("Appointment-book"), Handle: b.book}
+		Access: "create", Definition: conformance.OperationDefinition("Appointment-book"), Handle: b.book}
 }
 
 func (b *Service) rescheduleOp() *operation.Operation {
 	return &operation.Operation{Name: "reschedule", Types: []string{"Appointment"}, Instance: true, Affects: true,
-		Access: "update", Definition: definition("Appointment-reschedule"), Handle: b.reschedule}
+		Access: "update", Definition: conformance.OperationDefinition("Appointment-reschedule"), Handle: b.reschedule}
 }
 
 // hold is Appointment/$hold: the proposal's slots become busy-tentative

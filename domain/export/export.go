@@ -33,7 +33,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -320,7 +319,7 @@ func (s *Service) writeType(ctx context.Context, j *job, dir, typ string) error 
 	}
 	patientLevel := j.Level == "patient"
 	if patientLevel && len(j.Patients) > 0 {
-		q.Filter = append(q.Filter, compartmentFilter(typ, j.Patients))
+		q.Filter = append(q.Filter, search.CompartmentFilter(typ, j.Patients...))
 	}
 	var (
 		buf   bytes.Buffer
@@ -357,7 +356,7 @@ func (s *Service) writeType(ctx context.Context, j *job, dir, typ string) error 
 			if res.Deleted || res.LastUpdated.After(j.TransactionTime) {
 				continue
 			}
-			if patientLevel && len(j.Patients) == 0 && !s.inSomeCompartment(res) {
+			if patientLevel && len(j.Patients) == 0 && len(search.CompartmentPatients(s.reg, res.Type, res.ID, res.JSON)) == 0 {
 				continue
 			}
 			if j.Owner == nil {
@@ -484,15 +483,4 @@ func (s *Service) lookup(id string, p *auth.Principal) (*job, error) {
 	c.Output = slices.Clone(j.Output)
 	c.Errors = slices.Clone(j.Errors)
 	return &c, nil
-}
-
-// compartmentTypes returns the types that can be in a patient's
-// compartment, sorted.
-func compartmentTypes() []string {
-	out := []string{"Patient"}
-	for typ := range compartmentParams() {
-		out = append(out, typ)
-	}
-	sort.Strings(out)
-	return slices.Compact(out)
 }

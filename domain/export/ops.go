@@ -21,6 +21,7 @@ import (
 	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/operation"
+	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
 // NDJSON is the media type of the export's files.
@@ -34,25 +35,12 @@ var outputFormats = []string{NDJSON, "application/ndjson", "ndjson"}
 func (s *Service) Operations() []*operation.Operation {
 	return []*operation.Operation{
 		{Name: "export", Types: []string{"Patient"}, TypeLevel: true, System: true, Access: "read",
-			Definition: definition("export"), Handle: s.kickOff},
+			Definition: conformance.OperationDefinition("export"), Handle: s.kickOff},
 		{Name: "export-poll-status", Access: "read", Deletes: true,
-			Definition: definition("export-poll-status"), Handle: s.status},
+			Definition: conformance.OperationDefinition("export-poll-status"), Handle: s.status},
 		{Name: "export-file", Access: "read", Produces: []string{NDJSON, "application/ndjson"},
-			Definition: definition("export-file"), Handle: s.download},
+			Definition: conformance.OperationDefinition("export-file"), Handle: s.download},
 	}
-}
-
-// definition returns Signpost's OperationDefinition with id, or nil.
-func definition(id string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &head) == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
 }
 
 // principal returns the caller, nil when the server is open.
@@ -152,7 +140,7 @@ func (s *Service) kickOff(ctx context.Context, req *operation.Request) (*operati
 	j.Owner = p
 	candidates := s.cfg.Types
 	if j.Level == "patient" {
-		candidates = slices.DeleteFunc(compartmentTypes(), func(t string) bool { return !slices.Contains(s.cfg.Types, t) })
+		candidates = slices.DeleteFunc(search.CompartmentTypes(), func(t string) bool { return !slices.Contains(s.cfg.Types, t) })
 	}
 	var asked []string
 	for _, v := range in["_type"] {

@@ -2,7 +2,6 @@ package offer
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"time"
@@ -17,24 +16,14 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
-func definition(id string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct{ ID string }
-		if json.Unmarshal(raw, &head) == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
-}
-
 func (o *Service) requestOp() *operation.Operation {
 	return &operation.Operation{Name: "request-earlier", Types: []string{"Appointment"}, Instance: true, Affects: true,
-		Access: "update", Definition: definition("Appointment-request-earlier"), Handle: o.requestEarlier}
+		Access: "update", Definition: conformance.OperationDefinition("Appointment-request-earlier"), Handle: o.requestEarlier}
 }
 
 func (o *Service) declineOp() *operation.Operation {
 	return &operation.Operation{Name: "decline-offer", Types: []string{"Appointment"}, Instance: true, Affects: true,
-		Access: "update", Definition: definition("Appointment-decline-offer"), Handle: o.decline}
+		Access: "update", Definition: conformance.OperationDefinition("Appointment-decline-offer"), Handle: o.decline}
 }
 
 // window reads an optional date or dateTime input.

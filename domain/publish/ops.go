@@ -28,23 +28,10 @@ const NDJSON = "application/fhir+ndjson"
 func (s *Service) Operations() []*operation.Operation {
 	return []*operation.Operation{
 		{Name: "bulk-publish", Public: true, Produces: []string{"application/json"},
-			Definition: definition("bulk-publish"), Handle: s.manifest},
+			Definition: conformance.OperationDefinition("bulk-publish"), Handle: s.manifest},
 		{Name: "bulk-publish-file", Public: true, Produces: []string{NDJSON, "application/ndjson"},
-			Definition: definition("bulk-publish-file"), Handle: s.file},
+			Definition: conformance.OperationDefinition("bulk-publish-file"), Handle: s.file},
 	}
-}
-
-// definition returns Signpost's OperationDefinition with id, or nil.
-func definition(id string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &head) == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
 }
 
 // since reads the _since input; zero without one.

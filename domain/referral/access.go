@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -102,7 +103,7 @@ func newRecordID() (string, error) {
 func (s *Service) accessCodeOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "access-code", Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
-		Definition: definition("ServiceRequest-access-code"),
+		Definition: conformance.OperationDefinition("ServiceRequest-access-code"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			code, stored, err := newAccessCode()
 			if err != nil {
@@ -123,12 +124,8 @@ func (s *Service) accessCodeOp() *operation.Operation {
 					return err
 				}
 				ubrn = r.ubrn()
-				task, err := s.referralTask(ctx, tx, sr.Reference())
+				task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 				if err != nil {
-					return err
-				}
-				var tv taskView
-				if err := decode(task.JSON, &tv, "Task"); err != nil {
 					return err
 				}
 				if st := tv.state(); st == Cancelled || st == Completed {
@@ -183,7 +180,7 @@ func errNoMatch() error {
 func (s *Service) ubrnAccessOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "ubrn-access", Types: []string{"ServiceRequest"}, TypeLevel: true, Affects: true,
-		Definition: definition("ServiceRequest-ubrn-access"),
+		Definition: conformance.OperationDefinition("ServiceRequest-ubrn-access"),
 		Public:     true, // the UBRN, access code and birth date are the credentials
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			ubrn, _ := req.Params.String("ubrn")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -31,7 +32,7 @@ type commRequestView struct {
 func (s *Service) convertOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "convert", Types: []string{"CommunicationRequest"}, Instance: true, Affects: true, Access: "update",
-		Definition: definition("CommunicationRequest-convert"),
+		Definition: conformance.OperationDefinition("CommunicationRequest-convert"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			priority, _ := req.Params.String("priority")
 			if priority == "" {

@@ -157,12 +157,8 @@ func (s *Service) appointmentRule(ctx context.Context, tx *write.Tx, c *write.Ch
 		if a.Status == old.Status && breach == "" {
 			continue
 		}
-		task, err := s.referralTask(ctx, tx, sr.Reference())
+		task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 		if err != nil {
-			return err
-		}
-		var tv taskView
-		if err := decode(task.JSON, &tv, "Task"); err != nil {
 			return err
 		}
 		cur := tv.state()

@@ -15,19 +15,6 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/operation"
 )
 
-// definition returns Signpost's OperationDefinition with id, or nil.
-func definition(id string) []byte {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct {
-			ID string `json:"id"`
-		}
-		if decode(raw, &head, "OperationDefinition") == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
-}
-
 // action describes one provider or referrer action on a referral.
 type action struct {
 	to            State
@@ -56,7 +43,7 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 	act := actions[name]
 	op := &operation.Operation{
 		Name: name, Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
-		Definition: definition("ServiceRequest-" + name),
+		Definition: conformance.OperationDefinition("ServiceRequest-" + name),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			reason, _ := req.Params.String("reason")
 			if act.needReason && reason == "" {
@@ -87,12 +74,8 @@ func (s *Service) transitionOp(name string) *operation.Operation {
 					}
 					service = hs.Reference()
 				}
-				task, err := s.referralTask(ctx, tx, sr.Reference())
+				task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 				if err != nil {
-					return err
-				}
-				var tv taskView
-				if err := decode(task.JSON, &tv, "Task"); err != nil {
 					return err
 				}
 				if raise && tv.state() == SlotIssue {

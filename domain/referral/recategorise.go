@@ -12,6 +12,7 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -96,7 +97,7 @@ func (s *Service) Suitability(ctx context.Context, rd store.Reader, srJSON []byt
 func (s *Service) recategoriseOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "recategorise", Types: []string{"ServiceRequest"}, Instance: true, Affects: true, Access: "update",
-		Definition: definition("ServiceRequest-recategorise"),
+		Definition: conformance.OperationDefinition("ServiceRequest-recategorise"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			in, err := readRecategorise(req.Params)
 			if err != nil {
@@ -172,12 +173,8 @@ func (s *Service) recategorise(ctx context.Context, tx *write.Tx, id string, in 
 	if err := decode(sr.JSON, &r, "ServiceRequest"); err != nil {
 		return nil, nil, err
 	}
-	task, err := s.referralTask(ctx, tx, sr.Reference())
+	task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 	if err != nil {
-		return nil, nil, err
-	}
-	var tv taskView
-	if err := decode(task.JSON, &tv, "Task"); err != nil {
 		return nil, nil, err
 	}
 	if err := s.mayRecategorise(ctx, tx, &r, &tv); err != nil {

@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/signpost-fhir/signpost/auth"
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/elem"
@@ -64,7 +65,7 @@ type report struct {
 // CSV with format=text/csv.
 func (s *Service) reportOp(name string, build func(rd *reportData) (*report, error)) *operation.Operation {
 	return &operation.Operation{
-		Name: name, Definition: definition(name), Roles: reportRoles,
+		Name: name, Definition: conformance.OperationDefinition(name), Roles: reportRoles,
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			rd, err := s.newReportData(ctx, s.repo.Store(), name, req.Params)
 			if err != nil {

@@ -264,12 +264,8 @@ func (s *Service) chooseService(ctx context.Context, tx *write.Tx, id string, ol
 	if prev, err := s.indirectService(ctx, tx, old); err != nil || prev == svc {
 		return err
 	}
-	task, err := s.referralTask(ctx, tx, "ServiceRequest/"+id)
+	task, tv, err := s.referralTaskView(ctx, tx, "ServiceRequest/"+id)
 	if err != nil {
-		return err
-	}
-	var tv taskView
-	if err := decode(task.JSON, &tv, "Task"); err != nil {
 		return err
 	}
 	if tv.state() != AwaitingBooking {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/directory"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
@@ -89,7 +90,7 @@ type serviceView struct {
 func (s *Service) shortlistOp() *operation.Operation {
 	return &operation.Operation{
 		Name: "shortlist", Types: []string{"ServiceRequest"}, Instance: true,
-		Definition: definition("ServiceRequest-shortlist"),
+		Definition: conformance.OperationDefinition("ServiceRequest-shortlist"),
 		Handle: func(ctx context.Context, req *operation.Request) (*operation.Result, error) {
 			count := 5
 			if v, ok := req.Params.String("count"); ok {

@@ -27,12 +27,8 @@ func (s *Service) RaiseSlotIssue(ctx context.Context, tx *write.Tx, ref, service
 	if err != nil {
 		return nil, err
 	}
-	task, err := s.referralTask(ctx, tx, sr.Reference())
+	task, tv, err := s.referralTaskView(ctx, tx, sr.Reference())
 	if err != nil {
-		return nil, err
-	}
-	var tv taskView
-	if err := decode(task.JSON, &tv, "Task"); err != nil {
 		return nil, err
 	}
 	cur := tv.state()

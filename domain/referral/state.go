@@ -355,6 +355,19 @@ func (s *Service) referralTask(ctx context.Context, tx store.Reader, ref string)
 	return tasks[0], nil
 }
 
+// referralTaskView is referralTask with the Task read.
+func (s *Service) referralTaskView(ctx context.Context, tx store.Reader, ref string) (*fhir.Resource, taskView, error) {
+	task, err := s.referralTask(ctx, tx, ref)
+	if err != nil {
+		return nil, taskView{}, err
+	}
+	var tv taskView
+	if err := decode(task.JSON, &tv, "Task"); err != nil {
+		return nil, taskView{}, err
+	}
+	return task, tv, nil
+}
+
 // moveTask moves a referral's Task to st with a reason, applying patch to
 // the Task's JSON too (owner and the like). The Task rule checks the move.
 func (s *Service) moveTask(ctx context.Context, tx *write.Tx, task *fhir.Resource, st State, why string, patch func(*fhir.Object)) (*fhir.Resource, error) {

@@ -14,19 +14,8 @@ import (
 // Operations returns $status, on a Subscription and on the type.
 func (s *Service) Operations() []*operation.Operation {
 	return []*operation.Operation{{Name: "status", Types: []string{"Subscription"}, Instance: true, TypeLevel: true,
-		Definition: definition("Subscription-status"), Handle: s.statusOp,
+		Definition: conformance.OperationDefinition("Subscription-status"), Handle: s.statusOp,
 		AccessFor: func(p *operation.Parameters) string { return "read" }}}
-}
-
-// definition returns Signpost's OperationDefinition with id.
-func definition(id string) json.RawMessage {
-	for _, raw := range conformance.Definitions("OperationDefinition") {
-		var head struct{ ID string }
-		if json.Unmarshal(raw, &head) == nil && head.ID == id {
-			return raw
-		}
-	}
-	return nil
 }
 
 // statusOp answers $status: a searchset Bundle of the status (type
