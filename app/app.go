@@ -96,11 +96,16 @@ type Config struct {
 
 // App is an assembled server.
 type App struct {
-	Config    Config
-	Store     store.Store // the main store
+	Config Config
+	// Store is the store the server reads and writes through: with an
+	// audit database, the main store with AuditEvents read from Audits
+	// (audit.Split).
+	Store store.Store
 	// Audits is the audit database (docs/audit.md): every AuditEvent is
-	// read from there. nil when the main store keeps them (MongoDB).
+	// read from there. nil when the main store keeps them (MongoDB, or a
+	// server open without authorisation or audit).
 	Audits    store.Store
+	main      store.Store // the main store itself
 	Writes    *write.Path
 	Search    *search.Registry
 	API       *api.Server
@@ -190,9 +195,7 @@ func New(cfg Config) (*App, error) {
 	var mover *audit.Mover
 	if audits != nil {
 		mover = audit.NewMover(st, audits, reg)
-		if !cfg.Open {
-			sec.AuditStore, sec.AuditMover = audits, mover
-		}
+		sec.AuditStore, sec.AuditMover = audits, mover
 	}
 	signer, err := notificationSigner(cfg)
 	if err != nil {
@@ -200,7 +203,7 @@ func New(cfg Config) (*App, error) {
 	}
 	m := newMetrics()
 	m.observeStore(st)
-	a := &App{Config: cfg, Store: st, Audits: audits, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
+	a := &App{Config: cfg, Store: served, Audits: audits, main: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	sites := a.sites(defs)
 	if cfg.Portal {
 		sites = append(sites[:len(sites):len(sites)], portalSite(cfg))
@@ -313,7 +316,7 @@ func (a *App) Close() error {
 		}
 	}
 	a.API.Close() // stores the buffered audit records
-	a.metrics.stopObserving(a.Store)
+	a.metrics.stopObserving(a.main)
 	var err error
 	if a.Audits != nil {
 		err = a.Audits.Close()

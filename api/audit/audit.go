@@ -560,7 +560,7 @@ type Trail struct {
 	// moveFailing: the last Mover.Move failed (logged once).
 	moveFailing bool
 	inflight    int        // requests whose record is not yet buffered
-	idle     *sync.Cond // on mu: inflight fell to 0
+	idle        *sync.Cond // on mu: inflight fell to 0
 
 	// storing is held while a batch is taken and stored, so that a Flush
 	// returns only once every record buffered before it is in the store,

@@ -62,14 +62,23 @@ func (r *Routed) readerOf(typ string) store.Reader {
 	return r.Main
 }
 
-// Read implements store.Reader.
+// Read implements store.Reader. The record of a write not yet copied into
+// the audit database (Mover) is read from the main store.
 func (r *Routed) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return r.readerOf(typ).Read(ctx, typ, id)
+	res, err := r.readerOf(typ).Read(ctx, typ, id)
+	if typ == auditType && fhir.KindOf(err) == fhir.NotFound {
+		return r.Main.Read(ctx, typ, id)
+	}
+	return res, err
 }
 
-// ReadVersion implements store.Reader.
+// ReadVersion implements store.Reader, as Read.
 func (r *Routed) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {
-	return r.readerOf(typ).ReadVersion(ctx, typ, id, version)
+	res, err := r.readerOf(typ).ReadVersion(ctx, typ, id, version)
+	if typ == auditType && fhir.KindOf(err) == fhir.NotFound {
+		return r.Main.ReadVersion(ctx, typ, id, version)
+	}
+	return res, err
 }
 
 // History implements store.Reader: an AuditEvent's or the type's from the
