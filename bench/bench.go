@@ -57,6 +57,21 @@ type Config struct {
 	// run. 0: not measured.
 	ServerPID int
 
+	// Rate paces the clients to that many operations a second in all
+	// (0: each client sends its next request as soon as the last is
+	// answered). Operations start on a fixed schedule, and each latency
+	// counts from its scheduled start, so a server that falls behind shows
+	// it in the figures instead of slowing the load down.
+	Rate float64
+	// Every, when set, samples the run at that interval (Result.Samples,
+	// and a line to Log): the interval's throughput and latency and, with
+	// ServerPID, the server's resident memory, threads and open files;
+	// with MetricsURL, its goroutines. A soak runs long with this on.
+	Every time.Duration
+	// MetricsURL is the server's Prometheus endpoint, read for
+	// go_goroutines at each sample ("": not read).
+	MetricsURL string
+
 	// Prefix starts every id the run seeds (default random), so that runs
 	// against one server do not collide.
 	Prefix string

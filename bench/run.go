@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 )
@@ -54,6 +55,8 @@ type Result struct {
 	// DoubleBookings are the slots found with more than one live
 	// appointment afterwards.
 	DoubleBookings []DoubleBooking `json:"double_bookings"`
+	// Samples are the run's intervals (Config.Every).
+	Samples []Sample `json:"samples,omitempty"`
 }
 
 // maxErrorSamples bounds the errors a result keeps to show.
@@ -71,44 +74,50 @@ func Run(ctx context.Context, cfg Config, r *Region) (*Result, error) {
 			return nil, fmt.Errorf("server CPU: %w", err)
 		}
 	}
-	type clientResult struct {
-		lat    map[string][]time.Duration
-		errors int
-		errLog []string
-	}
-	results := make([]clientResult, cfg.Clients)
+	rec := newRecorder()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
+	pace := pacer{start: start, rate: cfg.Rate}
 	var wg sync.WaitGroup
 	for i := range cfg.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c := &client{cfg: cfg, r: r, rng: rand.New(rand.NewPCG(cfg.RandomSeed, uint64(i)+1))}
-			res := clientResult{lat: map[string][]time.Duration{}}
 			for runCtx.Err() == nil {
-				t := time.Now()
+				t, ok := pace.next(runCtx)
+				if !ok {
+					break
+				}
 				op, err := c.one(runCtx)
 				d := time.Since(t)
 				if runCtx.Err() != nil && err != nil {
 					break // cut off by the end of the run: not counted
 				}
-				if err != nil {
-					res.errors++
-					if len(res.errLog) < maxErrorSamples {
-						res.errLog = append(res.errLog, err.Error())
-					}
-					continue
-				}
-				res.lat[op] = append(res.lat[op], d)
+				rec.add(op, d, err)
 			}
-			results[i] = res
 		}()
 	}
+	out := &Result{Clients: cfg.Clients, Ops: map[string]*OpStats{}}
+	if cfg.Every > 0 {
+		smp := &sampler{cfg: cfg, rec: rec, start: start, last: start, lastCPU: cpu0, client: cfg.HTTP}
+		tick := time.NewTicker(cfg.Every)
+	sampling:
+		for {
+			select {
+			case now := <-tick.C:
+				s := smp.take(ctx, now)
+				out.Samples = append(out.Samples, s)
+				cfg.logf("%s", s.Line())
+			case <-runCtx.Done():
+				break sampling
+			}
+		}
+		tick.Stop()
+	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	out := &Result{Clients: cfg.Clients, Elapsed: elapsed, Ops: map[string]*OpStats{}}
+	out.Elapsed = time.Since(start)
 	if cfg.ServerPID > 0 {
 		cpu1, err := processCPU(cfg.ServerPID)
 		if err != nil {
@@ -116,31 +125,18 @@ func Run(ctx context.Context, cfg Config, r *Region) (*Result, error) {
 		}
 		out.ServerCPU = cpu1 - cpu0
 	}
-	for _, res := range results {
-		out.Errors += res.errors
-		for _, e := range res.errLog {
-			if len(out.ErrorLog) < maxErrorSamples {
-				out.ErrorLog = append(out.ErrorLog, e)
-			}
-		}
-		for op, l := range res.lat {
-			s := out.Ops[op]
-			if s == nil {
-				s = &OpStats{}
-				out.Ops[op] = s
-			}
-			s.lat = append(s.lat, l...)
-		}
-	}
-	for _, s := range out.Ops {
+	out.Errors, out.ErrorLog = rec.errors, rec.errLog
+	for op, l := range rec.lat {
+		s := &OpStats{lat: l}
+		out.Ops[op] = s
 		slices.Sort(s.lat)
 		s.Count = len(s.lat)
-		s.PerSecond = float64(s.Count) / elapsed.Seconds()
+		s.PerSecond = float64(s.Count) / out.Elapsed.Seconds()
 		s.P50, s.P90, s.P99 = ms(pct(s.lat, 50)), ms(pct(s.lat, 90)), ms(pct(s.lat, 99))
 		s.Max = ms(s.lat[len(s.lat)-1])
 		out.Total += s.Count
 	}
-	out.PerSec = float64(out.Total) / elapsed.Seconds()
+	out.PerSec = float64(out.Total) / out.Elapsed.Seconds()
 	if out.Total > 0 && out.ServerCPU > 0 {
 		out.CPUPerOp = ms(out.ServerCPU) / float64(out.Total)
 	}
@@ -150,6 +146,34 @@ func Run(ctx context.Context, cfg Config, r *Region) (*Result, error) {
 	}
 	out.DoubleBookings = dbl
 	return out, nil
+}
+
+// pacer hands out the start times of operations: now, without a rate;
+// with one, a fixed schedule of rate a second from start, shared by every
+// client, so that a slow answer does not slow the load.
+type pacer struct {
+	start time.Time
+	rate  float64
+	n     atomic.Int64
+}
+
+// next waits for the next scheduled start and returns it; false when ctx
+// ends first.
+func (p *pacer) next(ctx context.Context) (time.Time, bool) {
+	if p.rate <= 0 {
+		return time.Now(), true
+	}
+	at := p.start.Add(time.Duration(float64(p.n.Add(1)-1) / p.rate * float64(time.Second)))
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return at, false
+		}
+	}
+	return at, true
 }
 
 func pct(l []time.Duration, p int) time.Duration {

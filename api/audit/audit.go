@@ -145,6 +145,15 @@ func (t *Trail) Middleware(c *gin.Context) {
 		c.Abort()
 		return
 	}
+	if err := t.admit(c.Request.Context()); err != nil {
+		if t.cfg.Fail != nil {
+			t.cfg.Fail(c, err)
+		} else {
+			c.AbortWithStatus(http.StatusServiceUnavailable)
+		}
+		c.Abort()
+		return
+	}
 	info := &requestInfo{}
 	// A large response reaches the client before the handler returns: the
 	// request counts as in flight until its record is buffered, so that a
@@ -540,6 +549,14 @@ type Config struct {
 	Retain int
 	// Fail answers a refused request (the API's OperationOutcome).
 	Fail func(*gin.Context, error)
+	// Backlog bounds the records waiting to be stored while the store
+	// takes them more slowly than requests arrive (a busy or slow disk);
+	// default 20,000, a few megabytes. A request that finds that many
+	// waiting waits for the trail to catch up, up to BacklogWait (default
+	// 10 s), and is then refused with 503: the load slows to what the
+	// trail can store, instead of the buffer growing without bound.
+	Backlog     int
+	BacklogWait time.Duration
 	// Store, when set, is the audit database: read and search records
 	// are stored there, by its own writer, rather than through Writes
 	// (whose store then keeps only the records of writes, made in their
@@ -554,8 +571,10 @@ type Trail struct {
 
 	mu       sync.Mutex
 	pending  []*auditEvent
-	failing  bool        // the last attempt to store records failed
-	overflow atomic.Bool // failing, with Config.Retain records waiting: refuse audited requests
+	unstored int           // records a flush took from pending and has not stored yet
+	drained  chan struct{} // closed, and replaced, whenever records are stored
+	failing  bool          // the last attempt to store records failed
+	overflow atomic.Bool   // failing, with Config.Retain records waiting: refuse audited requests
 	closed   bool
 	// moveFailing: the last Mover.Move failed (logged once).
 	moveFailing bool
@@ -578,6 +597,12 @@ const maxPendingAudits = 2000
 // defaultRetain is Config.Retain's default: about 100 MB of records.
 const defaultRetain = 100_000
 
+// Config.Backlog's and BacklogWait's defaults.
+const (
+	defaultBacklog     = 20_000
+	defaultBacklogWait = 10 * time.Second
+)
+
 // New starts a trail: its flusher runs until Close.
 func New(cfg Config) *Trail {
 	if cfg.Flush <= 0 {
@@ -592,10 +617,46 @@ func New(cfg Config) *Trail {
 	if cfg.Retain <= 0 {
 		cfg.Retain = defaultRetain
 	}
-	t := &Trail{cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = defaultBacklog
+	}
+	if cfg.BacklogWait <= 0 {
+		cfg.BacklogWait = defaultBacklogWait
+	}
+	t := &Trail{cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), drained: make(chan struct{})}
 	t.idle = sync.NewCond(&t.mu)
 	go t.run()
 	return t
+}
+
+// admit waits while Config.Backlog records wait to be stored, for the
+// trail to store some, up to Config.BacklogWait: then, or when ctx ends,
+// it refuses the request (fhir.Unavailable). A failing store is left to
+// Retain and the overflow check.
+func (t *Trail) admit(ctx context.Context) error {
+	var timeout <-chan time.Time
+	for {
+		t.mu.Lock()
+		if len(t.pending)+t.unstored < t.cfg.Backlog || t.failing || t.closed {
+			t.mu.Unlock()
+			return nil
+		}
+		drained := t.drained
+		t.mu.Unlock()
+		if timeout == nil {
+			tm := time.NewTimer(t.cfg.BacklogWait)
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case <-drained:
+		case <-timeout:
+			return fhir.Errorf(fhir.Unavailable, "transient", "",
+				"the server is storing its audit trail more slowly than requests arrive; try again shortly")
+		case <-ctx.Done():
+			return fhir.Errorf(fhir.Unavailable, "transient", "", "the request ended while the audit trail caught up")
+		}
+	}
 }
 
 func (t *Trail) requestID(c *gin.Context) string {
@@ -681,9 +742,13 @@ func (t *Trail) flush() {
 	t.mu.Lock()
 	batch := t.pending
 	t.pending = nil
+	t.unstored = len(batch)
 	t.updateOverflow()
 	t.mu.Unlock()
 	t.store(batch)
+	t.mu.Lock()
+	t.unstored = 0 // stored, logged, or back in pending
+	t.mu.Unlock()
 }
 
 // auditChunk is how many buffered records one transaction stores. The
@@ -735,6 +800,9 @@ func (t *Trail) storeChunk(batch []*auditEvent, n int) bool {
 	err := t.storeBatch(batch[:n])
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.unstored = max(0, t.unstored-n)
+	close(t.drained) // requests waiting in admit look again
+	t.drained = make(chan struct{})
 	wasFailing := t.failing
 	t.failing = fhir.KindOf(err) == fhir.Unavailable
 	defer t.updateOverflow()
@@ -805,12 +873,13 @@ func (t *Trail) Close() {
 	<-t.done
 }
 
-// Pending returns how many records wait in the buffer for the next flush
-// (the audit queue's depth, for metrics).
+// Pending returns how many records wait to be stored: in the buffer for
+// the next flush and in the flush under way (the audit queue's depth, for
+// metrics).
 func (t *Trail) Pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.pending)
+	return len(t.pending) + t.unstored
 }
 
 // Flush stores the audit records of every request answered so far

@@ -133,3 +133,103 @@ func testTrailKeeps(t *testing.T, own bool) {
 		t.Errorf("%d AuditEvents stored, want %d (those kept while full, one after)", n, served+1)
 	}
 }
+
+// gatedStore is a real store whose writes wait at a gate while it is
+// shut: a store slower than requests arrive.
+type gatedStore struct {
+	store.Store
+	gate chan struct{}
+}
+
+func (s *gatedStore) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestTrailBacklog: while the store takes records more slowly than
+// requests arrive, at most Backlog records wait. A request that finds
+// them waiting waits for the trail to catch up and is then served and
+// recorded; one that waits longer than BacklogWait is refused with 503
+// through Fail. Without the bound the reads would all be served at once
+// and the buffer would grow without limit.
+func TestTrailBacklog(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wait time.Duration
+		want int // the last read's status
+	}{
+		{"waits for the trail to catch up", time.Minute, http.StatusOK},
+		{"refused after BacklogWait", 50 * time.Millisecond, http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sq, err := sqlite.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sq.Close()
+			st := &gatedStore{Store: sq, gate: make(chan struct{})}
+			trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: write.New(st, noIndex{}), Search: noIndex{},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: 10 * time.Millisecond, Backlog: 3, BacklogWait: tt.wait,
+				Fail: func(c *gin.Context, err error) {
+					if fhir.KindOf(err) != fhir.Unavailable {
+						t.Errorf("refused with %v, want unavailable", err)
+					}
+					c.String(http.StatusServiceUnavailable, "unavailable")
+				}})
+			defer trail.Close()
+			gin.SetMode(gin.ReleaseMode)
+			r := gin.New()
+			r.Use(trail.Middleware)
+			r.GET("/fhir/Patient/:id", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+			get := func() int {
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, httptest.NewRequest("GET", "/fhir/Patient/p1", nil))
+				return w.Code
+			}
+			for i := range 3 {
+				if code := get(); code != http.StatusOK {
+					t.Fatalf("read %d below the backlog: %d", i+1, code)
+				}
+			}
+			last := make(chan int, 1)
+			go func() { last <- get() }()
+			if tt.want == http.StatusOK {
+				select {
+				case code := <-last:
+					t.Fatalf("the fourth read was answered (%d) with Backlog records waiting", code)
+				case <-time.After(200 * time.Millisecond):
+				}
+				if n := trail.Pending(); n != 3 {
+					t.Errorf("%d records waiting, want the Backlog of 3", n)
+				}
+			}
+			if tt.want != http.StatusOK {
+				if code := <-last; code != tt.want {
+					t.Fatalf("the fourth read with the store stuck: %d, want %d", code, tt.want)
+				}
+			}
+			close(st.gate) // the store catches up
+			if tt.want == http.StatusOK {
+				if code := <-last; code != tt.want {
+					t.Fatalf("the fourth read once the store caught up: %d, want %d", code, tt.want)
+				}
+			}
+			trail.Flush()
+			page, err := sq.History(context.Background(), store.HistoryQuery{Type: audit.Type, Count: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 3
+			if tt.want == http.StatusOK {
+				want = 4
+			}
+			if len(page.Versions) != want {
+				t.Errorf("%d AuditEvents stored, want %d", len(page.Versions), want)
+			}
+		})
+	}
+}

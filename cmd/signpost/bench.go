@@ -38,6 +38,9 @@ func benchCmd(args []string) error {
 	fs.IntVar(&cfg.Mix.Book, "mix-book", cfg.Mix.Book, "share of bookings (POST Appointment) of the hot slots")
 	fs.IntVar(&cfg.Mix.Referral, "mix-referral", cfg.Mix.Referral, "share of referrals (POST ServiceRequest)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "process id of the server when it runs on this machine: its CPU per operation is reported")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "operations a second in all, on a fixed schedule (0: as fast as the clients go); a soak runs at half the peak")
+	fs.DurationVar(&cfg.Every, "every", 0, "print a sample at this interval: throughput, p50/p99 and, with --server-pid, the server's memory, threads and open files (e.g. 1m for a soak)")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "the server's Prometheus metrics (serve --metrics-addr), read for its goroutines at each sample, e.g. http://127.0.0.1:9090/metrics")
 	fs.Uint64Var(&cfg.RandomSeed, "seed", cfg.RandomSeed, "seed of the clients' random choices")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON instead of a table")
 	if err := parse(fs, args); err != nil {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +126,43 @@ func searchOf(t *testing.T, a *app.App, typ, query string) *search.Query {
 		t.Fatal(err)
 	}
 	return q
+}
+
+// TestBenchPaced runs the workload at a fixed rate with samples against
+// a real server (in this process, so its /proc is the test's): the
+// operations keep to the schedule (unpaced, four clients send many times
+// more), and each sample carries the interval's figures, the process's
+// memory, threads and open files, and the goroutines from its metrics.
+func TestBenchPaced(t *testing.T) {
+	a, ts := apptest.New(t, app.Config{})
+	metrics := httptest.NewServer(a.MetricsHandler())
+	defer metrics.Close()
+	const rate, secs = 40, 3
+	bc := bench.Config{BaseURL: ts.URL + "/fhir", Org: "RBENCH",
+		Services: 2, Schedules: 4, Slots: 100, Patients: 10, HotSlots: 5, Clients: 4, Duration: secs * time.Second,
+		Rate: rate, Every: time.Second, ServerPID: os.Getpid(), MetricsURL: metrics.URL}
+	ctx := context.Background()
+	region, err := bench.Seed(ctx, bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bench.Run(ctx, bc, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors > 0 {
+		t.Errorf("%d operations failed: %v", res.Errors, res.ErrorLog)
+	}
+	if most := rate*secs + bc.Clients; res.Total > most || res.Total < rate*secs/4 {
+		t.Errorf("%d operations at %d/s for %ds, want about %d", res.Total, rate, secs, rate*secs)
+	}
+	if len(res.Samples) < secs-1 {
+		t.Fatalf("%d samples in %ds at 1s", len(res.Samples), secs)
+	}
+	for _, s := range res.Samples {
+		t.Log(s.Line())
+		if s.Ops == 0 || s.P99 <= 0 || s.RSS <= 0 || s.Threads <= 0 || s.OpenFiles <= 0 || s.Goroutines <= 0 {
+			t.Errorf("sample without a figure: %+v", s)
+		}
+	}
 }
