@@ -220,3 +220,28 @@ func (m *Mover) Lag() time.Duration {
 	defer m.lagMu.Unlock()
 	return time.Since(m.caughtUp)
 }
+
+// Uncopied counts the AuditEvents of the main store and those of them the
+// audit database lacks (copied by the mover at the next flush or start),
+// reading both page by page: for signpost check.
+func Uncopied(ctx context.Context, main, audits store.Reader) (total, missing int, err error) {
+	q := &search.Query{Type: auditType, Count: moveChunk, Total: search.TotalNone}
+	for {
+		page, err := main.Search(ctx, q)
+		if err != nil {
+			return total, missing, err
+		}
+		for _, res := range page.Resources {
+			total++
+			if _, err := audits.Read(ctx, auditType, res.ID); fhir.KindOf(err) == fhir.NotFound {
+				missing++
+			} else if err != nil {
+				return total, missing, err
+			}
+		}
+		if page.Next == "" {
+			return total, missing, nil
+		}
+		q.Cursor = page.Next
+	}
+}
