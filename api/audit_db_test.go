@@ -63,8 +63,9 @@ func searchTotal(t *testing.T, s *secureServer, tok, path string) int {
 // TestAuditDatabase: a read's and a search's records are stored in the
 // audit database (by its own writer), never in the main store; a write's
 // record is in the main store at once, made in the write's transaction,
-// and in the audit database after the next flush (the mover), exactly
-// once; each is found through the API by an auditor.
+// found by a search of the audit trail at once (which has the mover copy
+// it first) and in the audit database after the next flush, exactly once;
+// each is found through the API by an auditor.
 func TestAuditDatabase(t *testing.T) {
 	s := newSecureServer(t, app.Config{})
 	mainSt, audits := mainAndAudits(t, s.app)
@@ -96,6 +97,11 @@ func TestAuditDatabase(t *testing.T) {
 			if r.write {
 				if n := len(auditsIn(t, mainSt, mark)); n != 1 {
 					t.Fatalf("before a flush, %d records of the write in the main store, want 1 (made in its transaction)", n)
+				}
+				// A search of the audit trail finds it at once: the
+				// mover copies what the audit database lacks first.
+				if n := searchTotal(t, s, auditor, strings.ReplaceAll(r.search, "{id}", id)+"&_total=accurate"); n != 1 {
+					t.Fatalf("before a flush, %s finds %d, want 1", r.search, n)
 				}
 			}
 			s.app.API.Flush()

@@ -179,12 +179,14 @@ func New(cfg Config) (*App, error) {
 		}
 		return nil, err
 	}
-	audits, served, err := openAudits(cfg, st, reg)
+	audits, routed, err := openAudits(cfg, st, reg)
 	if err != nil {
 		return fail(err)
 	}
+	served := st
 	if audits != nil {
 		undo = append(undo, func() { audits.Close() })
+		served = routed
 	}
 	rp := write.New(served, reg)
 	rp.SetOrder(RuleOrder())
@@ -194,7 +196,7 @@ func New(cfg Config) (*App, error) {
 	}
 	var mover *audit.Mover
 	if audits != nil {
-		mover = audit.NewMover(st, audits, reg)
+		mover = routed.Mover()
 		sec.AuditStore, sec.AuditMover = audits, mover
 	}
 	signer, err := notificationSigner(cfg)

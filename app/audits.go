@@ -27,13 +27,13 @@ var _ audit.Main = (*sqlite.Store)(nil)
 // and writes through (st with AuditEvents read from the audit database:
 // audit.Split). A main store without every capability audit.Main lists
 // (MongoDB, which has no single writer to relieve) keeps its AuditEvents
-// itself: then audits is nil and served is st. So does a server open
+// itself: then audits and served are nil. So does a server open
 // without authorisation or audit (tests and experiments): it records
 // nothing, and AuditEvents created through its API stay in the main store.
-func openAudits(cfg Config, st store.Store, reg *search.Registry) (audits, served store.Store, err error) {
+func openAudits(cfg Config, st store.Store, reg *search.Registry) (audits store.Store, served *audit.Routed, err error) {
 	main, ok := st.(audit.Main)
 	if _, sqliteMain := st.(*sqlite.Store); !ok || !sqliteMain || cfg.Open {
-		return nil, st, nil
+		return nil, nil, nil
 	}
 	audits, err = OpenAudits(cfg, reg)
 	if err != nil {

@@ -38,17 +38,40 @@ type Main interface {
 // database: Read, ReadVersion, History and Search of AuditEvent go there,
 // everything else (every write included, and the server's capabilities)
 // to the main store.
+//
+// A search or history of AuditEvents first has the mover copy the records
+// of writes the audit database lacks (Mover.Move): it finds every write
+// acknowledged before it, as when the records of writes were searched in
+// the main store. Reads by id fall back to the main store.
 type Routed struct {
 	Main
 	audit store.Store
 	ex    store.Extractor
+	mover *Mover
 }
 
-// Split returns main with its AuditEvents read from audits. ex gives the
-// reference entries of a resource, to resolve a reverse chain (_has) from
-// one database into the other.
-func Split(main Main, audits store.Store, ex store.Extractor) *Routed {
-	return &Routed{Main: main, audit: audits, ex: ex}
+// Indexer is what Split needs of the search registry: the index entries of
+// a resource (for the mover's copies) and its reference entries (to
+// resolve a reverse chain, _has, from one database into the other).
+type Indexer interface {
+	Extractor
+	store.Extractor
+}
+
+// Split returns main with its AuditEvents read from audits, and the mover
+// that copies main's AuditEvents there (Mover).
+func Split(main Main, audits store.Store, ix Indexer) *Routed {
+	return &Routed{Main: main, audit: audits, ex: ix, mover: NewMover(main, audits, ix)}
+}
+
+// Mover returns the mover from the main store into the audit database.
+func (r *Routed) Mover() *Mover { return r.mover }
+
+// sync has the mover copy what the audit database lacks before a search
+// of it. A failure (the data directory full or read-only) leaves the
+// search to what is there: the trail's flushes try again and log it.
+func (r *Routed) sync(ctx context.Context) {
+	_, _ = r.mover.Move(ctx)
 }
 
 // Audits returns the audit database.
@@ -85,6 +108,9 @@ func (r *Routed) ReadVersion(ctx context.Context, typ, id string, version int64)
 // audit database. The history of the whole server is the main store's
 // (with the AuditEvents of writes, not those of reads).
 func (r *Routed) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	if q.Type == auditType {
+		r.sync(ctx)
+	}
 	return r.readerOf(q.Type).History(ctx, q)
 }
 
@@ -123,6 +149,9 @@ func (r *Routed) route(ctx context.Context, q *search.Query) (*search.Query, sto
 			return nil, nil, fhir.Errorf(fhir.Invalid, "not-supported", "_type",
 				"AuditEvents are kept apart from the other resources: search AuditEvent on its own")
 		}
+	}
+	if typ == auditType {
+		r.sync(ctx)
 	}
 	q2 := *q
 	q2.Filter = make([]search.Expr, len(q.Filter))
@@ -219,6 +248,9 @@ func (r *Routed) resolve(ctx context.Context, typ string, x search.Expr) (search
 // database: at most maxCrossMatches, or an error asking for a narrower
 // search.
 func (r *Routed) matches(ctx context.Context, typ string, filter search.Expr) ([]*fhir.Resource, error) {
+	if typ == auditType {
+		r.sync(ctx)
+	}
 	page, err := r.readerOf(typ).Search(ctx, &search.Query{Type: typ, Filter: []search.Expr{filter},
 		Count: maxCrossMatches, Total: search.TotalNone})
 	if err != nil {
