@@ -44,6 +44,12 @@ func newHTTPMetrics(reg prometheus.Registerer, audits Auditor) *httpMetrics {
 			Help: "Audit records of reads, searches and refusals buffered, waiting to be stored.",
 		}, func() float64 { return float64(q.Pending()) }))
 	}
+	if l, ok := audits.(interface{ MoverLag() float64 }); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "signpost_audit_mover_lag_seconds",
+			Help: "How long ago the audit records of writes were last all copied into the audit database (0 without one).",
+		}, l.MoverLag))
+	}
 	return m
 }
 

@@ -55,6 +55,11 @@ type Security struct {
 	// AuditFlush is how long read and search audits may wait in memory
 	// before being stored; default 500 ms.
 	AuditFlush time.Duration
+	// AuditStore, when set, is the audit database of the trail's read and
+	// search records, and AuditMover copies the records of writes into it
+	// (audit.Config.Store, audit.Split).
+	AuditStore store.Store
+	AuditMover *audit.Mover
 }
 
 // Authorizer is what the handlers ask the access layer (access.Guard):
@@ -114,7 +119,8 @@ func newSecurity(cfg *Config, rp *write.Path, st store.Store, sr Searcher, log *
 	} else {
 		trail = audit.New(audit.Config{BaseURL: cfg.BaseURL, Writes: rp, Search: sr, Logger: log, Now: now,
 			Flush: sec.AuditFlush, RequestID: func(c *gin.Context) string { return c.GetString(ctxRequestID) },
-			Unaudited: []string{"/fhir/metadata", access.SmartPath}, Fail: fail})
+			Unaudited: []string{"/fhir/metadata", access.SmartPath}, Fail: fail,
+			Store: sec.AuditStore, Mover: sec.AuditMover})
 	}
 	guard := access.New(access.Config{Open: sec.Open, Verifier: sec.Verifier, SmartConfiguration: sec.SmartConfiguration,
 		AuthServer: sec.AuthServer, AuthPath: sec.AuthPath, CORSOrigins: sec.CORSOrigins, Writable: cfg.Writable,

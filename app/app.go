@@ -22,6 +22,7 @@ import (
 	"github.com/signpost-fhir/signpost/adapters"
 	"github.com/signpost-fhir/signpost/adapters/notify"
 	"github.com/signpost-fhir/signpost/api"
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
 	"github.com/signpost-fhir/signpost/auth/devserver"
 	"github.com/signpost-fhir/signpost/conformance"
@@ -95,8 +96,16 @@ type Config struct {
 
 // App is an assembled server.
 type App struct {
-	Config    Config
-	Store     store.Store
+	Config Config
+	// Store is the store the server reads and writes through: with an
+	// audit database, the main store with AuditEvents read from Audits
+	// (audit.Split).
+	Store store.Store
+	// Audits is the audit database (docs/audit.md): every AuditEvent is
+	// read from there. nil when the main store keeps them (MongoDB, or a
+	// server open without authorisation or audit).
+	Audits    store.Store
+	main      store.Store // the main store itself
 	Writes    *write.Path
 	Search    *search.Registry
 	API       *api.Server
@@ -170,11 +179,25 @@ func New(cfg Config) (*App, error) {
 		}
 		return nil, err
 	}
-	rp := write.New(st, reg)
+	audits, routed, err := openAudits(cfg, st, reg)
+	if err != nil {
+		return fail(err)
+	}
+	served := st
+	if audits != nil {
+		undo = append(undo, func() { audits.Close() })
+		served = routed
+	}
+	rp := write.New(served, reg)
 	rp.SetOrder(RuleOrder())
 	sec, dev, ubrn, err := security(cfg, st)
 	if err != nil {
 		return fail(err)
+	}
+	var mover *audit.Mover
+	if audits != nil {
+		mover = routed.Mover()
+		sec.AuditStore, sec.AuditMover = audits, mover
 	}
 	signer, err := notificationSigner(cfg)
 	if err != nil {
@@ -182,7 +205,7 @@ func New(cfg Config) (*App, error) {
 	}
 	m := newMetrics()
 	m.observeStore(st)
-	a := &App{Config: cfg, Store: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
+	a := &App{Config: cfg, Store: served, Audits: audits, main: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	sites := a.sites(defs)
 	if cfg.Portal {
 		sites = append(sites[:len(sites):len(sites)], portalSite(cfg))
@@ -201,6 +224,14 @@ func New(cfg Config) (*App, error) {
 	a.API = srv
 	if !cfg.NoReindex {
 		if err := a.updateIndex(context.Background()); err != nil {
+			return fail(err)
+		}
+	}
+	if mover != nil {
+		// The records of writes not yet in the audit database (all of
+		// them, the first time a data directory of an older release is
+		// opened) are copied before the server answers.
+		if err := catchUp(cfg.Logger, mover); err != nil {
 			return fail(err)
 		}
 	}
@@ -287,8 +318,14 @@ func (a *App) Close() error {
 		}
 	}
 	a.API.Close() // stores the buffered audit records
-	a.metrics.stopObserving(a.Store)
-	err := a.Store.Close()
+	a.metrics.stopObserving(a.main)
+	var err error
+	if a.Audits != nil {
+		err = a.Audits.Close()
+	}
+	if serr := a.Store.Close(); err == nil {
+		err = serr
+	}
 	if a.stopTracing != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -17,7 +17,24 @@ import (
 // the counts and the time it took. A new, empty store only records the
 // fingerprint. A store without the capability is left as it is.
 func (a *App) updateIndex(ctx context.Context) error {
-	rx, ok := a.Store.(store.Reindexer)
+	for _, st := range a.stores() {
+		if err := a.updateIndexOf(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stores are the main store and the audit database, if any.
+func (a *App) stores() []store.Store {
+	if a.Audits != nil {
+		return []store.Store{a.Store, a.Audits}
+	}
+	return []store.Store{a.Store}
+}
+
+func (a *App) updateIndexOf(ctx context.Context, st store.Store) error {
+	rx, ok := st.(store.Reindexer)
 	if !ok {
 		return nil
 	}
@@ -57,7 +74,13 @@ func (a *App) Reindex(ctx context.Context, progress func(done, total int)) error
 	if !ok {
 		return fmt.Errorf("reindex: the %s store cannot reindex", a.Config.Store)
 	}
-	return rx.Reindex(ctx, a.Search.Fingerprint(), a.extract, progress)
+	if err := rx.Reindex(ctx, a.Search.Fingerprint(), a.extract, progress); err != nil {
+		return err
+	}
+	if ax, ok := a.Audits.(store.Reindexer); ok {
+		return ax.Reindex(ctx, a.Search.Fingerprint(), a.extract, progress)
+	}
+	return nil
 }
 
 // extract returns the entries the server's writes store for res. A type

@@ -5,6 +5,12 @@
 // Authenticated), recorded by the Trail's middleware when the request ends,
 // buffered and stored within a flush interval (and on Close).
 //
+// With an audit database of its own (Config.Store, docs/audit.md), the
+// buffered records are stored there by its own writer, never delaying the
+// main store's writes; the records of writes, still made in the writes'
+// transactions, are copied there by the Mover at every flush, and the
+// server reads every AuditEvent from there (Routed).
+//
 // The trail is indexed for the search parameters auditors use (Index,
 // Searchable), to keep the cost of recording every request low.
 package audit
@@ -551,6 +557,12 @@ type Config struct {
 	// trail can store, instead of the buffer growing without bound.
 	Backlog     int
 	BacklogWait time.Duration
+	// Store, when set, is the audit database: read and search records
+	// are stored there, by its own writer, rather than through Writes
+	// (whose store then keeps only the records of writes, made in their
+	// transactions). Mover copies those into Store at every flush.
+	Store store.Store
+	Mover *Mover
 }
 
 // Trail buffers audit records and stores them in batches.
@@ -564,8 +576,10 @@ type Trail struct {
 	failing  bool          // the last attempt to store records failed
 	overflow atomic.Bool   // failing, with Config.Retain records waiting: refuse audited requests
 	closed   bool
-	inflight int        // requests whose record is not yet buffered
-	idle     *sync.Cond // on mu: inflight fell to 0
+	// moveFailing: the last Mover.Move failed (logged once).
+	moveFailing bool
+	inflight    int        // requests whose record is not yet buffered
+	idle        *sync.Cond // on mu: inflight fell to 0
 
 	// storing is held while a batch is taken and stored, so that a Flush
 	// returns only once every record buffered before it is in the store,
@@ -694,10 +708,31 @@ func (t *Trail) run() {
 		case <-t.kick:
 		case <-t.stop:
 			t.flush()
+			t.move()
 			return
 		}
 		t.flush()
+		t.move()
 	}
+}
+
+// move copies the records of writes into the audit database (Config.Mover).
+func (t *Trail) move() {
+	if t.cfg.Mover == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(write.AsServer(context.Background()), time.Minute)
+	defer cancel()
+	_, err := t.cfg.Mover.Move(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil && !t.moveFailing:
+		t.cfg.Logger.Error("audit: copying the records of writes into the audit database failed; trying again at every flush", "error", err)
+	case err == nil && t.moveFailing:
+		t.cfg.Logger.Info("audit: copying the records of writes into the audit database again")
+	}
+	t.moveFailing = err != nil
 }
 
 // flush stores the pending records in one transaction.
@@ -723,6 +758,10 @@ func (t *Trail) flush() {
 // whole length; in chunks, a booking waits for one chunk at most.
 const auditChunk = 64
 
+// ownChunk is auditChunk for an audit database of its own (Config.Store):
+// its writer stores nothing else, so a whole flush may be one commit.
+const ownChunk = maxPendingAudits
+
 // overflowing reports whether the trail holds as many records as it may
 // while it cannot store them (an atomic read: every audited request asks).
 func (t *Trail) overflowing() bool { return t.overflow.Load() }
@@ -741,8 +780,12 @@ func (t *Trail) updateOverflow() {
 // requests. After Close there is no later flush: records that still
 // cannot be stored are written to the log, at error level, in full.
 func (t *Trail) store(batch []*auditEvent) {
+	chunk := auditChunk
+	if t.cfg.Store != nil {
+		chunk = ownChunk
+	}
 	for len(batch) > 0 {
-		n := min(len(batch), auditChunk)
+		n := min(len(batch), chunk)
 		if !t.storeChunk(batch, n) {
 			return
 		}
@@ -790,6 +833,18 @@ func (t *Trail) storeChunk(batch []*auditEvent, n int) bool {
 func (t *Trail) storeBatch(batch []*auditEvent) error {
 	ctx, cancel := context.WithTimeout(write.AsServer(context.Background()), 30*time.Second)
 	defer cancel()
+	if t.cfg.Store != nil {
+		now := t.cfg.Now().UTC().Truncate(time.Millisecond)
+		ws := make([]*store.Write, len(batch))
+		for i, ev := range batch {
+			w, err := t.writeOf(ev, now)
+			if err != nil {
+				return err
+			}
+			ws[i] = w
+		}
+		return t.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error { return store.PutAll(ctx, tx, ws) })
+	}
 	return t.cfg.Writes.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		ws := make([]*store.Write, len(batch))
 		for i, ev := range batch {
@@ -828,8 +883,9 @@ func (t *Trail) Pending() int {
 }
 
 // Flush stores the audit records of every request answered so far
-// (reads, searches, refusals), waiting for those still in flight; tests
-// and shutdown call it.
+// (reads, searches, refusals), waiting for those still in flight, and
+// copies the records of writes into the audit database (Config.Mover);
+// tests and shutdown call it.
 func (t *Trail) Flush() {
 	t.mu.Lock()
 	for t.inflight > 0 {
@@ -837,4 +893,14 @@ func (t *Trail) Flush() {
 	}
 	t.mu.Unlock()
 	t.flush()
+	t.move()
+}
+
+// MoverLag returns, in seconds, how long ago the records of writes were
+// last all copied into the audit database (0 without one): for metrics.
+func (t *Trail) MoverLag() float64 {
+	if t.cfg.Mover == nil {
+		return 0
+	}
+	return t.cfg.Mover.Lag().Seconds()
 }

@@ -43,15 +43,31 @@ func (noIndex) Extract(string, []byte) ([]search.Entry, error) { return nil, nil
 // Retain; beyond, audited requests are refused with 503 through Fail, so
 // that nothing is served unaudited. When the store takes writes again,
 // every kept record is stored, in one trail with those after, and
-// requests are served again.
+// requests are served again. The same whether the records are stored
+// through the write path or in an audit database of their own.
 func TestTrailKeepsRecordsItCannotStore(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "main store", true: "audit database"}[own], func(t *testing.T) { testTrailKeeps(t, own) })
+	}
+}
+
+func testTrailKeeps(t *testing.T, own bool) {
 	sq, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sq.Close()
 	st := &fullStore{Store: sq}
-	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: write.New(st, noIndex{}), Search: noIndex{},
+	cfg := audit.Config{Writes: write.New(st, noIndex{})}
+	if own {
+		other, err := sqlite.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		cfg = audit.Config{Writes: write.New(other, noIndex{}), Store: st, Mover: audit.NewMover(other, st, noIndex{})}
+	}
+	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: cfg.Writes, Store: cfg.Store, Mover: cfg.Mover, Search: noIndex{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: 10 * time.Millisecond, Retain: 3,
 		Fail: func(c *gin.Context, err error) {
 			if fhir.KindOf(err) != fhir.Unavailable {

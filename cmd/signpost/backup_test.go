@@ -98,6 +98,21 @@ func TestBackupWhileServing(t *testing.T) {
 		finish()
 		t.Fatalf("the clients' creates: %v", err)
 	}
+	// A search whose audit record is stored (by the audit database's
+	// writer) before the backup begins.
+	probe := "backup-probe"
+	req, _ := http.NewRequest(http.MethodGet, p.base+"/fhir/Patient?identifier=urn:signpost:test|"+probe, nil)
+	req.Header.Set("Authorization", "Bearer "+readTok)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		finish()
+		t.Fatalf("the probe search: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if err := waitFor(ctx, func() bool { return auditRecords(t, data).searched(probe) }); err != nil {
+		finish()
+		t.Fatalf("the probe search's record: %v", err)
+	}
 	out := filepath.Join(t.TempDir(), "backup.tar.gz")
 	began := time.Now()
 	bout, berr := signpostCmd(bin, "backup", "--data", data, "--out", out).CombinedOutput()
@@ -146,6 +161,19 @@ func TestBackupWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	// The audit trail came along: the search's record, stored before the
+	// backup began, and the record of every create acknowledged before it
+	// (in the main store's copy, moved into the audit database when the
+	// restored server opened), each once.
+	recs := auditRecords(t, restored)
+	if !recs.searched(probe) {
+		t.Errorf("the record of a search stored before the backup began is not in the restored audit database")
+	}
+	for _, id := range before {
+		if n := recs.creates["Patient/"+id]; n != 1 {
+			t.Errorf("the create of Patient/%s, acknowledged before the backup began, has %d records in the restored audit database, want 1", id, n)
+		}
+	}
 	h := a.Handler()
 	for _, id := range before {
 		req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/"+id, nil)

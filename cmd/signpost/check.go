@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/domain/booking"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // check runs the booking consistency checker over the data directory: it
@@ -48,5 +51,27 @@ func check(args []string) error {
 	if len(findings) > 0 {
 		return fmt.Errorf("check: %d inconsistencies between slots and appointments", len(findings))
 	}
+	return checkAudits(ctx, cfg, st)
+}
+
+// checkAudits reads the audit database, when the data directory has one
+// (docs/audit.md), and reports the records of writes the mover has still
+// to copy into it from the main store: they are safe there, and copied at
+// the server's next flush or start. It fails only when the audit database
+// cannot be read.
+func checkAudits(ctx context.Context, cfg app.Config, main store.Store) error {
+	if _, err := os.Stat(filepath.Join(cfg.Data, app.AuditDir)); err != nil {
+		return nil
+	}
+	audits, err := app.OpenAudits(cfg, nil)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	defer audits.Close()
+	total, missing, err := audit.Uncopied(ctx, main, audits)
+	if err != nil {
+		return fmt.Errorf("check: the audit database: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "audit database: %d records of writes in the main store, %d of them still to be copied (at the server's next flush or start)\n", total, missing)
 	return nil
 }

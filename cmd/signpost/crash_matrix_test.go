@@ -56,6 +56,7 @@ func TestCrashMatrix(t *testing.T) {
 		{"hold-expiry", 4, []string{"--hold-for", "1s"}, func() crashPath { return &holdPath{} }},
 		{"outbox-delivery", 5, nil, func() crashPath { return &outboxPath{} }},
 		{"pas-inbound", 5, nil, func() crashPath { return &inboundPath{} }},
+		{"audit", 6, nil, func() crashPath { return &auditPath{} }},
 	}
 	total := 0
 	for _, p := range paths {
@@ -94,14 +95,27 @@ type crashFinal interface {
 // crashWorkers is how many clients write at once on each path.
 const crashWorkers = 4
 
+// crashAuthed is a path that runs with authorisation and audit on:
+// tokens mints its tokens (the data directory's keys exist by then) and
+// sets the client's, after every start.
+type crashAuthed interface {
+	tokens(t *testing.T, bin, data string, c *crashClient)
+}
+
 func runCrashPath(t *testing.T, bin string, path crashPath, cycles int, flags []string) {
 	data := t.TempDir()
-	flags = append([]string{"--open"}, flags...)
+	authed, isAuthed := path.(crashAuthed)
+	if !isAuthed {
+		flags = append([]string{"--open"}, flags...)
+	}
 	if s, ok := path.(crashSetup); ok {
 		flags = append(flags, s.setup(t)...)
 	}
 	p := startSignpost(t, bin, data, flags...)
 	c := &crashClient{base: p.base + "/fhir", http: &http.Client{Timeout: 20 * time.Second}}
+	if isAuthed {
+		authed.tokens(t, bin, data, c)
+	}
 	path.seed(t, c)
 	for cycle := 1; cycle <= cycles; cycle++ {
 		var acked atomic.Int64
@@ -138,6 +152,10 @@ func runCrashPath(t *testing.T, bin string, path crashPath, cycles int, flags []
 		}
 		p = startSignpost(t, bin, data, flags...)
 		c.base = p.base + "/fhir"
+		c.log = p.log
+		if isAuthed { // the tokens name the issuer, at the new address
+			authed.tokens(t, bin, data, c)
+		}
 		path.verify(t, c, cycle, data)
 		if out, err := exec.Command(bin, "check", "--data", data).CombinedOutput(); err != nil {
 			t.Fatalf("cycle %d: signpost check after the restart: %v\n%s", cycle, err, out)
@@ -159,8 +177,10 @@ func runCrashPath(t *testing.T, bin string, path crashPath, cycles int, flags []
 // crashClient calls the server under test; its methods return errors,
 // never fail the test, since the server may vanish mid-request.
 type crashClient struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string        // sent as a bearer token unless a request names its own Authorization
+	log   *lockedBuffer // the output of the server started last (after a restart)
 }
 
 // do makes a request and returns the status and body; err is a transport
@@ -176,6 +196,9 @@ func (c *crashClient) do(method, path, body string, headers ...string) (int, []b
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -460,19 +461,27 @@ func sameContent(a, b []byte) bool {
 	return ma != nil && reflect.DeepEqual(ma, mb)
 }
 
-// checkIntegrity runs SQLite's own consistency check over the data file.
+// checkIntegrity runs SQLite's own consistency check over the data file,
+// and over the audit database's when there is one.
 func checkIntegrity(t *testing.T, data string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, sqlite.FileName)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
+	files := []string{filepath.Join(data, sqlite.FileName)}
+	if _, err := os.Stat(auditDB(data)); err == nil {
+		files = append(files, auditDB(data))
 	}
-	defer db.Close()
-	var got string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&got); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if got != "ok" {
-		t.Fatalf("integrity_check = %q, want ok", got)
+	for _, f := range files {
+		db, err := sql.Open("sqlite", "file:"+f+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = db.QueryRow("PRAGMA integrity_check").Scan(&got)
+		db.Close()
+		if err != nil {
+			t.Fatalf("integrity_check of %s: %v", filepath.Base(f), err)
+		}
+		if got != "ok" {
+			t.Fatalf("integrity_check of %s = %q, want ok", filepath.Base(f), got)
+		}
 	}
 }

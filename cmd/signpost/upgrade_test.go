@@ -63,6 +63,7 @@ func TestUpgradeFromEarlierRelease(t *testing.T) {
 				t.Fatalf("manifest %s: %v", raw, err)
 			}
 			stored, audits := storedVersions(t, data)
+			oldAudits := fixtureAuditIDs(t, data)
 			// Idempotency-Keys are kept for 24 hours from their write; the
 			// fixture's are older. Move their expiry on, as if the test ran
 			// within a day of the fixture, so that their replay is checked.
@@ -86,8 +87,16 @@ func TestUpgradeFromEarlierRelease(t *testing.T) {
 				u.tokens = append(u.tokens, strings.TrimSpace(string(out)))
 			}
 			checkUpgradedVersions(t, u, stored)
-			if got := len(u.ids("AuditEvent?_count=1000", 2)); got < audits {
+			found := u.ids("AuditEvent?_count=1000", 2)
+			if got := len(found); got < audits {
 				t.Errorf("the audit trail holds %d AuditEvents, the old release stored %d", got, audits)
+			}
+			// Every one of them, copied into the audit database at the
+			// first start (docs/audit.md), and found there by search.
+			for _, id := range oldAudits {
+				if !slices.Contains(found, id) {
+					t.Errorf("AuditEvent/%s of the old release is not found by a search of the audit trail", id)
+				}
 			}
 			checkUpgradedSearches(t, u, m)
 			checkUpgradedWrites(t, u, m)
@@ -99,8 +108,59 @@ func TestUpgradeFromEarlierRelease(t *testing.T) {
 				t.Errorf("signpost check after the upgrade: %v\n%s", err, out)
 			}
 			checkIntegrity(t, data)
+			// Each of the old release's AuditEvents is in the audit
+			// database once (the mover's copy), and still in the main store.
+			copies := auditVersions(t, auditDB(data))
+			for _, id := range oldAudits {
+				if copies[id] != 1 {
+					t.Errorf("AuditEvent/%s has %d versions in the audit database, want 1", id, copies[id])
+				}
+			}
+			if left := auditVersions(t, filepath.Join(data, sqlite.FileName)); len(left) < len(oldAudits) {
+				t.Errorf("%d AuditEvents left in the main store, want the old release's %d kept", len(left), len(oldAudits))
+			}
 		})
 	}
+}
+
+// fixtureAuditIDs returns the ids of the fixture's AuditEvents.
+func fixtureAuditIDs(t *testing.T, data string) []string {
+	t.Helper()
+	var out []string
+	for id := range auditVersions(t, filepath.Join(data, sqlite.FileName)) {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// auditVersions counts the versions of each AuditEvent in the SQLite
+// database file db.
+func auditVersions(t *testing.T, db string) map[string]int {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query("SELECT id, count(*) FROM history WHERE type = 'AuditEvent' GROUP BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // storedVersion is one version of a resource as the old release stored it.
