@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,4 +394,27 @@ func TestHistoryAppendOnly(t *testing.T) {
 			t.Errorf("%s: %q: history rows must stay as written while the body cache keeps them by seq", name, m)
 		}
 	}
+}
+
+// BenchmarkBodyCacheGet measures a hit from 16 goroutines on 2 cores
+// (the read pool's size), 51 gets a page: the cost of the shard locks.
+func BenchmarkBodyCacheGet(b *testing.B) {
+	c := newBodyCache(0)
+	body := make([]byte, 500)
+	for seq := range int64(10000) {
+		c.put(seq, body)
+	}
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		seq := n.Add(1) * 51
+		for pb.Next() {
+			if _, ok := c.get(seq % 10000); !ok {
+				b.Error("miss")
+				return
+			}
+			seq++
+		}
+	})
 }
