@@ -197,14 +197,14 @@ func (r reader) byDateQuery(ctx context.Context, q *search.Query, param string) 
 	for len(arms) > 0 {
 		n := min(len(arms), armsPerQuery)
 		var query frag
-		query.add("SELECT m.type, m.id, m.version, m.updated, h.body, m.low, m.high, m.rid FROM (")
+		query.add("SELECT m.type, m.id, m.version, m.updated, m.seq, m.low, m.high, m.rid FROM (")
 		for i, a := range arms[:n] {
 			if i > 0 {
 				query.add(" UNION ALL ")
 			}
 			query.add(a.sql, a.args...)
 		}
-		query.add(") m CROSS JOIN history h ON h.seq = m.seq WHERE 1")
+		query.add(") m WHERE 1")
 		query.add(codeCond.sql, codeCond.args...)
 		query.add(" ORDER BY m.low, m.high, m.rid LIMIT ?", count+1)
 		queries = append(queries, numbered(query))
@@ -299,6 +299,7 @@ func (b *builder) pairArms(q *search.Query, param string, dpid int64, ms []searc
 func (r reader) datePage(ctx context.Context, queries []frag, count int) (*store.Page, error) {
 	type row struct {
 		res *fhir.Resource
+		seq int64
 		pos datePos
 	}
 	var all []row
@@ -309,14 +310,14 @@ func (r reader) datePage(ctx context.Context, queries []frag, count int) (*store
 		}
 		for rows.Next() {
 			res := &fhir.Resource{}
-			var updated int64
+			var updated, seq int64
 			var p datePos
-			if err := rows.Scan(&res.Type, &res.ID, &res.Version, &updated, &res.JSON, &p.low, &p.high, &p.rid); err != nil {
+			if err := rows.Scan(&res.Type, &res.ID, &res.Version, &updated, &seq, &p.low, &p.high, &p.rid); err != nil {
 				done()
 				return nil, err
 			}
 			res.LastUpdated = time.UnixMicro(updated).UTC()
-			all = append(all, row{res, p})
+			all = append(all, row{res, seq, p})
 		}
 		err = rows.Err()
 		done()
@@ -334,8 +335,13 @@ func (r reader) datePage(ctx context.Context, queries []frag, count int) (*store
 		all = all[:count]
 		page.Next = all[count-1].pos.encode()
 	}
+	seqs := make([]int64, 0, len(all))
 	for _, x := range all {
 		page.Resources = append(page.Resources, x.res)
+		seqs = append(seqs, x.seq)
+	}
+	if err := r.fillBodies(ctx, page.Resources, seqs); err != nil {
+		return nil, err
 	}
 	return page, nil
 }

@@ -42,7 +42,7 @@ func (r reader) pid(typ, code string) (int64, bool) {
 // statement Open prepared: parsing and planning the query anew took more
 // time than running it.
 func (s *Store) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return scanVersion(s.readStmt.QueryRowContext(ctx, typ, id), typ, id)
+	return reader{s: s, q: s.rdb}.read(ctx, s.readStmt.QueryRowContext(ctx, typ, id), typ, id)
 }
 
 // ReadVersion implements store.Reader.
@@ -60,12 +60,33 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*store.Page, error
 	return reader{s: s, q: s.rdb}.Search(ctx, q)
 }
 
-// readSQL reads the current version of a resource.
-const readSQL = `SELECT h.version, h.updated, h.deleted, h.body
-	FROM resources r JOIN history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?`
+// readSQL reads the current version's row of a resource; its body comes
+// from the body cache or by seq (fillBodies).
+const readSQL = `SELECT r.version, r.updated, r.deleted, r.seq FROM resources r WHERE r.type = ? AND r.id = ?`
 
 func (r reader) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return scanVersion(r.q.QueryRowContext(ctx, readSQL, typ, id), typ, id)
+	return r.read(ctx, r.q.QueryRowContext(ctx, readSQL, typ, id), typ, id)
+}
+
+// read completes a Read from row, readSQL's answer.
+func (r reader) read(ctx context.Context, row *sql.Row, typ, id string) (*fhir.Resource, error) {
+	res := &fhir.Resource{Type: typ, ID: id}
+	var updated, seq int64
+	err := row.Scan(&res.Version, &updated, &res.Deleted, &seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.LastUpdated = time.UnixMicro(updated).UTC()
+	if res.Deleted {
+		return res, fhir.Errorf(fhir.Gone, "deleted", "", "%s/%s was deleted", typ, id)
+	}
+	if err := r.fillBodies(ctx, []*fhir.Resource{res}, []int64{seq}); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func (r reader) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {

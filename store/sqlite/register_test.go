@@ -25,3 +25,21 @@ func TestOpenByScheme(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenBodyCacheEnv: the environment sizes the body cache of a store
+// opened by scheme, and a bad value is an error, not a default.
+func TestOpenBodyCacheEnv(t *testing.T) {
+	for _, tt := range []struct {
+		val string
+		ok  bool
+	}{{"", true}, {"0", true}, {"16", true}, {"-1", false}, {"lots", false}} {
+		t.Setenv(sqlite.BodyCacheEnv, tt.val)
+		st, err := store.Open(context.Background(), store.Config{URI: "sqlite", Data: t.TempDir()})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s=%q: %v", sqlite.BodyCacheEnv, tt.val, err)
+		}
+		if err == nil {
+			st.Close()
+		}
+	}
+}

@@ -193,9 +193,10 @@ func (b *builder) count(ctx context.Context, p *queryPlan) (int, error) {
 }
 
 // rowsSQL renders the query for one page. The page is chosen and ordered
-// on narrow rows (ids, times, sort keys) first; only its rows then read
-// their bodies from history, so candidates that do not make the page are
-// never loaded or sorted with their JSON.
+// on narrow rows (ids, times, sort keys, history seq); rows then takes
+// the page's bodies from the body cache or by seq (fillBodies), so
+// candidates that do not make the page are never loaded or sorted with
+// their JSON.
 func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 	back := cur != nil && cur.back
 	nk := len(q.Sort)
@@ -245,7 +246,7 @@ func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int)
 		keyCols += ", g.k" + strconv.Itoa(i)
 	}
 	var query frag
-	query.add("SELECT g.type, g.id, g.version, g.updated, h.body"+keyCols+" FROM ("+page.sql+") g JOIN history h ON h.seq = g.seq ORDER BY "+
+	query.add("SELECT g.type, g.id, g.version, g.updated, g.seq"+keyCols+" FROM ("+page.sql+") g ORDER BY "+
 		orderBy(prefixed("g"), desc, nk, back), page.args...)
 	return query
 }
@@ -272,7 +273,7 @@ func keyedRowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 	}
 	page.add(" ORDER BY "+orderBy(cols, desc, 0, back)+" LIMIT ?", count+1)
 	var query frag
-	query.add("SELECT r.type, r.id, r.version, r.updated, h.body FROM ("+page.sql+") g CROSS JOIN resources r ON r.rid = g.rid JOIN history h ON h.seq = r.seq"+
+	query.add("SELECT r.type, r.id, r.version, r.updated, r.seq FROM ("+page.sql+") g CROSS JOIN resources r ON r.rid = g.rid"+
 		" WHERE r.deleted = 0 ORDER BY "+orderBy([]string{"g.updated", "g.id", "g.type"}, desc, 0, back), page.args...)
 	return query
 }
@@ -308,11 +309,12 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 	}
 	defer rows.Close()
 	var keys [][]any
+	var seqs []int64
 	for rows.Next() {
 		res := &fhir.Resource{}
-		var updated int64
+		var updated, seq int64
 		k := make([]any, nk)
-		dest := []any{&res.Type, &res.ID, &res.Version, &updated, &res.JSON}
+		dest := []any{&res.Type, &res.ID, &res.Version, &updated, &seq}
 		for i := range k {
 			dest = append(dest, &k[i])
 		}
@@ -322,13 +324,18 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 		res.LastUpdated = time.UnixMicro(updated).UTC()
 		page.Resources = append(page.Resources, res)
 		keys = append(keys, k)
+		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	rows.Close()
 	more := len(page.Resources) > count
 	if more {
-		page.Resources, keys = page.Resources[:count], keys[:count]
+		page.Resources, keys, seqs = page.Resources[:count], keys[:count], seqs[:count]
+	}
+	if err := b.r.fillBodies(ctx, page.Resources, seqs); err != nil {
+		return err
 	}
 	if back {
 		slices.Reverse(page.Resources)

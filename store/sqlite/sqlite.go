@@ -52,7 +52,9 @@ const maxBatch = 256
 // Store is a store.Store in a SQLite database.
 type Store struct {
 	wdb, rdb *sql.DB
-	readStmt *sql.Stmt // readSQL, prepared on rdb
+	readStmt *sql.Stmt  // readSQL, prepared on rdb
+	bodyStmt *sql.Stmt  // historyBodiesSQL, prepared on rdb
+	bodies   *bodyCache // committed bodies by seq (bodycache.go); nil: none
 	reqs     chan *request
 	done     chan struct{}
 	closing  sync.Once
@@ -118,6 +120,10 @@ type Options struct {
 	// (search.Registry.Pairs). They must stay the same from one opening
 	// of a database to the next, or the index be rebuilt (Reindex).
 	Pairs []search.Pair
+	// BodyCache is how many bytes of resource bodies the store keeps in
+	// memory across commits (bodycache.go): 0 means DefaultBodyCache, a
+	// negative value none.
+	BodyCache int64
 }
 
 // OpenOptions opens (creating if needed) the database in directory dir
@@ -163,15 +169,23 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: preparing the read: %w", err)
 	}
+	bodyStmt, err := rdb.Prepare(historyBodiesSQL)
+	if err != nil {
+		readStmt.Close()
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: preparing the body read: %w", err)
+	}
 	cdb, err := sql.Open(driver.name, driver.dsn(path, pragmas))
 	if err != nil {
+		bodyStmt.Close()
 		readStmt.Close()
 		rdb.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	cdb.SetMaxOpenConns(1)
-	s := &Store{pairs: o.Pairs, wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, reqs: make(chan *request, maxBatch), done: make(chan struct{}),
+	s := &Store{pairs: o.Pairs, wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, bodyStmt: bodyStmt, bodies: newBodyCache(o.BodyCache), reqs: make(chan *request, maxBatch), done: make(chan struct{}),
 		wstmts: map[string]*sql.Stmt{}, ckptKick: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
 	s.plan.save = s.saveStat
 	go s.checkpointer()
@@ -201,7 +215,7 @@ func (s *Store) Close() error {
 		errs = append(errs, st.Close())
 	}
 	s.wstmts = nil
-	return errors.Join(append(errs, s.readStmt.Close(), s.rdb.Close(), s.cdb.Close(), s.wdb.Close())...)
+	return errors.Join(append(errs, s.readStmt.Close(), s.bodyStmt.Close(), s.rdb.Close(), s.cdb.Close(), s.wdb.Close())...)
 }
 
 // Update implements store.Store. With tracing on (app's --otlp-endpoint),
