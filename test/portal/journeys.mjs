@@ -16,16 +16,22 @@ const auditKey = (page, label) => new URL(page.url()).pathname.split('/').map((s
 const { fx, problems, expect, newPage, ready, audit, step, text, signInWithPicker: pick, test, run } = await harness({ auditKey });
 const signInWithPicker = (page, shot) => pick(page, fx.patient.NHSNumber, shot);
 
+// signInWithUBRN signs in with referral r's UBRN, access code and birth
+// date by keyboard alone: the start page's link, the form, Enter.
 async function signInWithUBRN(page, r) {
-  await page.goto('/sign-in/ubrn');
+  const kb = keyboard(page, expect);
+  await page.goto('/');
+  await ready(page);
+  await kb.press('#ubrn-link', 'the UBRN sign-in link');
+  await page.waitForURL(/\/sign-in\/ubrn$/);
   await ready(page);
   const [y, m, d] = r.BirthDate.split('-');
-  await page.fill('#ubrn', r.UBRN);
-  await page.fill('#access-code', r.Code);
-  await page.fill('#dob-day', String(Number(d)));
-  await page.fill('#dob-month', String(Number(m)));
-  await page.fill('#dob-year', y);
-  await page.click('#ubrn-continue');
+  await kb.fill('#ubrn', r.UBRN, 'the UBRN');
+  await kb.fill('#access-code', r.Code, 'the access code');
+  await kb.fill('#dob-day', String(Number(d)), 'the day');
+  await kb.fill('#dob-month', String(Number(m)), 'the month');
+  await kb.fill('#dob-year', y, 'the year');
+  await page.keyboard.press('Enter');
   await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
   await ready(page);
 }
@@ -52,7 +58,7 @@ test('sign in through the patient picker, by keyboard; a reload keeps it; sign-o
   await other.goto('/referrals');
   await other.waitForURL(/\/\?next=/);
   await other.close();
-  await page.getByRole('link', { name: 'Sign out' }).click();
+  await keyboard(page, expect).press(page.getByRole('link', { name: 'Sign out' }), 'sign out');
   await page.waitForURL(/signed-out=1/);
   await ready(page);
   expect((await text(page)).includes('You have signed out'), 'no signed-out notice');
@@ -63,14 +69,15 @@ test('sign in through the patient picker, by keyboard; a reload keeps it; sign-o
 });
 
 let bookPage;
-test('book: referral, shortlist, booking questions, calendar, hold with countdown, confirmation', async () => {
+test('book by keyboard: referral, shortlist, booking questions, calendar, hold with countdown, confirmation', async () => {
   const page = bookPage = await newPage('book');
+  const kb = keyboard(page, expect);
   await signInWithPicker(page);
   await page.goto('/referrals/' + fx.book.ID);
   await step(page, 'referral');
   let t = await text(page);
   expect(t.includes('Ready to book') && t.includes(ubrnText(fx.book.UBRN)), 'the referral page lacks its state or UBRN');
-  await page.click('#choose-service');
+  await kb.press('#choose-service', 'choose where to be seen');
   await page.waitForURL(/\/shortlist$/);
   await step(page, 'shortlist');
   const cards = page.locator('#shortlist > li');
@@ -79,38 +86,46 @@ test('book: referral, shortlist, booking questions, calendar, hold with countdow
   expect(/\d+\.\d km \(\d+\.\d miles\)/.test(t), 'no distance on the shortlist');
   expect(/Waiting time\s*(\d+ days|1 day|Less than a day)/.test(t), 'no waiting time on the shortlist');
   expect(t.includes('Why it is suggested'), 'no reasons on the shortlist');
-  await page.getByRole('link', { name: /Choose Kingsbridge University Hospitals NHS Trust Dermatology/ }).click();
+  await kb.press(page.getByRole('link', { name: /Choose Kingsbridge University Hospitals NHS Trust Dermatology/ }), 'the Kingsbridge dermatology service');
   await page.waitForURL(/\/services\//);
   await ready(page);
-  await page.click('#answer-first');
+  await kb.press('#answer-first', 'answer the booking questions');
   await page.waitForURL(/\/questionnaires\//);
   await step(page, 'booking-questions');
-  await page.click('#save-answers');
+  // Every item type the booking-guidance questionnaire has, by keyboard:
+  // radios (boolean, choice) with the arrow keys, checkboxes (repeating
+  // choice) with Space, date, decimal, integer, string and text by typing.
+  await kb.press('#save-answers', 'save the answers');
   await page.waitForSelector('.nhsuk-error-summary');
   await step(page, 'booking-questions-errors');
   expect((await page.locator('.nhsuk-error-summary li').count()) === 3, 'the required questions are not all listed as problems');
   expect(await page.getByText('How would you send it?').isHidden(), 'a question shown before its condition holds');
-  await page.getByLabel('Yes').check();
-  await page.getByLabel('By email').check();
-  await page.getByLabel('When did you first notice it?').fill('2026-10-01');
-  await page.getByLabel('About how wide is it, in centimetres? (optional)').fill('1.5');
-  await page.getByLabel('How many areas are affected?').fill('2');
-  await page.getByLabel('Where on your body is it?').fill('Left forearm');
-  await page.getByLabel('Bigger').check();
-  await page.getByLabel('Darker').check();
-  await page.getByLabel('Anything else the clinic should know? (optional)').fill('It sometimes itches.');
-  await page.click('#save-answers');
+  expect(await page.evaluate(() => document.activeElement.classList.contains('nhsuk-error-summary')), 'focus is not on the error summary');
+  // The error summary's first link takes the focus to the first problem.
+  await kb.press(page.locator('.nhsuk-error-summary a').first(), 'the first problem in the error summary');
+  expect(await page.getByLabel('Yes').evaluate((el) => el === document.activeElement), 'the error summary\'s link does not focus its question');
+  await kb.check(page.getByLabel('Yes'), 'yes, a photo');
+  await kb.check(page.getByLabel('By email'), 'by email');
+  await kb.date(page.getByLabel('When did you first notice it?'), '2026-10-01', 'when first noticed');
+  await kb.fill(page.getByLabel('About how wide is it, in centimetres? (optional)'), '1.5', 'how wide');
+  await kb.fill(page.getByLabel('How many areas are affected?'), '2', 'how many areas');
+  await kb.fill(page.getByLabel('Where on your body is it?'), 'Left forearm', 'where');
+  await kb.check(page.getByLabel('Bigger'), 'bigger');
+  await kb.check(page.getByLabel('Darker'), 'darker');
+  await kb.fill(page.getByLabel('Anything else the clinic should know? (optional)'), 'It sometimes itches.', 'anything else');
+  expect(await page.getByLabel('When did you first notice it?').inputValue() === '2026-10-01', 'the date typed is not the date given');
+  await kb.press('#save-answers', 'save the answers');
   await page.waitForURL(/\/services\/demo-hs-kingsbridge/);
   await step(page, 'calendar');
   const first = page.locator('.portal-time').first();
   const when = await first.getAttribute('aria-label');
-  await first.click();
+  await kb.press(first, 'the first free time');
   await page.waitForURL(/\/holds\//);
   await step(page, 'hold');
   const c1 = await page.locator('#hold-countdown').innerText();
   expect(/^[45]:\d\d$/.test(c1), `countdown ${c1}, want about 5 minutes`);
   await page.waitForFunction((c) => document.querySelector('#hold-countdown').textContent !== c, c1);
-  await page.click('#confirm-booking');
+  await kb.press('#confirm-booking', 'confirm and book');
   await page.waitForSelector('#confirmation');
   await step(page, 'confirmation');
   t = await text(page);
@@ -209,7 +224,7 @@ test('sign in with UBRN, access code and birth date, by keyboard; mistakes in pl
   await page.getByRole('heading', { name: 'Your sign-in has ended' }).waitFor();
   await step(page, 'sign-in-ended');
   expect(await page.evaluate(() => sessionStorage.getItem('signpost.session')) === null, 'a token the server refused is kept');
-  await page.click('#sign-in-again');
+  await kb.press('#sign-in-again', 'sign in again');
   await page.waitForURL(/\/\?expired=1$/);
   await ready(page);
   expect((await text(page)).includes('Your sign-in has ended. Sign in again to carry on.') && await page.locator('#sign-in').isVisible(), 'no way to sign in again');
@@ -224,7 +239,10 @@ test('two browsers book the same slot: one holds it, the other is told it was ju
   const start = await a.locator('.portal-time').first().getAttribute('data-start');
   const sel = `.portal-time[data-start="${start}"]`;
   expect(await b.locator(sel).count() === 1, 'the second browser does not offer the same time');
-  await Promise.all([a.click(sel), b.click(sel)]);
+  // Both reach the time by keyboard, then press Enter together.
+  await keyboard(a, expect).to(sel, 'the time');
+  await keyboard(b, expect).to(sel, 'the time');
+  await Promise.all([a.keyboard.press('Enter'), b.keyboard.press('Enter')]);
   const outcome = async (p) => {
     await p.waitForFunction(() => location.pathname.startsWith('/holds/') || document.querySelector('.nhsuk-error-summary'));
     await ready(p);
@@ -245,29 +263,9 @@ test('two browsers book the same slot: one holds it, the other is told it was ju
 
 test('the keyboard alone, with visible focus: sign in with a UBRN and book', async () => {
   const page = await newPage('keyboard');
-  await page.goto('/');
-  await ready(page);
   const kb = keyboard(page, expect);
   const tabTo = (desc, target) => kb.to(target, desc);
-  await tabTo('the UBRN sign-in link', '#ubrn-link');
-  await page.keyboard.press('Enter');
-  await page.waitForURL(/\/sign-in\/ubrn$/);
-  await ready(page);
-  const r = fx.ubrnAccess;
-  const [y, m, d] = r.BirthDate.split('-');
-  await tabTo('the UBRN field', '#ubrn');
-  await page.keyboard.type(r.UBRN);
-  await tabTo('the access code', '#access-code');
-  await page.keyboard.type(r.Code);
-  await tabTo('the day', '#dob-day');
-  await page.keyboard.type(d);
-  await tabTo('the month', '#dob-month');
-  await page.keyboard.type(m);
-  await tabTo('the year', '#dob-year');
-  await page.keyboard.type(y);
-  await page.keyboard.press('Enter');
-  await page.waitForURL(new RegExp('/referrals/' + r.ID + '$'));
-  await ready(page);
+  await signInWithUBRN(page, fx.ubrnAccess);
   await tabTo('choose where to be seen', '#choose-service');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/shortlist$/);

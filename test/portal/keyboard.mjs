@@ -92,6 +92,18 @@ export function keyboard(page, expect) {
       if (value === '') await page.keyboard.press('Delete');
       else await page.keyboard.type(value);
     },
+    // date focuses a date input and types value (YYYY-MM-DD) into its
+    // fields in the order the browser's locale shows them; the arrow keys
+    // first take the focus to the first field (Shift+Tab arrives at the
+    // last).
+    async date(target, value, desc) {
+      await to(target, desc);
+      for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowLeft');
+      const [y, m, d] = value.split('-');
+      const order = await page.evaluate(() => new Intl.DateTimeFormat(navigator.language).formatToParts(new Date(2000, 0, 2))
+        .map((p) => p.type).filter((t) => t === 'day' || t === 'month' || t === 'year'));
+      for (const part of order) await page.keyboard.type({ day: d, month: m, year: y }[part]);
+    },
     // check focuses a checkbox and ticks it with Space, or chooses a radio:
     // Tab reaches its group, the arrow keys move to it (and choose it).
     async check(target, desc) {

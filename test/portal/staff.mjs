@@ -152,27 +152,27 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   for (const r of fx.review) expect(!t.includes(r.UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), `referral ${r.UBRN} is still for review`);
 
   // The call centre's slot issue: book it for the patient.
-  await page.click('a[href="/staff/worklists?list=slot-issues"]');
+  await kb.press('a[href="/staff/worklists?list=slot-issues"]', 'the slot issues worklist');
   await page.waitForSelector(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
   expect(await page.locator(`a[href="/staff/referrals/${fx.demoSlotIssue.ID}"]`).count() === 1, 'the demo county\'s slot issue is not on the slot-issues worklist');
   await step(page, 'pr-slot-issues');
-  await page.click(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`);
+  await kb.press(`a[href="/staff/referrals/${fx.slotIssue.ID}"]`, 'the call centre\'s slot issue');
   await page.waitForSelector('#book-for-patient');
-  await page.click('#book-for-patient');
+  await kb.press('#book-for-patient', 'book for the patient');
   // The provider books at its own service, the one the slot issue is for.
   const own = `#staff-shortlist a[href$="/services/${fx.slotIssueService.split('/')[1]}"]`;
   await page.waitForSelector(own);
-  await page.click(own);
+  await kb.press(own, 'the provider\'s own service');
   await page.waitForSelector('#calendar .portal-time');
-  await page.locator('#calendar .portal-time').first().click();
+  await kb.press(page.locator('#calendar .portal-time').first(), 'the first time');
   await page.waitForURL(/\/holds\//);
-  await page.click('#confirm-booking');
+  await kb.press('#confirm-booking', 'confirm and book');
   await page.waitForURL(/\?booked=/);
   await page.waitForSelector('#confirmation');
   await step(page, 'pr-booked');
 
   // Utilisation: booked and free slots per clinic, next two weeks.
-  await page.click('a[href="/staff/utilisation"]');
+  await kb.press('a[href="/staff/utilisation"]', 'utilisation');
   await page.waitForSelector('#utilisation');
   const rows = await page.locator('#utilisation tbody tr').count();
   expect(rows >= 2, 'the utilisation table has no clinics');
@@ -186,10 +186,11 @@ test('provider, by keyboard: worklists, a referral with its letter, reject, acce
   await page.context().close();
 });
 
-test('referrer: the rejected worklist shows the provider\'s rejection with its reason', async () => {
+test('referrer, by keyboard: the rejected worklist shows the provider\'s rejection with its reason', async () => {
   const page = await newPage('referrer');
+  const kb = keyboard(page, expect);
   await signInAsStaff(page, 'demo-gp', /\/staff\/worklists$/);
-  await page.click('a[href="/staff/worklists?list=rejected"]');
+  await kb.press('a[href="/staff/worklists?list=rejected"]', 'the rejected worklist');
   await page.waitForSelector('#worklist');
   const t = await text(page);
   expect(t.includes(fx.review[0].UBRN.replace(/(\d{4})(?=\d)/g, '$1 ')), 'the rejected referral is not on the referrer\'s worklist');
