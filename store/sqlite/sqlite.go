@@ -204,7 +204,7 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 // Close stops the writer after the queued updates and closes the database.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
-		s.plan.refreshing.Wait() // a refresh saves through the writer: before it stops
+		s.plan.close() // a refresh saves through the writer: before it stops
 		close(s.reqs)
 		<-s.done
 		close(s.ckptStop)

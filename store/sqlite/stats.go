@@ -26,8 +26,18 @@ type planner struct {
 	save func(k statKey, v [3]float64, seq int64)
 	// refreshing counts the statistics being computed in the
 	// background; the store waits for them when it closes, so that none
-	// reads or writes the database after Close.
+	// reads or writes the database after Close. closed (on mu) stops
+	// new ones: every refreshing.Add happens on mu while it is false.
 	refreshing sync.WaitGroup
+	closed     bool
+}
+
+// close stops background statistics and waits for those under way.
+func (p *planner) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.refreshing.Wait()
 }
 
 // maxStmts bounds the prepared statements kept. Search shapes are few;
@@ -236,7 +246,7 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 	s := p.stats[k]
 	w := p.writes[k.pid]
 	if s != nil {
-		if staleAfter(w-s.writes, s.v[0]) && !s.refreshing {
+		if staleAfter(w-s.writes, s.v[0]) && !s.refreshing && !p.closed {
 			s.refreshing = true
 			p.refreshing.Add(1)
 			go func() {
@@ -261,11 +271,14 @@ func (p *planner) stat(db *sql.DB, k statKey, query string, args ...any) [3]floa
 	v := compute(db, query, args...)
 	p.mu.Lock()
 	p.stats[k] = &stat{v: v, writes: w}
-	save := p.save
-	p.mu.Unlock()
-	if save != nil {
-		go save(k, v, seq)
+	if save := p.save; save != nil && !p.closed {
+		p.refreshing.Add(1)
+		go func() {
+			defer p.refreshing.Done()
+			save(k, v, seq)
+		}()
 	}
+	p.mu.Unlock()
 	return v
 }
 
