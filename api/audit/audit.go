@@ -135,23 +135,12 @@ func (t *Trail) Middleware(c *gin.Context) {
 	if t.overflowing() {
 		// The records of the requests before could not be stored and no
 		// more can be kept: refuse, rather than serve unaudited.
-		err := fhir.Errorf(fhir.Unavailable, "transient", "",
-			"the server cannot record requests in its audit trail now (its data directory is full or not writable); try again later")
-		if t.cfg.Fail != nil {
-			t.cfg.Fail(c, err)
-		} else {
-			c.AbortWithStatus(http.StatusServiceUnavailable)
-		}
-		c.Abort()
+		t.refuse(c, fhir.Errorf(fhir.Unavailable, "transient", "",
+			"the server cannot record requests in its audit trail now (its data directory is full or not writable); try again later"))
 		return
 	}
 	if err := t.admit(c.Request.Context()); err != nil {
-		if t.cfg.Fail != nil {
-			t.cfg.Fail(c, err)
-		} else {
-			c.AbortWithStatus(http.StatusServiceUnavailable)
-		}
-		c.Abort()
+		t.refuse(c, err)
 		return
 	}
 	info := &requestInfo{}
@@ -627,6 +616,16 @@ func New(cfg Config) *Trail {
 	t.idle = sync.NewCond(&t.mu)
 	go t.run()
 	return t
+}
+
+// refuse answers a request the trail cannot record (503).
+func (t *Trail) refuse(c *gin.Context, err error) {
+	if t.cfg.Fail != nil {
+		t.cfg.Fail(c, err)
+	} else {
+		c.AbortWithStatus(http.StatusServiceUnavailable)
+	}
+	c.Abort()
 }
 
 // admit waits while Config.Backlog records wait to be stored, for the
