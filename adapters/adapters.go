@@ -120,6 +120,19 @@ func (e Env) FromSelf(ctx context.Context) bool {
 	return ok && p != nil && e.Principal != nil && p.ClientID == e.Principal.ClientID
 }
 
+// ConfirmBookings makes the instance the system that confirms bookings
+// of services' slots (booking.Service.ConfirmedBy), with asks saying
+// which bookings wait for it. It needs the booking and referral domain.
+func (e Env) ConfirmBookings(services []string, asks booking.AsksFunc) error {
+	if e.Booking == nil || e.Referral == nil {
+		return errors.New("needs the booking and referral domain, which this server does not give its adapters")
+	}
+	for _, s := range services {
+		e.Booking.ConfirmedBy(s, e.Name, asks)
+	}
+	return nil
+}
+
 // Factory configures an instance of a kind from its settings (the
 // instance's "settings" object, as JSON) and validates them: a bad
 // setting gives an error naming it. It starts nothing.

@@ -69,11 +69,8 @@ const (
 // confirmBookings makes the instance the one that confirms bookings of
 // its services' slots (booking.Service.ConfirmedBy).
 func (a *Adapter) confirmBookings() error {
-	if a.env.Booking == nil || a.env.Referral == nil {
-		return errors.New("a gpconnect instance needs the booking and referral domain, which this server does not give its adapters")
-	}
-	for _, s := range a.set.Services {
-		a.env.Booking.ConfirmedBy(s, a.env.Name, a.asks)
+	if err := a.env.ConfirmBookings(a.set.Services, a.asks); err != nil {
+		return fmt.Errorf("a gpconnect instance %w", err)
 	}
 	return nil
 }

@@ -73,11 +73,8 @@ const defaultConfirmTimeout = 10 * time.Second
 // its services' slots (booking.Service.ConfirmedBy). New calls it in mode
 // pas-confirmed.
 func (a *Adapter) confirmBookings() error {
-	if a.env.Booking == nil || a.env.Referral == nil {
-		return errors.New("settings.mode: pas-confirmed needs the booking and referral domain, which this server does not give its adapters")
-	}
-	for _, s := range a.set.Services {
-		a.env.Booking.ConfirmedBy(s, a.env.Name, a.asks)
+	if err := a.env.ConfirmBookings(a.set.Services, a.asks); err != nil {
+		return fmt.Errorf("settings.mode: pas-confirmed %w", err)
 	}
 	return nil
 }
