@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/signpost-fhir/signpost/fhir"
 )
@@ -37,32 +36,16 @@ import (
 // DefaultBodyCache is the body cache's size when Options.BodyCache is 0.
 const DefaultBodyCache = 64 << 20
 
-// bodyShards is how many independently locked parts the cache has; seqs
-// are consecutive, so a page's rows spread over them.
+// bodyShards is how many independently locked parts the cache has.
 const bodyShards = 64
 
 // entryOverhead is what an entry costs beside its body (map slot, slice
 // header), counted against the budget.
 const entryOverhead = 64
 
-// bodyCache is a bounded map from seq to body, safe for concurrent use.
-// Each shard keeps two generations: entries are added to the young one;
-// when it holds half the shard's budget the old one is dropped and the
-// young one becomes old. A hit in the old generation moves the entry to
-// the young one, so bodies in use survive and the rest age out: LRU's
-// effect at the cost of a map lookup, within the budget.
-type bodyCache struct {
-	shards [bodyShards]bodyShard
-	half   int64 // each generation's budget, per shard
-}
-
-type bodyShard struct {
-	mu                 sync.Mutex
-	young, old         map[int64][]byte
-	youngSize          int64
-	hits, misses, adds int64
-	_                  [64]byte // keeps shards' locks off each other's cache lines
-}
+// bodyCache is the cache of committed bodies by seq (see gens); nil is
+// no cache.
+type bodyCache struct{ *gens[int64, []byte] }
 
 // newBodyCache returns a cache of about size bytes, nil (no cache) when
 // size is negative.
@@ -73,15 +56,10 @@ func newBodyCache(size int64) *bodyCache {
 	if size == 0 {
 		size = DefaultBodyCache
 	}
-	c := &bodyCache{half: max(size/bodyShards/2, 1)}
-	for i := range c.shards {
-		c.shards[i].young = map[int64][]byte{}
-	}
-	return c
-}
-
-func (c *bodyCache) shard(seq int64) *bodyShard {
-	return &c.shards[uint64(seq)%bodyShards]
+	// seqs are consecutive, so a page's rows spread over the shards.
+	return &bodyCache{newGens[int64, []byte](bodyShards, size,
+		func(b []byte) int64 { return int64(len(b)) + entryOverhead },
+		func(seq int64) uint64 { return uint64(seq) })}
 }
 
 // get returns seq's body, if cached.
@@ -89,74 +67,22 @@ func (c *bodyCache) get(seq int64) ([]byte, bool) {
 	if c == nil {
 		return nil, false
 	}
-	sh := c.shard(seq)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if b, ok := sh.young[seq]; ok {
-		sh.hits++
-		return b, true
-	}
-	if b, ok := sh.old[seq]; ok {
-		sh.hits++
-		delete(sh.old, seq)
-		sh.addLocked(c.half, seq, b)
-		return b, true
-	}
-	sh.misses++
-	return nil, false
+	return c.gens.get(seq)
 }
 
 // put caches seq's committed body. The cache keeps body: the caller must
 // not change it afterwards.
 func (c *bodyCache) put(seq int64, body []byte) {
-	if c == nil || int64(len(body))+entryOverhead > c.half {
-		return
+	if c != nil {
+		c.gens.put(seq, body)
 	}
-	sh := c.shard(seq)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.young[seq]; ok {
-		return
-	}
-	delete(sh.old, seq)
-	sh.adds++
-	sh.addLocked(c.half, seq, body)
 }
 
-func (sh *bodyShard) addLocked(half, seq int64, body []byte) {
-	n := int64(len(body)) + entryOverhead
-	if sh.youngSize+n > half {
-		sh.old, sh.young, sh.youngSize = sh.young, make(map[int64][]byte, len(sh.young)), 0
-	}
-	sh.young[seq] = body
-	sh.youngSize += n
-}
-
-// bodyCacheStats are the cache's counters since the store opened.
-type bodyCacheStats struct {
-	hits, misses, adds, entries, bytes int64
-}
-
-func (c *bodyCache) stats() bodyCacheStats {
-	var st bodyCacheStats
+func (c *bodyCache) stats() cacheStats {
 	if c == nil {
-		return st
+		return cacheStats{}
 	}
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		st.hits += sh.hits
-		st.misses += sh.misses
-		st.adds += sh.adds
-		st.entries += int64(len(sh.young) + len(sh.old))
-		for _, m := range []map[int64][]byte{sh.young, sh.old} {
-			for _, b := range m {
-				st.bytes += int64(len(b)) + entryOverhead
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return st
+	return c.gens.stats()
 }
 
 // historyBodiesSQL fetches the bodies of the history rows whose seqs are

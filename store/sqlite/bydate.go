@@ -3,7 +3,6 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -304,7 +303,7 @@ func (r reader) datePage(ctx context.Context, queries []frag, count int) (*store
 	}
 	var all []row
 	for _, query := range queries {
-		rows, done, err := r.dateRows(ctx, query)
+		rows, done, err := r.queryRows(ctx, query)
 		if err != nil {
 			return nil, err
 		}
@@ -344,34 +343,4 @@ func (r reader) datePage(ctx context.Context, queries []frag, count int) (*store
 		return nil, err
 	}
 	return page, nil
-}
-
-// dateRows runs one query through the read pool's prepared statements
-// (searches repeat their shapes); done closes what it opened.
-func (r reader) dateRows(ctx context.Context, query frag) (*sql.Rows, func(), error) {
-	db, ok := r.q.(*sql.DB)
-	if !ok {
-		rows, err := r.q.QueryContext(ctx, query.sql, query.args...)
-		if err != nil {
-			return nil, nil, err
-		}
-		return rows, func() { rows.Close() }, nil
-	}
-	st, cached, err := r.s.plan.prepared(ctx, db, query.sql)
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, err := st.QueryContext(ctx, query.args...)
-	if err != nil {
-		if !cached {
-			st.Close()
-		}
-		return nil, nil, err
-	}
-	return rows, func() {
-		rows.Close()
-		if !cached {
-			st.Close()
-		}
-	}, nil
 }

@@ -99,8 +99,8 @@ func (r reader) Derived(ctx context.Context, typ string, ids []string) (map[stri
 			args = append(args, id)
 		}
 		ids = ids[n:]
-		rows, err := r.q.QueryContext(ctx, `SELECT r.id, d.name, d.value FROM resources r JOIN derived d ON d.rid = r.rid
-			WHERE r.type = ? AND r.deleted = 0 AND r.id IN (`+placeholders(n)+`) ORDER BY r.id, d.name`, args...)
+		rows, done, err := r.queryRows(ctx, frag{`SELECT r.id, d.name, d.value FROM resources r JOIN derived d ON d.rid = r.rid
+			WHERE r.type = ? AND r.deleted = 0 AND r.id IN (` + placeholders(n) + `) ORDER BY r.id, d.name`, args})
 		if err != nil {
 			return nil, err
 		}
@@ -108,15 +108,16 @@ func (r reader) Derived(ctx context.Context, typ string, ids []string) (map[stri
 			var id string
 			var v store.DerivedValue
 			if err := rows.Scan(&id, &v.Name, &v.Value); err != nil {
-				rows.Close()
+				done()
 				return nil, err
 			}
 			if !slices.ContainsFunc(out[id], func(x store.DerivedValue) bool { return x.Name == v.Name }) {
 				out[id] = append(out[id], v)
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		err = rows.Err()
+		done()
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -42,7 +42,11 @@ func (r reader) pid(typ, code string) (int64, bool) {
 // statement Open prepared: parsing and planning the query anew took more
 // time than running it.
 func (s *Store) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return reader{s: s, q: s.rdb}.read(ctx, s.readStmt.QueryRowContext(ctx, typ, id), typ, id)
+	h, err := s.readHead(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	return reader{s: s, q: s.rdb}.withBody(ctx, h, typ, id)
 }
 
 // ReadVersion implements store.Reader.
@@ -65,25 +69,21 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*store.Page, error
 const readSQL = `SELECT r.version, r.updated, r.deleted, r.seq FROM resources r WHERE r.type = ? AND r.id = ?`
 
 func (r reader) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
-	return r.read(ctx, r.q.QueryRowContext(ctx, readSQL, typ, id), typ, id)
-}
-
-// read completes a Read from row, readSQL's answer.
-func (r reader) read(ctx context.Context, row *sql.Row, typ, id string) (*fhir.Resource, error) {
-	res := &fhir.Resource{Type: typ, ID: id}
-	var updated, seq int64
-	err := row.Scan(&res.Version, &updated, &res.Deleted, &seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "%s/%s is not known", typ, id)
-	}
+	h, err := scanHead(r.q.QueryRowContext(ctx, readSQL, typ, id), typ, id)
 	if err != nil {
 		return nil, err
 	}
-	res.LastUpdated = time.UnixMicro(updated).UTC()
-	if res.Deleted {
+	return r.withBody(ctx, h, typ, id)
+}
+
+// withBody returns the resource whose current row is h, with its body; a
+// deleted one comes with an error of kind fhir.Gone.
+func (r reader) withBody(ctx context.Context, h head, typ, id string) (*fhir.Resource, error) {
+	res := &fhir.Resource{Type: typ, ID: id, Version: h.version, LastUpdated: time.UnixMicro(h.updated).UTC(), Deleted: h.deleted}
+	if h.deleted {
 		return res, fhir.Errorf(fhir.Gone, "deleted", "", "%s/%s was deleted", typ, id)
 	}
-	if err := r.fillBodies(ctx, []*fhir.Resource{res}, []int64{seq}); err != nil {
+	if err := r.fillBodies(ctx, []*fhir.Resource{res}, []int64{h.seq}); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -167,4 +167,35 @@ func (r reader) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 		lastSeq = seq
 	}
 	return page, rows.Err()
+}
+
+// queryRows runs one query, through the read pool's prepared statements
+// when it runs on the pool (searches and reads repeat their shapes, and
+// preparing costs as much as a small query); done closes what it opened.
+func (r reader) queryRows(ctx context.Context, query frag) (*sql.Rows, func(), error) {
+	db, ok := r.q.(*sql.DB)
+	if !ok {
+		rows, err := r.q.QueryContext(ctx, query.sql, query.args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, func() { rows.Close() }, nil
+	}
+	st, cached, err := r.s.plan.prepared(ctx, db, query.sql)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := st.QueryContext(ctx, query.args...)
+	if err != nil {
+		if !cached {
+			st.Close()
+		}
+		return nil, nil, err
+	}
+	return rows, func() {
+		rows.Close()
+		if !cached {
+			st.Close()
+		}
+	}, nil
 }

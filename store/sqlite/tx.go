@@ -142,6 +142,7 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	if err != nil {
 		return err
 	}
+	t.batch.wrote = append(t.batch.wrote, key)
 	t.remember(key, memoEntry{exists: true, rid: rid, version: res.Version, updated: updated, deleted: res.Deleted,
 		body: append([]byte(nil), res.JSON...), digest: d})
 	return t.updateIndex(ctx, rid, &rs, d, digest, cur == 0, true /* a new version */)
@@ -162,6 +163,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 	ids := map[string][]any{}
 	for _, w := range ws {
 		ids[w.Resource.Type] = append(ids[w.Resource.Type], w.Resource.ID)
+		t.batch.wrote = append(t.batch.wrote, w.Resource.Type+"/"+w.Resource.ID)
 	}
 	for typ, list := range ids {
 		for len(list) > 0 {
