@@ -42,7 +42,8 @@ func open(_ context.Context, cfg store.Config) (store.Store, error) {
 }
 
 // BodyCacheEnv is the environment variable that sizes the body cache of a
-// store opened by scheme, in MiB: unset means DefaultBodyCache, 0 none.
+// store opened by scheme, in MiB: unset means DefaultBodyCache, 0 none
+// (and no heads cache either: heads.go).
 const BodyCacheEnv = "SIGNPOST_SQLITE_BODY_CACHE_MB"
 
 // bodyCacheEnv returns Options.BodyCache as BodyCacheEnv sets it.

@@ -123,7 +123,7 @@ type Options struct {
 	Pairs []search.Pair
 	// BodyCache is how many bytes of resource bodies the store keeps in
 	// memory across commits (bodycache.go): 0 means DefaultBodyCache, a
-	// negative value none.
+	// negative value none, and then no heads cache either (heads.go).
 	BodyCache int64
 }
 
