@@ -204,7 +204,7 @@ func New(cfg Config) (*App, error) {
 		return fail(err)
 	}
 	m := newMetrics()
-	m.observeStore(st)
+	m.observeStore(st, audits)
 	a := &App{Config: cfg, Store: served, Audits: audits, main: st, Writes: rp, Search: reg, Location: loc, Auth: dev, UBRN: ubrn, Metrics: m.reg, metrics: m}
 	sites := a.sites(defs)
 	if cfg.Portal {

@@ -84,9 +84,26 @@ type commitObserver interface {
 
 var _ commitObserver = (*sqlite.Store)(nil)
 
+// cacher is a store that reports its caches (store/sqlite).
+type cacher interface {
+	Caches() map[string]sqlite.CacheStats
+}
+
+var _ cacher = (*sqlite.Store)(nil)
+
 // observeStore has st report its commits, when it can (the SQLite store:
-// the MongoDB store has no writer of its own to observe).
-func (m *metrics) observeStore(st store.Store) {
+// the MongoDB store has no writer of its own to observe), and has the
+// caches of st and of the audit database (nil: none) read on each scrape.
+func (m *metrics) observeStore(st, audits store.Store) {
+	caches := cacheCollector{}
+	for name, s := range map[string]store.Store{"main": st, "audit": audits} {
+		if c, ok := s.(cacher); ok {
+			caches[name] = c
+		}
+	}
+	if len(caches) > 0 {
+		m.reg.MustRegister(caches)
+	}
 	o, ok := st.(commitObserver)
 	if !ok {
 		return
@@ -104,6 +121,38 @@ func (m *metrics) observeStore(st store.Store) {
 func (m *metrics) stopObserving(st store.Store) {
 	if o, ok := st.(commitObserver); ok && m != nil && m.commitsSeen {
 		o.ObserveCommits(nil)
+	}
+}
+
+// cacheCollector reports, on each scrape, the caches of the SQLite
+// stores by store ("main", "audit") and cache ("bodies", "heads").
+type cacheCollector map[string]cacher
+
+var (
+	cacheHitsDesc = prometheus.NewDesc("signpost_store_cache_hits_total",
+		"Lookups a store's cache answered (docs/body-cache.md).", []string{"store", "cache"}, nil)
+	cacheMissesDesc = prometheus.NewDesc("signpost_store_cache_misses_total",
+		"Lookups a store's cache could not answer: read from the database.", []string{"store", "cache"}, nil)
+	cacheEntriesDesc = prometheus.NewDesc("signpost_store_cache_entries",
+		"Entries a store's cache holds.", []string{"store", "cache"}, nil)
+	cacheBytesDesc = prometheus.NewDesc("signpost_store_cache_bytes",
+		"Bytes a store's cache holds, as counted against its budget.", []string{"store", "cache"}, nil)
+)
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheHitsDesc, cacheMissesDesc, cacheEntriesDesc, cacheBytesDesc} {
+		ch <- d
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	for st, s := range c {
+		for cache, cs := range s.Caches() {
+			ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(cs.Hits), st, cache)
+			ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, float64(cs.Misses), st, cache)
+			ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(cs.Entries), st, cache)
+			ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(cs.Bytes), st, cache)
+		}
 	}
 }
 

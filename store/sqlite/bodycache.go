@@ -78,9 +78,9 @@ func (c *bodyCache) put(seq int64, body []byte) {
 	}
 }
 
-func (c *bodyCache) stats() cacheStats {
+func (c *bodyCache) stats() CacheStats {
 	if c == nil {
-		return cacheStats{}
+		return CacheStats{}
 	}
 	return c.gens.stats()
 }

@@ -151,7 +151,7 @@ func TestBodyCacheFollowsVersions(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if st := f.s.bodies.stats(); st.entries != 3 {
+			if st := f.s.bodies.stats(); st.Entries != 3 {
 				t.Fatalf("cache after the first search: %+v, want 3 entries", st)
 			}
 			f.put(f.slot("b", 2, "free"))
@@ -174,7 +174,7 @@ func TestBodyCacheFollowsVersions(t *testing.T) {
 			if got := f.searchAll(shape); len(got) != 1 || got["a"] == "" {
 				t.Errorf("after b became busy: %v", got)
 			}
-			if st := f.s.bodies.stats(); st.hits == 0 {
+			if st := f.s.bodies.stats(); st.Hits == 0 {
 				t.Errorf("no cache hits: %+v", st)
 			}
 		})
@@ -249,8 +249,8 @@ func TestBodyCacheEvicts(t *testing.T) {
 		if n != 600 {
 			t.Fatalf("round %d: %d slots, want 600", round, n)
 		}
-		if st := f.s.bodies.stats(); st.bytes > size || st.entries >= 600 {
-			t.Errorf("round %d: cache holds %d entries, %d bytes; budget %d", round, st.entries, st.bytes, size)
+		if st := f.s.bodies.stats(); st.Bytes > size || st.Entries >= 600 {
+			t.Errorf("round %d: cache holds %d entries, %d bytes; budget %d", round, st.Entries, st.Bytes, size)
 		}
 	}
 }
@@ -272,8 +272,8 @@ func TestBodyCacheKeepsHotEntries(t *testing.T) {
 	if _, ok := c.get(bodyShards); ok {
 		t.Errorf("an entry of the first puts survived 1,000 more")
 	}
-	if st := c.stats(); st.bytes > 2*10*(100+entryOverhead) {
-		t.Errorf("shard 0 holds %d bytes", st.bytes)
+	if st := c.stats(); st.Bytes > 2*10*(100+entryOverhead) {
+		t.Errorf("shard 0 holds %d bytes", st.Bytes)
 	}
 	c.put(7, make([]byte, 4000))
 	if _, ok := c.get(7); ok {

@@ -132,29 +132,36 @@ func (sh *gensShard[K, V]) addLocked(g *gens[K, V], k K, v V) {
 	sh.youngSize += n
 }
 
-// cacheStats are a cache's counters since the store opened.
-type cacheStats struct {
-	hits, misses, adds, entries, bytes int64
+// CacheStats are a cache's counters since the store opened, and what it
+// holds now (Bytes as the cache counts them against its budget).
+type CacheStats struct {
+	Hits, Misses, Adds, Entries, Bytes int64
 }
 
-func (g *gens[K, V]) stats() cacheStats {
-	var st cacheStats
+func (g *gens[K, V]) stats() CacheStats {
+	var st CacheStats
 	if g == nil {
 		return st
 	}
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
-		st.hits += sh.hits
-		st.misses += sh.misses
-		st.adds += sh.adds
-		st.entries += int64(len(sh.young) + len(sh.old))
+		st.Hits += sh.hits
+		st.Misses += sh.misses
+		st.Adds += sh.adds
+		st.Entries += int64(len(sh.young) + len(sh.old))
 		for _, m := range []map[K]V{sh.young, sh.old} {
 			for _, v := range m {
-				st.bytes += g.size(v)
+				st.Bytes += g.size(v)
 			}
 		}
 		sh.mu.Unlock()
 	}
 	return st
+}
+
+// Caches reports the store's caches by name: "bodies" (bodycache.go) and
+// "heads" (heads.go); a cache that is off reports zeros.
+func (s *Store) Caches() map[string]CacheStats {
+	return map[string]CacheStats{"bodies": s.bodies.stats(), "heads": s.heads.stats()}
 }

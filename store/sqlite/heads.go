@@ -94,9 +94,9 @@ func scanHead(row *sql.Row, typ, id string) (head, error) {
 	return h, err
 }
 
-func (c *headCache) stats() cacheStats {
+func (c *headCache) stats() CacheStats {
 	if c == nil {
-		return cacheStats{}
+		return CacheStats{}
 	}
 	return c.gens.stats()
 }

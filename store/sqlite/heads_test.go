@@ -76,7 +76,7 @@ func TestHeadsFollowWrites(t *testing.T) {
 			if _, err := f.s.Read(ctx, "Slot", "nobody"); fhir.KindOf(err) != fhir.NotFound {
 				t.Errorf("Read of an unknown id: %v", err)
 			}
-			if st := f.s.heads.stats(); (cacheSize >= 0) != (st.hits > 0) {
+			if st := f.s.heads.stats(); (cacheSize >= 0) != (st.Hits > 0) {
 				t.Errorf("heads cache with BodyCache %d: %+v", cacheSize, st)
 			}
 		})
