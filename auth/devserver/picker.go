@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // pickerHandler is the development server's login page: instead of a
@@ -63,27 +65,8 @@ button{font-size:1em;cursor:pointer}
 :focus-visible{outline:3px solid #212b32;outline-offset:2px;box-shadow:0 0 0 6px #ffeb3b}`
 
 func (h *pickerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", pickerCSP)
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "malformed form", http.StatusBadRequest)
-		return
-	}
-	id := r.Form.Get("authRequestID")
-	req, err := h.storage.AuthRequestByID(r.Context(), id)
-	if err != nil {
-		http.Error(w, "unknown or expired authorisation request; start again from the app", http.StatusBadRequest)
-		return
-	}
-	if r.Method == http.MethodPost && !h.storage.csrfTokenMatches(id, r.PostForm.Get(csrfField)) {
-		http.Error(w, "the form's CSRF token is missing or does not belong to this authorisation request; start again from the app", http.StatusForbidden)
+	id, req, ok := h.storage.signInRequest(w, r)
+	if !ok {
 		return
 	}
 	patients, err := h.patients.Patients(r.Context())
@@ -109,4 +92,35 @@ func (h *pickerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, h.callback+url.QueryEscape(id), http.StatusFound)
+}
+
+// signInRequest starts serving a sign-in page (the patient picker, the
+// staff sign-in): it sets the page's security headers, accepts GET and
+// POST only, and finds the authorisation request the form names, checking
+// a POST's CSRF token. When it returns false it has answered.
+func (s *devStorage) signInRequest(w http.ResponseWriter, r *http.Request) (id string, req op.AuthRequest, ok bool) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", pickerCSP)
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return "", nil, false
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return "", nil, false
+	}
+	id = r.Form.Get("authRequestID")
+	req, err := s.AuthRequestByID(r.Context(), id)
+	if err != nil {
+		http.Error(w, "unknown or expired authorisation request; start again from the app", http.StatusBadRequest)
+		return "", nil, false
+	}
+	if r.Method == http.MethodPost && !s.csrfTokenMatches(id, r.PostForm.Get(csrfField)) {
+		http.Error(w, "the form's CSRF token is missing or does not belong to this authorisation request; start again from the app", http.StatusForbidden)
+		return "", nil, false
+	}
+	return id, req, true
 }

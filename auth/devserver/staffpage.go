@@ -55,27 +55,8 @@ button{padding:.6em 1.4em}
 `))
 
 func (h *staffHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", pickerCSP)
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "malformed form", http.StatusBadRequest)
-		return
-	}
-	id := r.Form.Get("authRequestID")
-	req, err := h.storage.AuthRequestByID(r.Context(), id)
-	if err != nil {
-		http.Error(w, "unknown or expired authorisation request; start again from the app", http.StatusBadRequest)
-		return
-	}
-	if r.Method == http.MethodPost && !h.storage.csrfTokenMatches(id, r.PostForm.Get(csrfField)) {
-		http.Error(w, "the form's CSRF token is missing or does not belong to this authorisation request; start again from the app", http.StatusForbidden)
+	id, req, ok := h.storage.signInRequest(w, r)
+	if !ok {
 		return
 	}
 	choices := make([]staffChoice, len(h.staff))
