@@ -6,11 +6,15 @@
 package adaptertest
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -83,3 +87,50 @@ func SelfSignedFiles(t testing.TB, dir string) (cert, key string) {
 	}
 	return cert, key
 }
+
+// Peer is a running Node peer that reports what it sees as JSON lines on
+// its standard output. It runs until the test ends (closing its standard
+// input stops it).
+type Peer struct {
+	t      testing.TB
+	lines  *bufio.Scanner
+	stderr bytes.Buffer
+}
+
+// StartPeer runs node with script and args under ctx, for the rest of
+// test t.
+func StartPeer(t testing.TB, ctx context.Context, node, script string, args ...string) *Peer {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{t: t, lines: bufio.NewScanner(stdout)}
+	p.lines.Buffer(nil, 1<<20)
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	return p
+}
+
+// Next reads the peer's next line into v, failing the test if the peer
+// stopped or the line is not JSON.
+func (p *Peer) Next(v any) {
+	p.t.Helper()
+	if !p.lines.Scan() {
+		p.t.Fatalf("the peer stopped: %v\n%s", p.lines.Err(), p.stderr.String())
+	}
+	if err := json.Unmarshal(p.lines.Bytes(), v); err != nil {
+		p.t.Fatalf("%v: %s", err, p.lines.Bytes())
+	}
+}
+
+// Stderr is what the peer wrote to its standard error so far.
+func (p *Peer) Stderr() string { return p.stderr.String() }

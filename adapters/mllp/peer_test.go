@@ -1,7 +1,6 @@
 package mllp_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -125,35 +124,11 @@ func TestClientSendsToPeer(t *testing.T) {
 	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
+	peer := adaptertest.StartPeer(t, ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")
 	next := func() map[string]any {
 		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("the peer stopped: %v\n%s", lines.Err(), stderr.String())
-		}
 		var v map[string]any
-		if err := json.Unmarshal(lines.Bytes(), &v); err != nil {
-			t.Fatalf("%v: %s", err, lines.Bytes())
-		}
+		peer.Next(&v)
 		return v
 	}
 	port, ok := next()["port"].(float64)
@@ -170,7 +145,7 @@ func TestClientSendsToPeer(t *testing.T) {
 		}
 		ackBytes, err := c.Send(ctx, msg)
 		if err != nil {
-			t.Fatalf("%s: Send: %v\n%s", name, err, stderr.String())
+			t.Fatalf("%s: Send: %v\n%s", name, err, peer.Stderr())
 		}
 		ack, err := hl7v2.Parse(ackBytes)
 		if err != nil {

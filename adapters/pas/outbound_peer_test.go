@@ -1,12 +1,8 @@
 package pas_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -26,36 +22,15 @@ func TestOutboundToNodePeer(t *testing.T) {
 	node := adaptertest.Node(t, peerDir, "simple-hl7")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
+	peer := adaptertest.StartPeer(t, ctx, node, filepath.Join(peerDir, "peer.mjs"), "serve")
 	type seen struct {
 		Port                                              float64
 		Type, Event, Control, SCH1, SCH25, PID3, PID3Type string
 	}
 	next := func() seen {
 		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("the peer stopped: %v\n%s", lines.Err(), stderr.String())
-		}
 		var v seen
-		if err := json.Unmarshal(lines.Bytes(), &v); err != nil {
-			t.Fatalf("%v: %s", err, lines.Bytes())
-		}
+		peer.Next(&v)
 		return v
 	}
 	port := next().Port
