@@ -160,8 +160,9 @@ func (g *gens[K, V]) stats() CacheStats {
 	return st
 }
 
-// Caches reports the store's caches by name: "bodies" (bodycache.go) and
-// "heads" (heads.go); a cache that is off reports zeros.
+// Caches reports the store's caches by name: "bodies" (bodycache.go),
+// "heads" (heads.go) and "pages" (pagecache.go); a cache that is off
+// reports zeros.
 func (s *Store) Caches() map[string]CacheStats {
-	return map[string]CacheStats{"bodies": s.bodies.stats(), "heads": s.heads.stats()}
+	return map[string]CacheStats{"bodies": s.bodies.stats(), "heads": s.heads.stats(), "pages": s.pages.stats()}
 }

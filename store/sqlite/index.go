@@ -454,10 +454,13 @@ var setRowSQL = func() (set [numTables]string) {
 // nothing) writes nothing.
 func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []byte, fresh, newVersion bool) error {
 	in := &inserter{q: t.batch}
+	was, ok := digestTables(old)
+	if err := t.touchPairs(ctx, rid, rs, !fresh && (!ok || was[tPair] != nil)); err != nil {
+		return err
+	}
 	if fresh {
 		return t.flush(ctx, in, rs)
 	}
-	was, ok := digestTables(old)
 	if !ok {
 		if err := t.deleteIndex(ctx, rid); err != nil {
 			return err

@@ -18,6 +18,9 @@ type candidate struct {
 	covers []int
 	unique bool // set never yields a rid twice
 	keyed  bool // set's rows also carry the resource's updated and id
+	// parts are the idx_pair partitions a pair set reads (pagecache.go);
+	// nil when the set reads other tables too.
+	parts []string
 }
 
 // planMode overrides the planner's choice, for tests that check every way
@@ -226,15 +229,17 @@ func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 	unique := !b.r.s.plan.shape(b.ctx, b.r.s.rdb, rpid).multi
 	var f frag
 	var est float64
+	var parts []string
 	switch e := q.Filter[refAt].(type) {
 	case search.RefIn:
-		var parts []string
+		var sets []string
 		seen := map[search.Ref]bool{}
 		for _, ref := range e.Refs {
 			if seen[ref] {
 				continue
 			}
 			seen[ref] = true
+			parts = append(parts, pagePart(cid, ref.ID))
 			if ref.Type == "" {
 				unique = false // a bare id may match targets of several types
 			}
@@ -249,10 +254,10 @@ func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 				c := b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "idx_pair")
 				s.add(c.sql, c.args...)
 			}
-			parts = append(parts, s.sql)
+			sets = append(sets, s.sql)
 			f.args = append(f.args, s.args...)
 		}
-		f.sql = strings.Join(parts, " UNION ALL ")
+		f.sql = strings.Join(sets, " UNION ALL ")
 		est = float64(len(e.Refs)) * fan * frac
 	case search.Chain:
 		inner, innerEst := b.matchSet(e.Filter, e.Target)
@@ -266,7 +271,7 @@ func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 		f = s
 		est = innerEst * fan * frac
 	}
-	return &candidate{set: f, est: est, covers: covers, unique: unique, keyed: true}
+	return &candidate{set: f, est: est, covers: covers, unique: unique, keyed: true, parts: parts}
 }
 
 // pairCodeCond renders the token condition e on the code column of pair

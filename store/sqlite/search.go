@@ -280,7 +280,6 @@ func keyedRowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 
 // rows reads one page.
 func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *cursor, count int, page *store.Page) error {
-	back := cur != nil && cur.back
 	nk := len(q.Sort)
 	var query frag
 	if p.keyedPage(q) {
@@ -289,47 +288,64 @@ func (b *builder) rows(ctx context.Context, q *search.Query, p *queryPlan, cur *
 		query = b.rowsSQL(q, p, cur, count)
 	}
 	query = numbered(query)
-	var rows *sql.Rows
-	var err error
-	if db, ok := b.r.q.(*sql.DB); ok {
-		// Searches repeat their shapes: reuse the prepared statement.
-		var st *sql.Stmt
-		var cached bool
-		if st, cached, err = b.r.s.plan.prepared(ctx, db, query.sql); err == nil {
-			if !cached {
-				defer st.Close()
-			}
-			rows, err = st.QueryContext(ctx, query.args...)
-		}
-	} else {
-		rows, err = b.r.q.QueryContext(ctx, query.sql, query.args...)
+	var keys [][]any
+	var seqs []int64
+	add := func(r pageRow, k []any) {
+		page.Resources = append(page.Resources, &fhir.Resource{Type: r.typ, ID: r.id, Version: r.version, LastUpdated: time.UnixMicro(r.updated).UTC()})
+		keys = append(keys, k)
+		seqs = append(seqs, r.seq)
 	}
+	pages := b.r.s.pages
+	if _, pool := b.r.q.(*sql.DB); !pool || !p.keyedPage(q) || p.driver.parts == nil {
+		pages = nil // not a page the cache may keep: see pagecache.go
+	}
+	var key string
+	var since cachedPage
+	if pages != nil {
+		key = pageKey(query)
+		if rs, ok := pages.get(key); ok {
+			for _, r := range rs {
+				add(r, make([]any, nk))
+			}
+			return b.finish(ctx, q, cur, count, page, keys, seqs)
+		}
+		since = pages.since(p.driver.parts)
+	}
+	rows, done, err := b.r.queryRows(ctx, query)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	var keys [][]any
-	var seqs []int64
+	defer done()
+	var cached []pageRow
 	for rows.Next() {
-		res := &fhir.Resource{}
-		var updated, seq int64
+		var r pageRow
 		k := make([]any, nk)
-		dest := []any{&res.Type, &res.ID, &res.Version, &updated, &seq}
+		dest := []any{&r.typ, &r.id, &r.version, &r.updated, &r.seq}
 		for i := range k {
 			dest = append(dest, &k[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		res.LastUpdated = time.UnixMicro(updated).UTC()
-		page.Resources = append(page.Resources, res)
-		keys = append(keys, k)
-		seqs = append(seqs, seq)
+		add(r, k)
+		if pages != nil {
+			cached = append(cached, r)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows.Close()
+	done()
+	if pages != nil {
+		pages.put(key, since, cached)
+	}
+	return b.finish(ctx, q, cur, count, page, keys, seqs)
+}
+
+// finish completes the page of rows: it cuts it to count, fills the
+// bodies and sets the paging cursors.
+func (b *builder) finish(ctx context.Context, q *search.Query, cur *cursor, count int, page *store.Page, keys [][]any, seqs []int64) error {
+	back := cur != nil && cur.back
 	more := len(page.Resources) > count
 	if more {
 		page.Resources, keys, seqs = page.Resources[:count], keys[:count], seqs[:count]

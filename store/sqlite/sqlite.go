@@ -56,6 +56,7 @@ type Store struct {
 	bodyStmt *sql.Stmt  // historyBodiesSQL, prepared on rdb
 	bodies   *bodyCache // committed bodies by seq (bodycache.go); nil: none
 	heads    *headCache // current rows by Type/id (heads.go); nil: none
+	pages    *pageCache // keyed pair pages' rows (pagecache.go); nil: none
 	reqs     chan *request
 	done     chan struct{}
 	closing  sync.Once
@@ -186,7 +187,7 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	cdb.SetMaxOpenConns(1)
-	s := &Store{pairs: o.Pairs, wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, bodyStmt: bodyStmt, bodies: newBodyCache(o.BodyCache), heads: newHeadCache(o.BodyCache), reqs: make(chan *request, maxBatch), done: make(chan struct{}),
+	s := &Store{pairs: o.Pairs, wdb: wdb, rdb: rdb, cdb: cdb, readStmt: readStmt, bodyStmt: bodyStmt, bodies: newBodyCache(o.BodyCache), heads: newHeadCache(o.BodyCache), pages: newPageCache(o.BodyCache), reqs: make(chan *request, maxBatch), done: make(chan struct{}),
 		wstmts: map[string]*sql.Stmt{}, ckptKick: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
 	s.plan.save = s.saveStat
 	go s.checkpointer()
@@ -272,6 +273,7 @@ type batchState struct {
 	stmts map[string]*sql.Stmt // statements bound to tx, by query
 	fresh []string             // queries prepared on tx only, to prepare on the connection after the batch
 	wrote []string             // "Type/id" of every resource written, for the heads cache (heads.go)
+	pairs []string             // the idx_pair partitions written, for the page cache (pagecache.go)
 }
 
 // maxWriteStmts bounds the statements kept prepared on the writer's
@@ -430,6 +432,7 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 		committing = time.Now()
 		err = tx.Commit()
 		s.heads.forget(bs.wrote) // before any request is answered: see heads.go
+		s.pages.changed(bs.pairs) // and pagecache.go
 	} else {
 		tx.Rollback()
 	}

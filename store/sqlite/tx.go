@@ -208,6 +208,9 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 			return err
 		}
 		hist, cur = hist[:0], cur[:0]
+		if err := t.touchPairs(ctx, 0, &rs, false); err != nil {
+			return err
+		}
 		return t.flush(ctx, in, &rs)
 	}
 	for _, w := range ws {
