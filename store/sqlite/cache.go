@@ -161,8 +161,12 @@ func (g *gens[K, V]) stats() CacheStats {
 }
 
 // Caches reports the store's caches by name: "bodies" (bodycache.go),
-// "heads" (heads.go) and "pages" (pagecache.go); a cache that is off
-// reports zeros.
+// "heads" and "derived" (heads.go) and "pages" (pagecache.go); a cache
+// that is off reports zeros.
 func (s *Store) Caches() map[string]CacheStats {
-	return map[string]CacheStats{"bodies": s.bodies.stats(), "heads": s.heads.stats(), "pages": s.pages.stats()}
+	out := map[string]CacheStats{"bodies": s.bodies.stats(), "heads": s.heads.stats(), "pages": s.pages.stats(), "derived": {}}
+	if s.heads != nil {
+		out["derived"] = s.heads.derived.stats()
+	}
+	return out
 }

@@ -77,9 +77,42 @@ func (s *typeSet) load(db *sql.DB) error {
 	return rows.Err()
 }
 
-// Derived implements store.Deriver.
+// Derived implements store.Deriver, through the heads cache's derived
+// values (heads.go) for those it holds.
 func (s *Store) Derived(ctx context.Context, typ string, ids []string) (map[string][]store.DerivedValue, error) {
-	return reader{s: s, q: s.rdb}.Derived(ctx, typ, ids)
+	if s.heads == nil || !s.derivedTypes.has(typ) {
+		return reader{s: s, q: s.rdb}.Derived(ctx, typ, ids)
+	}
+	out := map[string][]store.DerivedValue{}
+	var missing []string
+	since := map[string]uint64{}
+	for _, id := range ids {
+		key := typ + "/" + id
+		if vs, ok := s.heads.derived.get(key); ok {
+			if len(vs) > 0 {
+				out[id] = vs
+			}
+			continue
+		}
+		missing = append(missing, id)
+		since[id] = s.heads.derived.epoch(key)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	read, err := reader{s: s, q: s.rdb}.Derived(ctx, typ, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range missing {
+		vs := read[id]
+		if len(vs) > 0 {
+			out[id] = vs
+		}
+		e := since[id]
+		s.heads.derived.putIf(typ+"/"+id, slices.Clip(append([]store.DerivedValue{}, vs...)), &e)
+	}
+	return out, nil
 }
 
 // derivedChunk bounds the ids of one query.
@@ -163,6 +196,7 @@ func (t *txn) PutDerived(ctx context.Context, typ, id string, v store.DerivedVal
 		return fmt.Errorf("sqlite: a derived value of %s/%s has no name", typ, id)
 	}
 	key := typ + "/" + id
+	t.batch.wrote = append(t.batch.wrote, key) // for the derived values' cache (heads.go)
 	m, ok := t.memo[key]
 	if !ok {
 		err := t.batch.QueryRowContext(ctx, "SELECT rid, deleted FROM resources WHERE type = ? AND id = ?", typ, id).Scan(&m.rid, &m.deleted)

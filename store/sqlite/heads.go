@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/store"
 )
 
 // The heads cache keeps each resource's current row (its version, time,
@@ -45,8 +46,13 @@ type head struct {
 }
 
 // headCache is the heads cache; nil is no cache (when the body cache is
-// off, Options.BodyCache < 0).
-type headCache struct{ *gens[string, head] }
+// off, Options.BodyCache < 0). Beside the rows it keeps the resources'
+// derived values (store.Deriver), which change in write transactions too
+// (PutDerived records its key as written) and are forgotten with them.
+type headCache struct {
+	*gens[string, head]
+	derived *gens[string, []store.DerivedValue]
+}
 
 var headSeed = maphash.MakeSeed()
 
@@ -54,15 +60,22 @@ func newHeadCache(bodyCache int64) *headCache {
 	if bodyCache < 0 {
 		return nil
 	}
-	return &headCache{newGens[string, head](headShards, headBudget,
-		func(head) int64 { return headCost },
-		func(k string) uint64 { return maphash.String(headSeed, k) })}
+	hash := func(k string) uint64 { return maphash.String(headSeed, k) }
+	return &headCache{newGens[string, head](headShards, headBudget, func(head) int64 { return headCost }, hash),
+		newGens[string, []store.DerivedValue](headShards, headBudget, func(vs []store.DerivedValue) int64 {
+			n := int64(headCost)
+			for _, v := range vs {
+				n += int64(len(v.Name) + len(v.Value))
+			}
+			return n
+		}, hash)}
 }
 
 // forget drops keys written by a batch; see the comment at the top.
 func (c *headCache) forget(keys []string) {
 	if c != nil && len(keys) > 0 {
 		c.gens.forget(keys)
+		c.derived.forget(keys)
 	}
 }
 
