@@ -283,7 +283,7 @@ func (t *txn) PutDerived(ctx context.Context, typ, id string, v store.DerivedVal
 	if v.Value != nil && len(v.Index) > 0 {
 		var rs rowSet
 		res := &fhir.Resource{Type: typ, ID: id}
-		if err := t.addRows(ctx, res, m.rid, v.Index, &rs); err != nil {
+		if err := t.addRows(ctx, res, m.rid, 0, v.Index, &rs); err != nil { // never pair rows: see above
 			return err
 		}
 		if err := t.flush(ctx, &inserter{q: t.batch}, &rs); err != nil {

@@ -30,10 +30,13 @@ import (
 // scan tests it in the row it reads: "" when the resource has none, the
 // code when it has one, and pairCodeProbe when it has several (or the row
 // predates the column): the search then probes idx_token as it would
-// without the column. Its updated and id columns repeat the resource's
-// (they change with every version, as every index row is rewritten), so a
-// search answered by the pair scan alone orders and cuts its page on the
-// pair rows, reading resources only for the page.
+// without the column. Its updated, id, version and seq columns repeat the
+// resource's (they change with every version, as every index row is
+// rewritten), so a search answered by the pair scan alone orders, cuts and
+// answers its page on the pair rows without reading resources (whose rows
+// of one schedule's slots lie all over its B-tree): a deleted resource has
+// no index rows, its tombstone removes them in the same transaction
+// (updateIndex), and the page's bodies come by seq (fillBodies).
 //
 // idx_stats keeps the planner's statistics (see planner.stat), so that the
 // first searches after a start do not wait for them.
@@ -71,6 +74,7 @@ CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid, pid);
 
 CREATE TABLE IF NOT EXISTS idx_pair (cid INTEGER NOT NULL, ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
 	code TEXT NOT NULL DEFAULT ' ', updated INTEGER NOT NULL DEFAULT 0, id TEXT NOT NULL DEFAULT '',
+	version INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (cid, ref_id, ref_type, low, high, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_pair_rid ON idx_pair (rid);
 
@@ -115,7 +119,7 @@ var tables = [numTables]indexTable{
 	tNumber: {"idx_number", "pid, low, high, system, unit, rid", 6, 6},
 	tRef:    {"idx_ref", "pid, ref_type, ref_id, url, rid", 5, 5},
 	tURI:    {"idx_uri", "pid, value, rid", 3, 3},
-	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code, updated, id", 9, 6},
+	tPair:   {"idx_pair", "cid, ref_type, ref_id, low, high, rid, code, updated, id, version, seq", 11, 6},
 
 	tComposite: compositeTable,
 }
@@ -155,8 +159,9 @@ func width(low, high int64) int64 {
 	return high - low
 }
 
-// addRows appends the index rows of res, stored as resource row rid, to rs.
-func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, rs *rowSet) error {
+// addRows appends the index rows of res, stored as resource row rid with
+// history row seq (0 when not yet known: see setSeq), to rs.
+func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid, seq int64, entries []search.Entry, rs *rowSet) error {
 	typ := res.Type
 	var dates map[int64]int // date entries per pid, to spot multi-valued parameters
 	var refs map[int64]int  // likewise for references
@@ -222,7 +227,7 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid int64, entrie
 						return err
 					}
 				}
-				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid, code, res.LastUpdated.UnixMicro(), res.ID)
+				rs.args[tPair] = append(rs.args[tPair], cid, r.RefType, r.RefID, d.Low, d.High, rid, code, res.LastUpdated.UnixMicro(), res.ID, res.Version, seq)
 			}
 		}
 	}
@@ -324,14 +329,14 @@ func (t *txn) deleteIndex(ctx context.Context, rid int64) error {
 }
 
 // reindexIndex brings the index rows of res, the current version of
-// resource row rid, to those of entries, where index digest old describes
+// resource row rid (history row seq), to those of entries, where index digest old describes
 // the rows it has: the rows are built and their digest computed as for a
 // new version (Put), and updateIndex rewrites only the tables whose digest
 // changes, nothing at all when none does. The digest is recorded when it
 // changes. A reindex rewrites a resource's rows this way.
-func (t *txn) reindexIndex(ctx context.Context, res *fhir.Resource, rid int64, entries []search.Entry, old []byte) error {
+func (t *txn) reindexIndex(ctx context.Context, res *fhir.Resource, rid, seq int64, entries []search.Entry, old []byte) error {
 	var rs rowSet
-	if err := t.addRows(ctx, res, rid, entries, &rs); err != nil {
+	if err := t.addRows(ctx, res, rid, seq, entries, &rs); err != nil {
 		return err
 	}
 	d := rs.digest()
@@ -355,13 +360,14 @@ func (t *txn) reindexIndex(ctx context.Context, res *fhir.Resource, rid int64, e
 // rows written for its current version, so that the next version rewrites
 // only the tables whose rows change without reading any: a booking changes
 // a Slot's status token and its _lastUpdated date, and its pair row's
-// code and updated columns, and nothing else. It is digestVersion, then,
+// code, updated, version and seq columns, and nothing else. It is digestVersion, then,
 // for each table in which the resource has rows, the table's number and
 // digestHash bytes of SHA-256 over its rows (their primary key columns
 // but rid, encoded by appendKey, sorted, repeats once). NULL, or a digest
 // of another version, says nothing: the rows are all rewritten. The rows of
 // a table sharing their first column (the parameter) must share their
-// columns past the key (idx_pair's code, updated and id): those are set
+// columns past the key (idx_pair's code, updated, id, version and seq):
+// those are set
 // on every version, and again when a reindex changes the entries of a
 // version. Whatever changes index rows other than through updateIndex
 // must clear the digests of the resources whose rows it changes.
@@ -448,7 +454,7 @@ var setRowSQL = func() (set [numTables]string) {
 // keep their digest is left as it is, and one whose rows change has them
 // deleted and rs's inserted. When old says nothing of the rows, they are
 // all rewritten. The columns past the key of rows kept (idx_pair's code,
-// updated and id) follow the resource's version and its entries: they are
+// updated, id, version and seq) follow the resource's version and its entries: they are
 // set when rs is for a new version (newVersion) or when d is not old; so
 // rs for the same version and the same digest (a reindex that changes
 // nothing) writes nothing.
@@ -494,6 +500,17 @@ func (t *txn) updateIndex(ctx context.Context, rid int64, rs *rowSet, d, old []b
 		}
 	}
 	return t.flush(ctx, in, rs)
+}
+
+// pairSeqCol is the position of idx_pair's seq column in its rows.
+var pairSeqCol = slices.Index(strings.Split(tables[tPair].cols, ", "), "seq")
+
+// setSeq makes the pair rows of rs carry history row seq, the version's
+// (known once its history row is written).
+func (rs *rowSet) setSeq(seq int64) {
+	for j := pairSeqCol; j < len(rs.args[tPair]); j += tables[tPair].n {
+		rs.args[tPair][j] = seq
+	}
 }
 
 // setRid makes the rows of rs those of resource row rid.

@@ -119,13 +119,13 @@ func TestIndexUpdateMatchesFreshWrite(t *testing.T) {
 				if _, err := tt.Read(ctx, w.Resource.Type, w.Resource.ID); err != nil {
 					return err
 				}
-				var rid int64
+				var rid, seq int64
 				var digest []byte
-				if err := tt.batch.QueryRowContext(ctx, "SELECT rid, digest FROM resources WHERE type = ? AND id = ?",
-					w.Resource.Type, w.Resource.ID).Scan(&rid, &digest); err != nil {
+				if err := tt.batch.QueryRowContext(ctx, "SELECT rid, seq, digest FROM resources WHERE type = ? AND id = ?",
+					w.Resource.Type, w.Resource.ID).Scan(&rid, &seq, &digest); err != nil {
 					return err
 				}
-				if err := tt.reindexIndex(ctx, w.Resource, rid, w.Index, digest); err != nil {
+				if err := tt.reindexIndex(ctx, w.Resource, rid, seq, w.Index, digest); err != nil {
 					return err
 				}
 				if rng.IntN(2) == 0 {
@@ -154,9 +154,9 @@ func indexRowsAndFresh(t *testing.T, s *Store, w *store.Write) (got, want []stri
 	t.Helper()
 	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
 		tt := tx.(*txn)
-		var rid int64
+		var rid, seq int64
 		res := w.Resource
-		if err := tt.batch.QueryRowContext(ctx, "SELECT rid FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid); err != nil {
+		if err := tt.batch.QueryRowContext(ctx, "SELECT rid, seq FROM resources WHERE type = ? AND id = ?", res.Type, res.ID).Scan(&rid, &seq); err != nil {
 			return err
 		}
 		var err error
@@ -167,7 +167,7 @@ func indexRowsAndFresh(t *testing.T, s *Store, w *store.Write) (got, want []stri
 			return err
 		}
 		if !res.Deleted {
-			if err := tt.reindexIndex(ctx, res, rid, w.Index, nil); err != nil {
+			if err := tt.reindexIndex(ctx, res, rid, seq, w.Index, nil); err != nil {
 				return err
 			}
 		}

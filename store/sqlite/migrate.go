@@ -11,7 +11,7 @@ import (
 // schema, once: every step checks whether it is needed. Open runs it after
 // creating any missing tables.
 func migrate(db *sql.DB, pairs []search.Pair) error {
-	for _, step := range []func(*sql.DB, []search.Pair) error{migratePairCode, migrateStatSeq, migratePairOrder, migrateIndex} {
+	for _, step := range []func(*sql.DB, []search.Pair) error{migratePairCode, migrateStatSeq, migratePairOrder, migratePairVersion, migrateIndex} {
 		if err := step(db, pairs); err != nil {
 			return err
 		}
@@ -68,9 +68,9 @@ func migrateIndex(db *sql.DB, pairs []search.Pair) error {
 			ON CONFLICT (type, code) DO UPDATE SET code = excluded.code RETURNING pid`, p.Type, p.Key()).Scan(&cid); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid, updated, id)
-			SELECT ?, r.ref_type, r.ref_id, d.low, d.high, r.rid, x.updated, x.id FROM idx_ref r JOIN idx_date d ON d.rid = r.rid AND d.pid = ?
-			JOIN resources x ON x.rid = r.rid WHERE r.pid = ? AND r.ref_type != ''`, cid, date, ref); err != nil {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO idx_pair (cid, ref_type, ref_id, low, high, rid, updated, id, version, seq)
+			SELECT ?, r.ref_type, r.ref_id, d.low, d.high, r.rid, x.updated, x.id, x.version, x.seq FROM idx_ref r JOIN idx_date d ON d.rid = r.rid AND d.pid = ?
+			JOIN resources x ON x.rid = r.rid AND x.deleted = 0 WHERE r.pid = ? AND r.ref_type != ''`, cid, date, ref); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)
 		}
 	}
@@ -124,6 +124,33 @@ func migratePairOrder(db *sql.DB, _ []search.Pair) error {
 		"ALTER TABLE idx_pair ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
 		"ALTER TABLE idx_pair ADD COLUMN id TEXT NOT NULL DEFAULT ''",
 		"UPDATE idx_pair SET updated = r.updated, id = r.id FROM resources r WHERE r.rid = idx_pair.rid",
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// migratePairVersion adds the version and seq columns to a pair index
+// made before them and fills them from the resources, once. A keyed page
+// (keyedRowsSQL) then never reads resources, so pair rows of a resource
+// that is deleted or gone, which a delete always removed, are removed
+// here too rather than trusted.
+func migratePairVersion(db *sql.DB, _ []search.Pair) error {
+	if has, err := hasColumn(db, "idx_pair", "seq"); err != nil || has {
+		return err
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		"ALTER TABLE idx_pair ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE idx_pair ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+		"DELETE FROM idx_pair WHERE rid NOT IN (SELECT rid FROM resources WHERE deleted = 0)",
+		"UPDATE idx_pair SET version = r.version, seq = r.seq FROM resources r WHERE r.rid = idx_pair.rid",
 	} {
 		if _, err := tx.Exec(q); err != nil {
 			return fmt.Errorf("sqlite: migrating pair index: %w", err)

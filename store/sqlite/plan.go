@@ -17,7 +17,7 @@ type candidate struct {
 	est    float64
 	covers []int
 	unique bool // set never yields a rid twice
-	keyed  bool // set's rows also carry the resource's updated and id
+	keyed  bool // set's rows also carry the resource's updated, id, version and seq
 	// parts are the idx_pair partitions a pair set reads (pagecache.go);
 	// nil when the set reads other tables too.
 	parts []string
@@ -243,7 +243,7 @@ func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 			if ref.Type == "" {
 				unique = false // a bare id may match targets of several types
 			}
-			head := "SELECT rid, updated, id FROM idx_pair WHERE cid = ? AND ref_id = ?"
+			head := "SELECT rid, updated, id, version, seq FROM idx_pair WHERE cid = ? AND ref_id = ?"
 			args := []any{cid, ref.ID}
 			if ref.Type != "" {
 				head += " AND ref_type = ?"
@@ -262,7 +262,7 @@ func (b *builder) pairCandidate(q *search.Query, pr search.Pair) *candidate {
 	case search.Chain:
 		inner, innerEst := b.matchSet(e.Filter, e.Target)
 		t := b.next()
-		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid, p.updated, p.id FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
+		s, _ := b.dateSet(dpid, ms, "p", "SELECT p.rid, p.updated, p.id, p.version, p.seq FROM (SELECT DISTINCT rid FROM ("+inner.sql+")) x CROSS JOIN resources "+t+" ON "+t+".rid = x.rid CROSS JOIN idx_pair p ON p.cid = ? AND p.ref_id = "+
 			t+".id AND p.ref_type = "+t+".type AND "+t+".type = ? AND "+t+".deleted = 0", append(inner.args, cid, e.Target)...)
 		if codeAt >= 0 {
 			c := b.pairCodeCond(q.Type, q.Filter[codeAt].(search.TokenIn), "p")

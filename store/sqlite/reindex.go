@@ -276,7 +276,7 @@ func (s *Store) writeReindexed(ctx context.Context, c reindexChunk, extract func
 			if d := derived[it.rid]; len(d) > 0 {
 				entries = append(entries[:len(entries):len(entries)], d...)
 			}
-			if err := t.reindexIndex(ctx, res, it.rid, entries, r.digest); err != nil {
+			if err := t.reindexIndex(ctx, res, it.rid, r.seq, entries, r.digest); err != nil {
 				return fmt.Errorf("reindexing %s: %w", res.Reference(), err)
 			}
 		}

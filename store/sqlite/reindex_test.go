@@ -522,8 +522,10 @@ func currentResources(t *testing.T, s *Store) []*fhir.Resource {
 }
 
 // indexRowSets returns every row of every index table, by table, sorted,
-// each as its columns with parameter ids replaced by "Type.code" and
-// resource rows by "Type/id": comparable across databases.
+// each as its columns with parameter ids replaced by "Type.code",
+// resource rows by "Type/id", and the version and history row that pair
+// rows repeat by whether they are the resource's current ones:
+// comparable across databases.
 func indexRowSets(t *testing.T, s *Store) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -536,6 +538,8 @@ func indexRowSets(t *testing.T, s *Store) map[string][]string {
 				sel[i] = "(SELECT p.type || '.' || p.code FROM params p WHERE p.pid = x." + c + ")"
 			case "rid":
 				sel[i] = "(SELECT r.type || '/' || r.id FROM resources r WHERE r.rid = x.rid)"
+			case "version", "seq": // the resource's current one (true) or not
+				sel[i] = "(x." + c + " = (SELECT r." + c + " FROM resources r WHERE r.rid = x.rid))"
 			default:
 				sel[i] = "x." + c
 			}

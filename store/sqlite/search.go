@@ -251,31 +251,31 @@ func (b *builder) rowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int)
 	return query
 }
 
-// keyedPage reports whether q's page can be chosen on the driver's own
+// keyedPage reports whether q's page can be answered from the driver's own
 // rows: the driver answers every condition exactly, never repeats a
-// resource and carries the default order's keys (updated, id), and q has
-// no _sort. Then only the page's rows read resources.
+// resource and carries what the page needs of it (updated, id, version,
+// seq), and q has no _sort. Then the page never reads resources.
 func (p *queryPlan) keyedPage(q *search.Query) bool {
 	d := p.driver
 	return d != nil && d.keyed && d.unique && len(q.Sort) == 0 && q.Type != "" && len(d.covers) == len(q.Filter)
 }
 
-// keyedRowsSQL is rowsSQL for a keyed page.
+// keyedRowsSQL is rowsSQL for a keyed page: the driver's rows are the
+// page's, in its order. A deleted resource has no index rows (its
+// tombstone removes them in the same transaction), so none is checked.
 func keyedRowsSQL(q *search.Query, p *queryPlan, cur *cursor, count int) frag {
 	back := cur != nil && cur.back
 	cols := []string{"m.updated", "m.id", "m.type"}
 	desc := []bool{false, false, false}
-	page := frag{"SELECT * FROM (SELECT rid, updated, id, ? AS type FROM (" + p.driver.set.sql + ")) m WHERE 1", append([]any{q.Type}, p.driver.set.args...)}
+	page := frag{"SELECT m.type, m.id, m.version, m.updated, m.seq FROM (SELECT updated, id, version, seq, ? AS type FROM (" +
+		p.driver.set.sql + ")) m WHERE 1", append([]any{q.Type}, p.driver.set.args...)}
 	if cur != nil {
 		c := cursorCond(cols, desc, 0, cur.values(), back)
 		page.add(" AND ")
 		page.add(c.sql, c.args...)
 	}
 	page.add(" ORDER BY "+orderBy(cols, desc, 0, back)+" LIMIT ?", count+1)
-	var query frag
-	query.add("SELECT r.type, r.id, r.version, r.updated, r.seq FROM ("+page.sql+") g CROSS JOIN resources r ON r.rid = g.rid"+
-		" WHERE r.deleted = 0 ORDER BY "+orderBy([]string{"g.updated", "g.id", "g.type"}, desc, 0, back), page.args...)
-	return query
+	return page
 }
 
 // rows reads one page.

@@ -431,7 +431,7 @@ func (s *Store) attempt(batch []*request, savepoints bool) (bs *batchState, errs
 	if err == nil {
 		committing = time.Now()
 		err = tx.Commit()
-		s.heads.forget(bs.wrote) // before any request is answered: see heads.go
+		s.heads.forget(bs.wrote)  // before any request is answered: see heads.go
 		s.pages.changed(bs.pairs) // and pagecache.go
 	} else {
 		tx.Rollback()

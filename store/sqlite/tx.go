@@ -108,7 +108,7 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	}
 	var rs rowSet
 	if !res.Deleted {
-		if err := t.addRows(ctx, res, rid, index, &rs); err != nil {
+		if err := t.addRows(ctx, res, rid, 0, index, &rs); err != nil {
 			return err
 		}
 	}
@@ -128,6 +128,7 @@ func (t *txn) Put(ctx context.Context, w *store.Write) error {
 	if err != nil {
 		return err
 	}
+	rs.setSeq(seq)
 	if cur == 0 {
 		var rr sql.Result
 		if rr, err = t.exec(ctx, `INSERT INTO resources (type, id, version, updated, deleted, seq, digest)
@@ -236,7 +237,7 @@ func (t *txn) PutAll(ctx context.Context, ws []*store.Write) error {
 		for i := range before {
 			before[i] = len(rs.args[i])
 		}
-		if err := t.addRows(ctx, res, rid, w.Index, &rs); err != nil {
+		if err := t.addRows(ctx, res, rid, seq, w.Index, &rs); err != nil {
 			return err
 		}
 		var mine [numTables][]any
