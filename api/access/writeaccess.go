@@ -33,8 +33,14 @@ func (g *Guard) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Chang
 	in := interactionOfChange(c)
 	noteWrite(ctx, c) // a write refused here or by a later rule is audited with its target
 	if err := g.checkWrite(ctx, tx, p, c, in); err != nil {
+		if tx.Probing() {
+			return err // a precheck settles no refusal of access: the transaction does, and records it
+		}
 		g.noteRefusedWrite(ctx, c)
 		return g.denied(ctx, g.unnamed(ctx, tx, c, err))
+	}
+	if tx.Probing() {
+		return nil // a precheck writes nothing: the write's own transaction records it
 	}
 	op := ""
 	if o := operationOf(ctx); o != nil {
