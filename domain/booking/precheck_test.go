@@ -104,8 +104,10 @@ func issues(t *testing.T, r *response) []issue {
 		ResourceType string
 		Issue        []struct {
 			Severity, Code, Diagnostics string
-			Details                     struct{ Coding []struct{ System, Code string } }
-			Expression                  []string
+			Details                     struct {
+				Coding []struct{ System, Code string }
+			}
+			Expression []string
 		}
 	}
 	if err := json.Unmarshal(r.body, &oo); err != nil || oo.ResourceType != "OperationOutcome" {
