@@ -25,6 +25,9 @@ import (
 // that checks each write against the caller's scopes, patient compartment
 // and organisation, whichever way it arrives (REST, Bundle entry,
 // operation), and records it in the audit trail in the same transaction.
+// In a precheck (write.Tx.Probing: the rules run on the committed state
+// before the transaction) it checks alike but records nothing, neither
+// the write nor a refusal: the transaction that follows does.
 func (g *Guard) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Change) error {
 	p := g.principal(ctx)
 	if p == nil {
