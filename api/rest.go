@@ -198,7 +198,11 @@ func (s *Server) create(c *gin.Context, typ string) error {
 	var res *fhir.Resource
 	var wtx *write.Tx // the attempt that committed
 	status := http.StatusCreated
-	err = s.repo.UpdateWith(c.Request.Context(), write.TxOptions{Claim: claimOf(c)}, func(ctx context.Context, tx *write.Tx) error {
+	// A create is prechecked on the committed state (write.Path.Precheck:
+	// a booking of a slot already taken is refused without the store's
+	// writer), unless it is conditional: its search is the transaction's.
+	opts := write.TxOptions{Claim: claimOf(c), Precheck: cond == ""}
+	err = s.repo.UpdateWith(c.Request.Context(), opts, func(ctx context.Context, tx *write.Tx) error {
 		wtx = tx
 		if cond != "" {
 			existing, err := s.conditionalMatch(ctx, tx, typ, cond)

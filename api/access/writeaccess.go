@@ -25,6 +25,9 @@ import (
 // that checks each write against the caller's scopes, patient compartment
 // and organisation, whichever way it arrives (REST, Bundle entry,
 // operation), and records it in the audit trail in the same transaction.
+// In a precheck (write.Tx.Probing: the rules run on the committed state
+// before the transaction) it checks alike but records nothing, neither
+// the write nor a refusal: the transaction that follows does.
 func (g *Guard) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Change) error {
 	p := g.principal(ctx)
 	if p == nil {
@@ -33,8 +36,14 @@ func (g *Guard) authorizeWrite(ctx context.Context, tx *write.Tx, c *write.Chang
 	in := interactionOfChange(c)
 	noteWrite(ctx, c) // a write refused here or by a later rule is audited with its target
 	if err := g.checkWrite(ctx, tx, p, c, in); err != nil {
+		if tx.Probing() {
+			return err // a precheck settles no refusal of access: the transaction does, and records it
+		}
 		g.noteRefusedWrite(ctx, c)
 		return g.denied(ctx, g.unnamed(ctx, tx, c, err))
+	}
+	if tx.Probing() {
+		return nil // a precheck writes nothing: the write's own transaction records it
 	}
 	op := ""
 	if o := operationOf(ctx); o != nil {

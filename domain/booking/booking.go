@@ -123,6 +123,10 @@ func New(cfg Config, rp *write.Path, s Searcher) (*Service, error) {
 	rp.AddRule("Slot", "booking.slot", b.slotRule)
 	rp.AddRule("Schedule", "booking.schedule", b.scheduleRule)
 	rp.AddRule("AppointmentResponse", "booking.response", b.responseRule)
+	// A new booking of a slot already taken is refused from the
+	// committed state, before the store's writer (POST Appointment,
+	// $book, $hold: write.TxOptions.Precheck).
+	rp.Precheck("Appointment")
 	return b, nil
 }
 

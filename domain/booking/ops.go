@@ -53,7 +53,7 @@ func (b *Service) hold(ctx context.Context, req *operation.Request) (*operation.
 	if err != nil {
 		return nil, err
 	}
-	return b.write(ctx, req, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
+	return b.write(ctx, req, true, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
 		obj, err := b.fromProposal(ctx, tx, p, "pending")
 		if err != nil {
 			return nil, err
@@ -96,7 +96,7 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 		if err != nil {
 			return nil, err
 		}
-		return b.write(ctx, req, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
+		return b.write(ctx, req, true, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
 			created, err := pt.register(ctx, tx)
 			if err != nil {
 				return nil, err
@@ -115,7 +115,7 @@ func (b *Service) book(ctx context.Context, req *operation.Request) (*operation.
 			return append([]*fhir.Resource{res}, created...), err
 		})
 	}
-	return b.write(ctx, req, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
+	return b.write(ctx, req, false, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
 		created, err := pt.register(ctx, tx)
 		if err != nil {
 			return nil, err
@@ -184,7 +184,7 @@ func (b *Service) bookResource(ctx context.Context, req *operation.Request, raw 
 			return nil, &fhir.Error{Kind: fhir.Invalid, Op: "$book", Issues: issues}
 		}
 	}
-	return b.write(ctx, req, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
+	return b.write(ctx, req, true, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
 		created, err := pt.register(ctx, tx)
 		if err != nil {
 			return nil, err
@@ -412,7 +412,7 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 	if s, ok := req.Params.String("reason"); ok && s != "" {
 		reason = s
 	}
-	return b.write(ctx, req, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
+	return b.write(ctx, req, false, func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error) {
 		cur, err := tx.Read(ctx, "Appointment", req.ID)
 		if err != nil {
 			return nil, err
@@ -467,18 +467,22 @@ func (b *Service) reschedule(ctx context.Context, req *operation.Request) (*oper
 
 // write runs fn in one transaction and answers a searchset Bundle of the
 // resources it returns (the first a match, the rest includes); an
-// Idempotency-Key's record is stored in the same transaction.
+// Idempotency-Key's record is stored in the same transaction. With
+// precheck (a new booking or hold, which collides with others for the
+// same slots), fn runs first on the committed state, so that a slot
+// already taken is refused without waiting for the store's writer
+// (write.TxOptions.Precheck).
 //
 // A booking another system must confirm (ConfirmedBy) is answered as that
 // system's answer left it (write.Tx.Latest): booked when it accepted, an
 // error when it did not; its key remembers that answer, stored once it is
 // known, and nothing when it is an error.
-func (b *Service) write(ctx context.Context, req *operation.Request, fn func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error)) (*operation.Result, error) {
+func (b *Service) write(ctx context.Context, req *operation.Request, precheck bool, fn func(ctx context.Context, tx *write.Tx) ([]*fhir.Resource, error)) (*operation.Result, error) {
 	var body []byte
 	var out []*fhir.Resource
 	var wtx *write.Tx // the attempt that committed
 	waits := false    // a resource written awaits another system's answer
-	err := b.repo.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+	err := b.repo.UpdateWith(ctx, write.TxOptions{Precheck: precheck}, func(ctx context.Context, tx *write.Tx) error {
 		var err error
 		wtx, waits = tx, false
 		if out, err = fn(ctx, tx); err != nil {

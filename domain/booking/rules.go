@@ -167,8 +167,10 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 			return err
 		}
 		if s.Status != "free" {
-			return b.refused(tx, fhir.Errorf(fhir.Conflict, "conflict", at, "Slot/%s is not available: it is %s", id, s.Status).
-				WithDetails(ErrSlotNotAvailable))
+			// Settled by the slot's state alone: a precheck answers it
+			// without waiting for the store's writer (write.Tx.Refuse).
+			return tx.Refuse(b.refused(tx, fhir.Errorf(fhir.Conflict, "conflict", at, "Slot/%s is not available: it is %s", id, s.Status).
+				WithDetails(ErrSlotNotAvailable)))
 		}
 		st, ok1 := parseInstant(s.Start)
 		en, ok2 := parseInstant(s.End)
@@ -180,6 +182,11 @@ func (b *Service) claim(ctx context.Context, tx *write.Tx, c *write.Change, a *a
 				"Slot/%s belongs to %s, not %s: an appointment's slots must share one schedule", id, elem.Str(s.Schedule.Reference), elem.Str(slots[0].slot.Schedule.Reference))
 		}
 		slots = append(slots, claimed{res, s, st, en})
+	}
+	if tx.Probing() {
+		// Every slot is free now: the transaction checks the rest, and
+		// books them or finds them taken meanwhile.
+		return tx.EndPrecheck()
 	}
 	sort.SliceStable(slots, func(i, j int) bool { return slots[i].start.Before(slots[j].start) })
 	for i := 1; i < len(slots); i++ {

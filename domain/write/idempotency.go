@@ -86,6 +86,9 @@ func (t *Tx) Remember(ctx context.Context, c *Claim, a Answer) error {
 	if c == nil {
 		return nil
 	}
+	if t.probe {
+		return errPrecheckDone
+	}
 	rtx, ok := t.Tx.(store.RecordTx)
 	if !ok {
 		return nil

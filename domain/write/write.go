@@ -60,6 +60,9 @@ type Path struct {
 	prepare map[string]map[string]Prepare // type → step name → Prepare step, as registered
 	visible Visibility                    // what the caller may read (ReadAs); nil: everything
 	now     func() time.Time
+	// prechecked lists the types whose writes may be prechecked
+	// (Precheck, TxOptions.Precheck).
+	prechecked []string
 }
 
 // Prepare fills server-owned elements of a proposed resource before it is
@@ -235,6 +238,12 @@ type TxOptions struct {
 	// depend on them (the directory's waiting times); the caller
 	// refreshes them itself once the writes are made (bulk loads).
 	DeferDerived bool
+	// Precheck: run fn first on the committed state, outside the store's
+	// writer, and answer with the refusal a rule settles there
+	// (Path.Precheck, Tx.Refuse) without a transaction. For a client's
+	// single write whose refusals are common (a booking of a slot taken);
+	// fn runs once more than it would without it.
+	Precheck bool
 }
 
 // UpdateWith is Update with options for the rules of its writes. Once the
@@ -242,9 +251,16 @@ type TxOptions struct {
 // order; the first error of that work is returned, the transaction staying
 // committed.
 func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx context.Context, tx *Tx) error) error {
+	var ids *idSeq
+	if opts.Precheck && len(r.prechecked) > 0 {
+		ids = &idSeq{}
+		if err, settled := r.precheck(ctx, opts, ids, fn); settled {
+			return err
+		}
+	}
 	var last *Tx // the attempt that committed: the store may run fn again after a transient error
 	err := r.store.Update(ctx, func(ctx context.Context, stx store.Tx) error {
-		last = &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts}
+		last = r.newTx(stx, opts, ids)
 		if err := fn(ctx, last); err != nil {
 			return err
 		}
@@ -269,6 +285,12 @@ func (r *Path) UpdateWith(ctx context.Context, opts TxOptions, fn func(ctx conte
 		}
 	}
 	return nil
+}
+
+// newTx returns an attempt at a transaction over stx; ids, when not nil,
+// are the ids of the resources the attempts create (Tx.Create).
+func (r *Path) newTx(stx store.Tx, opts TxOptions, ids *idSeq) *Tx {
+	return &Tx{Tx: stx, repo: r, now: r.now().UTC().Truncate(time.Millisecond), opts: opts, ids: ids}
 }
 
 // AfterCommit defers f until the transaction has committed: work a rule
@@ -356,6 +378,10 @@ type Tx struct {
 	before  []func(ctx context.Context) error // BeforeCommit's work, in order
 	ended   []func(committed bool)            // AfterEnd's observers, in order
 	local   map[any]any                       // Local's values
+	ids     *idSeq                            // the ids Create gives, shared by the attempts; nil: fresh ones
+	nid     int                               // how many of ids this attempt has given
+	probe   bool                              // a precheck (Probing)
+	refusal error                             // the refusal a rule settled in a precheck (Refuse)
 }
 
 // Now returns the transaction's timestamp.
@@ -375,7 +401,7 @@ func NewID() string {
 
 // Create writes obj as a new resource with a server-assigned id.
 func (t *Tx) Create(ctx context.Context, typ string, obj *fhir.Object) (*fhir.Resource, error) {
-	res, _, err := t.Put(ctx, typ, NewID(), obj, 0)
+	res, _, err := t.Put(ctx, typ, t.newID(), obj, 0)
 	return res, err
 }
 
@@ -389,6 +415,9 @@ func (t *Tx) Put(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch 
 
 // PutWith is Put with options for the rules of the write.
 func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMatch int64, opts PutOptions) (*fhir.Resource, bool, error) {
+	if t.probe && !slices.Contains(t.repo.prechecked, typ) {
+		return nil, false, errPrecheckDone
+	}
 	cur, err := t.Read(ctx, typ, id)
 	var version int64
 	switch fhir.KindOf(err) {
@@ -412,6 +441,9 @@ func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMa
 	}
 	if err := t.runRules(ctx, c); err != nil {
 		return nil, false, err
+	}
+	if t.probe { // every rule passed: the transaction writes it
+		return nil, false, errPrecheckDone
 	}
 	body, err := fhir.Stamp(obj, id, version+1, t.now)
 	if err != nil {
@@ -437,6 +469,9 @@ func (t *Tx) PutWith(ctx context.Context, typ, id string, obj *fhir.Object, ifMa
 // Delete records a delete of typ/id. Deleting what does not exist, or was
 // already deleted, succeeds and returns nil.
 func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.Resource, error) {
+	if t.probe {
+		return nil, errPrecheckDone
+	}
 	cur, err := t.Read(ctx, typ, id)
 	switch fhir.KindOf(err) {
 	case fhir.NotFound, fhir.Gone:
@@ -464,6 +499,9 @@ func (t *Tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.R
 // derived values of typ's resources ids (none when the store keeps none).
 func (t *Tx) Derived(ctx context.Context, typ string, ids []string) (map[string][]store.DerivedValue, error) {
 	if d, ok := t.Tx.(store.Deriver); ok {
+		return d.Derived(ctx, typ, ids)
+	}
+	if d, ok := t.repo.store.(store.Deriver); ok && t.probe { // a precheck reads the committed state
 		return d.Derived(ctx, typ, ids)
 	}
 	return nil, nil
