@@ -23,11 +23,9 @@ import (
 // which has no audit database of its own).
 type AuditQueue interface {
 	// QueuedAudits returns up to limit queued records with Seq greater
-	// than after, in Seq order. Every record whose transaction committed
-	// before the call is seen by it (or by a later call with the same
-	// after), and a record committed later always has a greater Seq than
-	// every record already seen: reading on from the last Seq returned
-	// misses none.
+	// than after, in Seq order. It sees every record whose transaction
+	// committed before the call; reading on from the last Seq returned
+	// (while none of those read is dropped) misses none of them.
 	QueuedAudits(ctx context.Context, after int64, limit int) ([]QueuedAudit, error)
 	// DropAudits deletes the queued records of seqs, in one transaction,
 	// and returns how many there were; a Seq no longer queued is skipped.
@@ -43,8 +41,10 @@ type AuditQueueTx interface {
 
 // QueuedAudit is a record in an AuditQueue.
 type QueuedAudit struct {
-	// Seq orders the queue: increasing in commit order, and in call
-	// order within a transaction.
+	// Seq orders the queue: a record gets a greater Seq than every
+	// record queued when its transaction commits, and the records of a
+	// transaction follow one another in call order. A Seq dropped may be
+	// given again once the records after it are dropped too.
 	Seq int64
 	// Resource is the record as queued, version 1.
 	Resource *fhir.Resource

@@ -289,9 +289,9 @@ func (m *Mover) moveQueue(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	moved := 0
-	var after int64
 	for {
-		recs, err := m.queue.QueuedAudits(ctx, after, moveChunk)
+		// From the head each time: what was copied is dropped.
+		recs, err := m.queue.QueuedAudits(ctx, 0, moveChunk)
 		if err != nil || len(recs) == 0 {
 			return moved, err
 		}
@@ -313,7 +313,6 @@ func (m *Mover) moveQueue(ctx context.Context) (int, error) {
 		if len(recs) < moveChunk {
 			return moved, nil
 		}
-		after = seqs[len(seqs)-1]
 	}
 }
 

@@ -11,8 +11,9 @@ import (
 
 // auditQueueSchema holds store.AuditQueue: one row per queued record,
 // appended by the transaction of the write it records, in seq order (the
-// rowid: the store's one writer assigns it in commit order, and a row
-// committed later gets a greater one than every row there). No index but
+// rowid: the store's one writer gives a new row a greater one than every
+// row there, so in commit order; once the queue is empty it may start
+// again from 1, as store.QueuedAudit allows). No index but
 // the rowid, no history, no index entries: a queued record costs its
 // write one row, and its search index is built once, where the mover
 // stores it.
