@@ -72,6 +72,11 @@ type Mover struct {
 	// complete copy of resources (copied, -1 before the first; m.mu).
 	stored atomic.Int64
 	copied int64
+	// synced is how far Sync has copied the queue without deleting it
+	// (every record queued with a Seq up to it is in the audit database);
+	// 0 once a Move has deleted from the queue, after which a Seq may be
+	// given again.
+	synced int64
 
 	lagMu    sync.Mutex
 	caughtUp time.Time // when a Move last copied everything there was
@@ -151,21 +156,25 @@ func (m *Mover) cursorWrite(through int64, now time.Time) (*store.Write, error) 
 // once copied) and its AuditEvent resources. It returns how many it
 // copied. The trail runs it at every flush, and the server at its start.
 func (m *Mover) Move(ctx context.Context) (int, error) {
-	return m.run(ctx, true)
+	return m.run(ctx, true, true)
 }
 
-// Sync is Move before a read of the audit trail, so that the read finds
-// the record of every write acknowledged before it. With a queue it
-// looks for AuditEvent resources of the main store only when one may have
-// been stored since it last copied them (storedResource), so that with
-// nothing queued it costs one probe of the queue.
+// Sync copies what Move would before a read of the audit trail, so that
+// the read finds the record of every write acknowledged before it. It
+// leaves the queue's delete to the next Move (the trail's flush), so that
+// a read never waits for the main store's writer, and reads the queue on
+// from what it copied before; it looks for AuditEvent resources of the
+// main store only when one may have been stored since they were last
+// copied (storedResource). With nothing new queued it costs one probe of
+// the queue.
 func (m *Mover) Sync(ctx context.Context) (int, error) {
-	return m.run(ctx, m.queue == nil)
+	return m.run(ctx, m.queue == nil, false)
 }
 
-// run moves the queue, and the resources when resources is set or a
-// record may have been stored as one since they were last copied.
-func (m *Mover) run(ctx context.Context, resources bool) (int, error) {
+// run copies the queue, deleting what it copied when drop is set, and
+// the resources when resources is set or a record may have been stored as
+// one since they were last copied.
+func (m *Mover) run(ctx context.Context, resources, drop bool) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := 0, error(nil)
@@ -175,7 +184,7 @@ func (m *Mover) run(ctx context.Context, resources bool) (int, error) {
 			m.copied = gen
 		}
 	}
-	q, qerr := m.moveQueue(ctx)
+	q, qerr := m.moveQueue(ctx, drop)
 	n, err = n+q, errors.Join(err, qerr)
 	m.lagMu.Lock()
 	if err == nil {
@@ -282,16 +291,21 @@ func (m *Mover) Lag() time.Duration {
 }
 
 // moveQueue copies the main store's queue into the audit database, chunk
-// by chunk, each in one audit transaction, and deletes each chunk from the
-// queue once its copies are committed.
-func (m *Mover) moveQueue(ctx context.Context) (int, error) {
+// by chunk, each in one audit transaction, and, when drop is set, deletes
+// each chunk from the queue once its copies are committed (otherwise it
+// reads on from synced, and moves synced on).
+func (m *Mover) moveQueue(ctx context.Context, drop bool) (int, error) {
 	if m.queue == nil {
 		return 0, nil
 	}
 	moved := 0
 	for {
-		// From the head each time: what was copied is dropped.
-		recs, err := m.queue.QueuedAudits(ctx, 0, moveChunk)
+		// Dropping, from the head each time: what was copied is gone.
+		after := m.synced
+		if drop {
+			after = 0
+		}
+		recs, err := m.queue.QueuedAudits(ctx, after, moveChunk)
 		if err != nil || len(recs) == 0 {
 			return moved, err
 		}
@@ -304,11 +318,16 @@ func (m *Mover) moveQueue(ctx context.Context) (int, error) {
 		for i, q := range recs {
 			seqs[i] = q.Seq
 		}
-		// A crash (or a failure) here leaves the chunk queued: the next
-		// move finds its records in the audit database and only deletes
-		// them.
-		if _, err := m.queue.DropAudits(ctx, seqs); err != nil {
-			return moved, err
+		if drop {
+			// A crash (or a failure) here leaves the chunk queued: the
+			// next move finds its records in the audit database and only
+			// deletes them.
+			m.synced = 0
+			if _, err := m.queue.DropAudits(ctx, seqs); err != nil {
+				return moved, err
+			}
+		} else {
+			m.synced = seqs[len(seqs)-1]
 		}
 		if len(recs) < moveChunk {
 			return moved, nil
