@@ -162,7 +162,7 @@ func (m *Mover) Move(ctx context.Context) (int, error) {
 // Sync copies what Move would before a read of the audit trail, so that
 // the read finds the record of every write acknowledged before it. It
 // leaves the queue's delete to the next Move (the trail's flush), so that
-// a read never waits for the main store's writer, and reads the queue on
+// a read writes nothing to the main store, and reads the queue on
 // from what it copied before; it looks for AuditEvent resources of the
 // main store only when one may have been stored since they were last
 // copied (storedResource). With nothing new queued it costs one probe of

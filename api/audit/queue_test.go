@@ -215,8 +215,7 @@ func (s queuelessStore) Update(ctx context.Context, fn func(context.Context, sto
 // queue, emptied by the read's sync) or stored it as a resource (a
 // transaction without a queue, which Sync then looks for). The reads copy
 // without deleting from the queue (that waits for the flush, so a read
-// never waits for the main store's writer), and the flush copies nothing
-// twice.
+// writes nothing to the main store), and the flush copies nothing twice.
 func TestRoutedReadYourWrites(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -313,8 +312,8 @@ func TestRoutedReadYourWrites(t *testing.T) {
 					}
 				} else {
 					// Queued last (those a read copied stay queued until
-					// the next flush deletes them: a read never waits for
-					// the main store's writer).
+					// the next flush deletes them: a read writes nothing
+					// to the main store).
 					recs, err := sq.QueuedAudits(ctx, 0, 10)
 					if err != nil || len(recs) == 0 {
 						t.Fatalf("%s: queue %d, %v", r.name, len(recs), err)
