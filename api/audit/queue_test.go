@@ -353,3 +353,37 @@ func historyHas(h *store.HistoryPage, id string) bool {
 	}
 	return false
 }
+
+// TestRecordWriteWithoutMover: a trail without an audit database of its
+// own (no Mover: MongoDB, or a store beside no audit database) stores a
+// write's record as an AuditEvent resource of the main store, indexed, in
+// the write's transaction, as before, and queues nothing, even on a store
+// with an audit queue.
+func TestRecordWriteWithoutMover(t *testing.T) {
+	sq, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	ix := &countingIndex{}
+	wp := write.New(sq, noIndex{})
+	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: wp, Search: ix,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: time.Hour})
+	defer trail.Close()
+	ctx := write.AsServer(context.Background())
+	err = wp.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+		return trail.RecordWrite(ctx, tx, &auth.Principal{ClientID: "c"}, &write.Change{Type: "Patient", ID: "p1"}, auth.Create, "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countAudits(t, sq); n != 1 {
+		t.Errorf("%d AuditEvent resources in the store, want the write's record", n)
+	}
+	if n := ix.n.Load(); n != 1 {
+		t.Errorf("the record was indexed %d times, want once, in its transaction", n)
+	}
+	if n := queueLen(t, sq); n != 0 {
+		t.Errorf("%d records queued, want none", n)
+	}
+}
