@@ -18,8 +18,13 @@ import (
 const AuditDir = "audit"
 
 // The SQLite store has every capability the server finds on the store
-// it reads and writes through, so that audit.Split passes them all on.
-var _ audit.Main = (*sqlite.Store)(nil)
+// it reads and writes through, so that audit.Split passes them all on,
+// and an audit queue (store.AuditQueue): a write's record is queued there,
+// in its transaction, and moved into the audit database by the mover.
+var (
+	_ audit.Main       = (*sqlite.Store)(nil)
+	_ store.AuditQueue = (*sqlite.Store)(nil)
+)
 
 // openAudits opens the audit database beside an embedded main store st:
 // the same SQLite store, on its own file in <data>/audit, with its own
@@ -52,7 +57,9 @@ func OpenAudits(cfg Config, reg *search.Registry) (store.Store, error) {
 	return audits, nil
 }
 
-// catchUp copies into the audit database the records of writes it lacks.
+// catchUp moves into the audit database the records of writes it lacks:
+// those queued in the main store, and the AuditEvents an older release
+// kept there.
 func catchUp(log *slog.Logger, m *audit.Mover) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()

@@ -8,8 +8,10 @@
 // With an audit database of its own (Config.Store, docs/audit.md), the
 // buffered records are stored there by its own writer, never delaying the
 // main store's writes; the records of writes, still made in the writes'
-// transactions, are copied there by the Mover at every flush, and the
-// server reads every AuditEvent from there (Routed).
+// transactions (in the main store's audit queue when it has one,
+// store.AuditQueue), are moved there by the Mover at every flush and
+// before every read of the trail, and the server reads every AuditEvent
+// from there (Routed).
 //
 // The trail is indexed for the search parameters auditors use (Index,
 // Searchable), to keep the cost of recording every request low.
@@ -364,12 +366,32 @@ func (t *Trail) RecordWrite(ctx context.Context, tx *write.Tx, p *auth.Principal
 	if op != "" {
 		ents = append(ents, auditEntity{query: "$" + op})
 	}
-	w, err := t.writeOf(t.newAuditEvent(p, subtype, action, http.StatusOK, ents), tx.Now())
-	if err != nil {
-		return err
-	}
-	if err := tx.Tx.Put(ctx, w); err != nil {
-		return err
+	ev := t.newAuditEvent(p, subtype, action, http.StatusOK, ents)
+	if q, ok := t.queueOf(tx); ok {
+		// Queued in the main store, indexed once, where the mover stores
+		// it in the audit database.
+		res, err := recordOf(ev, tx.Now())
+		if err != nil {
+			return err
+		}
+		if err := q.QueueAudit(ctx, res); err != nil {
+			return err
+		}
+	} else {
+		w, err := t.writeOf(ev, tx.Now())
+		if err != nil {
+			return err
+		}
+		if err := tx.Tx.Put(ctx, w); err != nil {
+			return err
+		}
+		if m := t.cfg.Mover; m != nil && m.queued() != nil {
+			tx.AfterEnd(func(committed bool) {
+				if committed {
+					m.storedResource()
+				}
+			})
+		}
 	}
 	if info := infoOf(ctx); info != nil {
 		info.mu.Lock()
@@ -396,6 +418,20 @@ var auditIndexed = map[string]bool{
 // read and no domain rule owns the audit trail. The bytes are marshalled
 // once, id and meta included, and indexed for auditIndexed only.
 func (t *Trail) writeOf(ev *auditEvent, now time.Time) (*store.Write, error) {
+	res, err := recordOf(ev, now)
+	if err != nil {
+		return nil, err
+	}
+	index, err := Index(t.cfg.Search, auditType, res.JSON)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Write{Resource: res, Index: index}, nil
+}
+
+// recordOf gives ev a fresh id and its meta, and returns it as a new
+// AuditEvent resource, last updated at now.
+func recordOf(ev *auditEvent, now time.Time) (*fhir.Resource, error) {
 	id := write.NewID()
 	ev.ID = id
 	ev.Meta = &auditMeta{VersionID: "1", LastUpdated: now.UTC().Format(fhir.InstantFormat)}
@@ -403,11 +439,18 @@ func (t *Trail) writeOf(ev *auditEvent, now time.Time) (*store.Write, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := Index(t.cfg.Search, auditType, body)
-	if err != nil {
-		return nil, err
+	return &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, nil
+}
+
+// queueOf returns the audit queue of a write's transaction, when the
+// records of writes are moved into an audit database (Config.Mover) from
+// the main store's queue (store.AuditQueue).
+func (t *Trail) queueOf(tx *write.Tx) (store.AuditQueueTx, bool) {
+	if t.cfg.Mover == nil || t.cfg.Mover.queued() == nil {
+		return nil, false
 	}
-	return &store.Write{Resource: &fhir.Resource{Type: auditType, ID: id, Version: 1, LastUpdated: now, JSON: body}, Index: index}, nil
+	q, ok := tx.Tx.(store.AuditQueueTx)
+	return q, ok
 }
 
 // Extractor extracts the index entries of a resource (search.Registry).
@@ -549,7 +592,8 @@ type Config struct {
 	// Store, when set, is the audit database: read and search records
 	// are stored there, by its own writer, rather than through Writes
 	// (whose store then keeps only the records of writes, made in their
-	// transactions). Mover copies those into Store at every flush.
+	// transactions: queued, when Mover's main store has an audit queue,
+	// store.AuditQueue). Mover moves those into Store at every flush.
 	Store store.Store
 	Mover *Mover
 }

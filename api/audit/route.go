@@ -40,9 +40,10 @@ type Main interface {
 // to the main store.
 //
 // A search or history of AuditEvents first has the mover copy the records
-// of writes the audit database lacks (Mover.Move): it finds every write
+// of writes the audit database lacks (Mover.Sync): it finds every write
 // acknowledged before it, as when the records of writes were searched in
-// the main store. Reads by id fall back to the main store.
+// the main store. So does a read by id that the audit database does not
+// answer, before it falls back to the main store's AuditEvent resources.
 type Routed struct {
 	Main
 	audit store.Store
@@ -67,11 +68,12 @@ func Split(main Main, audits store.Store, ix Indexer) *Routed {
 // Mover returns the mover from the main store into the audit database.
 func (r *Routed) Mover() *Mover { return r.mover }
 
-// sync has the mover copy what the audit database lacks before a search
-// of it. A failure (the data directory full or read-only) leaves the
-// search to what is there: the trail's flushes try again and log it.
+// sync has the mover copy what the audit database lacks before a read
+// of it: with nothing queued, one probe of the main store's queue. A
+// failure (the data directory full or read-only) leaves the read to what
+// is there: the trail's flushes try again and log it.
 func (r *Routed) sync(ctx context.Context) {
-	_, _ = r.mover.Move(ctx)
+	_, _ = r.mover.Sync(ctx)
 }
 
 // Audits returns the audit database.
@@ -85,12 +87,16 @@ func (r *Routed) readerOf(typ string) store.Reader {
 	return r.Main
 }
 
-// Read implements store.Reader. The record of a write not yet copied into
-// the audit database (Mover) is read from the main store.
+// Read implements store.Reader. An AuditEvent the audit database lacks
+// is looked for again once the mover has copied what it lacks (the record
+// of a write still queued), then among the main store's resources.
 func (r *Routed) Read(ctx context.Context, typ, id string) (*fhir.Resource, error) {
 	res, err := r.readerOf(typ).Read(ctx, typ, id)
 	if typ == auditType && fhir.KindOf(err) == fhir.NotFound {
-		return r.Main.Read(ctx, typ, id)
+		r.sync(ctx)
+		if res, err = r.audit.Read(ctx, typ, id); fhir.KindOf(err) == fhir.NotFound {
+			return r.Main.Read(ctx, typ, id)
+		}
 	}
 	return res, err
 }
@@ -99,14 +105,18 @@ func (r *Routed) Read(ctx context.Context, typ, id string) (*fhir.Resource, erro
 func (r *Routed) ReadVersion(ctx context.Context, typ, id string, version int64) (*fhir.Resource, error) {
 	res, err := r.readerOf(typ).ReadVersion(ctx, typ, id, version)
 	if typ == auditType && fhir.KindOf(err) == fhir.NotFound {
-		return r.Main.ReadVersion(ctx, typ, id, version)
+		r.sync(ctx)
+		if res, err = r.audit.ReadVersion(ctx, typ, id, version); fhir.KindOf(err) == fhir.NotFound {
+			return r.Main.ReadVersion(ctx, typ, id, version)
+		}
 	}
 	return res, err
 }
 
 // History implements store.Reader: an AuditEvent's or the type's from the
-// audit database. The history of the whole server is the main store's
-// (with the AuditEvents of writes, not those of reads).
+// audit database. The history of the whole server is the main store's:
+// without AuditEvents, but for those an older release, or a write whose
+// transaction had no audit queue, stored there as resources.
 func (r *Routed) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
 	if q.Type == auditType {
 		r.sync(ctx)

@@ -36,4 +36,4 @@ CREATE TABLE IF NOT EXISTS params (
 	code TEXT NOT NULL,
 	UNIQUE (type, code)
 );
-` + indexSchema + compositeSchema + recordSchema + derivedSchema + outboxSchema
+` + indexSchema + compositeSchema + recordSchema + derivedSchema + outboxSchema + auditQueueSchema
