@@ -91,38 +91,24 @@ func TestHeadsConcurrentReads(t *testing.T) {
 	f.put(f.slot("hot", 1, "free"))
 	var acked atomic.Int64
 	acked.Store(1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var stale atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				want := acked.Load()
-				res, err := f.s.Read(ctx, "Slot", "hot")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if res.Version < want {
-					stale.Add(1)
-				}
-				checkBody(t, res)
-			}
-		}()
-	}
+	stop := racing(8, func() {
+		want := acked.Load()
+		res, err := f.s.Read(ctx, "Slot", "hot")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if res.Version < want {
+			stale.Add(1)
+		}
+		checkBody(t, res)
+	})
 	for v := int64(2); v <= 300; v++ {
 		f.put(f.slot("hot", v, "free"))
 		acked.Store(v)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if n := stale.Load(); n > 0 {
 		t.Errorf("%d reads answered a version older than one acknowledged before they began", n)
 	}
@@ -146,4 +132,26 @@ func TestGensPutIf(t *testing.T) {
 		}
 		g.forget([]string{"k"})
 	}
+}
+
+// racing calls check from n goroutines, over and over, until the stop
+// it returns is called; stop waits for them to end.
+func racing(n int, check func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					check()
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }

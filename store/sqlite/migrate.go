@@ -112,24 +112,10 @@ func migratePairCode(db *sql.DB, pairs []search.Pair) error {
 // migratePairOrder adds the updated and id columns to a pair index made
 // before them, and fills them from the resources, once.
 func migratePairOrder(db *sql.DB, _ []search.Pair) error {
-	if has, err := hasColumn(db, "idx_pair", "updated"); err != nil || has {
-		return err
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
+	return addColumns(db, "idx_pair", "updated",
 		"ALTER TABLE idx_pair ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
 		"ALTER TABLE idx_pair ADD COLUMN id TEXT NOT NULL DEFAULT ''",
-		"UPDATE idx_pair SET updated = r.updated, id = r.id FROM resources r WHERE r.rid = idx_pair.rid",
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			return fmt.Errorf("sqlite: migrating pair index: %w", err)
-		}
-	}
-	return tx.Commit()
+		"UPDATE idx_pair SET updated = r.updated, id = r.id FROM resources r WHERE r.rid = idx_pair.rid")
 }
 
 // migratePairVersion adds the version and seq columns to a pair index
@@ -138,7 +124,17 @@ func migratePairOrder(db *sql.DB, _ []search.Pair) error {
 // that is deleted or gone, which a delete always removed, are removed
 // here too rather than trusted.
 func migratePairVersion(db *sql.DB, _ []search.Pair) error {
-	if has, err := hasColumn(db, "idx_pair", "seq"); err != nil || has {
+	return addColumns(db, "idx_pair", "seq",
+		"ALTER TABLE idx_pair ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE idx_pair ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+		"DELETE FROM idx_pair WHERE rid NOT IN (SELECT rid FROM resources WHERE deleted = 0)",
+		"UPDATE idx_pair SET version = r.version, seq = r.seq FROM resources r WHERE r.rid = idx_pair.rid")
+}
+
+// addColumns runs stmts, which add columns to table and fill them, in one
+// transaction, unless table already has column (one of those they add).
+func addColumns(db *sql.DB, table, column string, stmts ...string) error {
+	if has, err := hasColumn(db, table, column); err != nil || has {
 		return err
 	}
 	tx, err := db.Begin()
@@ -146,14 +142,9 @@ func migratePairVersion(db *sql.DB, _ []search.Pair) error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		"ALTER TABLE idx_pair ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
-		"ALTER TABLE idx_pair ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
-		"DELETE FROM idx_pair WHERE rid NOT IN (SELECT rid FROM resources WHERE deleted = 0)",
-		"UPDATE idx_pair SET version = r.version, seq = r.seq FROM resources r WHERE r.rid = idx_pair.rid",
-	} {
+	for _, q := range stmts {
 		if _, err := tx.Exec(q); err != nil {
-			return fmt.Errorf("sqlite: migrating pair index: %w", err)
+			return fmt.Errorf("sqlite: migrating %s: %w", table, err)
 		}
 	}
 	return tx.Commit()

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,37 +122,24 @@ func TestPageCacheConcurrentSearches(t *testing.T) {
 	var acked, started atomic.Int64
 	acked.Store(1)
 	started.Store(1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var stale atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				v := acked.Load() // odd versions are free, even busy
-				got := f.freeIn("s1")
-				i := slices.IndexFunc(got, func(s string) bool { return strings.HasPrefix(s, "x@") })
-				switch {
-				case i >= 0:
-					var seen int64
-					fmt.Sscanf(got[i], "x@%d", &seen)
-					if seen < v {
-						stale.Add(1)
-					}
-				case v%2 == 1 && started.Load() <= v:
-					// x was free at v and no later write had begun: the
-					// page is from before v.
-					stale.Add(1)
-				}
+	stop := racing(8, func() {
+		v := acked.Load() // odd versions are free, even busy
+		got := f.freeIn("s1")
+		i := slices.IndexFunc(got, func(s string) bool { return strings.HasPrefix(s, "x@") })
+		switch {
+		case i >= 0:
+			var seen int64
+			fmt.Sscanf(got[i], "x@%d", &seen)
+			if seen < v {
+				stale.Add(1)
 			}
-		}()
-	}
+		case v%2 == 1 && started.Load() <= v:
+			// x was free at v and no later write had begun: the
+			// page is from before v.
+			stale.Add(1)
+		}
+	})
 	for v := int64(2); v <= 300; v++ {
 		status := "free"
 		if v%2 == 0 {
@@ -163,8 +149,7 @@ func TestPageCacheConcurrentSearches(t *testing.T) {
 		f.put(f.slotAt("x", v, "s1", status, 10))
 		acked.Store(v)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if n := stale.Load(); n > 0 {
 		t.Errorf("%d searches answered a page older than a write acknowledged before they began", n)
 	}
