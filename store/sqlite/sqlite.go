@@ -138,14 +138,14 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, FileName)
-	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB),
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)",
 		// Each Update runs in a savepoint, so SQLite copies every page it
 		// first changes there into a sub-journal; in memory that is a
 		// memcpy, on disk (the default once it passes 64 KiB) a pwrite.
 		"temp_store(MEMORY)"}
 	// The writer never checkpoints on commit (wal_autocheckpoint 0): the
 	// checkpointer does, on its own connection.
-	wdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "wal_autocheckpoint(0)")))
+	wdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "wal_autocheckpoint(0)", cacheSize(cacheKiB))))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -158,7 +158,7 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "query_only(1)")))
+	rdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "query_only(1)", cacheSize(readCacheKiB))))
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -178,7 +178,7 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: preparing the body read: %w", err)
 	}
-	cdb, err := sql.Open(driver.name, driver.dsn(path, pragmas))
+	cdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], cacheSize(readCacheKiB))))
 	if err != nil {
 		bodyStmt.Close()
 		readStmt.Close()
@@ -499,8 +499,20 @@ const (
 	bulkFactor       = 10
 )
 
-// cacheKiB is each connection's page cache.
-const cacheKiB = 64 << 10
+// cacheKiB is the writer's page cache, readCacheKiB that of each read
+// connection and of the checkpointer. A read connection's cache is
+// emptied whenever another connection committed since its last read (WAL
+// mode), which under load is before nearly every query, so a large one
+// buys nothing; SQLite's memory is not returned to the system, so 16
+// connections of 64 MiB each grew the process by a gigabyte in the soak
+// (docs/PERFORMANCE.md) while serving from the same few pages.
+const (
+	cacheKiB     = 64 << 10
+	readCacheKiB = 8 << 10
+)
+
+// cacheSize is the pragma setting a connection's page cache to kib KiB.
+func cacheSize(kib int) string { return fmt.Sprintf("cache_size(-%d)", kib) }
 
 // SetBulkLoad tunes the store for loading many resources at once (signpost
 // import) or back for serving: while on, checkpoints are ten times rarer
