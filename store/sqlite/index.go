@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -260,14 +261,17 @@ type inserter struct {
 
 // rowsPerInsert bounds the rows of one INSERT (SQLite allows 32766
 // parameters per statement).
-const rowsPerInsert = 400
+const rowsPerInsert = 256
 
 // insert writes rows (flattened, n columns each) into table, with INSERT
 // OR IGNORE for index tables and plain INSERT otherwise, in statements of
-// at most rowsPerInsert rows.
+// a power of two rows, at most rowsPerInsert: 300 rows are 256, 32, 8
+// and 4. So a table has at most nine statements, which the writer keeps
+// prepared; one per row count grew the writer's SQLite memory with every
+// new count (hundreds of large programs) in the soak.
 func (in *inserter) insert(ctx context.Context, table, cols string, n int, args []any) error {
 	for len(args) > 0 {
-		rows := min(len(args)/n, rowsPerInsert)
+		rows := 1 << (bits.Len(uint(min(len(args)/n, rowsPerInsert))) - 1)
 		chunk := args[:rows*n]
 		args = args[rows*n:]
 		if _, err := in.q.ExecContext(ctx, insertSQL(table, cols, n, rows), chunk...); err != nil {
