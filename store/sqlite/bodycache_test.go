@@ -61,7 +61,13 @@ func (f *cacheFixture) slot(id string, v int64, status string) *store.Write {
 
 func (f *cacheFixture) put(ws ...*store.Write) {
 	f.t.Helper()
-	if err := f.s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+	putEach(f.t, f.s, ws...)
+}
+
+// putEach stores ws in one transaction, a Put each.
+func putEach(tb testing.TB, s *Store, ws ...*store.Write) {
+	tb.Helper()
+	if err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
 		for _, w := range ws {
 			if err := tx.Put(ctx, w); err != nil {
 				return err
@@ -69,7 +75,7 @@ func (f *cacheFixture) put(ws ...*store.Write) {
 		}
 		return nil
 	}); err != nil {
-		f.t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 

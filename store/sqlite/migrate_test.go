@@ -38,16 +38,7 @@ func olderDatabase(t *testing.T, dir string, ws []*store.Write, stmts ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		for _, w := range ws {
-			if err := tx.Put(ctx, w); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putEach(t, s, ws...)
 	s.Close()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
 	if err != nil {
@@ -201,16 +192,7 @@ func TestMigratePairVersion(t *testing.T) {
 	}
 	put := func(ws ...*store.Write) {
 		t.Helper()
-		if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-			for _, w := range ws {
-				if err := tx.Put(ctx, w); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		putEach(t, s, ws...)
 	}
 	var ws []*store.Write
 	for i := range 12 {
