@@ -103,6 +103,9 @@ func (m *metrics) observeStore(st, audits store.Store) {
 	}
 	if len(caches) > 0 {
 		m.reg.MustRegister(caches)
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signpost_sqlite_memory_bytes",
+			Help: "Bytes SQLite holds allocated in the process, over every store and connection (page caches, statements): outside the Go heap."},
+			func() float64 { return float64(sqlite.MemoryUsed().Used) }))
 	}
 	o, ok := st.(commitObserver)
 	if !ok {

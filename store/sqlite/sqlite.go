@@ -137,6 +137,7 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 	if err := probeWritable(dir); err != nil {
 		return nil, err
 	}
+	configureMemory()
 	path := filepath.Join(dir, FileName)
 	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)",
 		// Each Update runs in a savepoint, so SQLite copies every page it
