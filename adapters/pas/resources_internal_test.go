@@ -58,3 +58,37 @@ func TestToObject(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkToObject compares toObject with fhir.ParseObject of the same
+// encoding, on an appointment as an S12 builds it.
+//
+//	go test ./adapters/pas -run '^$' -bench BenchmarkToObject
+func BenchmarkToObject(b *testing.B) {
+	minutes := 15
+	appt := &r4.Appointment{
+		Identifier: []r4.Identifier{{System: elem.Opt("https://signpost.example/Id/pas-filler/pas-rh8"), Value: elem.Opt("FB-1")}},
+		Status:     r4.AppointmentStatusBooked,
+		Start:      elem.Opt("2026-12-08T09:00:00Z"), End: elem.Opt("2026-12-08T09:15:00Z"), Created: elem.Opt("2026-12-07"),
+		MinutesDuration: &minutes,
+		Participant: []r4.AppointmentParticipant{
+			{Actor: &r4.Reference{Reference: elem.Opt("Patient/p1")}, Status: r4.ParticipationStatusAccepted},
+			{Actor: &r4.Reference{Reference: elem.Opt("HealthcareService/hs1")}, Status: r4.ParticipationStatusAccepted},
+		},
+		Slot: []r4.Reference{elem.Ref("Slot/s1")},
+	}
+	b.Run("toObject", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := toObject(appt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ParseObject", func(b *testing.B) {
+		for b.Loop() {
+			raw, _ := json.Marshal(appt)
+			if _, err := fhir.ParseObject(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
