@@ -18,6 +18,7 @@ import (
 	"github.com/signpost-fhir/signpost/domain/referral"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
+	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 )
 
@@ -782,4 +783,44 @@ func TestProviderReachesReferralItOwns(t *testing.T) {
 			t.Errorf("%s's search: %s", tc.who, found.body)
 		}
 	}
+}
+
+// TestReachReadAgreesWithSearch checks that a professional's read of one
+// resource by id (its reach decided by reading the resource and matching
+// the organisation rule in memory, following chains by reads) agrees
+// with a search for the same id (the rule run as one query) for every
+// resource of every type the rule governs, and the directory types it
+// chains through, for providers and referrers of both organisations.
+func TestReachReadAgreesWithSearch(t *testing.T) {
+	s := newBoundaryServer(t)
+	ctx := context.Background()
+	checked, reached := 0, 0
+	for _, typ := range []string{"Patient", "Appointment", "AppointmentResponse", "ServiceRequest", "Task", "Slot", "Schedule", "HealthcareService"} {
+		page, err := s.app.Store.Search(ctx, &search.Query{Type: typ, Count: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range page.Resources {
+			for _, who := range []string{"prov-1", "prov-2", "gp-a", "gp-b"} {
+				read := s.do(request{path: typ + "/" + res.ID, header: bearer(s.tokens[who])})
+				found := s.do(request{path: typ + "?_id=" + res.ID + "&_total=accurate", header: bearer(s.tokens[who])})
+				if found.status != 200 || (read.status != 200 && read.status != 404) {
+					t.Fatalf("%s %s/%s: read %d, search %d: %s", who, typ, res.ID, read.status, found.status, found.body)
+				}
+				inSearch := strings.Contains(string(found.body), `"total":1`)
+				if (read.status == 200) != inSearch {
+					t.Errorf("%s %s/%s: read answers %d, the search finds it: %v", who, typ, res.ID, read.status, inSearch)
+				}
+				checked++
+				if inSearch {
+					reached++
+				}
+			}
+		}
+	}
+	// Both answers occur, so the comparison decides something.
+	if reached == 0 || reached == checked {
+		t.Fatalf("%d of %d reads reached: the fixture does not exercise the rule", reached, checked)
+	}
+	t.Logf("%d reads compared, %d reached", checked, reached)
 }

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
@@ -10,10 +11,14 @@ import (
 )
 
 // matchOne reports whether res, a resource not (or not yet in this form)
-// in the store, matches x: its own elements are tested in memory, the
-// resources its chains lead to and its _has come from are looked up in rd.
-// The access layer checks a write's proposed version with it, against
-// the same expressions that confine searches (orgFilter).
+// in the store, or one read from rd, matches x: its own elements are
+// tested in memory, the resources its chains lead to are read from rd and
+// matched in turn, and those its _has come from are searched for in rd.
+// The access layer checks a write's proposed version with it, and a
+// stored resource's reach (reaches), against the same expressions that
+// confine searches (orgFilter). x must not test derived values (a
+// stored resource is matched as stored, without them): the organisation
+// rule does not.
 func (g *Guard) matchOne(ctx context.Context, rd store.Reader, res *fhir.Resource, x search.Expr) (bool, error) {
 	m := &oneMatcher{g: g, rd: rd, res: res}
 	return m.eval(ctx, x)
@@ -72,6 +77,16 @@ func (v oneEval) Not(x search.Not) matched {
 	return matched{!ok, err}
 }
 
+// maxReadChain bounds the resources a chain is followed to by reading
+// each (oneEval.Chain); past it one search answers.
+const maxReadChain = 4
+
+// Chain follows the resource's references of x.Param to x.Target: it
+// matches when one of the resources they name matches x.Filter. Those
+// resources are read from rd and matched in memory in turn (a read costs a
+// fraction of a search, and the organisation rule's chains end at one
+// Organization), so the answer is the search's: a resource deleted or
+// missing matches nothing, as a search for it finds nothing.
 func (v oneEval) Chain(x search.Chain) matched {
 	m := v.m
 	if err := m.load(); err != nil {
@@ -79,18 +94,32 @@ func (v oneEval) Chain(x search.Chain) matched {
 	}
 	var ids []string
 	for _, e := range m.entries {
-		if e.Param == x.Param && e.Type == search.Reference && e.Value == "" && e.RefType == x.Target && e.RefID != "" {
+		if e.Param == x.Param && e.Type == search.Reference && e.Value == "" && e.RefType == x.Target && e.RefID != "" && !slices.Contains(ids, e.RefID) {
 			ids = append(ids, e.RefID)
 		}
 	}
 	if len(ids) == 0 {
 		return matched{}
 	}
-	page, err := m.rd.Search(v.ctx, &search.Query{Type: x.Target, Filter: []search.Expr{x.Filter, search.IDIn{IDs: ids}}, Count: 1})
-	if err != nil {
-		return matched{err: err}
+	if len(ids) > maxReadChain {
+		page, err := m.rd.Search(v.ctx, &search.Query{Type: x.Target, Filter: []search.Expr{x.Filter, search.IDIn{IDs: ids}}, Count: 1})
+		if err != nil {
+			return matched{err: err}
+		}
+		return matched{ok: len(page.Resources) > 0}
 	}
-	return matched{ok: len(page.Resources) > 0}
+	for _, id := range ids {
+		res, err := m.rd.Read(v.ctx, x.Target, id)
+		if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
+			continue
+		} else if err != nil {
+			return matched{err: err}
+		}
+		if ok, err := m.g.matchOne(v.ctx, m.rd, res, x.Filter); ok || err != nil {
+			return matched{ok, err}
+		}
+	}
+	return matched{}
 }
 
 func (v oneEval) Has(x search.Has) matched {
