@@ -30,6 +30,14 @@ func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
 	return r.extract(resourceType, body, nil, nil, false)
 }
 
+// ExtractParams is Extract for only the parameters of resourceType whose
+// code keep accepts (composite parameters left out): the same entries
+// for those parameters, at the cost of evaluating only them. A store that
+// indexes a type for some of its parameters (the audit trail) uses it.
+func (r *Registry) ExtractParams(resourceType string, body []byte, keep func(code string) bool) ([]Entry, error) {
+	return r.extract(resourceType, body, func(p *Param) bool { return p.comp == nil && keep(p.Code) }, nil, false)
+}
+
 // ExtractServed returns the index entries of a resource as it is served,
 // with its derived values in its JSON (store.AddDerived): Extract's, and
 // those of the parameters over derived values evaluated over the JSON too.
