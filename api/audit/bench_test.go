@@ -83,6 +83,9 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// benchIndex is the benchmark's extractor: the registry, or with
+// BENCH_INDEX set, a part of its entries (none, all but _id and
+// _lastUpdated, tokens or dates alone), to see what each costs the writer.
 func benchIndex(reg *search.Registry) audit.Extractor {
 	switch os.Getenv("BENCH_INDEX") {
 	case "none":
