@@ -60,10 +60,22 @@ func (o *Object) KeepExtensions(old []byte, url string) error {
 // extensions and members left as they are. It returns body itself when
 // that changes nothing. It is how values kept beside a resource are added
 // to it as it is served (store.AddDerived).
+//
+// A compact body of plain member names (as the store keeps them) is
+// spliced without decoding it (replaceCompact), with exactly the result
+// of decoding it; any other goes through ParseObject.
 func ReplaceExtensions(body []byte, urls []string, exts []json.RawMessage) ([]byte, error) {
 	if len(urls) == 0 && len(exts) == 0 {
 		return body, nil
 	}
+	if out, ok := replaceCompact(body, urls, exts); ok {
+		return out, nil
+	}
+	return replaceParsed(body, urls, exts)
+}
+
+// replaceParsed is ReplaceExtensions through ParseObject.
+func replaceParsed(body []byte, urls []string, exts []json.RawMessage) ([]byte, error) {
 	o, err := ParseObject(body)
 	if err != nil {
 		return nil, err

@@ -458,13 +458,29 @@ type Extractor interface {
 	Extract(resourceType string, json []byte) ([]search.Entry, error)
 }
 
+// paramsExtractor is an Extractor that evaluates only some parameters
+// (search.Registry.ExtractParams).
+type paramsExtractor interface {
+	ExtractParams(resourceType string, body []byte, keep func(code string) bool) ([]search.Entry, error)
+}
+
 // Index returns the index entries the server stores for a resource of
 // type typ: ex's, except that the audit trail keeps only those of
 // auditIndexed. A reindex (app) uses it to store what the writes did.
 func Index(ex Extractor, typ string, body []byte) ([]search.Entry, error) {
-	entries, err := ex.Extract(typ, body)
-	if err != nil || typ != auditType {
-		return entries, err
+	if typ != auditType {
+		return ex.Extract(typ, body)
+	}
+	var entries []search.Entry
+	var err error
+	if some, ok := ex.(paramsExtractor); ok {
+		// Only the indexed parameters are evaluated.
+		entries, err = some.ExtractParams(typ, body, func(code string) bool { return auditIndexed[code] })
+	} else {
+		entries, err = ex.Extract(typ, body)
+	}
+	if err != nil {
+		return nil, err
 	}
 	index := entries[:0]
 	for _, e := range entries {

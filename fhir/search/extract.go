@@ -30,6 +30,14 @@ func (r *Registry) Extract(resourceType string, body []byte) ([]Entry, error) {
 	return r.extract(resourceType, body, nil, nil, false)
 }
 
+// ExtractParams is Extract for only the parameters of resourceType whose
+// code keep accepts (composite parameters left out): the same entries
+// for those parameters, at the cost of evaluating only them. A store that
+// indexes a type for some of its parameters (the audit trail) uses it.
+func (r *Registry) ExtractParams(resourceType string, body []byte, keep func(code string) bool) ([]Entry, error) {
+	return r.extract(resourceType, body, func(p *Param) bool { return p.comp == nil && keep(p.Code) }, nil, false)
+}
+
 // ExtractServed returns the index entries of a resource as it is served,
 // with its derived values in its JSON (store.AddDerived): Extract's, and
 // those of the parameters over derived values evaluated over the JSON too.
@@ -61,17 +69,32 @@ func (r *Registry) ExtractDerived(resourceType string, ext json.RawMessage) ([]E
 // References returns the reference entries of one reference parameter of a
 // resource ("*": of every reference parameter), evaluating only those
 // expressions: what _include needs from each match.
-// Only the root members those expressions start from are parsed.
+// Only the root members those expressions start from are parsed, and the
+// entries of recently seen bodies are remembered by the body's bytes
+// (refMemo): a page of the same Slots asked for again parses none of
+// them. The entries returned may be shared with other callers: they must
+// not be changed (the slice is clipped, so an append copies).
 func (r *Registry) References(resourceType string, body []byte, param string) ([]Entry, error) {
 	keep := func(p *Param) bool {
 		return p.Type == Reference && (param == "*" || p.Code == param)
+	}
+	h := r.refs.hash(resourceType, param, body)
+	if entries, ok := r.refs.get(h, resourceType, param, body); ok {
+		return entries, nil
 	}
 	key := resourceType + "." + param
 	heads, ok := r.refHeads.Load(key)
 	if !ok {
 		heads, _ = r.refHeads.LoadOrStore(key, rootSteps(r.ordered[resourceType], keep))
 	}
-	return r.extract(resourceType, body, keep, heads.([]step), false)
+	src := string(body)
+	entries, err := r.extractSrc(resourceType, src, keep, heads.([]step), false)
+	if err != nil {
+		return nil, err
+	}
+	entries = entries[:len(entries):len(entries)]
+	r.refs.put(h, resourceType, param, src, entries)
+	return entries, nil
 }
 
 // rootSteps returns the first steps of the kept parameters' paths: the
@@ -99,15 +122,23 @@ func rootSteps(params []*Param, keep func(*Param) bool) []step {
 // members are parsed: keep must accept no parameter whose paths start
 // elsewhere.
 func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool, only []step, derived bool) ([]Entry, error) {
+	if r.ordered[resourceType] == nil {
+		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
+	}
+	// The entries' strings share body's memory through src. Copy once so
+	// that entries stay valid whatever the caller does with body.
+	return r.extractSrc(resourceType, string(body), keep, only, derived)
+}
+
+// extractSrc is extract over the body's copy src, whose memory the
+// entries' strings share.
+func (r *Registry) extractSrc(resourceType string, src string, keep func(*Param) bool, only []step, derived bool) ([]Entry, error) {
 	params := r.ordered[resourceType]
 	if params == nil {
 		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
 	}
 	x := extractions.Get().(*extraction)
 	defer extractions.Put(x)
-	// The entries' strings share body's memory through src. Copy once so
-	// that entries stay valid whatever the caller does with body.
-	src := string(body)
 	x.d.only = only
 	err := x.d.parse(src)
 	x.d.only = nil

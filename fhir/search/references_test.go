@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -117,6 +119,108 @@ func BenchmarkReferences(b *testing.B) {
 	for b.Loop() {
 		if _, err := r.References("Slot", body, "schedule"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestReferencesMemo: References remembers entries by the body's bytes,
+// so the same body answers the same entries without parsing, a changed
+// body (a new version) its own, and a caller changing the body it passed
+// afterwards changes nothing remembered; the memo stays within its
+// budget.
+func TestReferencesMemo(t *testing.T) {
+	r := testRegistry(t)
+	slot := func(sch string) []byte {
+		return []byte(`{"resourceType":"Slot","id":"s1","meta":{"versionId":"1"},"schedule":{"reference":"Schedule/` + sch + `"},"status":"free"}`)
+	}
+	refOf := func(body []byte, param string) string {
+		t.Helper()
+		got, err := r.References("Slot", body, param)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			return ""
+		}
+		return got[0].RefType + "/" + got[0].RefID
+	}
+	tests := []struct {
+		body  []byte
+		param string
+		want  string
+	}{
+		{slot("a"), "schedule", "Schedule/a"},
+		{slot("a"), "schedule", "Schedule/a"}, // remembered
+		{slot("b"), "schedule", "Schedule/b"}, // a new version: its own entries
+		{slot("a"), "*", "Schedule/a"},
+		{slot("a"), "schedule", "Schedule/a"},
+	}
+	for i, tt := range tests {
+		if got := refOf(tt.body, tt.param); got != tt.want {
+			t.Errorf("%d: References(%s, %s) = %s, want %s", i, tt.body, tt.param, got, tt.want)
+		}
+	}
+	// A caller reusing its buffer: what was remembered is the old bytes'.
+	buf := slot("c")
+	if got := refOf(buf, "schedule"); got != "Schedule/c" {
+		t.Fatalf("got %s", got)
+	}
+	copy(buf[bytesIndex(buf, "Schedule/c")+len("Schedule/"):], "d")
+	if got := refOf(buf, "schedule"); got != "Schedule/d" {
+		t.Errorf("after the caller changed its buffer: %s, want Schedule/d", got)
+	}
+	if got := refOf(slot("c"), "schedule"); got != "Schedule/c" {
+		t.Errorf("the first body again: %s, want Schedule/c", got)
+	}
+	// The entries handed out are clipped: appending copies.
+	got, _ := r.References("Slot", slot("a"), "schedule")
+	_ = append(got, Entry{Param: "x"})
+	if again, _ := r.References("Slot", slot("a"), "schedule"); len(again) != 1 || cap(again) != 1 {
+		t.Errorf("remembered entries changed by a caller's append: %+v", again)
+	}
+
+	// Bounded: many distinct bodies keep the memo within its budget.
+	m := newRefMemo(64 << 10)
+	for i := range 5000 {
+		body := []byte(`{"resourceType":"Slot","id":"` + strconv.Itoa(i) + `","schedule":{"reference":"Schedule/x"}}`)
+		h := m.hash("Slot", "schedule", body)
+		m.put(h, "Slot", "schedule", string(body), []Entry{{Param: "schedule"}})
+		if _, ok := m.get(h, "Slot", "schedule", body); !ok {
+			t.Fatalf("body %d not remembered right after put", i)
+		}
+	}
+	var total int64
+	for i := range m.shards {
+		sh := &m.shards[i]
+		for _, maps := range []map[uint64]refMemoEntry{sh.young, sh.old} {
+			for _, e := range maps {
+				total += e.size()
+			}
+		}
+	}
+	if total > 64<<10+int64(refMemoShards)*1024 {
+		t.Errorf("memo holds %d bytes, budget 64 KiB", total)
+	}
+}
+
+func bytesIndex(b []byte, s string) int { return strings.Index(string(b), s) }
+
+// BenchmarkReferencesPage is _include's cost for a page of 50 Slots asked
+// for again (remembered), against BenchmarkReferences' first sight.
+func BenchmarkReferencesPage(b *testing.B) {
+	r := testRegistry(b)
+	var page [][]byte
+	for i := range 50 {
+		page = append(page, []byte(`{"resourceType":"Slot","id":"slot-`+strconv.Itoa(i)+`","meta":{"versionId":"3","lastUpdated":"2026-12-07T01:02:03.456Z"},`+
+			`"identifier":[{"system":"https://signpost.example/slot","value":"`+strconv.Itoa(i)+`"}],"serviceType":[{"coding":[{"system":"https://fhir.nhs.uk/CodeSystem/Specialty","code":"110"}]}],`+
+			`"schedule":{"reference":"Schedule/sch-7"},"status":"free","start":"2026-12-08T09:00:00Z","end":"2026-12-08T09:15:00Z"}`))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, body := range page {
+			if _, err := r.References("Slot", body, "schedule"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

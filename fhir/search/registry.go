@@ -141,6 +141,8 @@ type Registry struct {
 	// refHeads memoizes, per "type.param" asked of References, the root
 	// members its expressions start from ([]step).
 	refHeads sync.Map
+	// refs remembers References' entries by body (refmemo.go).
+	refs *refMemo
 }
 
 // NewRegistry builds a registry from SearchParameter resources (as from
@@ -154,6 +156,7 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 		derived: map[string][]string{},
 		loc:     opts.Location,
 		base:    strings.TrimSuffix(opts.Base, "/"),
+		refs:    newRefMemo(refMemoBudget),
 	}
 	if r.loc == nil {
 		loc, err := time.LoadLocation("Europe/London")

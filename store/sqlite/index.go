@@ -169,6 +169,9 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid, seq int64, e
 	ps := t.s.pairsOf(typ)
 	for i := range entries {
 		e := &entries[i]
+		if columnParam(e.Param) {
+			continue
+		}
 		pid, err := t.pid(ctx, typ, e.Param)
 		if err != nil {
 			return err
@@ -234,6 +237,14 @@ func (t *txn) addRows(ctx context.Context, res *fhir.Resource, rid, seq int64, e
 	}
 	return nil
 }
+
+// columnParam reports whether param is one the store answers from the
+// resources row's own columns (id, updated) rather than from index rows:
+// _id and _lastUpdated. Their entries are not stored. Every search by
+// them (IDIn, a _lastUpdated DateMatch, :missing, sorting) reads the
+// columns, and a new version of a resource no longer rewrites its date
+// rows only because its lastUpdated moved.
+func columnParam(param string) bool { return param == "_id" || param == "_lastUpdated" }
 
 // pairCode is the code column of a pair row for token parameter param of a
 // resource with entries: its one value, "" for none, pairCodeProbe for

@@ -397,6 +397,13 @@ func (p prober) Near(e search.Near) probed {
 }
 
 func (p prober) Missing(e search.Missing) probed {
+	if columnParam(e.Param) {
+		// Every resource has an id and a lastUpdated (columnParam).
+		if e.Missing {
+			return ret(frag{sql: "0"}, nil)
+		}
+		return ret(frag{sql: "1"}, nil)
+	}
 	var parts []string
 	var args []any
 	for _, t := range indexTables {
