@@ -17,24 +17,27 @@ var layers = []struct {
 	prefix string   // a package path under the module, and its subtree
 	may    []string // prefixes it may import
 }{
-	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "bench", "portal"}},
+	{"cmd/", []string{"app", "api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "bench", "portal", "internal/"}},
 	// The benchmark speaks plain HTTP to any FHIR server.
 	{"bench", nil},
-	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "portal"}},
+	{"app", []string{"api", "apiref", "adapters", "domain/", "auth", "store", "fhir", "conformance", "portal", "internal/"}},
 	// Adapters (HL7 v2, GP Connect, notifications) act through the domain,
 	// beside the API, never through its handlers.
-	{"adapters", []string{"domain/", "auth", "store", "fhir", "conformance"}},
+	{"adapters", []string{"domain/", "auth", "store", "fhir", "conformance", "internal/"}},
 	// Handlers stay generic: of the domain, the API knows only the write
 	// path; the domain's operations reach it through app.
-	{"api", []string{"domain/write", "auth", "store", "fhir", "conformance"}},
-	{"domain/", []string{"domain/", "auth", "store", "fhir", "conformance"}},
-	{"auth", []string{"fhir"}},
-	{"store", []string{"fhir", "conformance"}},
-	{"fhir", []string{"fhir", "conformance"}},
+	{"api", []string{"domain/write", "auth", "store", "fhir", "conformance", "internal/"}},
+	{"domain/", []string{"domain/", "auth", "store", "fhir", "conformance", "internal/"}},
+	{"auth", []string{"fhir", "internal/"}},
+	{"store", []string{"fhir", "conformance", "internal/"}},
+	{"fhir", []string{"fhir", "conformance", "internal/"}},
 	// The API reference generates its document from definitions app hands
 	// it (the CapabilityStatement, OperationDefinitions), importing nothing.
 	{"apiref", nil},
 	{"conformance", nil},
+	// Small parts of any layer (a bounded cache) that import nothing of
+	// Signpost's.
+	{"internal/", nil},
 	// The web portal is a SMART app on the FHIR API: it imports nothing
 	// of Signpost's but itself; app serves it as an api.Site.
 	{"portal", []string{"portal"}},

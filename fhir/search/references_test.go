@@ -189,15 +189,7 @@ func TestReferencesMemo(t *testing.T) {
 			t.Fatalf("body %d not remembered right after put", i)
 		}
 	}
-	var total int64
-	for i := range m.shards {
-		sh := &m.shards[i]
-		for _, maps := range []map[uint64]refMemoEntry{sh.young, sh.old} {
-			for _, e := range maps {
-				total += e.size()
-			}
-		}
-	}
+	total := m.cache.Stats().Bytes
 	if total > 64<<10+int64(refMemoShards)*1024 {
 		t.Errorf("memo holds %d bytes, budget 64 KiB", total)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/signpost-fhir/signpost/internal/gens"
 	"strconv"
 	"strings"
 
@@ -43,9 +44,9 @@ const bodyShards = 64
 // header), counted against the budget.
 const entryOverhead = 64
 
-// bodyCache is the cache of committed bodies by seq (see gens); nil is
+// bodyCache is the cache of committed bodies by seq (see gens.Cache); nil is
 // no cache.
-type bodyCache struct{ *gens[int64, []byte] }
+type bodyCache struct{ *gens.Cache[int64, []byte] }
 
 // newBodyCache returns a cache of about size bytes, nil (no cache) when
 // size is negative.
@@ -57,7 +58,7 @@ func newBodyCache(size int64) *bodyCache {
 		size = DefaultBodyCache
 	}
 	// seqs are consecutive, so a page's rows spread over the shards.
-	return &bodyCache{newGens[int64, []byte](bodyShards, size,
+	return &bodyCache{gens.New[int64, []byte](bodyShards, size,
 		func(b []byte) int64 { return int64(len(b)) + entryOverhead },
 		func(seq int64) uint64 { return uint64(seq) })}
 }
@@ -67,14 +68,14 @@ func (c *bodyCache) get(seq int64) ([]byte, bool) {
 	if c == nil {
 		return nil, false
 	}
-	return c.gens.get(seq)
+	return c.Cache.Get(seq)
 }
 
 // put caches seq's committed body. The cache keeps body: the caller must
 // not change it afterwards.
 func (c *bodyCache) put(seq int64, body []byte) {
 	if c != nil {
-		c.gens.put(seq, body)
+		c.Cache.Put(seq, body)
 	}
 }
 
@@ -82,7 +83,7 @@ func (c *bodyCache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return c.gens.stats()
+	return c.Cache.Stats()
 }
 
 // historyBodiesSQL fetches the bodies of the history rows whose seqs are

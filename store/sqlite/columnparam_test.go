@@ -104,3 +104,40 @@ func TestColumnParamsKeepNoRows(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateColumnParams: the _id and _lastUpdated rows an older release
+// wrote are gone once the database is opened again; other rows stay.
+func TestMigrateColumnParams(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putPatients(t, s, 0, 3)
+	// As an older release left it: the rows of _id and _lastUpdated.
+	for _, stmt := range []string{
+		`INSERT INTO params (type, code) VALUES ('Patient', '_id'), ('Patient', '_lastUpdated'), ('Patient', 'name')`,
+		`INSERT INTO idx_token (pid, system, value, text, rid) SELECT p.pid, '', r.id, '', r.rid FROM params p, resources r WHERE p.code = '_id'`,
+		`INSERT INTO idx_date (pid, low, high, rid) SELECT p.pid, 1, 2, r.rid FROM params p, resources r WHERE p.code = '_lastUpdated'`,
+		`INSERT INTO idx_string (pid, text, value, rid) SELECT p.pid, 'kept', 'kept', r.rid FROM params p, resources r WHERE p.code = 'name'`,
+	} {
+		if _, err := s.wdb.Exec(stmt); err != nil {
+			t.Fatal(stmt, err)
+		}
+	}
+	s.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var gone, kept int
+	if err := s.wdb.QueryRow(`SELECT (SELECT count(*) FROM idx_token t JOIN params p ON p.pid = t.pid WHERE p.code = '_id')
+		+ (SELECT count(*) FROM idx_date d JOIN params p ON p.pid = d.pid WHERE p.code = '_lastUpdated'),
+		(SELECT count(*) FROM idx_string x JOIN params p ON p.pid = x.pid WHERE p.code = 'name')`).Scan(&gone, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if gone != 0 || kept != 3 {
+		t.Errorf("after opening: %d rows of _id and _lastUpdated (want 0), %d of name (want 3)", gone, kept)
+	}
+}

@@ -88,14 +88,14 @@ func (s *Store) Derived(ctx context.Context, typ string, ids []string) (map[stri
 	since := map[string]uint64{}
 	for _, id := range ids {
 		key := typ + "/" + id
-		if vs, ok := s.heads.derived.get(key); ok {
+		if vs, ok := s.heads.derived.Get(key); ok {
 			if len(vs) > 0 {
 				out[id] = vs
 			}
 			continue
 		}
 		missing = append(missing, id)
-		since[id] = s.heads.derived.epoch(key)
+		since[id] = s.heads.derived.Epoch(key)
 	}
 	if len(missing) == 0 {
 		return out, nil
@@ -110,7 +110,7 @@ func (s *Store) Derived(ctx context.Context, typ string, ids []string) (map[stri
 			out[id] = vs
 		}
 		e := since[id]
-		s.heads.derived.putIf(typ+"/"+id, slices.Clip(append([]store.DerivedValue{}, vs...)), &e)
+		s.heads.derived.PutIf(typ+"/"+id, slices.Clip(append([]store.DerivedValue{}, vs...)), &e)
 	}
 	return out, nil
 }

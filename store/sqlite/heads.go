@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/signpost-fhir/signpost/internal/gens"
 	"hash/maphash"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -21,7 +22,7 @@ import (
 // transaction's Put or PutAll, and the writer forgets every key its batch
 // wrote (committed or not) after the commit and before it answers any of
 // the batch's requests. A reader adds a row it read only if nothing was
-// forgotten in the key's shard since before its query (gens.putIf), so a
+// forgotten in the key's shard since before its query (gens.Cache.PutIf), so a
 // row read before a commit never outlives the commit's forgetting. A read
 // that begins after a write was acknowledged therefore sees it, and one
 // concurrent with it sees the row before or after, as with SQLite alone.
@@ -50,8 +51,8 @@ type head struct {
 // derived values (store.Deriver), which change in write transactions too
 // (PutDerived records its key as written) and are forgotten with them.
 type headCache struct {
-	*gens[string, head]
-	derived *gens[string, []store.DerivedValue]
+	*gens.Cache[string, head]
+	derived *gens.Cache[string, []store.DerivedValue]
 }
 
 var headSeed = maphash.MakeSeed()
@@ -61,8 +62,8 @@ func newHeadCache(bodyCache int64) *headCache {
 		return nil
 	}
 	hash := func(k string) uint64 { return maphash.String(headSeed, k) }
-	return &headCache{newGens[string, head](headShards, headBudget, func(head) int64 { return headCost }, hash),
-		newGens[string, []store.DerivedValue](headShards, headBudget, func(vs []store.DerivedValue) int64 {
+	return &headCache{gens.New[string, head](headShards, headBudget, func(head) int64 { return headCost }, hash),
+		gens.New[string, []store.DerivedValue](headShards, headBudget, func(vs []store.DerivedValue) int64 {
 			n := int64(headCost)
 			for _, v := range vs {
 				n += int64(len(v.Name) + len(v.Value))
@@ -74,8 +75,8 @@ func newHeadCache(bodyCache int64) *headCache {
 // forget drops keys written by a batch; see the comment at the top.
 func (c *headCache) forget(keys []string) {
 	if c != nil && len(keys) > 0 {
-		c.gens.forget(keys)
-		c.derived.forget(keys)
+		c.Cache.Forget(keys)
+		c.derived.Forget(keys)
 	}
 }
 
@@ -85,14 +86,14 @@ func (s *Store) readHead(ctx context.Context, typ, id string) (head, error) {
 	key := typ + "/" + id
 	var since uint64
 	if s.heads != nil {
-		if h, ok := s.heads.get(key); ok {
+		if h, ok := s.heads.Get(key); ok {
 			return h, nil
 		}
-		since = s.heads.epoch(key)
+		since = s.heads.Epoch(key)
 	}
 	h, err := scanHead(s.readStmt.QueryRowContext(ctx, typ, id), typ, id)
 	if err == nil && s.heads != nil {
-		s.heads.putIf(key, h, &since)
+		s.heads.PutIf(key, h, &since)
 	}
 	return h, err
 }
@@ -111,5 +112,5 @@ func (c *headCache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return c.gens.stats()
+	return c.Cache.Stats()
 }

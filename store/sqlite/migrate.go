@@ -11,9 +11,23 @@ import (
 // schema, once: every step checks whether it is needed. Open runs it after
 // creating any missing tables.
 func migrate(db *sql.DB, pairs []search.Pair) error {
-	for _, step := range []func(*sql.DB, []search.Pair) error{migratePairCode, migrateStatSeq, migratePairOrder, migratePairVersion, migrateIndex} {
+	for _, step := range []func(*sql.DB, []search.Pair) error{migratePairCode, migrateStatSeq, migratePairOrder, migratePairVersion, migrateIndex, migrateColumnParams} {
 		if err := step(db, pairs); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// migrateColumnParams deletes the index rows of _id and _lastUpdated that
+// releases before columnParam wrote: searches answer both from the
+// resources row, so the rows were dead weight a resource's next version
+// would drop anyway. Each table's key starts with pid, so on a database
+// without such rows this is one probe per table.
+func migrateColumnParams(db *sql.DB, _ []search.Pair) error {
+	for _, tb := range indexTables {
+		if _, err := db.Exec("DELETE FROM " + tb + " WHERE pid IN (SELECT pid FROM params WHERE code IN ('_id', '_lastUpdated'))"); err != nil {
+			return fmt.Errorf("sqlite: migrating %s: %w", tb, err)
 		}
 	}
 	return nil

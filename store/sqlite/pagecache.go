@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"github.com/signpost-fhir/signpost/internal/gens"
 	"hash/maphash"
 	"strconv"
 	"sync/atomic"
@@ -55,7 +56,7 @@ type cachedPage struct {
 
 // pageCache is the page cache; nil is none (when the body cache is off).
 type pageCache struct {
-	pages  *gens[string, cachedPage]
+	pages  *gens.Cache[string, cachedPage]
 	epochs [pageSlots]atomic.Uint64
 }
 
@@ -65,7 +66,7 @@ func newPageCache(bodyCache int64) *pageCache {
 	if bodyCache < 0 {
 		return nil
 	}
-	return &pageCache{pages: newGens[string, cachedPage](headShards, pageBudget,
+	return &pageCache{pages: gens.New[string, cachedPage](headShards, pageBudget,
 		func(p cachedPage) int64 { return int64(len(p.rows)+1) * pageRowCost },
 		func(k string) uint64 { return maphash.String(pageSeed, k) })}
 }
@@ -92,7 +93,7 @@ func pageKey(q frag) string {
 // get returns the rows cached under key, if their partitions have not
 // changed since.
 func (c *pageCache) get(key string) ([]pageRow, bool) {
-	p, ok := c.pages.get(key)
+	p, ok := c.pages.Get(key)
 	if !ok {
 		return nil, false
 	}
@@ -119,8 +120,8 @@ func (c *pageCache) since(parts []string) cachedPage {
 // older entry of key is replaced.
 func (c *pageCache) put(key string, p cachedPage, rows []pageRow) {
 	p.rows = rows
-	c.pages.forget([]string{key})
-	c.pages.put(key, p)
+	c.pages.Forget([]string{key})
+	c.pages.Put(key, p)
 }
 
 // changed moves the epochs of parts on: the writer calls it after a
@@ -138,7 +139,7 @@ func (c *pageCache) stats() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return c.pages.stats()
+	return c.pages.Stats()
 }
 
 // touchPairs records, for the page cache, the partitions of resource row
