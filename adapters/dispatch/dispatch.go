@@ -8,7 +8,9 @@
 // messages until an operator replays or discards it (store.OutboxAdmin).
 // The store keeps the order and the leases; after a crash a message whose
 // lease ended is claimed and sent again with its control id unchanged, so
-// a receiver that de-duplicates by it applies it once.
+// a receiver that de-duplicates by it applies it once. With a store that
+// records outcomes in batches (store.OutboxBatch, as SQLite does), a
+// batch's outcomes and the next claim are one transaction.
 //
 // HL7 is the Sender of HL7 v2 messages over MLLP.
 package dispatch
