@@ -67,6 +67,48 @@ type OutboxDelivery interface {
 	DeadLetter(ctx context.Context, id, claim int64, reason string, now time.Time) error
 }
 
+// OutboxBatch is an optional capability of an OutboxDelivery, found by
+// type assertion: the outcomes of several claims, and the next claim,
+// recorded in one transaction. A dispatcher that sends a batch of claimed
+// messages records their outcomes together instead of one transaction
+// each, and claims the next batch in the same transaction, so that it
+// waits for the store's writer once per batch rather than once per
+// message. Each outcome means what the OutboxDelivery call of its State
+// means, with the same errors.
+type OutboxBatch interface {
+	// Settle records outcomes in order and then, when next.Limit > 0,
+	// claims as Claim(next.Destination, next.Now, next.Lease,
+	// next.Limit) would, seeing the outcomes just recorded (a key whose
+	// message was delivered gives its next one). errs has one entry per
+	// outcome: nil, or the outcome's refusal (fhir.Conflict for a claim
+	// no longer current, fhir.NotFound for an unknown ID), which leaves
+	// the other outcomes recorded. err is a failure of the store: then
+	// nothing was recorded or claimed.
+	Settle(ctx context.Context, outcomes []Outcome, next ClaimRequest) (errs []error, claimed []Queued, err error)
+}
+
+// Outcome is the outcome of a claim, for OutboxBatch.Settle.
+type Outcome struct {
+	ID, Claim int64 // as Claim returned them
+	// State is OutboxDone (as Delivered), OutboxPending (as Retry) or
+	// OutboxDead (as DeadLetter).
+	State OutboxState
+	// Reason is the reason of a retry or a dead letter.
+	Reason string
+	// At is when a message was delivered or dead-lettered, or when a
+	// retried one is due again.
+	At time.Time
+}
+
+// ClaimRequest is the claim OutboxBatch.Settle makes after recording its
+// outcomes: Claim's arguments; a Limit of zero claims nothing.
+type ClaimRequest struct {
+	Destination string
+	Now         time.Time
+	Lease       time.Duration
+	Limit       int
+}
+
 // OutboxAdmin is the operator's side of the Outbox.
 type OutboxAdmin interface {
 	// DeadLetters lists up to limit dead letters, oldest first, of

@@ -8,7 +8,9 @@
 // messages until an operator replays or discards it (store.OutboxAdmin).
 // The store keeps the order and the leases; after a crash a message whose
 // lease ended is claimed and sent again with its control id unchanged, so
-// a receiver that de-duplicates by it applies it once.
+// a receiver that de-duplicates by it applies it once. With a store that
+// records outcomes in batches (store.OutboxBatch, as SQLite does), a
+// batch's outcomes and the next claim are one transaction.
 //
 // HL7 is the Sender of HL7 v2 messages over MLLP.
 package dispatch
@@ -151,25 +153,35 @@ func (d *Dispatcher) Status() Status {
 // waits for Wake or the poll interval. A store error is logged and tried
 // again at the next poll. A send in progress when ctx is cancelled is cut
 // off and its message released, due at once, for the next run.
+//
+// With a store that records outcomes in batches (store.OutboxBatch), the
+// outcomes of a batch are recorded in one transaction, together with the
+// claim of the next batch: one wait for the store's writer per batch.
+// Until then a message sent stays claimed: if the process dies first, it
+// is sent again once its lease ends (at least once, as always).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	timer := time.NewTimer(d.cfg.PollInterval)
 	defer timer.Stop()
+	var outs []settled // the last batch's outcomes, recorded with the next claim
 	for {
 		start := d.cfg.Now()
-		n, err := d.DispatchOnce(ctx)
 		if ctx.Err() != nil {
+			d.settle(ctx, outs, false)
 			return nil
 		}
+		msgs, err := d.settle(ctx, outs, true)
+		outs = d.sendAll(ctx, msgs)
 		// A batch claimed may have freed the next message of each of its
-		// keys (or more were due than a batch holds): look again at once.
-		// Messages that failed are not due again yet, so this ends.
-		if err == nil && n > 0 {
+		// keys (or more were due than a batch holds): look again at once,
+		// recording this batch's outcomes with that claim. Messages that
+		// failed are not due again yet, so this ends.
+		if len(msgs) > 0 || ctx.Err() != nil {
 			continue
 		}
+		_ = err // logged by settle; tried again at the next poll
 		timer.Reset(d.wait(start))
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-d.wake:
 		case <-timer.C:
 		}
@@ -203,30 +215,126 @@ func (d *Dispatcher) retryScheduled(next time.Time) {
 }
 
 // DispatchOnce claims once the messages due (up to the batch size), sends
-// each in turn and records each outcome; it returns how many it claimed.
+// each in turn and records their outcomes (in one transaction when the
+// store records outcomes in batches); it returns how many it claimed.
 // The error is that of the claim; an outcome the store refuses (the lease
 // was lost to another claim) is logged and skipped, as the message's new
 // holder reports it.
 func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
-	msgs, err := d.ob.Claim(ctx, d.cfg.Destination, d.cfg.Now(), d.cfg.Lease, d.cfg.Batch)
+	msgs, err := d.claim(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			d.failed(fmt.Sprintf("claiming messages: %v", err))
-		}
 		return 0, err
 	}
-	for _, m := range msgs {
-		if ctx.Err() != nil {
-			d.release(ctx, m, "the dispatcher stopped before sending it")
-			continue
-		}
-		d.deliver(ctx, m)
-	}
+	d.settle(ctx, d.sendAll(ctx, msgs), false)
 	return len(msgs), nil
 }
 
-// deliver sends m, claimed, and records the outcome.
-func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
+// claim claims the messages due, up to the batch size.
+func (d *Dispatcher) claim(ctx context.Context) ([]store.Queued, error) {
+	msgs, err := d.ob.Claim(ctx, d.cfg.Destination, d.cfg.Now(), d.cfg.Lease, d.cfg.Batch)
+	if err != nil && ctx.Err() == nil {
+		d.failed(fmt.Sprintf("claiming messages: %v", err))
+	}
+	return msgs, err
+}
+
+// settled is the outcome of a message sent (or released), to record.
+type settled struct {
+	m    store.Queued
+	out  store.Outcome
+	what string // the outcome, for the log: delivered, retry, dead letter, release
+	// done counts the outcome in the status once it is recorded.
+	done func()
+}
+
+// sendAll sends msgs, claimed, in turn and returns their outcomes, in
+// order; once ctx is cancelled the rest are released, due at once.
+func (d *Dispatcher) sendAll(ctx context.Context, msgs []store.Queued) []settled {
+	var outs []settled
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			outs = append(outs, d.release(m, "the dispatcher stopped before sending it"))
+			continue
+		}
+		if o, ok := d.deliver(ctx, m); ok {
+			outs = append(outs, o)
+		}
+	}
+	return outs
+}
+
+// settle records outs and, with claim, claims the next batch, in one
+// transaction when the store records outcomes in batches. The outcomes
+// are recorded even when ctx is cancelled (an answer received is not lost
+// to a stop); the claim is not made then. It returns the messages claimed
+// and the claim's error.
+func (d *Dispatcher) settle(ctx context.Context, outs []settled, claim bool) ([]store.Queued, error) {
+	claim = claim && ctx.Err() == nil
+	if len(outs) == 0 {
+		if !claim {
+			return nil, nil
+		}
+		return d.claim(ctx)
+	}
+	rctx, cancel := outcomeContext(ctx)
+	defer cancel()
+	batch, ok := d.ob.(store.OutboxBatch)
+	if !ok {
+		for _, o := range outs {
+			d.recorded(o, d.recordOne(rctx, o.out))
+		}
+		if !claim {
+			return nil, nil
+		}
+		return d.claim(ctx)
+	}
+	next := store.ClaimRequest{Destination: d.cfg.Destination}
+	if claim {
+		next.Now, next.Lease, next.Limit = d.cfg.Now(), d.cfg.Lease, d.cfg.Batch
+	}
+	list := make([]store.Outcome, len(outs))
+	for i, o := range outs {
+		list[i] = o.out
+	}
+	errs, msgs, err := batch.Settle(rctx, list, next)
+	if err != nil {
+		for _, o := range outs {
+			d.recorded(o, err)
+		}
+		if claim {
+			d.failed(fmt.Sprintf("claiming messages: %v", err))
+		}
+		return nil, err
+	}
+	for i, o := range outs {
+		d.recorded(o, errs[i])
+	}
+	return msgs, nil
+}
+
+// recordOne records out through the OutboxDelivery call of its state.
+func (d *Dispatcher) recordOne(ctx context.Context, out store.Outcome) error {
+	switch out.State {
+	case store.OutboxDone:
+		return d.ob.Delivered(ctx, out.ID, out.Claim, out.At)
+	case store.OutboxDead:
+		return d.ob.DeadLetter(ctx, out.ID, out.Claim, out.Reason, out.At)
+	default:
+		return d.ob.Retry(ctx, out.ID, out.Claim, out.Reason, out.At)
+	}
+}
+
+// recorded counts o when the store recorded it (err is nil) and logs
+// a refusal.
+func (d *Dispatcher) recorded(o settled, err error) {
+	if d.record(o.m, o.what, err) && o.done != nil {
+		o.done()
+	}
+}
+
+// deliver sends m, claimed, and returns its outcome, or false when it was
+// not sent because its lease ended.
+func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) (settled, bool) {
 	now := d.cfg.Now()
 	left := m.NextAt.Sub(now)
 	if left <= 0 {
@@ -234,7 +342,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 		// someone may have claimed it again; leave it to the next claim.
 		d.cfg.Logger.Warn("dispatch: lease ended before sending; left for the next claim",
 			"destination", m.Destination, "control_id", m.ControlID)
-		return
+		return settled{}, false
 	}
 	ctx, span := otel.Tracer(tracerName).Start(ctx, "adapter.deliver", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("signpost.destination", m.Destination), attribute.Int("signpost.attempt", m.Attempts)))
@@ -249,20 +357,18 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 		span.SetStatus(codes.Error, out.Result.String())
 	}
 	if err != nil && ctx.Err() != nil {
-		d.release(ctx, m, "the dispatcher stopped while sending it")
-		return
+		return d.release(m, "the dispatcher stopped while sending it"), true
 	}
 	// An answer received is recorded even when the dispatcher is stopping.
-	ctx, cancel = outcomeContext(ctx)
-	defer cancel()
 	now = d.cfg.Now()
 	switch {
 	case err == nil && out.Result == Accepted:
-		if d.record(m, "delivered", d.ob.Delivered(ctx, m.ID, m.Claim, now)) {
-			d.count(func(s *Status) { s.Delivered, s.LastDelivered, s.FailingSince = s.Delivered+1, now, time.Time{} })
-		}
+		return settled{m: m, what: "delivered", out: store.Outcome{ID: m.ID, Claim: m.Claim, State: store.OutboxDone, At: now},
+			done: func() {
+				d.count(func(s *Status) { s.Delivered, s.LastDelivered, s.FailingSince = s.Delivered+1, now, time.Time{} })
+			}}, true
 	case err == nil && out.Result == Rejected:
-		d.deadLetter(ctx, m, fmt.Sprintf("rejected: %s", out.Reason), now)
+		return d.deadLetter(m, fmt.Sprintf("rejected: %s", out.Reason), now), true
 	default:
 		reason := out.Reason
 		if err != nil {
@@ -271,33 +377,30 @@ func (d *Dispatcher) deliver(ctx context.Context, m store.Queued) {
 			reason = fmt.Sprintf("the sender gave an unknown result %v: %s", out.Result, out.Reason)
 		}
 		if d.cfg.MaxAttempts > 0 && m.Attempts >= d.cfg.MaxAttempts {
-			d.deadLetter(ctx, m, fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, reason), now)
-			return
+			return d.deadLetter(m, fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, reason), now), true
 		}
 		next := now.Add(d.cfg.Backoff.Delay(m.Attempts, d.cfg.Rand()))
 		d.failed(fmt.Sprintf("%s: attempt %d: %s", m.ControlID, m.Attempts, reason))
-		if d.record(m, "retry", d.ob.Retry(ctx, m.ID, m.Claim, reason, next)) {
-			d.count(func(s *Status) { s.Retried++ })
-			d.retryScheduled(next)
-		}
+		return settled{m: m, what: "retry", out: store.Outcome{ID: m.ID, Claim: m.Claim, State: store.OutboxPending, Reason: reason, At: next},
+			done: func() {
+				d.count(func(s *Status) { s.Retried++ })
+				d.retryScheduled(next)
+			}}, true
 	}
 }
 
-// deadLetter makes m a dead letter with reason.
-func (d *Dispatcher) deadLetter(ctx context.Context, m store.Queued, reason string, now time.Time) {
+// deadLetter is the outcome making m a dead letter with reason.
+func (d *Dispatcher) deadLetter(m store.Queued, reason string, now time.Time) settled {
 	d.failed(fmt.Sprintf("%s: dead letter: %s", m.ControlID, reason))
-	if d.record(m, "dead letter", d.ob.DeadLetter(ctx, m.ID, m.Claim, reason, now)) {
-		d.count(func(s *Status) { s.DeadLettered++ })
-	}
+	return settled{m: m, what: "dead letter", out: store.Outcome{ID: m.ID, Claim: m.Claim, State: store.OutboxDead, Reason: reason, At: now},
+		done: func() { d.count(func(s *Status) { s.DeadLettered++ }) }}
 }
 
-// release returns m, whose send the dispatcher's stop cut off, to pending,
-// due at once, so that a restart need not wait for its lease. The store
-// call outlives ctx, briefly.
-func (d *Dispatcher) release(ctx context.Context, m store.Queued, reason string) {
-	rctx, cancel := outcomeContext(ctx)
-	defer cancel()
-	d.record(m, "release", d.ob.Retry(rctx, m.ID, m.Claim, reason, d.cfg.Now()))
+// release is the outcome returning m, whose send the dispatcher's stop cut
+// off (or which it stopped before sending), to pending, due at once, so
+// that a restart need not wait for its lease.
+func (d *Dispatcher) release(m store.Queued, reason string) settled {
+	return settled{m: m, what: "release", out: store.Outcome{ID: m.ID, Claim: m.Claim, State: store.OutboxPending, Reason: reason, At: d.cfg.Now()}}
 }
 
 // outcomeContext is the context an outcome is recorded in: ctx's values,

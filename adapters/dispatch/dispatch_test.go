@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +116,7 @@ type recorder struct {
 	delivered []string
 	retries   map[string][]retry
 	crashed   bool
+	batches   int // Settle calls (batchRecorder)
 }
 
 var errCrashed = errors.New("the process died")
@@ -157,6 +159,39 @@ func (r *recorder) DeadLetter(ctx context.Context, id, claim int64, reason strin
 		return errCrashed
 	}
 	return r.OutboxDelivery.DeadLetter(ctx, id, claim, reason, now)
+}
+
+// batchRecorder is a recorder that also records outcomes in batches
+// (store.OutboxBatch), as the SQLite store does: the dispatcher then
+// takes its batch path. crashed fails the whole batch, recording nothing.
+type batchRecorder struct {
+	*recorder
+}
+
+func (r batchRecorder) Settle(ctx context.Context, outs []store.Outcome, next store.ClaimRequest) ([]error, []store.Queued, error) {
+	r.mu.Lock()
+	if r.crashed {
+		r.mu.Unlock()
+		return nil, nil, errCrashed
+	}
+	for _, o := range outs {
+		ctl := r.ctl[o.ID]
+		switch o.State {
+		case store.OutboxDone:
+			r.delivered = append(r.delivered, ctl)
+		case store.OutboxPending:
+			r.retries[ctl] = append(r.retries[ctl], retry{o.At.Sub(r.clk.Now()), o.Reason})
+		}
+	}
+	r.batches++
+	r.mu.Unlock()
+	errs, qs, err := r.OutboxDelivery.(store.OutboxBatch).Settle(ctx, outs, next)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, q := range qs {
+		r.ctl[q.ID] = q.ControlID
+	}
+	return errs, qs, err
 }
 
 // openStore opens a fresh SQLite store.
@@ -221,18 +256,30 @@ type harness struct {
 	ids    map[string]int64
 }
 
-// newHarness builds a harness with cfg changed by change and script.
+// newHarness builds a harness with cfg changed by change and script; its
+// dispatcher records outcomes one by one.
 func newHarness(t *testing.T, change func(*Config), script map[string][]reply) *harness {
+	return newHarnessMode(t, change, script, false)
+}
+
+// newHarnessMode is newHarness, recording outcomes in batches when
+// batched is true.
+func newHarnessMode(t *testing.T, change func(*Config), script map[string][]reply, batched bool) *harness {
 	t.Helper()
 	clk := &clock{t: epoch}
 	s := openStore(t)
+	script = maps.Clone(script) // the sender uses its copy up
 	h := &harness{s: s, clk: clk, rec: &recorder{OutboxDelivery: s, clk: clk, ctl: map[int64]string{}, retries: map[string][]retry{}},
 		sender: &fakeSender{script: script, clk: clk}, ids: map[string]int64{}}
 	cfg := testConfig(clk)
 	if change != nil {
 		change(&cfg)
 	}
-	d, err := New(h.rec, h.sender, cfg)
+	var ob store.OutboxDelivery = h.rec
+	if batched {
+		ob = batchRecorder{h.rec}
+	}
+	d, err := New(ob, h.sender, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,19 +320,7 @@ func discard(ctl string) func(t *testing.T, h *harness) {
 func TestDispatch(t *testing.T) {
 	timeout := fmt.Errorf("waiting for the acknowledgement: %w", mllp.ErrAckTimeout)
 	refused := errors.New("mllp: connecting to pas.example:2576: connection refused")
-	tests := []struct {
-		name   string
-		cfg    func(*Config)
-		msgs   []string // key/ctl
-		script map[string][]reply
-		steps  []step
-		takes  time.Duration // how long each send takes on the fake clock
-
-		wantDelivered []string
-		wantRetries   map[string][]retry // reason: a substring
-		wantDead      map[string]string  // ctl → a substring of its reason
-		deadLettered  int                // dead letters made, when more than wantDead (replayed or discarded since)
-	}{{
+	tests := []dispatchCase{{
 		name:   "order per key is kept under retries",
 		msgs:   []string{"a/a1", "a/a2", "b/b1"},
 		script: map[string][]reply{"a1": {ae("slot locked"), fail(refused)}},
@@ -409,69 +444,94 @@ func TestDispatch(t *testing.T) {
 		wantDelivered: []string{"a1", "b1", "c1"},
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.cfg, tt.script)
-			h.sender.takes = tt.takes
-			h.ids = enqueue(t, h.s, epoch, tt.msgs...)
-			ctx := context.Background()
-			for i, st := range tt.steps {
-				h.clk.set(st.at)
-				if st.admin != nil {
-					st.admin(t, h)
-				}
-				if _, err := h.d.DispatchOnce(ctx); err != nil {
-					t.Fatalf("step %d: DispatchOnce: %v", i, err)
-				}
-				if got := h.sender.take(); !slices.Equal(got, st.sent) {
-					t.Fatalf("step %d (at %v): sent %v, want %v", i, st.at, got, st.sent)
-				}
+		for _, batched := range []bool{false, true} {
+			name := tt.name + "/one by one"
+			if batched {
+				name = tt.name + "/batched"
 			}
-			if !slices.Equal(h.rec.delivered, tt.wantDelivered) {
-				t.Errorf("delivered %v, want %v", h.rec.delivered, tt.wantDelivered)
+			t.Run(name, func(t *testing.T) { tt.run(t, batched) })
+		}
+	}
+}
+
+// dispatchCase is a scenario of TestDispatch.
+type dispatchCase struct {
+	name   string
+	cfg    func(*Config)
+	msgs   []string // key/ctl
+	script map[string][]reply
+	steps  []step
+	takes  time.Duration // how long each send takes on the fake clock
+
+	wantDelivered []string
+	wantRetries   map[string][]retry // reason: a substring
+	wantDead      map[string]string  // ctl → a substring of its reason
+	deadLettered  int                // dead letters made, when more than wantDead (replayed or discarded since)
+}
+
+// run plays the scenario, the dispatcher recording outcomes in batches
+// or one by one.
+func (tt dispatchCase) run(t *testing.T, batched bool) {
+	h := newHarnessMode(t, tt.cfg, tt.script, batched)
+	h.sender.takes = tt.takes
+	h.ids = enqueue(t, h.s, epoch, tt.msgs...)
+	ctx := context.Background()
+	for i, st := range tt.steps {
+		h.clk.set(st.at)
+		if st.admin != nil {
+			st.admin(t, h)
+		}
+		if _, err := h.d.DispatchOnce(ctx); err != nil {
+			t.Fatalf("step %d: DispatchOnce: %v", i, err)
+		}
+		if got := h.sender.take(); !slices.Equal(got, st.sent) {
+			t.Fatalf("step %d (at %v): sent %v, want %v", i, st.at, got, st.sent)
+		}
+	}
+	if !slices.Equal(h.rec.delivered, tt.wantDelivered) {
+		t.Errorf("delivered %v, want %v", h.rec.delivered, tt.wantDelivered)
+	}
+	if len(h.rec.retries) != len(tt.wantRetries) {
+		t.Errorf("retries %v, want %v", h.rec.retries, tt.wantRetries)
+	}
+	for ctl, want := range tt.wantRetries {
+		got := h.rec.retries[ctl]
+		if len(got) != len(want) {
+			t.Errorf("retries of %s: %v, want %v", ctl, got, want)
+			continue
+		}
+		for i := range want {
+			if got[i].delay != want[i].delay || !strings.Contains(got[i].reason, want[i].reason) {
+				t.Errorf("retry %d of %s: %v, want %v", i+1, ctl, got[i], want[i])
 			}
-			if len(h.rec.retries) != len(tt.wantRetries) {
-				t.Errorf("retries %v, want %v", h.rec.retries, tt.wantRetries)
-			}
-			for ctl, want := range tt.wantRetries {
-				got := h.rec.retries[ctl]
-				if len(got) != len(want) {
-					t.Errorf("retries of %s: %v, want %v", ctl, got, want)
-					continue
-				}
-				for i := range want {
-					if got[i].delay != want[i].delay || !strings.Contains(got[i].reason, want[i].reason) {
-						t.Errorf("retry %d of %s: %v, want %v", i+1, ctl, got[i], want[i])
-					}
-				}
-			}
-			dead, err := h.s.DeadLetters(ctx, "pas", 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotDead := map[string]string{}
-			for _, q := range dead {
-				gotDead[q.ControlID] = q.LastError
-			}
-			if len(gotDead) != len(tt.wantDead) {
-				t.Errorf("dead letters %v, want %v", gotDead, tt.wantDead)
-			}
-			for ctl, want := range tt.wantDead {
-				if !strings.Contains(gotDead[ctl], want) {
-					t.Errorf("dead letter %s: reason %q, want it to contain %q", ctl, gotDead[ctl], want)
-				}
-			}
-			st := h.d.Status()
-			wantDL := max(len(tt.wantDead), tt.deadLettered)
-			if st.Delivered != int64(len(tt.wantDelivered)) || st.DeadLettered != int64(wantDL) {
-				t.Errorf("Status = %+v; want %d delivered, %d dead-lettered", st, len(tt.wantDelivered), wantDL)
-			}
-			if (len(tt.wantDelivered) > 0) == st.LastDelivered.IsZero() {
-				t.Errorf("Status.LastDelivered = %v after %d deliveries", st.LastDelivered, len(tt.wantDelivered))
-			}
-			if !st.LastErrorAt.Equal(st.LastDelivered) && st.LastErrorAt.After(st.LastDelivered) == st.FailingSince.IsZero() {
-				t.Errorf("Status = %+v: FailingSince must be set exactly when an error followed the last delivery", st)
-			}
-		})
+		}
+	}
+	dead, err := h.s.DeadLetters(ctx, "pas", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotDead := map[string]string{}
+	for _, q := range dead {
+		gotDead[q.ControlID] = q.LastError
+	}
+	if len(gotDead) != len(tt.wantDead) {
+		t.Errorf("dead letters %v, want %v", gotDead, tt.wantDead)
+	}
+	for ctl, want := range tt.wantDead {
+		if !strings.Contains(gotDead[ctl], want) {
+			t.Errorf("dead letter %s: reason %q, want it to contain %q", ctl, gotDead[ctl], want)
+		}
+	}
+	st := h.d.Status()
+	wantDL := max(len(tt.wantDead), tt.deadLettered)
+	if st.Delivered != int64(len(tt.wantDelivered)) || st.DeadLettered != int64(wantDL) {
+		t.Errorf("Status = %+v; want %d delivered, %d dead-lettered", st, len(tt.wantDelivered), wantDL)
+	}
+	if (len(tt.wantDelivered) > 0) == st.LastDelivered.IsZero() {
+		t.Errorf("Status.LastDelivered = %v after %d deliveries", st.LastDelivered, len(tt.wantDelivered))
+	}
+	if !st.LastErrorAt.Equal(st.LastDelivered) && st.LastErrorAt.After(st.LastDelivered) == st.FailingSince.IsZero() {
+		t.Errorf("Status = %+v: FailingSince must be set exactly when an error followed the last delivery", st)
 	}
 }
 

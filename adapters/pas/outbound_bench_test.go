@@ -73,6 +73,10 @@ func BenchmarkBookingOutbox(b *testing.B) {
 			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 			b.ReportMetric(float64(b.N)/el.Seconds(), "bookings/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/booking")
+			if bench.peer != nil {
+				// How much of the delivery ran alongside the bookings.
+				b.ReportMetric(float64(bench.peer.count())/float64(b.N), "delivered/booking")
+			}
 		})
 	}
 }

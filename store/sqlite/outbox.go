@@ -156,17 +156,70 @@ func (s *Store) Claim(ctx context.Context, destination string, now time.Time, le
 // last_error (when reason is not nil) and finished.
 func (s *Store) outcome(ctx context.Context, id, claim int64, state store.OutboxState, avail time.Time, reason *string, finished time.Time) error {
 	return s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		t := tx.(*txn)
-		res, err := t.exec(ctx, `UPDATE outbox SET state = ?, avail = ?, last_error = coalesce(?, last_error), finished = ?
-			WHERE id = ? AND state = 'in-flight' AND claim = ?`, string(state), micros(avail), reason, micros(finished), id, claim)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		return t.outboxMiss(ctx, id, "claim %d of outbox message %d is not current", claim, id)
+		return tx.(*txn).outcome(ctx, id, claim, state, avail, reason, finished)
 	})
+}
+
+// outcome is Store.outcome in t.
+func (t *txn) outcome(ctx context.Context, id, claim int64, state store.OutboxState, avail time.Time, reason *string, finished time.Time) error {
+	res, err := t.exec(ctx, `UPDATE outbox SET state = ?, avail = ?, last_error = coalesce(?, last_error), finished = ?
+		WHERE id = ? AND state = 'in-flight' AND claim = ?`, string(state), micros(avail), reason, micros(finished), id, claim)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	return t.outboxMiss(ctx, id, "claim %d of outbox message %d is not current", claim, id)
+}
+
+// Settle implements store.OutboxBatch: the outcomes and the claim run as
+// one write through the store's one writer.
+func (s *Store) Settle(ctx context.Context, outcomes []store.Outcome, next store.ClaimRequest) ([]error, []store.Queued, error) {
+	for _, o := range outcomes {
+		switch o.State {
+		case store.OutboxDone, store.OutboxPending, store.OutboxDead:
+		default:
+			return nil, nil, fhir.Errorf(fhir.Invalid, "value", "", "outcome of outbox message %d: state %q is not an outcome", o.ID, o.State)
+		}
+	}
+	var errs []error
+	var claimed []store.Queued
+	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		t := tx.(*txn)
+		errs, claimed = make([]error, len(outcomes)), nil // the store may run this more than once
+		for i, o := range outcomes {
+			var err error
+			switch o.State {
+			case store.OutboxDone:
+				err = t.outcome(ctx, o.ID, o.Claim, o.State, time.Time{}, nil, o.At)
+			case store.OutboxPending:
+				err = t.outcome(ctx, o.ID, o.Claim, o.State, o.At, &o.Reason, time.Time{})
+			case store.OutboxDead:
+				err = t.outcome(ctx, o.ID, o.Claim, o.State, time.Time{}, &o.Reason, o.At)
+			}
+			switch fhir.KindOf(err) {
+			case fhir.Conflict, fhir.NotFound:
+				errs[i] = err
+			default:
+				if err != nil {
+					return err
+				}
+			}
+		}
+		if next.Limit <= 0 {
+			return nil
+		}
+		var err error
+		claimed, err = scanQueued(t.batch.QueryContext(ctx, claimSQL, next.Destination, next.Now.UnixMicro(),
+			next.Now.Add(next.Lease).UnixMicro(), next.Limit))
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(claimed, func(a, b store.Queued) int { return cmp.Compare(a.ID, b.ID) })
+	return errs, claimed, nil
 }
 
 // outboxMiss is the error of a change to message id that found it in

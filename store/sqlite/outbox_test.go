@@ -250,3 +250,102 @@ func BenchmarkPrune(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
 }
+
+// TestSettle: Settle records a batch's outcomes in one transaction, each
+// as its single call would (delivered, retried with its reason and due
+// time, dead-lettered), refuses a stale claim or an unknown message in its
+// own entry while recording the others, and claims after them in the same
+// transaction: a key whose message was delivered gives its next one, one
+// retried or dead-lettered holds its key. A state that is no outcome is
+// refused and nothing is recorded.
+func TestSettle(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	ids := map[string]int64{}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for _, kc := range []string{"a/a1", "a/a2", "b/b1", "b/b2", "c/c1", "c/c2", "d/d1"} {
+			key, ctl, _ := strings.Cut(kc, "/")
+			id, err := tx.(store.OutboxTx).Enqueue(ctx, store.Message{Destination: "pas", Key: key, ControlID: ctl, Created: crashEpoch})
+			if err != nil {
+				return err
+			}
+			ids[ctl] = id
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Claim(ctx, "pas", crashEpoch, time.Minute, 10)
+	if err != nil || len(first) != 4 {
+		t.Fatalf("Claim = %+v, %v; want a1, b1, c1, d1", first, err)
+	}
+	claims := map[string]int64{}
+	for _, q := range first {
+		claims[q.ControlID] = q.Claim
+	}
+	later := crashEpoch.Add(10 * time.Second)
+	next := store.ClaimRequest{Destination: "pas", Now: later, Lease: time.Minute, Limit: 10}
+
+	if _, _, err := s.Settle(ctx, []store.Outcome{{ID: ids["a1"], Claim: claims["a1"], State: store.OutboxDone, At: later},
+		{ID: ids["b1"], Claim: claims["b1"], State: store.OutboxInFlight}}, next); fhir.KindOf(err) != fhir.Invalid {
+		t.Fatalf("Settle with an in-flight outcome = %v, want an error of kind Invalid", err)
+	}
+	errs, got, err := s.Settle(ctx, []store.Outcome{
+		{ID: ids["a1"], Claim: claims["a1"], State: store.OutboxDone, At: later},
+		{ID: ids["b1"], Claim: claims["b1"], State: store.OutboxPending, Reason: "AE: busy", At: later.Add(time.Hour)},
+		{ID: ids["c1"], Claim: claims["c1"], State: store.OutboxDead, Reason: "AR: no", At: later},
+		{ID: ids["d1"], Claim: claims["d1"] + 1, State: store.OutboxDone, At: later}, // not its claim
+		{ID: 9999, Claim: 1, State: store.OutboxDone, At: later},
+	}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds := []fhir.Kind{fhir.Other, fhir.Other, fhir.Other, fhir.Conflict, fhir.NotFound}
+	for i, want := range wantKinds {
+		if (want == fhir.Other) != (errs[i] == nil) || (errs[i] != nil && fhir.KindOf(errs[i]) != want) {
+			t.Errorf("outcome %d: %v, want kind %v", i, errs[i], want)
+		}
+	}
+	var gotCtl []string
+	for _, q := range got {
+		gotCtl = append(gotCtl, q.ControlID)
+	}
+	// a1 delivered frees a2; b1 waits for its retry, c1 is a dead letter,
+	// d1 is still in flight under its lease.
+	if !slices.Equal(gotCtl, []string{"a2"}) || got[0].Attempts != 1 || !got[0].NextAt.Equal(later.Add(time.Minute)) {
+		t.Errorf("claimed %+v, want a2 leased until %v", got, later.Add(time.Minute))
+	}
+	state := func(ctl string) (st string, lastErr string, avail, finished int64) {
+		t.Helper()
+		if err := s.rdb.QueryRow("SELECT state, last_error, avail, finished FROM outbox WHERE id = ?", ids[ctl]).Scan(&st, &lastErr, &avail, &finished); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for _, tc := range []struct {
+		ctl, state, lastErr string
+		avail, finished     time.Time
+	}{
+		{"a1", "done", "", time.Time{}, later},
+		{"b1", "pending", "AE: busy", later.Add(time.Hour), time.Time{}},
+		{"c1", "dead", "AR: no", time.Time{}, later},
+		{"d1", "in-flight", "", crashEpoch.Add(time.Minute), time.Time{}},
+	} {
+		st, le, avail, fin := state(tc.ctl)
+		if st != tc.state || le != tc.lastErr || avail != micros(tc.avail) || fin != micros(tc.finished) {
+			t.Errorf("%s: %s %q avail %d finished %d; want %s %q avail %d finished %d", tc.ctl, st, le, avail, fin,
+				tc.state, tc.lastErr, micros(tc.avail), micros(tc.finished))
+		}
+	}
+	// Without a limit, nothing is claimed.
+	errs, got, err = s.Settle(ctx, []store.Outcome{{ID: ids["d1"], Claim: claims["d1"], State: store.OutboxDone, At: later}},
+		store.ClaimRequest{Destination: "pas", Now: later})
+	if err != nil || errs[0] != nil || len(got) != 0 {
+		t.Errorf("Settle without a claim = %v, %+v, %v; want d1 recorded, nothing claimed", errs, got, err)
+	}
+}
