@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -89,14 +90,7 @@ func replaceParsed(body []byte, urls []string, exts []json.RawMessage) ([]byte, 
 	out := make([]json.RawMessage, 0, len(cur)+len(exts))
 	for _, e := range cur {
 		u := extensionURL(e)
-		drop := false
-		for _, x := range urls {
-			if x == u {
-				drop = true
-				break
-			}
-		}
-		if !drop {
+		if !slices.Contains(urls, u) {
 			out = append(out, e)
 		}
 	}

@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -91,14 +92,7 @@ func replaceCompact(body []byte, urls []string, exts []json.RawMessage) ([]byte,
 		if !ok {
 			return nil, false
 		}
-		drop := false
-		for _, x := range urls {
-			if x == u {
-				drop = true
-				break
-			}
-		}
-		if !drop {
+		if !slices.Contains(urls, u) {
 			keep = append(keep, e)
 		}
 	}
