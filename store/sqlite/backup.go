@@ -43,6 +43,7 @@ func SnapshotFile(ctx context.Context, src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("sqlite: backup: %s exists", dst)
 	}
+	configureMemory() // before this process's first connection, as Open does
 	db, err := sql.Open(driver.name, moderncDSN(src, []string{"busy_timeout(10000)"})+"&mode=ro")
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)

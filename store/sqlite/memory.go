@@ -28,7 +28,8 @@ var memoryOnce sync.Once
 // configureMemory turns SQLite's memory statistics on and sets its soft
 // heap limit, once per process, before the first connection opens (SQLite
 // refuses the statistics setting afterwards; then MemoryUsed reads 0 and
-// only each connection's cache_size bounds its cache).
+// only each connection's cache_size bounds its cache). Whatever opens a
+// connection calls it first: OpenOptions and SnapshotFile.
 func configureMemory() {
 	memoryOnce.Do(func() {
 		tls := libc.NewTLS()
