@@ -122,9 +122,6 @@ func rootSteps(params []*Param, keep func(*Param) bool) []step {
 // members are parsed: keep must accept no parameter whose paths start
 // elsewhere.
 func (r *Registry) extract(resourceType string, body []byte, keep func(*Param) bool, only []step, derived bool) ([]Entry, error) {
-	if r.ordered[resourceType] == nil {
-		return nil, fmt.Errorf("extract: no search parameters for resource type %q", resourceType)
-	}
 	// The entries' strings share body's memory through src. Copy once so
 	// that entries stay valid whatever the caller does with body.
 	return r.extractSrc(resourceType, string(body), keep, only, derived)
