@@ -146,7 +146,13 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		"temp_store(MEMORY)"}
 	// The writer never checkpoints on commit (wal_autocheckpoint 0): the
 	// checkpointer does, on its own connection.
-	wdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "wal_autocheckpoint(0)", cacheSize(cacheKiB))))
+	// The writer's transactions begin IMMEDIATE: they take the write lock
+	// at BEGIN, where SQLite waits for it (busy_timeout). Begun deferred, a
+	// transaction that reads first and then writes gets SQLITE_BUSY at
+	// once, without waiting, if another connection or process holds the
+	// lock at that moment: seen once as a batch of 500s in
+	// TestBackupWhileServing while `signpost backup` ran.
+	wdb, err := sql.Open(driver.name, driver.dsn(path, append(pragmas[:len(pragmas):len(pragmas)], "wal_autocheckpoint(0)", cacheSize(cacheKiB)))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
