@@ -41,7 +41,8 @@ type Validator interface {
 // (search.Registry).
 type Searcher interface {
 	Extract(resourceType string, json []byte) ([]search.Entry, error)
-	References(resourceType string, json []byte, param string) ([]search.Entry, error)
+	// Targets gives what a page of resources points at, for _include.
+	Targets(resourceType string, bodies [][]byte, param, target string) ([]search.Ref, error)
 	Parse(resourceType string, params url.Values, opts search.ParseOptions) (*search.Query, error)
 	// Params lists the parameters of a type, for the CapabilityStatement.
 	Params(resourceType string) []*search.Param

@@ -7,11 +7,12 @@ import (
 	"github.com/signpost-fhir/signpost/fhir/search"
 )
 
-// Extractor gives the reference index entries of a resource for one
-// parameter ("*": all); the include resolver reads references through it,
-// so includes follow exactly the references search would match.
+// Extractor gives the resources a page of resources points at
+// (search.Registry.Targets); the include resolver follows references
+// through it, so includes follow exactly the references search would
+// match.
 type Extractor interface {
-	References(resourceType string, json []byte, param string) ([]search.Entry, error)
+	Targets(resourceType string, bodies [][]byte, param, target string) ([]search.Ref, error)
 }
 
 // maxPointReads is how many included resources of one type are read by
@@ -75,28 +76,22 @@ func Includes(ctx context.Context, r Reader, ex Extractor, q *search.Query, matc
 
 // forward reads the resources that inc's reference parameter points at.
 func forward(ctx context.Context, r Reader, ex Extractor, inc search.Include, from []*fhir.Resource) ([]*fhir.Resource, error) {
-	ids := map[string][]string{} // type → ids, in first-seen order
-	dup := map[string]bool{}
+	var bodies [][]byte
 	for _, res := range from {
-		if res.Type != inc.Source {
-			continue
+		if res.Type == inc.Source {
+			bodies = append(bodies, res.JSON)
 		}
-		entries, err := ex.References(res.Type, res.JSON, inc.Param)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
-			if e.Type != search.Reference || e.RefType == "" || e.RefID == "" {
-				continue
-			}
-			if (inc.Param != "*" && e.Param != inc.Param) || (inc.Target != "" && e.RefType != inc.Target) {
-				continue
-			}
-			if key := e.RefType + "/" + e.RefID; !dup[key] {
-				dup[key] = true
-				ids[e.RefType] = append(ids[e.RefType], e.RefID)
-			}
-		}
+	}
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	targets, err := ex.Targets(inc.Source, bodies, inc.Param, inc.Target)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string][]string{} // type → ids, in first-seen order
+	for _, t := range targets {
+		ids[t.Type] = append(ids[t.Type], t.ID)
 	}
 	var out []*fhir.Resource
 	for typ, list := range ids {

@@ -343,7 +343,7 @@ func TestRoutedReadYourWrites(t *testing.T) {
 // indexer is what audit.Split needs, indexing nothing.
 type indexer struct{ noIndex }
 
-func (indexer) References(string, []byte, string) ([]search.Entry, error) { return nil, nil }
+func (indexer) Targets(string, [][]byte, string, string) ([]search.Ref, error) { return nil, nil }
 
 func historyHas(h *store.HistoryPage, id string) bool {
 	for _, v := range h.Versions {

@@ -237,16 +237,18 @@ func (r *Routed) resolve(ctx context.Context, typ string, x search.Expr) (search
 		if err != nil {
 			return nil, err
 		}
+		bodies := make([][]byte, len(found))
+		for i, res := range found {
+			bodies[i] = res.JSON
+		}
+		targets, err := r.ex.Targets(e.Type, bodies, e.Param, typ)
+		if err != nil {
+			return nil, err
+		}
 		ids := []string{noMatch}
-		for _, res := range found {
-			entries, err := r.ex.References(res.Type, res.JSON, e.Param)
-			if err != nil {
-				return nil, err
-			}
-			for _, en := range entries {
-				if en.RefID != "" && (typ == "" || en.RefType == typ) && !slices.Contains(ids, en.RefID) {
-					ids = append(ids, en.RefID)
-				}
+		for _, t := range targets {
+			if !slices.Contains(ids, t.ID) {
+				ids = append(ids, t.ID)
 			}
 		}
 		return search.IDIn{IDs: ids}, nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,5 +215,88 @@ func BenchmarkReferencesPage(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestTargets: Targets gives each distinct target of a page once, in the
+// order first found, filtered by parameter and target type; asked again
+// with the very same bodies it answers from the page memo, and a page
+// whose bodies are other slices (the same bytes, or bytes changed in a
+// caller's reused buffer) is computed afresh, never answered with another
+// page's targets.
+func TestTargets(t *testing.T) {
+	r := testRegistry(t)
+	appt := func(id, patient, slot string) []byte {
+		return []byte(`{"resourceType":"Appointment","id":"` + id + `","status":"booked","slot":[{"reference":"Slot/` + slot + `"}],` +
+			`"participant":[{"actor":{"reference":"Patient/` + patient + `"},"status":"accepted"},{"actor":{"reference":"https://elsewhere.example/fhir/Practitioner/x"},"status":"accepted"}]}`)
+	}
+	page := [][]byte{appt("a1", "p1", "s1"), appt("a2", "p2", "s2"), appt("a3", "p1", "s3")}
+	refs := func(rs []Ref) string {
+		var out []string
+		for _, x := range rs {
+			out = append(out, x.Type+"/"+x.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	cases := []struct {
+		param, target, want string
+	}{
+		{"patient", "", "Patient/p1 Patient/p2"},
+		{"slot", "", "Slot/s1 Slot/s2 Slot/s3"},
+		{"actor", "Patient", "Patient/p1 Patient/p2"},
+		{"actor", "Practitioner", ""},
+		{"*", "", "Patient/p1 Slot/s1 Patient/p2 Slot/s2 Slot/s3"}, // each body in the parameters' order
+		{"*", "Slot", "Slot/s1 Slot/s2 Slot/s3"},
+		{"practitioner", "", ""},
+	}
+	for _, c := range cases {
+		for round := range 2 { // the second round from the page memo
+			got, err := r.Targets("Appointment", page, c.param, c.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if refs(got) != c.want {
+				t.Errorf("round %d: Targets(%s, %q) = %q, want %q", round, c.param, c.target, refs(got), c.want)
+			}
+		}
+	}
+	h := r.pages.hash("Appointment", "patient", "", page)
+	if _, ok := r.pages.get(h, "Appointment", "patient", "", page); !ok {
+		t.Error("a page asked twice is not in the page memo")
+	}
+
+	// The same bytes in other slices: not the memo's page, same answer.
+	copied := make([][]byte, len(page))
+	for i, b := range page {
+		copied[i] = slices.Clone(b)
+	}
+	if _, ok := r.pages.get(r.pages.hash("Appointment", "patient", "", copied), "Appointment", "patient", "", copied); ok {
+		t.Error("a page of copies is answered by identity from another page's entry")
+	}
+	if got, _ := r.Targets("Appointment", copied, "patient", ""); refs(got) != "Patient/p1 Patient/p2" {
+		t.Errorf("a page of copies: %q", refs(got))
+	}
+	// A caller that reuses its buffers: new bytes, new answer.
+	buf := [][]byte{appt("a1", "p1", "s1")}
+	if got, _ := r.Targets("Appointment", buf, "patient", ""); refs(got) != "Patient/p1" {
+		t.Fatalf("first buffer: %q", refs(got))
+	}
+	buf[0] = appt("a1", "p9", "s1")
+	if got, _ := r.Targets("Appointment", buf, "patient", ""); refs(got) != "Patient/p9" {
+		t.Errorf("after the caller changed its body: %q, want Patient/p9", refs(got))
+	}
+
+	// Bounded: many distinct pages keep the memo within its budget.
+	m := newPageMemo(64 << 10)
+	for i := range 3000 {
+		p := [][]byte{[]byte(`{"resourceType":"Slot","id":"` + strconv.Itoa(i) + `"}`)}
+		h := m.hash("Slot", "schedule", "", p)
+		m.put(h, pageMemoEntry{typ: "Slot", param: "schedule", bodies: p, refs: []Ref{{Type: "Schedule", ID: "x"}}})
+		if _, ok := m.get(h, "Slot", "schedule", "", p); !ok {
+			t.Fatalf("page %d not remembered right after put", i)
+		}
+	}
+	if total := m.cache.Stats().Bytes; total > 64<<10+int64(refMemoShards)*1024 {
+		t.Errorf("page memo holds %d bytes, budget 64 KiB", total)
 	}
 }

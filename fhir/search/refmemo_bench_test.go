@@ -9,7 +9,8 @@ import (
 // BenchmarkReferencesRegion: _include over pages drawn at random from a
 // region's 4,000 free Slots (80 schedules' first 50), from parallel
 // clients: Slots as signpost bench seeds them (small) and as a directory
-// fills them in (full).
+// fills them in (full); each body in turn (References) and the page at
+// once (Targets, as _include asks).
 func BenchmarkReferencesRegion(b *testing.B) {
 	r := testRegistry(b)
 	shapes := map[string]func(i int) string{
@@ -32,7 +33,9 @@ func BenchmarkReferencesRegion(b *testing.B) {
 		for i := range 4000 {
 			bodies = append(bodies, []byte(shapes[name](i)))
 		}
-		b.Run(name, func(b *testing.B) {
+		// Each body on its own (the reference memo), and the page at
+		// once (Targets: the page memo).
+		b.Run(name+"/each", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				rng := rand.New(rand.NewPCG(1, 2))
@@ -42,6 +45,18 @@ func BenchmarkReferencesRegion(b *testing.B) {
 						if _, err := r.References("Slot", body, "schedule"); err != nil {
 							b.Fatal(err)
 						}
+					}
+				}
+			})
+		})
+		b.Run(name+"/page", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				for pb.Next() {
+					p := rng.IntN(80)
+					if _, err := r.Targets("Slot", bodies[p*50:p*50+50], "schedule", ""); err != nil {
+						b.Fatal(err)
 					}
 				}
 			})

@@ -141,8 +141,10 @@ type Registry struct {
 	// refHeads memoizes, per "type.param" asked of References, the root
 	// members its expressions start from ([]step).
 	refHeads sync.Map
-	// refs remembers References' entries by body (refmemo.go).
-	refs *refMemo
+	// refs remembers References' entries by body, pages Targets' answers
+	// by page (refmemo.go).
+	refs  *refMemo
+	pages *pageMemo
 }
 
 // NewRegistry builds a registry from SearchParameter resources (as from
@@ -157,6 +159,7 @@ func NewRegistry(defs []json.RawMessage, opts Options) (*Registry, error) {
 		loc:     opts.Location,
 		base:    strings.TrimSuffix(opts.Base, "/"),
 		refs:    newRefMemo(refMemoBudget),
+		pages:   newPageMemo(pageMemoBudget),
 	}
 	if r.loc == nil {
 		loc, err := time.LoadLocation("Europe/London")
