@@ -50,8 +50,8 @@ func (e *ScanError) Error() string {
 // SkipValue returns the offset just past the JSON value that starts at
 // b[i] (no whitespace is skipped before or after it), after checking it
 // against JSON's grammar and flags, or a *ScanError. It never panics and
-// takes time linear in the value's length (with UniqueNames, in the
-// number of names times their count per object, at most 256).
+// takes time linear in the value's length (with UniqueNames, names are
+// compared pairwise within an object of at most 256 members).
 func SkipValue(b []byte, i int, flags ScanFlags) (int, error) {
 	if i < 0 || i > len(b) {
 		return 0, &ScanError{Offset: i, Reason: "offset out of range"}
@@ -215,7 +215,7 @@ func (sc *Scan) Err() error { return sc.err }
 // Key returns the current member's name as written, without its quotes
 // (escapes as they are); nil in an array.
 func (sc *Scan) Key() []byte {
-	if sc.array {
+	if sc.array || sc.k1 < sc.k0+2 {
 		return nil
 	}
 	return sc.s.b[sc.k0+1 : sc.k1-1]
@@ -239,7 +239,8 @@ func (sc *Scan) Value() []byte { return sc.s.b[sc.v0:sc.s.i] }
 
 // Offsets returns where the current member or element is in the scanned
 // text: the offset of its name's opening quote (of its value, in an
-// array), of its value, and just past its value.
+// array), of its value, and just past its value. Key, Name, Value and
+// Offsets describe the member Next last reported true for.
 func (sc *Scan) Offsets() (name, value, end int) { return sc.k0, sc.v0, sc.s.i }
 
 // scanner checks and skips JSON values in b from i. Its methods report

@@ -184,6 +184,9 @@ func TestScanMembers(t *testing.T) {
 	// Offsets: what the splices cut at.
 	body := []byte(`{"a":1,"bb":[2],"c":{}}`)
 	sc := ScanObject(body, Compact)
+	if sc.Key() != nil || sc.Name() != "" || len(sc.Value()) != 0 || sc.Err() != nil {
+		t.Errorf("before Next: key %q, value %q, error %v", sc.Key(), sc.Value(), sc.Err())
+	}
 	sc.Next()
 	sc.Next()
 	if k, v, e := sc.Offsets(); k != 7 || v != 12 || e != 15 || string(sc.Key()) != "bb" {
