@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -116,7 +117,8 @@ func (sc *Scan) Next() bool {
 		sc.started = true
 		s.ws()
 		if s.peek() != open {
-			return sc.fail(s.expected("'" + string(open) + "'"))
+			s.refuse("expected '" + string(open) + "'")
+			return sc.fail(s.error())
 		}
 		s.i++
 		s.depth = 1
@@ -125,36 +127,21 @@ func (sc *Scan) Next() bool {
 			s.i++
 			return sc.end()
 		}
-	} else {
-		s.ws()
-		switch s.peek() {
-		case close:
-			s.i++
-			return sc.end()
-		case ',':
-			s.i++
-			s.ws()
-		default:
-			return sc.fail(s.expected("',' or '" + string(close) + "'"))
-		}
+	} else if end, ok := s.after(close); !ok {
+		return sc.fail(s.error())
+	} else if end {
+		return sc.end()
 	}
 	sc.k0, sc.k1 = s.i, s.i
 	if !sc.array {
-		if !s.name() {
+		k0, k1, ok := s.key()
+		if !ok {
 			return sc.fail(s.error())
 		}
-		sc.k1 = s.i
-		if s.flags&UniqueNames != 0 {
-			if !sc.unique(sc.k0+1, s.i-1) {
-				return false
-			}
+		sc.k0, sc.k1 = k0, k1
+		if s.flags&UniqueNames != 0 && !sc.unique(k0+1, k1-1) {
+			return false
 		}
-		s.ws()
-		if s.peek() != ':' {
-			return sc.fail(s.expected("':'"))
-		}
-		s.i++
-		s.ws()
 	}
 	sc.v0 = s.i
 	if !s.value() {
@@ -198,7 +185,8 @@ func (sc *Scan) end() bool {
 	s := &sc.s
 	s.ws()
 	if s.i != len(s.b) {
-		sc.err = s.expected("the end of the text")
+		s.refuse("expected the end of the text")
+		sc.err = s.error()
 	}
 	return false
 }
@@ -282,14 +270,11 @@ func (s *scanner) refuse(reason string) bool {
 }
 
 func (s *scanner) error() *ScanError {
-	return &ScanError{Offset: s.i, Reason: s.reason}
-}
-
-func (s *scanner) expected(what string) *ScanError {
-	if s.i >= len(s.b) {
-		return &ScanError{Offset: s.i, Reason: "expected " + what + ", found the end of the text"}
+	reason := s.reason
+	if s.i >= len(s.b) && strings.HasPrefix(reason, "expected ") {
+		reason += ", found the end of the text"
 	}
-	return &ScanError{Offset: s.i, Reason: "expected " + what}
+	return &ScanError{Offset: s.i, Reason: reason}
 }
 
 // value skips one JSON value.
@@ -297,10 +282,8 @@ func (s *scanner) value() bool {
 	switch c := s.peek(); {
 	case c == '"':
 		return s.str()
-	case c == '{':
-		return s.object()
-	case c == '[':
-		return s.array()
+	case c == '{' || c == '[':
+		return s.container()
 	case c == '-' || (c >= '0' && c <= '9'):
 		return s.number()
 	case c == 't':
@@ -309,8 +292,6 @@ func (s *scanner) value() bool {
 		return s.lit("false")
 	case c == 'n':
 		return s.lit("null")
-	case s.i >= len(s.b):
-		return s.refuse("expected a value, found the end of the text")
 	}
 	return s.refuse("expected a value")
 }
@@ -444,86 +425,82 @@ func (s *scanner) number() bool {
 	return true
 }
 
-// object skips an object.
-func (s *scanner) object() bool {
+// container skips an object or an array.
+func (s *scanner) container() bool {
+	obj := s.b[s.i] == '{'
+	close := byte(']')
+	if obj {
+		close = '}'
+	}
 	if s.depth++; s.depth > MaxDepth {
 		return s.refuse("nesting deeper than " + strconv.Itoa(MaxDepth))
 	}
 	defer func() { s.depth-- }()
 	s.i++
 	s.ws()
-	if s.peek() == '}' {
+	if s.peek() == close {
 		s.i++
 		return true
 	}
-	unique := s.flags&UniqueNames != 0
+	unique := obj && s.flags&UniqueNames != 0
 	var names [16][2]int
 	keys := names[:0]
 	for {
-		k0 := s.i
-		if !s.name() {
-			return false
-		}
-		if unique {
-			if repeated(s.b, keys, k0+1, s.i-1) {
-				s.i = k0
-				return s.refuse("repeated member name")
+		if obj {
+			k0, k1, ok := s.key()
+			if !ok {
+				return false
 			}
-			if len(keys) == maxScanMembers {
-				s.i = k0
-				return s.refuse("more than 256 members to compare")
+			if unique {
+				if repeated(s.b, keys, k0+1, k1-1) {
+					s.i = k0
+					return s.refuse("repeated member name")
+				}
+				if len(keys) == maxScanMembers {
+					s.i = k0
+					return s.refuse("more than 256 members to compare")
+				}
+				keys = append(keys, [2]int{k0 + 1, k1 - 1})
 			}
-			keys = append(keys, [2]int{k0 + 1, s.i - 1})
 		}
-		s.ws()
-		if s.peek() != ':' {
-			return s.refuse("expected ':'")
-		}
-		s.i++
-		s.ws()
 		if !s.value() {
 			return false
 		}
-		s.ws()
-		switch s.peek() {
-		case '}':
-			s.i++
-			return true
-		case ',':
-			s.i++
-			s.ws()
-		default:
-			return s.refuse("expected ',' or '}'")
+		if end, ok := s.after(close); !ok || end {
+			return ok
 		}
 	}
 }
 
-// array skips an array.
-func (s *scanner) array() bool {
-	if s.depth++; s.depth > MaxDepth {
-		return s.refuse("nesting deeper than " + strconv.Itoa(MaxDepth))
+// key skips a member name and the colon after it, giving the name's span
+// (quotes included).
+func (s *scanner) key() (k0, k1 int, ok bool) {
+	k0 = s.i
+	if !s.name() {
+		return k0, k0, false
 	}
-	defer func() { s.depth-- }()
+	k1 = s.i
+	s.ws()
+	if s.peek() != ':' {
+		return k0, k1, s.refuse("expected ':'")
+	}
 	s.i++
 	s.ws()
-	if s.peek() == ']' {
+	return k0, k1, true
+}
+
+// after skips what follows a member or an element: a comma (end false)
+// or the closing close (end true).
+func (s *scanner) after(close byte) (end, ok bool) {
+	s.ws()
+	switch s.peek() {
+	case close:
 		s.i++
-		return true
-	}
-	for {
-		if !s.value() {
-			return false
-		}
+		return true, true
+	case ',':
+		s.i++
 		s.ws()
-		switch s.peek() {
-		case ']':
-			s.i++
-			return true
-		case ',':
-			s.i++
-			s.ws()
-		default:
-			return s.refuse("expected ',' or ']'")
-		}
+		return false, true
 	}
+	return false, s.refuse("expected ',' or '" + string(close) + "'")
 }
