@@ -3,8 +3,6 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -17,14 +15,7 @@ import (
 // id and version written. Seeds: the resources in testdata and the corpus
 // in testdata/fuzz/FuzzParseObject.
 func FuzzParseObject(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addTestdata(f, func(b []byte) { f.Add(b) })
 	for _, s := range []string{``, `{}`, `[]`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`, `{"a":1} x`, `{"a":1.500e+3}`,
 		`{"resourceType":"Patient","meta":"x"}`, `{"resourceType":"Patient","meta":{"versionId":"9","tag":[{}]}}`,
 		`{"a":"\u00e9\ud800"}`, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`} {

@@ -6,7 +6,6 @@ package pas
 // with fhir.SplitReference.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 
@@ -79,89 +78,23 @@ func slotSchedule(ctx context.Context, rd store.Reader, ref string) (string, err
 //
 // encoding/json writes an object compactly, each member once and valid,
 // which is what fhir.ParseObject checks a client's resource for at some
-// cost: the members are split off the encoding as they are (splitMembers)
+// cost: the members are taken off the encoding as they are (fhir.ScanObject)
 // and ParseObject is left for what is not an object.
 func toObject(v any) (*fhir.Object, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	keys, vals, ok := splitMembers(b)
-	if !ok {
-		return fhir.ParseObject(b)
-	}
 	o, err := fhir.ParseObject([]byte("{}"))
 	if err != nil {
 		return nil, err
 	}
-	for i, k := range keys {
-		o.Set(k, json.RawMessage(vals[i]))
+	sc := fhir.ScanObject(b, 0)
+	for sc.Next() {
+		o.Set(sc.Name(), json.RawMessage(sc.Value()))
+	}
+	if sc.Err() != nil {
+		return fhir.ParseObject(b)
 	}
 	return o, nil
-}
-
-// splitMembers splits b, a JSON object as encoding/json writes it
-// (compact, valid), into its member names and values in order; ok is
-// false when b is not such an object.
-func splitMembers(b []byte) (keys []string, vals [][]byte, ok bool) {
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
-		return nil, nil, false
-	}
-	i, end := 1, len(b)-1
-	// str returns the index just past the string that starts at j.
-	str := func(j int) int {
-		for j++; j < end; j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1
-			}
-		}
-		return -1
-	}
-	for i < end {
-		if b[i] != '"' {
-			return nil, nil, false
-		}
-		k := str(i)
-		if k < 0 || k >= end || b[k] != ':' {
-			return nil, nil, false
-		}
-		key := string(b[i+1 : k-1])
-		if bytes.IndexByte(b[i:k], '\\') >= 0 {
-			if err := json.Unmarshal(b[i:k], &key); err != nil {
-				return nil, nil, false
-			}
-		}
-		j, depth := k+1, 0
-	value:
-		for j < end {
-			switch b[j] {
-			case '"':
-				if j = str(j); j < 0 {
-					return nil, nil, false
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-			case ',':
-				if depth == 0 {
-					break value
-				}
-			}
-			j++
-		}
-		if depth != 0 || j == k+1 {
-			return nil, nil, false
-		}
-		keys, vals = append(keys, key), append(vals, b[k+1:j])
-		i = j + 1
-		if j == end {
-			i = end
-		}
-	}
-	return keys, vals, true
 }

@@ -38,6 +38,18 @@ type noIndex struct{}
 
 func (noIndex) Extract(string, []byte) ([]search.Entry, error) { return nil, nil }
 
+// openSQLite opens a SQLite store in a directory of its own, closed when
+// the test ends (after its deferred calls, such as a trail's Close).
+func openSQLite(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestTrailKeepsRecordsItCannotStore: while the store cannot take the
 // audit records of reads, the trail keeps them (reads answered), up to
 // Retain; beyond, audited requests are refused with 503 through Fail, so
@@ -52,19 +64,11 @@ func TestTrailKeepsRecordsItCannotStore(t *testing.T) {
 }
 
 func testTrailKeeps(t *testing.T, own bool) {
-	sq, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
+	sq := openSQLite(t)
 	st := &fullStore{Store: sq}
 	cfg := audit.Config{Writes: write.New(st, noIndex{})}
 	if own {
-		other, err := sqlite.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other := openSQLite(t)
 		cfg = audit.Config{Writes: write.New(other, noIndex{}), Store: st, Mover: audit.NewMover(other, st, noIndex{})}
 	}
 	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: cfg.Writes, Store: cfg.Store, Mover: cfg.Mover, Search: noIndex{},
@@ -166,11 +170,7 @@ func TestTrailBacklog(t *testing.T) {
 		{"refused after BacklogWait", 50 * time.Millisecond, http.StatusServiceUnavailable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sq, err := sqlite.Open(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sq.Close()
+			sq := openSQLite(t)
 			st := &gatedStore{Store: sq, gate: make(chan struct{})}
 			trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: write.New(st, noIndex{}), Search: noIndex{},
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: 10 * time.Millisecond, Backlog: 3, BacklogWait: tt.wait,

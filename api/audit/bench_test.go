@@ -14,10 +14,9 @@ import (
 
 	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/auth"
-	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir/search"
-	"github.com/signpost-fhir/signpost/store/sqlite"
+	"github.com/signpost-fhir/signpost/store/storetest"
 )
 
 // BenchmarkReadAudit measures what storing a read's record costs the
@@ -26,23 +25,10 @@ import (
 // parameters. It reports the process's CPU per record during the flush
 // (µs-cpu/record) besides the flush's wall time.
 func BenchmarkReadAudit(b *testing.B) {
-	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
-		StructureDefinitions: conformance.StructureDefinitions(), Terminology: conformance.Terminology(),
-		ResourceTypes: conformance.Types().Writable, Base: "http://x/fhir"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mainDB, err := sqlite.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mainDB.Close()
-	auditDB, err := sqlite.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer auditDB.Close()
-	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: write.New(mainDB, reg), Store: auditDB,
+	reg := storetest.Registry(b)
+	mainDB := openSQLite(b)
+	auditDB := openSQLite(b)
+	trail := audit.New(audit.Config{BaseURL: storetest.Base, Writes: write.New(mainDB, reg), Store: auditDB,
 		Mover: audit.NewMover(mainDB, auditDB, reg), Search: benchIndex(reg), Flush: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer trail.Close()

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/api/audit"
-	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store/storetest"
 )
 
 // fullOnly hides the registry's ExtractParams: Index then extracts every
@@ -23,7 +23,7 @@ func (f fullOnly) Extract(typ string, body []byte) ([]search.Entry, error) {
 // filtered to them, for the records Signpost writes (a search, a write
 // with a patient in context, a refusal) and for other types.
 func TestIndexEvaluatesOnlyIndexed(t *testing.T) {
-	reg := testRegistry(t)
+	reg := storetest.Registry(t)
 	const agent = `"agent":[{"role":[{"text":"call-centre"}],"who":{"identifier":{"system":"https://signpost.example/fhir/Id/oauth-client","value":"call-centre"},"display":"sub1"},"altId":"sub1","name":"Practitioner/x","requestor":true},` +
 		`{"type":{"text":"organisation"},"who":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RBENCH"}},"requestor":false},` +
 		`{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"DEV","display":"device"}]},"who":{"display":"network client"},"requestor":false,"network":{"address":"127.0.0.1","type":"2"}}]`
@@ -66,20 +66,10 @@ func TestIndexEvaluatesOnlyIndexed(t *testing.T) {
 	}
 }
 
-func testRegistry(t testing.TB) *search.Registry {
-	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
-		StructureDefinitions: conformance.StructureDefinitions(), Terminology: conformance.Terminology(),
-		ResourceTypes: conformance.Types().Writable, Base: "http://x/fhir"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reg
-}
-
 // BenchmarkAuditIndex: the index entries of a search's record, evaluating
 // the indexed parameters only (params) and all of them (full).
 func BenchmarkAuditIndex(b *testing.B) {
-	reg := testRegistry(b)
+	reg := storetest.Registry(b)
 	body := []byte(`{"resourceType":"AuditEvent","id":"abc","meta":{"versionId":"1","lastUpdated":"2026-12-07T03:00:00.000Z"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"},` +
 		`"subtype":[{"system":"http://hl7.org/fhir/restful-interaction","code":"search-type"}],"action":"E","recorded":"2026-12-07T03:00:00.000Z","outcome":"0",` +
 		`"agent":[{"role":[{"text":"call-centre"}],"who":{"identifier":{"system":"https://signpost.example/fhir/Id/oauth-client","value":"call-centre"},"display":"sub1"},"altId":"sub1","name":"Practitioner/x","requestor":true},` +

@@ -46,11 +46,7 @@ func countAudits(t *testing.T, st store.Reader) int {
 // its cursor back), and when a record arrives with an older time than the
 // cursor (a clock stepped back, within the overlap it looks again).
 func TestMoverCopiesEachOnce(t *testing.T) {
-	main, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer main.Close()
+	main := openSQLite(t)
 	auditDir := t.TempDir()
 	audits, err := sqlite.Open(auditDir)
 	if err != nil {

@@ -108,17 +108,9 @@ func queueLen(t *testing.T, main store.AuditQueue) int {
 // resources of the main store (an older release's) are copied beside the
 // queue, as before, and stay there.
 func TestMoverQueue(t *testing.T) {
-	sq, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
+	sq := openSQLite(t)
 	main := &crashingMain{Store: sq}
-	adb, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adb.Close()
+	adb := openSQLite(t)
 	audits := &crashingAudits{Store: adb}
 	ix := &countingIndex{}
 	m := audit.NewMover(main, audits, ix)
@@ -222,16 +214,8 @@ func TestRoutedReadYourWrites(t *testing.T) {
 		queued bool // the write's transaction queues its record
 	}{{"queued", true}, {"stored as a resource", false}} {
 		t.Run(tt.name, func(t *testing.T) {
-			sq, err := sqlite.Open(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sq.Close()
-			adb, err := sqlite.Open(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer adb.Close()
+			sq := openSQLite(t)
+			adb := openSQLite(t)
 			routed := audit.Split(sq, adb, indexer{})
 			var writes store.Store = routed
 			if !tt.queued {
@@ -360,18 +344,14 @@ func historyHas(h *store.HistoryPage, id string) bool {
 // the write's transaction, as before, and queues nothing, even on a store
 // with an audit queue.
 func TestRecordWriteWithoutMover(t *testing.T) {
-	sq, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
+	sq := openSQLite(t)
 	ix := &countingIndex{}
 	wp := write.New(sq, noIndex{})
 	trail := audit.New(audit.Config{BaseURL: "http://x/fhir", Writes: wp, Search: ix,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Flush: time.Hour})
 	defer trail.Close()
 	ctx := write.AsServer(context.Background())
-	err = wp.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
+	err := wp.Update(ctx, func(ctx context.Context, tx *write.Tx) error {
 		return trail.RecordWrite(ctx, tx, &auth.Principal{ClientID: "c"}, &write.Change{Type: "Patient", ID: "p1"}, auth.Create, "")
 	})
 	if err != nil {

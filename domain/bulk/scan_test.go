@@ -1,6 +1,9 @@
 package bulk
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestFastHead: the lines whose meta can be spliced in, and where.
 func TestFastHead(t *testing.T) {
@@ -18,6 +21,14 @@ func TestFastHead(t *testing.T) {
 		{`{"resourceType":"Slot","id":"s1"`, "", "", ""},                    // truncated
 		{`{"resourceType":"Slot","id":"s1"} {}`, "", "", ""},                // trailing data
 		{`["resourceType","Slot"]`, "", "", ""},
+		{`{"resourceType":"Slot"}`, "", "", ""},                                                                         // no id
+		{`{"resourceType":"Slot","id":"s1","\u0069d":"s2"}`, "", "", ""},                                                // an escaped name (id)
+		{`{"resourceType":"Slot","id":"s1","x":{"a":1,"a":2}}`, "", "", ""},                                             // repeated nested name
+		{`{"resourceType":"Slot","id":"s1","status":"free","status":"busy"}`, "", "", ""},                               // repeated name
+		{`{"resourceType":"Slot","id":"s1","x":tru}`, "", "", ""},                                                       // not JSON
+		{`{"resourceType":"Slot","id":"s1","x":01}`, "", "", ""},                                                        // not JSON
+		{`{"resourceType":"Slot","id":"s1","x":"a` + "\x01" + `"}`, "", "", ""},                                         // a control character
+		{`{"resourceType":"Slot","id":"s1","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`, "", "", ""}, // too deep
 	}
 	for _, tt := range tests {
 		typ, id, at := fastHead([]byte(tt.line))

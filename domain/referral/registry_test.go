@@ -5,18 +5,13 @@ import (
 	"testing"
 
 	"github.com/signpost-fhir/signpost/conformance"
-	"github.com/signpost-fhir/signpost/fhir/search"
+	"github.com/signpost-fhir/signpost/store/storetest"
 )
 
 // TestOwnSearchParametersCompile checks that every SearchParameter this
 // package's features rely on is supported by the search engine.
 func TestOwnSearchParametersCompile(t *testing.T) {
-	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
-		StructureDefinitions: conformance.StructureDefinitions(), Terminology: conformance.Terminology(),
-		ResourceTypes: conformance.Types().Writable})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := storetest.Registry(t)
 	for _, tc := range []struct{ typ, code string }{
 		{"HealthcareService", "commissioner"}, {"HealthcareService", "bookability"},
 		{"HealthcareService", "accepting-referrals"}, {"HealthcareService", "min-age"},

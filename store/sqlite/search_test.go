@@ -9,26 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-fhir/signpost/conformance"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"
 	"github.com/signpost-fhir/signpost/store/sqlite"
+	"github.com/signpost-fhir/signpost/store/storetest"
 )
 
 // TestSearchMatchesOracle loads the search engine's semantic data set and
 // requires the SQLite translation to return what the in-memory oracle
 // returns, in the same order, page by page.
 func TestSearchMatchesOracle(t *testing.T) {
-	reg, err := search.NewRegistry(conformance.SearchParameters(), search.Options{
-		StructureDefinitions: conformance.StructureDefinitions(),
-		Terminology:          conformance.Terminology(),
-		ResourceTypes:        conformance.Types().Writable,
-		Base:                 "https://signpost.test/fhir",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := storetest.Registry(t)
 	raw, err := os.ReadFile("../../fhir/search/testdata/oracle-dataset.json")
 	if err != nil {
 		t.Fatal(err)
