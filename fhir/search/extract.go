@@ -68,8 +68,8 @@ func (r *Registry) ExtractDerived(resourceType string, ext json.RawMessage) ([]E
 
 // References returns the reference entries of one reference parameter of a
 // resource ("*": of every reference parameter), evaluating only those
-// expressions: what _include needs from each match.
-// Only the root members those expressions start from are parsed, and the
+// expressions: what _include needs from each match (Targets asks it for
+// each body of a page it has not seen). Only the root members those expressions start from are parsed, and the
 // entries of recently seen bodies are remembered by the body's bytes
 // (refMemo): a page of the same Slots asked for again parses none of
 // them. The entries returned may be shared with other callers: they must
