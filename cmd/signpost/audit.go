@@ -210,7 +210,7 @@ func (r *archiveResult) report(j *archiveJob) string {
 		fmt.Fprintf(&b, "dry run: %d AuditEvents recorded before %s would be archived (%d versions, %d bytes of NDJSON), recorded %s; nothing written or removed\n",
 			r.records, j.before.Format(time.RFC3339Nano), r.versions, r.ndjson, span)
 	case r.resumed:
-		fmt.Fprintf(&b, "%s exists: it holds %d AuditEvents (%d versions, %d bytes of NDJSON), recorded %s; completing their removal\n",
+		fmt.Fprintf(&b, "%s exists (an earlier run's): it holds %d AuditEvents (%d versions, %d bytes of NDJSON), recorded %s\n",
 			j.out, r.records, r.versions, r.ndjson, span)
 	default:
 		fmt.Fprintf(&b, "archived %d AuditEvents recorded before %s into %s: %d versions, recorded %s; %d bytes of NDJSON, %d bytes on disk (synced)\n",
@@ -262,6 +262,9 @@ func (j *archiveJob) run(ctx context.Context) (*archiveResult, error) {
 	}
 	if err := fault("written"); err != nil {
 		return nil, err
+	}
+	if j.keep && r.resumed {
+		return r, j.scan(ctx, r, nil)
 	}
 	if !j.keep {
 		if err := j.remove(ctx, r); err != nil {

@@ -171,22 +171,29 @@ func TestAuditArchiveWhileServing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cut := time.Now().Truncate(time.Second).Add(time.Second)
+	// Every record of those stored: an auditor's search (which has the
+	// mover copy every queued record of a write first) and a probe search,
+	// whose record is flushed after every read's record before it (a
+	// read's record is stored, and last updated, at the trail's next
+	// flush).
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	barrier := func(probe string) {
+		t.Helper()
+		searchAudits(t, client, p.base, auditor, "_id=none")
+		if err := search(probe); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitFor(ctx, func() bool { return auditRecords(t, data).searched(probe) }); err != nil {
+			t.Fatalf("the %s search's record: %v", probe, err)
+		}
+	}
+	barrier("probe-old")
+	cut := time.Now().Truncate(time.Second).Add(time.Second)
 	if err := waitFor(ctx, func() bool { return time.Now().After(cut) }); err != nil {
 		t.Fatal(err)
 	}
-	// After it: an auditor's search (which has the mover copy every
-	// queued record of a write first) and a probe search, whose record is
-	// flushed after every read's record before the cut.
-	searchAudits(t, client, p.base, auditor, "_lastUpdated=lt"+cut.Format(time.RFC3339))
-	if err := search("probe"); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitFor(ctx, func() bool { return auditRecords(t, data).searched("probe") }); err != nil {
-		t.Fatalf("the probe search's record: %v", err)
-	}
+	barrier("probe-new")
 	// Requests go on while the archive runs.
 	var (
 		wg     sync.WaitGroup

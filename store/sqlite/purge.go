@@ -160,6 +160,16 @@ func (s *Store) Purge(ctx context.Context, typ string, refs []store.PurgeRef) (i
 	if err != nil {
 		return 0, err
 	}
+	// None of them there (a rerun, or a store that keeps no such
+	// resources): no write transaction, so no writer waits for one.
+	var there int
+	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM resources WHERE type = ? AND id IN (SELECT value FROM json_each(?))",
+		typ, string(idList)).Scan(&there); err != nil {
+		return 0, err
+	}
+	if there == 0 {
+		return 0, nil
+	}
 	var removed int
 	var seqs []int64
 	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
