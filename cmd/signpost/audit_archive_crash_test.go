@@ -367,3 +367,55 @@ func TestAuditArchiveSIGKILL(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditArchiveMongo archives from a MongoDB store (lungo's engine, in
+// a file), where the AuditEvents are the main store's own: the archive
+// holds exactly the records before the cut, and the store keeps the
+// others.
+func TestAuditArchiveMongo(t *testing.T) {
+	cfg := app.Config{Data: t.TempDir(), Store: "lungo"}
+	t0 := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	cut := t0.Add(time.Hour)
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old, all []string
+	var rs []*fhir.Resource
+	for i := range 12 {
+		id := fmt.Sprintf("ae-%02d", i)
+		at := t0.Add(time.Duration(i) * 10 * time.Minute) // 6 before the cut
+		if at.Before(cut) {
+			old = append(old, id)
+		}
+		all = append(all, id)
+		rs = append(rs, auditEvent(id, 1, at))
+	}
+	putAll(t, st, rs...)
+	st.Close()
+	trail, copies, closeAll, err := openTrail(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if copies != nil {
+		t.Error("a MongoDB store has copies elsewhere")
+	}
+	out := filepath.Join(t.TempDir(), "old.ndjson")
+	res, err := (&archiveJob{trail: trail, before: cut, out: out, batch: 4}).run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.records != len(old) || res.removed != len(old) {
+		t.Errorf("archived %d and removed %d, want %d", res.records, res.removed, len(old))
+	}
+	if diff := cmp.Diff(old, archivedIDs(t, out)); diff != "" {
+		t.Errorf("the archive (-want +got):\n%s", diff)
+	}
+	for _, id := range all {
+		_, err := trail.(store.Store).Read(context.Background(), auditType, id)
+		if gone := slices.Contains(old, id); gone != (fhir.KindOf(err) == fhir.NotFound) {
+			t.Errorf("Read AuditEvent/%s after the archive: %v (archived: %v)", id, err, gone)
+		}
+	}
+	closeAll()
+}
