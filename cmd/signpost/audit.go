@@ -62,9 +62,13 @@ func auditArchiveCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("audit archive: --timezone %q: %w", cfg.Timezone, err)
 	}
-	cut, err := parseBefore(*before, time.Now(), loc)
+	now := time.Now()
+	cut, err := parseBefore(*before, now, loc)
 	if err != nil {
 		return fmt.Errorf("audit archive: --before %q: %w", *before, err)
+	}
+	if cut.After(now.Add(time.Minute)) {
+		return fmt.Errorf("audit archive: --before %q is %s, in the future: give a time up to now", *before, cut.Format(time.RFC3339))
 	}
 	trail, copies, closeAll, err := openTrail(cfg)
 	if err != nil {
@@ -254,7 +258,13 @@ func (j *archiveJob) run(ctx context.Context) (*archiveResult, error) {
 		return r, j.list(ctx, io.Discard, r)
 	}
 	if _, err := os.Lstat(j.out); err == nil {
+		// An earlier run's archive: durable before anything is removed
+		// on its account (a run that failed to sync its directory, or a
+		// file put there by hand).
 		r.resumed = true
+		if err := syncFile(j.out); err != nil {
+			return nil, err
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	} else if err := j.write(ctx, r); err != nil {
@@ -329,6 +339,20 @@ func (j *archiveJob) write(ctx context.Context, r *archiveResult) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// syncFile fsyncs the file at path and its directory.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir fsyncs directory dir, making a rename in it durable.
