@@ -11,6 +11,7 @@
 //	signpost backup     an online backup of a data directory and its store, as one file
 //	signpost restore    restore a backup into a new data directory
 //	signpost bench      the mixed-workload benchmark against a FHIR server
+//	signpost audit      archive old audit records to a file and remove them (audit archive)
 //
 // Every flag can also be set by an environment variable: --base-url is
 // SIGNPOST_BASE_URL, and so on.
@@ -36,6 +37,7 @@ var commands = map[string]func(args []string) error{
 	"backup":   backupCmd,
 	"restore":  restoreCmd,
 	"bench":    benchCmd,
+	"audit":    auditCmd,
 }
 
 func main() {
@@ -52,6 +54,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "  backup   write an online backup of --data and its store to --out (while serve runs)")
 		fmt.Fprintln(os.Stderr, "  restore  restore a backup (--in) into a new, empty data directory (--data)")
 		fmt.Fprintln(os.Stderr, "  bench    the mixed-workload benchmark: seed a region on a FHIR server, load it, report, verify")
+		fmt.Fprintln(os.Stderr, "  audit    archive: write the AuditEvents recorded before --before to --out (NDJSON), then remove them (while serve runs)")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {

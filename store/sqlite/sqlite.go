@@ -41,6 +41,7 @@ var (
 	_ store.DateOrderer = (*Store)(nil)
 	_ store.Outbox      = (*Store)(nil)
 	_ store.Inbox       = (*Store)(nil)
+	_ store.Purger      = (*Store)(nil)
 )
 
 // FileName is the database file's name inside the data directory.
@@ -84,6 +85,8 @@ type Store struct {
 	bulk     atomic.Bool // SetBulkLoad: checkpoint less often
 
 	commits atomic.Pointer[func(CommitStats)] // ObserveCommits
+
+	purges *purgeWatch // forgets the caches after a purge (purge.go); nil: none
 }
 
 type request struct {
@@ -207,12 +210,14 @@ func OpenOptions(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	go s.writer()
+	s.watchPurges()
 	return s, nil
 }
 
 // Close stops the writer after the queued updates and closes the database.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
+		s.stopPurgeWatch()
 		s.plan.close() // a refresh saves through the writer: before it stops
 		close(s.reqs)
 		<-s.done
