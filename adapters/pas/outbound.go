@@ -7,10 +7,12 @@ package pas
 // after the domain's rules. For a signpost-confirmed instance (the notify
 // profile) it notes what happened to the appointments and referrals the
 // PAS owns, and just before the transaction commits (write.Tx.BeforeCommit)
-// queues one HL7 v2 message per event in the store's outbox, in the same
+// queues one message per event in the store's outbox, in the same
 // transaction: a change that rolls back sends nothing, one that commits
 // is never forgotten. Once committed, the dispatcher is woken
-// (write.Tx.AfterCommit) and delivers the messages in order per key.
+// (write.Tx.AfterCommit) and delivers the messages in order per key. An
+// appointment's message is queued as a record of the event and built
+// when it is sent, as of the commit (deferred.go); a referral's as ER7.
 //
 // What concerns the instance: an appointment whose slot's Schedule is for
 // one of Settings.Services (for an appointment recorded without slots, a
