@@ -139,7 +139,7 @@ func (a *Adapter) render(ctx context.Context, m store.Queued) ([]byte, error) {
 	if ev.Appointment == "" || ev.Version < 1 || ev.At.IsZero() {
 		return nil, unbuildable{fmt.Errorf("the record names no appointment version or time")}
 	}
-	appt, err := a.store.ReadVersion(ctx, "Appointment", ev.Appointment, ev.Version)
+	appt, err := a.readVersion(ctx, ev.Appointment, ev.Version)
 	if k := fhir.KindOf(err); k == fhir.NotFound || k == fhir.Gone {
 		return nil, unbuildable{err}
 	} else if err != nil {
@@ -172,6 +172,15 @@ func (a *Adapter) render(ctx context.Context, m store.Queued) ([]byte, error) {
 		return nil, unbuildable{fmt.Errorf("%s of Appointment/%s: %w", ev.Event, ev.Appointment, err)}
 	}
 	return msg.Encode(), nil
+}
+
+// readVersion reads version of Appointment/id: usually still the current
+// one, which the store answers from its caches; else from its history.
+func (a *Adapter) readVersion(ctx context.Context, id string, version int64) (*fhir.Resource, error) {
+	if cur, err := a.store.Read(ctx, "Appointment", id); err == nil && cur.Version == version {
+		return cur, nil
+	}
+	return a.store.ReadVersion(ctx, "Appointment", id, version)
 }
 
 // asOf is a store.Reader of resources as they were at a commit's time at:
