@@ -262,23 +262,17 @@ func (a *Adapter) subject(ctx context.Context, tx *write.Tx, id string, last *fh
 	return s, nil
 }
 
-// queue builds the SRM of event about s and queues it in tx's outbox,
-// ordered with the other messages of the appointment's chain of
-// reschedules (keyed by its placer id, as the notify profile's).
+// queue queues the SRM of event about s in tx's outbox, ordered with the
+// other messages of the appointment's chain of reschedules (keyed by its
+// placer id, as the notify profile's). It is built when it is sent, from
+// s's version of the appointment (deferred.go).
 func (a *Adapter) queue(ctx context.Context, tx *write.Tx, event string, s *Subject) error {
-	msg, err := a.builder().SRM(event, s)
-	if err != nil {
-		return fmt.Errorf("SRM^%s for %s: %w", event, s.Appointment.Reference(), err)
-	}
 	ob, ok := tx.Tx.(store.OutboxTx)
 	if !ok {
 		return fmt.Errorf("adapter %s: the store's transactions keep no outbox", a.env.Name)
 	}
-	key := s.PlacerID
-	if key == "" {
-		key = s.Appointment.ID
-	}
-	return a.enqueue(ctx, ob, "Appointment/"+key, msg)
+	return a.enqueueEvent(ctx, ob, queuedEvent{Event: event, Appointment: s.Appointment.ID, Version: s.Appointment.Version,
+		Placer: s.placer(), At: tx.Now()})
 }
 
 // pasBooking is one booking the PAS is asked to confirm.

@@ -202,6 +202,9 @@ type Builder struct {
 	// nil writes UTC.
 	Location *time.Location
 	Now      func() time.Time // MSH-7; nil: time.Now
+	// ControlID is MSH-10; "" gives a fresh one (NewControlID). A message
+	// built again for a resend keeps the control id it was queued with.
+	ControlID string
 }
 
 // builder returns the instance's Builder.
@@ -365,7 +368,7 @@ var referralStatusText = map[ReferralStatus]string{
 }
 
 // header starts a message of type code^event^structure with MSH filled
-// from the settings and a fresh control id.
+// from the settings and its control id (Builder.ControlID, else a fresh one).
 func (b Builder) header(code, event, structure string) (*hl7v2.Message, error) {
 	m, err := hl7v2.NewMessage(hl7v2.DefaultDelimiters)
 	if err != nil {
@@ -382,7 +385,11 @@ func (b Builder) header(code, event, structure string) (*hl7v2.Message, error) {
 	if b.Settings.Version >= "2.3.1" {
 		w.set("MSH-9.3", structure)
 	}
-	w.set("MSH-10", NewControlID())
+	ctl := b.ControlID
+	if ctl == "" {
+		ctl = NewControlID()
+	}
+	w.set("MSH-10", ctl)
 	w.set("MSH-11.1", "P")
 	w.set("MSH-12.1", b.Settings.Version)
 	if w.err != nil {

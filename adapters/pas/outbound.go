@@ -7,10 +7,12 @@ package pas
 // after the domain's rules. For a signpost-confirmed instance (the notify
 // profile) it notes what happened to the appointments and referrals the
 // PAS owns, and just before the transaction commits (write.Tx.BeforeCommit)
-// queues one HL7 v2 message per event in the store's outbox, in the same
+// queues one message per event in the store's outbox, in the same
 // transaction: a change that rolls back sends nothing, one that commits
 // is never forgotten. Once committed, the dispatcher is woken
-// (write.Tx.AfterCommit) and delivers the messages in order per key.
+// (write.Tx.AfterCommit) and delivers the messages in order per key. An
+// appointment's message is queued as a record of the event and built
+// when it is sent, as of the commit (deferred.go); a referral's as ER7.
 //
 // What concerns the instance: an appointment whose slot's Schedule is for
 // one of Settings.Services (for an appointment recorded without slots, a
@@ -130,7 +132,8 @@ func (c cached) Read(ctx context.Context, typ, id string) (*fhir.Resource, error
 // apptEvent is one appointment event noted in the transaction.
 type apptEvent struct {
 	event    string
-	res      *fhir.Resource // the version announced
+	res      *fhir.Resource // the version announced (res.Version its number)
+	status   string         // the status announced instead of res's, if any
 	replaces string         // the id of the appointment it replaces, if any
 	dropped  bool           // folded into a reschedule
 }
@@ -257,14 +260,17 @@ func (a *Adapter) watchAppointment(ctx context.Context, tx *write.Tx, c *write.C
 		return err
 	}
 	ev := &apptEvent{event: event, res: res}
-	if n == nil { // deleted: announced as the last version, entered in error
-		obj, err := fhir.ParseObject(c.Old.JSON)
-		if err != nil {
+	switch {
+	case n == nil: // deleted: announced as the last version, entered in error
+		res.JSON, res.Version, ev.status = c.Old.JSON, c.Old.Version, "entered-in-error"
+	case c.Old != nil: // the version this write makes
+		res.Version = c.Old.Version + 1
+	default:
+		if res.Version, err = queuedVersion(ctx, tx, c.ID); err != nil {
 			return err
 		}
-		obj.Set("status", "entered-in-error")
-		res.JSON = obj.Bytes()
-	} else {
+	}
+	if n != nil {
 		ev.replaces = replaced(n.Extension)
 	}
 	out.appts = append(out.appts, ev)
@@ -547,28 +553,23 @@ func (a *Adapter) flush(ctx context.Context, tx *write.Tx, o *outgoing) error {
 			}
 		}
 	}
-	b := a.builder()
 	sent := 0
 	for _, ev := range o.appts {
 		if ev.dropped {
 			continue
 		}
-		s, err := LoadSubject(ctx, cached{tx, o.seen}, ev.res)
+		placer, err := a.placer(ctx, cached{tx, o.seen}, ev.res.ID, ev.replaces)
 		if err != nil {
 			return err
 		}
-		if s.PlacerID, err = a.placer(ctx, cached{tx, o.seen}, ev.res.ID, ev.replaces); err != nil {
-			return err
-		}
-		m, err := b.SIU(ev.event, s)
-		if err != nil {
-			return fmt.Errorf("adapter %s: SIU^%s of Appointment/%s: %w", a.env.Name, ev.event, ev.res.ID, err)
-		}
-		if err := a.enqueue(ctx, ob, "Appointment/"+s.PlacerID, m); err != nil {
+		// The message is built when it is sent (deferred.go).
+		if err := a.enqueueEvent(ctx, ob, queuedEvent{Event: ev.event, Appointment: ev.res.ID, Version: ev.res.Version,
+			Status: ev.status, Placer: placer, At: tx.Now()}); err != nil {
 			return err
 		}
 		sent++
 	}
+	b := a.builder()
 	for _, rs := range o.refs {
 		m, err := b.REF(rs)
 		if err != nil {

@@ -93,7 +93,7 @@ func New(env adapters.Env, settings json.RawMessage) (adapters.Adapter, error) {
 			return nil, errors.New("settings.send: the store keeps no outbox, so messages to the PAS could be lost")
 		}
 		a.client = &mllp.Client{Addr: set.Send, TLSConfig: a.tls, AckTimeout: set.AckTimeout.Or(30 * time.Second), DialTimeout: dialTimeout}
-		a.dispatcher, err = dispatch.New(ob, dispatch.HL7{Client: a.client}, dispatch.Config{
+		a.dispatcher, err = dispatch.New(ob, sender{a: a, hl7: dispatch.HL7{Client: a.client}}, dispatch.Config{
 			Destination: env.Name, MaxAttempts: set.MaxAttempts, Now: env.Now, Logger: env.Logger,
 			PollInterval: time.Duration(set.PollInterval),
 			// A claim outlasts a send (dial, then the ACK) but no more: after
