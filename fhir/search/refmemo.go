@@ -57,13 +57,22 @@ func newRefMemo(budget int64) *refMemo {
 // hash is the key's hash.
 func (m *refMemo) hash(typ, param string, body []byte) uint64 {
 	var h maphash.Hash
-	h.SetSeed(m.seed)
-	h.WriteString(typ)
-	h.WriteByte(0)
-	h.WriteString(param)
+	startKey(&h, m.seed, typ, param)
 	h.WriteByte(0)
 	h.Write(body)
 	return h.Sum64()
+}
+
+// startKey seeds h and writes a memo key's strings into it, each after
+// the first preceded by a 0 byte.
+func startKey(h *maphash.Hash, seed maphash.Seed, parts ...string) {
+	h.SetSeed(seed)
+	for i, p := range parts {
+		if i > 0 {
+			h.WriteByte(0)
+		}
+		h.WriteString(p)
+	}
 }
 
 // get returns the entries remembered for the key of hash h.
@@ -186,12 +195,7 @@ func newPageMemo(budget int64) *pageMemo {
 // hash is the hash of a page's key: the strings and each body's identity.
 func (m *pageMemo) hash(typ, param, target string, bodies [][]byte) uint64 {
 	var h maphash.Hash
-	h.SetSeed(m.seed)
-	h.WriteString(typ)
-	h.WriteByte(0)
-	h.WriteString(param)
-	h.WriteByte(0)
-	h.WriteString(target)
+	startKey(&h, m.seed, typ, param, target)
 	var buf [16]byte
 	for _, b := range bodies {
 		binary.LittleEndian.PutUint64(buf[:8], uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))))
