@@ -119,6 +119,16 @@ func TestPageCacheFollowsWrites(t *testing.T) {
 func TestPageCacheConcurrentSearches(t *testing.T) {
 	f := newCacheFixture(t, 0)
 	f.put(f.slotAt("x", 1, "s1", "free", 10), f.slotAt("y", 1, "s1", "free", 11))
+	// Free slots of other schedules, so that the planner drives the search
+	// from s1's pair partition (the page the cache keeps) rather than from
+	// status=free: with s1's two slots alone the two estimates were close,
+	// and the plan (and whether the cache was used at all) changed with
+	// when the statistics were refreshed.
+	var others []*store.Write
+	for i := range 40 {
+		others = append(others, f.slotAt(fmt.Sprintf("o%d", i), 1, fmt.Sprintf("s%d", 2+i%8), "free", 8+i%10))
+	}
+	f.put(others...)
 	var acked, started atomic.Int64
 	acked.Store(1)
 	started.Store(1)
