@@ -22,14 +22,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
 	"github.com/signpost-fhir/signpost/store/sqlite"
 )
-
-// auditType is the resource type the audit trail keeps.
-const auditType = "AuditEvent"
 
 // auditCmd dispatches signpost audit's subcommands.
 func auditCmd(args []string) error {
@@ -373,7 +371,7 @@ func syncDir(dir string) error {
 func (j *archiveJob) list(ctx context.Context, w io.Writer, r *archiveResult) error {
 	var buf bytes.Buffer
 	for cursor := ""; ; {
-		page, next, err := j.trail.PurgeList(ctx, auditType, j.before, cursor, j.batch)
+		page, next, err := j.trail.PurgeList(ctx, audit.Type, j.before, cursor, j.batch)
 		if err != nil {
 			return err
 		}
@@ -510,13 +508,13 @@ func (j *archiveJob) remove(ctx context.Context, r *archiveResult) error {
 			return nil
 		}
 		if j.copies != nil {
-			c, err := j.copies.Purge(ctx, auditType, refs)
+			c, err := j.copies.Purge(ctx, audit.Type, refs)
 			if err != nil {
 				return fmt.Errorf("removing copies from the main store: %w", err)
 			}
 			r.copies += c
 		}
-		removed, err := j.trail.Purge(ctx, auditType, refs)
+		removed, err := j.trail.Purge(ctx, audit.Type, refs)
 		if err != nil {
 			return fmt.Errorf("removing archived records (%d removed so far; run the same command again to finish): %w", r.removed, err)
 		}
@@ -525,7 +523,7 @@ func (j *archiveJob) remove(ctx context.Context, r *archiveResult) error {
 		if removed < len(refs) {
 			// Removed by an earlier run, or written again since.
 			for _, ref := range refs {
-				_, err := j.trail.(store.Reader).Read(ctx, auditType, ref.ID)
+				_, err := j.trail.(store.Reader).Read(ctx, audit.Type, ref.ID)
 				switch {
 				case err == nil || fhir.KindOf(err) == fhir.Gone:
 					r.kept++
@@ -597,7 +595,7 @@ func (j *archiveJob) scan(ctx context.Context, r *archiveResult, fn func(store.P
 			return fmt.Errorf("%s line %d: %w: nothing removed", j.out, n, err)
 		}
 		v, err := strconv.ParseInt(h.Meta.VersionID, 10, 64)
-		if h.ResourceType != auditType || h.ID == "" || err != nil || v < 1 {
+		if h.ResourceType != audit.Type || h.ID == "" || err != nil || v < 1 {
 			return fmt.Errorf("%s line %d: not an AuditEvent with an id and a meta.versionId: nothing removed", j.out, n)
 		}
 		r.ndjson += int64(len(line)) + 1

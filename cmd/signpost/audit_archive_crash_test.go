@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/signpost-fhir/signpost/api/audit"
 	"github.com/signpost-fhir/signpost/app"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/store"
@@ -30,7 +31,7 @@ type archiveFixture struct {
 }
 
 func auditEvent(id string, v int64, at time.Time) *fhir.Resource {
-	return &fhir.Resource{Type: auditType, ID: id, Version: v, LastUpdated: at,
+	return &fhir.Resource{Type: audit.Type, ID: id, Version: v, LastUpdated: at,
 		JSON: []byte(fmt.Sprintf(`{"resourceType":"AuditEvent","id":%q,"meta":{"versionId":"%d","lastUpdated":%q},"recorded":%q}`,
 			id, v, at.Format(fhir.InstantFormat), at.Format(fhir.InstantFormat)))}
 }
@@ -94,12 +95,12 @@ func newArchiveFixtureN(t *testing.T, n int) *archiveFixture {
 
 // held returns the ids of AuditEvents the audit database and the main
 // store hold.
-func (f *archiveFixture) held(t *testing.T) (audit, main []string) {
+func (f *archiveFixture) held(t *testing.T) (inAudit, inMain []string) {
 	t.Helper()
 	list := func(st store.Store) []string {
 		defer st.Close()
 		seen := map[string]bool{}
-		q := store.HistoryQuery{Type: auditType, Count: 1000}
+		q := store.HistoryQuery{Type: audit.Type, Count: 1000}
 		for {
 			page, err := st.History(context.Background(), q)
 			if err != nil {
@@ -412,7 +413,7 @@ func TestAuditArchiveMongo(t *testing.T) {
 		t.Errorf("the archive (-want +got):\n%s", diff)
 	}
 	for _, id := range all {
-		_, err := trail.(store.Store).Read(context.Background(), auditType, id)
+		_, err := trail.(store.Store).Read(context.Background(), audit.Type, id)
 		if gone := slices.Contains(old, id); gone != (fhir.KindOf(err) == fhir.NotFound) {
 			t.Errorf("Read AuditEvent/%s after the archive: %v (archived: %v)", id, err, gone)
 		}
