@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -425,24 +426,11 @@ func TestInboundRefused(t *testing.T) {
 			if want, err := hl7v2.Parse([]byte(strings.ReplaceAll(msg, "\n", "\r"))); err == nil && !tc.noControl && ack.Get("MSA-2") != want.ControlID() {
 				t.Errorf("MSA-2 %q, want %q", ack.Get("MSA-2"), want.ControlID())
 			}
-			if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot", "Schedule"); !equalVersions(before, after) {
+			if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot", "Schedule"); !maps.Equal(before, after) {
 				t.Errorf("the message changed the store:\nbefore %v\nafter  %v", before, after)
 			}
 		})
 	}
-}
-
-// equalVersions compares two apptest.Versions snapshots.
-func equalVersions(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestInboundResend: a resent message is answered with the same
@@ -462,7 +450,7 @@ func TestInboundResend(t *testing.T) {
 			t.Errorf("the resend was answered\n%s\nnot as the first\n%s", again, first)
 		}
 	}
-	if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot"); !equalVersions(before, after) {
+	if after := apptest.Versions(t, f.App, "Patient", "Appointment", "Slot"); !maps.Equal(before, after) {
 		t.Errorf("the resend was applied again:\nbefore %v\nafter  %v", before, after)
 	}
 	one(t, "patients", f.storeSearch("Patient", "identifier", referral.NHSNumberSystem+"|"+nhs))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -72,21 +73,9 @@ func TestPurgeRemovesEveryRow(t *testing.T) {
 			}
 		}
 	}
-	if got := count("keep"); !mapsEqual(got, keepBefore) {
+	if got := count("keep"); !maps.Equal(got, keepBefore) {
 		t.Errorf("the rows of Slot/keep went from %v to %v", keepBefore, got)
 	}
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPurgeNeverReusesSeq: the resource whose version is the newest
