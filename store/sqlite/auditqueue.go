@@ -44,7 +44,7 @@ func (t *txn) QueueAudit(ctx context.Context, res *fhir.Resource) error {
 }
 
 // queuedAuditsSQL reads the queue on from a seq.
-const queuedAuditsSQL = "SELECT seq, type, id, updated, body FROM audit_queue WHERE seq > ? ORDER BY seq LIMIT ?"
+const queuedAuditsSQL = "SELECT seq, type, id, updated, body FROM audit_queue WHERE seq > ? ORDER BY seq" + limitParam
 
 // QueuedAudits implements store.AuditQueue, from a read connection: it
 // sees every committed transaction, and an empty queue costs one probe of

@@ -205,7 +205,7 @@ func (r reader) byDateQuery(ctx context.Context, q *search.Query, param string) 
 		}
 		query.add(") m WHERE 1")
 		query.add(codeCond.sql, codeCond.args...)
-		query.add(" ORDER BY m.low, m.high, m.rid LIMIT ?", count+1)
+		query.add(" ORDER BY m.low, m.high, m.rid"+limitParam, count+1)
 		queries = append(queries, numbered(query))
 		arms = arms[n:]
 	}

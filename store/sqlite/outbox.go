@@ -124,13 +124,14 @@ func scanQueued(rows *sql.Rows, err error) ([]store.Queued, error) {
 
 // claimSQL leases the due heads of their keys for one destination: a
 // message pending or in flight, due (avail <= now), with no earlier
-// message of its key pending, in flight or dead.
+// message of its key pending, in flight or dead. (Its LIMIT is an
+// expression: see limitParam.)
 const claimSQL = `UPDATE outbox SET state = 'in-flight', attempts = attempts + 1, claim = claim + 1, avail = ?3
 	WHERE id IN (SELECT o.id FROM outbox o
 		WHERE o.destination = ?1 AND o.state IN ('pending', 'in-flight') AND o.avail <= ?2
 		AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.destination = o.destination AND e.okey = o.okey
 			AND e.state IN ('pending', 'in-flight', 'dead') AND e.id < o.id)
-		ORDER BY o.id LIMIT ?4)
+		ORDER BY o.id LIMIT ?4+0)
 	RETURNING ` + queuedColumns
 
 // Claim implements store.OutboxDelivery. It runs as a write (through the
@@ -257,10 +258,10 @@ func (s *Store) DeadLetters(ctx context.Context, destination string, limit int) 
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := "SELECT " + queuedColumns + " FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?"
+	q := "SELECT " + queuedColumns + " FROM outbox WHERE state = 'dead' ORDER BY id" + limitParam
 	args := []any{limit}
 	if destination != "" {
-		q = "SELECT " + queuedColumns + " FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT ?"
+		q = "SELECT " + queuedColumns + " FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id" + limitParam
 		args = []any{destination, limit}
 	}
 	return scanQueued(s.rdb.QueryContext(ctx, q, args...))
@@ -328,8 +329,8 @@ var pruneBatch = 1000
 // finished (or received) before ?1.
 var pruneSQL = []string{
 	`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-		WHERE state IN ('done', 'discarded') AND finished < ?1 LIMIT ?2)`,
-	`DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox WHERE received < ?1 LIMIT ?2)`,
+		WHERE state IN ('done', 'discarded') AND finished < ?1 LIMIT ?2+0)`, // LIMITs: see limitParam
+	`DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox WHERE received < ?1 LIMIT ?2+0)`,
 }
 
 // Prune implements store.OutboxAdmin: it deletes in transactions of up to

@@ -81,7 +81,7 @@ func (s *Store) PurgeList(ctx context.Context, typ string, before time.Time, cur
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.version, r.updated, r.seq, h.body
 		FROM resources r JOIN history h ON h.seq = r.seq
 		WHERE r.type = ? AND r.deleted = ? AND r.updated < ? AND (r.updated, r.id) > (?, ?)
-		ORDER BY r.updated, r.id LIMIT ?`, typ, deleted, before.UnixMicro(), updated, id, limit)
+		ORDER BY r.updated, r.id`+limitParam, typ, deleted, before.UnixMicro(), updated, id, limit)
 	if err != nil {
 		return nil, "", err
 	}

@@ -143,7 +143,7 @@ func (r reader) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	if count <= 0 {
 		count = 50
 	}
-	query += " ORDER BY seq DESC LIMIT ?"
+	query += " ORDER BY seq DESC" + limitParam
 	args = append(args, count+1)
 	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {

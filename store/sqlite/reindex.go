@@ -175,7 +175,7 @@ func (s *Store) readForReindex(ctx context.Context, after int64, extract func(*f
 
 // reindexReadSQL reads a batch of current resources in row order.
 const reindexReadSQL = `SELECT r.rid, r.seq, r.type, r.id, r.version, r.updated, h.body
-	FROM resources r JOIN history h ON h.seq = r.seq WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid LIMIT ?`
+	FROM resources r JOIN history h ON h.seq = r.seq WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid` + limitParam
 
 // readReindexBatch reads the next reindexBatch current resources after
 // resource row after, from the read pool.
