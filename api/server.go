@@ -16,6 +16,7 @@ package api
 
 import (
 	"context"
+	"github.com/signpost-fhir/signpost/api/admission"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -58,9 +59,14 @@ type Config struct {
 	MaxBodyBytes int64         // request body limit (default 10 MB)
 	MaxCount     int           // the largest page of a search or history (default 1000): a larger _count is cut to it
 	Timeout      time.Duration // per-request deadline (default 30 s)
-	KeysFor      time.Duration // how long an Idempotency-Key is remembered (default 24 hours)
-	Writable     []string      // resource types with full REST interactions
-	ReadOnly     []string      // resource types served from Definitions
+	// Reads bounds the FHIR GET and HEAD requests that compute at once
+	// (the others wait their turn, within Timeout; see package
+	// admission): 0 means one per processor (GOMAXPROCS), a negative
+	// value no bound.
+	Reads    int
+	KeysFor  time.Duration // how long an Idempotency-Key is remembered (default 24 hours)
+	Writable []string      // resource types with full REST interactions
+	ReadOnly []string      // resource types served from Definitions
 	// SummaryElements lists per type the elements _summary=true keeps.
 	SummaryElements map[string][]string
 	// SupportedProfiles lists per type the profiles the CapabilityStatement
@@ -163,6 +169,9 @@ func (s *Server) Handler() http.Handler {
 	s.sec.routes(r)
 
 	f := r.Group("/fhir")
+	if s.cfg.Reads >= 0 { // FHIR reads take turns; /healthz, /readyz and the sites never wait
+		f.Use(admission.New(s.cfg.Reads).Middleware(s.resp.fail))
+	}
 	f.GET("/metadata", s.handle(s.metadata))
 	f.GET("", s.handle(s.systemSearch))
 	f.POST("", s.handle(s.bundle))

@@ -49,6 +49,7 @@ type Config struct {
 	Timezone     string        // default Europe/London
 	MaxBodyBytes int64         // default 10 MB
 	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
+	Reads        int           // reads (GET, HEAD) computing at once: 0 one per processor, negative no bound (api.Config.Reads)
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	OfferHoldFor time.Duration // how long an earlier-slot offer holds its slot; default offer.DefaultHoldFor (2 hours)
 	Offers       bool          // make earlier-slot offers as slots free up (docs/offers.md); serve turns it on unless --offers=false
@@ -218,7 +219,7 @@ func New(cfg Config) (*App, error) {
 		undo = append(undo, func() { _ = a.stopTracing(context.Background()) })
 		middleware = append(middleware, traceRequests)
 	}
-	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Writable: types.Writable,
+	srv := api.New(api.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, MaxCount: cfg.MaxCount, Reads: cfg.Reads, Writable: types.Writable,
 		ReadOnly: types.ReadOnly, SummaryElements: conformance.SummaryElements(), SupportedProfiles: supportedProfiles, Logger: cfg.Logger, Security: sec,
 		Readiness: a.adapterReadiness, Metrics: m.reg, Sites: append([]api.Site{jwksSite(signer)}, sites...), Middleware: middleware}, rp, val, reg, defs)
 	a.API = srv

@@ -9,6 +9,7 @@ package audit
 
 import (
 	"context"
+	"github.com/signpost-fhir/signpost/api/admission"
 	"slices"
 
 	"github.com/signpost-fhir/signpost/fhir"
@@ -71,9 +72,11 @@ func (r *Routed) Mover() *Mover { return r.mover }
 // sync has the mover copy what the audit database lacks before a read
 // of it: with nothing queued, one probe of the main store's queue. A
 // failure (the data directory full or read-only) leaves the read to what
-// is there: the trail's flushes try again and log it.
+// is there: the trail's flushes try again and log it. The read waits for
+// the writers meanwhile, so it gives its admission slot back (package
+// admission).
 func (r *Routed) sync(ctx context.Context) {
-	_, _ = r.mover.Sync(ctx)
+	admission.Outside(ctx, func() { _, _ = r.mover.Sync(ctx) })
 }
 
 // Audits returns the audit database.

@@ -1,0 +1,163 @@
+// Package admission lets a bounded number of reads (GET and HEAD
+// requests) compute at once; the others wait their turn before they start.
+//
+// Why: the store has one writer goroutine, and every booking, referral and
+// inbound message waits for it. Go's scheduler has no priorities: with
+// sixteen searches runnable, the writer, woken from an fsync or a lock,
+// waits behind them for a processor, and a write's latency grows with the
+// number of reads in flight rather than with the work queued for the
+// writer (an execution trace of the mixed workload showed the writers
+// runnable but not running for more than half of its time). Admitting as
+// many reads as there are processors keeps the run queue short, so the
+// writer gets a processor soon after it asks for one; the reads' own
+// throughput does not change, since two processors cannot run more than
+// two of them at once anyway.
+//
+// A read holds its slot while it computes: authentication, the store, the
+// audit record, the response body. It gives the slot back when it starts
+// sending the response (its first Write, Flush or Hijack), so a slow
+// client holds no slot; around a wait on the writer (Outside), so a read
+// that must first have a write done (the audit trail's copy of queued
+// records) does not hold up other reads meanwhile; and after Hold (20 ms)
+// at most, so a costly search (a _total over a million slots) does not
+// keep short reads waiting behind it: it carries on unadmitted, competing
+// for the processors as every request did before. Writes are not gated:
+// they wait for the writer, not for a processor.
+package admission
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-fhir/signpost/fhir"
+)
+
+// Hold is the longest a read keeps its slot.
+const Hold = 20 * time.Millisecond
+
+// Gate admits reads, at most its size at once.
+type Gate struct {
+	slots chan struct{}
+	hold  time.Duration
+}
+
+// New returns a gate of n slots; n <= 0 means runtime.GOMAXPROCS(0).
+func New(n int) *Gate {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &Gate{slots: make(chan struct{}, n), hold: Hold}
+}
+
+// Size returns the number of reads the gate admits at once.
+func (g *Gate) Size() int { return cap(g.slots) }
+
+// Middleware admits GET and HEAD requests through g; others pass. A read
+// still waiting when its context ends (the request's deadline, or the
+// client gone) is answered 503 through fail.
+func (g *Gate) Middleware(fail func(*gin.Context, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+			c.Next()
+			return
+		}
+		ctx := c.Request.Context()
+		if !g.take(ctx) {
+			fail(c, fhir.Errorf(fhir.Unavailable, "transient", "", "the server is busy: the request ended before its turn to be read"))
+			c.Abort()
+			return
+		}
+		s := &slot{g: g}
+		s.held.Store(true)
+		s.timer = time.AfterFunc(g.hold, func() { s.release() })
+		defer s.timer.Stop()
+		defer s.release()
+		c.Request = c.Request.WithContext(context.WithValue(ctx, slotKey{}, s))
+		c.Writer = &releasingWriter{ResponseWriter: c.Writer, s: s}
+		c.Next()
+	}
+}
+
+// take waits for a slot until ctx ends.
+func (g *Gate) take(ctx context.Context) bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Outside runs fn without the slot the request of ctx holds, if any, and
+// takes a slot again afterwards (or carries on without one if ctx ends
+// first). A read calls it around a wait on the writer.
+func Outside(ctx context.Context, fn func()) {
+	s, _ := ctx.Value(slotKey{}).(*slot)
+	if s == nil || !s.release() {
+		fn()
+		return
+	}
+	fn()
+	if s.g.take(ctx) {
+		s.held.Store(true)
+		s.timer.Reset(s.g.hold)
+	}
+}
+
+type slotKey struct{}
+
+// slot is one admitted request's hold on its gate.
+type slot struct {
+	g     *Gate
+	held  atomic.Bool
+	timer *time.Timer // releases the slot after the gate's hold (a no-op once released)
+}
+
+// release gives the slot back if it is held, and reports whether it was.
+// The request's goroutine and its timer may both call it.
+func (s *slot) release() bool {
+	if !s.held.CompareAndSwap(true, false) {
+		return false
+	}
+	<-s.g.slots
+	return true
+}
+
+// releasingWriter gives the request's slot back before the response's
+// bytes go to the connection.
+type releasingWriter struct {
+	gin.ResponseWriter
+	s *slot
+}
+
+func (w *releasingWriter) Write(b []byte) (int, error) {
+	w.s.release()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *releasingWriter) WriteString(s string) (int, error) {
+	w.s.release()
+	return w.ResponseWriter.WriteString(s)
+}
+
+func (w *releasingWriter) Flush() {
+	w.s.release()
+	w.ResponseWriter.Flush()
+}
+
+func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.s.release()
+	return w.ResponseWriter.Hijack()
+}
