@@ -61,8 +61,8 @@ type Config struct {
 	Timeout      time.Duration // per-request deadline (default 30 s)
 	// Reads bounds the FHIR GET and HEAD requests that compute at once
 	// (the others wait their turn, within Timeout; see package
-	// admission): 0 means one per processor (GOMAXPROCS), a negative
-	// value no bound.
+	// admission): 0 means one fewer than the processors (GOMAXPROCS) and
+	// at least one, a negative value no bound.
 	Reads    int
 	KeysFor  time.Duration // how long an Idempotency-Key is remembered (default 24 hours)
 	Writable []string      // resource types with full REST interactions

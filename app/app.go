@@ -49,7 +49,7 @@ type Config struct {
 	Timezone     string        // default Europe/London
 	MaxBodyBytes int64         // default 10 MB
 	MaxCount     int           // the largest page a search or history answers (_count above it is cut); default 1000
-	Reads        int           // reads (GET, HEAD) computing at once: 0 one per processor, negative no bound (api.Config.Reads)
+	Reads        int           // FHIR reads (GET, HEAD) computing at once: 0 one fewer than the processors (at least one), negative no bound (api.Config.Reads)
 	HoldFor      time.Duration // how long Appointment/$hold keeps slots; default 5 minutes
 	OfferHoldFor time.Duration // how long an earlier-slot offer holds its slot; default offer.DefaultHoldFor (2 hours)
 	Offers       bool          // make earlier-slot offers as slots free up (docs/offers.md); serve turns it on unless --offers=false

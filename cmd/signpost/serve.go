@@ -65,7 +65,7 @@ func serve(args []string) error {
 	addAddrFlag(fs, &cfg)
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 10<<20, "request body limit in bytes")
 	fs.IntVar(&cfg.MaxCount, "max-count", 1000, "the largest page a search or history answers (a larger _count is cut to it)")
-	fs.IntVar(&cfg.Reads, "reads", 0, "reads (GET, HEAD) computing at once, the others waiting their turn, so that the store's writer gets a processor when it needs one: 0 one per processor, -1 no bound")
+	fs.IntVar(&cfg.Reads, "reads", 0, "FHIR reads (GET, HEAD) computing at once, the others waiting their turn, so that the store's writers get a processor when they need one: 0 one fewer than the processors (at least one), -1 no bound")
 	var origins, tlsCert, tlsKey string
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth2/OIDC issuer of access tokens (default: the embedded DEVELOPMENT authorisation server under /auth)")
 	fs.StringVar(&cfg.Audience, "audience", "", "audience access tokens must name (default the FHIR base URL)")
