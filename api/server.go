@@ -16,7 +16,6 @@ package api
 
 import (
 	"context"
-	"github.com/signpost-fhir/signpost/api/admission"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -27,6 +26,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signpost-fhir/signpost/api/admission"
 	"github.com/signpost-fhir/signpost/domain/write"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"

@@ -9,9 +9,9 @@ package audit
 
 import (
 	"context"
-	"github.com/signpost-fhir/signpost/api/admission"
 	"slices"
 
+	"github.com/signpost-fhir/signpost/api/admission"
 	"github.com/signpost-fhir/signpost/fhir"
 	"github.com/signpost-fhir/signpost/fhir/search"
 	"github.com/signpost-fhir/signpost/store"

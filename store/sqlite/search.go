@@ -121,7 +121,8 @@ func explainSQL(ctx context.Context, q querier, f frag) ([]string, error) {
 // in turn for pages of 3 and of 101, prepared it again on every run (60 µs
 // against 13). Bound into an expression, the count is not read at
 // planning, and one plan serves every count. Every LIMIT the store binds
-// uses it (TestLimitKeepsPlans).
+// uses it; TestLimitKeepsPlans checks searches in writes and on the read
+// pool.
 const limitParam = " LIMIT ?+0"
 
 // frag is a piece of SQL and its arguments.
