@@ -25,24 +25,36 @@ func (g *Guard) matchOne(ctx context.Context, rd store.Reader, res *fhir.Resourc
 }
 
 type oneMatcher struct {
-	g       *Guard
-	rd      store.Reader
-	res     *fhir.Resource
-	entries []search.Entry
-	oracle  *search.Oracle
-	ready   bool
+	g      *Guard
+	rd     store.Reader
+	res    *fhir.Resource
+	params map[string][]search.Entry // the resource's index entries, by the parameter a chain follows
+	oracle *search.Oracle
 }
 
-func (m *oneMatcher) load() error {
-	if m.ready {
-		return nil
+// entriesOf returns the resource's index entries of param. A registry
+// evaluates that parameter alone (a chain needs no other: a Slot's
+// reach follows its schedule, not its thirty other parameters); another
+// Searcher extracts them all.
+func (m *oneMatcher) entriesOf(param string) ([]search.Entry, error) {
+	if es, ok := m.params[param]; ok {
+		return es, nil
 	}
-	es, err := m.g.cfg.Search.Extract(m.res.Type, m.res.JSON)
+	var es []search.Entry
+	var err error
+	if reg, ok := m.g.cfg.Search.(*search.Registry); ok {
+		es, err = reg.ExtractParams(m.res.Type, m.res.JSON, func(code string) bool { return code == param })
+	} else {
+		es, err = m.g.cfg.Search.Extract(m.res.Type, m.res.JSON)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m.entries, m.ready = es, true
-	return nil
+	if m.params == nil {
+		m.params = map[string][]search.Entry{}
+	}
+	m.params[param] = es
+	return es, nil
 }
 
 func (m *oneMatcher) eval(ctx context.Context, x search.Expr) (bool, error) {
@@ -89,11 +101,12 @@ const maxReadChain = 4
 // missing matches nothing, as a search for it finds nothing.
 func (v oneEval) Chain(x search.Chain) matched {
 	m := v.m
-	if err := m.load(); err != nil {
+	entries, err := m.entriesOf(x.Param)
+	if err != nil {
 		return matched{err: err}
 	}
 	var ids []string
-	for _, e := range m.entries {
+	for _, e := range entries {
 		if e.Param == x.Param && e.Type == search.Reference && e.Value == "" && e.RefType == x.Target && e.RefID != "" && !slices.Contains(ids, e.RefID) {
 			ids = append(ids, e.RefID)
 		}
