@@ -11,8 +11,9 @@
 // read fewer than there are processors keeps the run queue short and a
 // processor for the writers (the store's and the audit trail's), so a
 // writer gets one soon after it asks; on two cores that costs the reads a
-// few percent of their throughput, when the writers are idle, and takes a
-// booking's p99 under load from about 100 ms to under 50.
+// few percent of their throughput, when the writers are idle, and took a
+// booking's p99 under the mixed workload from about 100 ms to about 50
+// (docs/PERFORMANCE.md, "Reads take turns").
 //
 // A read holds its slot while its handler computes: the store's work and
 // the response body (authentication and the audit record come before and
@@ -58,9 +59,6 @@ func New(n int) *Gate {
 	}
 	return &Gate{slots: make(chan struct{}, n), hold: Hold}
 }
-
-// Size returns the number of reads the gate admits at once.
-func (g *Gate) Size() int { return cap(g.slots) }
 
 // Middleware admits GET and HEAD requests through g; others pass. A read
 // still waiting when its context ends (the request's deadline, or the
