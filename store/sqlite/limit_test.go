@@ -88,8 +88,12 @@ func reprepared(t *testing.T, db *sql.DB) map[string]int32 {
 	out := map[string]int32{}
 	if err := c.Raw(func(dc any) error {
 		v := reflect.ValueOf(dc).Elem()
-		h := uintptr(v.FieldByName("db").Uint())
-		tls := (*libc.TLS)(unsafe.Pointer(v.FieldByName("tls").Pointer()))
+		db, tlsField := v.FieldByName("db"), v.FieldByName("tls")
+		if !db.IsValid() || !tlsField.IsValid() {
+			return fmt.Errorf("the driver's connection (%T) no longer has the fields db and tls this test reads", dc)
+		}
+		h := uintptr(db.Uint())
+		tls := (*libc.TLS)(unsafe.Pointer(tlsField.Pointer()))
 		for p := lib.Xsqlite3_next_stmt(tls, h, 0); p != 0; p = lib.Xsqlite3_next_stmt(tls, h, p) {
 			out[libc.GoString(lib.Xsqlite3_sql(tls, p))] += lib.Xsqlite3_stmt_status(tls, p, lib.SQLITE_STMTSTATUS_REPREPARE, 0)
 		}
@@ -101,4 +105,44 @@ func reprepared(t *testing.T, db *sql.DB) map[string]int32 {
 		t.Fatal("no statements found on the connection")
 	}
 	return out
+}
+
+// BenchmarkLimitShapes times one search statement run with page sizes of
+// 3 and 101 in turn, its LIMIT bound bare ("LIMIT ?", planned again at
+// every change of the count) and as limitParam's expression (planned
+// once), on one read connection. The filler lookup of the PAS adapter has
+// this shape.
+func BenchmarkLimitShapes(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 1000 {
+		if _, err := s.wdb.Exec(`INSERT INTO idx_token (pid, system, value, text, rid) VALUES (28, 'sys', ?, '', ?)`, fmt.Sprint("F-", i), i+1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const shape = "SELECT g.rid FROM (SELECT DISTINCT rid FROM (SELECT rid FROM idx_token WHERE pid = ?1 AND value IN (?2) AND system = ?3) ORDER BY rid"
+	for _, limit := range []struct{ name, sql string }{{"bare", " LIMIT ?4"}, {"expression", " LIMIT ?4+0"}} {
+		b.Run(limit.name, func(b *testing.B) {
+			st, err := s.rdb.PrepareContext(ctx, shape+limit.sql+") g")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			i := 0
+			for b.Loop() {
+				rows, err := st.QueryContext(ctx, int64(28), fmt.Sprint("F-", i%1000), "sys", int64(3+98*(i%2)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				rows.Close()
+				i++
+			}
+		})
+	}
 }
