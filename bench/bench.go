@@ -78,8 +78,9 @@ type Config struct {
 	// RandomSeed makes the clients' choices reproducible.
 	RandomSeed uint64
 
-	// HTTP sends the requests; nil means a client keeping an idle
-	// connection per benchmark client.
+	// HTTP seeds the region, verifies it and reads the server's metrics;
+	// nil means a client of its own. The clients of the run each hold a
+	// connection of their own (wire.go).
 	HTTP *http.Client
 	// Log receives progress lines (nil: none).
 	Log io.Writer
@@ -136,7 +137,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.HTTP == nil {
-		c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Clients + 2, MaxIdleConns: c.Clients + 2}, Timeout: time.Minute}
+		c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Clients + 2, MaxIdleConns: c.Clients + 2}, Timeout: requestTimeout}
 	}
 	return c
 }
@@ -146,6 +147,9 @@ func (c Config) logf(format string, args ...any) {
 		fmt.Fprintf(c.Log, format+"\n", args...)
 	}
 }
+
+// requestTimeout bounds one request of the benchmark.
+const requestTimeout = time.Minute
 
 // specialties are the SNOMED CT specialties the region's services offer.
 var specialties = []string{"394582007", "394579002", "394585009", "394589003", "394591006"}

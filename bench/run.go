@@ -84,7 +84,8 @@ func Run(ctx context.Context, cfg Config, r *Region) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &client{cfg: cfg, r: r, rng: rand.New(rand.NewPCG(cfg.RandomSeed, uint64(i)+1))}
+			c := &client{cfg: cfg, r: r, rng: rand.New(rand.NewPCG(cfg.RandomSeed, uint64(i)+1)), w: &wire{}}
+			defer c.w.close()
 			for runCtx.Err() == nil {
 				t, ok := pace.next(runCtx)
 				if !ok {
@@ -217,6 +218,7 @@ type client struct {
 	cfg Config
 	r   *Region
 	rng *rand.Rand
+	w   *wire // its connection
 }
 
 // one performs one operation chosen by the mix and returns its name.
@@ -238,7 +240,7 @@ func (c *client) one(ctx context.Context) (string, error) {
 
 // get sends a GET of path (under the base) and expects 200.
 func (c *client) get(ctx context.Context, path string) ([]byte, error) {
-	st, b, err := c.cfg.send(ctx, c.cfg.Token, "GET", c.cfg.BaseURL+path, nil)
+	st, b, err := c.w.send(ctx, c.cfg.Token, "GET", c.cfg.BaseURL+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +295,7 @@ func (c *client) book(ctx context.Context) (string, error) {
 		"start": s.start.Format(time.RFC3339), "end": s.end.Format(time.RFC3339),
 		"slot":        []any{map[string]any{"reference": "Slot/" + s.id}},
 		"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + pt}, "status": "accepted"}}})
-	st, b, err := c.cfg.send(ctx, c.cfg.Token, "POST", c.cfg.BaseURL+"/Appointment", body)
+	st, b, err := c.w.send(ctx, c.cfg.Token, "POST", c.cfg.BaseURL+"/Appointment", body)
 	switch {
 	case err != nil:
 		return OpBooked, err
@@ -315,7 +317,7 @@ func (c *client) referral(ctx context.Context) error {
 		"performer":     []any{map[string]any{"reference": "HealthcareService/" + c.r.Services[k]}},
 		"performerType": map[string]any{"coding": []any{map[string]any{"system": specialtySystem, "code": specialties[k%len(specialties)]}}},
 		"authoredOn":    time.Now().UTC().Format("2006-01-02")})
-	st, b, err := c.cfg.send(ctx, c.cfg.Token, "POST", c.cfg.BaseURL+"/ServiceRequest", body)
+	st, b, err := c.w.send(ctx, c.cfg.Token, "POST", c.cfg.BaseURL+"/ServiceRequest", body)
 	if err != nil {
 		return err
 	}

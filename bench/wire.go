@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// wire is one benchmark client's own keep-alive connection to the
+// server. A request is written and its answer read on the client's own
+// goroutine, in net/http's wire format (Request.Write, ReadResponse),
+// without http.Transport: its connection pool hands every request to a
+// writing and a reading goroutine of the connection and back, which cost
+// the load generator about a quarter more CPU (docs/PERFORMANCE.md, "A
+// lighter load generator"), taken from the two cores it shares with the
+// server. A connection that failed is closed and dialled again by the
+// next request; nothing is retried.
+type wire struct {
+	c   net.Conn
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	buf bytes.Buffer // the last answer's body
+}
+
+// send sends one request with token and returns the status and body, as
+// Config.send does. The body is valid until the next send.
+func (w *wire) send(ctx context.Context, token, method, u string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if body != nil {
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if w.c == nil {
+		if err := w.dial(ctx, req.URL); err != nil {
+			return 0, nil, err
+		}
+	}
+	st, err := w.roundTrip(ctx, req)
+	if err != nil {
+		w.close()
+		return 0, nil, err
+	}
+	return st, w.buf.Bytes(), nil
+}
+
+// roundTrip writes req and reads its answer's body into w.buf. The end
+// of ctx cuts it off.
+func (w *wire) roundTrip(ctx context.Context, req *http.Request) (int, error) {
+	if err := w.c.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { w.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := req.Write(w.bw); err != nil {
+		return 0, err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(w.br, req)
+	if err != nil {
+		return 0, err
+	}
+	w.buf.Reset()
+	_, err = w.buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.Close {
+		w.close() // the server closes it: the next request dials again
+	}
+	return resp.StatusCode, err
+}
+
+// dial connects to u's host, through TLS for https.
+func (w *wire) dial(ctx context.Context, u *url.URL) error {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "https" {
+		tc := tls.Client(c, &tls.Config{ServerName: u.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return err
+		}
+		c = tc
+	}
+	w.c, w.br, w.bw = c, bufio.NewReaderSize(c, 32<<10), bufio.NewWriter(c)
+	return nil
+}
+
+// close closes the connection, if one is open.
+func (w *wire) close() {
+	if w.c != nil {
+		w.c.Close()
+		w.c = nil
+	}
+}
