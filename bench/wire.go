@@ -59,10 +59,11 @@ func (w *wire) send(ctx context.Context, token, method, u string, body []byte) (
 // roundTrip writes req and reads its answer's body into w.buf. The end
 // of ctx cuts it off.
 func (w *wire) roundTrip(ctx context.Context, req *http.Request) (int, error) {
-	if err := w.c.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+	c := w.c // not w.c in the func, which close may clear meanwhile
+	if err := c.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
 		return 0, err
 	}
-	stop := context.AfterFunc(ctx, func() { w.c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := req.Write(w.bw); err != nil {
 		return 0, err
