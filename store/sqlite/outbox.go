@@ -368,17 +368,26 @@ func (s *Store) Received(ctx context.Context, sender, controlID string) (*store.
 // Received implements store.Inbox over the reader's connection.
 func (r reader) Received(ctx context.Context, sender, controlID string) (*store.Inbound, error) {
 	in := &store.Inbound{Sender: sender, ControlID: controlID}
-	var received int64
-	err := r.q.QueryRowContext(ctx, "SELECT hash, payload, answer, received FROM inbox WHERE sender = ? AND control_id = ?",
-		sender, controlID).Scan(&in.Hash, &in.Payload, &in.Answer, &received)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "no message %q from %q was received", controlID, sender)
-	}
+	// Every inbound message asks this before it is applied: on the read
+	// pool the statement is prepared once (queryRows).
+	rows, done, err := r.queryRows(ctx, frag{sql: "SELECT hash, payload, answer, received FROM inbox WHERE sender = ? AND control_id = ?",
+		args: []any{sender, controlID}})
 	if err != nil {
 		return nil, err
 	}
+	defer done()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fhir.Errorf(fhir.NotFound, "not-found", "", "no message %q from %q was received", controlID, sender)
+	}
+	var received int64
+	if err := rows.Scan(&in.Hash, &in.Payload, &in.Answer, &received); err != nil {
+		return nil, err
+	}
 	in.Received = fromMicros(received)
-	return in, nil
+	return in, rows.Err()
 }
 
 // RecordReceived implements store.InboxTx.
