@@ -58,6 +58,13 @@ type entrySearch struct {
 	Mode string `json:"mode"`
 }
 
+// The search modes of a searchset's entries, shared by every entry (an
+// entry's search is never changed once made).
+var (
+	searchMatch   = &entrySearch{Mode: "match"}
+	searchInclude = &entrySearch{Mode: "include"}
+)
+
 type entryRequest struct {
 	Method      string `json:"method"`
 	URL         string `json:"url"`

@@ -78,7 +78,7 @@ func (s *Server) searchDefinitions(c *gin.Context, typ string) error {
 		if typ == "CapabilityStatement" && id == capabilityID {
 			raw = s.capabilityStatement()
 		}
-		entries = append(entries, bundleEntry{FullURL: s.cfg.BaseURL + "/" + typ + "/" + id, Resource: raw, Search: &entrySearch{Mode: "match"}})
+		entries = append(entries, bundleEntry{FullURL: s.cfg.BaseURL + "/" + typ + "/" + id, Resource: raw, Search: searchMatch})
 	}
 	ids := s.definitions.ids[typ]
 	if typ == "CapabilityStatement" {

@@ -140,11 +140,12 @@ func (s *Server) runSearch(ctx context.Context, typ string, params url.Values, s
 	if q.Summary == search.SummaryCount {
 		return b, nil
 	}
+	b.Entry = make([]bundleEntry, 0, len(page.Resources)+len(included))
 	for _, res := range page.Resources {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: &entrySearch{Mode: "match"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: searchMatch})
 	}
 	for _, res := range included {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: &entrySearch{Mode: "include"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: s.cfg.fullURL(res), Resource: s.cfg.shape(res, q), Search: searchInclude})
 	}
 	return b, nil
 }
