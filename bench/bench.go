@@ -269,20 +269,9 @@ func Seed(ctx context.Context, cfg Config) (*Region, error) {
 
 // send sends one request with token and returns the status and body.
 func (c Config) send(ctx context.Context, token, method, u string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := newRequest(ctx, token, method, u, body)
 	if err != nil {
 		return 0, nil, err
-	}
-	req.Header.Set("Accept", "application/fhir+json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -291,6 +280,27 @@ func (c Config) send(ctx context.Context, token, method, u string, body []byte) 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// newRequest is one request of the benchmark: FHIR JSON, with token
+// (none: an open server) and body (nil: none).
+func newRequest(ctx context.Context, token, method, u string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
 }
 
 func clip(b []byte) string {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,10 +15,10 @@ import (
 // server. A request is written and its answer read on the client's own
 // goroutine, in net/http's wire format (Request.Write, ReadResponse),
 // without http.Transport: its connection pool hands every request to a
-// writing and a reading goroutine of the connection and back, which cost
-// the load generator about a quarter more CPU (docs/PERFORMANCE.md, "A
-// lighter load generator"), taken from the two cores it shares with the
-// server. A connection that failed is closed and dialled again by the
+// writing and a reading goroutine of the connection and back, which took
+// 42% of the load generator's CPU (docs/PERFORMANCE.md, "A lighter load
+// generator"), from the cores it shares with a server on the same
+// machine. A connection that failed is closed and dialled again by the
 // next request; nothing is retried.
 type wire struct {
 	c   net.Conn
@@ -31,17 +30,9 @@ type wire struct {
 // send sends one request with token and returns the status and body, as
 // Config.send does. The body is valid until the next send.
 func (w *wire) send(ctx context.Context, token, method, u string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	req, err := newRequest(ctx, token, method, u, body)
 	if err != nil {
 		return 0, nil, err
-	}
-	req.Header.Set("Accept", "application/fhir+json")
-	if body != nil {
-		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if w.c == nil {
 		if err := w.dial(ctx, req.URL); err != nil {
