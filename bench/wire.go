@@ -16,7 +16,7 @@ import (
 // goroutine, in net/http's wire format (Request.Write, ReadResponse),
 // without http.Transport: its connection pool hands every request to a
 // writing and a reading goroutine of the connection and back, which took
-// 42% of the load generator's CPU (docs/PERFORMANCE.md, "A lighter load
+// 41% of the load generator's CPU (docs/PERFORMANCE.md, "A lighter load
 // generator"), from the cores it shares with a server on the same
 // machine. A connection that failed is closed and dialled again by the
 // next request; nothing is retried.
