@@ -145,9 +145,16 @@ func (r *Registry) extractSrc(resourceType string, src string, keep func(*Param)
 	if x.d.nodes[0].kind != kObject {
 		return nil, fmt.Errorf("extract %s: the resource is not a JSON object", resourceType)
 	}
+	// Room for an entry per parameter evaluated and a few more: entries
+	// are large, and growing the slice copies them.
 	size := len(params) + 4
 	if keep != nil {
-		size = 4 // References, a derived value: a parameter or two
+		size = 4
+		for _, p := range params {
+			if p.prog != nil && keep(p) {
+				size++
+			}
+		}
 	}
 	out := make([]Entry, 0, size)
 	for _, p := range params {
